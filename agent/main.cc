@@ -1,0 +1,291 @@
+// mulligan-agent: TOML policy -> validated, compiled table -> shared memory.
+// Wiring only: parsing lives in compiler.*, rendering in render.*, the
+// segment protocol in proto-free-config/, file watching in watcher.*.
+#include <getopt.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "agent/compiler.h"
+#include "agent/log.h"
+#include "agent/render.h"
+#include "agent/watcher.h"
+#include "proto-free-config/checksum.h"
+#include "proto-free-config/layout.h"
+#include "proto-free-config/publish.h"
+
+namespace mulligan::agent {
+namespace {
+
+constexpr const char* kUsage = R"(usage:
+  mulligan-agent check   --policy FILE                 validate; exit 0, or 1 with FILE:LINE:COL: message
+  mulligan-agent publish --policy FILE [--shm NAME]    compile and publish once, exit
+  mulligan-agent run     --policy FILE [--shm NAME]    publish, then watch FILE and republish on change
+  mulligan-agent dump    [--shm NAME] [--format json|toml]   print the table in shared memory
+
+options (each may also come from the environment variable in brackets):
+  --policy FILE     the TOML policy                              [MULLIGAN_POLICY]
+  --shm NAME        POSIX shm name, or absolute path of a file on tmpfs
+                    (default: mulligan-policy = /dev/shm/mulligan-policy)  [MULLIGAN_SHM]
+  --format FMT      dump format: toml (default) or json           [MULLIGAN_FORMAT]
+  --poll-ms N       run: re-read the file at least every N ms (default 2000)  [MULLIGAN_POLL_MS]
+  --help, --version
+exit codes: 0 ok, 1 policy or segment error, 2 usage error
+)";
+
+struct Options {
+  std::string command;
+  std::string policy;
+  std::string shm = "mulligan-policy";
+  std::string format = "toml";
+  int poll_ms = 2000;
+};
+
+std::string envOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+// Returns the exit code to stop with, or nullopt to go on.
+std::optional<int> parseArgs(int argc, char** argv, Options* o) {
+  o->policy = envOr("MULLIGAN_POLICY", o->policy);
+  o->shm = envOr("MULLIGAN_SHM", o->shm);
+  o->format = envOr("MULLIGAN_FORMAT", o->format);
+  o->poll_ms = std::atoi(envOr("MULLIGAN_POLL_MS", std::to_string(o->poll_ms)).c_str());
+  static const option kLong[] = {
+      {"policy", required_argument, nullptr, 'p'}, {"shm", required_argument, nullptr, 's'},
+      {"format", required_argument, nullptr, 'f'}, {"poll-ms", required_argument, nullptr, 'P'},
+      {"help", no_argument, nullptr, 'h'},         {"version", no_argument, nullptr, 'V'},
+      {nullptr, 0, nullptr, 0},
+  };
+  int c;
+  while ((c = getopt_long(argc, argv, "p:s:f:h", kLong, nullptr)) != -1) {
+    switch (c) {
+      case 'p': o->policy = optarg; break;
+      case 's': o->shm = optarg; break;
+      case 'f': o->format = optarg; break;
+      case 'P': o->poll_ms = std::atoi(optarg); break;
+      case 'h': std::fputs(kUsage, stdout); return 0;
+      case 'V': std::printf("mulligan-agent %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
+      default: std::fputs(kUsage, stderr); return 2;
+    }
+  }
+  if (optind >= argc) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  o->command = argv[optind];
+  if (optind + 1 < argc) {
+    std::fprintf(stderr, "mulligan-agent: unexpected argument \"%s\"\n", argv[optind + 1]);
+    return 2;
+  }
+  bool needs_policy = o->command == "check" || o->command == "publish" || o->command == "run";
+  if (!needs_policy && o->command != "dump") {
+    std::fprintf(stderr, "mulligan-agent: unknown command \"%s\" (check, publish, run, dump)\n", o->command.c_str());
+    return 2;
+  }
+  if (needs_policy && o->policy.empty()) {
+    std::fprintf(stderr, "mulligan-agent %s: --policy FILE is required\n", o->command.c_str());
+    return 2;
+  }
+  if (o->format != "toml" && o->format != "json") {
+    std::fprintf(stderr, "mulligan-agent: --format must be toml or json, not \"%s\"\n", o->format.c_str());
+    return 2;
+  }
+  if (o->poll_ms <= 0) o->poll_ms = 2000;
+  return std::nullopt;
+}
+
+bool readFile(const std::string& path, std::string* out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = path + ": cannot read: " + std::strerror(errno);
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+std::string absolutePath(const std::string& path) {
+  if (!path.empty() && path[0] == '/') return path;
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof cwd)) return path;
+  return std::string(cwd) + "/" + path;
+}
+
+// The outcome of reading and compiling the policy file once.
+struct Compiled {
+  std::optional<pfc::TableModel> model;
+  std::vector<std::string> errors;  // formatted FILE:LINE:COL: message
+  uint64_t source_checksum = 0;
+};
+
+Compiled compileFile(const std::string& path) {
+  Compiled out;
+  std::string text, error;
+  if (!readFile(path, &text, &error)) {
+    out.errors.push_back(error);
+    return out;
+  }
+  out.source_checksum = pfc::checksum64(text.data(), text.size());
+  CompileResult r = compilePolicy(text, path);
+  for (const Diagnostic& d : r.errors) out.errors.push_back(d.format());
+  if (r.ok() && r.model) {
+    out.model = std::move(r.model);
+    out.model->source_path = absolutePath(path);
+    out.model->source_checksum = out.source_checksum;
+    out.model->created_unix_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count();
+  }
+  return out;
+}
+
+size_t routeCount(const pfc::TableModel& m) {
+  size_t n = 0;
+  for (const auto& s : m.services) n += s.routes.size();
+  return n;
+}
+
+int cmdCheck(const Options& o) {
+  Compiled c = compileFile(o.policy);
+  for (const std::string& e : c.errors) std::fprintf(stderr, "%s\n", e.c_str());
+  if (!c.model) {
+    std::fprintf(stderr, "%s: %zu error%s\n", o.policy.c_str(), c.errors.size(), c.errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  std::printf("%s: ok (%zu services, %zu routes)\n", o.policy.c_str(), c.model->services.size(),
+              routeCount(*c.model));
+  return 0;
+}
+
+// Compiles and publishes; logs the outcome. Returns the generation, 0 on failure.
+uint64_t compileAndPublish(pfc::Publisher& pub, const Compiled& c, const std::string& path) {
+  auto start = std::chrono::steady_clock::now();
+  std::string error;
+  uint64_t g = pub.publish(*c.model, &error);
+  if (g == 0) {
+    logError("publish to %s failed: %s", pub.segment().name().c_str(), error.c_str());
+    return 0;
+  }
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  logInfo("published generation %llu from %s (%zu services, %zu routes, source checksum %016llx) to %s in %.2f ms",
+          static_cast<unsigned long long>(g), path.c_str(), c.model->services.size(), routeCount(*c.model),
+          static_cast<unsigned long long>(c.source_checksum), pub.segment().name().c_str(), ms);
+  return g;
+}
+
+std::unique_ptr<pfc::Publisher> openPublisher(const Options& o) {
+  std::string error;
+  auto pub = pfc::Publisher::open(o.shm, &error);
+  if (!pub) logError("%s", error.c_str());
+  return pub;
+}
+
+int cmdPublish(const Options& o) {
+  Compiled c = compileFile(o.policy);
+  if (!c.model) {
+    for (const std::string& e : c.errors) std::fprintf(stderr, "%s\n", e.c_str());
+    logError("%s has %zu error%s; nothing published", o.policy.c_str(), c.errors.size(),
+             c.errors.size() == 1 ? "" : "s");
+    return 1;
+  }
+  auto pub = openPublisher(o);
+  if (!pub) return 1;
+  uint64_t g = compileAndPublish(*pub, c, o.policy);
+  if (g == 0) return 1;
+  std::printf("published generation %llu to %s\n", static_cast<unsigned long long>(g), o.shm.c_str());
+  return 0;
+}
+
+int cmdRun(const Options& o) {
+  PolicyWatcher watcher(o.policy);
+  if (!watcher.ok()) {
+    logError("%s", watcher.error().c_str());
+    return 1;
+  }
+  auto pub = openPublisher(o);
+  if (!pub) return 1;
+  logInfo("watching %s; publishing to %s (resuming after generation %llu)", o.policy.c_str(), o.shm.c_str(),
+          static_cast<unsigned long long>(pub->lastGeneration()));
+  // The checksum of the file contents last acted on (published or refused),
+  // so that a re-read of unchanged bytes does nothing and a broken edit is
+  // reported once, not on every poll.
+  std::optional<uint64_t> last_seen;
+  bool ever_published = false;
+  for (;;) {
+    Compiled c = compileFile(o.policy);
+    bool unreadable = !c.model && c.source_checksum == 0 && !c.errors.empty();
+    uint64_t key = unreadable ? 0 : c.source_checksum;
+    if (!last_seen || *last_seen != key) {
+      last_seen = key;
+      if (c.model) {
+        if (compileAndPublish(*pub, c, o.policy) != 0) {
+          ever_published = true;
+        } else {
+          last_seen.reset();  // try again on the next wake-up
+        }
+      } else {
+        for (const std::string& e : c.errors) logError("%s", e.c_str());
+        logError("%s has %zu error%s; %s", o.policy.c_str(), c.errors.size(), c.errors.size() == 1 ? "" : "s",
+                 ever_published || pub->lastGeneration() > 0
+                     ? ("keeping generation " + std::to_string(pub->lastGeneration())).c_str()
+                     : "nothing published yet");
+      }
+    }
+    switch (watcher.wait(o.poll_ms, 5)) {
+      case PolicyWatcher::Wake::kChanged:
+      case PolicyWatcher::Wake::kTimeout:
+        break;
+      case PolicyWatcher::Wake::kSignal:
+        logInfo("stopping; generation %llu stays published", static_cast<unsigned long long>(pub->lastGeneration()));
+        return 0;
+      case PolicyWatcher::Wake::kError:
+        logError("%s", watcher.error().c_str());
+        return 1;
+    }
+  }
+}
+
+int cmdDump(const Options& o) {
+  std::string error;
+  auto sub = pfc::Subscriber::open(o.shm, &error);
+  if (!sub) {
+    std::fprintf(stderr, "mulligan-agent dump: %s\n", error.c_str());
+    return 1;
+  }
+  std::shared_ptr<const pfc::Table> table;
+  auto status = sub->read(&table, &error);
+  if (status != pfc::Subscriber::Status::kOk) {
+    std::fprintf(stderr, "mulligan-agent dump: %s: %s%s%s\n", o.shm.c_str(), pfc::Subscriber::statusName(status),
+                 error.empty() ? "" : ": ", error.c_str());
+    return 1;
+  }
+  pfc::TableModel model = table->toModel();
+  std::string out = o.format == "json" ? renderJson(model, table->generation()) : renderToml(model, table->generation());
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
+}  // namespace
+}  // namespace mulligan::agent
+
+int main(int argc, char** argv) {
+  using namespace mulligan::agent;
+  Options o;
+  if (auto code = parseArgs(argc, argv, &o)) return *code;
+  if (o.command == "check") return cmdCheck(o);
+  if (o.command == "publish") return cmdPublish(o);
+  if (o.command == "run") return cmdRun(o);
+  return cmdDump(o);
+}

@@ -1,0 +1,216 @@
+#include "proto-free-config/publish.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+
+namespace mulligan::pfc {
+namespace {
+
+constexpr size_t kMinSlotCapacity = size_t{1} << 20;  // 1 MiB; tmpfs only backs what is written
+constexpr int kMaxReadAttempts = 16;
+
+size_t roundUp(size_t n, size_t align) { return (n + align - 1) / align * align; }
+
+SegmentHeader* headerOf(const Segment& s) { return reinterpret_cast<SegmentHeader*>(s.data()); }
+
+// The generation recorded inside a slot's image, or 0 if the slot does not
+// hold a valid table. Used to resume counting after a writer died between
+// switching the active slot and storing the generation.
+uint64_t slotGeneration(const Segment& seg, uint32_t slot) {
+  const SegmentHeader* h = headerOf(seg);
+  const SlotDescriptor& d = h->slots[slot & 1];
+  uint64_t off = d.offset.load(std::memory_order_relaxed);
+  uint64_t size = d.size.load(std::memory_order_relaxed);
+  if (size < sizeof(TableHeader) || off > seg.mappedSize() || size > seg.mappedSize() - off) return 0;
+  TableHeader th;
+  std::memcpy(&th, seg.data() + off, sizeof th);
+  return th.magic == kTableMagic ? th.generation : 0;
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------- writer --
+
+std::unique_ptr<Publisher> Publisher::open(const std::string& shm_name, std::string* error) {
+  auto seg = Segment::open(shm_name, Segment::Mode::kReadWrite, error);
+  if (!seg) return nullptr;
+  if (!seg->lockExclusive(error)) return nullptr;
+  std::unique_ptr<Publisher> pub(new Publisher(std::move(seg)));
+  if (!pub->initialize(error)) return nullptr;
+  return pub;
+}
+
+bool Publisher::initialize(std::string* error) {
+  Segment& seg = *segment_;
+  if (seg.currentSize() < kSegmentHeaderSize && !seg.grow(kSegmentHeaderSize, error)) return false;
+  if (seg.mappedSize() < seg.currentSize() && !seg.remap(error)) return false;
+  SegmentHeader* h = headerOf(seg);
+  bool ours = h->magic == kSegmentMagic && h->header_size == kSegmentHeaderSize;
+  if (ours && h->abi_version == kAbiVersion) {
+    uint64_t g = h->generation.load(std::memory_order_acquire);
+    uint64_t in_slot = slotGeneration(seg, h->active_slot.load(std::memory_order_acquire));
+    last_generation_ = std::max(g, in_slot);
+    // A writer killed between "active_slot :=" and "generation :=" left the
+    // newer table active but unannounced; announce it.
+    if (in_slot > g) h->generation.store(in_slot, std::memory_order_release);
+    h->writer_pid = static_cast<uint32_t>(::getpid());
+    return true;
+  }
+  // Foreign or older layout: start over in place (readers keep the table they
+  // already copied). Keep counting generations if the header was ours.
+  uint64_t resume = ours ? h->generation.load(std::memory_order_relaxed) : 0;
+  std::memset(seg.data(), 0, kSegmentHeaderSize);
+  h->magic = kSegmentMagic;
+  h->abi_version = kAbiVersion;
+  h->header_size = kSegmentHeaderSize;
+  std::strncpy(h->layout_version, layoutVersion(), sizeof(h->layout_version) - 1);
+  h->segment_size.store(seg.currentSize(), std::memory_order_relaxed);
+  h->writer_pid = static_cast<uint32_t>(::getpid());
+  last_generation_ = resume;
+  // Generation 0 = "nothing published" until our first publish().
+  h->generation.store(0, std::memory_order_release);
+  return true;
+}
+
+uint64_t Publisher::publish(const TableModel& model, std::string* error) {
+  uint64_t g = last_generation_ + 1;
+  try {
+    return publishImage(builder_.build(model, g), g, error) ? g : 0;
+  } catch (const std::exception& e) {
+    *error = e.what();
+    return 0;
+  }
+}
+
+bool Publisher::publishImage(const std::vector<uint8_t>& image, uint64_t generation, std::string* error) {
+  Segment& seg = *segment_;
+  SegmentHeader* h = headerOf(seg);
+  uint32_t slot = 1 - (h->active_slot.load(std::memory_order_relaxed) & 1);
+  SlotDescriptor& d = h->slots[slot];
+
+  uint64_t seq = d.seq.load(std::memory_order_relaxed);
+  if (seq & 1) ++seq;  // a predecessor died mid-write; the slot is garbage anyway
+  d.seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+
+  // Relocating the slot (when it is too small) happens under the odd seq, so
+  // a reader that raced us sees the change.
+  if (d.capacity.load(std::memory_order_relaxed) < image.size() || d.offset.load(std::memory_order_relaxed) == 0) {
+    size_t cap = roundUp(std::max(kMinSlotCapacity, image.size() * 2), kSlotAlign);
+    size_t off = roundUp(std::max(seg.currentSize(), kSegmentHeaderSize), kSlotAlign);
+    if (!seg.grow(off + cap, error)) {
+      d.seq.store(seq + 2, std::memory_order_release);
+      return false;
+    }
+    h = headerOf(seg);  // the mapping moved
+    h->segment_size.store(off + cap, std::memory_order_release);
+    h->slots[slot].offset.store(off, std::memory_order_relaxed);
+    h->slots[slot].capacity.store(cap, std::memory_order_relaxed);
+  }
+  SlotDescriptor& slot_desc = h->slots[slot];
+  std::memcpy(seg.data() + slot_desc.offset.load(std::memory_order_relaxed), image.data(), image.size());
+  slot_desc.size.store(image.size(), std::memory_order_relaxed);
+  slot_desc.seq.store(seq + 2, std::memory_order_release);
+
+  h->active_slot.store(slot, std::memory_order_release);
+  h->generation.store(generation, std::memory_order_release);
+  last_generation_ = generation;
+  return true;
+}
+
+// ----------------------------------------------------------------- reader --
+
+std::unique_ptr<Subscriber> Subscriber::open(const std::string& shm_name, std::string* error) {
+  auto seg = Segment::open(shm_name, Segment::Mode::kReadOnly, error);
+  if (!seg) return nullptr;
+  if (seg->mappedSize() < kSegmentHeaderSize) {
+    *error = shm_name + ": segment smaller than its header (not initialized yet?)";
+    return nullptr;
+  }
+  return std::unique_ptr<Subscriber>(new Subscriber(std::move(seg)));
+}
+
+uint64_t Subscriber::generation() const {
+  return headerOf(*segment_)->generation.load(std::memory_order_acquire);
+}
+
+Subscriber::Status Subscriber::checkHeader(std::string* why) {
+  const SegmentHeader* h = headerOf(*segment_);
+  if (h->magic != kSegmentMagic) {
+    *why = "bad segment magic";
+    return Status::kBadSegment;
+  }
+  if (h->abi_version != kAbiVersion) {
+    *why = "segment ABI version " + std::to_string(h->abi_version) + ", this build reads " +
+           std::to_string(kAbiVersion);
+    return Status::kBadSegment;
+  }
+  if (h->header_size != kSegmentHeaderSize) {
+    *why = "segment header size mismatch";
+    return Status::kBadSegment;
+  }
+  return Status::kOk;
+}
+
+Subscriber::Status Subscriber::read(std::shared_ptr<const Table>* table, std::string* why) {
+  std::string scratch_why;
+  if (!why) why = &scratch_why;
+  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    if (attempt > 0) sched_yield();
+    if (Status s = checkHeader(why); s != Status::kOk) return s;
+    const SegmentHeader* h = headerOf(*segment_);
+    if (h->generation.load(std::memory_order_acquire) == 0) return Status::kNothingYet;
+    uint32_t slot = h->active_slot.load(std::memory_order_acquire);
+    if (slot > 1) {
+      *why = "active slot index out of range";
+      return Status::kBadSegment;
+    }
+    const SlotDescriptor& d = h->slots[slot];
+    uint64_t seq1 = d.seq.load(std::memory_order_acquire);
+    if (seq1 & 1) continue;  // being rewritten: the writer lapped us
+    uint64_t off = d.offset.load(std::memory_order_relaxed);
+    uint64_t size = d.size.load(std::memory_order_relaxed);
+    uint64_t cap = d.capacity.load(std::memory_order_relaxed);
+    // Untrusted numbers: check them against the object's real size (the file
+    // may have grown since we mapped it; touching past its end would SIGBUS).
+    size_t real = segment_->currentSize();
+    if (off < kSegmentHeaderSize || size > cap || off > real || cap > real - off) {
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (d.seq.load(std::memory_order_relaxed) != seq1) continue;
+      *why = "slot out of bounds";
+      return Status::kBadSegment;
+    }
+    if (off + cap > segment_->mappedSize()) {
+      if (!segment_->remap(why)) return Status::kBadSegment;
+      h = headerOf(*segment_);
+      --attempt;  // a remap is not a torn read
+      continue;
+    }
+    scratch_.resize(size);
+    std::memcpy(scratch_.data(), segment_->data() + off, size);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (d.seq.load(std::memory_order_relaxed) != seq1) continue;  // torn: retry
+    auto t = Table::fromImage(scratch_.data(), scratch_.size(), why);
+    if (!t) return Status::kBadTable;
+    *table = std::move(t);
+    return Status::kOk;
+  }
+  *why = "table kept changing while being copied";
+  return Status::kTorn;
+}
+
+const char* Subscriber::statusName(Status s) {
+  switch (s) {
+    case Status::kOk: return "ok";
+    case Status::kNothingYet: return "nothing published yet";
+    case Status::kBadSegment: return "bad segment";
+    case Status::kTorn: return "torn read";
+    case Status::kBadTable: return "bad table";
+  }
+  return "?";
+}
+
+}  // namespace mulligan::pfc

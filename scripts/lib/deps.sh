@@ -1,0 +1,28 @@
+# Sourced by scripts/*: installs the Debian packages Mulligan needs, only the
+# ones that are missing, so a warm machine pays nothing.
+# Usage: mulligan_install_deps PACKAGE...
+mulligan_install_deps() {
+  local missing=()
+  local p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing: ${missing[*]}" >&2
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "error: need root (or sudo) to install: ${missing[*]}" >&2; return 1; }
+    sudo=(sudo)
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq >&2
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# What building and testing needs.
+MULLIGAN_BUILD_DEPS=(
+  build-essential cmake ninja-build pkg-config
+  libevent-dev libnghttp2-dev node-llhttp libboost-dev libtomlplusplus-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  curl python3 procps
+)
