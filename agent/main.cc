@@ -221,19 +221,21 @@ int cmdRun(const Options& o) {
   // The checksum of the file contents last acted on (published or refused),
   // so that a re-read of unchanged bytes does nothing and a broken edit is
   // reported once, not on every poll.
-  std::optional<uint64_t> last_seen;
+  bool have_last = false;
+  uint64_t last_seen = 0;
   bool ever_published = false;
   for (;;) {
     Compiled c = compileFile(o.policy);
     bool unreadable = !c.model && c.source_checksum == 0 && !c.errors.empty();
     uint64_t key = unreadable ? 0 : c.source_checksum;
-    if (!last_seen || *last_seen != key) {
+    if (!have_last || last_seen != key) {
+      have_last = true;
       last_seen = key;
       if (c.model) {
         if (compileAndPublish(*pub, c, o.policy) != 0) {
           ever_published = true;
         } else {
-          last_seen.reset();  // try again on the next wake-up
+          have_last = false;  // try again on the next wake-up
         }
       } else {
         for (const std::string& e : c.errors) logError("%s", e.c_str());

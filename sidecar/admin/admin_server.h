@@ -1,0 +1,38 @@
+// The admin endpoint (DESIGN.md "Admin endpoint"): an evhttp server on its
+// own thread and event loop, so it never competes with the data plane for a
+// loop or a lock. It reads only what workers publish for it (atomics and the
+// policy status). Routes so far: GET /ready, GET /healthz, GET /stats,
+// POST /drain (loopback peers only); every other method is refused with 405.
+#pragma once
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <string>
+#include <thread>
+
+#include "sidecar/proxy/shared_state.h"
+
+namespace mulligan::admin {
+
+class AdminServer {
+ public:
+  explicit AdminServer(proxy::SharedState* shared) : shared_(shared) {}
+  ~AdminServer();
+
+  bool start(const std::string& addr, std::string* error);  // binds, then serves on a thread
+  void stop();
+  const std::string& address() const { return bound_; }
+
+ private:
+  static void onRequest(evhttp_request* req, void* arg);
+  void handle(evhttp_request* req);
+
+  proxy::SharedState* shared_;
+  event_base* base_ = nullptr;
+  evhttp* http_ = nullptr;
+  std::string bound_;
+  std::thread thread_;
+};
+
+}  // namespace mulligan::admin

@@ -1,0 +1,47 @@
+#include "sidecar/event/event_loop.h"
+
+#include <sys/time.h>
+
+#include <ctime>
+
+namespace mulligan::event {
+
+Timer::Timer(event_base* base, std::function<void()> cb)
+    : cb_(std::move(cb)), ev_(evtimer_new(base, &Timer::trampoline, this)) {}
+
+void Timer::armUs(int64_t us) {
+  if (us < 0) us = 0;
+  timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+  evtimer_add(ev_.get(), &tv);
+}
+
+void Timer::cancel() { evtimer_del(ev_.get()); }
+
+bool Timer::armed() const { return evtimer_pending(ev_.get(), nullptr); }
+
+void Timer::trampoline(evutil_socket_t, short, void* arg) { static_cast<Timer*>(arg)->cb_(); }
+
+DeferredDeleter::DeferredDeleter(event_base* base) : ev_(event_new(base, -1, 0, &DeferredDeleter::run, this)) {}
+
+DeferredDeleter::~DeferredDeleter() { pending_.clear(); }
+
+void DeferredDeleter::defer(std::unique_ptr<Deletable> obj) {
+  pending_.push_back(std::move(obj));
+  event_active(ev_.get(), 0, 0);
+}
+
+void DeferredDeleter::run(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<DeferredDeleter*>(arg);
+  // Destructors may defer more objects; those wait for the next round.
+  auto batch = std::move(self->pending_);
+  self->pending_.clear();
+  batch.clear();
+}
+
+int64_t monotonicNowUs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+}  // namespace mulligan::event

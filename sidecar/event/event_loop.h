@@ -1,0 +1,65 @@
+// Small RAII owners for libevent objects, and the one-shot "call later" that
+// keeps callbacks from running inline and objects from being deleted inside
+// their own callbacks (STYLE.md: defer destruction to the loop).
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace mulligan::event {
+
+struct EventFree {
+  void operator()(::event* e) const { event_free(e); }
+};
+struct BuffereventFree {
+  void operator()(::bufferevent* b) const { bufferevent_free(b); }
+};
+using EventPtr = std::unique_ptr<::event, EventFree>;
+using BuffereventPtr = std::unique_ptr<::bufferevent, BuffereventFree>;
+
+// A re-armable timer owned by one object; the callback runs on the loop.
+class Timer {
+ public:
+  Timer(event_base* base, std::function<void()> cb);
+  ~Timer() = default;
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+
+  void armUs(int64_t us);  // (re)arms; a negative value fires at once
+  void cancel();
+  bool armed() const;
+
+ private:
+  static void trampoline(evutil_socket_t, short, void* arg);
+  std::function<void()> cb_;
+  EventPtr ev_;
+};
+
+// Objects that must not be destroyed inside their own callback are handed to
+// a DeferredDeleter, which destroys them on the next loop iteration.
+class Deletable {
+ public:
+  virtual ~Deletable() = default;
+};
+
+class DeferredDeleter {
+ public:
+  explicit DeferredDeleter(event_base* base);
+  ~DeferredDeleter();
+  void defer(std::unique_ptr<Deletable> obj);
+
+ private:
+  static void run(evutil_socket_t, short, void* arg);
+  std::vector<std::unique_ptr<Deletable>> pending_;
+  EventPtr ev_;
+};
+
+// Monotonic microseconds (CLOCK_MONOTONIC through the vDSO: no syscall).
+// Deadlines use it, never wall-clock time, which can jump.
+int64_t monotonicNowUs();
+
+}  // namespace mulligan::event

@@ -1,0 +1,186 @@
+// mulligan-sidecar: wiring only — flags, workers, signals.
+#include <getopt.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proto-free-config/layout.h"
+#include "sidecar/admin/admin_server.h"
+#include "sidecar/core/logging.h"
+#include "sidecar/proxy/shared_state.h"
+#include "sidecar/proxy/worker.h"
+
+namespace mulligan {
+namespace {
+
+constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
+
+  --shm NAME            policy segment: POSIX shm name or absolute tmpfs path
+                        (default mulligan-policy)                        [MULLIGAN_SHM]
+  --outbound ADDR:PORT  where redirected/proxied traffic arrives
+                        (default 127.0.0.1:15001; port 0 picks one)      [MULLIGAN_OUTBOUND]
+  --admin ADDR:PORT     admin endpoint (default 127.0.0.1:15000)          [MULLIGAN_ADMIN]
+  --workers N           worker threads (default 1)                       [MULLIGAN_WORKERS]
+  --drain-timeout DUR   graceful stop limit in seconds (default 10)      [MULLIGAN_DRAIN_TIMEOUT]
+  --access-log WHERE    "-" (stdout, default), a file path, or "off"     [MULLIGAN_ACCESS_LOG]
+  --log-level LEVEL     debug, info, warn, error (default info)          [MULLIGAN_LOG_LEVEL]
+  --help, --version
+
+On start it prints "listening outbound ADDR:PORT" and "listening admin ADDR:PORT"
+to stderr. SIGTERM (or POST /drain) stops accepting, finishes in-flight
+requests up to the drain timeout, and exits 0.
+)";
+
+struct Flags {
+  std::string shm = "mulligan-policy";
+  std::string outbound = "127.0.0.1:15001";
+  std::string admin = "127.0.0.1:15000";
+  int workers = 1;
+  double drain_timeout_s = 10;
+  std::string access_log = "-";
+  std::string log_level = "info";
+};
+
+std::string envOr(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+int parseFlags(int argc, char** argv, Flags* f) {
+  f->shm = envOr("MULLIGAN_SHM", f->shm);
+  f->outbound = envOr("MULLIGAN_OUTBOUND", f->outbound);
+  f->admin = envOr("MULLIGAN_ADMIN", f->admin);
+  f->workers = std::atoi(envOr("MULLIGAN_WORKERS", std::to_string(f->workers)).c_str());
+  f->drain_timeout_s = std::atof(envOr("MULLIGAN_DRAIN_TIMEOUT", std::to_string(f->drain_timeout_s)).c_str());
+  f->access_log = envOr("MULLIGAN_ACCESS_LOG", f->access_log);
+  f->log_level = envOr("MULLIGAN_LOG_LEVEL", f->log_level);
+  static const option kLong[] = {
+      {"shm", required_argument, nullptr, 's'},           {"outbound", required_argument, nullptr, 'o'},
+      {"admin", required_argument, nullptr, 'a'},         {"workers", required_argument, nullptr, 'w'},
+      {"drain-timeout", required_argument, nullptr, 'd'}, {"access-log", required_argument, nullptr, 'l'},
+      {"log-level", required_argument, nullptr, 'L'},     {"help", no_argument, nullptr, 'h'},
+      {"version", no_argument, nullptr, 'V'},             {nullptr, 0, nullptr, 0},
+  };
+  int c;
+  while ((c = getopt_long(argc, argv, "h", kLong, nullptr)) != -1) {
+    switch (c) {
+      case 's': f->shm = optarg; break;
+      case 'o': f->outbound = optarg; break;
+      case 'a': f->admin = optarg; break;
+      case 'w': f->workers = std::atoi(optarg); break;
+      case 'd': f->drain_timeout_s = std::atof(optarg); break;
+      case 'l': f->access_log = optarg; break;
+      case 'L': f->log_level = optarg; break;
+      case 'h': std::fputs(kUsage, stdout); return 0;
+      case 'V': std::printf("mulligan-sidecar %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
+      default: std::fputs(kUsage, stderr); return 2;
+    }
+  }
+  if (optind < argc) {
+    std::fprintf(stderr, "mulligan-sidecar: unexpected argument \"%s\"\n", argv[optind]);
+    return 2;
+  }
+  if (f->workers < 1 || f->workers > 256) {
+    std::fprintf(stderr, "mulligan-sidecar: --workers must be 1..256\n");
+    return 2;
+  }
+  if (f->drain_timeout_s < 0 || f->drain_timeout_s > 3600) {
+    std::fprintf(stderr, "mulligan-sidecar: --drain-timeout must be 0..3600 seconds\n");
+    return 2;
+  }
+  return -1;
+}
+
+}  // namespace
+}  // namespace mulligan
+
+int main(int argc, char** argv) {
+  using namespace mulligan;
+  Flags flags;
+  if (int rc = parseFlags(argc, argv, &flags); rc >= 0) return rc;
+  LogLevel level;
+  if (!parseLogLevel(flags.log_level.c_str(), &level)) {
+    std::fprintf(stderr, "mulligan-sidecar: unknown --log-level \"%s\"\n", flags.log_level.c_str());
+    return 2;
+  }
+  g_log_level.store(static_cast<int>(level));
+  auto outbound = net::Address::parseNumeric(flags.outbound, /*allow_port_zero=*/true);
+  if (!outbound) {
+    std::fprintf(stderr, "mulligan-sidecar: --outbound \"%s\" is not a numeric ADDR:PORT (port 0 allowed)\n",
+                 flags.outbound.c_str());
+    return 2;
+  }
+
+  // SIGTERM/SIGINT are taken synchronously by the main thread (sigwait);
+  // workers never see them. SIGPIPE: a peer that went away is an EOF, not death.
+  signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGUSR1);  // used by the admin endpoint's POST /drain
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  evthread_use_pthreads();  // drain requests cross threads
+
+  auto shared = std::make_unique<proxy::SharedState>();
+  shared->config.shm = flags.shm;
+  shared->config.outbound = *outbound;
+  shared->config.admin = flags.admin;
+  shared->config.workers = flags.workers;
+  shared->config.drain_timeout_us = static_cast<int64_t>(flags.drain_timeout_s * 1e6);
+  if (flags.access_log == "off") {
+    shared->config.access_log = nullptr;
+  } else if (flags.access_log != "-") {
+    shared->config.access_log = std::fopen(flags.access_log.c_str(), "a");
+    if (!shared->config.access_log) {
+      std::fprintf(stderr, "mulligan-sidecar: --access-log %s: %s\n", flags.access_log.c_str(), std::strerror(errno));
+      return 1;
+    }
+  }
+
+  std::vector<std::unique_ptr<proxy::Worker>> workers;
+  net::Address bind_addr = *outbound;
+  for (int i = 0; i < flags.workers; ++i) {
+    auto w = std::make_unique<proxy::Worker>(i, shared.get());
+    std::string error;
+    if (!w->listen(bind_addr, &error)) {
+      LOG_ERROR("%s", error.c_str());
+      return 1;
+    }
+    bind_addr = w->listenAddress();  // port 0: the others join the first one's port
+    shared->worker_counters.push_back(&w->counters());
+    workers.push_back(std::move(w));
+  }
+
+  admin::AdminServer admin_server(shared.get());
+  std::string admin_error;
+  if (!admin_server.start(flags.admin, &admin_error)) {
+    LOG_ERROR("%s", admin_error.c_str());
+    return 1;
+  }
+
+  for (auto& w : workers) w->start();
+  LOG_INFO("listening outbound %s (%d worker%s), policy from %s", workers[0]->listenAddress().toString().c_str(),
+           flags.workers, flags.workers == 1 ? "" : "s", flags.shm.c_str());
+  LOG_INFO("listening admin %s", admin_server.address().c_str());
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  LOG_INFO("%s: draining (up to %.1fs)", sig == SIGUSR1 ? "POST /drain" : strsignal(sig), flags.drain_timeout_s);
+  shared->draining.store(true);
+  for (auto& w : workers) w->requestDrain();
+  for (auto& w : workers) w->join();
+  admin_server.stop();
+  workers.clear();
+  LOG_INFO("stopped");
+  if (shared->config.access_log && shared->config.access_log != stdout) std::fclose(shared->config.access_log);
+  return 0;
+}

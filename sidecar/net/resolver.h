@@ -1,0 +1,68 @@
+// Resolver: "host:port" -> socket address, without ever blocking the loop.
+// Numeric addresses answer at once; names go through libevent's evdns
+// (the pod's /etc/resolv.conf) and are cached per worker for a short TTL so
+// that a busy destination costs one lookup per TTL, not one per request.
+// One per worker; not thread-safe.
+#pragma once
+
+#include <event2/dns.h>
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "sidecar/net/address.h"
+
+namespace mulligan::net {
+
+class Resolver {
+ public:
+  using Callback = std::function<void(const Address* addr, const char* error)>;
+  // A pending lookup; destroying it cancels the callback.
+  class Request;
+
+  Resolver(evdns_base* dns, int64_t ttl_us = 5'000'000) : dns_(dns), ttl_us_(ttl_us) {}
+  ~Resolver();
+
+  // Resolves `host` (a name or IP literal, IPv6 without brackets) and `port`.
+  // Calls `cb` inline when the answer is known now (numeric or cached) and
+  // returns null; otherwise returns a Request and calls `cb` from the loop.
+  std::unique_ptr<Request> resolve(const std::string& host, uint16_t port, int64_t now_us, Callback cb);
+
+ private:
+  struct CacheEntry {
+    Address addr;
+    int64_t expires_us;
+  };
+  friend class Request;
+  evdns_base* dns_;
+  int64_t ttl_us_;
+  std::unordered_map<std::string, CacheEntry> cache_;
+};
+
+class Resolver::Request {
+ public:
+  ~Request();
+
+ private:
+  friend class Resolver;
+  // What evdns calls back with. evdns always calls back exactly once, also
+  // after a cancel, so the Pending frees itself there; a cancelled Request
+  // has cleared `owner` first.
+  struct Pending {
+    Request* owner;
+  };
+  static void onAnswer(int err, evutil_addrinfo* res, void* arg);
+  Resolver* resolver_ = nullptr;
+  evdns_getaddrinfo_request* req_ = nullptr;
+  Pending* pending_ = nullptr;
+  std::string key_;
+  uint16_t port_ = 0;
+  int64_t now_us_ = 0;
+  Callback cb_;
+};
+
+}  // namespace mulligan::net

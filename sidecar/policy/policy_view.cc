@@ -1,0 +1,96 @@
+#include "sidecar/policy/policy_view.h"
+
+#include <chrono>
+
+#include "sidecar/core/logging.h"
+
+namespace mulligan::policy {
+namespace {
+
+constexpr int64_t kReopenIntervalUs = 1'000'000;
+
+int64_t unixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void PolicyStatus::recordLoaded(const pfc::Table& t, int64_t unix_ms) {
+  reloads_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mu_);
+  // Several workers load the same generation; report the newest.
+  if (t.generation() >= loaded_generation_.load(std::memory_order_relaxed)) {
+    loaded_unix_ms_ = unix_ms;
+    loaded_generation_.store(t.generation(), std::memory_order_release);
+  }
+}
+
+void PolicyStatus::recordRefused(uint64_t generation, const std::string& why, int64_t unix_ms) {
+  refused_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mu_);
+  refused_generation_ = generation;
+  refused_unix_ms_ = unix_ms;
+  refused_why_ = why;
+}
+
+PolicyStatus::Snapshot PolicyStatus::snapshot() const {
+  Snapshot s;
+  s.reloads = reloads_.load(std::memory_order_relaxed);
+  s.refused = refused_.load(std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mu_);
+  s.loaded_generation = loaded_generation_.load(std::memory_order_relaxed);
+  s.loaded_unix_ms = loaded_unix_ms_;
+  s.refused_generation = refused_generation_;
+  s.refused_unix_ms = refused_unix_ms_;
+  s.refused_why = refused_why_;
+  return s;
+}
+
+const std::shared_ptr<const pfc::Table>& PolicyView::current(int64_t now_us) {
+  if (!subscriber_) {
+    if (now_us < next_open_attempt_us_) return table_;
+    next_open_attempt_us_ = now_us + kReopenIntervalUs;
+    std::string error;
+    subscriber_ = pfc::Subscriber::open(shm_name_, &error);
+    if (!subscriber_) {
+      if (!warned_missing_) {
+        LOG_WARN("no policy yet (%s); enforcing built-in defaults until one is published", error.c_str());
+        warned_missing_ = true;
+      }
+      return table_;
+    }
+  }
+  uint64_t g = subscriber_->generation();  // the per-request cost: one acquire load
+  if (g != seen_generation_ && g != 0) reload(g);
+  return table_;
+}
+
+void PolicyView::reload(uint64_t generation) {
+  std::shared_ptr<const pfc::Table> fresh;
+  std::string why;
+  auto status = subscriber_->read(&fresh, &why);
+  switch (status) {
+    case pfc::Subscriber::Status::kOk:
+      seen_generation_ = generation;
+      table_ = std::move(fresh);
+      status_->recordLoaded(*table_, unixMs());
+      LOG_DEBUG("loaded policy generation %llu", static_cast<unsigned long long>(table_->generation()));
+      break;
+    case pfc::Subscriber::Status::kTorn:
+      break;  // the writer is busy; the next request tries again
+    case pfc::Subscriber::Status::kNothingYet:
+      break;
+    case pfc::Subscriber::Status::kBadSegment:
+    case pfc::Subscriber::Status::kBadTable:
+      // Refuse once per generation, not once per request.
+      seen_generation_ = generation;
+      status_->recordRefused(generation, why, unixMs());
+      LOG_WARN("refused policy generation %llu: %s (%s); keeping generation %llu",
+               static_cast<unsigned long long>(generation), pfc::Subscriber::statusName(status), why.c_str(),
+               static_cast<unsigned long long>(table_ ? table_->generation() : 0));
+      break;
+  }
+}
+
+}  // namespace mulligan::policy

@@ -1,0 +1,158 @@
+#include "sidecar/proxy/connection.h"
+
+#include <event2/buffer.h>
+
+#include <cstring>
+
+#include "sidecar/core/logging.h"
+#include "sidecar/proxy/http1_session.h"
+#include "sidecar/proxy/tunnel.h"
+#include "sidecar/proxy/worker.h"
+
+namespace mulligan::proxy {
+namespace {
+
+constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+// A redirected connection that says nothing for this long is a protocol in
+// which the server speaks first (SMTP, MySQL...): relay it as opaque TCP.
+constexpr int64_t kSniffTimeoutUs = 200'000;
+
+enum class Sniffed {
+  kNeedMore,
+  kHttp1,
+  kHttp2,
+  kOpaque,
+};
+
+// An HTTP/1 request line starts with a method token (RFC 9110 §9: tchar+,
+// in practice upper-case letters) followed by a space.
+Sniffed sniffBytes(const unsigned char* p, size_t n) {
+  size_t h2 = std::min(n, kH2Preface.size());
+  if (std::memcmp(p, kH2Preface.data(), h2) == 0) return h2 == kH2Preface.size() ? Sniffed::kHttp2 : Sniffed::kNeedMore;
+  for (size_t i = 0; i < n && i <= 24; ++i) {
+    unsigned char c = p[i];
+    if (c == ' ') return i > 0 ? Sniffed::kHttp1 : Sniffed::kOpaque;
+    if (!((c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return Sniffed::kOpaque;
+  }
+  return n > 24 ? Sniffed::kOpaque : Sniffed::kNeedMore;
+}
+
+}  // namespace
+
+Connection::Connection(Worker* worker, evutil_socket_t fd, const net::Address& peer)
+    : worker_(worker), peer_(peer), original_dst_(net::originalDestination(fd)) {
+  bev_ = bufferevent_socket_new(worker->base(), fd, BEV_OPT_CLOSE_ON_FREE);
+}
+
+Connection::~Connection() {
+  http1_.reset();
+  tunnel_.reset();
+  if (upstream_bev_) bufferevent_free(upstream_bev_);
+  if (bev_) bufferevent_free(bev_);
+}
+
+void Connection::start() {
+  bufferevent_setcb(bev_, &Connection::onSniffRead, nullptr, &Connection::onSniffEvent, this);
+  bufferevent_enable(bev_, EV_READ);
+  if (original_dst_) {
+    sniff_timer_.reset(evtimer_new(worker_->base(), &Connection::onSniffTimeout, this));
+    timeval tv{0, kSniffTimeoutUs};
+    evtimer_add(sniff_timer_.get(), &tv);
+  }
+}
+
+void Connection::onSniffRead(bufferevent*, void* arg) { static_cast<Connection*>(arg)->sniff(); }
+
+void Connection::onSniffEvent(bufferevent*, short, void* arg) {
+  // EOF or error before we knew the protocol: nothing to relay.
+  static_cast<Connection*>(arg)->close();
+}
+
+void Connection::onSniffTimeout(evutil_socket_t, short, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  if (c->state_ == State::kSniffing) c->startTunnel();
+}
+
+void Connection::sniff() {
+  evbuffer* in = bufferevent_get_input(bev_);
+  size_t n = std::min<size_t>(evbuffer_get_length(in), 32);
+  unsigned char* p = evbuffer_pullup(in, static_cast<ev_ssize_t>(n));
+  switch (sniffBytes(p, n)) {
+    case Sniffed::kNeedMore:
+      return;
+    case Sniffed::kHttp1:
+      sniff_timer_.reset();
+      state_ = State::kHttp1;
+      http1_ = std::make_unique<Http1Session>(this, bev_);
+      bev_ = nullptr;  // the session owns it now
+      http1_->start();
+      return;
+    case Sniffed::kHttp2:
+      // h2c is not proxied yet: relay it untouched when we know where it was
+      // going, rather than break it.
+      LOG_DEBUG("h2c from %s relayed as opaque TCP", peer_.toString().c_str());
+      startTunnel();
+      return;
+    case Sniffed::kOpaque:
+      startTunnel();
+      return;
+  }
+}
+
+void Connection::startTunnel() {
+  sniff_timer_.reset();
+  if (!original_dst_) {
+    LOG_DEBUG("non-HTTP connection from %s without an original destination; closing", peer_.toString().c_str());
+    close();
+    return;
+  }
+  state_ = State::kTunnel;
+  bufferevent_disable(bev_, EV_READ);  // hold bytes until upstream is up
+  upstream_bev_ = bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE);
+  bufferevent_setcb(upstream_bev_, nullptr, nullptr, &Connection::onUpstreamConnected, this);
+  worker_->counters().upstream_connects.add();
+  if (bufferevent_socket_connect(upstream_bev_, original_dst_->sa(), static_cast<int>(original_dst_->len)) != 0) {
+    worker_->counters().upstream_connect_failures.add();
+    close();
+  }
+}
+
+void Connection::onUpstreamConnected(bufferevent*, short what, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  if (!(what & BEV_EVENT_CONNECTED)) {
+    c->worker_->counters().upstream_connect_failures.add();
+    LOG_DEBUG("opaque TCP to %s failed", c->original_dst_->toString().c_str());
+    c->close();  // the app sees its connection closed, as if refused
+    return;
+  }
+  c->worker_->counters().tunnels.add();
+  bufferevent* down = c->bev_;
+  bufferevent* up = c->upstream_bev_;
+  c->bev_ = nullptr;
+  c->upstream_bev_ = nullptr;
+  c->tunnel_ = std::make_unique<Tunnel>(down, up, [c](const Tunnel::Totals&) { c->close(); });
+}
+
+void Connection::drain() {
+  switch (state_) {
+    case State::kSniffing:
+      close();
+      break;
+    case State::kHttp1:
+      http1_->drain();
+      break;
+    case State::kTunnel:
+    case State::kClosed:
+      break;  // tunnels run until their peers close (or the drain deadline)
+  }
+}
+
+void Connection::close() {
+  if (state_ == State::kClosed) return;
+  state_ = State::kClosed;
+  sniff_timer_.reset();
+  if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  worker_->connectionClosed(this);
+}
+
+}  // namespace mulligan::proxy

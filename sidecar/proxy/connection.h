@@ -1,0 +1,66 @@
+// A downstream connection accepted by a worker. It starts by sniffing the
+// first bytes (DESIGN.md "Where a request goes"): the HTTP/2 preface, an
+// HTTP/1 request line, or anything else — which is relayed untouched to the
+// original destination as opaque TCP. The worker owns it; it reports its own
+// end with Worker::connectionClosed() and is destroyed later, from the loop.
+#pragma once
+
+#include <event2/bufferevent.h>
+
+#include <memory>
+#include <optional>
+
+#include "sidecar/event/event_loop.h"
+#include "sidecar/net/address.h"
+
+namespace mulligan::proxy {
+
+class Worker;
+class Tunnel;
+class Http1Session;
+
+class Connection : public event::Deletable {
+ public:
+  Connection(Worker* worker, evutil_socket_t fd, const net::Address& peer);
+  ~Connection() override;
+
+  // Begins sniffing. Everything afterwards happens from loop callbacks.
+  void start();
+  // Draining: close now if idle between requests; otherwise after the
+  // current response.
+  void drain();
+
+  Worker& worker() { return *worker_; }
+  const net::Address& peer() const { return peer_; }
+  // Where iptables meant this connection to go, if it was redirected.
+  const std::optional<net::Address>& originalDst() const { return original_dst_; }
+  // Ends the connection (idempotent): the worker frees it from the loop.
+  void close();
+
+ private:
+  enum class State {
+    kSniffing,  // waiting for enough bytes to tell the protocol
+    kHttp1,     // an Http1Session owns the socket
+    kTunnel,    // relayed as opaque TCP
+    kClosed,    // reported to the worker; waiting to be freed
+  };
+
+  static void onSniffRead(bufferevent* bev, void* arg);
+  static void onSniffEvent(bufferevent* bev, short what, void* arg);
+  static void onSniffTimeout(evutil_socket_t, short, void* arg);
+  void sniff();
+  void startTunnel();
+  static void onUpstreamConnected(bufferevent* bev, short what, void* arg);
+
+  Worker* worker_;
+  net::Address peer_;
+  std::optional<net::Address> original_dst_;
+  State state_ = State::kSniffing;
+  bufferevent* bev_ = nullptr;           // downstream socket, until handed on
+  bufferevent* upstream_bev_ = nullptr;  // tunnel: connecting upstream
+  event::EventPtr sniff_timer_;
+  std::unique_ptr<Tunnel> tunnel_;
+  std::unique_ptr<Http1Session> http1_;
+};
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,63 @@
+// What the workers of one sidecar process share: configuration (read-only
+// after start), the policy status (for reporting), and per-worker counters
+// that the admin thread sums without stopping anyone.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "sidecar/net/address.h"
+#include "sidecar/policy/policy_view.h"
+
+namespace mulligan::proxy {
+
+// A counter with exactly one writer (its worker) and any number of readers.
+// The writer's increment is a plain load + store, not a locked read-modify-
+// write; readers never see a torn value.
+class Counter {
+ public:
+  void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void sub(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
+  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> v_{0};
+};
+
+struct WorkerCounters {
+  Counter downstream_accepted;
+  Counter downstream_active;
+  Counter tunnels;          // opaque TCP, CONNECT and upgraded connections
+  Counter requests;         // HTTP requests answered
+  Counter responses_by_class[6];  // index = status / 100 (0 unused)
+  Counter attempts;
+  Counter retries;
+  Counter upstream_connects;
+  Counter upstream_connect_failures;
+  Counter upstream_reused;
+  Counter bad_requests;     // 400 / 431 / 414 answered by us
+};
+
+struct Config {
+  std::string shm = "mulligan-policy";
+  net::Address outbound;
+  std::string admin = "127.0.0.1:15000";
+  int workers = 1;
+  int64_t drain_timeout_us = 10'000'000;
+  FILE* access_log = stdout;        // null = off
+  size_t max_header_bytes = 64 * 1024;
+  size_t max_headers = 100;
+  int64_t downstream_idle_timeout_us = 60'000'000;  // used when no policy gives one
+};
+
+struct SharedState {
+  Config config;
+  policy::PolicyStatus policy_status;
+  std::atomic<bool> draining{false};
+  std::vector<WorkerCounters*> worker_counters;  // filled before workers start
+};
+
+}  // namespace mulligan::proxy

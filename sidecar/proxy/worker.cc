@@ -1,0 +1,117 @@
+#include "sidecar/proxy/worker.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "sidecar/core/logging.h"
+#include "sidecar/proxy/connection.h"
+
+namespace mulligan::proxy {
+
+Worker::Worker(int index, SharedState* shared)
+    : index_(index),
+      shared_(shared),
+      base_(event_base_new()),
+      policy_(shared->config.shm, &shared->policy_status),
+      pool_(std::make_unique<ConnPool>(base_, ConnPool::Limits{})) {
+  // Resolver: the system's /etc/resolv.conf, as the app in the pod sees it.
+  dns_ = evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  if (!dns_) dns_ = evdns_base_new(base_, 0);  // no resolv.conf: numeric addresses still work
+  drain_event_.reset(event_new(base_, -1, 0, &Worker::onDrain, this));
+  drain_deadline_.reset(evtimer_new(base_, &Worker::onDrainDeadline, this));
+  deleter_ = std::make_unique<event::DeferredDeleter>(base_);
+}
+
+Worker::~Worker() {
+  if (thread_.joinable()) thread_.join();
+  if (listener_) evconnlistener_free(listener_);
+  for (Connection* c : connections_) delete c;
+  connections_.clear();
+  deleter_.reset();
+  drain_event_.reset();
+  drain_deadline_.reset();
+  if (dns_) evdns_base_free(dns_, 0);
+  pool_.reset();  // its bufferevents must go before the base
+  event_base_free(base_);
+}
+
+bool Worker::listen(const net::Address& addr, std::string* error) {
+  // SO_REUSEPORT: every worker has its own listening socket on the same port
+  // and the kernel spreads connections across them — no shared accept lock.
+  unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC;
+  listener_ = evconnlistener_new_bind(base_, &Worker::onAccept, this, flags, 1024, addr.sa(),
+                                      static_cast<int>(addr.len));
+  if (!listener_) {
+    *error = "cannot listen on " + addr.toString() + ": " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+    return false;
+  }
+  auto bound = net::localAddress(evconnlistener_get_fd(listener_));
+  listen_addr_ = bound ? *bound : addr;
+  return true;
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    event_base_dispatch(base_);
+    LOG_DEBUG("worker %d stopped", index_);
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::requestDrain() { event_active(drain_event_.get(), 0, 0); }
+
+void Worker::onDrain(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->beginDrain(); }
+
+void Worker::onDrainDeadline(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  LOG_WARN("worker %d: drain timeout with %zu connections open; closing them", w->index_, w->connections_.size());
+  event_base_loopbreak(w->base_);
+}
+
+void Worker::beginDrain() {
+  if (draining_) return;
+  draining_ = true;
+  if (listener_) {
+    evconnlistener_free(listener_);
+    listener_ = nullptr;
+  }
+  int64_t us = shared_->config.drain_timeout_us;
+  timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+  evtimer_add(drain_deadline_.get(), &tv);
+  // Copy: drain() may close connections, which edits the set.
+  std::vector<Connection*> conns(connections_.begin(), connections_.end());
+  for (Connection* c : conns) c->drain();
+  maybeExit();
+}
+
+void Worker::maybeExit() {
+  if (!draining_ || !connections_.empty()) return;
+  // Idle pooled connections and DNS are not worth waiting for.
+  event_base_loopexit(base_, nullptr);
+}
+
+void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  auto peer = net::Address::fromSockaddr(addr, static_cast<socklen_t>(len));
+  if (!peer || w->draining_) {
+    evutil_closesocket(fd);
+    return;
+  }
+  w->counters_.downstream_accepted.add();
+  w->counters_.downstream_active.add();
+  auto* c = new Connection(w, fd, *peer);
+  w->connections_.insert(c);
+  c->start();
+}
+
+void Worker::connectionClosed(Connection* c) {
+  if (connections_.erase(c) == 0) return;
+  counters_.downstream_active.sub();
+  deleter_->defer(std::unique_ptr<event::Deletable>(c));
+  maybeExit();
+}
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,81 @@
+// Worker: one thread, one libevent loop, and everything a request needs on
+// it — its own listener on the shared outbound port (SO_REUSEPORT), policy
+// view, upstream connection pool, DNS resolver and counters — so that
+// nothing on the request path takes a lock. The only state shared between
+// workers is read-mostly (the policy status) or atomic (retry budgets).
+#pragma once
+
+#include <event2/dns.h>
+#include <event2/listener.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_set>
+
+#include "sidecar/event/event_loop.h"
+#include "sidecar/net/address.h"
+#include "sidecar/policy/policy_view.h"
+#include "sidecar/proxy/conn_pool.h"
+#include "sidecar/proxy/shared_state.h"
+
+namespace mulligan::proxy {
+
+class Connection;
+
+class Worker {
+ public:
+  Worker(int index, SharedState* shared);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Binds the outbound listener (port 0 picks one; workers after the first
+  // pass the port the first one got). Called before start().
+  bool listen(const net::Address& addr, std::string* error);
+  const net::Address& listenAddress() const { return listen_addr_; }
+
+  void start();  // runs the loop on a new thread
+  void join();
+  // Thread-safe: stop accepting, let in-flight requests finish, close idle
+  // connections, exit the loop when nothing is left (or at the drain deadline).
+  void requestDrain();
+
+  // --- for connections on this worker's loop only ---
+  event_base* base() const { return base_; }
+  evdns_base* dns() const { return dns_; }
+  policy::PolicyView& policy() { return policy_; }
+  ConnPool& pool() { return *pool_; }
+  SharedState& shared() { return *shared_; }
+  WorkerCounters& counters() { return counters_; }
+  bool draining() const { return draining_; }
+  int index() const { return index_; }
+  // Connections report their end; the worker destroys them from the loop.
+  void connectionClosed(Connection* c);
+
+ private:
+  static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  static void onDrain(evutil_socket_t, short, void* arg);
+  static void onDrainDeadline(evutil_socket_t, short, void* arg);
+  void beginDrain();
+  void maybeExit();
+
+  int index_;
+  SharedState* shared_;
+  event_base* base_ = nullptr;
+  evdns_base* dns_ = nullptr;
+  evconnlistener* listener_ = nullptr;
+  net::Address listen_addr_;
+  policy::PolicyView policy_;
+  std::unique_ptr<ConnPool> pool_;  // freed before the loop it lives on
+  WorkerCounters counters_;
+  event::EventPtr drain_event_;
+  event::EventPtr drain_deadline_;
+  std::unordered_set<Connection*> connections_;
+  std::unique_ptr<event::DeferredDeleter> deleter_;
+  bool draining_ = false;
+  std::thread thread_;
+};
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,148 @@
+"""Shared helpers for the integration tests: where the binaries are, temp
+dirs, unique shared-memory names, and processes that are always cleaned up."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+BIN = os.environ.get("MULLIGAN_BIN_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "bin")
+SRC = os.environ.get("MULLIGAN_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+def binary(name):
+    path = os.path.join(BIN, name)
+    if not os.access(path, os.X_OK):
+        raise unittest.SkipTest(f"{path} not built")
+    return path
+
+
+class Case(unittest.TestCase):
+    """A test case with a temp dir, a unique shm name and process cleanup."""
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="mulligan-it-")
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.shm = f"/mulligan-it-{os.getpid()}-{id(self) & 0xffffff:x}"
+        self.addCleanup(self._unlink_shm)
+        self.procs = []
+        self.addCleanup(self._stop_all)
+
+    def _unlink_shm(self):
+        try:
+            os.unlink("/dev/shm" + self.shm)
+        except FileNotFoundError:
+            pass
+
+    def _stop_all(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            for f in (p.stdout, p.stderr):
+                if f:
+                    f.close()
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def write(self, name, text):
+        p = self.path(name)
+        with open(p + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(p + ".tmp", p)
+        return p
+
+    def run_cmd(self, *args, timeout=30, env=None):
+        return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env)
+
+    def start(self, *args, stderr_file=None, **kw):
+        err = open(stderr_file, "w") if stderr_file else subprocess.PIPE
+        p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True, **kw)
+        if stderr_file:
+            err.close()
+        self.procs.append(p)
+        return p
+
+
+def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def read_port_file(path, timeout=10.0):
+    def ready():
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+            return int(text) if text else None
+        except (FileNotFoundError, ValueError):
+            return None
+    return wait_for(ready, timeout=timeout, what=f"port in {path}")
+
+
+class Stack(Case):
+    """Upstream(s) + agent-published policy + sidecar, all on loopback ports
+    picked by the kernel, all cleaned up after the test."""
+
+    def start_upstream(self, name="upstream"):
+        port_file = self.path(f"{name}.port")
+        log = self.path(f"{name}.log")
+        self.start(binary("mulligan-test-upstream"), "--listen", "127.0.0.1:0", "--port-file", port_file,
+                   "--log", log, "--name", name, "--quiet")
+        port = read_port_file(port_file)
+        return port, log
+
+    def publish(self, policy_text):
+        p = self.write("policy.toml", policy_text)
+        r = self.run_cmd(binary("mulligan-agent"), "publish", "--policy", p, "--shm", self.shm)
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def start_sidecar(self, *extra):
+        err = self.path("sidecar.err")
+        self.access_log = self.path("access.log")
+        proc = self.start(binary("mulligan-sidecar"), "--shm", self.shm, "--outbound", "127.0.0.1:0",
+                          "--admin", "127.0.0.1:0", "--access-log", self.access_log, *extra, stderr_file=err)
+
+        def listening():
+            text = open(err).read()
+            if proc.poll() is not None:
+                raise AssertionError("sidecar exited: " + text)
+            out = adm = None
+            for line in text.splitlines():
+                if "listening outbound " in line:
+                    out = line.split("listening outbound ")[1].split()[0]
+                if "listening admin " in line:
+                    adm = line.split("listening admin ")[1].split()[0]
+            return (out, adm) if out and adm else None
+        out, adm = wait_for(listening, what="sidecar listening")
+        self.sidecar_proc = proc
+        self.sidecar_err = err
+        self.outbound_port = int(out.rsplit(":", 1)[1])
+        self.admin_port = int(adm.rsplit(":", 1)[1])
+        return proc
+
+    def upstream_log(self, log):
+        import json
+        try:
+            with open(log) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
+    def access_records(self):
+        import json
+        with open(self.access_log) as f:
+            return [json.loads(l) for l in f if l.strip()]

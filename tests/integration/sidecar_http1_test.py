@@ -1,0 +1,308 @@
+"""HTTP/1.1 through mulligan-sidecar with real clients (curl, http.client,
+raw sockets) against the fortio-like test upstream: retries, idempotency,
+timeouts, Retry-After, the retry budget, connect failures, framing attacks,
+large bodies and pass-through."""
+import hashlib
+import http.client
+import json
+import socket
+import subprocess
+import time
+import unittest
+
+from harness import Stack, wait_for
+
+
+def policy(upstream_port, service_extra="", route="", defaults=""):
+    return f"""version = 1
+[defaults]
+{defaults}
+
+[[service]]
+name = "flaky"
+hosts = ["flaky"]
+upstream = "127.0.0.1:{upstream_port}"
+{service_extra}
+{route}
+"""
+
+
+class Http1Test(Stack):
+    def get(self, path, host="flaky", method="GET", body=None, headers=None, conn=None):
+        c = conn or http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        h = {"Host": host}
+        h.update(headers or {})
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        if conn is None:
+            c.close()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+
+    def curl(self, *args):
+        r = subprocess.run(["curl", "-sS", "--max-time", "30", *args], capture_output=True, timeout=60)
+        return r
+
+    def test_ten_percent_503_upstream_1000_gets_all_succeed(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port, 'retry = { retry_on = ["503"], num_retries = 4, backoff_base = "1ms", backoff_max = "2ms" }\n'
+                                  'budget = { retry_ratio = 1.0 }'))
+        self.start_sidecar()
+        conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        codes = {}
+        for i in range(1000):
+            status, _, _ = self.get(f"/echo?status=503:10&i={i}", conn=conn)
+            codes[status] = codes.get(status, 0) + 1
+        conn.close()
+        self.assertEqual(codes, {200: 1000})
+        seen = self.upstream_log(log)
+        recs = wait_for(lambda: len(self.access_records()) >= 1000 and self.access_records(), what="access log")
+        attempts = sum(r["attempts"] for r in recs)
+        self.assertEqual(attempts, len(seen))
+        retried = [r for r in recs if r["attempts"] > 1]
+        self.assertGreater(len(retried), 50)
+        self.assertTrue(all("503" in r["retry_reasons"] for r in retried))
+        # Every attempt carried its number.
+        self.assertEqual(sorted(set(int(s["x-envoy-attempt-count"]) for s in seen))[0], 1)
+
+    def test_post_without_idempotency_key_is_never_replayed(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        body = b"order=42&qty=1"
+        status, _, _ = self.get("/orders?fail_first=1&id=p1", method="POST", body=body)
+        self.assertEqual(status, 503)
+        self.assertEqual(len([s for s in self.upstream_log(log) if s.get("id") == "p1"]), 1)
+        rec = self.access_records()[-1]
+        self.assertEqual(rec["retry_refused"], "idempotency")
+        # With the key, the same failure is retried, body intact.
+        status, headers, data = self.get("/orders?fail_first=1&id=p2&echo=1", method="POST", body=body,
+                                         headers={"Idempotency-Key": "k-1"})
+        self.assertEqual(status, 200)
+        self.assertEqual(data, body)
+        seen = [s for s in self.upstream_log(log) if s.get("id") == "p2"]
+        self.assertEqual(len(seen), 2)
+        self.assertTrue(all(s["body_bytes"] == len(body) for s in seen))
+
+    def test_per_try_timeout_is_retried_and_request_timeout_answers_504(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port, route='''
+  [[service.route]]
+  path_prefix = "/slow"
+  request_timeout = "400ms"
+  retry = { retry_on = ["per-try-timeout"], num_retries = 5, per_try_timeout = "100ms", backoff_base = "1ms", backoff_max = "1ms" }
+'''))
+        self.start_sidecar()
+        t0 = time.monotonic()
+        status, headers, body = self.get("/slow?delay=1s")
+        elapsed = time.monotonic() - t0
+        self.assertEqual(status, 504)
+        self.assertEqual(body, b"upstream request timeout")
+        self.assertEqual(headers.get("x-mulligan-timeout"), "request")
+        self.assertGreater(elapsed, 0.39)
+        self.assertLess(elapsed, 0.8)
+        # 100 ms tries inside a 400 ms budget: about four attempts.
+        n = len(self.upstream_log(log))
+        self.assertGreaterEqual(n, 3)
+        self.assertLessEqual(n, 5)
+        budgets = [int(s["x-timeout-budget"]) for s in self.upstream_log(log)]
+        self.assertTrue(all(b1 > b2 for b1, b2 in zip(budgets, budgets[1:])), budgets)
+        self.assertLessEqual(budgets[0], 400)
+
+    def test_per_try_timeout_alone_answers_504_per_try(self):
+        port, _ = self.start_upstream()
+        self.publish(policy(port, 'retry = { retry_on = ["5xx"], num_retries = 1, per_try_timeout = "100ms" }'))
+        self.start_sidecar()
+        status, headers, _ = self.get("/slow?delay=1s")
+        self.assertEqual(status, 504)
+        self.assertEqual(headers.get("x-mulligan-timeout"), "per-try")
+
+    def test_retry_after_is_honoured_and_ignored_past_the_deadline(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port, 'retry = { num_retries = 2 }', route='''
+  [[service.route]]
+  path_prefix = "/short"
+  request_timeout = "500ms"
+'''))
+        self.start_sidecar()
+        t0 = time.monotonic()
+        status, _, _ = self.get("/long?fail_first=1&id=ra1&retry_after=1")
+        elapsed = time.monotonic() - t0
+        self.assertEqual(status, 200)
+        self.assertGreaterEqual(elapsed, 0.95)
+        t0 = time.monotonic()
+        status, headers, _ = self.get("/short?fail_first=1&id=ra2&retry_after=1")
+        self.assertEqual(status, 503)
+        self.assertEqual(headers.get("retry-after"), "1")
+        self.assertLess(time.monotonic() - t0, 0.4)
+        self.assertEqual(self.access_records()[-1]["retry_refused"], "deadline")
+
+    def test_budget_caps_retries_against_an_always_failing_upstream(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port, 'retry = { num_retries = 3, backoff_base = "1ms", backoff_max = "1ms" }\n'
+                                  'budget = { retry_ratio = 0.2, min_retries_per_second = 1, window = "10s" }'))
+        self.start_sidecar()
+        conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        calls = 200
+        for i in range(calls):
+            status, _, _ = self.get(f"/down?status=503&i={i}", conn=conn)
+            self.assertEqual(status, 503)
+        conn.close()
+        seen = len(self.upstream_log(log))
+        # (1 + ratio) x calls plus the per-second floor over the window.
+        self.assertLessEqual(seen, calls * 1.2 + 10)
+        self.assertGreater(seen, calls)
+        refused = [r for r in self.access_records() if r["retry_refused"] == "budget"]
+        self.assertGreater(len(refused), 100)
+
+    def test_connection_refused_is_retried_then_502(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+        s.close()  # nothing listens there now
+        self.publish(policy(dead_port, 'retry = { num_retries = 2, backoff_base = "1ms", backoff_max = "1ms" }'))
+        self.start_sidecar()
+        t0 = time.monotonic()
+        status, _, body = self.get("/x")
+        self.assertEqual(status, 502)
+        self.assertLess(time.monotonic() - t0, 2)
+        self.assertIn(b"connect", body)
+        rec = self.access_records()[-1]
+        self.assertEqual(rec["attempts"], 3)
+        self.assertEqual(rec["sidecar_error"], "connect-failure")
+
+    def test_unknown_host_without_destination_is_502_with_reason(self):
+        port, _ = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        status, _, body = self.get("/", host="nobody.example")
+        self.assertEqual(status, 502)
+        self.assertIn(b"no destination", body)
+
+    def test_absolute_form_proxy_request_goes_to_its_target(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        r = self.curl("-x", f"http://127.0.0.1:{self.outbound_port}", f"http://127.0.0.1:{port}/via-proxy?x=1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"ok\n")
+        self.assertEqual(self.upstream_log(log)[-1]["uri"], "/via-proxy?x=1")
+
+    def raw(self, data, read_timeout=5):
+        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=read_timeout)
+        s.sendall(data)
+        chunks = []
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+        except socket.timeout:
+            pass
+        s.close()
+        return b"".join(chunks)
+
+    def test_ambiguous_framing_and_oversized_headers_are_refused(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        cases = [
+            b"POST / HTTP/1.1\r\nHost: flaky\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: flaky\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+            b"POST / HTTP/1.1\r\nHost: flaky\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: flaky\r\nX-Folded: a\r\n b\r\n\r\n",
+        ]
+        for c in cases:
+            resp = self.raw(c)
+            self.assertTrue(resp.startswith(b"HTTP/1.1 400"), (c, resp))
+        many = b"GET / HTTP/1.1\r\nHost: flaky\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200)) + b"\r\n"
+        self.assertTrue(self.raw(many).startswith(b"HTTP/1.1 431"))
+        huge = b"GET / HTTP/1.1\r\nHost: flaky\r\nX-Big: " + b"a" * 70000 + b"\r\n\r\n"
+        self.assertTrue(self.raw(huge).startswith(b"HTTP/1.1 431"))
+        self.assertEqual(self.upstream_log(log), [])
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        port, _ = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        reqs = b"".join(b"GET /p?delay=%dms&echo_path=1 HTTP/1.1\r\nHost: flaky\r\n\r\n" % d for d in (50, 0, 20))
+        reqs += b"GET /last HTTP/1.1\r\nHost: flaky\r\nConnection: close\r\n\r\n"
+        resp = self.raw(reqs)
+        self.assertEqual(resp.count(b"HTTP/1.1 200"), 4, resp)
+
+    def test_large_streamed_response_and_chunked_upload_pass_intact(self):
+        port, _ = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        out = self.path("big.bin")
+        r = self.curl("-o", out, "-H", "Host: flaky", f"http://127.0.0.1:{self.outbound_port}/big?size=10MiB")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        direct = self.path("direct.bin")
+        self.curl("-o", direct, f"http://127.0.0.1:{port}/big?size=10MiB")
+        with open(out, "rb") as a, open(direct, "rb") as b:
+            da, db = a.read(), b.read()
+        self.assertEqual(len(da), 10 * 1024 * 1024)
+        self.assertEqual(hashlib.sha256(da).hexdigest(), hashlib.sha256(db).hexdigest())
+        payload = bytes(range(256)) * 4096  # 1 MiB
+        up = self.path("up.bin")
+        with open(up, "wb") as f:
+            f.write(payload)
+        r = self.curl("-H", "Host: flaky", "-H", "Transfer-Encoding: chunked", "--data-binary", "@" + up,
+                      f"http://127.0.0.1:{self.outbound_port}/up?echo=1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, payload)
+
+    def test_deadline_headers_reach_the_upstream(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port, 'request_timeout = "2s"\nretry = { per_try_timeout = "500ms" }'))
+        self.start_sidecar()
+        status, _, _ = self.get("/d", headers={"x-timeout-budget": "1500"})
+        self.assertEqual(status, 200)
+        s = self.upstream_log(log)[-1]
+        self.assertLessEqual(int(s["x-timeout-budget"]), 1500)
+        self.assertGreater(int(s["x-timeout-budget"]), 1000)
+        self.assertEqual(s["x-envoy-expected-rq-timeout-ms"], "500")
+        self.assertEqual(s["x-envoy-attempt-count"], "1")
+
+    def test_no_policy_fails_open_with_builtin_defaults(self):
+        port, log = self.start_upstream()
+        self.start_sidecar()  # nothing published
+        r = self.curl("-x", f"http://127.0.0.1:{self.outbound_port}", f"http://127.0.0.1:{port}/open")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"ok\n")
+        ready = self.curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{self.admin_port}/ready")
+        self.assertEqual(ready.stdout, b"503")
+
+    def test_policy_change_applies_to_the_next_request_on_the_same_connection(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port, 'retry = { num_retries = 0 }'))
+        self.start_sidecar()
+        conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        status, _, _ = self.get("/c?fail_first=1&id=c1", conn=conn)
+        self.assertEqual(status, 503)
+        self.publish(policy(port, 'retry = { num_retries = 1 }'))
+        status, _, _ = self.get("/c?fail_first=1&id=c2", conn=conn)
+        self.assertEqual(status, 200)
+        conn.close()
+
+    def test_sigterm_drains_in_flight_requests_then_exits_zero(self):
+        port, _ = self.start_upstream()
+        self.publish(policy(port))
+        proc = self.start_sidecar()
+        import threading
+        result = {}
+
+        def slow():
+            result["r"] = self.get("/slow?delay=500ms")
+        t = threading.Thread(target=slow)
+        t.start()
+        time.sleep(0.15)
+        proc.terminate()
+        t.join(10)
+        self.assertEqual(result["r"][0], 200)
+        self.assertEqual(proc.wait(10), 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
