@@ -12,6 +12,8 @@ struct ConnPool::Idle {
   IdleList::iterator self;
 };
 
+void ConnPool::IdleDeleter::operator()(Idle* i) const { delete i; }
+
 ConnPool::~ConnPool() {
   for (auto& [key, list] : idle_) {
     for (auto& idle : list) bufferevent_free(idle->bev);
@@ -23,7 +25,7 @@ bufferevent* ConnPool::take(const std::string& key) {
   if (it == idle_.end() || it->second.empty()) return nullptr;
   // Most recently used first: it is the least likely to have been closed by
   // the upstream's own idle timeout.
-  std::unique_ptr<Idle> idle = std::move(it->second.back());
+  std::unique_ptr<Idle, IdleDeleter> idle = std::move(it->second.back());
   it->second.pop_back();
   --total_idle_;
   ++reused_;
@@ -39,7 +41,7 @@ void ConnPool::put(const std::string& key, bufferevent* bev, int64_t idle_timeou
     bufferevent_free(bev);
     return;
   }
-  auto idle = std::make_unique<Idle>();
+  std::unique_ptr<Idle, IdleDeleter> idle(new Idle());
   Idle* raw = idle.get();
   raw->pool = this;
   raw->key = key;

@@ -45,7 +45,10 @@ class ConnPool {
 
  private:
   struct Idle;
-  using IdleList = std::list<std::unique_ptr<Idle>>;
+  struct IdleDeleter {
+    void operator()(Idle* i) const;
+  };
+  using IdleList = std::list<std::unique_ptr<Idle, IdleDeleter>>;
   static void onIdleEvent(bufferevent* bev, short what, void* arg);
   static void onIdleRead(bufferevent* bev, void* arg);
   static void onIdleTimeout(evutil_socket_t, short, void* arg);

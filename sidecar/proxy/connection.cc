@@ -133,6 +133,14 @@ void Connection::onUpstreamConnected(bufferevent*, short what, void* arg) {
   c->tunnel_ = std::make_unique<Tunnel>(down, up, [c](const Tunnel::Totals&) { c->close(); });
 }
 
+void Connection::adoptTunnel(bufferevent* downstream, bufferevent* upstream) {
+  state_ = State::kTunnel;
+  worker_->counters().tunnels.add();
+  // The session is inside its own callback: free it from the loop.
+  if (http1_) worker_->deferDelete(std::move(http1_));
+  tunnel_ = std::make_unique<Tunnel>(downstream, upstream, [this](const Tunnel::Totals&) { close(); });
+}
+
 void Connection::drain() {
   switch (state_) {
     case State::kSniffing:

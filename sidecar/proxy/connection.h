@@ -36,6 +36,8 @@ class Connection : public event::Deletable {
   const std::optional<net::Address>& originalDst() const { return original_dst_; }
   // Ends the connection (idempotent): the worker frees it from the loop.
   void close();
+  // An upgraded HTTP/1 connection becomes a tunnel (the session is done).
+  void adoptTunnel(bufferevent* downstream, bufferevent* upstream);
 
  private:
   enum class State {

@@ -11,6 +11,7 @@
 
 #include "sidecar/net/address.h"
 #include "sidecar/policy/policy_view.h"
+#include "sidecar/retry/budget.h"
 
 namespace mulligan::proxy {
 
@@ -58,6 +59,7 @@ struct SharedState {
   policy::PolicyStatus policy_status;
   std::atomic<bool> draining{false};
   std::vector<WorkerCounters*> worker_counters;  // filled before workers start
+  retry::BudgetRegistry budgets;                 // per service, shared by all workers
 };
 
 }  // namespace mulligan::proxy

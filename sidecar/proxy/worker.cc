@@ -3,6 +3,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cstring>
+
 #include "sidecar/core/logging.h"
 #include "sidecar/proxy/connection.h"
 
@@ -13,13 +15,15 @@ Worker::Worker(int index, SharedState* shared)
       shared_(shared),
       base_(event_base_new()),
       policy_(shared->config.shm, &shared->policy_status),
-      pool_(std::make_unique<ConnPool>(base_, ConnPool::Limits{})) {
+      pool_(std::make_unique<ConnPool>(base_, ConnPool::Limits{})),
+      random_(static_cast<uint64_t>(event::monotonicNowUs()) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(index)) {
   // Resolver: the system's /etc/resolv.conf, as the app in the pod sees it.
   dns_ = evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
   if (!dns_) dns_ = evdns_base_new(base_, 0);  // no resolv.conf: numeric addresses still work
   drain_event_.reset(event_new(base_, -1, 0, &Worker::onDrain, this));
   drain_deadline_.reset(evtimer_new(base_, &Worker::onDrainDeadline, this));
   deleter_ = std::make_unique<event::DeferredDeleter>(base_);
+  resolver_ = std::make_unique<net::Resolver>(dns_);
 }
 
 Worker::~Worker() {
@@ -28,6 +32,7 @@ Worker::~Worker() {
   for (Connection* c : connections_) delete c;
   connections_.clear();
   deleter_.reset();
+  resolver_.reset();
   drain_event_.reset();
   drain_deadline_.reset();
   if (dns_) evdns_base_free(dns_, 0);

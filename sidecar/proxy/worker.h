@@ -16,6 +16,8 @@
 
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
+#include "sidecar/net/resolver.h"
+#include "sidecar/retry/retry_state.h"
 #include "sidecar/policy/policy_view.h"
 #include "sidecar/proxy/conn_pool.h"
 #include "sidecar/proxy/shared_state.h"
@@ -53,6 +55,10 @@ class Worker {
   int index() const { return index_; }
   // Connections report their end; the worker destroys them from the loop.
   void connectionClosed(Connection* c);
+  // Destroys `obj` on the next loop iteration (never inside its own callback).
+  void deferDelete(std::unique_ptr<event::Deletable> obj) { deleter_->defer(std::move(obj)); }
+  net::Resolver& resolver() { return *resolver_; }
+  retry::Random& random() { return random_; }
 
  private:
   static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
@@ -74,6 +80,22 @@ class Worker {
   event::EventPtr drain_deadline_;
   std::unordered_set<Connection*> connections_;
   std::unique_ptr<event::DeferredDeleter> deleter_;
+  std::unique_ptr<net::Resolver> resolver_;
+  // xorshift64*: fast, per worker (no shared state), seeded per process.
+  class FastRandom : public retry::Random {
+   public:
+    explicit FastRandom(uint64_t seed) : s_(seed | 1) {}
+    double uniform() override {
+      s_ ^= s_ >> 12;
+      s_ ^= s_ << 25;
+      s_ ^= s_ >> 27;
+      return static_cast<double>((s_ * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
+    }
+
+   private:
+    uint64_t s_;
+  };
+  FastRandom random_;
   bool draining_ = false;
   std::thread thread_;
 };

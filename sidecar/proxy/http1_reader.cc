@@ -1,0 +1,197 @@
+#include "sidecar/proxy/http1_reader.h"
+
+#include <cstring>
+
+namespace mulligan::proxy {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
+
+const std::string* findHeader(const HeaderList& h, std::string_view name) {
+  for (const auto& [k, v] : h) {
+    if (iequals(k, name)) return &v;
+  }
+  return nullptr;
+}
+
+namespace {
+Http1Reader* self(llhttp_t* p) { return static_cast<Http1Reader*>(p->data); }
+}  // namespace
+
+Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
+    : mode_(mode), handler_(handler), limits_(limits) {
+  llhttp_settings_init(&settings_);
+  settings_.on_message_begin = &Http1Reader::onMessageBegin;
+  settings_.on_url = &Http1Reader::onUrl;
+  settings_.on_status = &Http1Reader::onStatus;
+  settings_.on_header_field = &Http1Reader::onHeaderField;
+  settings_.on_header_value = &Http1Reader::onHeaderValue;
+  settings_.on_headers_complete = &Http1Reader::onHeadersComplete;
+  settings_.on_body = &Http1Reader::onBody;
+  settings_.on_message_complete = &Http1Reader::onMessageComplete;
+  llhttp_init(&parser_, mode == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
+  parser_.data = this;
+}
+
+void Http1Reader::expectResponseTo(std::string_view method) { head_request_ = method == "HEAD"; }
+
+int Http1Reader::addHeaderBytes(size_t len) {
+  header_bytes_ += len;
+  if (header_bytes_ > limits_.max_header_bytes) {
+    user_error_ = Error::kHeadersTooLarge;
+    user_why_ = "header section larger than " + std::to_string(limits_.max_header_bytes) + " bytes";
+    return -1;
+  }
+  return 0;
+}
+
+int Http1Reader::onMessageBegin(llhttp_t* p) {
+  Http1Reader* r = self(p);
+  r->head_ = MessageHead{};
+  r->trailers_.clear();
+  r->in_headers_ = true;
+  r->in_message_ = true;
+  r->last_was_value_ = false;
+  r->header_bytes_ = 0;
+  return 0;
+}
+
+int Http1Reader::onUrl(llhttp_t* p, const char* at, size_t len) {
+  self(p)->head_.target.append(at, len);
+  return self(p)->addHeaderBytes(len);
+}
+
+int Http1Reader::onStatus(llhttp_t* p, const char* at, size_t len) {
+  self(p)->head_.reason.append(at, len);
+  return self(p)->addHeaderBytes(len);
+}
+
+int Http1Reader::onHeaderField(llhttp_t* p, const char* at, size_t len) {
+  Http1Reader* r = self(p);
+  HeaderList& list = r->in_headers_ ? r->head_.headers : r->trailers_;
+  // llhttp may split a name or value across calls; a new pair starts when a
+  // name follows a value.
+  if (list.empty() || r->last_was_value_) {
+    if (list.size() >= r->limits_.max_headers) {
+      r->user_error_ = Error::kHeadersTooLarge;
+      r->user_why_ = "more than " + std::to_string(r->limits_.max_headers) + " header fields";
+      return -1;
+    }
+    list.emplace_back();
+  }
+  list.back().first.append(at, len);
+  r->last_was_value_ = false;
+  return r->addHeaderBytes(len);
+}
+
+int Http1Reader::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
+  Http1Reader* r = self(p);
+  HeaderList& list = r->in_headers_ ? r->head_.headers : r->trailers_;
+  if (list.empty()) return -1;
+  list.back().second.append(at, len);
+  r->last_was_value_ = true;
+  return r->addHeaderBytes(len);
+}
+
+int Http1Reader::onHeadersComplete(llhttp_t* p) {
+  Http1Reader* r = self(p);
+  MessageHead& h = r->head_;
+  h.version_minor = p->http_minor;
+  if (p->http_major != 1) {
+    r->user_error_ = Error::kBadMessage;
+    r->user_why_ = "unsupported HTTP version";
+    return -1;
+  }
+  if (r->mode_ == Mode::kRequest) {
+    h.method = llhttp_method_name(static_cast<llhttp_method_t>(p->method));
+  } else {
+    h.status = p->status_code;
+  }
+  // llhttp itself refuses Content-Length + Transfer-Encoding, duplicate
+  // differing Content-Length and a non-final chunked. Obs-fold is accepted by
+  // llhttp as a value continuation: refuse it here (RFC 9112 §5.2: a server
+  // may reject it with 400; a proxy must not pass it on).
+  for (const auto& [k, v] : h.headers) {
+    if (v.find('\n') != std::string::npos || v.find('\r') != std::string::npos) {
+      r->user_error_ = Error::kBadMessage;
+      r->user_why_ = "obsolete line folding in header \"" + k + "\"";
+      return -1;
+    }
+  }
+  h.chunked = (p->flags & F_CHUNKED) != 0;
+  h.has_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
+  h.content_length = h.has_content_length ? p->content_length : 0;
+  h.keep_alive = llhttp_should_keep_alive(p) != 0;
+  h.upgrade = p->upgrade != 0;
+  h.needs_eof = r->mode_ == Mode::kResponse && llhttp_message_needs_eof(p) != 0;
+  r->in_headers_ = false;
+  r->handler_->onHead(h);
+  if (r->mode_ == Mode::kResponse) {
+    // 1 = no body (HEAD, or our caller says so); 1xx/204/304 llhttp knows.
+    if (r->head_request_) return 1;
+  }
+  if (h.upgrade) return 2;  // a tunnel follows: stop parsing
+  return 0;
+}
+
+int Http1Reader::onBody(llhttp_t* p, const char* at, size_t len) {
+  self(p)->handler_->onBody(at, len);
+  return 0;
+}
+
+int Http1Reader::onMessageComplete(llhttp_t* p) {
+  Http1Reader* r = self(p);
+  // 1xx interim responses (100 Continue) are complete messages of their own;
+  // the final response follows on the same parse.
+  if (!r->trailers_.empty()) r->handler_->onTrailers(r->trailers_);
+  r->in_message_ = false;
+  r->handler_->onComplete();
+  if (r->mode_ == Mode::kResponse && r->head_.status >= 100 && r->head_.status < 200 && r->head_.status != 101) {
+    return 0;
+  }
+  return HPE_PAUSED;
+}
+
+Http1Reader::Result Http1Reader::feed(const char* data, size_t len) {
+  Result res;
+  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  if (err == HPE_OK) {
+    res.consumed = len;
+    return res;
+  }
+  if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
+    const char* pos = llhttp_get_error_pos(&parser_);
+    res.consumed = pos ? static_cast<size_t>(pos - data) : len;
+    res.paused = true;
+    return res;
+  }
+  res.consumed = len;
+  if (user_error_ != Error::kNone) {
+    res.error = user_error_;
+    res.why = user_why_;
+  } else {
+    res.error = Error::kBadMessage;
+    res.why = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_) : llhttp_errno_name(err);
+  }
+  return res;
+}
+
+void Http1Reader::resume() {
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED) llhttp_resume(&parser_);
+  if (llhttp_get_errno(&parser_) == HPE_PAUSED_UPGRADE) llhttp_resume_after_upgrade(&parser_);
+}
+
+bool Http1Reader::finishOnEof() {
+  if (!in_message_) return true;
+  return llhttp_finish(&parser_) == HPE_OK && !in_message_;
+}
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,201 @@
+#include "sidecar/proxy/http1_session.h"
+
+#include <event2/buffer.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "sidecar/core/logging.h"
+#include "sidecar/event/event_loop.h"
+#include "sidecar/proxy/connection.h"
+#include "sidecar/proxy/proxy_stream.h"
+#include "sidecar/proxy/worker.h"
+
+namespace mulligan::proxy {
+
+Http1Session::Http1Session(Connection* conn, bufferevent* bev)
+    : conn_(conn),
+      bev_(bev),
+      reader_(Http1Reader::Mode::kRequest, this,
+              Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
+                                  conn->worker().shared().config.max_headers}) {}
+
+Http1Session::~Http1Session() {
+  if (stream_) stream_->abort("connection closed");
+  stream_.reset();
+  if (bev_) bufferevent_free(bev_);
+}
+
+Worker& Http1Session::worker() { return conn_->worker(); }
+
+void Http1Session::start() {
+  int one = 1;
+  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  bufferevent_setcb(bev_, &Http1Session::onRead, &Http1Session::onWrite, &Http1Session::onEvent, this);
+  bufferevent_setwatermark(bev_, EV_WRITE, kLowWater, 0);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  processInput();
+}
+
+void Http1Session::onRead(bufferevent*, void* arg) { static_cast<Http1Session*>(arg)->processInput(); }
+
+void Http1Session::processInput() {
+  evbuffer* in = bufferevent_get_input(bev_);
+  while (!closed_ && !closing_ && !waiting_for_response_) {
+    size_t n = evbuffer_get_length(in);
+    if (n == 0) break;
+    evbuffer_iovec vec;
+    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
+    auto res = reader_.feed(static_cast<const char*>(vec.iov_base), vec.iov_len);
+    if (closed_) return;
+    evbuffer_drain(in, res.consumed);
+    if (res.error == Http1Reader::Error::kHeadersTooLarge) {
+      rejectRequest(431, "Request Header Fields Too Large", res.why);
+      return;
+    }
+    if (res.error == Http1Reader::Error::kBadMessage) {
+      rejectRequest(400, "Bad Request", res.why);
+      return;
+    }
+    if (res.paused) {
+      if (finished_early_) {
+        finished_early_ = false;  // its response is already out
+        reader_.resume();
+        continue;
+      }
+      waiting_for_response_ = true;
+    }
+  }
+  // A request body larger than we will hold stays in the socket until the
+  // upstream takes it: stop reading while the stream's upstream is congested.
+  if (peer_eof_ && !stream_ && !closing_) closeNow();
+}
+
+void Http1Session::onHead(MessageHead& head) {
+  if (worker().draining()) close_after_response_ = true;
+  stream_ = std::make_unique<ProxyStream>(this, head, event::monotonicNowUs());
+  stream_->start();
+}
+
+void Http1Session::onBody(const char* data, size_t len) {
+  if (stream_) stream_->onRequestBody(data, len);
+}
+
+void Http1Session::onTrailers(HeaderList& trailers) {
+  if (stream_) stream_->onRequestTrailers(trailers);
+}
+
+void Http1Session::onComplete() {
+  if (stream_) stream_->onRequestComplete();
+}
+
+void Http1Session::sendContinue() {
+  static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  evbuffer_add(output(), kContinue, sizeof kContinue - 1);
+}
+
+void Http1Session::streamFinished(bool keep_alive) {
+  // Destroy the stream from the loop: we are inside its callback chain.
+  if (stream_) worker().deferDelete(std::move(stream_));
+  if (!keep_alive || close_after_response_ || worker().draining() || peer_eof_) {
+    closeWhenFlushed();
+    return;
+  }
+  if (!waiting_for_response_) {
+    // Answered before the request ended (a local error reply, or an early
+    // upstream answer): read the rest of this request, then go on.
+    finished_early_ = true;
+    return;
+  }
+  waiting_for_response_ = false;
+  reader_.resume();
+  processInput();
+}
+
+void Http1Session::upgradeToTunnel(bufferevent* upstream) {
+  if (stream_) worker().deferDelete(std::move(stream_));
+  if (!upstream) {
+    closeNow();
+    return;
+  }
+  closed_ = true;  // the tunnel owns the sockets now
+  bufferevent* down = bev_;
+  bev_ = nullptr;
+  conn_->adoptTunnel(down, upstream);
+}
+
+void Http1Session::streamAborted() {
+  if (stream_) worker().deferDelete(std::move(stream_));
+  closeNow();
+}
+
+void Http1Session::rejectRequest(int status, const char* reason, const std::string& why) {
+  worker().counters().bad_requests.add();
+  LOG_DEBUG("rejecting request from %s with %d: %s", conn_->peer().toString().c_str(), status, why.c_str());
+  if (stream_) {
+    // A framing error inside a body we were already proxying.
+    stream_->abort(why.c_str());
+    worker().deferDelete(std::move(stream_));
+  }
+  std::string body = why + "\n";
+  std::string resp = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+                     "\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: " +
+                     std::to_string(body.size()) + "\r\n\r\n" + body;
+  evbuffer_add(output(), resp.data(), resp.size());
+  closeWhenFlushed();
+}
+
+void Http1Session::closeWhenFlushed() {
+  if (closed_ || closing_) return;
+  closing_ = true;
+  bufferevent_disable(bev_, EV_READ);
+  if (evbuffer_get_length(output()) == 0) closeNow();
+  // else onWrite() closes once the output has drained
+}
+
+void Http1Session::closeNow() {
+  if (closed_) return;
+  closed_ = true;
+  if (stream_) {
+    stream_->abort("downstream connection closed");
+    worker().deferDelete(std::move(stream_));
+  }
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  conn_->close();
+}
+
+void Http1Session::onWrite(bufferevent*, void* arg) {
+  auto* s = static_cast<Http1Session*>(arg);
+  if (s->closing_ && evbuffer_get_length(s->output()) == 0) {
+    // Lingering close: the peer may still be sending the rest of a request
+    // we answered early; shutting down our side first lets it read the answer.
+    ::shutdown(bufferevent_getfd(s->bev_), SHUT_WR);
+    s->closeNow();
+    return;
+  }
+  if (s->stream_) s->stream_->onDownstreamDrained();
+}
+
+void Http1Session::onEvent(bufferevent*, short what, void* arg) {
+  auto* s = static_cast<Http1Session*>(arg);
+  if (what & BEV_EVENT_EOF) {
+    s->peer_eof_ = true;
+    s->processInput();
+    if (s->closed_) return;
+    // The app half-closed after a complete request: answer it, then close.
+    if (s->stream_ && s->stream_->requestComplete()) {
+      s->close_after_response_ = true;
+      return;
+    }
+    s->closeNow();
+    return;
+  }
+  s->closeNow();  // error or timeout
+}
+
+void Http1Session::drain() {
+  close_after_response_ = true;
+  if (!stream_ && reader_.idle()) closeWhenFlushed();
+}
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,237 @@
+#include "sidecar/proxy/upstream_attempt.h"
+
+#include <event2/buffer.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <cstring>
+
+#include "sidecar/proxy/worker.h"
+
+namespace mulligan::proxy {
+
+UpstreamAttempt::UpstreamAttempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
+                                 int64_t connect_timeout_us, int64_t read_timeout_us)
+    : worker_(worker),
+      owner_(owner),
+      dest_(dest),
+      pool_key_(dest.toString()),
+      method_(method),
+      connect_timeout_us_(connect_timeout_us),
+      read_timeout_us_(read_timeout_us),
+      pending_(evbuffer_new()),
+      timer_(worker->base(), [this] { onTimer(); }),
+      reader_(Http1Reader::Mode::kResponse, this, Http1Reader::Limits{256 * 1024, 500}) {
+  reader_.expectResponseTo(method_);
+}
+
+UpstreamAttempt::~UpstreamAttempt() {
+  timer_.cancel();
+  if (bev_) {
+    if (complete_ && reusable_) {
+      worker_->pool().put(pool_key_, bev_, idle_timeout_us_);
+    } else {
+      bufferevent_free(bev_);
+    }
+  }
+  evbuffer_free(pending_);
+}
+
+void UpstreamAttempt::start() {
+  worker_->counters().attempts.add();
+  if (bufferevent* pooled = worker_->pool().take(pool_key_)) {
+    bev_ = pooled;
+    reused_ = true;
+    worker_->counters().upstream_reused.add();
+    connected();
+    return;
+  }
+  worker_->counters().upstream_connects.add();
+  bev_ = bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE);
+  bufferevent_setcb(bev_, nullptr, nullptr, &UpstreamAttempt::onConnectEvent, this);
+  if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
+  if (bufferevent_socket_connect(bev_, dest_.sa(), static_cast<int>(dest_.len)) != 0) {
+    // Immediate failure (e.g. no route); report from the loop, never inline.
+    timer_.armUs(0);
+    connect_failed_now_ = true;
+  }
+}
+
+void UpstreamAttempt::onConnectEvent(bufferevent*, short what, void* arg) {
+  auto* a = static_cast<UpstreamAttempt*>(arg);
+  if (what & BEV_EVENT_CONNECTED) {
+    a->connected();
+    return;
+  }
+  int err = EVUTIL_SOCKET_ERROR();
+  a->fail(retry::OutcomeKind::kConnectFailure,
+          "connect to " + a->dest_.toString() + " failed: " + evutil_socket_error_to_string(err));
+}
+
+void UpstreamAttempt::connected() {
+  int one = 1;
+  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  bufferevent_setcb(bev_, &UpstreamAttempt::onRead, nullptr, &UpstreamAttempt::onEvent, this);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  transitionTo(State::kAwaitingHeaders);
+  sent_at_us_ = event::monotonicNowUs();
+  if (evbuffer_get_length(pending_)) evbuffer_add_buffer(bufferevent_get_output(bev_), pending_);
+}
+
+void UpstreamAttempt::send(evbuffer* buf) {
+  if (state_ == State::kDone) {
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    return;
+  }
+  evbuffer_add_buffer(bev_ && state_ != State::kConnecting ? bufferevent_get_output(bev_) : pending_, buf);
+}
+
+void UpstreamAttempt::send(const char* data, size_t len) {
+  if (state_ == State::kDone || len == 0) return;
+  evbuffer_add(bev_ && state_ != State::kConnecting ? bufferevent_get_output(bev_) : pending_, data, len);
+}
+
+void UpstreamAttempt::transitionTo(State s) {
+  state_ = s;
+  timer_.cancel();
+  switch (s) {
+    case State::kConnecting:
+      break;
+    case State::kAwaitingHeaders:
+      if (header_timeout_us_ >= 0) timer_.armUs(header_timeout_us_);
+      break;
+    case State::kStreaming:
+      if (read_timeout_us_ > 0) timer_.armUs(read_timeout_us_);
+      break;
+    case State::kDone:
+      break;
+  }
+}
+
+void UpstreamAttempt::onTimer() {
+  switch (state_) {
+    case State::kConnecting:
+      if (connect_failed_now_) {
+        fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " failed");
+      } else {
+        fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " timed out");
+      }
+      break;
+    case State::kAwaitingHeaders:
+      fail(retry::OutcomeKind::kPerTryTimeout, "no response headers from " + dest_.toString() + " in time");
+      break;
+    case State::kStreaming:
+      transitionTo(State::kDone);
+      owner_->onAttemptAborted("read timeout: " + dest_.toString() + " went silent mid-response");
+      break;
+    case State::kDone:
+      break;
+  }
+}
+
+void UpstreamAttempt::fail(retry::OutcomeKind kind, const std::string& why) {
+  if (state_ == State::kDone) return;
+  if (kind == retry::OutcomeKind::kConnectFailure) worker_->counters().upstream_connect_failures.add();
+  transitionTo(State::kDone);
+  if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  owner_->onAttemptFailed(kind, why);  // may destroy us: touch nothing after
+}
+
+void UpstreamAttempt::onRead(bufferevent*, void* arg) { static_cast<UpstreamAttempt*>(arg)->readInput(); }
+
+void UpstreamAttempt::readInput() {
+  evbuffer* in = bufferevent_get_input(bev_);
+  while (state_ == State::kAwaitingHeaders || state_ == State::kStreaming) {
+    size_t n = evbuffer_get_length(in);
+    if (n == 0) return;
+    got_bytes_ = true;
+    if (state_ == State::kStreaming && read_timeout_us_ > 0) timer_.armUs(read_timeout_us_);
+    // Parse chain by chain: body pieces point into libevent's memory and are
+    // consumed by the owner within the callback, so nothing is copied here.
+    evbuffer_iovec vec;
+    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) return;
+    auto res = reader_.feed(static_cast<const char*>(vec.iov_base), vec.iov_len);
+    if (state_ == State::kDone) return;  // the owner finished with us inside a callback
+    evbuffer_drain(in, res.consumed);
+    if (res.error != Http1Reader::Error::kNone) {
+      if (state_ == State::kAwaitingHeaders) {
+        fail(retry::OutcomeKind::kReset, "malformed response from " + dest_.toString() + ": " + res.why);
+      } else {
+        transitionTo(State::kDone);
+        owner_->onAttemptAborted("malformed response body from " + dest_.toString() + ": " + res.why);
+      }
+      return;
+    }
+    if (res.paused) {
+      // A complete response: anything after it on an HTTP/1 connection we
+      // did not ask for makes the connection unusable.
+      if (evbuffer_get_length(in) != 0) reusable_ = false;
+      return;
+    }
+  }
+}
+
+void UpstreamAttempt::onEvent(bufferevent*, short what, void* arg) {
+  auto* a = static_cast<UpstreamAttempt*>(arg);
+  if (a->state_ == State::kDone) return;
+  a->readInput();  // bytes that arrived with the EOF
+  if (a->state_ == State::kDone) return;
+  bool eof = what & BEV_EVENT_EOF;
+  if (a->state_ == State::kAwaitingHeaders) {
+    std::string how = eof ? "closed the connection" : "reset the connection";
+    a->fail(retry::OutcomeKind::kReset,
+            a->dest_.toString() + " " + how + " before response headers" + (a->reused_ ? " (pooled connection)" : ""));
+    return;
+  }
+  if (a->state_ == State::kStreaming) {
+    if (eof && a->reader_.finishOnEof()) {
+      // A close-delimited body ended; onComplete() already ran.
+      return;
+    }
+    a->transitionTo(State::kDone);
+    a->owner_->onAttemptAborted(a->dest_.toString() + " closed the connection mid-response");
+  }
+}
+
+void UpstreamAttempt::onHead(MessageHead& head) {
+  if (head.status >= 100 && head.status < 200 && head.status != 101) return;  // interim: wait for the final one
+  transitionTo(State::kStreaming);
+  reusable_ = head.keep_alive && !head.needs_eof && !forbid_reuse_;
+  owner_->onAttemptHead(head);
+}
+
+void UpstreamAttempt::onBody(const char* data, size_t len) {
+  if (state_ != State::kStreaming) return;
+  owner_->onAttemptBody(data, len);
+}
+
+void UpstreamAttempt::onTrailers(HeaderList& trailers) {
+  if (state_ != State::kStreaming) return;
+  owner_->onAttemptTrailers(trailers);
+}
+
+void UpstreamAttempt::onComplete() {
+  if (state_ != State::kStreaming) return;  // an interim response ended
+  complete_ = true;
+  transitionTo(State::kDone);
+  owner_->onAttemptComplete();
+}
+
+void UpstreamAttempt::pauseReading(bool paused) {
+  if (!bev_ || state_ == State::kDone) return;
+  if (paused) {
+    bufferevent_disable(bev_, EV_READ);
+  } else {
+    bufferevent_enable(bev_, EV_READ);
+  }
+}
+
+bufferevent* UpstreamAttempt::releaseConnection() {
+  bufferevent* b = bev_;
+  bev_ = nullptr;
+  transitionTo(State::kDone);
+  if (b) bufferevent_setcb(b, nullptr, nullptr, nullptr, nullptr);
+  return b;
+}
+
+}  // namespace mulligan::proxy
