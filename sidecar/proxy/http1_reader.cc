@@ -34,6 +34,7 @@ Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
   settings_.on_status = &Http1Reader::onStatus;
   settings_.on_header_field = &Http1Reader::onHeaderField;
   settings_.on_header_value = &Http1Reader::onHeaderValue;
+  settings_.on_header_value_complete = &Http1Reader::onHeaderValueComplete;
   settings_.on_headers_complete = &Http1Reader::onHeadersComplete;
   settings_.on_body = &Http1Reader::onBody;
   settings_.on_message_complete = &Http1Reader::onMessageComplete;
@@ -60,6 +61,7 @@ int Http1Reader::onMessageBegin(llhttp_t* p) {
   r->in_headers_ = true;
   r->in_message_ = true;
   r->last_was_value_ = false;
+  r->value_complete_ = false;
   r->header_bytes_ = 0;
   return 0;
 }
@@ -89,6 +91,7 @@ int Http1Reader::onHeaderField(llhttp_t* p, const char* at, size_t len) {
   }
   list.back().first.append(at, len);
   r->last_was_value_ = false;
+  r->value_complete_ = false;
   return r->addHeaderBytes(len);
 }
 
@@ -96,9 +99,30 @@ int Http1Reader::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
   Http1Reader* r = self(p);
   HeaderList& list = r->in_headers_ ? r->head_.headers : r->trailers_;
   if (list.empty()) return -1;
+  // llhttp joins an obs-fold line to the previous value (no value_complete
+  // in between), so look at the bytes before this piece: a line break right
+  // before it (or before its leading blank) is a fold.
+  bool folded = false;
+  if (!list.back().second.empty() && at > r->feed_begin_) {
+    const char* q = at - 1;
+    while (q > r->feed_begin_ && (*q == ' ' || *q == '\t')) --q;
+    folded = *q == '\n';
+  }
+  if (r->value_complete_ || folded) {
+    // llhttp accepts obs-fold as a continuation of the previous value; a
+    // proxy must not (RFC 9112 §5.2): reject with 400.
+    r->user_error_ = Error::kBadMessage;
+    r->user_why_ = "obsolete line folding in header \"" + list.back().first + "\"";
+    return -1;
+  }
   list.back().second.append(at, len);
   r->last_was_value_ = true;
   return r->addHeaderBytes(len);
+}
+
+int Http1Reader::onHeaderValueComplete(llhttp_t* p) {
+  self(p)->value_complete_ = true;
+  return 0;
 }
 
 int Http1Reader::onHeadersComplete(llhttp_t* p) {
@@ -162,6 +186,7 @@ int Http1Reader::onMessageComplete(llhttp_t* p) {
 
 Http1Reader::Result Http1Reader::feed(const char* data, size_t len) {
   Result res;
+  feed_begin_ = data;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   if (err == HPE_OK) {
     res.consumed = len;

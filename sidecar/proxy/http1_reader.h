@@ -99,6 +99,7 @@ class Http1Reader {
   static int onMethod(llhttp_t* p, const char* at, size_t len);
   static int onHeaderField(llhttp_t* p, const char* at, size_t len);
   static int onHeaderValue(llhttp_t* p, const char* at, size_t len);
+  static int onHeaderValueComplete(llhttp_t* p);
   static int onHeadersComplete(llhttp_t* p);
   static int onBody(llhttp_t* p, const char* at, size_t len);
   static int onMessageComplete(llhttp_t* p);
@@ -114,6 +115,8 @@ class Http1Reader {
   bool in_headers_ = true;   // false once the head is done (then fields are trailers)
   bool in_message_ = false;
   bool last_was_value_ = false;
+  bool value_complete_ = false;  // a value ended; more value bytes = obs-fold
+  const char* feed_begin_ = nullptr;  // the buffer being parsed (obs-fold check)
   bool head_request_ = false;
   size_t header_bytes_ = 0;
   Error user_error_ = Error::kNone;

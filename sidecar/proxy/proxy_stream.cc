@@ -256,12 +256,11 @@ void ProxyStream::startAttempt() {
   retry_->attemptStarted();
   attempt_ = std::make_unique<UpstreamAttempt>(worker_, static_cast<UpstreamAttempt::Owner*>(this), dest_, method_, policy_->connect_timeout_us,
                                                policy_->read_timeout_us);
-  int64_t header_timeout = retry::attemptTimeoutUs(deadline_, *policy_, now);
-  // The deadline timer answers for the whole call; the attempt's own timer
-  // only needs the per-try part.
-  attempt_->setHeaderTimeoutUs(policy_->retry.per_try_timeout_us > 0 && header_timeout != retry::kNoDeadline
-                                   ? header_timeout
-                                   : -1);
+  // The deadline timer answers for the whole call ("request"); the attempt's
+  // own timer is armed only when the per-try timeout ends sooner.
+  int64_t per_try = policy_->retry.per_try_timeout_us;
+  int64_t left = deadline_.remaining(now);
+  attempt_->setHeaderTimeoutUs(per_try > 0 && per_try < left ? per_try : -1);
   attempt_->setIdleTimeoutUs(policy_->idle_timeout_us);
   std::string head;
   appendRequestHead(&head);
@@ -375,7 +374,7 @@ void ProxyStream::retryAfter(int64_t wait_us, const std::string& reason) {
   if (!retry_reasons_.empty()) retry_reasons_ += ",";
   retry_reasons_ += reason;
   if (attempt_) {
-    attempt_->forbidReuse();  // we walked away from its response
+    attempt_->cancel();  // we walked away from its response
     worker_->deferDelete(std::move(attempt_));
   }
   state_ = State::kBackoff;
@@ -506,7 +505,7 @@ void ProxyStream::onDeadline() {
 void ProxyStream::sendLocalReply(int status, const char* reason, const std::string& body, const char* timeout_kind) {
   if (state_ == State::kDone) return;
   if (attempt_) {
-    attempt_->forbidReuse();
+    attempt_->cancel();
     worker_->deferDelete(std::move(attempt_));
   }
   resolving_.reset();
@@ -543,7 +542,7 @@ void ProxyStream::abort(const char* why) {
   deadline_timer_.cancel();
   backoff_timer_.cancel();
   resolving_.reset();
-  if (attempt_) attempt_->forbidReuse();
+  if (attempt_) attempt_->cancel();
   if (!sidecar_error_.size()) sidecar_error_ = "downstream-closed";
   logAccess();
 }

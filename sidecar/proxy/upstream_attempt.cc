@@ -226,6 +226,13 @@ void UpstreamAttempt::pauseReading(bool paused) {
   }
 }
 
+void UpstreamAttempt::cancel() {
+  forbidReuse();
+  if (state_ == State::kDone) return;
+  transitionTo(State::kDone);
+  if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+}
+
 bufferevent* UpstreamAttempt::releaseConnection() {
   bufferevent* b = bev_;
   bev_ = nullptr;

@@ -68,6 +68,9 @@ class UpstreamAttempt : public event::Deletable, private Http1Reader::Handler {
   void forbidReuse() { reusable_ = false; forbid_reuse_ = true; }
   // Back-pressure from downstream.
   void pauseReading(bool paused);
+  // The owner walked away (retrying, or answering itself): no more callbacks,
+  // and the connection is not reused.
+  void cancel();
   // For Upgrade: hands the connected socket over (the attempt is then done).
   bufferevent* releaseConnection();
 
