@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <event2/thread.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -128,7 +127,6 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGUSR1);  // used by the admin endpoint's POST /drain
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  evthread_use_pthreads();  // drain requests cross threads
 
   auto shared = std::make_unique<proxy::SharedState>();
   shared->config.shm = flags.shm;

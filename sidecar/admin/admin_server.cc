@@ -3,6 +3,7 @@
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -58,14 +59,27 @@ bool AdminServer::start(const std::string& addr, std::string* error) {
   }
   auto bound = net::localAddress(fd);
   bound_ = bound ? bound->toString() : addr;
+  // stop() wakes the loop through an eventfd: libevent is used without its
+  // cross-thread locking (which would tax every event on the data plane).
+  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  stop_event_ = event_new(
+      base_, stop_fd_, EV_READ, [](evutil_socket_t, short, void* b) { event_base_loopexit(static_cast<event_base*>(b), nullptr); },
+      base_);
+  event_add(stop_event_, nullptr);
   thread_ = std::thread([this] { event_base_dispatch(base_); });
   return true;
 }
 
 void AdminServer::stop() {
   if (!base_) return;
-  event_base_loopexit(base_, nullptr);
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    ssize_t n = ::write(stop_fd_, &one, sizeof one);
+    (void)n;
+    thread_.join();
+  }
+  if (stop_event_) event_free(stop_event_);
+  if (stop_fd_ >= 0) ::close(stop_fd_);
   evhttp_free(http_);
   event_base_free(base_);
   base_ = nullptr;

@@ -32,6 +32,8 @@ class AdminServer {
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
   std::string bound_;
+  int stop_fd_ = -1;
+  event* stop_event_ = nullptr;
   std::thread thread_;
 };
 

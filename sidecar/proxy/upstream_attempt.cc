@@ -151,8 +151,14 @@ void UpstreamAttempt::readInput() {
     evbuffer_iovec vec;
     if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) return;
     auto res = reader_.feed(static_cast<const char*>(vec.iov_base), vec.iov_len);
-    if (state_ == State::kDone) return;  // the owner finished with us inside a callback
+    // Owners never destroy an attempt inside its callback, so `in` is still ours.
     evbuffer_drain(in, res.consumed);
+    if (state_ == State::kDone) {
+      // Completed (or cancelled) inside the feed. Bytes after a complete
+      // response on an HTTP/1 connection make it unusable.
+      if (evbuffer_get_length(in) != 0) reusable_ = false;
+      return;
+    }
     if (res.error != Http1Reader::Error::kNone) {
       if (state_ == State::kAwaitingHeaders) {
         fail(retry::OutcomeKind::kReset, "malformed response from " + dest_.toString() + ": " + res.why);

@@ -1,7 +1,9 @@
 #include "sidecar/proxy/worker.h"
 
 #include <netinet/in.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -20,7 +22,11 @@ Worker::Worker(int index, SharedState* shared)
   // Resolver: the system's /etc/resolv.conf, as the app in the pod sees it.
   dns_ = evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
   if (!dns_) dns_ = evdns_base_new(base_, 0);  // no resolv.conf: numeric addresses still work
-  drain_event_.reset(event_new(base_, -1, 0, &Worker::onDrain, this));
+  // Cross-thread wake-up through an eventfd: libevent's own thread support
+  // (evthread_use_pthreads) would put a mutex on every event operation.
+  drain_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  drain_event_.reset(event_new(base_, drain_fd_, EV_READ, &Worker::onDrain, this));
+  event_add(drain_event_.get(), nullptr);
   drain_deadline_.reset(evtimer_new(base_, &Worker::onDrainDeadline, this));
   deleter_ = std::make_unique<event::DeferredDeleter>(base_);
   resolver_ = std::make_unique<net::Resolver>(dns_);
@@ -35,6 +41,7 @@ Worker::~Worker() {
   resolver_.reset();
   drain_event_.reset();
   drain_deadline_.reset();
+  if (drain_fd_ >= 0) ::close(drain_fd_);
   if (dns_) evdns_base_free(dns_, 0);
   pool_.reset();  // its bufferevents must go before the base
   event_base_free(base_);
@@ -66,7 +73,11 @@ void Worker::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Worker::requestDrain() { event_active(drain_event_.get(), 0, 0); }
+void Worker::requestDrain() {
+  uint64_t one = 1;
+  ssize_t n = ::write(drain_fd_, &one, sizeof one);
+  (void)n;  // an eventfd write of 1 cannot fail short of overflow
+}
 
 void Worker::onDrain(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->beginDrain(); }
 

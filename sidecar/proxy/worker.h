@@ -76,6 +76,7 @@ class Worker {
   policy::PolicyView policy_;
   std::unique_ptr<ConnPool> pool_;  // freed before the loop it lives on
   WorkerCounters counters_;
+  int drain_fd_ = -1;  // eventfd: requestDrain() from another thread
   event::EventPtr drain_event_;
   event::EventPtr drain_deadline_;
   std::unordered_set<Connection*> connections_;

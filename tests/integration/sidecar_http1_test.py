@@ -62,6 +62,10 @@ class Http1Test(Stack):
         retried = [r for r in recs if r["attempts"] > 1]
         self.assertGreater(len(retried), 50)
         self.assertTrue(all("503" in r["retry_reasons"] for r in retried))
+        # Upstream connections were pooled and reused, not opened per request.
+        stats = json.loads(self.curl(f"http://127.0.0.1:{self.admin_port}/stats").stdout)
+        self.assertGreater(stats["upstream_reused"], 900)
+        self.assertLess(stats["upstream_connects"], 150)
         # Every attempt carried its number.
         self.assertEqual(sorted(set(int(s["x-envoy-attempt-count"]) for s in seen))[0], 1)
 
