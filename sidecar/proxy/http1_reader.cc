@@ -1,5 +1,7 @@
 #include "sidecar/proxy/http1_reader.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 
 namespace mulligan::proxy {
@@ -103,10 +105,11 @@ int Http1Reader::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
   // in between), so look at the bytes before this piece: a line break right
   // before it (or before its leading blank) is a fold.
   bool folded = false;
-  if (!list.back().second.empty() && at > r->feed_begin_) {
-    const char* q = at - 1;
-    while (q > r->feed_begin_ && (*q == ' ' || *q == '\t')) --q;
-    folded = *q == '\n';
+  if (!list.back().second.empty()) {
+    const char* q = at;
+    while (q > r->feed_begin_ && (q[-1] == ' ' || q[-1] == '\t')) --q;
+    char before = q > r->feed_begin_ ? q[-1] : r->prev_nonblank_;
+    folded = before == '\n';
   }
   if (r->value_complete_ || folded) {
     // llhttp accepts obs-fold as a continuation of the previous value; a
@@ -144,6 +147,15 @@ int Http1Reader::onHeadersComplete(llhttp_t* p) {
   // llhttp as a value continuation: refuse it here (RFC 9112 §5.2: a server
   // may reject it with 400; a proxy must not pass it on).
   for (const auto& [k, v] : h.headers) {
+    // RFC 9110 §5.1: a field name is a token.
+    bool token = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+    });
+    if (!token) {
+      r->user_error_ = Error::kBadMessage;
+      r->user_why_ = "invalid header name \"" + k + "\"";
+      return -1;
+    }
     if (v.find('\n') != std::string::npos || v.find('\r') != std::string::npos) {
       r->user_error_ = Error::kBadMessage;
       r->user_why_ = "obsolete line folding in header \"" + k + "\"";
@@ -159,8 +171,11 @@ int Http1Reader::onHeadersComplete(llhttp_t* p) {
   r->in_headers_ = false;
   r->handler_->onHead(h);
   if (r->mode_ == Mode::kResponse) {
-    // 1 = no body (HEAD, or our caller says so); 1xx/204/304 llhttp knows.
-    if (r->head_request_) return 1;
+    // 1 = no body: a response to HEAD, and 1xx/204/304 whatever their
+    // Content-Length says (RFC 9112 §6.3, rule 1).
+    if (r->head_request_ || h.status == 204 || h.status == 304 || (h.status >= 100 && h.status < 200 && h.status != 101)) {
+      return 1;
+    }
   }
   if (h.upgrade) return 2;  // a tunnel follows: stop parsing
   return 0;
@@ -188,6 +203,12 @@ Http1Reader::Result Http1Reader::feed(const char* data, size_t len) {
   Result res;
   feed_begin_ = data;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
+  for (size_t i = len; i > 0; --i) {
+    if (data[i - 1] != ' ' && data[i - 1] != '\t') {
+      prev_nonblank_ = data[i - 1];
+      break;
+    }
+  }
   if (err == HPE_OK) {
     res.consumed = len;
     return res;
@@ -216,7 +237,10 @@ void Http1Reader::resume() {
 
 bool Http1Reader::finishOnEof() {
   if (!in_message_) return true;
-  return llhttp_finish(&parser_) == HPE_OK && !in_message_;
+  // on_message_complete pauses, so llhttp_finish reports HPE_PAUSED for a
+  // body that did end; what counts is whether the message completed.
+  llhttp_finish(&parser_);
+  return !in_message_;
 }
 
 }  // namespace mulligan::proxy

@@ -117,6 +117,7 @@ class Http1Reader {
   bool last_was_value_ = false;
   bool value_complete_ = false;  // a value ended; more value bytes = obs-fold
   const char* feed_begin_ = nullptr;  // the buffer being parsed (obs-fold check)
+  char prev_nonblank_ = 0;            // last non-SP/HT byte of earlier buffers
   bool head_request_ = false;
   size_t header_bytes_ = 0;
   Error user_error_ = Error::kNone;

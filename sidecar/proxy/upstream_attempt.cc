@@ -69,8 +69,10 @@ void UpstreamAttempt::onConnectEvent(bufferevent*, short what, void* arg) {
 }
 
 void UpstreamAttempt::connected() {
-  int one = 1;
-  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (!reused_) {  // pooled connections have it already
+    int one = 1;
+    setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   bufferevent_setcb(bev_, &UpstreamAttempt::onRead, nullptr, &UpstreamAttempt::onEvent, this);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
   transitionTo(State::kAwaitingHeaders);
