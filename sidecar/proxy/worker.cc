@@ -30,6 +30,16 @@ Worker::Worker(int index, SharedState* shared)
   drain_deadline_.reset(evtimer_new(base_, &Worker::onDrainDeadline, this));
   deleter_ = std::make_unique<event::DeferredDeleter>(base_);
   resolver_ = std::make_unique<net::Resolver>(dns_);
+  // Requests check the policy generation themselves; this tick keeps the
+  // view (and /ready) current when no traffic flows.
+  policy_tick_.reset(event_new(base_, -1, EV_PERSIST, &Worker::onPolicyTick, this));
+  timeval tv{0, 250'000};
+  event_add(policy_tick_.get(), &tv);
+}
+
+void Worker::onPolicyTick(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  w->policy_.current(event::monotonicNowUs());
 }
 
 Worker::~Worker() {
@@ -41,6 +51,7 @@ Worker::~Worker() {
   resolver_.reset();
   drain_event_.reset();
   drain_deadline_.reset();
+  policy_tick_.reset();
   if (drain_fd_ >= 0) ::close(drain_fd_);
   if (dns_) evdns_base_free(dns_, 0);
   pool_.reset();  // its bufferevents must go before the base
@@ -94,6 +105,7 @@ void Worker::beginDrain() {
     evconnlistener_free(listener_);
     listener_ = nullptr;
   }
+  policy_tick_.reset();  // nothing left to keep current; lets the loop end
   int64_t us = shared_->config.drain_timeout_us;
   timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
   evtimer_add(drain_deadline_.get(), &tv);

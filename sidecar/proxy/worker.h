@@ -64,6 +64,7 @@ class Worker {
   static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
   static void onDrain(evutil_socket_t, short, void* arg);
   static void onDrainDeadline(evutil_socket_t, short, void* arg);
+  static void onPolicyTick(evutil_socket_t, short, void* arg);
   void beginDrain();
   void maybeExit();
 
@@ -79,6 +80,7 @@ class Worker {
   int drain_fd_ = -1;  // eventfd: requestDrain() from another thread
   event::EventPtr drain_event_;
   event::EventPtr drain_deadline_;
+  event::EventPtr policy_tick_;
   std::unordered_set<Connection*> connections_;
   std::unique_ptr<event::DeferredDeleter> deleter_;
   std::unique_ptr<net::Resolver> resolver_;
