@@ -93,6 +93,8 @@ ProxyStream::ProxyStream(Http1Session* session, MessageHead& head, int64_t start
       replay_(evbuffer_new()),
       deadline_timer_(worker_->base(), [this] { onDeadline(); }),
       backoff_timer_(worker_->base(), [this] { startAttempt(); }) {
+  upgrade_ = head.upgrade && method_ != "CONNECT";
+  connect_ = method_ == "CONNECT";
   // A request without a body is complete with its head.
   request_complete_ = !chunked_ && (!has_length_ || content_length_ == 0);
   const std::string* expect = findHeader(headers_, "expect");
@@ -100,7 +102,17 @@ ProxyStream::ProxyStream(Http1Session* session, MessageHead& head, int64_t start
   // Absolute-form (a proxy request: curl -x, HTTP_PROXY): the target names
   // the destination; the upstream gets origin-form.
   std::string& target = head.target;
-  if (target.compare(0, 7, "http://") == 0) {
+  if (connect_) {
+    // Authority-form (RFC 9110 §9.3.6): "host:port" names the destination.
+    authority_ = target;
+    path_ = target;
+    std::string_view h;
+    uint16_t port = 0;
+    if (net::splitHostPort(target, &h, &port)) {
+      absolute_host_ = std::string(h);
+      absolute_port_ = port;
+    }
+  } else if (target.compare(0, 7, "http://") == 0) {
     size_t host_end = target.find_first_of("/?", 7);
     std::string authority = target.substr(7, host_end == std::string::npos ? std::string::npos : host_end - 7);
     path_ = host_end == std::string::npos ? "/" : target.substr(host_end);
@@ -123,6 +135,7 @@ ProxyStream::ProxyStream(Http1Session* session, MessageHead& head, int64_t start
 }
 
 ProxyStream::~ProxyStream() {
+  if (connect_bev_) bufferevent_free(connect_bev_);
   attempt_.reset();
   resolving_.reset();
   evbuffer_free(replay_);
@@ -212,6 +225,11 @@ void ProxyStream::pickDestination() {
 
 void ProxyStream::destinationResolved(const net::Address& addr) {
   if (state_ == State::kDone) return;
+  if (connect_) {
+    dest_ = addr;
+    startConnectTunnel();
+    return;
+  }
   const net::Address& self = worker_->listenAddress();
   if (addr.port() == self.port() && (addr == self || addr.isLoopback())) {
     sidecar_error_ = "loop";
@@ -222,6 +240,47 @@ void ProxyStream::destinationResolved(const net::Address& addr) {
   startAttempt();
 }
 
+void ProxyStream::startConnectTunnel() {
+  // CONNECT is not retried: a tunnel's bytes are opaque to us.
+  retry_->attemptStarted();
+  worker_->counters().upstream_connects.add();
+  connect_bev_ = bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE);
+  bufferevent_setcb(connect_bev_, nullptr, nullptr, &ProxyStream::onConnectTunnelEvent, this);
+  timeval tv{static_cast<time_t>(policy_->connect_timeout_us / 1000000),
+             static_cast<suseconds_t>(policy_->connect_timeout_us % 1000000)};
+  bufferevent_set_timeouts(connect_bev_, nullptr, &tv);  // bounds the connect
+  bufferevent_enable(connect_bev_, EV_WRITE);
+  if (bufferevent_socket_connect(connect_bev_, dest_.sa(), static_cast<int>(dest_.len)) != 0) {
+    bufferevent_free(connect_bev_);
+    connect_bev_ = nullptr;
+    sidecar_error_ = "connect-failure";
+    sendLocalReply(502, "Bad Gateway", "CONNECT to " + dest_.toString() + " failed\n", nullptr);
+  }
+}
+
+void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) {
+  auto* self = static_cast<ProxyStream*>(arg);
+  if (!(what & BEV_EVENT_CONNECTED)) {
+    bufferevent_free(bev);
+    self->connect_bev_ = nullptr;
+    self->worker_->counters().upstream_connect_failures.add();
+    self->sidecar_error_ = "connect-failure";
+    self->sendLocalReply(502, "Bad Gateway", "CONNECT to " + self->dest_.toString() + " failed\n", nullptr);
+    return;
+  }
+  bufferevent_set_timeouts(bev, nullptr, nullptr);
+  self->connect_bev_ = nullptr;
+  self->status_ = 200;
+  self->response_started_ = true;
+  self->state_ = State::kDone;
+  self->deadline_timer_.cancel();  // a tunnel lives as long as its peers
+  static const char kEstablished[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+  evbuffer_add(self->session_->output(), kEstablished, sizeof kEstablished - 1);
+  self->worker_->counters().responses_by_class[2].add();
+  self->logAccess();
+  self->session_->upgradeToTunnel(bev);  // may defer-delete us
+}
+
 // ------------------------------------------------------------- attempts --
 
 void ProxyStream::appendRequestHead(std::string* out) {
@@ -229,6 +288,12 @@ void ProxyStream::appendRequestHead(std::string* out) {
   out->append(method_).append(" ").append(path_).append(" HTTP/1.1\r\n");
   if (!findHeader(headers_, "host") && !authority_.empty()) out->append("host: ").append(authority_).append("\r\n");
   appendHeaders(out, headers_);
+  if (upgrade_) {
+    // A WebSocket-style upgrade keeps its handshake fields (hop-by-hop
+    // otherwise): the upstream must see them to answer 101.
+    if (const std::string* u = findHeader(headers_, "upgrade")) out->append("upgrade: ").append(*u).append("\r\n");
+    out->append("connection: upgrade\r\n");
+  }
   int64_t now = event::monotonicNowUs();
   out->append("x-envoy-attempt-count: ").append(std::to_string(retry_->attempts())).append("\r\n");
   retry::AttemptDeadlineHeaders dh = retry::attemptDeadlineHeaders(deadline_, *policy_, now, false);
@@ -430,7 +495,9 @@ void ProxyStream::writeResponseHead(const MessageHead& head) {
   out.reserve(512);
   out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
   appendHeaders(&out, head.headers);
-  downstream_close_ = !keep_alive_ || session_->worker().draining();
+  // An upgrade the upstream declined: the client's bytes after its request
+  // head are not HTTP we can parse; end the connection after this answer.
+  downstream_close_ = !keep_alive_ || session_->worker().draining() || upgrade_;
   if (head.status == 101) {
     // Keep the upgrade handshake's own fields.
     if (const std::string* u = findHeader(head.headers, "upgrade")) out.append("upgrade: ").append(*u).append("\r\n");

@@ -68,6 +68,10 @@ class ProxyStream : public event::Deletable, private UpstreamAttempt::Owner {
   void pickDestination();
   void destinationResolved(const net::Address& addr);
   void startAttempt();
+  // CONNECT: a plain TCP connection to the target, then a tunnel.
+  void startConnectTunnel();
+  static void onConnectTunnelEvent(bufferevent* bev, short what, void* arg);
+  bufferevent* connect_bev_ = nullptr;
   void retryAfter(int64_t wait_us, const std::string& reason);
   // Considers a retry for `o`; true when one was scheduled.
   bool maybeRetry(const retry::Outcome& o);
@@ -97,6 +101,8 @@ class ProxyStream : public event::Deletable, private UpstreamAttempt::Owner {
   bool has_length_;
   uint64_t content_length_;
   bool expect_continue_;
+  bool upgrade_ = false;     // Upgrade request (WebSocket): forwarded, then tunnelled on 101
+  bool connect_ = false;     // CONNECT host:port: we connect and tunnel
   bool request_complete_ = false;
   uint64_t request_bytes_ = 0;
   std::string absolute_host_;  // from an absolute-form target

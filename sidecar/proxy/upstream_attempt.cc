@@ -170,6 +170,13 @@ void UpstreamAttempt::readInput() {
       }
       return;
     }
+    if (pending_upgrade_) {
+      std::unique_ptr<MessageHead> head = std::move(pending_upgrade_);
+      transitionTo(State::kStreaming);
+      reusable_ = false;
+      owner_->onAttemptHead(*head);  // the owner takes the connection for a tunnel
+      return;
+    }
     if (res.paused) {
       // A complete response: anything after it on an HTTP/1 connection we
       // did not ask for makes the connection unusable.
@@ -203,6 +210,12 @@ void UpstreamAttempt::onEvent(bufferevent*, short what, void* arg) {
 
 void UpstreamAttempt::onHead(MessageHead& head) {
   if (head.status >= 100 && head.status < 200 && head.status != 101) return;  // interim: wait for the final one
+  if (head.status == 101) {
+    // Report it after the head's bytes are consumed (readInput), so that what
+    // follows in the buffer is exactly the tunnel's first bytes.
+    pending_upgrade_ = std::make_unique<MessageHead>(std::move(head));
+    return;
+  }
   transitionTo(State::kStreaming);
   reusable_ = head.keep_alive && !head.needs_eof && !forbid_reuse_;
   owner_->onAttemptHead(head);

@@ -14,6 +14,7 @@
 #include <event2/bufferevent.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "sidecar/event/event_loop.h"
@@ -116,6 +117,7 @@ class UpstreamAttempt : public event::Deletable, private Http1Reader::Handler {
   bool reusable_ = false;     // and the connection may carry another request
   bool got_bytes_ = false;    // any response byte seen
   int64_t sent_at_us_ = 0;
+  std::unique_ptr<MessageHead> pending_upgrade_;  // a 101 waiting for its bytes to be consumed
 };
 
 }  // namespace mulligan::proxy

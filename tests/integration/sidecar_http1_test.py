@@ -310,3 +310,89 @@ class Http1Test(Stack):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TunnelTest(Stack):
+    """Upgrade (WebSocket-style), CONNECT and Expect: 100-continue."""
+
+    def start_echo_server(self, upgrade):
+        import threading
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        self.addCleanup(srv.close)
+
+        def serve():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            with c:
+                if upgrade:
+                    head = b""
+                    while b"\r\n\r\n" not in head:
+                        head += c.recv(4096)
+                    self.seen_head = head
+                    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+                while True:
+                    d = c.recv(65536)
+                    if not d:
+                        break
+                    c.sendall(d)
+        threading.Thread(target=serve, daemon=True).start()
+        return srv.getsockname()[1]
+
+    def exchange(self, first, payload, expect_prefix):
+        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=5)
+        s.sendall(first)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        self.assertTrue(head.startswith(expect_prefix), head)
+        extra = head.split(b"\r\n\r\n", 1)[1]
+        s.sendall(payload)
+        got = extra
+        while len(got) < len(payload):
+            got += s.recv(65536)
+        s.close()
+        return got
+
+    def test_upgrade_is_forwarded_and_tunnelled(self):
+        port = self.start_echo_server(upgrade=True)
+        self.publish(policy(port))
+        self.start_sidecar()
+        payload = bytes(range(256)) * 100
+        got = self.exchange(b"GET /chat HTTP/1.1\r\nHost: flaky\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n",
+                            payload, b"HTTP/1.1 101")
+        self.assertEqual(got, payload)
+        self.assertIn(b"upgrade: echo", self.seen_head.lower())
+
+    def test_connect_opens_a_tunnel_to_its_target(self):
+        port = self.start_echo_server(upgrade=False)
+        self.publish(policy(port))
+        self.start_sidecar()
+        payload = b"\x00binary\xffpayload" * 1000
+        got = self.exchange(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode(),
+                            payload, b"HTTP/1.1 200")
+        self.assertEqual(got, payload)
+
+    def test_expect_100_continue_is_answered_and_the_body_forwarded(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        body = b"x" * 5000
+        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=5)
+        s.sendall(b"POST /up?echo=1 HTTP/1.1\r\nHost: flaky\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n")
+        interim = s.recv(4096)
+        self.assertTrue(interim.startswith(b"HTTP/1.1 100 Continue"), interim)
+        s.sendall(body)
+        resp = b""
+        while not resp.endswith(body):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            resp += chunk
+        s.close()
+        self.assertTrue(resp.startswith(b"HTTP/1.1 200"), resp[:100])
+        self.assertTrue(resp.endswith(body))
+        self.assertNotIn("expect", self.upstream_log(log)[-1])
