@@ -396,3 +396,41 @@ class TunnelTest(Stack):
         self.assertTrue(resp.startswith(b"HTTP/1.1 200"), resp[:100])
         self.assertTrue(resp.endswith(body))
         self.assertNotIn("expect", self.upstream_log(log)[-1])
+
+
+class BlackholeTest(Stack):
+    def test_blackholed_upstream_is_retried_then_502_within_connect_timeouts(self):
+        # A listener whose accept queue is full: further SYNs are dropped, so
+        # connects hang exactly like a blackholed address — on loopback.
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        self.addCleanup(hole.close)
+        fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect(hole.getsockname())
+            except BlockingIOError:
+                pass
+            fillers.append(f)
+        self.addCleanup(lambda: [f.close() for f in fillers])
+        time.sleep(0.2)
+        port = hole.getsockname()[1]
+        self.publish(policy(port, 'connect_timeout = "200ms"\n'
+                                  'retry = { num_retries = 2, backoff_base = "1ms", backoff_max = "1ms" }'))
+        self.start_sidecar()
+        t0 = time.monotonic()
+        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=10)
+        c.request("GET", "/x", headers={"Host": "flaky"})
+        r = c.getresponse()
+        body = r.read()
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 502, body)
+        self.assertIn(b"timed out", body)
+        self.assertGreater(elapsed, 0.55)  # three 200 ms connect timeouts...
+        self.assertLess(elapsed, 1.5)      # ...and not much more
+        rec = self.access_records()[-1]
+        self.assertEqual(rec["attempts"], 3)
+        self.assertEqual(rec["retry_reasons"], "connect-failure,connect-failure")
