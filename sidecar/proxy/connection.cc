@@ -53,6 +53,10 @@ Connection::~Connection() {
 
 void Connection::start() {
   bufferevent_setcb(bev_, &Connection::onSniffRead, nullptr, &Connection::onSniffEvent, this);
+  // A client that connects and says nothing is closed after the idle timeout.
+  int64_t idle = worker_->downstreamIdleTimeoutUs();
+  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
+  bufferevent_set_timeouts(bev_, &tv, nullptr);
   bufferevent_enable(bev_, EV_READ);
   if (original_dst_) {
     sniff_timer_.reset(evtimer_new(worker_->base(), &Connection::onSniffTimeout, this));
@@ -107,6 +111,7 @@ void Connection::startTunnel() {
     return;
   }
   state_ = State::kTunnel;
+  bufferevent_set_timeouts(bev_, nullptr, nullptr);  // tunnels live as long as their peers
   bufferevent_disable(bev_, EV_READ);  // hold bytes until upstream is up
   upstream_bev_ = bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE);
   bufferevent_setcb(upstream_bev_, nullptr, nullptr, &Connection::onUpstreamConnected, this);

@@ -114,6 +114,7 @@ void Http1Session::streamFinished(bool keep_alive) {
 
 void Http1Session::upgradeToTunnel(bufferevent* upstream) {
   if (stream_) worker().deferDelete(std::move(stream_));
+  bufferevent_set_timeouts(bev_, nullptr, nullptr);  // tunnels live as long as their peers
   if (!upstream) {
     closeNow();
     return;
@@ -178,6 +179,17 @@ void Http1Session::onWrite(bufferevent*, void* arg) {
 
 void Http1Session::onEvent(bufferevent*, short what, void* arg) {
   auto* s = static_cast<Http1Session*>(arg);
+  if (what & BEV_EVENT_TIMEOUT) {
+    // The idle timeout (set when the connection was sniffed) counts silence
+    // from the app. While a request is in flight the silence is ours to
+    // wait out: keep reading. Between requests it closes the connection.
+    if (s->stream_ && !s->closing_) {
+      bufferevent_enable(s->bev_, EV_READ);
+      return;
+    }
+    s->closeNow();
+    return;
+  }
   if (what & BEV_EVENT_EOF) {
     s->peer_eof_ = true;
     s->processInput();

@@ -37,6 +37,11 @@ Worker::Worker(int index, SharedState* shared)
   event_add(policy_tick_.get(), &tv);
 }
 
+int64_t Worker::downstreamIdleTimeoutUs() {
+  const auto& table = policy_.current(event::monotonicNowUs());
+  return table ? table->defaults().idle_timeout_us : shared_->config.downstream_idle_timeout_us;
+}
+
 void Worker::onPolicyTick(evutil_socket_t, short, void* arg) {
   auto* w = static_cast<Worker*>(arg);
   w->policy_.current(event::monotonicNowUs());

@@ -58,6 +58,9 @@ class Worker {
   // Destroys `obj` on the next loop iteration (never inside its own callback).
   void deferDelete(std::unique_ptr<event::Deletable> obj) { deleter_->defer(std::move(obj)); }
   net::Resolver& resolver() { return *resolver_; }
+  // How long a downstream connection may sit idle (no request in flight, no
+  // bytes): the policy's [defaults] idle_timeout, else the built-in 60 s.
+  int64_t downstreamIdleTimeoutUs();
   retry::Random& random() { return random_; }
 
  private:

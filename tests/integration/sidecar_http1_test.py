@@ -434,3 +434,26 @@ class BlackholeTest(Stack):
         rec = self.access_records()[-1]
         self.assertEqual(rec["attempts"], 3)
         self.assertEqual(rec["retry_reasons"], "connect-failure,connect-failure")
+
+
+class IdleTest(Stack):
+    def test_silent_and_idle_keepalive_connections_are_closed_after_idle_timeout(self):
+        port, _ = self.start_upstream()
+        self.publish(policy(port, defaults='idle_timeout = "300ms"'))
+        self.start_sidecar()
+        time.sleep(0.3)  # let the workers load the table
+        silent = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=5)
+        t0 = time.monotonic()
+        self.assertEqual(silent.recv(10), b"")  # closed by the sidecar
+        self.assertLess(time.monotonic() - t0, 2)
+        silent.close()
+        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=5)
+        c.request("GET", "/a", headers={"Host": "flaky"})
+        self.assertEqual(c.getresponse().read(), b"ok\n")
+        # A slow upstream answer (longer than the idle timeout) is not cut off.
+        c.request("GET", "/b?delay=700ms", headers={"Host": "flaky"})
+        self.assertEqual(c.getresponse().read(), b"ok\n")
+        time.sleep(0.8)
+        with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
+            c.request("GET", "/c", headers={"Host": "flaky"})
+            c.getresponse()
