@@ -141,6 +141,47 @@ void AdminServer::handle(evhttp_request* req) {
     body += "}\n";
     return reply(req, 200, "OK", "application/json", body);
   }
+  if (path == "/metrics") {
+    if (!is_get) return methodNotAllowed("GET");
+    // Prometheus text exposition format 0.0.4.
+    const auto& ws = shared_->worker_counters;
+    auto ps = shared_->policy_status.snapshot();
+    std::string body;
+    auto metric = [&](const char* name, const char* type, const char* help, uint64_t v) {
+      body += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
+              std::to_string(v) + "\n";
+    };
+    metric("mulligan_downstream_connections_total", "counter", "Connections accepted from the app.",
+           sum(ws, &proxy::WorkerCounters::downstream_accepted));
+    metric("mulligan_downstream_connections_active", "gauge", "Connections from the app open now.",
+           sum(ws, &proxy::WorkerCounters::downstream_active));
+    body += "# HELP mulligan_responses_total Responses sent to the app, by status class.\n"
+            "# TYPE mulligan_responses_total counter\n";
+    for (int c = 1; c <= 5; ++c) {
+      uint64_t n = 0;
+      for (auto* w : ws) n += w->responses_by_class[c].get();
+      body += "mulligan_responses_total{code_class=\"" + std::to_string(c) + "xx\"} " + std::to_string(n) + "\n";
+    }
+    metric("mulligan_requests_total", "counter", "HTTP requests received.", sum(ws, &proxy::WorkerCounters::requests));
+    metric("mulligan_upstream_attempts_total", "counter", "Attempts sent upstream (first tries and retries).",
+           sum(ws, &proxy::WorkerCounters::attempts));
+    metric("mulligan_retries_total", "counter", "Retries started.", sum(ws, &proxy::WorkerCounters::retries));
+    metric("mulligan_upstream_connects_total", "counter", "New upstream TCP connections attempted.",
+           sum(ws, &proxy::WorkerCounters::upstream_connects));
+    metric("mulligan_upstream_connect_failures_total", "counter", "Upstream connects that failed or timed out.",
+           sum(ws, &proxy::WorkerCounters::upstream_connect_failures));
+    metric("mulligan_upstream_connections_reused_total", "counter", "Attempts sent on a pooled connection.",
+           sum(ws, &proxy::WorkerCounters::upstream_reused));
+    metric("mulligan_tunnels_total", "counter", "Connections relayed as opaque TCP, CONNECT or upgrades.",
+           sum(ws, &proxy::WorkerCounters::tunnels));
+    metric("mulligan_bad_requests_total", "counter", "Requests refused for framing or size (400, 431).",
+           sum(ws, &proxy::WorkerCounters::bad_requests));
+    metric("mulligan_policy_generation", "gauge", "Generation of the policy table enforced (0 = none).",
+           ps.loaded_generation);
+    metric("mulligan_policy_reloads_total", "counter", "Policy tables loaded, summed over workers.", ps.reloads);
+    metric("mulligan_policy_refused_total", "counter", "Policy tables refused as untrustworthy.", ps.refused);
+    return reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+  }
   if (path == "/drain") {
     if (method != EVHTTP_REQ_POST) return methodNotAllowed("POST");
     evhttp_connection* conn = evhttp_request_get_connection(req);
@@ -153,7 +194,7 @@ void AdminServer::handle(evhttp_request* req) {
     ::kill(::getpid(), SIGUSR1);  // the main thread's sigwait() starts the graceful stop
     return;
   }
-  reply(req, 404, "Not Found", "text/plain", "not found; try /ready /healthz /stats\n");
+  reply(req, 404, "Not Found", "text/plain", "not found; try /ready /healthz /stats /metrics\n");
 }
 
 }  // namespace mulligan::admin

@@ -1,7 +1,7 @@
 // The admin endpoint (DESIGN.md "Admin endpoint"): an evhttp server on its
 // own thread and event loop, so it never competes with the data plane for a
 // loop or a lock. It reads only what workers publish for it (atomics and the
-// policy status). Routes so far: GET /ready, GET /healthz, GET /stats,
+// policy status). Routes so far: GET /ready, GET /healthz, GET /stats, GET /metrics,
 // POST /drain (loopback peers only); every other method is refused with 405.
 #pragma once
 
