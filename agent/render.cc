@@ -1,31 +1,105 @@
 #include "agent/render.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
+#include <ctime>
 
 #include "agent/duration.h"
 
 namespace mulligan::agent {
 namespace {
 
-std::string jsonString(std::string_view s) {
+// Length of the valid UTF-8 sequence at s[i], or 0 (RFC 3629 §4: no
+// overlongs, no surrogates, nothing above U+10FFFF).
+size_t utf8Length(std::string_view s, size_t i) {
+  auto at = [&](size_t k) { return i + k < s.size() ? static_cast<unsigned char>(s[i + k]) : 0u; };
+  auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xbf) { return at(k) >= lo && at(k) <= hi; };
+  unsigned c = at(0);
+  if (c < 0x80) return 1;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c == 0xe0) return cont(1, 0xa0) && cont(2) ? 3 : 0;
+  if (c == 0xed) return cont(1, 0x80, 0x9f) && cont(2) ? 3 : 0;
+  if (c >= 0xe1 && c <= 0xef) return cont(1) && cont(2) ? 3 : 0;
+  if (c == 0xf0) return cont(1, 0x90) && cont(2) && cont(3) ? 4 : 0;
+  if (c >= 0xf1 && c <= 0xf3) return cont(1) && cont(2) && cont(3) ? 4 : 0;
+  if (c == 0xf4) return cont(1, 0x80, 0x8f) && cont(2) && cont(3) ? 4 : 0;
+  return 0;
+}
+
+constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
+
+// A double-quoted string valid both as a TOML basic string and as JSON:
+// the escapes the two share, \u00XX for other control characters and DEL
+// (which TOML requires escaped), U+FFFD for bytes that are not UTF-8.
+std::string quote(std::string_view s) {
   std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
+  for (size_t i = 0; i < s.size();) {
+    size_t len = utf8Length(s, i);
+    if (len == 0) {
+      out += kReplacement;
+      ++i;
+      continue;
+    }
+    if (len > 1) {
+      out.append(s.substr(i, len));
+      i += len;
+      continue;
+    }
+    char c = s[i++];
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+          out += buf;
+        } else {
+          out += c;
+        }
     }
   }
   return out + "\"";
 }
 
-// TOML basic strings use the same escapes as JSON for what we emit.
-std::string tomlString(std::string_view s) { return jsonString(s); }
+// Text safe inside a TOML comment: one line, UTF-8.
+std::string commentText(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    size_t len = utf8Length(s, i);
+    if (len == 0) {
+      out += kReplacement;
+      ++i;
+    } else if (len == 1 && (static_cast<unsigned char>(s[i]) < 0x20 || s[i] == 0x7f)) {
+      out += '?';
+      ++i;
+    } else {
+      out.append(s.substr(i, len));
+      i += len;
+    }
+  }
+  return out;
+}
 
 std::string hex64(uint64_t v) {
   char buf[20];
@@ -33,26 +107,42 @@ std::string hex64(uint64_t v) {
   return buf;
 }
 
-std::string ratio(double r) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", r);
-  std::string s = buf;
+// Shortest text that reads back as the same double.
+std::string shortestDouble(double v) {
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : "0";
+}
+
+// A TOML float: always with a fraction or exponent so it stays a float.
+std::string tomlFloat(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  std::string s = shortestDouble(v);
   if (s.find_first_of(".eE") == std::string::npos) s += ".0";
   return s;
 }
 
-std::string list(const std::vector<std::string>& items, std::string (*quote)(std::string_view)) {
+std::string jsonNumber(double v) { return std::isfinite(v) ? shortestDouble(v) : "null"; }
+
+std::string quotedList(const std::vector<std::string>& items) {
   std::string out = "[";
   for (size_t i = 0; i < items.size(); ++i) out += (i ? ", " : "") + quote(items[i]);
   return out + "]";
 }
 
+const char* boolText(bool b) { return b ? "true" : "false"; }
+std::string durationText(int64_t us) { return quote(formatDuration(us)); }
+
 std::string matchKey(pfc::MatchKind k) {
   switch (k) {
-    case pfc::MatchKind::kPathPrefix: return "path_prefix";
-    case pfc::MatchKind::kPathExact: return "path_exact";
+    case pfc::MatchKind::kPathPrefix:
+      return "path_prefix";
+    case pfc::MatchKind::kPathExact:
+      return "path_exact";
     case pfc::MatchKind::kGrpcService:
-    case pfc::MatchKind::kGrpcMethod: return "grpc";
+    case pfc::MatchKind::kGrpcMethod:
+      return "grpc";
   }
   return "path_prefix";
 }
@@ -65,34 +155,202 @@ std::vector<std::string> methodNames(uint32_t bits) {
   return out;
 }
 
-// Emits the policy fields as TOML under `prefix` ("defaults", "service", "service.route").
-void tomlPolicy(std::string& out, const pfc::EffectivePolicy& p, const std::string& prefix, bool route_level) {
-  out += "connect_timeout = " + tomlString(formatDuration(p.connect_timeout_us)) + "\n";
-  out += "request_timeout = " + tomlString(formatDuration(p.request_timeout_us)) + "\n";
-  if (!route_level) out += "idle_timeout = " + tomlString(formatDuration(p.idle_timeout_us)) + "\n";
-  out += "read_timeout = " + tomlString(formatDuration(p.read_timeout_us)) + "\n";
-  const pfc::RetryPolicy& r = p.retry;
-  out += "\n[" + prefix + ".retry]\n";
-  out += "retry_on = " + list(retryOnNames(r), tomlString) + "\n";
-  out += "num_retries = " + std::to_string(r.num_retries) + "\n";
-  out += "per_try_timeout = " + tomlString(formatDuration(r.per_try_timeout_us)) + "\n";
-  out += "backoff_base = " + tomlString(formatDuration(r.backoff_base_us)) + "\n";
-  out += "backoff_max = " + tomlString(formatDuration(r.backoff_max_us)) + "\n";
-  out += std::string("retry_after = ") + (r.retry_after ? "true" : "false") + "\n";
-  out += "retry_after_max = " + tomlString(formatDuration(r.retry_after_max_us)) + "\n";
-  out += "idempotency_header = " + tomlString(r.idempotencyHeader()) + "\n";
-  out += "max_buffered_body = " + tomlString(formatSize(r.max_buffered_body)) + "\n";
-  if (!route_level) {
-    out += "\n[" + prefix + ".budget]\n";
-    out += "retry_ratio = " + ratio(p.budget.retry_ratio) + "\n";
-    out += "min_retries_per_second = " + std::to_string(p.budget.min_retries_per_second) + "\n";
-    out += "window = " + tomlString(formatDuration(p.budget.window_us)) + "\n";
+std::string createdText(int64_t unix_ns) {
+  time_t secs = static_cast<time_t>(unix_ns / 1'000'000'000);
+  struct tm tm;
+  char buf[32];
+  if (unix_ns <= 0 || !gmtime_r(&secs, &tm) || !std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm)) {
+    return "unknown";
   }
-  out += "\n[" + prefix + ".deadline]\n";
-  out += std::string("propagate = ") + (p.deadline.propagate ? "true" : "false") + "\n";
-  out += std::string("accept_inbound = ") + (p.deadline.accept_inbound ? "true" : "false") + "\n";
-  out += "grpc_timeout_offset = " + tomlString(formatDuration(p.deadline.grpc_timeout_offset_us)) + "\n";
-  out += "min_attempt_budget = " + tomlString(formatDuration(p.deadline.min_attempt_budget_us)) + "\n";
+  return buf;
+}
+
+// ------------------------------------------------------------------ TOML --
+
+// One "key = value" per line, every line prefixed with `indent`.
+class TomlWriter {
+ public:
+  explicit TomlWriter(std::string* out) : out_(out) {}
+  void setIndent(std::string indent) { indent_ = std::move(indent); }
+  void line(std::string_view text) { *out_ += indent_ + std::string(text) + "\n"; }
+  void field(std::string_view key, std::string_view value) { line(std::string(key) + " = " + std::string(value)); }
+  void header(std::string_view name) {
+    *out_ += "\n";
+    line(name);
+  }
+
+ private:
+  std::string* out_;
+  std::string indent_;
+};
+
+// The policy's own fields, then its sub-tables as [<prefix>.retry] etc.
+// Routes leave out idle_timeout and budget, which they cannot set.
+void tomlPolicy(TomlWriter& w, const pfc::EffectivePolicy& p, const std::string& prefix, bool route_level) {
+  w.field("connect_timeout", durationText(p.connect_timeout_us));
+  w.field("request_timeout", durationText(p.request_timeout_us));
+  if (!route_level) w.field("idle_timeout", durationText(p.idle_timeout_us));
+  w.field("read_timeout", durationText(p.read_timeout_us));
+
+  const pfc::RetryPolicy& r = p.retry;
+  w.header("[" + prefix + ".retry]");
+  w.field("retry_on", quotedList(retryOnNames(r)));
+  w.field("num_retries", std::to_string(r.num_retries));
+  w.field("per_try_timeout", durationText(r.per_try_timeout_us));
+  w.field("backoff_base", durationText(r.backoff_base_us));
+  w.field("backoff_max", durationText(r.backoff_max_us));
+  w.field("retry_after", boolText(r.retry_after));
+  w.field("retry_after_max", durationText(r.retry_after_max_us));
+  w.field("idempotency_header", quote(r.idempotencyHeader()));
+  w.field("max_buffered_body", quote(formatSize(r.max_buffered_body)));
+
+  if (!route_level) {
+    w.header("[" + prefix + ".budget]");
+    w.field("retry_ratio", tomlFloat(p.budget.retry_ratio));
+    w.field("min_retries_per_second", std::to_string(p.budget.min_retries_per_second));
+    w.field("window", durationText(p.budget.window_us));
+  }
+
+  w.header("[" + prefix + ".deadline]");
+  w.field("propagate", boolText(p.deadline.propagate));
+  w.field("accept_inbound", boolText(p.deadline.accept_inbound));
+  w.field("grpc_timeout_offset", durationText(p.deadline.grpc_timeout_offset_us));
+  w.field("min_attempt_budget", durationText(p.deadline.min_attempt_budget_us));
+}
+
+// ------------------------------------------------------------------ JSON --
+
+// A small streaming JSON writer: commas and (when pretty) indentation are
+// its business, escaping is quote()'s.
+class JsonWriter {
+ public:
+  explicit JsonWriter(bool pretty) : pretty_(pretty) {}
+
+  void beginObject() { open('{'); }
+  void endObject() { close('}'); }
+  void beginArray() { open('['); }
+  void endArray() { close(']'); }
+  void key(std::string_view k) {
+    separate();
+    out_ += quote(k);
+    out_ += pretty_ ? ": " : ":";
+    after_key_ = true;
+  }
+  // A complete value, already in JSON syntax.
+  void raw(std::string_view v) {
+    separate();
+    out_ += v;
+  }
+  void string(std::string_view s) { raw(quote(s)); }
+  void number(uint64_t v) { raw(std::to_string(v)); }
+  void number(int64_t v) { raw(std::to_string(v)); }
+  void boolean(bool b) { raw(boolText(b)); }
+  // A short array of strings, on one line even when pretty.
+  void stringList(const std::vector<std::string>& items) {
+    std::string s = "[";
+    for (size_t i = 0; i < items.size(); ++i) s += (i ? (pretty_ ? ", " : ",") : "") + quote(items[i]);
+    raw(s + "]");
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  // Before a key or a value: a comma unless it is the first in its
+  // container, and a new line when pretty. A value right after its key
+  // follows on the same line.
+  void separate() {
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
+    if (!first_.empty()) {
+      if (!first_.back()) out_ += ',';
+      first_.back() = false;
+      newline();
+    }
+  }
+  void open(char c) {
+    separate();
+    out_ += c;
+    first_.push_back(true);
+  }
+  void close(char c) {
+    bool empty = first_.back();
+    first_.pop_back();
+    if (!empty) newline();
+    out_ += c;
+  }
+  void newline() {
+    if (!pretty_) return;
+    out_ += '\n';
+    out_.append(2 * first_.size(), ' ');
+  }
+
+  std::string out_;
+  std::vector<bool> first_;  // per open container: nothing written in it yet
+  bool pretty_;
+  bool after_key_ = false;
+};
+
+// The policy's fields into the current object (no braces, so a service's
+// fields can sit next to its name, as in the TOML).
+void jsonPolicyFields(JsonWriter& w, const pfc::EffectivePolicy& p, bool route_level) {
+  w.key("connect_timeout");
+  w.string(formatDuration(p.connect_timeout_us));
+  w.key("request_timeout");
+  w.string(formatDuration(p.request_timeout_us));
+  if (!route_level) {
+    w.key("idle_timeout");
+    w.string(formatDuration(p.idle_timeout_us));
+  }
+  w.key("read_timeout");
+  w.string(formatDuration(p.read_timeout_us));
+
+  const pfc::RetryPolicy& r = p.retry;
+  w.key("retry");
+  w.beginObject();
+  w.key("retry_on");
+  w.stringList(retryOnNames(r));
+  w.key("num_retries");
+  w.number(uint64_t{r.num_retries});
+  w.key("per_try_timeout");
+  w.string(formatDuration(r.per_try_timeout_us));
+  w.key("backoff_base");
+  w.string(formatDuration(r.backoff_base_us));
+  w.key("backoff_max");
+  w.string(formatDuration(r.backoff_max_us));
+  w.key("retry_after");
+  w.boolean(r.retry_after);
+  w.key("retry_after_max");
+  w.string(formatDuration(r.retry_after_max_us));
+  w.key("idempotency_header");
+  w.string(r.idempotencyHeader());
+  w.key("max_buffered_body");
+  w.string(formatSize(r.max_buffered_body));
+  w.endObject();
+
+  if (!route_level) {
+    w.key("budget");
+    w.beginObject();
+    w.key("retry_ratio");
+    w.raw(jsonNumber(p.budget.retry_ratio));
+    w.key("min_retries_per_second");
+    w.number(uint64_t{p.budget.min_retries_per_second});
+    w.key("window");
+    w.string(formatDuration(p.budget.window_us));
+    w.endObject();
+  }
+
+  w.key("deadline");
+  w.beginObject();
+  w.key("propagate");
+  w.boolean(p.deadline.propagate);
+  w.key("accept_inbound");
+  w.boolean(p.deadline.accept_inbound);
+  w.key("grpc_timeout_offset");
+  w.string(formatDuration(p.deadline.grpc_timeout_offset_us));
+  w.key("min_attempt_budget");
+  w.string(formatDuration(p.deadline.min_attempt_budget_us));
+  w.endObject();
 }
 
 }  // namespace
@@ -100,93 +358,108 @@ void tomlPolicy(std::string& out, const pfc::EffectivePolicy& p, const std::stri
 std::vector<std::string> retryOnNames(const pfc::RetryPolicy& r) {
   std::vector<std::string> out;
   for (uint32_t c = 0; c < static_cast<uint32_t>(pfc::RetryCondition::kCount); ++c) {
-    if (r.conditions & (1u << c)) out.emplace_back(pfc::conditionName(static_cast<pfc::RetryCondition>(c)));
+    if (r.has(static_cast<pfc::RetryCondition>(c)))
+      out.emplace_back(pfc::conditionName(static_cast<pfc::RetryCondition>(c)));
   }
   for (int code = pfc::kMinStatus; code <= pfc::kMaxStatus; ++code) {
     if (r.hasStatus(code)) out.push_back(std::to_string(code));
   }
-  for (uint32_t g = 0; g <= 16; ++g) {
-    if (r.grpc_codes & (1u << g)) out.emplace_back(pfc::grpcCodeName(static_cast<pfc::GrpcCode>(g)));
+  for (uint32_t g = 0; g <= static_cast<uint32_t>(pfc::GrpcCode::kUnauthenticated); ++g) {
+    std::string_view name = pfc::grpcCodeName(static_cast<pfc::GrpcCode>(g));
+    // A code without a name cannot be in a compiled policy; from a corrupt
+    // table it is shown by number rather than dropped.
+    if (r.hasGrpc(static_cast<pfc::GrpcCode>(g)))
+      out.push_back(name.empty() ? "grpc-" + std::to_string(g) : std::string(name));
   }
   return out;
 }
 
-std::string policyToJson(const pfc::EffectivePolicy& p, bool route_level) {
-  const pfc::RetryPolicy& r = p.retry;
-  std::string o = "{";
-  o += "\"connect_timeout\":" + jsonString(formatDuration(p.connect_timeout_us));
-  o += ",\"request_timeout\":" + jsonString(formatDuration(p.request_timeout_us));
-  if (!route_level) o += ",\"idle_timeout\":" + jsonString(formatDuration(p.idle_timeout_us));
-  o += ",\"read_timeout\":" + jsonString(formatDuration(p.read_timeout_us));
-  o += ",\"retry\":{\"retry_on\":" + list(retryOnNames(r), jsonString);
-  o += ",\"num_retries\":" + std::to_string(r.num_retries);
-  o += ",\"per_try_timeout\":" + jsonString(formatDuration(r.per_try_timeout_us));
-  o += ",\"backoff_base\":" + jsonString(formatDuration(r.backoff_base_us));
-  o += ",\"backoff_max\":" + jsonString(formatDuration(r.backoff_max_us));
-  o += std::string(",\"retry_after\":") + (r.retry_after ? "true" : "false");
-  o += ",\"retry_after_max\":" + jsonString(formatDuration(r.retry_after_max_us));
-  o += ",\"idempotency_header\":" + jsonString(r.idempotencyHeader());
-  o += ",\"max_buffered_body\":" + jsonString(formatSize(r.max_buffered_body)) + "}";
-  if (!route_level) {
-    o += ",\"budget\":{\"retry_ratio\":" + ratio(p.budget.retry_ratio);
-    o += ",\"min_retries_per_second\":" + std::to_string(p.budget.min_retries_per_second);
-    o += ",\"window\":" + jsonString(formatDuration(p.budget.window_us)) + "}";
-  }
-  o += std::string(",\"deadline\":{\"propagate\":") + (p.deadline.propagate ? "true" : "false");
-  o += std::string(",\"accept_inbound\":") + (p.deadline.accept_inbound ? "true" : "false");
-  o += ",\"grpc_timeout_offset\":" + jsonString(formatDuration(p.deadline.grpc_timeout_offset_us));
-  o += ",\"min_attempt_budget\":" + jsonString(formatDuration(p.deadline.min_attempt_budget_us)) + "}";
-  return o + "}";
+std::string policyToJson(const pfc::EffectivePolicy& policy) {
+  JsonWriter w(/*pretty=*/false);
+  w.beginObject();
+  jsonPolicyFields(w, policy, /*route_level=*/false);
+  w.endObject();
+  return w.take();
 }
 
 std::string renderToml(const pfc::TableModel& m, uint64_t generation) {
   std::string out;
-  out += "# Mulligan policy table, generation " + std::to_string(generation) + ", every value effective.\n";
-  out += "# source: " + m.source_path + " (checksum " + hex64(m.source_checksum) + ")\n";
-  out += "version = 1\n\n[defaults]\n";
-  tomlPolicy(out, m.defaults, "defaults", false);
+  out += "# Mulligan policy table, generation " + std::to_string(generation) + ".\n";
+  out += "# Every value is the effective one; this file compiles back to the same table.\n";
+  out += "# source: " + commentText(m.source_path.empty() ? "(unknown)" : m.source_path) + "\n";
+  out += "# source checksum: " + hex64(m.source_checksum) + "\n";
+  out += "# compiled: " + createdText(m.created_unix_ns) + "\n";
+  out += "version = 1\n";
+  TomlWriter w(&out);
+  w.header("[defaults]");
+  tomlPolicy(w, m.defaults, "defaults", false);
   for (const pfc::ServiceModel& s : m.services) {
-    out += "\n[[service]]\n";
-    out += "name = " + tomlString(s.name) + "\n";
-    out += "hosts = " + list(s.hosts, tomlString) + "\n";
-    if (s.port) out += "port = " + std::to_string(s.port) + "\n";
-    if (!s.upstream.empty()) out += "upstream = " + tomlString(s.upstream) + "\n";
-    tomlPolicy(out, s.policy, "service", false);
+    w.setIndent("");
+    w.header("[[service]]");
+    w.field("name", quote(s.name));
+    w.field("hosts", quotedList(s.hosts));
+    if (s.port) w.field("port", std::to_string(s.port));
+    if (!s.upstream.empty()) w.field("upstream", quote(s.upstream));
+    tomlPolicy(w, s.policy, "service", false);
+    w.setIndent("  ");
     for (const pfc::RouteModel& r : s.routes) {
-      out += "\n  [[service.route]]\n";
-      out += matchKey(r.kind) + " = " + tomlString(r.match) + "\n";
-      if (r.methods != pfc::kAllMethods) out += "methods = " + list(methodNames(r.methods), tomlString) + "\n";
-      tomlPolicy(out, r.policy, "service.route", true);
+      w.header("[[service.route]]");
+      w.field(matchKey(r.kind), quote(r.match));
+      if (r.methods != pfc::kAllMethods) w.field("methods", quotedList(methodNames(r.methods)));
+      tomlPolicy(w, r.policy, "service.route", true);
     }
   }
   return out;
 }
 
 std::string renderJson(const pfc::TableModel& m, uint64_t generation) {
-  std::string o = "{\"generation\":" + std::to_string(generation);
-  o += ",\"source\":{\"path\":" + jsonString(m.source_path) + ",\"checksum\":\"" + hex64(m.source_checksum) +
-       "\",\"compiled_unix_ms\":" + std::to_string(m.created_unix_ns / 1000000) + "}";
-  o += ",\"defaults\":" + policyToJson(m.defaults);
-  o += ",\"services\":[";
-  for (size_t i = 0; i < m.services.size(); ++i) {
-    const pfc::ServiceModel& s = m.services[i];
-    if (i) o += ",";
-    o += "{\"name\":" + jsonString(s.name) + ",\"hosts\":" + list(s.hosts, jsonString);
-    o += ",\"port\":" + std::to_string(s.port) + ",\"upstream\":" + jsonString(s.upstream);
-    std::string pol = policyToJson(s.policy);
-    o += "," + pol.substr(1, pol.size() - 2);  // policy fields inline with the service's
-    o += ",\"routes\":[";
-    for (size_t j = 0; j < s.routes.size(); ++j) {
-      const pfc::RouteModel& r = s.routes[j];
-      if (j) o += ",";
-      o += "{" + jsonString(matchKey(r.kind)) + ":" + jsonString(r.match);
-      o += ",\"methods\":" + list(methodNames(r.methods), jsonString);
-      std::string rp = policyToJson(r.policy, true);
-      o += "," + rp.substr(1, rp.size() - 2) + "}";
+  JsonWriter w(/*pretty=*/true);
+  w.beginObject();
+  w.key("generation");
+  w.number(generation);
+  w.key("source");
+  w.beginObject();
+  w.key("path");
+  w.string(m.source_path);
+  w.key("checksum");
+  w.string(hex64(m.source_checksum));
+  w.key("created_unix_ns");
+  w.number(m.created_unix_ns);
+  w.endObject();
+  w.key("defaults");
+  w.beginObject();
+  jsonPolicyFields(w, m.defaults, false);
+  w.endObject();
+  w.key("services");
+  w.beginArray();
+  for (const pfc::ServiceModel& s : m.services) {
+    w.beginObject();
+    w.key("name");
+    w.string(s.name);
+    w.key("hosts");
+    w.stringList(s.hosts);
+    w.key("port");
+    w.number(uint64_t{s.port});
+    w.key("upstream");
+    w.string(s.upstream);
+    jsonPolicyFields(w, s.policy, false);
+    w.key("routes");
+    w.beginArray();
+    for (const pfc::RouteModel& r : s.routes) {
+      w.beginObject();
+      w.key(matchKey(r.kind));
+      w.string(r.match);
+      w.key("methods");
+      w.stringList(methodNames(r.methods));
+      jsonPolicyFields(w, r.policy, true);
+      w.endObject();
     }
-    o += "]}";
+    w.endArray();
+    w.endObject();
   }
-  return o + "]}\n";
+  w.endArray();
+  w.endObject();
+  return w.take() + "\n";
 }
 
 }  // namespace mulligan::agent

@@ -1,10 +1,31 @@
-// The table as people read it: fully expanded TOML (every effective value,
-// so a dump shows exactly what is enforced, and compiles back to the same
-// table) or JSON (for tools and the admin endpoint).
+// The table as people and tools read it, for `mulligan-agent dump` and the
+// sidecar's admin endpoint.
+//
+// renderToml(): fully expanded TOML. Every effective value is written at
+// every level ([defaults], each [[service]], each [[service.route]] with the
+// fields a route may set), so a dump shows exactly what is enforced, and
+// compilePolicy(renderToml(m)) gives back a model whose policies are equal
+// byte for byte to m's (for any m that compilePolicy produced). A header
+// comment names the generation, the source file and its checksum.
+//
+// renderJson(): the same content as one JSON object, pretty-printed:
+//   {"generation": N,
+//    "source": {"path": "...", "checksum": "<16 hex digits>", "created_unix_ns": N},
+//    "defaults": {<policy>},
+//    "services": [{"name", "hosts", "port" (0 = any), "upstream" ("" = none),
+//                  <policy fields of the service>,
+//                  "routes": [{"path_prefix" | "path_exact" | "grpc": "...",
+//                              "methods": [...], <route policy fields>}]}]}
+// Durations are strings in the policy syntax ("250ms"), sizes too ("64KiB").
+//
+// Strings from the model are escaped (and invalid UTF-8 replaced), so a
+// corrupt or hostile table cannot break the output's syntax. Pure functions;
+// thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "proto-free-config/table_model.h"
 
@@ -13,10 +34,14 @@ namespace mulligan::agent {
 std::string renderToml(const pfc::TableModel& model, uint64_t generation);
 std::string renderJson(const pfc::TableModel& model, uint64_t generation);
 
-// One effective policy as a JSON object (durations as "250ms" strings).
-// `route_level` leaves out the fields a route cannot set (idle_timeout, budget).
-std::string policyToJson(const pfc::EffectivePolicy& p, bool route_level = false);
-// The retry_on list in its canonical spelling, e.g. ["connect-failure", "503"].
-std::vector<std::string> retryOnNames(const pfc::RetryPolicy& r);
+// One effective policy as a compact JSON object with every field:
+//   {"connect_timeout":"1s","request_timeout":"15s","idle_timeout":"1m",
+//    "read_timeout":"0s","retry":{"retry_on":[...],...},"budget":{...},
+//    "deadline":{...}}
+std::string policyToJson(const pfc::EffectivePolicy& policy);
+
+// The retry_on list in canonical spelling and order: named conditions, then
+// status codes, then gRPC codes, e.g. ["connect-failure", "503", "unavailable"].
+std::vector<std::string> retryOnNames(const pfc::RetryPolicy& retry);
 
 }  // namespace mulligan::agent

@@ -457,3 +457,23 @@ class IdleTest(Stack):
         with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
             c.request("GET", "/c", headers={"Host": "flaky"})
             c.getresponse()
+
+
+class WorkersAndDnsTest(Stack):
+    def test_two_workers_share_the_port_and_a_named_upstream_resolves(self):
+        port, log = self.start_upstream()
+        # "localhost" goes through evdns (it reads /etc/hosts), not the numeric fast path.
+        self.publish(policy(port).replace(f'upstream = "127.0.0.1:{port}"', f'upstream = "localhost:{port}"'))
+        self.start_sidecar("--workers", "2")
+        conns = [http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=10) for _ in range(8)]
+        for i in range(40):
+            c = conns[i % len(conns)]
+            c.request("GET", f"/w?i={i}", headers={"Host": "flaky"})
+            r = c.getresponse()
+            self.assertEqual((r.status, r.read()), (200, b"ok\n"))
+        for c in conns:
+            c.close()
+        self.assertEqual(len(self.upstream_log(log)), 40)
+        stats = json.loads(subprocess.run(["curl", "-s", f"http://127.0.0.1:{self.admin_port}/stats"],
+                                          capture_output=True, timeout=10).stdout)
+        self.assertEqual(stats["requests"], 40)  # summed over both workers
