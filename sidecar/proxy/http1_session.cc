@@ -16,6 +16,7 @@ namespace mulligan::proxy {
 Http1Session::Http1Session(Connection* conn, bufferevent* bev)
     : conn_(conn),
       bev_(bev),
+      staged_(evbuffer_new()),
       reader_(Http1Reader::Mode::kRequest, this,
               Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
                                   conn->worker().shared().config.max_headers}) {}
@@ -24,6 +25,18 @@ Http1Session::~Http1Session() {
   if (stream_) stream_->abort("connection closed");
   stream_.reset();
   if (bev_) bufferevent_free(bev_);
+  evbuffer_free(staged_);
+}
+
+void Http1Session::flush() {
+  if (!bev_ || evbuffer_get_length(staged_) == 0) return;
+  evbuffer* queued = bufferevent_get_output(bev_);
+  if (evbuffer_get_length(queued) == 0) {
+    // Optimistic write: most responses fit the socket buffer, so this is the
+    // only syscall they need (libevent would add and later remove EV_WRITE).
+    evbuffer_write(staged_, bufferevent_getfd(bev_));
+  }
+  if (evbuffer_get_length(staged_) != 0) evbuffer_add_buffer(queued, staged_);
 }
 
 Worker& Http1Session::worker() { return conn_->worker(); }
@@ -41,6 +54,10 @@ void Http1Session::onRead(bufferevent*, void* arg) { static_cast<Http1Session*>(
 
 void Http1Session::processInput() {
   evbuffer* in = bufferevent_get_input(bev_);
+  if (lingering_) {
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return;
+  }
   while (!closed_ && !closing_ && !waiting_for_response_) {
     size_t n = evbuffer_get_length(in);
     if (n == 0) break;
@@ -92,9 +109,11 @@ void Http1Session::onComplete() {
 void Http1Session::sendContinue() {
   static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
   evbuffer_add(output(), kContinue, sizeof kContinue - 1);
+  flush();
 }
 
 void Http1Session::streamFinished(bool keep_alive) {
+  flush();
   // Destroy the stream from the loop: we are inside its callback chain.
   if (stream_) worker().deferDelete(std::move(stream_));
   if (!keep_alive || close_after_response_ || worker().draining() || peer_eof_) {
@@ -119,6 +138,7 @@ void Http1Session::upgradeToTunnel(bufferevent* upstream) {
     closeNow();
     return;
   }
+  flush();  // the 101 / 200 goes out before any tunnelled byte
   closed_ = true;  // the tunnel owns the sockets now
   bufferevent* down = bev_;
   bev_ = nullptr;
@@ -143,15 +163,29 @@ void Http1Session::rejectRequest(int status, const char* reason, const std::stri
                      "\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: " +
                      std::to_string(body.size()) + "\r\n\r\n" + body;
   evbuffer_add(output(), resp.data(), resp.size());
+  flush();
   closeWhenFlushed();
 }
 
 void Http1Session::closeWhenFlushed() {
   if (closed_ || closing_) return;
   closing_ = true;
-  bufferevent_disable(bev_, EV_READ);
-  if (evbuffer_get_length(output()) == 0) closeNow();
-  // else onWrite() closes once the output has drained
+  flush();
+  if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) linger();
+  // else onWrite() lingers once the output has drained
+}
+
+// Lingering close (RFC 9112 §9.6): shut down our side, then read and discard
+// until the peer closes (at most kLingerUs), so that a client still sending
+// the rest of a request we answered early reads our answer instead of a reset.
+void Http1Session::linger() {
+  if (closed_ || lingering_) return;
+  lingering_ = true;
+  ::shutdown(bufferevent_getfd(bev_), SHUT_WR);
+  evbuffer_drain(bufferevent_get_input(bev_), evbuffer_get_length(bufferevent_get_input(bev_)));
+  timeval tv{1, 0};
+  bufferevent_set_timeouts(bev_, &tv, nullptr);
+  bufferevent_enable(bev_, EV_READ);
 }
 
 void Http1Session::closeNow() {
@@ -167,11 +201,8 @@ void Http1Session::closeNow() {
 
 void Http1Session::onWrite(bufferevent*, void* arg) {
   auto* s = static_cast<Http1Session*>(arg);
-  if (s->closing_ && evbuffer_get_length(s->output()) == 0) {
-    // Lingering close: the peer may still be sending the rest of a request
-    // we answered early; shutting down our side first lets it read the answer.
-    ::shutdown(bufferevent_getfd(s->bev_), SHUT_WR);
-    s->closeNow();
+  if (s->closing_ && evbuffer_get_length(bufferevent_get_output(s->bev_)) == 0) {
+    s->linger();
     return;
   }
   if (s->stream_) s->stream_->onDownstreamDrained();
@@ -179,6 +210,10 @@ void Http1Session::onWrite(bufferevent*, void* arg) {
 
 void Http1Session::onEvent(bufferevent*, short what, void* arg) {
   auto* s = static_cast<Http1Session*>(arg);
+  if (s->lingering_) {
+    s->closeNow();  // EOF, error or the linger timeout: done
+    return;
+  }
   if (what & BEV_EVENT_TIMEOUT) {
     // The idle timeout (set when the connection was sniffed) counts silence
     // from the app. While a request is in flight the silence is ours to

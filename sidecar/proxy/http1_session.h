@@ -35,8 +35,15 @@ class Http1Session : public event::Deletable, private Http1Reader::Handler {
   // --- for the current ProxyStream ---
   Worker& worker();
   Connection& connection() { return *conn_; }
-  evbuffer* output() { return bufferevent_get_output(bev_); }
-  bool congested() const { return evbuffer_get_length(bufferevent_get_output(bev_)) >= kHighWater; }
+  // Where the stream writes response bytes; they leave with flush().
+  evbuffer* output() { return staged_; }
+  // Writes what is staged now (one writev, no epoll change) when nothing is
+  // queued before it; what the socket does not take is queued in the
+  // bufferevent, which finishes it when the socket is writable.
+  void flush();
+  bool congested() const {
+    return evbuffer_get_length(staged_) + evbuffer_get_length(bufferevent_get_output(bev_)) >= kHighWater;
+  }
   // The response is fully written to the output buffer.
   void streamFinished(bool keep_alive);
   // The response cannot be completed (upstream broke mid-body): close.
@@ -54,6 +61,7 @@ class Http1Session : public event::Deletable, private Http1Reader::Handler {
   void processInput();
   void rejectRequest(int status, const char* reason, const std::string& why);
   void closeWhenFlushed();
+  void linger();
   void closeNow();
 
   // Http1Reader::Handler
@@ -64,12 +72,14 @@ class Http1Session : public event::Deletable, private Http1Reader::Handler {
 
   Connection* conn_;
   bufferevent* bev_;
+  evbuffer* staged_;
   Http1Reader reader_;
   std::unique_ptr<ProxyStream> stream_;
   bool waiting_for_response_ = false;  // reader paused after a complete request
   bool finished_early_ = false;        // response done before the request ended
   bool close_after_response_ = false;
   bool closing_ = false;               // flushing the last bytes, then close
+  bool lingering_ = false;             // our side shut down; discarding input until EOF
   bool closed_ = false;
   bool peer_eof_ = false;
 };

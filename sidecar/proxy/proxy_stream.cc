@@ -340,7 +340,7 @@ void ProxyStream::startAttempt() {
   for (int i = 0; i < n && i < 16; ++i) attempt_->send(static_cast<const char*>(vecs[i].iov_base), vecs[i].iov_len);
   attempt_started_ = true;
   if (!replayable_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
-  attempt_->start();
+  attempt_->start();  // a pooled connection flushes at once
 }
 
 namespace {
@@ -373,6 +373,7 @@ void ProxyStream::sendToUpstream(evbuffer* framed) {
   if (replayable_) copyInto(replay_, framed);
   if (attempt_ && attempt_->state() != UpstreamAttempt::State::kDone) {
     attempt_->send(framed);
+    attempt_->flush();
   } else {
     evbuffer_drain(framed, evbuffer_get_length(framed));
   }
@@ -551,6 +552,10 @@ void ProxyStream::onAttemptAborted(const std::string& why) {
   backoff_timer_.cancel();
   logAccess();
   session_->streamAborted();
+}
+
+void ProxyStream::onAttemptReadDone() {
+  if (state_ == State::kStreaming) session_->flush();
 }
 
 void ProxyStream::onDownstreamDrained() {

@@ -64,6 +64,7 @@ class ProxyStream : public event::Deletable, private UpstreamAttempt::Owner {
   void onAttemptTrailers(HeaderList& trailers) override;
   void onAttemptComplete() override;
   void onAttemptAborted(const std::string& why) override;
+  void onAttemptReadDone() override;
 
   void pickDestination();
   void destinationResolved(const net::Address& addr);

@@ -77,7 +77,14 @@ void UpstreamAttempt::connected() {
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
   transitionTo(State::kAwaitingHeaders);
   sent_at_us_ = event::monotonicNowUs();
-  if (evbuffer_get_length(pending_)) evbuffer_add_buffer(bufferevent_get_output(bev_), pending_);
+  flush();
+}
+
+void UpstreamAttempt::flush() {
+  if (!bev_ || state_ == State::kConnecting || state_ == State::kDone || evbuffer_get_length(pending_) == 0) return;
+  evbuffer* queued = bufferevent_get_output(bev_);
+  if (evbuffer_get_length(queued) == 0) evbuffer_write(pending_, bufferevent_getfd(bev_));
+  if (evbuffer_get_length(pending_) != 0) evbuffer_add_buffer(queued, pending_);
 }
 
 void UpstreamAttempt::send(evbuffer* buf) {
@@ -85,12 +92,12 @@ void UpstreamAttempt::send(evbuffer* buf) {
     evbuffer_drain(buf, evbuffer_get_length(buf));
     return;
   }
-  evbuffer_add_buffer(bev_ && state_ != State::kConnecting ? bufferevent_get_output(bev_) : pending_, buf);
+  evbuffer_add_buffer(pending_, buf);
 }
 
 void UpstreamAttempt::send(const char* data, size_t len) {
   if (state_ == State::kDone || len == 0) return;
-  evbuffer_add(bev_ && state_ != State::kConnecting ? bufferevent_get_output(bev_) : pending_, data, len);
+  evbuffer_add(pending_, data, len);
 }
 
 void UpstreamAttempt::transitionTo(State s) {
@@ -139,7 +146,12 @@ void UpstreamAttempt::fail(retry::OutcomeKind kind, const std::string& why) {
   owner_->onAttemptFailed(kind, why);  // may destroy us: touch nothing after
 }
 
-void UpstreamAttempt::onRead(bufferevent*, void* arg) { static_cast<UpstreamAttempt*>(arg)->readInput(); }
+void UpstreamAttempt::onRead(bufferevent*, void* arg) {
+  auto* a = static_cast<UpstreamAttempt*>(arg);
+  a->readInput();
+  // Owners never destroy an attempt inside its callbacks, so `a` is alive.
+  a->owner_->onAttemptReadDone();
+}
 
 void UpstreamAttempt::readInput() {
   evbuffer* in = bufferevent_get_input(bev_);

@@ -39,6 +39,8 @@ class UpstreamAttempt : public event::Deletable, private Http1Reader::Handler {
     virtual void onAttemptComplete() = 0;
     // The response body broke off (read timeout, reset, truncation).
     virtual void onAttemptAborted(const std::string& why) = 0;
+    // The end of one burst of response bytes: time to flush downstream.
+    virtual void onAttemptReadDone() = 0;
   };
 
   enum class State {
@@ -58,6 +60,8 @@ class UpstreamAttempt : public event::Deletable, private Http1Reader::Handler {
   // Appends request bytes (moves them out of `buf`).
   void send(evbuffer* buf);
   void send(const char* data, size_t len);
+  // Writes what send() staged (optimistically, see Http1Session::flush).
+  void flush();
   // How long to wait for the final response head once connected
   // (per-try timeout capped by the deadline); <0 = no limit.
   void setHeaderTimeoutUs(int64_t us) { header_timeout_us_ = us; }
