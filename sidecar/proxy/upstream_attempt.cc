@@ -74,7 +74,10 @@ void UpstreamAttempt::connected() {
     setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
   bufferevent_setcb(bev_, &UpstreamAttempt::onRead, nullptr, &UpstreamAttempt::onEvent, this);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // A pooled connection still has EV_WRITE enabled (and reading on, from the
+  // pool); enabling EV_WRITE again would add and then remove the write event:
+  // two epoll_ctl calls for nothing.
+  bufferevent_enable(bev_, reused_ ? EV_READ : EV_READ | EV_WRITE);
   transitionTo(State::kAwaitingHeaders);
   sent_at_us_ = event::monotonicNowUs();
   flush();
