@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cstring>
 
+#include "sidecar/core/clock.h"
 #include "sidecar/core/logging.h"
+#include "sidecar/retry/attempt_headers.h"
 #include "sidecar/proxy/connection.h"
 #include "sidecar/proxy/http1_session.h"
 #include "sidecar/proxy/worker.h"
@@ -163,14 +165,18 @@ void ProxyStream::start() {
     policy_ = &builtinPolicy();
   }
   budget_ = &worker_->shared().budgets.get(service_name_);
-  budget_->recordRequest(start_us_);
+  budget_->recordRequest(start_us_, policy_->budget);
 
   deadline_ = retry::computeDeadline(start_us_, *policy_, findHeader(headers_, "grpc-timeout"),
                                      findHeader(headers_, "x-timeout-budget"));
   if (!deadline_.none()) deadline_timer_.armUs(deadline_.remaining(start_us_));
   const std::string* key = nullptr;
   if (!policy_->retry.idempotencyHeader().empty()) key = findHeader(headers_, policy_->retry.idempotencyHeader());
-  retry_ = std::make_unique<retry::RetryState>(policy_, method_, false, key != nullptr);
+  retry::RequestFacts facts;
+  facts.method = method_;
+  facts.has_idempotency_key = key != nullptr;
+  if (has_length_) facts.body_size = content_length_;
+  retry_ = std::make_unique<retry::RetryState>(*policy_, facts, deadline_);
   if (policy_->retry.num_retries == 0) replayable_ = false;  // nothing to replay for
 
   // We answer 100 Continue ourselves and buffer the body: the upstream gets
@@ -294,12 +300,9 @@ void ProxyStream::appendRequestHead(std::string* out) {
     if (const std::string* u = findHeader(headers_, "upgrade")) out->append("upgrade: ").append(*u).append("\r\n");
     out->append("connection: upgrade\r\n");
   }
-  int64_t now = event::monotonicNowUs();
-  out->append("x-envoy-attempt-count: ").append(std::to_string(retry_->attempts())).append("\r\n");
-  retry::AttemptDeadlineHeaders dh = retry::attemptDeadlineHeaders(deadline_, *policy_, now, false);
-  if (!dh.timeout_budget.empty()) out->append("x-timeout-budget: ").append(dh.timeout_budget).append("\r\n");
-  if (!dh.expected_rq_timeout.empty()) {
-    out->append("x-envoy-expected-rq-timeout-ms: ").append(dh.expected_rq_timeout).append("\r\n");
+  // x-envoy-attempt-count and the deadline headers, from the engine.
+  for (retry::HeaderField f : retry::attemptHeaders(*retry_, event::monotonicNowUs())) {
+    out->append(f.name).append(": ").append(f.value).append("\r\n");
   }
   if (chunked_) {
     out->append("transfer-encoding: chunked\r\n");
@@ -394,6 +397,7 @@ void ProxyStream::appendBody(const char* data, size_t len) {
 
 void ProxyStream::onRequestBody(const char* data, size_t len) {
   request_bytes_ += len;
+  if (retry_) retry_->addRequestBodyBytes(len);
   if (state_ == State::kDone) return;  // answered already; the body is discarded
   appendBody(data, len);
 }
@@ -419,19 +423,15 @@ void ProxyStream::onRequestComplete() {
 }
 
 bool ProxyStream::maybeRetry(const retry::Outcome& o) {
-  int64_t now = event::monotonicNowUs();
-  int64_t now_unix = unixMs() / 1000;
-  // A body still arriving can be replayed only if it all fits the buffer.
-  bool replayable = replayable_;
-  retry::Decision d = retry_->decide(o, now, now_unix, deadline_, response_started_, replayable, *budget_,
-                                     worker_->random());
+  if (response_started_) retry_->responseStarted();
+  retry::Decision d = retry_->decide(o, core::systemClock(), *budget_, worker_->random());
   if (!d.retry) {
     if (d.refusal != retry::Refusal::kNotRetriable && d.refusal != retry::Refusal::kRetriesExhausted) {
       retry_refused_ = retry::refusalName(d.refusal);
     }
     return false;
   }
-  retryAfter(d.wait_us, o.label());
+  retryAfter(d.wait_us, std::string(o.reason()));
   return true;
 }
 

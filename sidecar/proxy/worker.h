@@ -17,6 +17,7 @@
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
 #include "sidecar/net/resolver.h"
+#include "sidecar/core/random.h"
 #include "sidecar/retry/retry_state.h"
 #include "sidecar/policy/policy_view.h"
 #include "sidecar/proxy/conn_pool.h"
@@ -61,7 +62,7 @@ class Worker {
   // How long a downstream connection may sit idle (no request in flight, no
   // bytes): the policy's [defaults] idle_timeout, else the built-in 60 s.
   int64_t downstreamIdleTimeoutUs();
-  retry::Random& random() { return random_; }
+  core::Random& random() { return random_; }
 
  private:
   static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
@@ -87,21 +88,8 @@ class Worker {
   std::unordered_set<Connection*> connections_;
   std::unique_ptr<event::DeferredDeleter> deleter_;
   std::unique_ptr<net::Resolver> resolver_;
-  // xorshift64*: fast, per worker (no shared state), seeded per process.
-  class FastRandom : public retry::Random {
-   public:
-    explicit FastRandom(uint64_t seed) : s_(seed | 1) {}
-    double uniform() override {
-      s_ ^= s_ >> 12;
-      s_ ^= s_ << 25;
-      s_ ^= s_ >> 27;
-      return static_cast<double>((s_ * 0x2545F4914F6CDD1DULL) >> 11) * 0x1.0p-53;
-    }
+  core::SplitMix64 random_;  // per worker: no shared state
 
-   private:
-    uint64_t s_;
-  };
-  FastRandom random_;
   bool draining_ = false;
   std::thread thread_;
 };

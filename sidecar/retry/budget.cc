@@ -3,72 +3,127 @@
 #include <algorithm>
 
 namespace mulligan::retry {
+namespace {
 
-RetryBudget::Bucket& RetryBudget::current(int64_t now_us) {
-  int64_t sec = now_us / 1000000;
-  Bucket& b = buckets_[sec % kBuckets];
-  int64_t seen = b.second.load(std::memory_order_acquire);
-  if (seen != sec) {
-    // First touch this second: the winner of the CAS resets the counts (a
-    // racing increment may land just before the reset and be lost: one
-    // request's worth of error per second, harmless for a budget).
-    if (b.second.compare_exchange_strong(seen, sec, std::memory_order_acq_rel)) {
-      b.requests.store(0, std::memory_order_relaxed);
-      b.retries.store(0, std::memory_order_relaxed);
+constexpr uint64_t kCountMask = 0xFFFF'FFFFull;
+
+uint32_t tagOf(uint64_t w) { return static_cast<uint32_t>(w >> 32); }
+uint64_t word(uint32_t tag, uint64_t count) { return (uint64_t{tag} << 32) | count; }
+
+// Floor division: a FakeClock may start anywhere, even below zero.
+int64_t floorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0 && (a < 0) != (b < 0)) ? 1 : 0); }
+
+int64_t windowOrDefault(int64_t window_us) {
+  return window_us > 0 ? window_us : pfc::builtinDefaults().budget.window_us;
+}
+
+}  // namespace
+
+struct RetryBudget::Window {
+  int64_t slice = 0;  // absolute index of the current slice
+  int64_t slice_us = 0;
+  int64_t window_us = 0;
+  double floor = 0;  // min_retries_per_second * window_s
+};
+
+int64_t RetryBudget::sliceUs(int64_t window_us) {
+  window_us = windowOrDefault(window_us);
+  return std::max<int64_t>(1, window_us / kSlices + (window_us % kSlices != 0 ? 1 : 0));
+}
+
+RetryBudget::Window RetryBudget::windowAt(int64_t now_us, const pfc::BudgetPolicy& p) const {
+  Window w;
+  w.window_us = windowOrDefault(p.window_us);
+  w.slice_us = sliceUs(w.window_us);
+  w.slice = floorDiv(now_us, w.slice_us);
+  w.floor = static_cast<double>(p.min_retries_per_second) * (static_cast<double>(w.window_us) / 1e6);
+  return w;
+}
+
+void RetryBudget::increment(std::atomic<uint64_t>& w, uint32_t tag) {
+  uint64_t old = w.load(std::memory_order_relaxed);
+  uint64_t next;
+  do {
+    if (tagOf(old) != tag) {
+      next = word(tag, 1);  // the slice rolled over: this increment resets it
+    } else if ((old & kCountMask) == kCountMask) {
+      return;  // saturated (4e9 in one slice): keep the maximum
+    } else {
+      next = old + 1;
     }
-  }
-  return b;
+  } while (!w.compare_exchange_weak(old, next, std::memory_order_relaxed));
 }
 
-void RetryBudget::recordRequest(int64_t now_us) {
-  current(now_us).requests.fetch_add(1, std::memory_order_relaxed);
+uint64_t RetryBudget::countIn(const std::atomic<uint64_t>& w, uint32_t tag) {
+  uint64_t v = w.load(std::memory_order_relaxed);
+  return tagOf(v) == tag ? (v & kCountMask) : 0;
 }
 
-void RetryBudget::sum(int64_t now_us, int64_t window_s, uint64_t* requests, uint64_t* retries) const {
-  int64_t sec = now_us / 1000000;
-  window_s = std::clamp<int64_t>(window_s, 1, kBuckets);
-  *requests = *retries = 0;
-  for (int64_t s = sec - window_s + 1; s <= sec; ++s) {
-    const Bucket& b = buckets_[((s % kBuckets) + kBuckets) % kBuckets];
-    if (b.second.load(std::memory_order_acquire) != s) continue;
-    *requests += b.requests.load(std::memory_order_relaxed);
-    *retries += b.retries.load(std::memory_order_relaxed);
-  }
+void RetryBudget::recordRequest(int64_t now_us, const pfc::BudgetPolicy& p) {
+  Window w = windowAt(now_us, p);
+  last_window_us_.store(w.window_us, std::memory_order_relaxed);
+  int64_t i = ((w.slice % kSlices) + kSlices) % kSlices;
+  increment(requests_[i], static_cast<uint32_t>(w.slice));
 }
 
 bool RetryBudget::tryAcquireRetry(int64_t now_us, const pfc::BudgetPolicy& p) {
-  uint64_t requests, retries;
-  int64_t window_s = std::max<int64_t>(1, p.window_us / 1000000);
-  sum(now_us, window_s, &requests, &retries);
-  double allowed = p.retry_ratio * static_cast<double>(requests) +
-                   static_cast<double>(p.min_retries_per_second) * static_cast<double>(window_s);
-  if (static_cast<double>(retries) + 1 > allowed) return false;
-  current(now_us).retries.fetch_add(1, std::memory_order_relaxed);
-  return true;
+  Window w = windowAt(now_us, p);
+  last_window_us_.store(w.window_us, std::memory_order_relaxed);
+  // Sum the window. Requests only ever raise the limit, so a stale read is
+  // conservative; retries of past slices no longer change.
+  uint64_t requests = 0, past_retries = 0;
+  int64_t cur = ((w.slice % kSlices) + kSlices) % kSlices;
+  for (int64_t k = 0; k < kSlices; ++k) {
+    int64_t s = w.slice - k;
+    int64_t i = ((s % kSlices) + kSlices) % kSlices;
+    auto tag = static_cast<uint32_t>(s);
+    requests += countIn(requests_[i], tag);
+    if (k > 0) past_retries += countIn(retries_[i], tag);
+  }
+  double allowed = p.retry_ratio * static_cast<double>(requests) + w.floor;
+  auto tag = static_cast<uint32_t>(w.slice);
+  std::atomic<uint64_t>& slot = retries_[cur];
+  uint64_t old = slot.load(std::memory_order_relaxed);
+  for (;;) {
+    uint64_t current = tagOf(old) == tag ? (old & kCountMask) : 0;
+    if (static_cast<double>(past_retries + current + 1) > allowed || current == kCountMask) {
+      refused_.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    if (slot.compare_exchange_weak(old, word(tag, current + 1), std::memory_order_relaxed)) return true;
+  }
 }
 
 RetryBudget::Snapshot RetryBudget::snapshot(int64_t now_us, const pfc::BudgetPolicy& p) const {
-  Snapshot s{};
-  int64_t window_s = std::max<int64_t>(1, p.window_us / 1000000);
-  sum(now_us, window_s, &s.requests, &s.retries);
-  s.allowed = p.retry_ratio * static_cast<double>(s.requests) +
-              static_cast<double>(p.min_retries_per_second) * static_cast<double>(window_s);
+  Window w = windowAt(now_us, p);
+  Snapshot s;
+  for (int64_t k = 0; k < kSlices; ++k) {
+    int64_t slice = w.slice - k;
+    int64_t i = ((slice % kSlices) + kSlices) % kSlices;
+    auto tag = static_cast<uint32_t>(slice);
+    s.requests += countIn(requests_[i], tag);
+    s.retries += countIn(retries_[i], tag);
+  }
+  s.allowed = p.retry_ratio * static_cast<double>(s.requests) + w.floor;
+  s.refused = refused_.load(std::memory_order_relaxed);
+  s.window_us = w.window_us;
+  s.slice_us = w.slice_us;
   return s;
 }
 
 BudgetRegistry::BudgetRegistry() : slots_(new Slot[kSlots]) {}
 
 RetryBudget& BudgetRegistry::get(std::string_view service) {
-  // FNV-1a; 0 is reserved for "empty slot".
-  uint64_t h = 1469598103934665603ULL;
+  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
   for (unsigned char c : service) h = (h ^ c) * 1099511628211ULL;
-  if (h == 0) h = 1;
+  if (h == 0) h = 1;  // 0 marks a free slot
   for (size_t i = 0; i < kSlots; ++i) {
     Slot& s = slots_[(h + i) & (kSlots - 1)];
     uint64_t k = s.key.load(std::memory_order_acquire);
     if (k == h) return s.budget;
     if (k == 0) {
-      if (s.key.compare_exchange_strong(k, h, std::memory_order_acq_rel) || k == h) return s.budget;
+      if (s.key.compare_exchange_strong(k, h, std::memory_order_acq_rel)) return s.budget;
+      if (k == h) return s.budget;  // another thread claimed it for the same name
     }
   }
   return overflow_;

@@ -2,93 +2,114 @@
 
 #include <algorithm>
 
+#include "sidecar/retry/grpc_timeout.h"
+
 namespace mulligan::retry {
 namespace {
 
-bool allDigits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+// start + duration, saturating at kNoDeadline - 1 (a deadline, not "none").
+int64_t addClamped(int64_t start_us, int64_t dur_us) {
+  if (dur_us > kNoDeadline - 1 - start_us) return kNoDeadline - 1;
+  return start_us + dur_us;
 }
 
 }  // namespace
 
-std::optional<int64_t> parseGrpcTimeout(std::string_view v) {
-  // gRPC "PROTOCOL-HTTP2": TimeoutValue = 1*8 DIGIT; TimeoutUnit = H/M/S/m/u/n.
-  if (v.size() < 2 || v.size() > 9) return std::nullopt;
-  std::string_view digits = v.substr(0, v.size() - 1);
-  if (!allDigits(digits)) return std::nullopt;
-  int64_t n = std::stoll(std::string(digits));
-  switch (v.back()) {
-    case 'H': return n * 3600 * 1000000;
-    case 'M': return n * 60 * 1000000;
-    case 'S': return n * 1000000;
-    case 'm': return n * 1000;
-    case 'u': return n;
-    case 'n': return (n + 999) / 1000;  // rounded up to whole microseconds
-    default: return std::nullopt;
+std::string_view deadlineSourceName(DeadlineSource s) {
+  switch (s) {
+    case DeadlineSource::kNone:
+      return "none";
+    case DeadlineSource::kRequestTimeout:
+      return "request-timeout";
+    case DeadlineSource::kGrpcTimeout:
+      return "grpc-timeout";
+    case DeadlineSource::kTimeoutBudget:
+      return "x-timeout-budget";
   }
+  return "none";
 }
 
-std::string formatGrpcTimeout(int64_t us) {
-  // At least 1 ms (0 reads as "no deadline" to some peers), then the finest
-  // unit whose value fits 8 digits, rounded up: the error is under one unit
-  // and the finest unit that fits keeps it as small as the format allows.
-  us = std::max<int64_t>(us, 1000);
-  constexpr int64_t kMax = 99'999'999;
-  struct Unit {
-    char c;
-    int64_t us;
-  };
-  for (Unit u : {Unit{'u', 1}, Unit{'m', 1000}, Unit{'S', 1000000}, Unit{'M', 60000000}, Unit{'H', 3600000000}}) {
-    int64_t n = (us + u.us - 1) / u.us;
-    if (n <= kMax) return std::to_string(n) + u.c;
+std::optional<int64_t> parseTimeoutBudgetMs(std::string_view v) {
+  v = trimOws(v);
+  if (v.empty()) return std::nullopt;
+  int64_t ms = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    if (ms < kMaxTimeoutBudgetMs) ms = ms * 10 + (c - '0');  // stops growing once saturated
   }
-  return std::to_string(kMax) + "H";
+  if (ms == 0) return std::nullopt;
+  return std::min(ms, kMaxTimeoutBudgetMs);
 }
 
-std::optional<int64_t> parseBudgetMs(std::string_view v) {
-  if (!allDigits(v) || v.size() > 15) return std::nullopt;
-  return std::stoll(std::string(v));
-}
-
-Deadline computeDeadline(int64_t start_us, const pfc::EffectivePolicy& p, const std::string* grpc_timeout,
-                         const std::string* timeout_budget) {
+Deadline computeDeadline(int64_t start_us, const pfc::EffectivePolicy& p, HeaderValue grpc_timeout,
+                         HeaderValue timeout_budget) {
   Deadline d;
   d.start_us = start_us;
-  if (p.request_timeout_us > 0) d.deadline_us = start_us + p.request_timeout_us;
+  if (p.request_timeout_us > 0) {
+    d.deadline_us = addClamped(start_us, p.request_timeout_us);
+    d.source = DeadlineSource::kRequestTimeout;
+  }
   if (!p.deadline.accept_inbound) return d;
-  auto tighten = [&](std::optional<int64_t> us) {
-    if (us && start_us + *us < d.deadline_us) {
-      d.deadline_us = start_us + *us;
-      d.from_inbound = true;
+  auto tighten = [&](std::optional<int64_t> us, DeadlineSource source) {
+    if (!us) return;  // malformed inbound values are ignored: the policy stands
+    int64_t at = addClamped(start_us, *us);
+    if (at < d.deadline_us) {
+      d.deadline_us = at;
+      d.source = source;
     }
   };
-  // Malformed inbound values are ignored (the policy's own timeout stands).
-  if (grpc_timeout) tighten(parseGrpcTimeout(*grpc_timeout));
+  if (grpc_timeout) tighten(parseGrpcTimeoutUs(grpc_timeout.value()), DeadlineSource::kGrpcTimeout);
   if (timeout_budget) {
-    if (auto ms = parseBudgetMs(*timeout_budget)) tighten(*ms * 1000);
+    std::optional<int64_t> ms = parseTimeoutBudgetMs(timeout_budget.value());
+    tighten(ms ? std::optional<int64_t>(*ms * 1000) : std::nullopt, DeadlineSource::kTimeoutBudget);
   }
   return d;
 }
 
-int64_t ceilMs(int64_t us) { return std::max<int64_t>(1, (us + 999) / 1000); }
-
-int64_t attemptTimeoutUs(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us) {
-  int64_t left = d.remaining(now_us);
-  int64_t per_try = p.retry.per_try_timeout_us > 0 ? p.retry.per_try_timeout_us : kNoDeadline;
-  return std::min(left, per_try);
+int64_t ceilMs(int64_t us) {
+  if (us <= 1000) return 1;
+  return us / 1000 + (us % 1000 != 0 ? 1 : 0);
 }
 
-AttemptDeadlineHeaders attemptDeadlineHeaders(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us,
-                                              bool grpc) {
-  AttemptDeadlineHeaders h;
-  if (!p.deadline.propagate) return h;
-  int64_t attempt = attemptTimeoutUs(d, p, now_us);
-  if (attempt != kNoDeadline) h.expected_rq_timeout = std::to_string(ceilMs(attempt));
-  if (d.none()) return h;
-  int64_t left = d.remaining(now_us);
-  h.timeout_budget = std::to_string(ceilMs(left));
-  if (grpc) h.grpc_timeout = formatGrpcTimeout(left - p.deadline.grpc_timeout_offset_us);
-  return h;
+std::string_view timeoutKindName(TimeoutKind k) {
+  switch (k) {
+    case TimeoutKind::kNone:
+      return "";
+    case TimeoutKind::kRequest:
+      return "request";
+    case TimeoutKind::kPerTry:
+      return "per-try";
+  }
+  return "";
+}
+
+std::string_view timeoutMessage(TimeoutKind k) {
+  switch (k) {
+    case TimeoutKind::kNone:
+      return "";
+    case TimeoutKind::kRequest:
+      return "upstream request timeout";
+    case TimeoutKind::kPerTry:
+      return "upstream per-try timeout";
+  }
+  return "";
+}
+
+AttemptTimeout attemptTimeout(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us) {
+  int64_t per_try = p.retry.per_try_timeout_us;
+  if (d.none()) {
+    if (per_try > 0) return {per_try, TimeoutKind::kPerTry};
+    return {};
+  }
+  int64_t left = std::max<int64_t>(0, d.remaining(now_us));
+  if (per_try > 0 && per_try < left) return {per_try, TimeoutKind::kPerTry};
+  return {left, TimeoutKind::kRequest};
+}
+
+bool enoughTimeForAttempt(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us, int64_t wait_us) {
+  if (d.none()) return true;
+  int64_t left = d.remaining(now_us) - std::max<int64_t>(0, wait_us);
+  return left > 0 && left >= p.deadline.min_attempt_budget_us;
 }
 
 }  // namespace mulligan::retry

@@ -1,64 +1,99 @@
-// Deadlines as pure functions (DESIGN.md "Deadlines"; Envoy's finalTimeout /
-// setTimeoutHeaders). All times are microseconds on the monotonic clock.
+// Deadlines as pure functions (DESIGN.md "Deadlines"; the shape of Envoy's
+// finalTimeout / setTimeoutHeaders). All times are microseconds on the
+// MONOTONIC clock (core::Clock::nowUs()); nothing here reads a clock itself.
 //
-// A call's deadline is the earliest of its request_timeout, an inbound
-// grpc-timeout and an inbound x-timeout-budget (the inbound ones only when the
-// policy accepts them). Every value sent upstream is rounded UP, never down,
-// and is never 0 (many peers read 0 as "no deadline"): at least 1 ms.
+// A call's clock starts when its request headers arrive (not when its body
+// ends). Its deadline is the earliest of:
+//   - the policy's request_timeout (0 = none),
+//   - an inbound grpc-timeout          } only when deadline.accept_inbound;
+//   - an inbound x-timeout-budget (ms) } malformed values are ignored.
+// An inbound value can only shorten the deadline, never extend it.
+//
+// Who calls: the proxy, once when request headers arrive (computeDeadline),
+// then before each attempt (enoughTimeForAttempt, attemptTimeout) and to
+// build the headers each attempt carries (attempt_headers.h).
 #pragma once
 
 #include <cstdint>
 #include <optional>
-#include <string>
 #include <string_view>
 
 #include "proto-free-config/policy.h"
+#include "sidecar/retry/header_value.h"
 
 namespace mulligan::retry {
 
+// "No deadline": remaining() returns this, and it compares greater than any
+// real duration, so min() with it does the right thing.
 constexpr int64_t kNoDeadline = INT64_MAX;
 
-// grpc-timeout (gRPC over HTTP/2: 1 to 8 ASCII digits, then one of H M S m u
-// n) in microseconds, nanoseconds rounded up. Nullopt when malformed.
-std::optional<int64_t> parseGrpcTimeout(std::string_view v);
-// The wire form of `us`: the finest unit whose value fits in 8 digits,
-// rounded up, at least 1 ms ("1m"). Never shorter than `us`.
-std::string formatGrpcTimeout(int64_t us);
-// x-timeout-budget: decimal milliseconds, 1..18 digits. Nullopt otherwise.
-std::optional<int64_t> parseBudgetMs(std::string_view v);
+// What set the deadline (for access logs).
+enum class DeadlineSource : uint8_t {
+  kNone,            // no request_timeout and nothing inbound: no deadline
+  kRequestTimeout,  // the policy's request_timeout
+  kGrpcTimeout,     // the caller's grpc-timeout was earlier
+  kTimeoutBudget,   // the caller's x-timeout-budget was earlier
+};
+// "none", "request-timeout", "grpc-timeout", "x-timeout-budget".
+std::string_view deadlineSourceName(DeadlineSource s);
 
 struct Deadline {
-  int64_t start_us = 0;      // when the request headers arrived
-  int64_t deadline_us = kNoDeadline;
-  // Which limit set it: "request" (request_timeout) or "inbound"
-  // (grpc-timeout / x-timeout-budget from the caller).
-  bool from_inbound = false;
+  int64_t start_us = 0;               // when the request headers arrived
+  int64_t deadline_us = kNoDeadline;  // absolute, monotonic
+  DeadlineSource source = DeadlineSource::kNone;
 
   bool none() const { return deadline_us == kNoDeadline; }
+  // Time left at `now_us`: negative once passed; kNoDeadline when none().
   int64_t remaining(int64_t now_us) const { return none() ? kNoDeadline : deadline_us - now_us; }
+  bool expired(int64_t now_us) const { return !none() && now_us >= deadline_us; }
+  // The whole call's budget (deadline - start); -1 when none().
   int64_t budgetUs() const { return none() ? -1 : deadline_us - start_us; }
+  bool fromInbound() const {
+    return source == DeadlineSource::kGrpcTimeout || source == DeadlineSource::kTimeoutBudget;
+  }
 };
 
-// The call's deadline from the policy and the inbound headers (either may be
-// null/absent).
-Deadline computeDeadline(int64_t start_us, const pfc::EffectivePolicy& p, const std::string* grpc_timeout,
-                         const std::string* timeout_budget);
+// x-timeout-budget: decimal milliseconds, digits only (surrounding OWS
+// stripped). nullopt when malformed or 0 (0 reads as "no deadline" to many
+// peers, so it does not mean "already expired"). Values beyond
+// kMaxTimeoutBudgetMs saturate there.
+constexpr int64_t kMaxTimeoutBudgetMs = 1'000'000'000'000;  // ~31.7 years
+std::optional<int64_t> parseTimeoutBudgetMs(std::string_view v);
 
-// Milliseconds, rounded up, at least 1.
+// The call's deadline. `grpc_timeout` and `timeout_budget` are the inbound
+// header values (absent when the request had none). Ties between sources go
+// to the first in the order request_timeout, grpc-timeout, x-timeout-budget.
+Deadline computeDeadline(int64_t start_us, const pfc::EffectivePolicy& p, HeaderValue grpc_timeout,
+                         HeaderValue timeout_budget);
+
+// Milliseconds for the wire: rounded UP, and at least 1 (never 0).
 int64_t ceilMs(int64_t us);
 
-// How long one attempt may wait for response headers: the per-try timeout,
-// capped by what is left of the deadline; kNoDeadline when neither applies.
-int64_t attemptTimeoutUs(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us);
-
-// The deadline headers for one attempt, values already formatted. Empty
-// strings mean "do not send this one" (no deadline, or propagate = false).
-struct AttemptDeadlineHeaders {
-  std::string grpc_timeout;         // gRPC calls only
-  std::string timeout_budget;       // x-timeout-budget
-  std::string expected_rq_timeout;  // x-envoy-expected-rq-timeout-ms
+// Which timeout ends an attempt that waits too long for response headers.
+enum class TimeoutKind : uint8_t {
+  kNone,     // neither a deadline nor a per-try timeout: wait forever
+  kRequest,  // the call's deadline (request_timeout or an inbound deadline)
+  kPerTry,   // the policy's per_try_timeout, shorter than what is left
 };
-AttemptDeadlineHeaders attemptDeadlineHeaders(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us,
-                                              bool grpc);
+// "request" / "per-try" (the x-mulligan-timeout header value); "" for kNone.
+std::string_view timeoutKindName(TimeoutKind k);
+// The grpc-message of the DEADLINE_EXCEEDED trailers-only response, and the
+// body text of the HTTP 504: "upstream request timeout" /
+// "upstream per-try timeout". Plain ASCII: needs no percent-encoding.
+std::string_view timeoutMessage(TimeoutKind k);
+
+struct AttemptTimeout {
+  int64_t us = kNoDeadline;  // how long the attempt may wait; >= 0
+  TimeoutKind kind = TimeoutKind::kNone;
+};
+// The attempt's timeout, started at `now_us`: min(per_try_timeout, time
+// left). A per-try timeout at or above the time left IS the time left, and
+// then the kind is kRequest (the whole call ends, not just this try).
+AttemptTimeout attemptTimeout(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us);
+
+// DESIGN.md "Retry rules": no attempt starts when, after waiting `wait_us`,
+// the deadline would leave nothing or less than min_attempt_budget.
+// Always true without a deadline.
+bool enoughTimeForAttempt(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us, int64_t wait_us = 0);
 
 }  // namespace mulligan::retry

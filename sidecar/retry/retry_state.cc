@@ -1,139 +1,125 @@
 #include "sidecar/retry/retry_state.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstring>
-#include <ctime>
+
+#include "sidecar/retry/backoff.h"
+#include "sidecar/retry/retry_after.h"
 
 namespace mulligan::retry {
 
-std::string_view outcomeName(OutcomeKind k) {
-  switch (k) {
-    case OutcomeKind::kConnectFailure: return "connect-failure";
-    case OutcomeKind::kReset: return "reset";
-    case OutcomeKind::kRefusedStream: return "refused-stream";
-    case OutcomeKind::kPerTryTimeout: return "per-try-timeout";
-    case OutcomeKind::kResponse: return "response";
-  }
-  return "?";
-}
-
-std::string Outcome::label() const {
-  if (kind != OutcomeKind::kResponse) return std::string(outcomeName(kind));
-  if (grpc_status > 0) {
-    auto name = pfc::grpcCodeName(static_cast<pfc::GrpcCode>(grpc_status));
-    if (!name.empty()) return std::string(name);
-    return "grpc-" + std::to_string(grpc_status);
-  }
-  return std::to_string(status);
-}
-
 std::string_view refusalName(Refusal r) {
   switch (r) {
-    case Refusal::kNone: return "";
-    case Refusal::kNotRetriable: return "not-retriable";
-    case Refusal::kRetriesExhausted: return "retries-exhausted";
-    case Refusal::kIdempotency: return "idempotency";
-    case Refusal::kBodyTooLarge: return "body-too-large";
-    case Refusal::kResponseStarted: return "response-started";
-    case Refusal::kDeadline: return "deadline";
-    case Refusal::kBudget: return "budget";
-    case Refusal::kPushback: return "pushback";
+    case Refusal::kNone:
+      return "";
+    case Refusal::kNotRetriable:
+      return "not-retriable";
+    case Refusal::kResponseStarted:
+      return "response-started";
+    case Refusal::kRetriesExhausted:
+      return "retries-exhausted";
+    case Refusal::kIdempotency:
+      return "idempotency";
+    case Refusal::kBodyTooLarge:
+      return "body-too-large";
+    case Refusal::kPushbackRefused:
+      return "pushback-refused";
+    case Refusal::kPushbackTooLong:
+      return "pushback-too-long";
+    case Refusal::kDeadline:
+      return "deadline";
+    case Refusal::kBudget:
+      return "budget";
   }
-  return "?";
+  return "";
 }
 
-int64_t backoffUs(const pfc::RetryPolicy& r, uint32_t retry_number, double random01) {
-  if (retry_number == 0) retry_number = 1;
-  int64_t cap = r.backoff_max_us;
-  int64_t ceiling = r.backoff_base_us;
-  // base * 2^(n-1) without overflow: stop doubling at the cap.
-  for (uint32_t i = 1; i < retry_number && ceiling < cap; ++i) ceiling *= 2;
-  ceiling = std::min(ceiling, cap);
-  if (ceiling <= 0) return 0;
-  return static_cast<int64_t>(random01 * static_cast<double>(ceiling));
+bool isBlockedRetry(Refusal r) {
+  return r != Refusal::kNone && r != Refusal::kNotRetriable && r != Refusal::kRetriesExhausted;
 }
 
-std::optional<int64_t> parseRetryAfterUs(std::string_view v, int64_t now_unix_s) {
-  if (!v.empty() && std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-    if (v.size() > 9) return std::nullopt;
-    return std::stoll(std::string(v)) * 1000000;
-  }
-  // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
-  std::string s(v);
-  tm t{};
-  const char* end = strptime(s.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &t);
-  if (!end || *end != '\0') return std::nullopt;
-  int64_t when = timegm(&t);
-  return std::max<int64_t>(0, when - now_unix_s) * 1000000;
+bool isRetryableMethod(std::string_view m) {
+  return m == "GET" || m == "HEAD" || m == "OPTIONS" || m == "PUT" || m == "DELETE" || m == "TRACE";
 }
 
-RetryState::RetryState(const pfc::EffectivePolicy* policy, std::string_view method, bool grpc,
-                       bool has_idempotency_key)
-    : policy_(policy), grpc_(grpc) {
-  // RFC 9110 §9.2.2: these methods are idempotent. POST/PATCH only by key.
-  idempotent_by_method_ = method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "PUT" ||
-                          method == "DELETE" || method == "TRACE";
-  idempotent_ = idempotent_by_method_ || has_idempotency_key || grpc;
+RetryState::RetryState(const pfc::EffectivePolicy& policy, const RequestFacts& request, const Deadline& deadline)
+    : policy_(&policy), deadline_(deadline), body_declared_(request.body_size), grpc_(request.grpc) {
+  // DESIGN.md: naming gRPC codes in retry_on is a gRPC call's opt-in to
+  // retries (gRPC calls are all POST, so the method cannot say it).
+  safe_by_request_ = isRetryableMethod(request.method) || request.has_idempotency_key ||
+                     (request.grpc && policy.retry.grpc_codes != 0);
+}
+
+bool RetryState::bodyReplayable() const {
+  uint64_t cap = policy_->retry.max_buffered_body;
+  return body_seen_ <= cap && (!body_declared_ || *body_declared_ <= cap);
 }
 
 bool RetryState::wouldRetry(const Outcome& o) const {
   const pfc::RetryPolicy& r = policy_->retry;
   switch (o.kind) {
-    case OutcomeKind::kConnectFailure: return r.has(pfc::RetryCondition::kConnectFailure);
-    case OutcomeKind::kReset: return r.has(pfc::RetryCondition::kReset);
-    case OutcomeKind::kRefusedStream: return r.has(pfc::RetryCondition::kRefusedStream);
-    case OutcomeKind::kPerTryTimeout: return r.has(pfc::RetryCondition::kPerTryTimeout);
+    case OutcomeKind::kConnectFailure:
+      return r.has(pfc::RetryCondition::kConnectFailure);
+    case OutcomeKind::kReset:
+      return r.has(pfc::RetryCondition::kReset);
+    case OutcomeKind::kRefusedStream:
+      return r.has(pfc::RetryCondition::kRefusedStream);
+    case OutcomeKind::kPerTryTimeout:
+      return r.has(pfc::RetryCondition::kPerTryTimeout);
     case OutcomeKind::kResponse:
       if (grpc_) {
-        // A gRPC call is retried when retry_on names gRPC codes: opting in.
-        return o.grpc_status > 0 && o.grpc_status <= 16 && r.hasGrpc(static_cast<pfc::GrpcCode>(o.grpc_status));
+        int code = o.grpc_status != kNoGrpcStatus ? o.grpc_status : grpcStatusFromHttp(o.status);
+        return code > 0 && code <= 16 && r.hasGrpc(static_cast<pfc::GrpcCode>(code));
       }
       return r.retriesStatus(o.status);
   }
   return false;
 }
 
-Decision RetryState::decide(const Outcome& o, int64_t now_us, int64_t now_unix_s, const Deadline& deadline,
-                            bool response_started, bool body_replayable, RetryBudget& budget, Random& rnd) {
-  Decision d;
+bool RetryState::safeToRepeat(const Outcome& o) const { return safe_by_request_ || o.neverReachedUpstream(); }
+
+Decision RetryState::decide(const Outcome& o, const core::Clock& clock, RetryBudget& budget, core::Random& rnd) {
+  return decideAt(o, clock.nowUs(), clock.systemNowUnixSeconds(), deadline_, response_started_, bodyReplayable(),
+                  budget, rnd);
+}
+
+Decision RetryState::decideAt(const Outcome& o, int64_t now_us, int64_t now_unix_s, const Deadline& deadline,
+                              bool response_started, bool body_replayable, RetryBudget& budget, core::Random& rnd) {
   const pfc::RetryPolicy& r = policy_->retry;
-  auto refuse = [&](Refusal why) {
-    d.retry = false;
+  auto refuse = [](Refusal why) {
+    Decision d;
     d.refusal = why;
     return d;
   };
   if (!wouldRetry(o)) return refuse(Refusal::kNotRetriable);
   if (response_started) return refuse(Refusal::kResponseStarted);
-  if (attempts_ > r.num_retries) return refuse(Refusal::kRetriesExhausted);
-  // Requests that provably never reached the upstream are safe for any method.
-  bool never_reached = o.kind == OutcomeKind::kConnectFailure || o.kind == OutcomeKind::kRefusedStream;
-  if (!idempotent_ && !never_reached) return refuse(Refusal::kIdempotency);
+  if (retries() >= r.num_retries) return refuse(Refusal::kRetriesExhausted);
+  if (!safeToRepeat(o)) return refuse(Refusal::kIdempotency);
   if (!body_replayable) return refuse(Refusal::kBodyTooLarge);
 
-  // Wait: the server's pushback when it gave one, else full-jitter backoff.
-  int64_t wait = backoffUs(r, attempts_, rnd.uniform());
+  Decision d;
+  d.retry = true;
   if (r.retry_after && o.kind == OutcomeKind::kResponse) {
     std::optional<int64_t> pushback;
-    if (o.grpc_pushback) {
-      auto ms = parseBudgetMs(*o.grpc_pushback);  // non-negative decimal ms
-      if (!ms) return refuse(Refusal::kPushback);  // negative or malformed: do not retry
-      pushback = *ms * 1000;
+    if (grpc_ && o.grpc_pushback) {
+      // gRFC A6: negative or not an integer means "do not retry".
+      pushback = parseGrpcPushbackUs(o.grpc_pushback.value());
+      if (!pushback) return refuse(Refusal::kPushbackRefused);
     } else if (o.retry_after && (o.status == 429 || o.status == 503)) {
-      pushback = parseRetryAfterUs(*o.retry_after, now_unix_s);  // malformed: plain backoff
+      pushback = parseRetryAfterUs(o.retry_after.value(), now_unix_s);  // malformed: plain backoff
     }
     if (pushback) {
-      if (*pushback > r.retry_after_max_us) return refuse(Refusal::kPushback);
-      wait = *pushback;
+      if (*pushback > r.retry_after_max_us) return refuse(Refusal::kPushbackTooLong);
+      d.wait_us = *pushback;
+      d.pushback = true;
     }
   }
-  int64_t left = deadline.remaining(now_us);
-  if (left != kNoDeadline && (left - wait < policy_->deadline.min_attempt_budget_us || wait >= left)) {
-    return refuse(Refusal::kDeadline);
+  if (!d.pushback) d.wait_us = backoffUs(r, std::max<uint32_t>(1, attempts_), rnd.nextU64());
+
+  if (!enoughTimeForAttempt(deadline, *policy_, now_us, d.wait_us)) return refuse(Refusal::kDeadline);
+  if (!o.neverReachedUpstream()) {
+    if (!budget.tryAcquireRetry(now_us, policy_->budget)) return refuse(Refusal::kBudget);
+    d.spent_budget = true;
   }
-  if (!never_reached && !budget.tryAcquireRetry(now_us, policy_->budget)) return refuse(Refusal::kBudget);
-  d.retry = true;
-  d.wait_us = wait;
   return d;
 }
 

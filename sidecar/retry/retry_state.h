@@ -1,97 +1,168 @@
-// The retry decision, in one class (Envoy's split): a pure wouldRetry() — does
-// the policy name this outcome? — and decide(), which adds the limits that
-// can refuse a retry the policy allows: idempotency, attempts left, response
-// already started, body too large to replay, the deadline, the budget, and
-// server pushback. It knows nothing of HTTP/1, HTTP/2 or sockets: the proxy
-// reports an Outcome and does what the Decision says.
+// RetryState: the retry decision for one request, in one class (Envoy's
+// split between a pure wouldRetry() and a shouldRetry() that adds limits).
+//
+//   wouldRetry(outcome)  pure: does the policy name this outcome at all?
+//   decide(outcome, ...) the full decision: wouldRetry, then every limit that
+//                        can stop a retry the policy asked for, then the wait.
+//
+// It knows nothing of HTTP/1, HTTP/2 or sockets. The proxy reports an Outcome
+// and does what the Decision says: wait `wait_us`, then (if the deadline still
+// allows, see enoughTimeForAttempt) start the next attempt; or hand the
+// client the last upstream response as it is (or its own 502/504 when there
+// is none).
+//
+// The rules (DESIGN.md "Retry rules"), checked in this order, the first that
+// fails naming the refusal:
+//   1. kNotRetriable     retry_on does not name the outcome. For a gRPC call
+//                        a response counts by its grpc-status (or the status
+//                        gRPC derives from a non-200 HTTP status); only gRPC
+//                        codes named in retry_on opt in. connect-failure,
+//                        reset, refused-stream and per-try-timeout count as
+//                        for any call.
+//   2. kResponseStarted  a response header already went downstream.
+//   3. kRetriesExhausted num_retries retries already made.
+//   4. kIdempotency      not safe to repeat: the method is not GET, HEAD,
+//                        OPTIONS, PUT, DELETE or TRACE, there is no
+//                        idempotency header, it is not a gRPC call whose
+//                        policy opted in by naming gRPC codes, and the
+//                        request may have reached the upstream (anything but
+//                        connect-failure, refused-stream, never_reached).
+//   5. kBodyTooLarge     the request body exceeds max_buffered_body (declared
+//                        or seen), so it was not kept for replay.
+//   6. kPushbackRefused  (retry_after on, gRPC) grpc-retry-pushback-ms was
+//                        negative or not an integer: the server said "no".
+//      kPushbackTooLong  (retry_after on) the pushback — Retry-After on a 429
+//                        or 503, or grpc-retry-pushback-ms on a gRPC call —
+//                        exceeds retry_after_max. A malformed Retry-After is
+//                        ignored (plain backoff). A valid pushback REPLACES
+//                        the jittered backoff.
+//   7. kDeadline         after the wait, the deadline would leave nothing or
+//                        less than min_attempt_budget (this is also how a
+//                        pushback longer than the time left ends).
+//   8. kBudget           the service's retry budget refuses. Retries of
+//                        requests that never reached the upstream do not
+//                        spend budget (and are never refused by it).
+// The budget is consulted last because admitting a retry spends it.
+// Backoff for retry n = attempts() so far: backoff.h, one random draw, only
+// when no pushback applies.
+//
+// Attempts: call attemptStarted() as each attempt (the first included)
+// starts; attempts() is then N of `x-envoy-attempt-count: N`.
+//
+// Lifetime and threading: one per request, used on its worker thread only.
+// The policy is the snapshot the request started with and must outlive this
+// object (the proxy keeps the snapshot for the request's life).
 #pragma once
 
 #include <cstdint>
-#include <string>
+#include <optional>
 #include <string_view>
 
 #include "proto-free-config/policy.h"
+#include "sidecar/core/clock.h"
+#include "sidecar/core/random.h"
 #include "sidecar/retry/budget.h"
 #include "sidecar/retry/deadline.h"
+#include "sidecar/retry/outcome.h"
 
 namespace mulligan::retry {
 
-// How one attempt ended.
-enum class OutcomeKind {
-  kConnectFailure,  // TCP connect refused, unreachable or timed out
-  kReset,           // connection closed or reset before response headers
-  kRefusedStream,   // HTTP/2 REFUSED_STREAM / beyond GOAWAY: never processed
-  kPerTryTimeout,   // no response headers within the per-try timeout
-  kResponse,        // response headers arrived (status, maybe grpc-status)
-};
-std::string_view outcomeName(OutcomeKind k);
-
-struct Outcome {
-  OutcomeKind kind = OutcomeKind::kResponse;
-  int status = 0;                  // kResponse
-  int grpc_status = -1;            // from a trailers-only response, -1 = none
-  const std::string* retry_after = nullptr;     // Retry-After header, if any
-  const std::string* grpc_pushback = nullptr;   // grpc-retry-pushback-ms, if any
-  // The reason label for logs and counters: "503", "reset", "unavailable"...
-  std::string label() const;
-};
-
 // Why a retry did not happen.
-enum class Refusal {
-  kNone,
-  kNotRetriable,       // the policy does not name this outcome
-  kRetriesExhausted,   // num_retries used up
-  kIdempotency,        // POST/PATCH without the idempotency header
-  kBodyTooLarge,       // the request body was not buffered for replay
-  kResponseStarted,    // a response byte already went downstream
-  kDeadline,           // not enough time left (min_attempt_budget / backoff)
-  kBudget,             // the service's retry budget is spent
-  kPushback,           // Retry-After / grpc pushback too long or "never"
+enum class Refusal : uint8_t {
+  kNone,              // it did happen
+  kNotRetriable,      // the policy does not name this outcome
+  kResponseStarted,   // a response header already went downstream
+  kRetriesExhausted,  // num_retries used up
+  kIdempotency,       // not safe to repeat (POST/PATCH without the header)
+  kBodyTooLarge,      // the request body was too large to keep for replay
+  kPushbackRefused,   // grpc-retry-pushback-ms negative or malformed: "no"
+  kPushbackTooLong,   // the server's pushback exceeds retry_after_max
+  kDeadline,          // not enough time left for the wait and an attempt
+  kBudget,            // the service's retry budget is spent
 };
+// "", "not-retriable", "response-started", "retries-exhausted",
+// "idempotency", "body-too-large", "pushback-refused", "pushback-too-long",
+// "deadline", "budget". Static storage: use as metric labels.
 std::string_view refusalName(Refusal r);
+// True when a limit stopped a retry the policy asked for — what DESIGN.md
+// says must be logged and counted. False for kNone, kNotRetriable and
+// kRetriesExhausted (the policy itself said "no more").
+bool isBlockedRetry(Refusal r);
 
 struct Decision {
   bool retry = false;
-  int64_t wait_us = 0;    // backoff or pushback before the next attempt
-  Refusal refusal = Refusal::kNone;
+  int64_t wait_us = 0;               // retry: wait this long, then attempt again
+  Refusal refusal = Refusal::kNone;  // !retry: why not
+  bool pushback = false;             // retry: wait_us is the server's pushback
+  bool spent_budget = false;         // retry: it counted against the budget
 };
 
-// A uniform random source (injected: tests script it).
-class Random {
- public:
-  virtual ~Random() = default;
-  virtual double uniform() = 0;  // [0, 1)
+// What the engine needs to know about the request, once its headers are in.
+struct RequestFacts {
+  std::string_view method;           // the request method token (case-sensitive)
+  bool grpc = false;                 // content-type application/grpc[+...]
+  bool has_idempotency_key = false;  // policy's idempotency_header is present
+  // Declared body size (Content-Length) when known; nullopt when the body is
+  // chunked or its size is not declared. Bytes seen later are reported with
+  // addRequestBodyBytes().
+  std::optional<uint64_t> body_size;
 };
 
-// Full jitter (as Envoy's code does it): uniform in [0, min(max, base * 2^(n-1))).
-int64_t backoffUs(const pfc::RetryPolicy& r, uint32_t retry_number, double random01);
-
-// Retry-After: delta-seconds or an IMF-fixdate (RFC 9110 §10.2.3), relative to
-// `now_unix_s`. Nullopt when malformed.
-std::optional<int64_t> parseRetryAfterUs(std::string_view v, int64_t now_unix_s);
+// RFC 9110 §9.2.2 idempotent methods that DESIGN.md retries freely:
+// GET, HEAD, OPTIONS, PUT, DELETE, TRACE.
+bool isRetryableMethod(std::string_view method);
 
 class RetryState {
  public:
-  // `policy` is the snapshot the request started with and must outlive this.
-  RetryState(const pfc::EffectivePolicy* policy, std::string_view method, bool grpc, bool has_idempotency_key);
+  RetryState(const pfc::EffectivePolicy& policy, const RequestFacts& request, const Deadline& deadline);
 
   // Pure: does the policy ask to retry this outcome at all?
   bool wouldRetry(const Outcome& o) const;
 
-  // The full decision for the attempt that just ended. Counts the retry
-  // against the budget when it says yes.
-  Decision decide(const Outcome& o, int64_t now_us, int64_t now_unix_s, const Deadline& deadline,
-                  bool response_started, bool body_replayable, RetryBudget& budget, Random& rnd);
+  // The full decision for the attempt that just ended. When it says retry
+  // and the request may have reached the upstream, it has already counted the
+  // retry against `budget`. Draws from `rnd` at most once.
+  Decision decide(const Outcome& o, const core::Clock& clock, RetryBudget& budget, core::Random& rnd);
 
-  uint32_t attempts() const { return attempts_; }  // attempts started so far
+  // An attempt (the first included) is starting.
   void attemptStarted() { ++attempts_; }
+  // Attempts started so far: N for `x-envoy-attempt-count`.
+  uint32_t attempts() const { return attempts_; }
+  // Retries started so far (attempts() - 1, or 0).
+  uint32_t retries() const { return attempts_ > 0 ? attempts_ - 1 : 0; }
+
+  // Request body bytes read from downstream (cumulative calls).
+  void addRequestBodyBytes(uint64_t n) { body_seen_ += n; }
+  // The body so far (and as declared) fits max_buffered_body.
+  bool bodyReplayable() const;
+  // A response header went downstream: from now on nothing is retried.
+  void responseStarted() { response_started_ = true; }
+  bool hasResponseStarted() const { return response_started_; }
+
+  // Whether any retry is still possible (num_retries > 0 and the body fits):
+  // when false the proxy need not buffer the body for replay.
+  bool mayRetry() const { return policy_->retry.num_retries > 0 && bodyReplayable(); }
+
+  const Deadline& deadline() const { return deadline_; }
+  const pfc::EffectivePolicy& policy() const { return *policy_; }
+  bool grpc() const { return grpc_; }
+
 
  private:
+  Decision decideAt(const Outcome& o, int64_t now_us, int64_t now_unix_s, const Deadline& deadline,
+                    bool response_started, bool body_replayable, RetryBudget& budget, core::Random& rnd);
+  // May this request be sent again after `o`? (rule 4)
+  bool safeToRepeat(const Outcome& o) const;
+
   const pfc::EffectivePolicy* policy_;
-  bool grpc_;
-  bool idempotent_;  // by method, or by key
-  bool idempotent_by_method_;
+  Deadline deadline_;
+  std::optional<uint64_t> body_declared_;
+  uint64_t body_seen_ = 0;
   uint32_t attempts_ = 0;
+  bool grpc_ = false;
+  bool safe_by_request_ = false;  // method, idempotency key or gRPC opt-in
+  bool response_started_ = false;
 };
 
 }  // namespace mulligan::retry
+

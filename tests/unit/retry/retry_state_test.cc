@@ -1,248 +1,487 @@
+// RetryState: wouldRetry() and decide() against DESIGN.md "Retry rules",
+// on a fake clock with scripted randomness.
 #include "sidecar/retry/retry_state.h"
 
 #include <gtest/gtest.h>
 
-#include <cstring>
-#include <deque>
-#include <thread>
-#include <vector>
+#include <string>
 
 namespace mulligan::retry {
 namespace {
 
 constexpr int64_t kMs = 1000;
 constexpr int64_t kS = 1000 * kMs;
-constexpr int64_t kUnixNow = 1'800'000'000;
-
-// Scripted randomness: returns the queued values in order, then 0.5.
-class FakeRandom : public Random {
- public:
-  explicit FakeRandom(std::deque<double> v = {}) : values_(std::move(v)) {}
-  double uniform() override {
-    if (values_.empty()) return 0.5;
-    double v = values_.front();
-    values_.pop_front();
-    return v;
-  }
-
- private:
-  std::deque<double> values_;
-};
-
-Outcome response(int status, const std::string* retry_after = nullptr) {
-  Outcome o;
-  o.kind = OutcomeKind::kResponse;
-  o.status = status;
-  o.retry_after = retry_after;
-  return o;
-}
-
-Outcome failure(OutcomeKind k) {
-  Outcome o;
-  o.kind = k;
-  return o;
-}
+constexpr uint64_t kHalf = uint64_t{1} << 63;
+constexpr uint64_t kQuarter = uint64_t{1} << 62;
+constexpr uint64_t kEighth = uint64_t{1} << 61;
+constexpr int kUnavailable = 14;
+constexpr int kInternal = 13;
 
 class RetryStateTest : public ::testing::Test {
  protected:
-  RetryStateTest() : policy_(pfc::builtinDefaults()) {
-    policy_.retry.num_retries = 2;
-    policy_.request_timeout_us = 10 * kS;
+  RetryStateTest() : policy_(pfc::builtinDefaults()) {}
+
+  RetryState make(std::string_view method = "GET", bool grpc = false, bool key = false,
+                  std::optional<uint64_t> body = std::nullopt, HeaderValue grpc_timeout = {}) {
+    Deadline d = computeDeadline(clock_.nowUs(), policy_, grpc_timeout, nullptr);
+    RetryState rs(policy_, RequestFacts{method, grpc, key, body}, d);
+    rs.attemptStarted();  // the first attempt is under way
+    return rs;
   }
-  Decision decide(RetryState& s, const Outcome& o, int64_t now = 0, bool started = false, bool replayable = true) {
-    Deadline d = computeDeadline(0, policy_, nullptr, nullptr);
-    return s.decide(o, now, kUnixNow, d, started, replayable, budget_, random_);
+  Decision decide(RetryState& rs, const Outcome& o) { return rs.decide(o, clock_, budget_, rnd_); }
+  void onlyCondition(pfc::RetryCondition c) {
+    policy_.retry.conditions = pfc::conditionBit(c);
+    std::fill(std::begin(policy_.retry.status_bits), std::end(policy_.retry.status_bits), 0);
   }
-  RetryState state(const char* method = "GET", bool key = false, bool grpc = false) {
-    RetryState s(&policy_, method, grpc, key);
-    s.attemptStarted();
-    return s;
+  static Outcome withRetryAfter(int status, const char* value) {
+    Outcome o = Outcome::response(status);
+    o.retry_after = value;
+    return o;
+  }
+  static Outcome withGrpcPushback(int grpc_status, const char* value) {
+    Outcome o = Outcome::grpcResponse(grpc_status);
+    o.grpc_pushback = value;
+    return o;
   }
 
   pfc::EffectivePolicy policy_;
+  core::FakeClock clock_;
+  core::FakeRandom rnd_{kHalf};
   RetryBudget budget_;
-  FakeRandom random_;
 };
 
-TEST_F(RetryStateTest, Gateway503RetriedThenLastResponseReturnedWhenRetriesRunOut) {
-  RetryState s = state();
-  EXPECT_TRUE(decide(s, response(503)).retry);
-  s.attemptStarted();
-  EXPECT_TRUE(decide(s, response(503)).retry);
-  s.attemptStarted();
-  Decision d = decide(s, response(503));
+// ------------------------------------------------------------ the basics --
+
+TEST_F(RetryStateTest, Gateway503RetriedOnceThenLastResponseReturned) {
+  RetryState rs = make();
+  Decision d = decide(rs, Outcome::response(503));
+  EXPECT_TRUE(d.retry);
+  EXPECT_EQ(d.refusal, Refusal::kNone);
+  EXPECT_EQ(d.wait_us, 12'500);  // half of backoff_base (25 ms) for retry 1
+  EXPECT_FALSE(d.pushback);
+  EXPECT_TRUE(d.spent_budget);
+  rs.attemptStarted();
+  EXPECT_EQ(rs.attempts(), 2u);
+  EXPECT_EQ(rs.retries(), 1u);
+  d = decide(rs, Outcome::response(503));
   EXPECT_FALSE(d.retry);
   EXPECT_EQ(d.refusal, Refusal::kRetriesExhausted);
+  EXPECT_FALSE(isBlockedRetry(d.refusal));  // the policy's own limit: not a "blocked" retry
 }
 
-TEST_F(RetryStateTest, EachConditionIsMatchedOnlyWhenNamed) {
-  policy_.retry.conditions = 0;
-  std::memset(policy_.retry.status_bits, 0, sizeof policy_.retry.status_bits);
-  RetryState s = state();
-  for (OutcomeKind k : {OutcomeKind::kConnectFailure, OutcomeKind::kReset, OutcomeKind::kRefusedStream,
-                        OutcomeKind::kPerTryTimeout}) {
-    EXPECT_FALSE(s.wouldRetry(failure(k)));
+TEST_F(RetryStateTest, SuccessAndClientErrorsAreNotRetriable) {
+  RetryState rs = make();
+  for (int status : {200, 204, 301, 400, 404, 409, 429, 500}) {
+    Decision d = decide(rs, Outcome::response(status));
+    EXPECT_FALSE(d.retry) << status;
+    EXPECT_EQ(d.refusal, Refusal::kNotRetriable) << status;
   }
-  EXPECT_FALSE(s.wouldRetry(response(503)));
-  policy_.retry.conditions = pfc::conditionBit(pfc::RetryCondition::kConnectFailure) |
-                             pfc::conditionBit(pfc::RetryCondition::kReset) |
-                             pfc::conditionBit(pfc::RetryCondition::kRefusedStream) |
-                             pfc::conditionBit(pfc::RetryCondition::kPerTryTimeout);
-  for (OutcomeKind k : {OutcomeKind::kConnectFailure, OutcomeKind::kReset, OutcomeKind::kRefusedStream,
-                        OutcomeKind::kPerTryTimeout}) {
-    EXPECT_TRUE(s.wouldRetry(failure(k))) << outcomeName(k);
+  EXPECT_EQ(rnd_.draws(), 0u);
+  EXPECT_EQ(budget_.snapshot(clock_.nowUs(), policy_.budget).retries, 0u);
+}
+
+TEST_F(RetryStateTest, BackoffDoublesPerRetryWithExactWaitsForScriptedDraws) {
+  policy_.retry.num_retries = 4;
+  rnd_ = core::FakeRandom{kHalf, kHalf, UINT64_MAX, 0};
+  RetryState rs = make();
+  const int64_t want[] = {12'500, 25'000, 100 * kMs - 1, 0};  // ceilings 25, 50, 100, 200 ms
+  for (int64_t w : want) {
+    Decision d = decide(rs, Outcome::reset());
+    ASSERT_TRUE(d.retry);
+    EXPECT_EQ(d.wait_us, w);
+    rs.attemptStarted();
   }
-  policy_.retry.conditions = pfc::conditionBit(pfc::RetryCondition::k5xx);
-  EXPECT_TRUE(s.wouldRetry(response(500)));
-  EXPECT_TRUE(s.wouldRetry(response(599)));
-  EXPECT_FALSE(s.wouldRetry(response(429)));
-  policy_.retry.conditions = pfc::conditionBit(pfc::RetryCondition::kGatewayError);
-  EXPECT_TRUE(s.wouldRetry(response(502)));
-  EXPECT_FALSE(s.wouldRetry(response(500)));
-  policy_.retry.conditions = pfc::conditionBit(pfc::RetryCondition::kRetriable4xx);
-  EXPECT_TRUE(s.wouldRetry(response(409)));
-  policy_.retry.conditions = 0;
+  EXPECT_EQ(decide(rs, Outcome::reset()).refusal, Refusal::kRetriesExhausted);
+  EXPECT_EQ(rnd_.draws(), 4u);
+}
+
+TEST_F(RetryStateTest, ZeroRetriesMeansNeverRetryAndNothingToBuffer) {
+  policy_.retry.num_retries = 0;
+  RetryState rs = make();
+  EXPECT_FALSE(rs.mayRetry());
+  EXPECT_EQ(decide(rs, Outcome::connectFailure()).refusal, Refusal::kRetriesExhausted);
+}
+
+// ------------------------------------------------------ retry_on conditions --
+
+struct ConditionCase {
+  pfc::RetryCondition condition;
+  Outcome outcome;
+};
+
+TEST_F(RetryStateTest, EachTransportConditionRetriesOnlyItsOwnOutcome) {
+  const ConditionCase cases[] = {
+      {pfc::RetryCondition::kConnectFailure, Outcome::connectFailure()},
+      {pfc::RetryCondition::kReset, Outcome::reset()},
+      {pfc::RetryCondition::kRefusedStream, Outcome::refusedStream()},
+      {pfc::RetryCondition::kPerTryTimeout, Outcome::perTryTimeout()},
+  };
+  for (const ConditionCase& named : cases) {
+    onlyCondition(named.condition);
+    RetryState rs = make();
+    for (const ConditionCase& c : cases) {
+      EXPECT_EQ(rs.wouldRetry(c.outcome), &c == &named)
+          << pfc::conditionName(named.condition) << " vs " << c.outcome.reason();
+    }
+    EXPECT_FALSE(rs.wouldRetry(Outcome::response(503)));
+  }
+}
+
+TEST_F(RetryStateTest, DefaultsRetryConnectFailureResetRefusedStreamAnd502To504ButNotPerTryTimeout) {
+  RetryState rs = make();
+  EXPECT_TRUE(rs.wouldRetry(Outcome::connectFailure()));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::reset()));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::refusedStream()));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::perTryTimeout()));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(500)));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(502)));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(503)));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(504)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(505)));
+}
+
+TEST_F(RetryStateTest, FiveXxCoversEvery500To599) {
+  onlyCondition(pfc::RetryCondition::k5xx);
+  RetryState rs = make();
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(500)));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(599)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(499)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(600)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::reset()));
+}
+
+TEST_F(RetryStateTest, GatewayErrorIs502503504Only) {
+  onlyCondition(pfc::RetryCondition::kGatewayError);
+  RetryState rs = make();
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(500)));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(502)));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(503)));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(504)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(501)));
+}
+
+TEST_F(RetryStateTest, Retriable4xxIs409) {
+  onlyCondition(pfc::RetryCondition::kRetriable4xx);
+  RetryState rs = make();
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(409)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(408)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(429)));
+}
+
+TEST_F(RetryStateTest, IndividuallyNamedStatusCodes) {
+  onlyCondition(pfc::RetryCondition::kConnectFailure);
   policy_.retry.addStatus(429);
-  EXPECT_TRUE(s.wouldRetry(response(429)));
-  EXPECT_FALSE(s.wouldRetry(response(200)));
+  policy_.retry.addStatus(418);
+  RetryState rs = make();
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(429)));
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(418)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(503)));
 }
 
-TEST_F(RetryStateTest, PostIsRetriedOnlyWithKeyOrWhenItNeverReachedTheUpstream) {
-  RetryState post = state("POST");
-  Decision d = decide(post, response(503));
-  EXPECT_FALSE(d.retry);
-  EXPECT_EQ(d.refusal, Refusal::kIdempotency);
-  EXPECT_EQ(decide(post, failure(OutcomeKind::kReset)).refusal, Refusal::kIdempotency);
-  EXPECT_TRUE(decide(post, failure(OutcomeKind::kConnectFailure)).retry);
-  EXPECT_TRUE(decide(post, failure(OutcomeKind::kRefusedStream)).retry);
-  RetryState keyed = state("POST", /*key=*/true);
-  EXPECT_TRUE(decide(keyed, response(503)).retry);
-  for (const char* m : {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}) {
-    RetryState s = state(m);
-    EXPECT_TRUE(decide(s, response(503)).retry) << m;
-  }
-  RetryState patch = state("PATCH");
-  EXPECT_EQ(decide(patch, response(503)).refusal, Refusal::kIdempotency);
-}
+// ---------------------------------------------------------------- gRPC --
 
-TEST_F(RetryStateTest, NothingRetriesOnceTheResponseStartedOrTheBodyCannotBeReplayed) {
-  RetryState s = state();
-  EXPECT_EQ(decide(s, response(503), 0, /*started=*/true).refusal, Refusal::kResponseStarted);
-  EXPECT_EQ(decide(s, response(503), 0, false, /*replayable=*/false).refusal, Refusal::kBodyTooLarge);
-}
-
-TEST_F(RetryStateTest, BackoffIsFullJitterWithExactValuesForScriptedRandomness) {
-  pfc::RetryPolicy r = policy_.retry;
-  r.backoff_base_us = 25 * kMs;
-  r.backoff_max_us = 250 * kMs;
-  EXPECT_EQ(backoffUs(r, 1, 0.5), 12'500);
-  EXPECT_EQ(backoffUs(r, 2, 0.5), 25'000);
-  EXPECT_EQ(backoffUs(r, 3, 0.5), 50'000);
-  EXPECT_EQ(backoffUs(r, 5, 0.999), 249'750);   // capped at max
-  EXPECT_EQ(backoffUs(r, 60, 0.5), 125'000);    // no overflow however many retries
-  EXPECT_EQ(backoffUs(r, 1, 0.0), 0);
-  RetryState s = state();
-  random_ = FakeRandom({0.25});
-  EXPECT_EQ(decide(s, response(503)).wait_us, 6'250);
-}
-
-TEST_F(RetryStateTest, RetryAfterIsHonouredOrRefusesWhenTooLongOrPastTheDeadline) {
-  std::string two = "2", big = "60";
-  RetryState s = state();
-  Decision d = decide(s, response(503, &two));
-  EXPECT_TRUE(d.retry);
-  EXPECT_EQ(d.wait_us, 2 * kS);
-  EXPECT_EQ(decide(s, response(503, &big)).refusal, Refusal::kPushback);  // > retry_after_max 5s
-  policy_.request_timeout_us = 1 * kS;
-  EXPECT_EQ(decide(s, response(503, &two)).refusal, Refusal::kDeadline);
-  policy_.request_timeout_us = 10 * kS;
-  policy_.retry.retry_after = 0;  // off: plain backoff
-  EXPECT_LT(decide(s, response(503, &big)).wait_us, 250 * kMs);
-  EXPECT_EQ(parseRetryAfterUs("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 - 3), 3 * kS);
-  EXPECT_EQ(parseRetryAfterUs("Sun, 06 Nov 1994 08:49:37 GMT", 784111777 + 10), 0);
-  EXPECT_FALSE(parseRetryAfterUs("soon", 0));
-  EXPECT_FALSE(parseRetryAfterUs("-1", 0));
-}
-
-TEST_F(RetryStateTest, NoAttemptWithLessThanMinAttemptBudgetLeft) {
-  policy_.request_timeout_us = 100 * kMs;
-  policy_.deadline.min_attempt_budget_us = 5 * kMs;
-  random_ = FakeRandom({0.0});
-  RetryState s = state();
-  EXPECT_TRUE(decide(s, response(503), 90 * kMs).retry);
-  random_ = FakeRandom({0.0});
-  EXPECT_EQ(decide(s, response(503), 96 * kMs).refusal, Refusal::kDeadline);
-}
-
-TEST_F(RetryStateTest, GrpcCallsRetryOnlyOnNamedGrpcCodesAndHonourPushback) {
+TEST_F(RetryStateTest, GrpcCallRetriedOnlyOnNamedGrpcCodes) {
   policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
-  RetryState s = state("POST", false, /*grpc=*/true);
-  Outcome o = response(200);
-  o.grpc_status = 14;
-  EXPECT_TRUE(decide(s, o).retry);
-  o.grpc_status = 13;
-  EXPECT_EQ(decide(s, o).refusal, Refusal::kNotRetriable);
-  EXPECT_FALSE(s.wouldRetry(response(503)));  // HTTP status names do not opt gRPC in
-  o.grpc_status = 14;
-  std::string pushback = "150", negative = "-1";
-  o.grpc_pushback = &pushback;
-  EXPECT_EQ(decide(s, o).wait_us, 150 * kMs);
-  o.grpc_pushback = &negative;
-  EXPECT_EQ(decide(s, o).refusal, Refusal::kPushback);
-  EXPECT_EQ(o.label(), "unavailable");
+  RetryState rs = make("POST", /*grpc=*/true);
+  EXPECT_TRUE(rs.wouldRetry(Outcome::grpcResponse(kUnavailable)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::grpcResponse(kInternal)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::grpcResponse(0)));
+  Decision d = decide(rs, Outcome::grpcResponse(kUnavailable));
+  EXPECT_TRUE(d.retry);
+  EXPECT_EQ(d.wait_us, 12'500);
 }
 
-TEST(RetryBudgetTest, AllowsRatioOfRequestsPlusPerSecondFloorOverTheWindow) {
-  pfc::BudgetPolicy p{0.2, 1, 0, 10 * kS};
-  RetryBudget b;
-  int64_t now = 1000 * kS;
-  for (int i = 0; i < 100; ++i) b.recordRequest(now);
-  int allowed = 0;
-  while (b.tryAcquireRetry(now, p) && allowed < 1000) ++allowed;
-  EXPECT_EQ(allowed, 30);  // 0.2 * 100 + 1/s * 10 s
-  auto snap = b.snapshot(now, p);
-  EXPECT_EQ(snap.requests, 100u);
-  EXPECT_EQ(snap.retries, 30u);
-  // Eleven seconds later the window has slid past all of it.
-  EXPECT_TRUE(b.tryAcquireRetry(now + 11 * kS, p));
-  EXPECT_EQ(b.snapshot(now + 11 * kS, p).requests, 0u);
+TEST_F(RetryStateTest, GrpcCallIgnoresHttpStatusConditions) {
+  // 503 is in retry_on, but for a gRPC call only gRPC codes opt in.
+  RetryState rs = make("POST", /*grpc=*/true);
+  EXPECT_FALSE(rs.wouldRetry(Outcome::grpcResponse(kUnavailable)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(503)));
+  EXPECT_EQ(decide(rs, Outcome::response(503)).refusal, Refusal::kNotRetriable);
 }
 
-TEST(RetryBudgetTest, RefusedStreamsAndConnectFailuresDoNotSpendBudget) {
-  pfc::EffectivePolicy policy = pfc::builtinDefaults();
-  policy.budget = pfc::BudgetPolicy{0.0, 0, 0, 10 * kS};  // nothing allowed
-  RetryBudget b;
-  FakeRandom rnd;
-  RetryState s(&policy, "GET", false, false);
-  s.attemptStarted();
-  Deadline d = computeDeadline(0, policy, nullptr, nullptr);
-  EXPECT_EQ(s.decide(response(503), 0, kUnixNow, d, false, true, b, rnd).refusal, Refusal::kBudget);
-  EXPECT_TRUE(s.decide(failure(OutcomeKind::kConnectFailure), 0, kUnixNow, d, false, true, b, rnd).retry);
-  EXPECT_TRUE(s.decide(failure(OutcomeKind::kRefusedStream), 0, kUnixNow, d, false, true, b, rnd).retry);
+TEST_F(RetryStateTest, GrpcCallWithoutGrpcStatusUsesTheStatusGrpcDerivesFromHttp) {
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  RetryState rs = make("POST", /*grpc=*/true);
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(503)));   // UNAVAILABLE
+  EXPECT_TRUE(rs.wouldRetry(Outcome::response(429)));   // UNAVAILABLE
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(500)));  // UNKNOWN
+  // 200 without grpc-status: the status comes in trailers, after we commit.
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(200)));
 }
 
-TEST(RetryBudgetTest, SharedByThreadsWithinTheDocumentedOvershoot) {
-  pfc::BudgetPolicy p{0.1, 0, 0, 10 * kS};
-  RetryBudget b;
-  int64_t now = 5000 * kS;
-  for (int i = 0; i < 1000; ++i) b.recordRequest(now);
-  std::atomic<int> granted{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 1000; ++i) granted += b.tryAcquireRetry(now, p) ? 1 : 0;
-    });
+TEST_F(RetryStateTest, GrpcOptInMakesTransportFailuresRetriableToo) {
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  RetryState rs = make("POST", /*grpc=*/true);
+  EXPECT_TRUE(decide(rs, Outcome::reset()).retry);
+}
+
+TEST_F(RetryStateTest, GrpcCallThatDidNotOptInIsRetriedOnlyWhenItNeverReachedUpstream) {
+  RetryState rs = make("POST", /*grpc=*/true);
+  EXPECT_EQ(decide(rs, Outcome::reset()).refusal, Refusal::kIdempotency);
+  EXPECT_TRUE(decide(rs, Outcome::refusedStream()).retry);
+  EXPECT_TRUE(decide(rs, Outcome::connectFailure()).retry);
+}
+
+// --------------------------------------------------------- idempotency --
+
+TEST_F(RetryStateTest, IdempotentMethodsRetriedAfterReset) {
+  for (const char* m : {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"}) {
+    RetryState rs = make(m);
+    EXPECT_TRUE(decide(rs, Outcome::reset()).retry) << m;
+    EXPECT_TRUE(isRetryableMethod(m)) << m;
   }
-  for (auto& t : threads) t.join();
-  EXPECT_GE(granted.load(), 100);
-  EXPECT_LE(granted.load(), 100 + 3);  // at most (threads - 1) over
 }
 
-TEST(BudgetRegistryTest, OneBudgetPerServiceName) {
-  BudgetRegistry reg;
-  EXPECT_EQ(&reg.get("orders"), &reg.get("orders"));
-  EXPECT_NE(&reg.get("orders"), &reg.get("payments"));
-  EXPECT_EQ(&reg.get(""), &reg.get(""));
+TEST_F(RetryStateTest, PostPatchAndOthersNeedTheIdempotencyHeader) {
+  for (const char* m : {"POST", "PATCH", "CONNECT", "PROPFIND", "get"}) {
+    RetryState rs = make(m);
+    Decision d = decide(rs, Outcome::response(503));
+    EXPECT_FALSE(d.retry) << m;
+    EXPECT_EQ(d.refusal, Refusal::kIdempotency) << m;
+    EXPECT_TRUE(isBlockedRetry(d.refusal));
+    RetryState keyed = make(m, false, /*key=*/true);
+    EXPECT_TRUE(decide(keyed, Outcome::response(503)).retry) << m;
+  }
+  EXPECT_EQ(budget_.snapshot(clock_.nowUs(), policy_.budget).retries, 5u);  // only the keyed ones
+}
+
+TEST_F(RetryStateTest, PostRetriedWhenItProvablyNeverReachedUpstream) {
+  RetryState rs = make("POST");
+  EXPECT_TRUE(decide(rs, Outcome::connectFailure()).retry);
+  EXPECT_TRUE(decide(rs, Outcome::refusedStream()).retry);
+  Outcome unsent = Outcome::reset();
+  unsent.never_reached = true;
+  EXPECT_TRUE(decide(rs, unsent).retry);
+  EXPECT_EQ(decide(rs, Outcome::reset()).refusal, Refusal::kIdempotency);
+}
+
+// --------------------------------------------------------- body and response --
+
+TEST_F(RetryStateTest, DeclaredBodyLargerThanMaxBufferedBodyIsNotRetried) {
+  uint64_t cap = policy_.retry.max_buffered_body;
+  RetryState fits = make("PUT", false, false, cap);
+  EXPECT_TRUE(fits.mayRetry());
+  EXPECT_TRUE(decide(fits, Outcome::reset()).retry);
+  RetryState big = make("PUT", false, false, cap + 1);
+  EXPECT_FALSE(big.mayRetry());
+  Decision d = decide(big, Outcome::reset());
+  EXPECT_EQ(d.refusal, Refusal::kBodyTooLarge);
+  EXPECT_TRUE(isBlockedRetry(d.refusal));
+}
+
+TEST_F(RetryStateTest, StreamedBodyBecomesTooLargeOnceMoreThanTheCapArrived) {
+  RetryState rs = make("PUT");  // chunked: no declared size
+  rs.addRequestBodyBytes(40 * 1024);
+  rs.addRequestBodyBytes(24 * 1024);  // exactly 64 KiB: still replayable
+  EXPECT_TRUE(rs.bodyReplayable());
+  EXPECT_TRUE(decide(rs, Outcome::reset()).retry);
+  rs.addRequestBodyBytes(1);
+  EXPECT_FALSE(rs.bodyReplayable());
+  EXPECT_EQ(decide(rs, Outcome::reset()).refusal, Refusal::kBodyTooLarge);
+}
+
+TEST_F(RetryStateTest, NothingRetriedOnceAResponseHeaderWentDownstream) {
+  RetryState rs = make();
+  rs.responseStarted();
+  EXPECT_TRUE(rs.hasResponseStarted());
+  Decision d = decide(rs, Outcome::reset());
+  EXPECT_EQ(d.refusal, Refusal::kResponseStarted);
+  EXPECT_TRUE(isBlockedRetry(d.refusal));
+  EXPECT_EQ(decide(rs, Outcome::response(404)).refusal, Refusal::kNotRetriable);  // not asked for at all
+}
+
+// ------------------------------------------------------------ deadline --
+
+TEST_F(RetryStateTest, NoRetryWhenTheWaitLeavesLessThanMinAttemptBudget) {
+  policy_.request_timeout_us = 100 * kMs;  // min_attempt_budget 5 ms
+  RetryState rs = make();
+  clock_.advanceMs(90);               // 10 ms left
+  rnd_ = core::FakeRandom{kQuarter};  // 6.25 ms of the 25 ms ceiling: 3.75 ms would be left
+  Decision d = decide(rs, Outcome::reset());
+  EXPECT_EQ(d.refusal, Refusal::kDeadline);
+  EXPECT_TRUE(isBlockedRetry(d.refusal));
+  rnd_ = core::FakeRandom{kEighth};  // 3.125 ms: 6.875 ms left
+  d = decide(rs, Outcome::reset());
+  EXPECT_TRUE(d.retry);
+  EXPECT_EQ(d.wait_us, 3125);
+}
+
+TEST_F(RetryStateTest, NoRetryWithLessThanMinAttemptBudgetLeftEvenWithoutWaiting) {
+  policy_.request_timeout_us = 100 * kMs;
+  RetryState rs = make();
+  clock_.advance(95 * kMs + 1);
+  rnd_ = core::FakeRandom{0};
+  EXPECT_EQ(decide(rs, Outcome::reset()).refusal, Refusal::kDeadline);
+}
+
+TEST_F(RetryStateTest, InboundGrpcTimeoutShortensTheDeadlineForRetries) {
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  RetryState rs = make("POST", true, false, std::nullopt, "20m");
+  EXPECT_EQ(rs.deadline().source, DeadlineSource::kGrpcTimeout);
+  clock_.advanceMs(14);  // 6 ms left; the wait (12.5 ms) does not fit
+  EXPECT_EQ(decide(rs, Outcome::grpcResponse(kUnavailable)).refusal, Refusal::kDeadline);
+}
+
+TEST_F(RetryStateTest, DeadlineRefusalSpendsNoBudget) {
+  policy_.request_timeout_us = 10 * kMs;
+  RetryState rs = make();
+  clock_.advanceMs(9);
+  EXPECT_EQ(decide(rs, Outcome::reset()).refusal, Refusal::kDeadline);
+  EXPECT_EQ(budget_.snapshot(clock_.nowUs(), policy_.budget).retries, 0u);
+}
+
+TEST_F(RetryStateTest, NoRequestTimeoutMeansTheDeadlineNeverRefuses) {
+  policy_.request_timeout_us = 0;
+  RetryState rs = make();
+  clock_.advance(3600 * kS);
+  EXPECT_TRUE(decide(rs, Outcome::reset()).retry);
+}
+
+// ------------------------------------------------------------ pushback --
+
+TEST_F(RetryStateTest, RetryAfterOn503ReplacesTheBackoff) {
+  RetryState rs = make();
+  Decision d = decide(rs, withRetryAfter(503, "2"));
+  EXPECT_TRUE(d.retry);
+  EXPECT_TRUE(d.pushback);
+  EXPECT_EQ(d.wait_us, 2 * kS);
+  EXPECT_EQ(rnd_.draws(), 0u);  // no jitter drawn
+}
+
+TEST_F(RetryStateTest, RetryAfterOn429WhenRetryOnNames429) {
+  policy_.retry.addStatus(429);
+  RetryState rs = make();
+  Decision d = decide(rs, withRetryAfter(429, "1"));
+  EXPECT_TRUE(d.pushback);
+  EXPECT_EQ(d.wait_us, 1 * kS);
+}
+
+TEST_F(RetryStateTest, RetryAfterAsHttpDateIsRelativeToTheWallClock) {
+  clock_.setUnixSeconds(1'700'000'000);  // Tue, 14 Nov 2023 22:13:20 GMT
+  RetryState rs = make();
+  Decision d = decide(rs, withRetryAfter(503, "Tue, 14 Nov 2023 22:13:23 GMT"));
+  EXPECT_TRUE(d.pushback);
+  EXPECT_EQ(d.wait_us, 3 * kS);
+}
+
+TEST_F(RetryStateTest, RetryAfterIsIgnoredOnOtherStatuses) {
+  RetryState rs = make();
+  Decision d = decide(rs, withRetryAfter(502, "2"));
+  EXPECT_TRUE(d.retry);
+  EXPECT_FALSE(d.pushback);
+  EXPECT_EQ(d.wait_us, 12'500);
+}
+
+TEST_F(RetryStateTest, MalformedRetryAfterFallsBackToTheBackoff) {
+  RetryState rs = make();
+  Decision d = decide(rs, withRetryAfter(503, "soon"));
+  EXPECT_TRUE(d.retry);
+  EXPECT_FALSE(d.pushback);
+  EXPECT_EQ(d.wait_us, 12'500);
+}
+
+TEST_F(RetryStateTest, RetryAfterLongerThanRetryAfterMaxMeansNoRetry) {
+  RetryState rs = make();  // retry_after_max 5 s
+  EXPECT_TRUE(decide(rs, withRetryAfter(503, "5")).retry);
+  Decision d = decide(rs, withRetryAfter(503, "6"));
+  EXPECT_EQ(d.refusal, Refusal::kPushbackTooLong);
+  EXPECT_TRUE(isBlockedRetry(d.refusal));
+}
+
+TEST_F(RetryStateTest, RetryAfterLongerThanTheTimeLeftMeansNoRetry) {
+  policy_.request_timeout_us = 1 * kS;
+  RetryState rs = make();
+  EXPECT_EQ(decide(rs, withRetryAfter(503, "2")).refusal, Refusal::kDeadline);
+}
+
+TEST_F(RetryStateTest, RetryAfterOffIgnoresEveryPushback) {
+  policy_.retry.retry_after = 0;
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  RetryState rs = make();
+  Decision d = decide(rs, withRetryAfter(503, "60"));
+  EXPECT_TRUE(d.retry);
+  EXPECT_FALSE(d.pushback);
+  EXPECT_EQ(d.wait_us, 12'500);
+  RetryState grpc = make("POST", true);
+  EXPECT_TRUE(decide(grpc, withGrpcPushback(kUnavailable, "-1")).retry);
+}
+
+TEST_F(RetryStateTest, GrpcPushbackReplacesTheBackoff) {
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  RetryState rs = make("POST", true);
+  Decision d = decide(rs, withGrpcPushback(kUnavailable, "250"));
+  EXPECT_TRUE(d.retry);
+  EXPECT_TRUE(d.pushback);
+  EXPECT_EQ(d.wait_us, 250 * kMs);
+  EXPECT_EQ(rnd_.draws(), 0u);
+}
+
+TEST_F(RetryStateTest, GrpcPushbackNegativeOrMalformedMeansDoNotRetry) {
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  RetryState rs = make("POST", true);
+  for (const char* v : {"-1", "abc", "", "1.5"}) {
+    Decision d = decide(rs, withGrpcPushback(kUnavailable, v));
+    EXPECT_FALSE(d.retry) << v;
+    EXPECT_EQ(d.refusal, Refusal::kPushbackRefused) << v;
+  }
+}
+
+TEST_F(RetryStateTest, GrpcPushbackLongerThanRetryAfterMaxMeansNoRetry) {
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  RetryState rs = make("POST", true);
+  EXPECT_EQ(decide(rs, withGrpcPushback(kUnavailable, "5001")).refusal, Refusal::kPushbackTooLong);
+}
+
+// ---------------------------------------------------------------- budget --
+
+TEST_F(RetryStateTest, SpentBudgetRefusesFurtherRetries) {
+  policy_.budget.retry_ratio = 0;
+  policy_.budget.min_retries_per_second = 0;
+  RetryState rs = make();
+  Decision d = decide(rs, Outcome::response(503));
+  EXPECT_FALSE(d.retry);
+  EXPECT_EQ(d.refusal, Refusal::kBudget);
+  EXPECT_TRUE(isBlockedRetry(d.refusal));
+  EXPECT_EQ(budget_.snapshot(clock_.nowUs(), policy_.budget).refused, 1u);
+}
+
+TEST_F(RetryStateTest, RetriesThatNeverReachedUpstreamSpendNoBudget) {
+  policy_.budget.retry_ratio = 0;
+  policy_.budget.min_retries_per_second = 0;
+  RetryState rs = make();
+  for (const Outcome& o : {Outcome::refusedStream(), Outcome::connectFailure()}) {
+    Decision d = decide(rs, o);
+    EXPECT_TRUE(d.retry) << o.reason();
+    EXPECT_FALSE(d.spent_budget) << o.reason();
+  }
+  RetryBudget::Snapshot s = budget_.snapshot(clock_.nowUs(), policy_.budget);
+  EXPECT_EQ(s.retries, 0u);
+  EXPECT_EQ(s.refused, 0u);
+}
+
+TEST_F(RetryStateTest, AdmittedRetriesAreCountedInTheBudget) {
+  RetryState a = make();
+  RetryState b = make();
+  EXPECT_TRUE(decide(a, Outcome::response(502)).spent_budget);
+  EXPECT_TRUE(decide(b, Outcome::reset()).spent_budget);
+  EXPECT_EQ(budget_.snapshot(clock_.nowUs(), policy_.budget).retries, 2u);
+}
+
+// ---------------------------------------------------------------- names --
+
+TEST(RefusalTest, NamesForLogsAndMetrics) {
+  EXPECT_EQ(refusalName(Refusal::kNone), "");
+  EXPECT_EQ(refusalName(Refusal::kNotRetriable), "not-retriable");
+  EXPECT_EQ(refusalName(Refusal::kResponseStarted), "response-started");
+  EXPECT_EQ(refusalName(Refusal::kRetriesExhausted), "retries-exhausted");
+  EXPECT_EQ(refusalName(Refusal::kIdempotency), "idempotency");
+  EXPECT_EQ(refusalName(Refusal::kBodyTooLarge), "body-too-large");
+  EXPECT_EQ(refusalName(Refusal::kPushbackRefused), "pushback-refused");
+  EXPECT_EQ(refusalName(Refusal::kPushbackTooLong), "pushback-too-long");
+  EXPECT_EQ(refusalName(Refusal::kDeadline), "deadline");
+  EXPECT_EQ(refusalName(Refusal::kBudget), "budget");
+  EXPECT_FALSE(isBlockedRetry(Refusal::kNone));
+  EXPECT_FALSE(isBlockedRetry(Refusal::kNotRetriable));
 }
 
 }  // namespace

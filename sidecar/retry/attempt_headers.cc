@@ -1,0 +1,62 @@
+#include "sidecar/retry/attempt_headers.h"
+
+#include <algorithm>
+#include <cassert>
+#include <cstring>
+
+#include "sidecar/retry/grpc_timeout.h"
+#include "sidecar/retry/retry_state.h"
+
+namespace mulligan::retry {
+
+std::optional<std::string_view> AttemptHeaders::find(std::string_view name) const {
+  for (size_t i = 0; i < size_; ++i) {
+    if (names_[i] == name) return std::string_view(values_[i], lens_[i]);
+  }
+  return std::nullopt;
+}
+
+void AttemptHeaders::add(std::string_view name, std::string_view value) {
+  // Overflow here is a bug in this file (the builder knows its sizes).
+  assert(size_ < kMaxFields && value.size() <= kMaxValue);
+  if (size_ >= kMaxFields) return;
+  size_t n = std::min(value.size(), kMaxValue);
+  names_[size_] = name;
+  std::memcpy(values_[size_], value.data(), n);
+  lens_[size_] = static_cast<uint8_t>(n);
+  ++size_;
+}
+
+void AttemptHeaders::addNumber(std::string_view name, int64_t value) {
+  char buf[kMaxValue];
+  size_t len = 0;
+  uint64_t v = value < 0 ? 0 : static_cast<uint64_t>(value);  // all our values are >= 0
+  do {
+    buf[kMaxValue - 1 - len++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v > 0);
+  add(name, std::string_view(buf + kMaxValue - len, len));
+}
+
+AttemptHeaders attemptHeaders(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us, uint32_t attempt_number,
+                              bool grpc) {
+  AttemptHeaders h;
+  attempt_number = std::max<uint32_t>(1, attempt_number);
+  h.addNumber(kAttemptCountHeader, attempt_number);
+  if (grpc && attempt_number > 1) h.addNumber(kGrpcPreviousAttemptsHeader, attempt_number - 1);
+  if (!p.deadline.propagate) return h;
+  if (!d.none()) {
+    int64_t left = d.remaining(now_us);
+    if (grpc) h.add(kGrpcTimeoutHeader, formatGrpcTimeout(left - p.deadline.grpc_timeout_offset_us).view());
+    h.addNumber(kTimeoutBudgetHeader, ceilMs(left));
+  }
+  AttemptTimeout t = attemptTimeout(d, p, now_us);
+  if (t.kind != TimeoutKind::kNone) h.addNumber(kExpectedRqTimeoutHeader, ceilMs(t.us));
+  return h;
+}
+
+AttemptHeaders attemptHeaders(const RetryState& rs, int64_t now_us) {
+  return attemptHeaders(rs.deadline(), rs.policy(), now_us, rs.attempts(), rs.grpc());
+}
+
+}  // namespace mulligan::retry
