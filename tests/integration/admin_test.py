@@ -54,3 +54,32 @@ class AdminTest(Stack):
     def test_post_drain_stops_the_sidecar_cleanly(self):
         self.assertEqual(self.code("POST", "/drain"), "202")
         self.assertEqual(self.sidecar_proc.wait(10), 0)
+
+
+class CorruptTableTest(Stack):
+    def test_a_corrupt_table_is_refused_and_the_last_good_one_keeps_serving(self):
+        import mmap
+        import struct
+        import time
+        port, _ = self.start_upstream()
+        self.publish(f'version = 1\n[[service]]\nname = "web"\nhosts = ["web"]\nupstream = "127.0.0.1:{port}"\n')
+        self.start_sidecar()
+        get = lambda: subprocess.run(["curl", "-s", "-H", "Host: web", f"http://127.0.0.1:{self.outbound_port}/x"],
+                                     capture_output=True, text=True, timeout=10).stdout
+        self.assertEqual(get(), "ok\n")
+        # Vandalize the segment as a buggy or dying writer could: flip a byte
+        # inside the active table image and announce a new generation.
+        with open("/dev/shm" + self.shm, "r+b") as f:
+            m = mmap.mmap(f.fileno(), 0)
+            generation, active = struct.unpack_from("<QI", m, 72)
+            offset = struct.unpack_from("<Q", m, 88 + 32 * active + 8)[0]
+            m[offset + 200] ^= 0xFF
+            struct.pack_into("<Q", m, 72, generation + 1)
+            m.close()
+        time.sleep(0.6)  # the workers' policy tick notices within 250 ms
+        self.assertEqual(get(), "ok\n")  # still routed by the last good table
+        stats = json.loads(subprocess.run(["curl", "-s", f"http://127.0.0.1:{self.admin_port}/stats"],
+                                          capture_output=True, text=True, timeout=10).stdout)
+        self.assertGreaterEqual(stats["policy_refused"], 1)
+        self.assertEqual(stats["policy_generation"], 1)
+        self.assertIn("checksum mismatch", open(self.sidecar_err).read())
