@@ -1,0 +1,149 @@
+"""HTTP/1.1 message semantics through mulligan-sidecar (RFC 9110 / 9112):
+responses without bodies (HEAD, 204, 304) keep the connection usable,
+hop-by-hop fields (and those the Connection header names) are not forwarded,
+HTTP/1.0 clients are answered in a form they can read, and a request the
+client keeps alive stays on one downstream connection. Raw sockets where
+the exact bytes matter; the fortio-like test upstream behind."""
+import json
+import socket
+import unittest
+
+from harness import Stack, wait_for
+
+
+def policy(upstream_port):
+    return f"""version = 1
+[[service]]
+name = "svc"
+hosts = ["svc"]
+upstream = "127.0.0.1:{upstream_port}"
+"""
+
+
+def read_response(sock, head_only=False):
+    """One response from `sock`: (status, headers dict, body). Reads exactly
+    its framing (content-length or chunked), nothing beyond."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = sock.recv(65536)
+        if not b:
+            raise AssertionError("connection closed before a response head: %r" % buf)
+        buf += b
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, v = line.split(":", 1)
+        headers.setdefault(k.strip().lower(), []).append(v.strip())
+    if head_only or status in (204, 304) or status < 200:
+        return status, headers, rest
+    if "content-length" in headers:
+        n = int(headers["content-length"][0])
+        while len(rest) < n:
+            b = sock.recv(65536)
+            if not b:
+                break
+            rest += b
+        return status, headers, rest[:n]
+    if headers.get("transfer-encoding") == ["chunked"]:
+        body = b""
+        while True:
+            while b"\r\n" not in rest:
+                rest += sock.recv(65536)
+            size_line, rest = rest.split(b"\r\n", 1)
+            size = int(size_line.split(b";")[0], 16)
+            while len(rest) < size + 2:
+                rest += sock.recv(65536)
+            if size == 0:
+                return status, headers, body
+            body += rest[:size]
+            rest = rest[size + 2:]
+    # Close-delimited.
+    while True:
+        b = sock.recv(65536)
+        if not b:
+            return status, headers, rest
+        rest += b
+
+
+class Http1SemanticsTest(Stack):
+    def setUp(self):
+        super().setUp()
+        self.port, self.log = self.start_upstream()
+        self.publish(policy(self.port))
+        self.start_sidecar()
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+        self.addCleanup(s.close)
+        return s
+
+    def test_head_204_and_304_have_no_body_and_keep_the_connection(self):
+        s = self.connect()
+        s.sendall(b"HEAD /h?size=5000 HTTP/1.1\r\nHost: svc\r\n\r\n")
+        status, headers, rest = read_response(s, head_only=True)
+        self.assertEqual(status, 200)
+        # HEAD gets the length a GET would get, and no body bytes.
+        self.assertEqual(headers["content-length"], ["5000"])
+        self.assertEqual(rest, b"")
+        for code in (204, 304):
+            s.sendall(b"GET /n?status=%d HTTP/1.1\r\nHost: svc\r\n\r\n" % code)
+            status, headers, rest = read_response(s)
+            self.assertEqual(status, code)
+            self.assertNotIn("transfer-encoding", headers)
+            self.assertEqual(rest, b"")
+        # The same connection still works: nothing stray was left in it.
+        s.sendall(b"GET /after?echo_path=1 HTTP/1.1\r\nHost: svc\r\n\r\n")
+        status, _, body = read_response(s)
+        self.assertEqual((status, body), (200, b"/after?echo_path=1\n"))
+        seen = self.upstream_log(self.log)
+        self.assertEqual([r["method"] for r in seen], ["HEAD", "GET", "GET", "GET"])
+
+    def test_hop_by_hop_and_connection_named_fields_are_not_forwarded(self):
+        s = self.connect()
+        s.sendall(b"GET /hop HTTP/1.1\r\nHost: svc\r\nConnection: keep-alive, X-Private\r\n"
+                  b"X-Private: secret\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n"
+                  b"Proxy-Authorization: Basic Zm9vOmJhcg==\r\nX-Kept: yes\r\n\r\n")
+        status, _, _ = read_response(s)
+        self.assertEqual(status, 200)
+        seen = self.upstream_log(self.log)
+        self.assertEqual(len(seen), 1)
+        names = {k.lower() for k, _ in seen[0]["headers"]}
+        for gone in ("x-private", "keep-alive", "te", "proxy-authorization"):
+            self.assertNotIn(gone, names)
+        self.assertIn("x-kept", names)
+        # The upstream's own hop-by-hop fields do not reach the client either.
+        self.assertNotIn("keep-alive", {k for k in read_headers_of(s, b"GET /again HTTP/1.1\r\nHost: svc\r\n\r\n")})
+
+    def test_http10_client_gets_a_readable_answer_and_the_connection_ends(self):
+        s = self.connect()
+        s.sendall(b"GET /old?size=100 HTTP/1.0\r\nHost: svc\r\n\r\n")
+        status, headers, body = read_response(s)
+        self.assertEqual(status, 200)
+        self.assertEqual(len(body), 100)
+        self.assertNotIn("transfer-encoding", headers)  # HTTP/1.0 cannot read chunked
+        s.settimeout(5)
+        self.assertEqual(s.recv(1), b"")  # no keep-alive asked: the sidecar closes
+
+    def test_keep_alive_requests_share_one_downstream_and_one_upstream_connection(self):
+        s = self.connect()
+        for i in range(20):
+            s.sendall(b"GET /k?i=%d HTTP/1.1\r\nHost: svc\r\n\r\n" % i)
+            status, _, body = read_response(s)
+            self.assertEqual((status, body), (200, b"ok\n"))
+        seen = self.upstream_log(self.log)
+        self.assertEqual(len(seen), 20)
+        self.assertEqual(len({r["conn"] for r in seen}), 1, "upstream connection was not reused")
+        recs = wait_for(lambda: len(self.access_records()) >= 20 and self.access_records(), what="access log")
+        self.assertTrue(all(r["status"] == 200 and r["attempts"] == 1 for r in recs))
+
+
+def read_headers_of(sock, request):
+    sock.sendall(request)
+    _, headers, _ = read_response(sock)
+    return headers
+
+
+if __name__ == "__main__":
+    unittest.main()
