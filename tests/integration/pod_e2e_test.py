@@ -14,6 +14,7 @@ from harness import Case, SRC, binary, wait_for
 
 POD_SIM = os.path.join(SRC, "scripts", "pod-sim")
 NAME = f"t{os.getpid() % 100000}"
+GRPC_UPSTREAM = os.path.join(SRC, "tests", "upstreams", "grpc_upstream.py")
 
 
 def why_not():
@@ -49,6 +50,10 @@ class PodE2ETest(Case):
                 f"s.bind(('{self.svc}',7000));s.listen(8)\n"
                 "while True:\n c,_=s.accept()\n while True:\n  d=c.recv(65536)\n  if not d: break\n  c.sendall(d)\n c.close()\n")
         self.start(POD_SIM, "exec", "svc1", "--name", NAME, "--", "python3", "-c", echo)
+        # A gRPC server (Debian's python3-grpcio) beside it.
+        self.grpc_log = self.path("grpc.log")
+        self.start(POD_SIM, "exec", "svc1", "--name", NAME, "--", "/usr/bin/python3", GRPC_UPSTREAM,
+                   "--listen", f"{self.svc}:50051", "--log", self.grpc_log)
         # The layout kubelet gives a ConfigMap volume: policy.toml -> ..data/policy.toml.
         self.mount = self.path("configmap")
         os.mkdir(self.mount)
@@ -58,6 +63,11 @@ class PodE2ETest(Case):
 name = "svc1"
 hosts = ["{self.svc}", "svc1"]
 retry = {{ num_retries = 3, backoff_base = "1ms", backoff_max = "2ms" }}
+
+  [[service.route]]
+  grpc = "demo.Svc"
+  request_timeout = "300ms"
+  retry = {{ retry_on = ["unavailable", "connect-failure", "reset"] }}
 """)
         policy = os.path.join(self.mount, "policy.toml")
         os.symlink("..data/policy.toml", policy)
@@ -108,6 +118,42 @@ retry = {{ num_retries = 3, backoff_base = "1ms", backoff_max = "2ms" }}
         rec = [json.loads(l) for l in open(self.access_log) if l.strip()][-1]
         self.assertEqual(rec["upstream"], f"{self.svc}:8080")  # SO_ORIGINAL_DST
         self.assertEqual(rec["attempts"], 3)
+
+    def test_grpc_client_in_the_pod_is_retried_and_held_to_the_route_deadline(self):
+        # The client dials the service's own address; iptables sends it to the
+        # sidecar, which speaks h2c to the client and to the server.
+        code = f"""
+import grpc, time, json
+ch = grpc.insecure_channel("{self.svc}:50051")
+grpc.channel_ready_future(ch).result(timeout=10)
+call = ch.unary_unary("/demo.Svc/Get")
+out = {{}}
+out["ok"] = call(b"ping", metadata=(("x-id", "g1"), ("x-fail-first", "2")), timeout=10).decode()
+t = time.monotonic()
+try:
+    call(b"slow", metadata=(("x-id", "g2"), ("x-sleep-ms", "3000")), timeout=10)
+    out["slow"] = "OK"
+except grpc.RpcError as e:
+    out["slow"] = e.code().name
+out["slow_s"] = time.monotonic() - t
+print(json.dumps(out))
+"""
+        r = self.in_pod("/usr/bin/python3", "-c", code)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["ok"], "ping")
+        # The route's 300 ms, not the client's own 10 s.
+        self.assertEqual(out["slow"], "DEADLINE_EXCEEDED")
+        self.assertLess(out["slow_s"], 2.0)
+        seen = [json.loads(l) for l in open(self.grpc_log) if l.strip()]
+        g1 = [s for s in seen if s["id"] == "g1"]
+        self.assertEqual([s["status"] for s in g1], ["UNAVAILABLE", "UNAVAILABLE", "OK"])
+        self.assertEqual([s["grpc-previous-rpc-attempts"] for s in g1], [None, "1", "2"])
+        g2 = [s for s in seen if s["id"] == "g2"]
+        self.assertEqual(len(g2), 1)
+        self.assertLessEqual(g2[0]["time_remaining_ms"], 300)
+        rec = [json.loads(l) for l in open(self.access_log) if l.strip()]
+        self.assertTrue(any(x.get("upstream") == f"{self.svc}:50051" and x["attempts"] == 3 for x in rec), rec)
 
     def test_non_http_protocol_passes_through_intact(self):
         payload = bytes(range(256)) * 64
