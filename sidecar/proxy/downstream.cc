@@ -47,6 +47,16 @@ bool isGrpcContentType(const std::string* ct) {
   return v.size() == kGrpc.size() || v[kGrpc.size()] == '+' || v[kGrpc.size()] == ';';
 }
 
+int parseGrpcStatus(const std::string* v) {
+  if (!v || v->empty() || v->size() > 2) return retry::kNoGrpcStatus;
+  int n = 0;
+  for (char c : *v) {
+    if (c < '0' || c > '9') return retry::kNoGrpcStatus;
+    n = n * 10 + (c - '0');
+  }
+  return n <= 16 ? n : retry::kNoGrpcStatus;
+}
+
 std::string percentEncodeGrpcMessage(std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;

@@ -182,6 +182,9 @@ bool namedInConnection(const HeaderList& headers, std::string_view name);
 // (case-insensitive): the inbound field is replaced, not forwarded.
 bool replacedByAttemptHeaders(const retry::AttemptHeaders& extra, std::string_view name);
 bool isGrpcContentType(const std::string* content_type);
+// grpc-status as a peer sends it: "0".."16" (one or two digits); anything
+// else (absent, empty, signs, spaces, > 16) is retry::kNoGrpcStatus.
+int parseGrpcStatus(const std::string* value);
 // gRPC grpc-message: percent-encoding of bytes outside 0x20..0x7E and '%'
 // (gRPC "PROTOCOL-HTTP2.md", Responses).
 std::string percentEncodeGrpcMessage(std::string_view s);

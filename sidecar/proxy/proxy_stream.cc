@@ -23,17 +23,6 @@ const pfc::EffectivePolicy& builtinPolicy() {
   return p;
 }
 
-// grpc-status as sent: 0..16 digits only; kNoGrpcStatus otherwise.
-int parseGrpcStatus(const std::string* v) {
-  if (!v || v->empty() || v->size() > 2) return retry::kNoGrpcStatus;
-  int n = 0;
-  for (char c : *v) {
-    if (c < '0' || c > '9') return retry::kNoGrpcStatus;
-    n = n * 10 + (c - '0');
-  }
-  return n <= 16 ? n : retry::kNoGrpcStatus;
-}
-
 // The sidecar's own gRPC answers (DESIGN.md "Deadlines").
 constexpr int kGrpcDeadlineExceeded = 4;
 constexpr int kGrpcUnavailable = 14;
