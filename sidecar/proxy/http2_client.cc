@@ -87,7 +87,7 @@ Http2ClientSession::Http2ClientSession(Http2Pool* pool, Worker* worker, const ne
       dest_(dest),
       connect_timeout_us_(connect_timeout_us),
       timer_(worker->base(), [this] {
-        if (state_ == State::kConnecting) {
+        if (state_ == State::kConnecting || state_ == State::kHandshaking) {
           closeWith("connect to " + dest_.toString() + " timed out", true);
         } else if (streams_.empty() && waiting_.empty()) {
           closeWith("idle", false);
@@ -121,6 +121,7 @@ bool Http2ClientSession::connect() {
 bool Http2ClientSession::canTakeStream() const {
   switch (state_) {
     case State::kConnecting:
+    case State::kHandshaking:
       return waiting_.size() < kAssumedMaxStreams;
     case State::kReady: {
       uint32_t max = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
@@ -158,19 +159,42 @@ void Http2ClientSession::connected() {
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
-  state_ = State::kReady;
+  state_ = State::kHandshaking;
   bufferevent_setcb(bev_, &Http2ClientSession::onRead, &Http2ClientSession::onWrite, &Http2ClientSession::onEvent,
                     this);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
-  std::vector<Http2Attempt*> waiting;
-  waiting.swap(waiting_);
-  for (Http2Attempt* a : waiting) submit(a);
+  // The connect timeout also bounds the wait for the peer's SETTINGS.
+  if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
   flush();
 }
 
-void Http2ClientSession::attach(Http2Attempt* a) {
+void Http2ClientSession::handshakeDone() {
   timer_.cancel();
-  if (state_ == State::kConnecting) {
+  state_ = State::kReady;
+  uint32_t max = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  std::vector<Http2Attempt*> waiting;
+  waiting.swap(waiting_);
+  for (Http2Attempt* a : waiting) {
+    if (streams_.size() < max) {
+      submit(a);
+      continue;
+    }
+    // Beyond this peer's limit: another connection takes it.
+    Http2ClientSession* other = pool_->sessionFor(dest_, connect_timeout_us_);
+    if (!other || other == this) {
+      a->onSessionLost("no HTTP/2 session to " + dest_.toString() + " can take the stream", true, false);
+      continue;
+    }
+    a->rehome(other);
+    other->attach(a);
+  }
+  scheduleFlush();
+  maybeIdle();
+}
+
+void Http2ClientSession::attach(Http2Attempt* a) {
+  if (state_ == State::kReady) timer_.cancel();  // the idle timer
+  if (state_ == State::kConnecting || state_ == State::kHandshaking) {
     waiting_.push_back(a);
     return;
   }
@@ -294,6 +318,8 @@ void Http2ClientSession::onEvent(bufferevent*, short what, void* arg) {
 void Http2ClientSession::closeWith(const std::string& why, bool connect_failed) {
   if (state_ == State::kClosed) return;
   LOG_DEBUG("HTTP/2 session to %s ends: %s", dest_.toString().c_str(), why.c_str());
+  // Streams still waiting for the handshake never left: a connect failure.
+  connect_failed = connect_failed || state_ == State::kConnecting || state_ == State::kHandshaking;
   state_ = State::kClosed;
   timer_.cancel();
   if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
@@ -328,12 +354,21 @@ int Http2ClientSession::onFrameRecv(const nghttp2_frame* frame) {
         if (Http2Attempt* a = attemptFor(frame->hd.stream_id)) a->onRemoteEnd();
       }
       break;
+    case NGHTTP2_SETTINGS:
+      if (state_ == State::kHandshaking && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) handshakeDone();
+      break;
     case NGHTTP2_GOAWAY:
       // No new streams here; the ones beyond last_stream_id are closed by
       // nghttp2 with REFUSED_STREAM (retried as `refused-stream`).
       LOG_DEBUG("GOAWAY from %s (last stream %d, error %u)", dest_.toString().c_str(), frame->goaway.last_stream_id,
                 frame->goaway.error_code);
-      if (state_ == State::kReady) state_ = State::kClosing;
+      if (state_ == State::kReady || state_ == State::kHandshaking) state_ = State::kClosing;
+      if (!waiting_.empty()) {
+        // Never submitted here: refused, so retried elsewhere at no cost.
+        std::vector<Http2Attempt*> waiting;
+        waiting.swap(waiting_);
+        for (Http2Attempt* a : waiting) a->onSessionLost("GOAWAY from " + dest_.toString(), false, false);
+      }
       maybeIdle();
       break;
     default:

@@ -9,11 +9,13 @@
 // our objects.
 //
 // Http2ClientSession: one TCP connection to one upstream, many streams.
-//   Connecting -> Ready -> (GOAWAY received / idle / error) Closing.
-//   Streams wait (not submitted) until the connection is up. A session takes
-//   new streams while the peer's SETTINGS_MAX_CONCURRENT_STREAMS allows
-//   (100 assumed until its SETTINGS arrive); past that, Http2Pool opens
-//   another connection. After a GOAWAY it takes no new stream (the pool
+//   Connecting -> Handshaking -> Ready -> (GOAWAY received / idle / error)
+//   Closing. Streams wait (not submitted) until the peer's first SETTINGS
+//   arrived, so that its SETTINGS_MAX_CONCURRENT_STREAMS is known before a
+//   stream goes out (one round trip per new connection, never a stream
+//   refused for a limit we could have known). A session takes new streams
+//   while that limit allows; past it, Http2Pool opens another connection, and
+//   streams that waited beyond the limit move to another session. After a GOAWAY it takes no new stream (the pool
 //   connects anew) and finishes the streams at or below the last stream id;
 //   nghttp2 closes the ones beyond it with REFUSED_STREAM, which Http2Attempt
 //   reports as the `refused-stream` outcome. Received DATA is acknowledged
@@ -59,6 +61,7 @@ class Http2ClientSession : public event::Deletable {
  public:
   enum class State {
     kConnecting,  // TCP connect in progress; attempts wait
+    kHandshaking, // connected, waiting for the peer's SETTINGS (its stream limit); attempts wait
     kReady,       // connected; streams flow
     kClosing,     // GOAWAY received or sent, or idle: no new streams
     kClosed,      // the connection is gone; waiting to be freed
@@ -97,6 +100,8 @@ class Http2ClientSession : public event::Deletable {
   static void onEvent(bufferevent* bev, short what, void* arg);
   static void onFlushEvent(evutil_socket_t, short, void* arg);
   void connected();
+  // The peer's first SETTINGS: submit what waited, up to its stream limit.
+  void handshakeDone();
   void submit(Http2Attempt* a);
   void flush();
   // The connection ended: every attempt still attached is told.
@@ -176,6 +181,8 @@ class Http2Attempt : public Attempt {
   ssize_t readBody(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers);
   const HeaderList& requestTrailers() const { return trailers_; }
   void onReadDone();
+  // Moves a waiting attempt to another session of the pool.
+  void rehome(Http2ClientSession* s) { session_ = s; }
   // The session is being freed (worker teardown): forget it, no callbacks.
   void forgetSession() { session_ = nullptr; }
 
