@@ -87,6 +87,23 @@ def make_server(rec):
         for m in it:
             yield b"re:" + m
 
+    def firehose(req, context):
+        # As many 64 KiB messages as flow control lets through.
+        chunk = b"z" * 65536
+        for i in range(2000):
+            if not context.is_active():
+                break
+            rec.add("FirehoseSent", context, i=i)
+            yield chunk
+
+    def hang(req, context):
+        rec.add("Hang", context)
+        t0 = time.monotonic()
+        while context.is_active() and time.monotonic() - t0 < 5:
+            time.sleep(0.01)
+        rec.add("HangEnded", context, active=context.is_active(), after=time.monotonic() - t0)
+        return b"late"
+
     ser = dict(request_deserializer=identity, response_serializer=identity)
     handlers = {
         "Slow": grpc.unary_unary_rpc_method_handler(slow, **ser),
@@ -98,6 +115,8 @@ def make_server(rec):
         "CountUp": grpc.unary_stream_rpc_method_handler(count_up, **ser),
         "Total": grpc.stream_unary_rpc_method_handler(total, **ser),
         "Chat": grpc.stream_stream_rpc_method_handler(chat, **ser),
+        "Firehose": grpc.unary_stream_rpc_method_handler(firehose, **ser),
+        "Hang": grpc.unary_unary_rpc_method_handler(hang, **ser),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Svc", handlers),))
@@ -241,6 +260,40 @@ class GrpcTest(Stack):
         echo = self.unary(ch, "Echo")
         futs = [echo.future(str(i).encode(), timeout=10) for i in range(200)]
         self.assertEqual([f.result() for f in futs], [str(i).encode() for i in range(200)])
+
+    def rss_kib(self):
+        with open(f"/proc/{self.sidecar_proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def test_H2ToH2_SlowReaderDoesNotMakeTheSidecarBuffer(self):
+        ch = self.sidecar()
+        call = ch.unary_stream("/test.Svc/Firehose", request_serializer=identity,
+                               response_deserializer=identity)(b"x", timeout=20)
+        it = iter(call)
+        self.assertEqual(len(next(it)), 65536)
+        rss_before = self.rss_kib()
+        time.sleep(1.0)  # the client reads nothing: back-pressure must reach the server
+        sent = len(self.rec.get("FirehoseSent"))
+        grown = self.rss_kib() - rss_before
+        # 2000 x 64 KiB = 125 MiB would be sent without flow control; with it,
+        # only windows and socket buffers fill up.
+        self.assertLess(sent, 400, f"server sent {sent} messages to a client that reads nothing")
+        self.assertLess(grown, 16 * 1024, f"sidecar grew by {grown} KiB")
+        # Then the client reads everything: the stream resumes and completes.
+        n = 1 + sum(1 for _ in it)
+        self.assertEqual(n, 2000)
+
+    def test_H2ToH2_ClientCancelResetsTheUpstreamStream(self):
+        ch = self.sidecar()
+        fut = self.unary(ch, "Hang").future(b"x", timeout=10)
+        wait_for(lambda: self.rec.get("Hang"), what="server call")
+        fut.cancel()
+        ended = wait_for(lambda: self.rec.get("HangEnded"), timeout=3, what="upstream cancellation")
+        self.assertFalse(ended[0]["active"])
+        self.assertLess(ended[0]["after"], 2)
 
     def test_H2ToH2_SidecarFailuresAnswerInGrpcForm(self):
         # Nothing listens on the upstream port: connect failures, retried, then
