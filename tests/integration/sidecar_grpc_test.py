@@ -104,6 +104,14 @@ def make_server(rec):
         rec.add("HangEnded", context, active=context.is_active(), after=time.monotonic() - t0)
         return b"late"
 
+    def stall_stream(req, context):
+        rec.add("StallStream", context)
+        yield b"first"
+        t0 = time.monotonic()
+        while context.is_active() and time.monotonic() - t0 < 3:
+            time.sleep(0.01)
+        rec.add("StallStreamEnded", context, active=context.is_active(), after=time.monotonic() - t0)
+
     ser = dict(request_deserializer=identity, response_serializer=identity)
     handlers = {
         "Slow": grpc.unary_unary_rpc_method_handler(slow, **ser),
@@ -117,6 +125,7 @@ def make_server(rec):
         "Chat": grpc.stream_stream_rpc_method_handler(chat, **ser),
         "Firehose": grpc.unary_stream_rpc_method_handler(firehose, **ser),
         "Hang": grpc.unary_unary_rpc_method_handler(hang, **ser),
+        "StallStream": grpc.unary_stream_rpc_method_handler(stall_stream, **ser),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Svc", handlers),))
@@ -137,6 +146,10 @@ retry = {{ retry_on = ["unavailable", "connect-failure", "refused-stream"], num_
 
   [[service.route]]
   grpc = "test.Svc/Slow"
+  request_timeout = "300ms"
+
+  [[service.route]]
+  grpc = "test.Svc/StallStream"
   request_timeout = "300ms"
 """
 
@@ -183,6 +196,28 @@ class GrpcTest(Stack):
         self.assertEqual(rec["protocol"], "HTTP/2")
         self.assertEqual(rec["grpc_status"], 4)
         self.assertEqual(rec["timeout"], "request")
+
+    def test_H2ToH2_DeadlineAfterResponseHeadersCancelsUpstreamAndEndsWithStatus4(self):
+        ch = self.sidecar()
+        t0 = time.monotonic()
+        call = ch.unary_stream("/test.Svc/StallStream", request_serializer=identity,
+                               response_deserializer=identity)(b"x", timeout=5)
+        got = []
+        with self.assertRaises(grpc.RpcError) as cm:
+            for m in call:
+                got.append(m)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(got, [b"first"])
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertIn("timeout", cm.exception.details())
+        self.assertLess(elapsed, 1.0)
+        # The upstream stream was reset (CANCEL): the server saw the call end.
+        ended = wait_for(lambda: self.rec.get("StallStreamEnded"), timeout=3, what="upstream cancellation")
+        self.assertFalse(ended[0]["active"])
+        self.assertLess(ended[0]["after"], 1.5)
+        rec = self.records(1)[-1]
+        self.assertEqual(rec["grpc_status"], 4)
+        self.assertEqual(rec["attempts"], 1)
 
     def test_H2ToH2_ClientDeadlineShorterThanRouteIsPropagated(self):
         ch = self.sidecar()
