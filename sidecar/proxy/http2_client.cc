@@ -423,7 +423,10 @@ Http2Pool::~Http2Pool() = default;
 Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t connect_timeout_us) {
   auto& list = sessions_[dest.toString()];
   for (auto& s : list) {
-    if (s->canTakeStream()) return s.get();
+    if (s->canTakeStream()) {
+      worker_->counters().upstream_reused.add();
+      return s.get();
+    }
   }
   auto s = std::make_unique<Http2ClientSession>(this, worker_, dest, connect_timeout_us);
   if (!s->connect()) {

@@ -15,6 +15,11 @@ namespace mulligan::proxy {
 namespace {
 
 constexpr size_t kOutputHighWater = 64 * 1024;  // stop producing frames above this
+// Receive windows for request bodies. Credit returns only as the upstream
+// takes the bytes (Http2ServerStream::onData), so these bound what one
+// stream and one connection can make the sidecar hold.
+constexpr uint32_t kStreamWindow = 256 * 1024;
+constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
 
 Http2ServerSession* sessionOf(void* ud) { return static_cast<Http2ServerSession*>(ud); }
 
@@ -332,8 +337,11 @@ void Http2ServerSession::start() {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(worker().shared().config.max_header_bytes)},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  // Many streams upload at once: the connection window is several streams'.
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
   bufferevent_setcb(bev_, &Http2ServerSession::onRead, &Http2ServerSession::onWrite, &Http2ServerSession::onEvent,
                     this);
   bufferevent_enable(bev_, EV_READ | EV_WRITE);
