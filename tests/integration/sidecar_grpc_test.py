@@ -296,6 +296,10 @@ class GrpcTest(Stack):
         futs = [echo.future(str(i).encode(), timeout=10) for i in range(200)]
         self.assertEqual([f.result() for f in futs], [str(i).encode() for i in range(200)])
 
+    def sanitized(self):
+        with open(f"/proc/{self.sidecar_proc.pid}/maps") as f:
+            return "libasan" in f.read()
+
     def rss_kib(self):
         with open(f"/proc/{self.sidecar_proc.pid}/status") as f:
             for line in f:
@@ -316,7 +320,8 @@ class GrpcTest(Stack):
         # 2000 x 64 KiB = 125 MiB would be sent without flow control; with it,
         # only windows and socket buffers fill up.
         self.assertLess(sent, 400, f"server sent {sent} messages to a client that reads nothing")
-        self.assertLess(grown, 16 * 1024, f"sidecar grew by {grown} KiB")
+        if not self.sanitized():  # ASan's quarantine keeps freed memory resident
+            self.assertLess(grown, 16 * 1024, f"sidecar grew by {grown} KiB")
         # Then the client reads everything: the stream resumes and completes.
         n = 1 + sum(1 for _ in it)
         self.assertEqual(n, 2000)
