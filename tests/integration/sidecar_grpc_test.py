@@ -112,6 +112,11 @@ def make_server(rec):
             time.sleep(0.01)
         rec.add("StallStreamEnded", context, active=context.is_active(), after=time.monotonic() - t0)
 
+    def nap(req, context):
+        rec.add("Nap", context)
+        time.sleep(0.4)
+        return b"rested"
+
     ser = dict(request_deserializer=identity, response_serializer=identity)
     handlers = {
         "Slow": grpc.unary_unary_rpc_method_handler(slow, **ser),
@@ -125,6 +130,7 @@ def make_server(rec):
         "Chat": grpc.stream_stream_rpc_method_handler(chat, **ser),
         "Firehose": grpc.unary_stream_rpc_method_handler(firehose, **ser),
         "Hang": grpc.unary_unary_rpc_method_handler(hang, **ser),
+        "Nap": grpc.unary_unary_rpc_method_handler(nap, **ser),
         "StallStream": grpc.unary_stream_rpc_method_handler(stall_stream, **ser),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
@@ -334,6 +340,15 @@ class GrpcTest(Stack):
         ended = wait_for(lambda: self.rec.get("HangEnded"), timeout=3, what="upstream cancellation")
         self.assertFalse(ended[0]["active"])
         self.assertLess(ended[0]["after"], 2)
+
+    def test_H2ToH2_SigtermDrainsInFlightCallsWithGoawayThenExitsZero(self):
+        import signal
+        ch = self.sidecar()
+        fut = self.unary(ch, "Nap").future(b"x", timeout=5)
+        wait_for(lambda: self.rec.get("Nap"), what="server call")
+        self.sidecar_proc.send_signal(signal.SIGTERM)
+        self.assertEqual(fut.result(), b"rested")  # finished, not cut off
+        self.assertEqual(self.sidecar_proc.wait(5), 0)
 
     def test_H2ToH2_SidecarFailuresAnswerInGrpcForm(self):
         # Nothing listens on the upstream port: connect failures, retried, then

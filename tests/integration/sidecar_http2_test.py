@@ -145,6 +145,23 @@ class Http2Test(Stack):
         self.assertGreater(elapsed, 0.28)
         self.assertLess(elapsed, 1.5)
 
+    def test_H2ToH2_PerTryTimeoutResetsTheUpstreamStreamAndRetries(self):
+        base = self.stack(extra='''
+  [[service.route]]
+  path_prefix = "/pt"
+  request_timeout = "2s"
+  retry = { retry_on = ["per-try-timeout"], num_retries = 2, per_try_timeout = "100ms", backoff_base = "1ms", backoff_max = "2ms" }
+''')
+        t0 = time.monotonic()
+        code, _, body = self.curl(base + "/pt?delay=1500&id=pt", "-D", self.path("h.txt"))
+        elapsed = time.monotonic() - t0
+        self.assertEqual(code, 504)
+        self.assertIn("x-mulligan-timeout: per-try", open(self.path("h.txt")).read())
+        self.assertLess(elapsed, 1.0)  # three 100 ms tries, not the upstream's 1.5 s
+        # Each try's stream was reset (CANCEL) upstream, not left to run.
+        seen = wait_for(lambda: len(self.seen("pt")) >= 3 and self.seen("pt"), what="upstream resets")
+        self.assertEqual([(s["outcome"], s["attempt"]) for s in seen], [("reset", "1"), ("reset", "2"), ("reset", "3")])
+
     def test_H2ToH2_Gateway503RetriedThenPassedThrough(self):
         base = self.stack()
         code, _, _ = self.curl(base + "/x?status=503&id=u1")

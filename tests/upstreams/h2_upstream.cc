@@ -10,6 +10,7 @@
 //   delay=MS      wait before answering
 //   id=X          names the request in the log, and for refuse/goaway
 //   refuse=N      the first N requests with this id are reset with REFUSED_STREAM
+// A stream the client resets before the answer is logged with outcome "reset".
 //   goaway=N      the first N requests with this id get a GOAWAY whose last
 //                 stream id is below theirs (so the client sees them refused),
 //                 then the connection closes
@@ -54,6 +55,7 @@ struct Stream {
   std::string out;
   size_t out_pos = 0;
   event* timer = nullptr;
+  bool finished = false;  // answered, refused or sent away: logged already
 };
 
 struct Conn {
@@ -81,6 +83,7 @@ std::string param(const std::string& path, const std::string& key) {
 }
 
 void logLine(Stream* s, const char* outcome) {
+  s->finished = true;
   if (!g_log) return;
   std::string id = param(s->path, "id");
   fprintf(g_log,
@@ -199,10 +202,12 @@ int onFrameRecv(nghttp2_session*, const nghttp2_frame* f, void* ud) {
   return 0;
 }
 
-int onStreamClose(nghttp2_session*, int32_t id, uint32_t, void* ud) {
+int onStreamClose(nghttp2_session*, int32_t id, uint32_t error_code, void* ud) {
   auto* c = static_cast<Conn*>(ud);
   auto it = c->streams.find(id);
   if (it != c->streams.end()) {
+    // The client reset a stream we had not answered (e.g. CANCEL after its timeout).
+    if (!it->second->finished && error_code != NGHTTP2_NO_ERROR) logLine(it->second.get(), "reset");
     if (it->second->timer) event_free(it->second->timer);
     c->streams.erase(it);
   }
