@@ -130,6 +130,7 @@ def make_server(rec):
         "Chat": grpc.stream_stream_rpc_method_handler(chat, **ser),
         "Firehose": grpc.unary_stream_rpc_method_handler(firehose, **ser),
         "Hang": grpc.unary_unary_rpc_method_handler(hang, **ser),
+        "HangNoPropagate": grpc.unary_unary_rpc_method_handler(hang, **ser),
         "Nap": grpc.unary_unary_rpc_method_handler(nap, **ser),
         "StallStream": grpc.unary_stream_rpc_method_handler(stall_stream, **ser),
     }
@@ -157,6 +158,11 @@ retry = {{ retry_on = ["unavailable", "connect-failure", "refused-stream"], num_
   [[service.route]]
   grpc = "test.Svc/StallStream"
   request_timeout = "300ms"
+
+  [[service.route]]
+  grpc = "test.Svc/HangNoPropagate"
+  request_timeout = "300ms"
+  deadline = {{ propagate = false }}
 """
 
 
@@ -190,7 +196,9 @@ class GrpcTest(Stack):
             self.unary(ch, "Slow")(b"x", timeout=5)
         elapsed = time.monotonic() - t0
         self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
-        self.assertIn("timeout", cm.exception.details())
+        # Whichever fires first: the sidecar's timer, or the server's own
+        # timer for the grpc-timeout the sidecar sent it (both are 300 ms).
+        self.assertIn(cm.exception.details(), ("upstream request timeout", "Deadline Exceeded"))
         self.assertGreater(elapsed, 0.28)
         self.assertLess(elapsed, 1.0)  # the route's 300 ms, not the client's 5 s
         # The server was told the smaller deadline: the route's 300 ms.
@@ -201,7 +209,24 @@ class GrpcTest(Stack):
         rec = self.records(1)[-1]
         self.assertEqual(rec["protocol"], "HTTP/2")
         self.assertEqual(rec["grpc_status"], 4)
-        self.assertEqual(rec["timeout"], "request")
+
+    def test_H2ToH2_SidecarDeadlineAnswersTrailersOnlyStatus4WithItsMessage(self):
+        # deadline.propagate off on this route: the server keeps the client's
+        # 5 s, so the 300 ms deadline can only be the sidecar's own.
+        ch = self.sidecar()
+        t0 = time.monotonic()
+        with self.assertRaises(grpc.RpcError) as cm:
+            self.unary(ch, "HangNoPropagate")(b"x", timeout=5)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
+        self.assertEqual(cm.exception.details(), "upstream request timeout")
+        self.assertGreater(elapsed, 0.28)
+        self.assertLess(elapsed, 1.0)
+        self.assertGreater(self.rec.get("Hang")[0]["time_remaining"], 3)  # the client's own deadline
+        ended = wait_for(lambda: self.rec.get("HangEnded"), timeout=3, what="upstream cancellation")
+        self.assertFalse(ended[0]["active"])  # the upstream stream was cancelled
+        rec = self.records(1)[-1]
+        self.assertEqual((rec["status"], rec["grpc_status"], rec["timeout"]), (200, 4, "request"))
 
     def test_H2ToH2_DeadlineAfterResponseHeadersCancelsUpstreamAndEndsWithStatus4(self):
         ch = self.sidecar()
@@ -215,7 +240,7 @@ class GrpcTest(Stack):
         elapsed = time.monotonic() - t0
         self.assertEqual(got, [b"first"])
         self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
-        self.assertIn("timeout", cm.exception.details())
+        self.assertIn(cm.exception.details(), ("upstream request timeout", "Deadline Exceeded"))
         self.assertLess(elapsed, 1.0)
         # The upstream stream was reset (CANCEL): the server saw the call end.
         ended = wait_for(lambda: self.rec.get("StallStreamEnded"), timeout=3, what="upstream cancellation")
