@@ -162,6 +162,57 @@ class Http2Test(Stack):
         seen = wait_for(lambda: len(self.seen("pt")) >= 3 and self.seen("pt"), what="upstream resets")
         self.assertEqual([(s["outcome"], s["attempt"]) for s in seen], [("reset", "1"), ("reset", "2"), ("reset", "3")])
 
+    def test_H2_TooManyRequestHeadersAnswer431(self):
+        base = self.stack()
+        many = []
+        for i in range(120):  # --max-headers defaults to 100
+            many += ["-H", f"x-h{i}: v"]
+        self.assertEqual(self.curl(base + "/x?id=many", *many)[0], 431)
+        self.assertEqual(self.seen("many"), [])
+        self.assertEqual(self.curl(base + "/x?id=few")[0], 200)  # the connection's other streams go on
+
+    def grpc_call(self, base, path, *headers):
+        hdr = self.path("grpc-headers.txt")
+        code, _, _ = self.curl(base + path, "-X", "POST", "--data-binary", "@/dev/null", "-D", hdr,
+                               "-H", "content-type: application/grpc", "-H", "te: trailers", *headers)
+        return code, open(hdr).read().lower()
+
+    def test_H2ToH2_InboundGrpcTimeoutParsedRewrittenAndMalformedIgnored(self):
+        base = self.stack(extra='''
+  [[service.route]]
+  path_prefix = "/pkg.Svc/"
+  request_timeout = "400ms"
+''')
+        # A valid inbound grpc-timeout shorter than the route: it wins, and the
+        # upstream gets what is left, in the wire format, never more.
+        t0 = time.monotonic()
+        code, headers = self.grpc_call(base, "/pkg.Svc/Get?delay=2000&id=g150", "-H", "grpc-timeout: 150000u")
+        elapsed = time.monotonic() - t0
+        self.assertEqual(code, 200)  # trailers-only, HTTP 200
+        self.assertIn("grpc-status: 4", headers)
+        self.assertIn("grpc-message: upstream request timeout", headers)
+        self.assertLess(elapsed, 0.35)
+        sent = wait_for(lambda: self.seen("g150"), what="upstream reset")[0]["grpc_timeout"]
+        self.assertRegex(sent, r"^\d{1,8}[um]$")
+        self.assertLessEqual(int(sent[:-1]) * (1 if sent[-1] == "u" else 1000), 150000)
+        # Malformed values (9 digits, no unit, zero) are ignored: the route's 400 ms applies.
+        for i, bad in enumerate(["123456789m", "100", "0m", "5x"]):
+            t0 = time.monotonic()
+            code, headers = self.grpc_call(base, f"/pkg.Svc/Get?delay=2000&id=bad{i}", "-H", f"grpc-timeout: {bad}")
+            elapsed = time.monotonic() - t0
+            self.assertIn("grpc-status: 4", headers, bad)
+            self.assertGreater(elapsed, 0.38, bad)
+            sent = wait_for(lambda: self.seen(f"bad{i}"), what="upstream reset")[0]["grpc_timeout"]
+            self.assertRegex(sent, r"^\d{1,8}[um]$")  # replaced by the route's, well-formed
+
+    def test_H2ToH2_GrpcFailuresOfTheSidecarAreGrpcStatus14NotHttp502(self):
+        base = self.stack()
+        code, headers = self.grpc_call(base, "/pkg.Svc/Get?refuse=9&id=gr")
+        self.assertEqual(code, 200)
+        self.assertIn("grpc-status: 14", headers)
+        self.assertIn("content-type: application/grpc", headers)
+        self.assertIn("grpc-message: upstream refused the stream", headers)
+
     def test_H2ToH2_Gateway503RetriedThenPassedThrough(self):
         base = self.stack()
         code, _, _ = self.curl(base + "/x?status=503&id=u1")

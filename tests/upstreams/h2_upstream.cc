@@ -15,7 +15,8 @@
 //                 stream id is below theirs (so the client sees them refused),
 //                 then the connection closes
 // Flags: --listen ADDR:PORT (port 0 picks one), --port-file F, --log F (JSON
-// lines: id, path, method, stream, conn, attempt, body_bytes, outcome),
+// lines: id, path, method, stream, conn, attempt, grpc_timeout, body_bytes,
+// outcome),
 // --max-streams N (SETTINGS_MAX_CONCURRENT_STREAMS).
 #include <arpa/inet.h>
 #include <event2/buffer.h>
@@ -51,6 +52,7 @@ struct Stream {
   int32_t id;
   std::string method, path;
   std::string attempt;
+  std::string grpc_timeout;  // as the sidecar rewrote it
   std::string body;
   std::string out;
   size_t out_pos = 0;
@@ -88,9 +90,9 @@ void logLine(Stream* s, const char* outcome) {
   std::string id = param(s->path, "id");
   fprintf(g_log,
           "{\"id\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"stream\":%d,\"conn\":%d,\"attempt\":\"%s\","
-          "\"body_bytes\":%zu,\"outcome\":\"%s\"}\n",
-          id.c_str(), s->method.c_str(), s->path.c_str(), s->id, s->conn->seq, s->attempt.c_str(), s->body.size(),
-          outcome);
+          "\"grpc_timeout\":\"%s\",\"body_bytes\":%zu,\"outcome\":\"%s\"}\n",
+          id.c_str(), s->method.c_str(), s->path.c_str(), s->id, s->conn->seq, s->attempt.c_str(),
+          s->grpc_timeout.c_str(), s->body.size(), outcome);
   fflush(g_log);
 }
 
@@ -186,6 +188,7 @@ int onHeader(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size
   if (n == ":path") s->path = v;
   if (n == ":method") s->method = v;
   if (n == "x-envoy-attempt-count") s->attempt = v;
+  if (n == "grpc-timeout") s->grpc_timeout = v;
   return 0;
 }
 
