@@ -287,6 +287,7 @@ bool ProxyStream::maybeRetry(const retry::Outcome& o) {
 
 void ProxyStream::retryAfter(int64_t wait_us, std::string_view reason) {
   worker_->counters().retries.add();
+  held_head_.reset();
   if (!retry_reasons_.empty()) retry_reasons_ += ",";
   retry_reasons_ += reason;
   if (attempt_) {
@@ -339,6 +340,24 @@ void ProxyStream::onAttemptHead(MessageHead& head, bool end_stream) {
     grpc_status_ = o.grpc_status;
   }
   if (head.status != 101 && maybeRetry(o)) return;
+  if (grpc_ && !end_stream && head.status == 200 && o.grpc_status == retry::kNoGrpcStatus &&
+      policy_->retry.grpc_codes != 0 && retry_->mayRetry() && request_complete_) {
+    // Hold the headers: the call's status comes with the trailers, and until
+    // a message flows a retriable one can still be retried. Only once the
+    // request is complete (unary, server streaming): a client or bidi stream
+    // may wait for the headers before it sends on.
+    held_head_ = std::make_unique<MessageHead>(std::move(head));
+    return;
+  }
+  commitHead(head, end_stream);
+}
+
+void ProxyStream::commitHeldHead() {
+  std::unique_ptr<MessageHead> head = std::move(held_head_);
+  commitHead(*head, false);
+}
+
+void ProxyStream::commitHead(MessageHead& head, bool end_stream) {
   // Commit: this response is the one the client gets.
   state_ = State::kStreaming;
   status_ = head.status;
@@ -359,6 +378,7 @@ void ProxyStream::onAttemptHead(MessageHead& head, bool end_stream) {
 }
 
 void ProxyStream::onAttemptBody(const char* data, size_t len) {
+  if (held_head_) commitHeldHead();  // the first message: committed now
   if (state_ != State::kStreaming) return;
   response_bytes_ += len;
   down_->writeBody(data, len);
@@ -366,6 +386,17 @@ void ProxyStream::onAttemptBody(const char* data, size_t len) {
 }
 
 void ProxyStream::onAttemptTrailers(HeaderList& trailers) {
+  if (held_head_) {
+    // Headers, then trailers, no message: the trailers' grpc-status is the
+    // attempt's outcome, as for a trailers-only response.
+    retry::Outcome o;
+    o.kind = retry::OutcomeKind::kResponse;
+    o.status = held_head_->status;
+    o.grpc_status = parseGrpcStatus(findHeader(trailers, "grpc-status"));
+    o.grpc_pushback = findHeader(trailers, "grpc-retry-pushback-ms");
+    if (maybeRetry(o)) return;
+    commitHeldHead();
+  }
   if (state_ != State::kStreaming) return;
   if (grpc_) {
     int g = parseGrpcStatus(findHeader(trailers, "grpc-status"));
@@ -374,11 +405,21 @@ void ProxyStream::onAttemptTrailers(HeaderList& trailers) {
   down_->writeTrailers(trailers);
 }
 
-void ProxyStream::onAttemptComplete() { finish(); }
+void ProxyStream::onAttemptComplete() {
+  if (held_head_) commitHeldHead();
+  finish();
+}
 
 void ProxyStream::onAttemptAborted(const std::string& why) {
   LOG_DEBUG("response from %s broke off: %s", dest_.toString().c_str(), why.c_str());
   if (state_ == State::kDone) return;
+  if (held_head_) {
+    // Nothing went downstream yet: a reset before the response, as far as
+    // the client can tell.
+    held_head_.reset();
+    onAttemptFailed(retry::OutcomeKind::kReset, why);
+    return;
+  }
   sidecar_error_ = "response-aborted";
   state_ = State::kDone;
   deadline_timer_.cancel();
@@ -428,6 +469,7 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
     worker_->deferDelete(std::move(attempt_));
   }
   resolving_.reset();
+  held_head_.reset();
   state_ = State::kDone;
   deadline_timer_.cancel();
   backoff_timer_.cancel();

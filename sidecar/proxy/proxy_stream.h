@@ -12,7 +12,10 @@
 // Http2Attempt, picked by Downstream::protocol()).
 //
 // gRPC calls (content-type application/grpc*) are recognised here: their
-// grpc-status counts as the outcome (RetryState), their deadline also bounds
+// grpc-status counts as the outcome (RetryState) — from a trailers-only
+// response, or from trailers that follow headers with no message (the
+// headers are held back until a message flows: a call is retried only while
+// no response message has gone downstream) — their deadline also bounds
 // the response body (expiry after headers: the upstream stream is cancelled
 // and the client gets trailers with grpc-status 4), and the sidecar's own
 // failures answer in gRPC form (DESIGN.md "Deadlines": 4 or 14, never a bare
@@ -97,6 +100,9 @@ class ProxyStream : public event::Deletable, private Attempt::Owner {
   // A reply of our own: HTTP `status` or, for gRPC, `grpc_status`.
   void sendLocalReply(int status, std::string_view reason, std::string body, std::string_view timeout_kind,
                       int grpc_status);
+  // Commits to `head`: from now on it is the client's response.
+  void commitHead(MessageHead& head, bool end_stream);
+  void commitHeldHead();
   void finish();
   void onDeadline();
   void logAccess();
@@ -137,6 +143,10 @@ class ProxyStream : public event::Deletable, private Attempt::Owner {
   event::Timer backoff_timer_;
 
   // Response.
+  // gRPC with gRPC codes in retry_on: response headers are held back until
+  // the first response message or the trailers, so that headers followed by
+  // trailers with a retriable grpc-status (no message) can still be retried.
+  std::unique_ptr<MessageHead> held_head_;
   bool response_started_ = false;
   int status_ = 0;
   int grpc_status_ = -1;  // what the client got, for the access log

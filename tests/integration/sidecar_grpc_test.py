@@ -112,6 +112,13 @@ def make_server(rec):
             time.sleep(0.01)
         rec.add("StallStreamEnded", context, active=context.is_active(), after=time.monotonic() - t0)
 
+    def headers_then_unavailable(req, context):
+        n = rec.add("HeadersThenUnavailable", context)
+        if n <= 2:
+            context.send_initial_metadata((("x-early", "1"),))  # headers first, then the error
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"not yet ({n})")
+        return b"ok"
+
     def nap(req, context):
         rec.add("Nap", context)
         time.sleep(0.4)
@@ -132,6 +139,7 @@ def make_server(rec):
         "Hang": grpc.unary_unary_rpc_method_handler(hang, **ser),
         "HangNoPropagate": grpc.unary_unary_rpc_method_handler(hang, **ser),
         "Nap": grpc.unary_unary_rpc_method_handler(nap, **ser),
+        "HeadersThenUnavailable": grpc.unary_unary_rpc_method_handler(headers_then_unavailable, **ser),
         "StallStream": grpc.unary_stream_rpc_method_handler(stall_stream, **ser),
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
@@ -277,6 +285,14 @@ class GrpcTest(Stack):
         self.assertEqual(rec["attempts"], 3)
         self.assertEqual(rec["retry_reasons"], "unavailable,unavailable")
         self.assertEqual(rec["grpc_status"], 0)
+
+    def test_H2ToH2_UnavailableAfterHeadersButBeforeAnyMessageIsRetried(self):
+        ch = self.sidecar()
+        reply, call = self.unary(ch, "HeadersThenUnavailable").with_call(b"x", timeout=5)
+        self.assertEqual(reply, b"ok")
+        self.assertEqual(len(self.rec.get("HeadersThenUnavailable")), 3)
+        self.assertNotIn(("x-early", "1"), tuple(call.initial_metadata()))  # the failed tries' headers never went out
+        self.assertEqual(self.records(1)[-1]["retry_reasons"], "unavailable,unavailable")
 
     def test_H2ToH2_NegativePushbackMeansNoRetry(self):
         ch = self.sidecar()
