@@ -27,4 +27,6 @@ MULLIGAN_BUILD_DEPS=(
   curl python3 python3-yaml python3-grpcio procps
   iptables iproute2 util-linux   # pod-sim end-to-end tests (ip netns, setpriv)
   prometheus                     # promtool checks the /metrics exposition
+  python3-grpcio                 # gRPC client and server in the gRPC integration tests
+  nghttp2-client                 # nghttp and h2load in the HTTP/2 integration tests and scripts/bench
 )

@@ -50,6 +50,7 @@ void writeAccessLog(FILE* out, const AccessRecord& r) {
   str("path", r.path);
   str("protocol", r.protocol);
   num("status", r.status);
+  if (r.grpc_status >= 0) num("grpc_status", r.grpc_status);
   str("service", r.service);
   num("route", r.route);
   num("attempts", r.attempts);

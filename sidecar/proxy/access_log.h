@@ -16,6 +16,7 @@ struct AccessRecord {
   std::string_view path;          // as received, query included
   std::string_view protocol;      // "HTTP/1.1"
   int status = 0;                 // what the client got
+  int grpc_status = -1;           // gRPC calls: the grpc-status the client got (-1: not gRPC / none)
   std::string_view service;       // policy service, "" if none matched
   int route = -1;                 // index within the service, -1 = service level
   uint32_t attempts = 0;

@@ -6,6 +6,7 @@
 
 #include "sidecar/core/logging.h"
 #include "sidecar/proxy/http1_session.h"
+#include "sidecar/proxy/http2_server.h"
 #include "sidecar/proxy/tunnel.h"
 #include "sidecar/proxy/worker.h"
 
@@ -46,6 +47,7 @@ Connection::Connection(Worker* worker, evutil_socket_t fd, const net::Address& p
 
 Connection::~Connection() {
   http1_.reset();
+  http2_.reset();
   tunnel_.reset();
   if (upstream_bev_) bufferevent_free(upstream_bev_);
   if (bev_) bufferevent_free(bev_);
@@ -92,10 +94,11 @@ void Connection::sniff() {
       http1_->start();
       return;
     case Sniffed::kHttp2:
-      // h2c is not proxied yet: relay it untouched when we know where it was
-      // going, rather than break it.
-      LOG_DEBUG("h2c from %s relayed as opaque TCP", peer_.toString().c_str());
-      startTunnel();
+      sniff_timer_.reset();
+      state_ = State::kHttp2;
+      http2_ = std::make_unique<Http2ServerSession>(this, bev_);
+      bev_ = nullptr;  // the session owns it now
+      http2_->start();
       return;
     case Sniffed::kOpaque:
       startTunnel();
@@ -153,6 +156,9 @@ void Connection::drain() {
       break;
     case State::kHttp1:
       http1_->drain();
+      break;
+    case State::kHttp2:
+      http2_->drain();
       break;
     case State::kTunnel:
     case State::kClosed:

@@ -18,6 +18,7 @@ namespace mulligan::proxy {
 class Worker;
 class Tunnel;
 class Http1Session;
+class Http2ServerSession;
 
 class Connection : public event::Deletable {
  public:
@@ -43,6 +44,7 @@ class Connection : public event::Deletable {
   enum class State {
     kSniffing,  // waiting for enough bytes to tell the protocol
     kHttp1,     // an Http1Session owns the socket
+    kHttp2,     // an Http2ServerSession owns the socket (h2c, prior knowledge)
     kTunnel,    // relayed as opaque TCP
     kClosed,    // reported to the worker; waiting to be freed
   };
@@ -63,6 +65,7 @@ class Connection : public event::Deletable {
   event::EventPtr sniff_timer_;
   std::unique_ptr<Tunnel> tunnel_;
   std::unique_ptr<Http1Session> http1_;
+  std::unique_ptr<Http2ServerSession> http2_;
 };
 
 }  // namespace mulligan::proxy

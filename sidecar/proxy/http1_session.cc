@@ -88,10 +88,168 @@ void Http1Session::processInput() {
   if (peer_eof_ && !stream_ && !closing_) closeNow();
 }
 
+namespace {
+
+// The protocol-neutral head of an HTTP/1 request. Absolute-form (a proxy
+// request: curl -x, HTTP_PROXY) and CONNECT's authority-form name the
+// destination; the upstream gets origin-form.
+RequestHead requestHeadFromHttp1(MessageHead& head) {
+  RequestHead r;
+  r.method = std::move(head.method);
+  r.headers = std::move(head.headers);
+  r.version_minor = head.version_minor;
+  r.keep_alive = head.keep_alive;
+  r.chunked = head.chunked;
+  r.has_content_length = head.has_content_length;
+  r.content_length = head.content_length;
+  r.body_follows = head.chunked || (head.has_content_length && head.content_length > 0);
+  bool connect = r.method == "CONNECT";
+  r.upgrade = head.upgrade && !connect;
+  std::string& target = head.target;
+  if (connect) {
+    // Authority-form (RFC 9110 §9.3.6): "host:port" names the destination.
+    r.authority = target;
+    r.path = target;
+    std::string_view h;
+    uint16_t port = 0;
+    if (net::splitHostPort(target, &h, &port)) {
+      r.absolute_host = std::string(h);
+      r.absolute_port = port;
+    }
+  } else if (target.compare(0, 7, "http://") == 0) {
+    size_t host_end = target.find_first_of("/?", 7);
+    std::string authority = target.substr(7, host_end == std::string::npos ? std::string::npos : host_end - 7);
+    r.path = host_end == std::string::npos ? "/" : target.substr(host_end);
+    if (r.path[0] == '?') r.path = "/" + r.path;
+    r.authority = authority;
+    std::string_view h;
+    uint16_t port = 80;
+    if (net::splitHostPort(authority, &h, &port)) {
+      r.absolute_host = std::string(h);
+    } else {
+      r.absolute_host = authority;
+      port = 80;
+    }
+    r.absolute_port = port;
+  } else {
+    r.path = std::move(target);
+    const std::string* host = findHeader(r.headers, "host");
+    r.authority = host ? *host : "";
+  }
+  return r;
+}
+
+void appendChunk(evbuffer* out, const char* data, size_t len) {
+  if (len == 0) return;
+  evbuffer_add_printf(out, "%zx\r\n", len);
+  evbuffer_add(out, data, len);
+  evbuffer_add(out, "\r\n", 2);
+}
+
+void appendLastChunk(evbuffer* out, const HeaderList* trailers) {
+  evbuffer_add(out, "0\r\n", 3);
+  if (trailers) {
+    for (const auto& [k, v] : *trailers) evbuffer_add_printf(out, "%s: %s\r\n", k.c_str(), v.c_str());
+  }
+  evbuffer_add(out, "\r\n", 2);
+}
+
+}  // namespace
+
 void Http1Session::onHead(MessageHead& head) {
   if (worker().draining()) close_after_response_ = true;
-  stream_ = std::make_unique<ProxyStream>(this, head, event::monotonicNowUs());
+  const std::string* expect = findHeader(head.headers, "expect");
+  bool expect_continue = expect && iequals(*expect, "100-continue");
+  RequestHead req = requestHeadFromHttp1(head);
+  method_ = req.method;
+  version_minor_ = req.version_minor;
+  keep_alive_ = req.keep_alive;
+  upgrade_ = req.upgrade;
+  head_written_ = head_only_ = downstream_chunked_ = downstream_close_ = trailers_sent_ = false;
+  stream_ = std::make_unique<ProxyStream>(this, std::move(req), event::monotonicNowUs());
+  if (expect_continue) sendContinue();
   stream_->start();
+}
+
+const std::optional<net::Address>& Http1Session::originalDst() const { return conn_->originalDst(); }
+
+void Http1Session::writeHead(const MessageHead& head, bool) {
+  head_written_ = true;
+  head_only_ = method_ == "HEAD" || head.status == 204 || head.status == 304 || head.status < 200;
+  std::string out;
+  out.reserve(512);
+  out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
+  for (const auto& [k, v] : head.headers) {
+    if (isHopByHop(k) || iequals(k, "content-length") || namedInConnection(head.headers, k)) continue;
+    out.append(k).append(": ").append(v).append("\r\n");
+  }
+  // An upgrade the upstream declined: the client's bytes after its request
+  // head are not HTTP we can parse; end the connection after this answer.
+  downstream_close_ = !keep_alive_ || worker().draining() || upgrade_;
+  if (head.status == 101) {
+    // Keep the upgrade handshake's own fields.
+    if (const std::string* u = findHeader(head.headers, "upgrade")) out.append("upgrade: ").append(*u).append("\r\n");
+    out.append("connection: upgrade\r\n\r\n");
+    evbuffer_add(staged_, out.data(), out.size());
+    return;
+  }
+  if (head_only_) {
+    if (head.has_content_length) out.append("content-length: ").append(std::to_string(head.content_length)).append("\r\n");
+  } else if (head.has_content_length && !head.chunked) {
+    out.append("content-length: ").append(std::to_string(head.content_length)).append("\r\n");
+  } else if (version_minor_ >= 1) {
+    downstream_chunked_ = true;
+    out.append("transfer-encoding: chunked\r\n");
+  } else {
+    downstream_close_ = true;  // HTTP/1.0 client: the close ends the body
+  }
+  if (downstream_close_) out.append("connection: close\r\n");
+  out.append("\r\n");
+  evbuffer_add(staged_, out.data(), out.size());
+}
+
+void Http1Session::writeBody(const char* data, size_t len) {
+  if (head_only_) return;
+  if (downstream_chunked_) {
+    appendChunk(staged_, data, len);
+  } else {
+    evbuffer_add(staged_, data, len);
+  }
+}
+
+void Http1Session::writeTrailers(const HeaderList& trailers) {
+  if (downstream_chunked_ && !trailers_sent_) {
+    appendLastChunk(staged_, &trailers);
+    trailers_sent_ = true;
+  }
+}
+
+void Http1Session::responseComplete() {
+  if (downstream_chunked_ && !trailers_sent_) appendLastChunk(staged_, nullptr);
+  streamFinished(!downstream_close_);
+}
+
+void Http1Session::responseAborted() { streamAborted(); }
+
+void Http1Session::localReply(const LocalReply& r) {
+  std::string out = "HTTP/1.1 " + std::to_string(r.status) + " " + std::string(r.reason) + "\r\n";
+  if (r.grpc) {
+    // gRPC over HTTP/1 is not gRPC, but an application/grpc request still
+    // gets its answer in gRPC's words.
+    out += "content-type: application/grpc\r\ngrpc-status: " + std::to_string(r.grpc_status) +
+           "\r\ngrpc-message: " + percentEncodeGrpcMessage(r.grpc_message) + "\r\n";
+  } else {
+    out += "content-type: text/plain\r\n";
+  }
+  if (!r.timeout_kind.empty()) out += "x-mulligan-timeout: " + std::string(r.timeout_kind) + "\r\n";
+  out += "content-length: " + std::to_string(r.body.size()) + "\r\n";
+  // An unfinished request body: answer, then close rather than read it all.
+  bool close = !keep_alive_ || !r.request_complete;
+  if (close) out += "connection: close\r\n";
+  out += "\r\n";
+  if (method_ != "HEAD") out += r.body;
+  evbuffer_add(staged_, out.data(), out.size());
+  streamFinished(!close);
 }
 
 void Http1Session::onBody(const char* data, size_t len) {
@@ -108,7 +266,7 @@ void Http1Session::onComplete() {
 
 void Http1Session::sendContinue() {
   static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-  evbuffer_add(output(), kContinue, sizeof kContinue - 1);
+  evbuffer_add(staged_, kContinue, sizeof kContinue - 1);
   flush();
 }
 
@@ -132,6 +290,10 @@ void Http1Session::streamFinished(bool keep_alive) {
 }
 
 void Http1Session::upgradeToTunnel(bufferevent* upstream) {
+  if (!head_written_ && upstream) {
+    static const char kEstablished[] = "HTTP/1.1 200 Connection established\r\n\r\n";
+    evbuffer_add(staged_, kEstablished, sizeof kEstablished - 1);
+  }
   if (stream_) worker().deferDelete(std::move(stream_));
   bufferevent_set_timeouts(bev_, nullptr, nullptr);  // tunnels live as long as their peers
   if (!upstream) {
@@ -162,7 +324,7 @@ void Http1Session::rejectRequest(int status, const char* reason, const std::stri
   std::string resp = "HTTP/1.1 " + std::to_string(status) + " " + reason +
                      "\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: " +
                      std::to_string(body.size()) + "\r\n\r\n" + body;
-  evbuffer_add(output(), resp.data(), resp.size());
+  evbuffer_add(staged_, resp.data(), resp.size());
   flush();
   closeWhenFlushed();
 }

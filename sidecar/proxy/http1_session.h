@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "sidecar/event/event_loop.h"
+#include "sidecar/proxy/downstream.h"
 #include "sidecar/proxy/http1_reader.h"
 
 namespace mulligan::proxy {
@@ -19,7 +20,7 @@ class Connection;
 class ProxyStream;
 class Worker;
 
-class Http1Session : public event::Deletable, private Http1Reader::Handler {
+class Http1Session : public event::Deletable, public Downstream, private Http1Reader::Handler {
  public:
   static constexpr size_t kHighWater = 1 << 20;  // downstream output back-pressure
   static constexpr size_t kLowWater = 256 << 10;
@@ -32,27 +33,29 @@ class Http1Session : public event::Deletable, private Http1Reader::Handler {
   // Graceful stop: close now if between requests, else after this response.
   void drain();
 
-  // --- for the current ProxyStream ---
-  Worker& worker();
   Connection& connection() { return *conn_; }
-  // Where the stream writes response bytes; they leave with flush().
-  evbuffer* output() { return staged_; }
+
+  // --- Downstream, for the current ProxyStream: HTTP/1 response framing
+  // (content-length or re-chunked, connection: close, HEAD/204/304) lives here.
+  Worker& worker() override;
+  Protocol protocol() const override { return Protocol::kHttp1; }
+  const std::optional<net::Address>& originalDst() const override;
+  void writeHead(const MessageHead& head, bool end_stream) override;
+  void writeBody(const char* data, size_t len) override;
+  void writeTrailers(const HeaderList& trailers) override;
+  void responseComplete() override;
+  void responseAborted() override;
+  void localReply(const LocalReply& reply) override;
+  // After a 101 (or a CONNECT's 2xx): relay raw bytes between the app and
+  // `upstream` from now on.
+  void upgradeToTunnel(bufferevent* upstream) override;
+  bool congested() const override {
+    return evbuffer_get_length(staged_) + evbuffer_get_length(bufferevent_get_output(bev_)) >= kHighWater;
+  }
   // Writes what is staged now (one writev, no epoll change) when nothing is
   // queued before it; what the socket does not take is queued in the
   // bufferevent, which finishes it when the socket is writable.
-  void flush();
-  bool congested() const {
-    return evbuffer_get_length(staged_) + evbuffer_get_length(bufferevent_get_output(bev_)) >= kHighWater;
-  }
-  // The response is fully written to the output buffer.
-  void streamFinished(bool keep_alive);
-  // The response cannot be completed (upstream broke mid-body): close.
-  void streamAborted();
-  // 100 Continue for an `Expect: 100-continue` request.
-  void sendContinue();
-  // After a 101 (or a CONNECT's 2xx): relay raw bytes between the app and
-  // `upstream` from now on.
-  void upgradeToTunnel(bufferevent* upstream);
+  void flush() override;
 
  private:
   static void onRead(bufferevent* bev, void* arg);
@@ -63,6 +66,13 @@ class Http1Session : public event::Deletable, private Http1Reader::Handler {
   void closeWhenFlushed();
   void linger();
   void closeNow();
+  // The response is fully written to the output buffer.
+  void streamFinished(bool keep_alive);
+  // The response cannot be completed (upstream broke mid-body): close.
+  void streamAborted();
+  // 100 Continue for an `Expect: 100-continue` request: we answer it and
+  // buffer the body (the upstream gets no Expect; we may replay the body).
+  void sendContinue();
 
   // Http1Reader::Handler
   void onHead(MessageHead& head) override;
@@ -82,6 +92,17 @@ class Http1Session : public event::Deletable, private Http1Reader::Handler {
   bool lingering_ = false;             // our side shut down; discarding input until EOF
   bool closed_ = false;
   bool peer_eof_ = false;
+
+  // The current request/response, as HTTP/1 frames it.
+  std::string method_;
+  int version_minor_ = 1;
+  bool keep_alive_ = true;
+  bool upgrade_ = false;
+  bool head_written_ = false;
+  bool head_only_ = false;           // HEAD / 204 / 304: no body
+  bool downstream_chunked_ = false;  // we re-chunk the body
+  bool downstream_close_ = false;    // close after this response
+  bool trailers_sent_ = false;
 };
 
 }  // namespace mulligan::proxy

@@ -1,52 +1,72 @@
-// ProxyStream: one request through the sidecar, from its request head to the
-// last byte of its response. It owns the request's deadline, its policy
-// snapshot, the capped replay buffer for its body, its retry::RetryState, and
-// the current UpstreamAttempt; it asks the engine (retry/) what to do after
-// each attempt and does it: retry after a wait, or commit to the response in
-// hand. Once a response byte went downstream nothing retries it.
+// ProxyStream: one call through the sidecar, from its request head to the
+// last byte of its response, whatever the protocol. It owns the call's
+// deadline, its policy snapshot, the capped replay buffer for its body, its
+// retry::RetryState, and the current Attempt; it asks the engine (retry/)
+// what to do after each attempt and does it: retry after a wait, or commit
+// to the response in hand. Once a response byte went downstream nothing
+// retries it.
 //
-// Lifetime: owned by its Http1Session; finished streams are destroyed from the
-// loop (never inside their own callbacks).
+// It is the ONE orchestration of a call: HTTP/1 and HTTP/2 differ only behind
+// its two seams (downstream.h): the Downstream it answers (Http1Session, or an
+// Http2ServerSession stream) and the Attempts it starts (Http1Attempt or
+// Http2Attempt, picked by Downstream::protocol()).
+//
+// gRPC calls (content-type application/grpc*) are recognised here: their
+// grpc-status counts as the outcome (RetryState) — from a trailers-only
+// response, or from trailers that follow headers with no message (the
+// headers are held back until a message flows: a call is retried only while
+// no response message has gone downstream) — their deadline also bounds
+// the response body (expiry after headers: the upstream stream is cancelled
+// and the client gets trailers with grpc-status 4), and the sidecar's own
+// failures answer in gRPC form (DESIGN.md "Deadlines": 4 or 14, never a bare
+// HTTP 502).
+//
+// Lifetime: owned by its Downstream; destroyed from the loop (never inside
+// its own callbacks).
 #pragma once
 
 #include <event2/buffer.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "proto-free-config/table_reader.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/resolver.h"
 #include "sidecar/proxy/access_log.h"
-#include "sidecar/proxy/http1_reader.h"
-#include "sidecar/proxy/upstream_attempt.h"
+#include "sidecar/proxy/downstream.h"
 #include "sidecar/retry/deadline.h"
 #include "sidecar/retry/retry_state.h"
 
 namespace mulligan::proxy {
 
-class Http1Session;
 class Worker;
 
-class ProxyStream : public event::Deletable, private UpstreamAttempt::Owner {
+class ProxyStream : public event::Deletable, private Attempt::Owner {
  public:
-  ProxyStream(Http1Session* session, MessageHead& head, int64_t start_us);
+  ProxyStream(Downstream* downstream, RequestHead head, int64_t start_us);
   ~ProxyStream() override;
 
   // Finds the destination and starts the first attempt (or answers at once).
   void start();
-  // Request body as it arrives from downstream (decoded; framing is ours).
+  // Request body as it arrives from downstream (decoded; framing is the codecs').
   void onRequestBody(const char* data, size_t len);
   void onRequestTrailers(HeaderList& trailers);
   void onRequestComplete();
   // The downstream output drained: upstream reading may resume.
   void onDownstreamDrained();
-  // The downstream connection is gone: stop everything, log what happened.
+  // The downstream is gone (connection closed, stream reset): stop
+  // everything, log what happened. No Downstream call follows.
   void abort(const char* why);
 
   bool requestComplete() const { return request_complete_; }
   bool finished() const { return state_ == State::kDone; }
+  bool grpc() const { return grpc_; }
+  // Request body bytes accepted but not yet taken by the upstream (the
+  // downstream holds back flow-control credit while this is large).
+  size_t requestBacklog() const;
 
  private:
   enum class State {
@@ -57,57 +77,49 @@ class ProxyStream : public event::Deletable, private UpstreamAttempt::Owner {
     kDone,        // response complete or abandoned; waiting to be freed
   };
 
-  // UpstreamAttempt::Owner
+  // Attempt::Owner
   void onAttemptFailed(retry::OutcomeKind kind, const std::string& why) override;
-  void onAttemptHead(MessageHead& head) override;
+  void onAttemptHead(MessageHead& head, bool end_stream) override;
   void onAttemptBody(const char* data, size_t len) override;
   void onAttemptTrailers(HeaderList& trailers) override;
   void onAttemptComplete() override;
   void onAttemptAborted(const std::string& why) override;
   void onAttemptReadDone() override;
+  void onAttemptRequestDrained(size_t n) override;
 
   void pickDestination();
   void destinationResolved(const net::Address& addr);
   void startAttempt();
+  std::unique_ptr<Attempt> newAttempt();
   // CONNECT: a plain TCP connection to the target, then a tunnel.
   void startConnectTunnel();
   static void onConnectTunnelEvent(bufferevent* bev, short what, void* arg);
-  bufferevent* connect_bev_ = nullptr;
-  void retryAfter(int64_t wait_us, const std::string& reason);
+  void retryAfter(int64_t wait_us, std::string_view reason);
   // Considers a retry for `o`; true when one was scheduled.
   bool maybeRetry(const retry::Outcome& o);
-  void appendRequestHead(std::string* out);
-  void appendBody(const char* data, size_t len);
-  void sendToUpstream(evbuffer* framed);
-  void sendLocalReply(int status, const char* reason, const std::string& body, const char* timeout_kind);
-  void writeResponseHead(const MessageHead& head);
-  void finish(bool keep_alive);
+  // A reply of our own: HTTP `status` or, for gRPC, `grpc_status`.
+  void sendLocalReply(int status, std::string_view reason, std::string body, std::string_view timeout_kind,
+                      int grpc_status);
+  // Commits to `head`: from now on it is the client's response.
+  void commitHead(MessageHead& head, bool end_stream);
+  void commitHeldHead();
+  void finish();
   void onDeadline();
   void logAccess();
 
-  Http1Session* session_;
+  Downstream* down_;
   Worker* worker_;
   State state_ = State::kResolving;
   int64_t start_us_;
   int64_t start_unix_ms_;
 
   // The request.
-  std::string method_;
-  std::string path_;        // origin-form
-  std::string authority_;   // Host, or the absolute-form authority
-  HeaderList headers_;
-  int version_minor_;
-  bool keep_alive_;
-  bool chunked_;
-  bool has_length_;
-  uint64_t content_length_;
-  bool expect_continue_;
-  bool upgrade_ = false;     // Upgrade request (WebSocket): forwarded, then tunnelled on 101
+  RequestHead req_;
+  bool grpc_ = false;
   bool connect_ = false;     // CONNECT host:port: we connect and tunnel
   bool request_complete_ = false;
   uint64_t request_bytes_ = 0;
-  std::string absolute_host_;  // from an absolute-form target
-  uint16_t absolute_port_ = 0;
+  std::optional<HeaderList> request_trailers_;
 
   // Policy snapshot and engine state.
   std::shared_ptr<const pfc::Table> table_;
@@ -118,27 +130,28 @@ class ProxyStream : public event::Deletable, private UpstreamAttempt::Owner {
   std::unique_ptr<retry::RetryState> retry_;
   retry::RetryBudget* budget_ = nullptr;
 
-  // Body replay: the upstream-framed body bytes, while within max_buffered_body.
+  // Body replay: the (decoded) request body, while within max_buffered_body.
   evbuffer* replay_;
   bool replayable_ = true;
   bool attempt_started_ = false;
-  bool trailers_sent_ = false;
 
   net::Address dest_;
   std::unique_ptr<net::Resolver::Request> resolving_;
-  std::unique_ptr<UpstreamAttempt> attempt_;
+  std::unique_ptr<Attempt> attempt_;
+  bufferevent* connect_bev_ = nullptr;
   event::Timer deadline_timer_;
   event::Timer backoff_timer_;
 
   // Response.
+  // gRPC with gRPC codes in retry_on: response headers are held back until
+  // the first response message or the trailers, so that headers followed by
+  // trailers with a retriable grpc-status (no message) can still be retried.
+  std::unique_ptr<MessageHead> held_head_;
   bool response_started_ = false;
-  bool downstream_chunked_ = false;  // we re-chunk the body
-  bool downstream_close_ = false;    // close after this response
-  bool head_only_ = false;           // HEAD / 204 / 304: no body
   int status_ = 0;
+  int grpc_status_ = -1;  // what the client got, for the access log
   uint64_t response_bytes_ = 0;
   int64_t upstream_head_us_ = 0;
-  bool response_trailers_sent_ = false;
 
   // What happened, for the access log.
   std::string retry_reasons_;

@@ -18,6 +18,7 @@ Worker::Worker(int index, SharedState* shared)
       base_(event_base_new()),
       policy_(shared->config.shm, &shared->policy_status),
       pool_(std::make_unique<ConnPool>(base_, ConnPool::Limits{})),
+      h2pool_(std::make_unique<Http2Pool>(this)),
       random_(static_cast<uint64_t>(event::monotonicNowUs()) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(index)) {
   // Resolver: the system's /etc/resolv.conf, as the app in the pod sees it.
   dns_ = evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
@@ -53,6 +54,7 @@ Worker::~Worker() {
   for (Connection* c : connections_) delete c;
   connections_.clear();
   deleter_.reset();
+  h2pool_.reset();  // after the calls that used its sessions
   resolver_.reset();
   drain_event_.reset();
   drain_deadline_.reset();

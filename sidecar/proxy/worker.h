@@ -21,6 +21,7 @@
 #include "sidecar/retry/retry_state.h"
 #include "sidecar/policy/policy_view.h"
 #include "sidecar/proxy/conn_pool.h"
+#include "sidecar/proxy/http2_client.h"
 #include "sidecar/proxy/shared_state.h"
 
 namespace mulligan::proxy {
@@ -50,6 +51,8 @@ class Worker {
   evdns_base* dns() const { return dns_; }
   policy::PolicyView& policy() { return policy_; }
   ConnPool& pool() { return *pool_; }
+  // HTTP/2 upstream sessions, per destination.
+  Http2Pool& h2pool() { return *h2pool_; }
   SharedState& shared() { return *shared_; }
   WorkerCounters& counters() { return counters_; }
   bool draining() const { return draining_; }
@@ -80,6 +83,7 @@ class Worker {
   net::Address listen_addr_;
   policy::PolicyView policy_;
   std::unique_ptr<ConnPool> pool_;  // freed before the loop it lives on
+  std::unique_ptr<Http2Pool> h2pool_;
   WorkerCounters counters_;
   int drain_fd_ = -1;  // eventfd: requestDrain() from another thread
   event::EventPtr drain_event_;

@@ -1,4 +1,4 @@
-// Outcome: how one attempt ended, as the (protocol-specific) UpstreamAttempt
+// Outcome: how one attempt ended, as the (protocol-specific) Attempt (Http1Attempt, Http2Attempt)
 // reports it to the (protocol-agnostic) retry engine. Exactly one Outcome per
 // attempt that did not deliver a committed response. It carries facts, not
 // judgements: whether to retry is RetryState's business.

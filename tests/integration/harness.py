@@ -105,6 +105,17 @@ class Stack(Case):
         port = read_port_file(port_file)
         return port, log
 
+    def start_h2_upstream(self, name="h2upstream", max_streams=None):
+        """mulligan-h2-upstream (tests/upstreams/h2_upstream.cc): a scriptable
+        HTTP/2 peer on nghttp2. Returns (port, log path)."""
+        port_file = self.path(f"{name}.port")
+        log = self.path(f"{name}.log")
+        args = [binary("mulligan-h2-upstream"), "--listen", "127.0.0.1:0", "--port-file", port_file, "--log", log]
+        if max_streams:
+            args += ["--max-streams", str(max_streams)]
+        self.start(*args)
+        return read_port_file(port_file), log
+
     def publish(self, policy_text):
         p = self.write("policy.toml", policy_text)
         r = self.run_cmd(binary("mulligan-agent"), "publish", "--policy", p, "--shm", self.shm)

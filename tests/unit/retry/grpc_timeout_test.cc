@@ -96,3 +96,30 @@ TEST(GrpcTimeoutFormatTest, RoundTripNeverShortensAndErrsByLessThanOneUnit) {
 
 }  // namespace
 }  // namespace mulligan::retry
+
+namespace mulligan::retry {
+namespace {
+
+TEST(GrpcTimeoutParseTest, EveryUnitAtTheEightDigitLimitWithoutOverflow) {
+  EXPECT_EQ(parseGrpcTimeoutUs("99999999n"), 100'000);  // 99999.999 us, rounded up
+  EXPECT_EQ(parseGrpcTimeoutUs("99999999u"), 99'999'999);
+  EXPECT_EQ(parseGrpcTimeoutUs("99999999m"), int64_t{99'999'999} * 1000);
+  EXPECT_EQ(parseGrpcTimeoutUs("99999999M"), int64_t{99'999'999} * 60 * 1'000'000);
+  for (const char* nine : {"100000000n", "100000000u", "100000000m", "100000000S", "100000000M", "100000000H"}) {
+    EXPECT_FALSE(parseGrpcTimeoutUs(nine)) << nine;
+  }
+}
+
+TEST(GrpcTimeoutFormatTest, EveryUnitChosenOnlyWhenTheFinerOneNeedsNineDigits) {
+  constexpr int64_t kM = 60 * 1'000'000;
+  EXPECT_EQ(formatGrpcTimeout(300'000), "300000u");  // a 300 ms route timeout
+  EXPECT_EQ(formatGrpcTimeout(int64_t{99'999'999} * 1'000'000), "99999999S");
+  EXPECT_EQ(formatGrpcTimeout(int64_t{99'999'999} * kM), "99999999M");
+  EXPECT_EQ(formatGrpcTimeout(int64_t{99'999'999} * kM + 1), "1666667H");
+  for (int64_t us : {int64_t{1'000}, int64_t{99'999'999'999}, int64_t{99'999'999} * kM}) {
+    EXPECT_LE(formatGrpcTimeout(us).size, kGrpcTimeoutMaxChars);
+  }
+}
+
+}  // namespace
+}  // namespace mulligan::retry

@@ -1,16 +1,17 @@
-#include "sidecar/proxy/upstream_attempt.h"
+#include "sidecar/proxy/http1_attempt.h"
 
 #include <event2/buffer.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "sidecar/proxy/worker.h"
 
 namespace mulligan::proxy {
 
-UpstreamAttempt::UpstreamAttempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
+Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
                                  int64_t connect_timeout_us, int64_t read_timeout_us)
     : worker_(worker),
       owner_(owner),
@@ -25,7 +26,7 @@ UpstreamAttempt::UpstreamAttempt(Worker* worker, Owner* owner, const net::Addres
   reader_.expectResponseTo(method_);
 }
 
-UpstreamAttempt::~UpstreamAttempt() {
+Http1Attempt::~Http1Attempt() {
   timer_.cancel();
   if (bev_) {
     if (complete_ && reusable_) {
@@ -37,7 +38,7 @@ UpstreamAttempt::~UpstreamAttempt() {
   evbuffer_free(pending_);
 }
 
-void UpstreamAttempt::start() {
+void Http1Attempt::start() {
   worker_->counters().attempts.add();
   if (bufferevent* pooled = worker_->pool().take(pool_key_)) {
     bev_ = pooled;
@@ -48,7 +49,7 @@ void UpstreamAttempt::start() {
   }
   worker_->counters().upstream_connects.add();
   bev_ = bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE);
-  bufferevent_setcb(bev_, nullptr, nullptr, &UpstreamAttempt::onConnectEvent, this);
+  bufferevent_setcb(bev_, nullptr, nullptr, &Http1Attempt::onConnectEvent, this);
   if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
   if (bufferevent_socket_connect(bev_, dest_.sa(), static_cast<int>(dest_.len)) != 0) {
     // Immediate failure (e.g. no route); report from the loop, never inline.
@@ -57,8 +58,8 @@ void UpstreamAttempt::start() {
   }
 }
 
-void UpstreamAttempt::onConnectEvent(bufferevent*, short what, void* arg) {
-  auto* a = static_cast<UpstreamAttempt*>(arg);
+void Http1Attempt::onConnectEvent(bufferevent*, short what, void* arg) {
+  auto* a = static_cast<Http1Attempt*>(arg);
   if (what & BEV_EVENT_CONNECTED) {
     a->connected();
     return;
@@ -68,12 +69,12 @@ void UpstreamAttempt::onConnectEvent(bufferevent*, short what, void* arg) {
           "connect to " + a->dest_.toString() + " failed: " + evutil_socket_error_to_string(err));
 }
 
-void UpstreamAttempt::connected() {
+void Http1Attempt::connected() {
   if (!reused_) {  // pooled connections have it already
     int one = 1;
     setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  bufferevent_setcb(bev_, &UpstreamAttempt::onRead, nullptr, &UpstreamAttempt::onEvent, this);
+  bufferevent_setcb(bev_, &Http1Attempt::onRead, nullptr, &Http1Attempt::onEvent, this);
   // A pooled connection still has EV_WRITE enabled (and reading on, from the
   // pool); enabling EV_WRITE again would add and then remove the write event:
   // two epoll_ctl calls for nothing.
@@ -83,27 +84,75 @@ void UpstreamAttempt::connected() {
   flush();
 }
 
-void UpstreamAttempt::flush() {
+void Http1Attempt::flush() {
   if (!bev_ || state_ == State::kConnecting || state_ == State::kDone || evbuffer_get_length(pending_) == 0) return;
   evbuffer* queued = bufferevent_get_output(bev_);
   if (evbuffer_get_length(queued) == 0) evbuffer_write(pending_, bufferevent_getfd(bev_));
   if (evbuffer_get_length(pending_) != 0) evbuffer_add_buffer(queued, pending_);
 }
 
-void UpstreamAttempt::send(evbuffer* buf) {
-  if (state_ == State::kDone) {
-    evbuffer_drain(buf, evbuffer_get_length(buf));
-    return;
+void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
+  std::string out;
+  out.reserve(512);
+  out.append(head.method).append(" ").append(head.path).append(" HTTP/1.1\r\n");
+  if (!findHeader(head.headers, "host") && !head.authority.empty()) {
+    out.append("host: ").append(head.authority).append("\r\n");
   }
-  evbuffer_add_buffer(pending_, buf);
+  for (const auto& [k, v] : head.headers) {
+    if (isHopByHop(k) || iequals(k, "content-length") || replacedByAttemptHeaders(extra, k) ||
+        namedInConnection(head.headers, k)) {
+      continue;
+    }
+    out.append(k).append(": ").append(v).append("\r\n");
+  }
+  if (head.upgrade) {
+    // A WebSocket-style upgrade keeps its handshake fields (hop-by-hop
+    // otherwise): the upstream must see them to answer 101.
+    if (const std::string* u = findHeader(head.headers, "upgrade")) out.append("upgrade: ").append(*u).append("\r\n");
+    out.append("connection: upgrade\r\n");
+  }
+  // x-envoy-attempt-count and the deadline headers, from the engine.
+  for (retry::HeaderField f : extra) out.append(f.name).append(": ").append(f.value).append("\r\n");
+  if (head.has_content_length) {
+    out.append("content-length: ").append(std::to_string(head.content_length)).append("\r\n");
+  } else if (head.body_follows) {
+    // RFC 9112 §6.1: a body of unknown length goes chunked.
+    chunked_ = true;
+    out.append("transfer-encoding: chunked\r\n");
+  }
+  out.append("\r\n");
+  send(out.data(), out.size());
 }
 
-void UpstreamAttempt::send(const char* data, size_t len) {
+void Http1Attempt::sendBody(const char* data, size_t len) {
+  if (len == 0) return;
+  if (!chunked_) {
+    send(data, len);
+    return;
+  }
+  char size[24];
+  int n = snprintf(size, sizeof size, "%zx\r\n", len);
+  send(size, static_cast<size_t>(n));
+  send(data, len);
+  send("\r\n", 2);
+}
+
+void Http1Attempt::endRequest(const HeaderList* trailers) {
+  if (!chunked_) return;
+  std::string out = "0\r\n";
+  if (trailers) {
+    for (const auto& [k, v] : *trailers) out.append(k).append(": ").append(v).append("\r\n");
+  }
+  out.append("\r\n");
+  send(out.data(), out.size());
+}
+
+void Http1Attempt::send(const char* data, size_t len) {
   if (state_ == State::kDone || len == 0) return;
   evbuffer_add(pending_, data, len);
 }
 
-void UpstreamAttempt::transitionTo(State s) {
+void Http1Attempt::transitionTo(State s) {
   state_ = s;
   timer_.cancel();
   switch (s) {
@@ -120,7 +169,7 @@ void UpstreamAttempt::transitionTo(State s) {
   }
 }
 
-void UpstreamAttempt::onTimer() {
+void Http1Attempt::onTimer() {
   switch (state_) {
     case State::kConnecting:
       if (connect_failed_now_) {
@@ -141,7 +190,7 @@ void UpstreamAttempt::onTimer() {
   }
 }
 
-void UpstreamAttempt::fail(retry::OutcomeKind kind, const std::string& why) {
+void Http1Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
   if (state_ == State::kDone) return;
   if (kind == retry::OutcomeKind::kConnectFailure) worker_->counters().upstream_connect_failures.add();
   transitionTo(State::kDone);
@@ -149,14 +198,14 @@ void UpstreamAttempt::fail(retry::OutcomeKind kind, const std::string& why) {
   owner_->onAttemptFailed(kind, why);  // may destroy us: touch nothing after
 }
 
-void UpstreamAttempt::onRead(bufferevent*, void* arg) {
-  auto* a = static_cast<UpstreamAttempt*>(arg);
+void Http1Attempt::onRead(bufferevent*, void* arg) {
+  auto* a = static_cast<Http1Attempt*>(arg);
   a->readInput();
   // Owners never destroy an attempt inside its callbacks, so `a` is alive.
   a->owner_->onAttemptReadDone();
 }
 
-void UpstreamAttempt::readInput() {
+void Http1Attempt::readInput() {
   evbuffer* in = bufferevent_get_input(bev_);
   while (state_ == State::kAwaitingHeaders || state_ == State::kStreaming) {
     size_t n = evbuffer_get_length(in);
@@ -189,7 +238,7 @@ void UpstreamAttempt::readInput() {
       std::unique_ptr<MessageHead> head = std::move(pending_upgrade_);
       transitionTo(State::kStreaming);
       reusable_ = false;
-      owner_->onAttemptHead(*head);  // the owner takes the connection for a tunnel
+      owner_->onAttemptHead(*head, false);  // the owner takes the connection for a tunnel
       return;
     }
     if (res.paused) {
@@ -201,8 +250,8 @@ void UpstreamAttempt::readInput() {
   }
 }
 
-void UpstreamAttempt::onEvent(bufferevent*, short what, void* arg) {
-  auto* a = static_cast<UpstreamAttempt*>(arg);
+void Http1Attempt::onEvent(bufferevent*, short what, void* arg) {
+  auto* a = static_cast<Http1Attempt*>(arg);
   if (a->state_ == State::kDone) return;
   a->readInput();  // bytes that arrived with the EOF
   if (a->state_ == State::kDone) return;
@@ -223,7 +272,7 @@ void UpstreamAttempt::onEvent(bufferevent*, short what, void* arg) {
   }
 }
 
-void UpstreamAttempt::onHead(MessageHead& head) {
+void Http1Attempt::onHead(MessageHead& head) {
   if (head.status >= 100 && head.status < 200 && head.status != 101) return;  // interim: wait for the final one
   if (head.status == 101) {
     // Report it after the head's bytes are consumed (readInput), so that what
@@ -233,27 +282,27 @@ void UpstreamAttempt::onHead(MessageHead& head) {
   }
   transitionTo(State::kStreaming);
   reusable_ = head.keep_alive && !head.needs_eof && !forbid_reuse_;
-  owner_->onAttemptHead(head);
+  owner_->onAttemptHead(head, false);
 }
 
-void UpstreamAttempt::onBody(const char* data, size_t len) {
+void Http1Attempt::onBody(const char* data, size_t len) {
   if (state_ != State::kStreaming) return;
   owner_->onAttemptBody(data, len);
 }
 
-void UpstreamAttempt::onTrailers(HeaderList& trailers) {
+void Http1Attempt::onTrailers(HeaderList& trailers) {
   if (state_ != State::kStreaming) return;
   owner_->onAttemptTrailers(trailers);
 }
 
-void UpstreamAttempt::onComplete() {
+void Http1Attempt::onComplete() {
   if (state_ != State::kStreaming) return;  // an interim response ended
   complete_ = true;
   transitionTo(State::kDone);
   owner_->onAttemptComplete();
 }
 
-void UpstreamAttempt::pauseReading(bool paused) {
+void Http1Attempt::pauseReading(bool paused) {
   if (!bev_ || state_ == State::kDone) return;
   if (paused) {
     bufferevent_disable(bev_, EV_READ);
@@ -262,14 +311,14 @@ void UpstreamAttempt::pauseReading(bool paused) {
   }
 }
 
-void UpstreamAttempt::cancel() {
+void Http1Attempt::cancel() {
   forbidReuse();
   if (state_ == State::kDone) return;
   transitionTo(State::kDone);
   if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
 }
 
-bufferevent* UpstreamAttempt::releaseConnection() {
+bufferevent* Http1Attempt::releaseConnection() {
   bufferevent* b = bev_;
   bev_ = nullptr;
   transitionTo(State::kDone);

@@ -1,0 +1,76 @@
+#include "sidecar/proxy/downstream.h"
+
+namespace mulligan::proxy {
+
+bool isHopByHop(std::string_view name) {
+  // RFC 9110 §7.6.1 (and RFC 9113 §8.2.2 for HTTP/2), plus Expect (we answer
+  // 100-continue ourselves) and Proxy-Authorization (meant for us).
+  static constexpr std::string_view kNames[] = {
+      "connection", "keep-alive", "proxy-connection", "te",          "transfer-encoding",
+      "upgrade",    "trailer",    "expect",           "proxy-authorization",
+  };
+  for (std::string_view n : kNames) {
+    if (iequals(name, n)) return true;
+  }
+  return false;
+}
+
+bool namedInConnection(const HeaderList& headers, std::string_view name) {
+  for (const auto& [k, v] : headers) {
+    if (!iequals(k, "connection")) continue;
+    size_t pos = 0;
+    while (pos < v.size()) {
+      size_t comma = v.find(',', pos);
+      std::string_view token = std::string_view(v).substr(pos, comma == std::string::npos ? v.npos : comma - pos);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      if (iequals(token, name)) return true;
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+  }
+  return false;
+}
+
+bool replacedByAttemptHeaders(const retry::AttemptHeaders& extra, std::string_view name) {
+  for (retry::HeaderField f : extra) {
+    if (iequals(f.name, name)) return true;
+  }
+  return false;
+}
+
+bool isGrpcContentType(const std::string* ct) {
+  if (!ct) return false;
+  std::string_view v = *ct;
+  constexpr std::string_view kGrpc = "application/grpc";
+  if (v.size() < kGrpc.size() || !iequals(v.substr(0, kGrpc.size()), kGrpc)) return false;
+  return v.size() == kGrpc.size() || v[kGrpc.size()] == '+' || v[kGrpc.size()] == ';';
+}
+
+int parseGrpcStatus(const std::string* v) {
+  if (!v || v->empty() || v->size() > 2) return retry::kNoGrpcStatus;
+  int n = 0;
+  for (char c : *v) {
+    if (c < '0' || c > '9') return retry::kNoGrpcStatus;
+    n = n * 10 + (c - '0');
+  }
+  return n <= 16 ? n : retry::kNoGrpcStatus;
+}
+
+std::string percentEncodeGrpcMessage(std::string_view s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c <= 0x7E && c != '%') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+}  // namespace mulligan::proxy

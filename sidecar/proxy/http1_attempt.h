@@ -1,0 +1,105 @@
+// Http1Attempt: one try of one request against one upstream address, over
+// HTTP/1.1. A state machine — Connecting -> AwaitingHeaders -> Streaming ->
+// Done — with one timer re-armed on each transition (connect timeout, then
+// the attempt's header timeout, then the read timeout). It reports exactly one
+// outcome to its owner (failure, or head then body then completion) and never
+// decides retries: that is the owner's job (ProxyStream + retry::RetryState).
+//
+// The owner hands over the request head and body; the attempt frames them
+// for HTTP/1.1 (request line, Host, content-length or chunked) and queues
+// them until the connection is up. A connection comes from the
+// worker's pool when one is idle, else a new connect. On completion the
+// connection goes back to the pool if the response left it reusable.
+#pragma once
+
+#include <event2/bufferevent.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "sidecar/event/event_loop.h"
+#include "sidecar/net/address.h"
+#include "sidecar/proxy/downstream.h"
+#include "sidecar/proxy/http1_reader.h"
+#include "sidecar/retry/retry_state.h"
+
+namespace mulligan::proxy {
+
+class Worker;
+
+class Http1Attempt : public Attempt, private Http1Reader::Handler {
+ public:
+  Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
+                  int64_t connect_timeout_us, int64_t read_timeout_us);
+  ~Http1Attempt() override;
+  Http1Attempt(const Http1Attempt&) = delete;
+  Http1Attempt& operator=(const Http1Attempt&) = delete;
+
+  // Attempt
+  void sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) override;
+  void sendBody(const char* data, size_t len) override;
+  void endRequest(const HeaderList* trailers) override;
+  void start() override;
+  // Writes what send() staged (optimistically, see Http1Session::flush).
+  void flush() override;
+  void setHeaderTimeoutUs(int64_t us) override { header_timeout_us_ = us; }
+  // 0 = do not pool the connection.
+  void setIdleTimeoutUs(int64_t us) override { idle_timeout_us_ = us; }
+  // The connection's framing is unknown (request not fully sent): no reuse.
+  void forbidReuse() override { reusable_ = false; forbid_reuse_ = true; }
+  void pauseReading(bool paused) override;
+  void cancel() override;
+  bufferevent* releaseConnection() override;
+  size_t requestBacklog() const override { return 0; }
+  State state() const override { return state_; }
+  int64_t sentAtUs() const override { return sent_at_us_; }
+
+  bool reused() const { return reused_; }
+  const net::Address& destination() const { return dest_; }
+
+ private:
+  static void onConnectEvent(bufferevent* bev, short what, void* arg);
+  static void onRead(bufferevent* bev, void* arg);
+  static void onEvent(bufferevent* bev, short what, void* arg);
+  void transitionTo(State s);
+  void connected();
+  void fail(retry::OutcomeKind kind, const std::string& why);
+  void onTimer();
+  void readInput();
+
+  // Http1Reader::Handler
+  void onHead(MessageHead& head) override;
+  void onBody(const char* data, size_t len) override;
+  void onTrailers(HeaderList& trailers) override;
+  void onComplete() override;
+
+  // Appends framed request bytes.
+  void send(const char* data, size_t len);
+
+  Worker* worker_;
+  Owner* owner_;
+  bool chunked_ = false;  // the request body is sent chunked
+  net::Address dest_;
+  std::string pool_key_;
+  std::string method_;
+  int64_t connect_timeout_us_;
+  int64_t read_timeout_us_;
+  int64_t header_timeout_us_ = -1;
+  int64_t idle_timeout_us_ = 0;
+  bool forbid_reuse_ = false;
+  bool connect_failed_now_ = false;  // bufferevent_socket_connect failed at once
+  State state_ = State::kConnecting;
+  bufferevent* bev_ = nullptr;
+  evbuffer* pending_;  // request bytes queued before the connection is up
+  event::Timer timer_;
+  Http1Reader reader_;
+  bool reused_ = false;
+  bool complete_ = false;     // the response ended cleanly
+  bool reusable_ = false;     // and the connection may carry another request
+  bool got_bytes_ = false;    // any response byte seen
+  int64_t sent_at_us_ = 0;
+  std::unique_ptr<MessageHead> pending_upgrade_;  // a 101 waiting for its bytes to be consumed
+};
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,495 @@
+#include "sidecar/proxy/http2_server.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <string>
+#include <vector>
+
+#include "sidecar/core/logging.h"
+#include "sidecar/proxy/connection.h"
+#include "sidecar/proxy/proxy_stream.h"
+#include "sidecar/proxy/worker.h"
+
+namespace mulligan::proxy {
+namespace {
+
+constexpr size_t kOutputHighWater = 64 * 1024;  // stop producing frames above this
+// Receive windows for request bodies. Credit returns only as the upstream
+// takes the bytes (Http2ServerStream::onData), so these bound what one
+// stream and one connection can make the sidecar hold.
+constexpr uint32_t kStreamWindow = 256 * 1024;
+constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
+
+Http2ServerSession* sessionOf(void* ud) { return static_cast<Http2ServerSession*>(ud); }
+
+// --- nghttp2 trampolines ---
+int onBeginHeadersCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+  return sessionOf(ud)->onBeginHeaders(frame);
+}
+int onHeaderCb(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+               const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
+  return sessionOf(ud)->onHeader(frame, {reinterpret_cast<const char*>(name), namelen},
+                                 {reinterpret_cast<const char*>(value), valuelen});
+}
+int onFrameRecvCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) { return sessionOf(ud)->onFrameRecv(frame); }
+int onDataChunkCb(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len, void* ud) {
+  return sessionOf(ud)->onDataChunk(stream_id, data, len);
+}
+int onStreamCloseCb(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
+  return sessionOf(ud)->onStreamClose(stream_id, error_code);
+}
+ssize_t readResponseCb(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags,
+                       nghttp2_data_source*, void* ud) {
+  return sessionOf(ud)->readResponse(stream_id, buf, len, flags);
+}
+
+nghttp2_session_callbacks* serverCallbacks() {
+  static nghttp2_session_callbacks* cbs = [] {
+    nghttp2_session_callbacks* c;
+    nghttp2_session_callbacks_new(&c);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(c, onBeginHeadersCb);
+    nghttp2_session_callbacks_set_on_header_callback(c, onHeaderCb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(c, onFrameRecvCb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, onDataChunkCb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(c, onStreamCloseCb);
+    return c;
+  }();
+  return cbs;
+}
+
+nghttp2_option* serverOptions() {
+  static nghttp2_option* opt = [] {
+    nghttp2_option* o;
+    nghttp2_option_new(&o);
+    nghttp2_option_set_no_auto_window_update(o, 1);
+    return o;
+  }();
+  return opt;
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return out;
+}
+
+// Name/value pairs for nghttp2 (which copies them on submit).
+struct NvList {
+  std::vector<std::string> storage;
+  std::vector<nghttp2_nv> nv;
+  void add(std::string name, std::string value) {
+    storage.push_back(std::move(name));
+    storage.push_back(std::move(value));
+  }
+  const nghttp2_nv* build() {
+    nv.clear();
+    for (size_t i = 0; i + 1 < storage.size(); i += 2) {
+      nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(storage[i].data()),
+                              reinterpret_cast<uint8_t*>(storage[i + 1].data()), storage[i].size(),
+                              storage[i + 1].size(), NGHTTP2_NV_FLAG_NONE});
+    }
+    return nv.data();
+  }
+};
+
+}  // namespace
+
+// ====================================================== Http2ServerStream ==
+
+Http2ServerStream::Http2ServerStream(Http2ServerSession* session, int32_t id)
+    : session_(session), id_(id), out_(evbuffer_new()) {}
+
+Http2ServerStream::~Http2ServerStream() {
+  if (proxy_) proxy_->abort("HTTP/2 stream closed");
+  proxy_.reset();
+  evbuffer_free(out_);
+}
+
+Worker& Http2ServerStream::worker() { return session_->worker(); }
+
+const std::optional<net::Address>& Http2ServerStream::originalDst() const {
+  return session_->connection().originalDst();
+}
+
+void Http2ServerStream::onHeader(std::string_view name, std::string_view value) {
+  if (in_trailers_) {
+    if (!name.empty() && name[0] != ':') req_trailers_.emplace_back(std::string(name), std::string(value));
+    return;
+  }
+  // RFC 7541 §4.1 size accounting (name + value + 32), against our
+  // SETTINGS_MAX_HEADER_LIST_SIZE.
+  const auto& cfg = worker().shared().config;
+  header_bytes_ += name.size() + value.size() + 32;
+  if (header_bytes_ > cfg.max_header_bytes || ++header_count_ > cfg.max_headers) too_large_ = true;
+  if (too_large_) return;
+  if (name == ":method") {
+    head_.method = std::string(value);
+  } else if (name == ":scheme") {
+    head_.scheme = std::string(value);
+  } else if (name == ":authority") {
+    head_.authority = std::string(value);
+  } else if (name == ":path") {
+    head_.path = std::string(value);
+  } else if (!name.empty() && name[0] == ':') {
+    // :protocol (extended CONNECT) and others: not proxied.
+  } else {
+    if (name == "content-length") {
+      uint64_t n = 0;
+      for (char c : value) n = n * 10 + static_cast<uint64_t>(c - '0');  // nghttp2 validated it
+      head_.has_content_length = true;
+      head_.content_length = n;
+    }
+    head_.headers.emplace_back(std::string(name), std::string(value));
+  }
+}
+
+void Http2ServerStream::onHeadersEnd(bool end_stream) {
+  if (proxy_ || in_trailers_ || closed_) {
+    // Trailers (a second HEADERS, which must end the stream).
+    if (proxy_) proxy_->onRequestTrailers(req_trailers_);
+    if (end_stream) onRemoteEnd();
+    return;
+  }
+  in_trailers_ = true;  // any later HEADERS frame carries trailers
+  request_ended_ = end_stream;
+  if (too_large_) {
+    worker().counters().bad_requests.add();
+    HeaderList h{{"content-type", "text/plain"}, {"content-length", "0"}};
+    submitHead(431, h, true);
+    return;
+  }
+  if (head_.method == "CONNECT") {
+    // Extended CONNECT / tunnels over HTTP/2 are not proxied.
+    HeaderList h{{"content-length", "0"}};
+    submitHead(501, h, true);
+    return;
+  }
+  if (head_.authority.empty()) {
+    if (const std::string* host = findHeader(head_.headers, "host")) head_.authority = *host;
+  }
+  head_.version_minor = 1;
+  head_.body_follows = !end_stream;
+  proxy_ = std::make_unique<ProxyStream>(this, std::move(head_), event::monotonicNowUs());
+  proxy_->start();
+}
+
+void Http2ServerStream::onData(const uint8_t* data, size_t len) {
+  if (proxy_ && !proxy_->finished()) {
+    proxy_->onRequestBody(reinterpret_cast<const char*>(data), len);
+    if (proxy_ && proxy_->requestBacklog() >= kRequestBacklogLimit) {
+      held_ += len;  // no credit until the upstream takes what it has
+      return;
+    }
+  }
+  nghttp2_session_consume(session_->session(), id_, len);
+}
+
+void Http2ServerStream::requestBodyConsumed() {
+  if (held_ == 0 || closed_) return;
+  if (proxy_ && !proxy_->finished() && proxy_->requestBacklog() >= kRequestBacklogLimit) return;
+  nghttp2_session_consume(session_->session(), id_, held_);
+  held_ = 0;
+  session_->scheduleFlush();
+}
+
+void Http2ServerStream::onRemoteEnd() {
+  if (request_ended_) return;
+  request_ended_ = true;
+  if (proxy_) proxy_->onRequestComplete();
+}
+
+void Http2ServerStream::onClosed(uint32_t error_code) {
+  closed_ = true;
+  if (proxy_ && !proxy_->finished()) {
+    proxy_->abort(error_code == NGHTTP2_NO_ERROR ? "HTTP/2 stream closed" : "HTTP/2 stream reset by the client");
+  }
+  if (held_ > 0) nghttp2_session_consume_connection(session_->session(), held_);
+  held_ = 0;
+}
+
+void Http2ServerStream::submitHead(int status, const HeaderList& headers, bool end_stream) {
+  if (closed_ || head_submitted_) return;
+  head_submitted_ = true;
+  NvList nv;
+  nv.add(":status", std::to_string(status));
+  for (const auto& [k, v] : headers) {
+    // RFC 9113 §8.2.2: no connection-specific fields in HTTP/2.
+    if (isHopByHop(k) || namedInConnection(headers, k)) continue;
+    nv.add(lower(k), v);
+  }
+  const nghttp2_nv* p = nv.build();
+  nghttp2_data_provider prd;
+  prd.source.ptr = nullptr;
+  prd.read_callback = readResponseCb;
+  int rv = nghttp2_submit_response(session_->session(), id_, p, nv.nv.size(), end_stream ? nullptr : &prd);
+  if (rv != 0) LOG_DEBUG("HTTP/2 stream %d: cannot submit response: %s", id_, nghttp2_strerror(rv));
+  if (end_stream) out_ended_ = true;
+  session_->scheduleFlush();
+}
+
+void Http2ServerStream::writeHead(const MessageHead& head, bool end_stream) {
+  submitHead(head.status, head.headers, end_stream);
+}
+
+void Http2ServerStream::writeBody(const char* data, size_t len) {
+  if (closed_ || out_ended_ || len == 0) return;
+  evbuffer_add(out_, data, len);
+  if (congested()) was_congested_ = true;
+  nghttp2_session_resume_data(session_->session(), id_);
+}
+
+void Http2ServerStream::writeTrailers(const HeaderList& trailers) {
+  if (closed_ || out_ended_) return;
+  for (const auto& [k, v] : trailers) {
+    if (!isHopByHop(k)) trailers_.emplace_back(lower(k), v);
+  }
+  if (!head_submitted_) {
+    // Nothing was sent yet: trailers alone make a trailers-only response.
+    HeaderList h{{"content-type", "application/grpc"}};
+    for (auto& t : trailers_) h.push_back(t);
+    trailers_.clear();
+    submitHead(200, h, true);
+  }
+}
+
+void Http2ServerStream::responseComplete() {
+  if (closed_ || out_ended_) return;
+  out_ended_ = true;
+  nghttp2_session_resume_data(session_->session(), id_);
+  session_->scheduleFlush();
+}
+
+void Http2ServerStream::responseAborted() {
+  if (closed_) return;
+  nghttp2_submit_rst_stream(session_->session(), NGHTTP2_FLAG_NONE, id_, NGHTTP2_INTERNAL_ERROR);
+  session_->scheduleFlush();
+}
+
+void Http2ServerStream::localReply(const LocalReply& r) {
+  HeaderList h;
+  if (r.grpc) {
+    // gRPC "PROTOCOL-HTTP2.md": Trailers-Only, HTTP status 200.
+    h.emplace_back("content-type", "application/grpc");
+    h.emplace_back("grpc-status", std::to_string(r.grpc_status));
+    if (!r.grpc_message.empty()) h.emplace_back("grpc-message", percentEncodeGrpcMessage(r.grpc_message));
+    if (!r.timeout_kind.empty()) h.emplace_back("x-mulligan-timeout", std::string(r.timeout_kind));
+    submitHead(200, h, true);
+    return;
+  }
+  h.emplace_back("content-type", "text/plain");
+  if (!r.timeout_kind.empty()) h.emplace_back("x-mulligan-timeout", std::string(r.timeout_kind));
+  h.emplace_back("content-length", std::to_string(r.body.size()));
+  bool empty = r.body.empty() || head_.method == "HEAD";
+  submitHead(r.status, h, empty);
+  if (!empty) {
+    evbuffer_add(out_, r.body.data(), r.body.size());
+    out_ended_ = true;
+    nghttp2_session_resume_data(session_->session(), id_);
+  }
+}
+
+void Http2ServerStream::upgradeToTunnel(bufferevent* upstream) {
+  if (upstream) bufferevent_free(upstream);
+  responseAborted();
+}
+
+void Http2ServerStream::flush() { session_->scheduleFlush(); }
+
+ssize_t Http2ServerStream::readResponse(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers) {
+  int n = evbuffer_remove(out_, buf, len);
+  if (n < 0) n = 0;
+  if (evbuffer_get_length(out_) == 0 && out_ended_) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!trailers_.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      *submit_trailers = true;
+    }
+  } else if (n == 0) {
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  if (was_congested_ && evbuffer_get_length(out_) < kLowWater) {
+    was_congested_ = false;
+    if (proxy_) proxy_->onDownstreamDrained();
+  }
+  return n;
+}
+
+// ===================================================== Http2ServerSession ==
+
+Http2ServerSession::Http2ServerSession(Connection* conn, bufferevent* bev) : conn_(conn), bev_(bev) {
+  flush_ev_.reset(event_new(conn->worker().base(), -1, 0, &Http2ServerSession::onFlushEvent, this));
+}
+
+Http2ServerSession::~Http2ServerSession() {
+  streams_.clear();  // aborts unfinished calls
+  if (session_) nghttp2_session_del(session_);
+  if (bev_) bufferevent_free(bev_);
+}
+
+Worker& Http2ServerSession::worker() { return conn_->worker(); }
+
+void Http2ServerSession::start() {
+  int one = 1;
+  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  nghttp2_session_server_new2(&session_, serverCallbacks(), this, serverOptions());
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(worker().shared().config.max_header_bytes)},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  // Many streams upload at once: the connection window is several streams'.
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  bufferevent_setcb(bev_, &Http2ServerSession::onRead, &Http2ServerSession::onWrite, &Http2ServerSession::onEvent,
+                    this);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  processInput();
+}
+
+void Http2ServerSession::drain() {
+  if (closed_ || draining_) return;
+  draining_ = true;
+  nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(session_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  scheduleFlush();
+}
+
+void Http2ServerSession::onRead(bufferevent*, void* arg) { static_cast<Http2ServerSession*>(arg)->processInput(); }
+
+void Http2ServerSession::processInput() {
+  evbuffer* in = bufferevent_get_input(bev_);
+  while (!closed_ && evbuffer_get_length(in) > 0) {
+    evbuffer_iovec vec;
+    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
+    ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
+    if (n < 0) {
+      LOG_DEBUG("HTTP/2 error from %s: %s", conn_->peer().toString().c_str(), nghttp2_strerror(static_cast<int>(n)));
+      worker().counters().bad_requests.add();
+      flush();  // nghttp2 queued a GOAWAY
+      closeNow();
+      return;
+    }
+    evbuffer_drain(in, static_cast<size_t>(n));
+  }
+  flush();
+}
+
+void Http2ServerSession::scheduleFlush() {
+  if (closed_ || !flush_ev_) return;
+  if (!event_pending(flush_ev_.get(), EV_TIMEOUT, nullptr)) event_active(flush_ev_.get(), EV_TIMEOUT, 0);
+}
+
+void Http2ServerSession::onFlushEvent(evutil_socket_t, short, void* arg) {
+  static_cast<Http2ServerSession*>(arg)->flush();
+}
+
+void Http2ServerSession::flush() {
+  if (closed_ || !session_) return;
+  evbuffer* out = bufferevent_get_output(bev_);
+  while (evbuffer_get_length(out) < kOutputHighWater) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      closeNow();
+      return;
+    }
+    if (n == 0) break;
+    evbuffer_add(out, data, static_cast<size_t>(n));
+  }
+  if (evbuffer_get_length(out) != 0) return;
+  if ((!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) ||
+      (draining_ && streams_.empty())) {
+    closeNow();
+  }
+}
+
+void Http2ServerSession::onWrite(bufferevent*, void* arg) { static_cast<Http2ServerSession*>(arg)->flush(); }
+
+void Http2ServerSession::onEvent(bufferevent*, short what, void* arg) {
+  auto* s = static_cast<Http2ServerSession*>(arg);
+  if ((what & BEV_EVENT_TIMEOUT) && !s->streams_.empty()) {
+    // The idle timeout counts silence with nothing in flight only.
+    bufferevent_enable(s->bev_, EV_READ);
+    return;
+  }
+  s->closeNow();
+}
+
+void Http2ServerSession::closeNow() {
+  if (closed_) return;
+  closed_ = true;
+  for (auto& [id, st] : streams_) st->onClosed(NGHTTP2_CANCEL);
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  conn_->close();
+}
+
+Http2ServerStream* Http2ServerSession::streamFor(int32_t id) {
+  auto it = streams_.find(id);
+  return it == streams_.end() ? nullptr : it->second.get();
+}
+
+int Http2ServerSession::onBeginHeaders(const nghttp2_frame* frame) {
+  if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  int32_t id = frame->hd.stream_id;
+  streams_[id] = std::make_unique<Http2ServerStream>(this, id);
+  return 0;
+}
+
+int Http2ServerSession::onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  if (Http2ServerStream* s = streamFor(frame->hd.stream_id)) s->onHeader(name, value);
+  return 0;
+}
+
+int Http2ServerSession::onFrameRecv(const nghttp2_frame* frame) {
+  Http2ServerStream* s = streamFor(frame->hd.stream_id);
+  switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+      if (s) s->onHeadersEnd(frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
+      break;
+    case NGHTTP2_DATA:
+      if (s && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) s->onRemoteEnd();
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int Http2ServerSession::onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) {
+  if (Http2ServerStream* s = streamFor(stream_id)) {
+    s->onData(data, len);
+  } else {
+    nghttp2_session_consume_connection(session_, len);
+  }
+  return 0;
+}
+
+int Http2ServerSession::onStreamClose(int32_t stream_id, uint32_t error_code) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return 0;
+  it->second->onClosed(error_code);
+  // Inside nghttp2's callback: free the stream (and its call) from the loop.
+  worker().deferDelete(std::move(it->second));
+  streams_.erase(it);
+  if (draining_ && streams_.empty()) scheduleFlush();
+  return 0;
+}
+
+ssize_t Http2ServerSession::readResponse(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) {
+  Http2ServerStream* s = streamFor(stream_id);
+  if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  bool trailers = false;
+  ssize_t n = s->readResponse(buf, len, flags, &trailers);
+  if (trailers) {
+    NvList nv;
+    for (const auto& [k, v] : s->responseTrailers()) nv.add(k, v);
+    const nghttp2_nv* p = nv.build();
+    nghttp2_submit_trailer(session_, stream_id, p, nv.nv.size());
+  }
+  return n;
+}
+
+}  // namespace mulligan::proxy
