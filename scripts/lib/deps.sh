@@ -24,7 +24,7 @@ MULLIGAN_BUILD_DEPS=(
   build-essential cmake ninja-build pkg-config
   libevent-dev libnghttp2-dev node-llhttp libboost-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  curl python3 python3-yaml python3-grpcio procps
+  curl python3 python3-yaml procps
   iptables iproute2 util-linux   # pod-sim end-to-end tests (ip netns, setpriv)
   prometheus                     # promtool checks the /metrics exposition
   python3-grpcio                 # gRPC client and server in the gRPC integration tests
