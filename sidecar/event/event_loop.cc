@@ -6,18 +6,21 @@
 
 namespace mulligan::event {
 
-Timer::Timer(event_base* base, std::function<void()> cb)
-    : cb_(std::move(cb)), ev_(evtimer_new(base, &Timer::trampoline, this)) {}
+Timer::Timer(event_base* base, std::function<void()> cb) : cb_(std::move(cb)) {
+  evtimer_assign(&ev_, base, &Timer::trampoline, this);
+}
+
+Timer::~Timer() { evtimer_del(&ev_); }
 
 void Timer::armUs(int64_t us) {
   if (us < 0) us = 0;
   timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-  evtimer_add(ev_.get(), &tv);
+  evtimer_add(&ev_, &tv);
 }
 
-void Timer::cancel() { evtimer_del(ev_.get()); }
+void Timer::cancel() { evtimer_del(&ev_); }
 
-bool Timer::armed() const { return evtimer_pending(ev_.get(), nullptr); }
+bool Timer::armed() const { return evtimer_pending(&ev_, nullptr); }
 
 void Timer::trampoline(evutil_socket_t, short, void* arg) { static_cast<Timer*>(arg)->cb_(); }
 

@@ -5,6 +5,7 @@
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include <cstdint>
 #include <functional>
@@ -22,10 +23,13 @@ using EventPtr = std::unique_ptr<::event, EventFree>;
 using BuffereventPtr = std::unique_ptr<::bufferevent, BuffereventFree>;
 
 // A re-armable timer owned by one object; the callback runs on the loop.
+// The libevent event is embedded (event_struct.h), not allocated: timers are
+// made per request and per attempt, and a malloc/free pair each is hot-path
+// churn (STYLE.md "Hot path").
 class Timer {
  public:
   Timer(event_base* base, std::function<void()> cb);
-  ~Timer() = default;
+  ~Timer();
   Timer(const Timer&) = delete;
   Timer& operator=(const Timer&) = delete;
 
@@ -36,7 +40,7 @@ class Timer {
  private:
   static void trampoline(evutil_socket_t, short, void* arg);
   std::function<void()> cb_;
-  EventPtr ev_;
+  ::event ev_;
 };
 
 // Objects that must not be destroyed inside their own callback are handed to

@@ -32,6 +32,36 @@ bool namedInConnection(const HeaderList& headers, std::string_view name) {
   return false;
 }
 
+HopByHopFilter::HopByHopFilter(const HeaderList& headers) : headers_(&headers) {
+  for (const auto& [k, v] : headers) {
+    if (!iequals(k, "connection")) continue;
+    std::string_view rest = v;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view token = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
+      while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
+      // "close" and "keep-alive" name fields that are hop-by-hop anyway.
+      if (token.empty() || iequals(token, "close") || iequals(token, "keep-alive")) continue;
+      if (count_ == kMaxTokens) {
+        overflow_ = true;
+        return;
+      }
+      tokens_[count_++] = token;
+    }
+  }
+}
+
+bool HopByHopFilter::drops(std::string_view name) const {
+  if (isHopByHop(name)) return true;
+  if (overflow_) return namedInConnection(*headers_, name);
+  for (size_t i = 0; i < count_; ++i) {
+    if (iequals(tokens_[i], name)) return true;
+  }
+  return false;
+}
+
 bool replacedByAttemptHeaders(const retry::AttemptHeaders& extra, std::string_view name) {
   for (retry::HeaderField f : extra) {
     if (iequals(f.name, name)) return true;

@@ -177,6 +177,22 @@ class Attempt : public event::Deletable {
 // which no proxy forwards, in either protocol.
 bool isHopByHop(std::string_view name);
 bool namedInConnection(const HeaderList& headers, std::string_view name);
+// Both rules for one header list, with its Connection tokens parsed once
+// (not once per field: a per-request cost on the hot path). Holds views into
+// `headers`, which must outlive it and stay unchanged.
+class HopByHopFilter {
+ public:
+  explicit HopByHopFilter(const HeaderList& headers);
+  // True when the field `name` must not be forwarded.
+  bool drops(std::string_view name) const;
+
+ private:
+  static constexpr size_t kMaxTokens = 8;
+  const HeaderList* headers_;
+  std::string_view tokens_[kMaxTokens];
+  size_t count_ = 0;
+  bool overflow_ = false;  // more tokens than kMaxTokens: ask namedInConnection
+};
 // content-type application/grpc, application/grpc+proto, application/grpc;...
 // True when `name` is one of the engine's per-attempt fields in `extra`
 // (case-insensitive): the inbound field is replaced, not forwarded.

@@ -98,9 +98,9 @@ void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
   if (!findHeader(head.headers, "host") && !head.authority.empty()) {
     out.append("host: ").append(head.authority).append("\r\n");
   }
+  HopByHopFilter hop(head.headers);
   for (const auto& [k, v] : head.headers) {
-    if (isHopByHop(k) || iequals(k, "content-length") || replacedByAttemptHeaders(extra, k) ||
-        namedInConnection(head.headers, k)) {
+    if (hop.drops(k) || iequals(k, "content-length") || replacedByAttemptHeaders(extra, k)) {
       continue;
     }
     out.append(k).append(": ").append(v).append("\r\n");

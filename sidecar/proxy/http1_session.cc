@@ -179,8 +179,9 @@ void Http1Session::writeHead(const MessageHead& head, bool) {
   std::string out;
   out.reserve(512);
   out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
+  HopByHopFilter hop(head.headers);
   for (const auto& [k, v] : head.headers) {
-    if (isHopByHop(k) || iequals(k, "content-length") || namedInConnection(head.headers, k)) continue;
+    if (hop.drops(k) || iequals(k, "content-length")) continue;
     out.append(k).append(": ").append(v).append("\r\n");
   }
   // An upgrade the upstream declined: the client's bytes after its request

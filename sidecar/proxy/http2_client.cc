@@ -489,12 +489,13 @@ void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
   add(":scheme", head.scheme.empty() ? "http" : head.scheme);
   add(":authority", authority);
   add(":path", head.path);
+  HopByHopFilter hop(head.headers);
   for (const auto& [k, v] : head.headers) {
     if (iequals(k, "te")) {
       if (iequals(v, "trailers")) add("te", "trailers");
       continue;
     }
-    if (iequals(k, "host") || isHopByHop(k) || replacedByAttemptHeaders(extra, k) || namedInConnection(head.headers, k)) {
+    if (iequals(k, "host") || hop.drops(k) || replacedByAttemptHeaders(extra, k)) {
       continue;
     }
     add(lower(k), v);

@@ -213,9 +213,10 @@ void Http2ServerStream::submitHead(int status, const HeaderList& headers, bool e
   head_submitted_ = true;
   NvList nv;
   nv.add(":status", std::to_string(status));
+  HopByHopFilter hop(headers);
   for (const auto& [k, v] : headers) {
     // RFC 9113 §8.2.2: no connection-specific fields in HTTP/2.
-    if (isHopByHop(k) || namedInConnection(headers, k)) continue;
+    if (hop.drops(k)) continue;
     nv.add(lower(k), v);
   }
   const nghttp2_nv* p = nv.build();
