@@ -164,6 +164,7 @@ void ProxyStream::start() {
   } else {
     policy_ = &builtinPolicy();
   }
+  (route_stats_ = &worker_->routeStats().forMatch(table_.get(), match_))->request();
   budget_ = &worker_->shared().budgets.get(service_name_);
   budget_->recordRequest(start_us_, policy_->budget);
 
@@ -283,6 +284,7 @@ void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) 
   static const char kEstablished[] = "HTTP/1.1 200 Connection established\r\n\r\n";
   evbuffer_add(self->session_->output(), kEstablished, sizeof kEstablished - 1);
   self->worker_->counters().responses_by_class[2].add();
+  self->route_stats_->response(200);
   self->logAccess();
   self->session_->upgradeToTunnel(bev);  // may defer-delete us
 }
@@ -344,6 +346,7 @@ void ProxyStream::startAttempt() {
   attempt_started_ = true;
   if (!replayable_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
   attempt_->start();  // a pooled connection flushes at once
+  route_stats_->attemptStarted(attempt_->reused());
 }
 
 namespace {
@@ -426,11 +429,13 @@ bool ProxyStream::maybeRetry(const retry::Outcome& o) {
   if (response_started_) retry_->responseStarted();
   retry::Decision d = retry_->decide(o, core::systemClock(), *budget_, worker_->random());
   if (!d.retry) {
+    route_stats_->refused(d.refusal);
     if (d.refusal != retry::Refusal::kNotRetriable && d.refusal != retry::Refusal::kRetriesExhausted) {
       retry_refused_ = retry::refusalName(d.refusal);
     }
     return false;
   }
+  route_stats_->retried(o);
   retryAfter(d.wait_us, std::string(o.reason()));
   return true;
 }
@@ -448,6 +453,7 @@ void ProxyStream::retryAfter(int64_t wait_us, const std::string& reason) {
 }
 
 void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& why) {
+  route_stats_->attemptFailed(kind, attempt_ && attempt_->connectTimedOut());
   retry::Outcome o;
   o.kind = kind;
   LOG_DEBUG("attempt %u for %s %s%s: %s", retry_->attempts(), method_.c_str(), authority_.c_str(), path_.c_str(),
@@ -470,6 +476,7 @@ void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& wh
 
 void ProxyStream::onAttemptHead(MessageHead& head) {
   upstream_head_us_ = event::monotonicNowUs() - attempt_->sentAtUs();
+  route_stats_->upstreamLatency(upstream_head_us_);
   if (!request_complete_) attempt_->forbidReuse();
   retry::Outcome o;
   o.kind = retry::OutcomeKind::kResponse;
@@ -546,6 +553,7 @@ void ProxyStream::onAttemptComplete() {
 
 void ProxyStream::onAttemptAborted(const std::string& why) {
   LOG_DEBUG("response from %s broke off: %s", dest_.toString().c_str(), why.c_str());
+  route_stats_->attemptAborted(attempt_ && attempt_->readTimedOut());
   sidecar_error_ = "response-aborted";
   state_ = State::kDone;
   deadline_timer_.cancel();
@@ -566,6 +574,7 @@ void ProxyStream::onDownstreamDrained() {
 
 void ProxyStream::onDeadline() {
   if (state_ == State::kDone) return;
+  route_stats_->timeout(stats::TimeoutKind::kRequest);
   if (response_started_) {
     // HTTP/1 cannot say "timed out" mid-body; the close tells the client.
     onAttemptAborted("request timeout mid-response");
@@ -603,6 +612,7 @@ void ProxyStream::finish(bool keep_alive) {
   deadline_timer_.cancel();
   backoff_timer_.cancel();
   if (status_ >= 100 && status_ < 600) worker_->counters().responses_by_class[status_ / 100].add();
+  route_stats_->response(status_);
   logAccess();
   session_->streamFinished(keep_alive);  // may defer-delete us
 }

@@ -23,6 +23,7 @@
 #include "sidecar/proxy/upstream_attempt.h"
 #include "sidecar/retry/deadline.h"
 #include "sidecar/retry/retry_state.h"
+#include "sidecar/stats/route_stats.h"
 
 namespace mulligan::proxy {
 
@@ -117,6 +118,7 @@ class ProxyStream : public event::Deletable, private UpstreamAttempt::Owner {
   retry::Deadline deadline_;
   std::unique_ptr<retry::RetryState> retry_;
   retry::RetryBudget* budget_ = nullptr;
+  stats::RouteCounters* route_stats_ = nullptr;  // this request's service/route counters (set in start)
 
   // Body replay: the upstream-framed body bytes, while within max_buffered_body.
   evbuffer* replay_;

@@ -81,6 +81,9 @@ class UpstreamAttempt : public event::Deletable, private Http1Reader::Handler {
 
   State state() const { return state_; }
   bool reused() const { return reused_; }
+  // Which timer ended this attempt, for the per-route timeout counters.
+  bool connectTimedOut() const { return connect_timed_out_; }
+  bool readTimedOut() const { return read_timed_out_; }
   const net::Address& destination() const { return dest_; }
   int64_t sentAtUs() const { return sent_at_us_; }
 
@@ -117,6 +120,8 @@ class UpstreamAttempt : public event::Deletable, private Http1Reader::Handler {
   event::Timer timer_;
   Http1Reader reader_;
   bool reused_ = false;
+  bool connect_timed_out_ = false;
+  bool read_timed_out_ = false;
   bool complete_ = false;     // the response ended cleanly
   bool reusable_ = false;     // and the connection may carry another request
   bool got_bytes_ = false;    // any response byte seen

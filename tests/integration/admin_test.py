@@ -47,7 +47,7 @@ class AdminTest(Stack):
     def test_metrics_pass_promtool(self):
         self.curl("-H", "Host: web", f"http://127.0.0.1:{self.outbound_port}/x")
         text = self.curl(f"http://127.0.0.1:{self.admin_port}/metrics").stdout
-        self.assertIn('mulligan_responses_total{code_class="2xx"} 1', text)
+        self.assertIn('mulligan_responses_total{service="web",route="",code_class="2xx"} 1', text)
         r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
