@@ -27,4 +27,6 @@ MULLIGAN_BUILD_DEPS=(
   curl python3 python3-yaml procps
   iptables iproute2 util-linux   # pod-sim end-to-end tests (ip netns, setpriv)
   prometheus                     # promtool checks the /metrics exposition
+  chromium                       # the admin page is loaded in a headless browser
+  wrk                            # saturates the data plane while the admin must still answer
 )
