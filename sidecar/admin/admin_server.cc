@@ -40,8 +40,14 @@ bool AdminServer::start(const std::string& addr, std::string* error) {
   base_ = event_base_new();
   http_ = evhttp_new(base_);
   evhttp_set_gencb(http_, &AdminServer::onRequest, this);
+  // Every method evhttp knows reaches handle(), which answers 405 + Allow
+  // for the wrong ones; a method token evhttp does not know gets its 501
+  // (RFC 9110 §15.6.2). (evhttp 2.1 reads a CONNECT request's body until
+  // the client closes, so a CONNECT client sees its 405 at once but the
+  // connection stays open until it hangs up.)
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                        EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
   evutil_socket_t fd = socket(numeric->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -88,8 +94,13 @@ void AdminServer::onRequest(evhttp_request* req, void* arg) { static_cast<AdminS
 
 void AdminServer::handle(evhttp_request* req) {
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
-  std::string path = evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/";
+  std::string path = uri && evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/";
   evhttp_cmd_type method = evhttp_request_get_command(req);
+  // evhttp parses a CONNECT target as an authority; ours are paths.
+  if (method == EVHTTP_REQ_CONNECT && evhttp_request_get_uri(req)) {
+    path = evhttp_request_get_uri(req);
+    path = path.substr(0, path.find('?'));
+  }
   bool is_get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
   auto methodNotAllowed = [&](const char* allow) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
@@ -124,7 +135,7 @@ void AdminServer::handle(evhttp_request* req) {
   if (path == "/explain") {
     if (!is_get) return methodNotAllowed("GET");
     std::string error;
-    auto query = parseExplainQuery(evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "", &error);
+    auto query = parseExplainQuery(uri && evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "", &error);
     if (!query) return reply(req, 400, "Bad Request", "text/plain", "/explain: " + error + "\n");
     int64_t now = event::monotonicNowUs();
     auto table = shared_->policy_status.table();

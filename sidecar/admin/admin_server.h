@@ -4,7 +4,8 @@
 // policy status, the per-service counters of stats/, the newest table).
 // Routes: GET / (HTML), /ready, /healthz, /config, /explain, /stats,
 // /metrics (HEAD too), POST /drain (loopback peers only); every other method
-// on these routes is refused with 405 and an Allow header; other paths 404.
+// on these routes is refused with 405 and an Allow header (a method token
+// evhttp does not know: 501 from evhttp); other paths 404.
 // Renderers live in stats_render.h, explain.h and pages.h.
 #pragma once
 

@@ -136,6 +136,19 @@ class AdminRoutesTest(Stack):
         headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:] if ":" in l}
         return code, headers
 
+    def connect_status(self, route):
+        """CONNECT's status line from a raw socket: evhttp keeps reading a
+        CONNECT's body until the client hangs up, so curl would wait."""
+        with socket.create_connection(("127.0.0.1", self.admin_port), timeout=5) as s:
+            s.sendall(f"CONNECT {route} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            line = b""
+            while b"\r\n" not in line:
+                chunk = s.recv(1024)
+                if not chunk:
+                    break
+                line += chunk
+        return int(line.split(b" ")[1])
+
     def test_every_route_answers_get_and_refuses_every_other_method_with_405(self):
         self.publish(f'version = 1\n[[service]]\nname = "web"\nhosts = ["web"]\nupstream = "127.0.0.1:{self.port}"\n')
         self.start_sidecar()
@@ -150,11 +163,12 @@ class AdminRoutesTest(Stack):
             self.assertEqual(code, 200, route)
             self.assertTrue(headers["content-type"].startswith(ctype), (route, headers))
             self.assertEqual(self.status_and_headers("HEAD", route)[0], 200, route)
-            for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+            for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"):
                 code, headers = self.status_and_headers(method, route)
                 self.assertEqual(code, 405, (method, route))
                 self.assertEqual(headers.get("allow"), "GET", (method, route))
-        for method in ("GET", "PUT", "DELETE", "PATCH"):
+            self.assertEqual(self.connect_status(route), 405, route)
+        for method in ("GET", "PUT", "DELETE", "PATCH", "TRACE"):
             code, headers = self.status_and_headers(method, "/drain")
             self.assertEqual(code, 405, method)
             self.assertEqual(headers.get("allow"), "POST")
@@ -298,6 +312,36 @@ class CountersTest(Stack):
         if shutil.which("promtool"):
             r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+
+    def test_a_connect_timeout_is_counted_as_a_timeout_of_kind_connect(self):
+        # A listener whose accept queue is full drops further SYNs: connects
+        # hang as to a blackholed address (as in sidecar_http1's BlackholeTest).
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        self.addCleanup(hole.close)
+        fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect(hole.getsockname())
+            except BlockingIOError:
+                pass
+            fillers.append(f)
+        self.addCleanup(lambda: [f.close() for f in fillers])
+        time.sleep(0.2)
+        self.publish(f'version = 1\n[[service]]\nname = "hole"\nhosts = ["hole"]\n'
+                     f'upstream = "127.0.0.1:{hole.getsockname()[1]}"\nconnect_timeout = "100ms"\n'
+                     f'retry = {{ num_retries = 1, backoff_base = "1ms", backoff_max = "1ms" }}\n')
+        self.start_sidecar()
+        self.assertEqual(self.call("hole", "/x"), "502")
+        stats = get_json(self.admin_port, "/stats")
+        hole_stats = [r for r in stats["routes"] if r["service"] == "hole"][0]
+        self.assertEqual(hole_stats["timeouts"]["connect"], 2)
+        self.assertEqual(hole_stats["upstream"]["connect_failures"], 2)
+        self.assertEqual(hole_stats["retries_by_reason"], {"connect-failure": 1})
 
 
 class ExplainAgreesTest(Stack):
