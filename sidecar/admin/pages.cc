@@ -35,13 +35,6 @@ std::string html(std::string_view s) {
   return out;
 }
 
-std::string matchText(const pfc::Table& t, const pfc::RouteEntry& r) {
-  const char* kind = "path_prefix";
-  if (r.kind == pfc::MatchKind::kPathExact) kind = "path_exact";
-  if (r.kind == pfc::MatchKind::kGrpcService || r.kind == pfc::MatchKind::kGrpcMethod) kind = "grpc";
-  return std::string(kind) + " = " + std::string(t.str(r.match));
-}
-
 }  // namespace
 
 std::string configJson(const StatsSnapshot& s) {
@@ -126,7 +119,7 @@ std::string indexHtml(const StatsSnapshot& s) {
       std::string_view name = t.str(svc.name);
       row(name, -1, html(name), "(service level)");
       for (uint32_t i = 0; i < svc.route_count; ++i) {
-        row(name, static_cast<int>(i), "", std::to_string(i) + ": " + html(matchText(t, t.routes()[svc.route_begin + i])));
+        row(name, static_cast<int>(i), "", std::to_string(i) + ": " + html(routeMatchText(t, t.routes()[svc.route_begin + i])));
       }
     }
   }

@@ -89,6 +89,13 @@ std::string routeLabels(const stats::RouteTotals& t) {
 
 std::string routeLabel(int route) { return route < 0 ? "" : std::to_string(route); }
 
+std::string routeMatchText(const pfc::Table& t, const pfc::RouteEntry& r) {
+  const char* kind = "path_prefix";
+  if (r.kind == pfc::MatchKind::kPathExact) kind = "path_exact";
+  if (r.kind == pfc::MatchKind::kGrpcService || r.kind == pfc::MatchKind::kGrpcMethod) kind = "grpc";
+  return std::string(kind) + " = " + std::string(t.str(r.match));
+}
+
 StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
   StatsSnapshot s;
   auto& g = s.globals;
@@ -112,12 +119,19 @@ StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
 
   // Budgets of the services that had traffic: those slots are claimed
   // already, so reading them claims nothing new in the registry.
+  std::unordered_map<std::string_view, const pfc::ServiceEntry*> by_name;
   std::unordered_map<std::string_view, const pfc::EffectivePolicy*> policies;
   static const pfc::EffectivePolicy kBuiltin = pfc::builtinDefaults();
   if (s.table) {
     for (const pfc::ServiceEntry& e : s.table->services()) {
+      by_name[s.table->str(e.name)] = &e;
       policies[s.table->str(e.name)] = &s.table->policies()[e.policy_index];
     }
+  }
+  for (const stats::RouteTotals& t : s.routes) {
+    auto it = by_name.find(t.service);
+    bool known = t.route >= 0 && it != by_name.end() && static_cast<uint32_t>(t.route) < it->second->route_count;
+    s.matches.push_back(known ? routeMatchText(*s.table, s.table->routes()[it->second->route_begin + t.route]) : "");
   }
   std::set<std::string> seen;
   for (const stats::RouteTotals& t : s.routes) {
@@ -177,6 +191,7 @@ std::string statsJson(const StatsSnapshot& s) {
     const stats::RouteTotals& t = s.routes[i];
     if (i) b += ",";
     b += "{\"service\":" + pfc::jsonQuote(t.service) + ",\"route\":" + (t.route < 0 ? "null" : std::to_string(t.route));
+    if (i < s.matches.size() && !s.matches[i].empty()) b += ",\"match\":" + pfc::jsonQuote(s.matches[i]);
     b += ",\"requests\":" + std::to_string(t.requests) + ",\"responses\":{";
     for (int c = 1; c <= 5; ++c) b += "\"" + std::string(kClassNames[c]) + "\":" + std::to_string(t.responses[c]) + (c < 5 ? "," : "");
     b += "},\"attempts\":" + std::to_string(t.attempts);
@@ -245,6 +260,11 @@ std::string metricsText(const StatsSnapshot& s) {
     m.family(name, "counter", help);
     for (const auto& t : s.routes) m.sample(name, routeLabels(t), t.*field);
   };
+  m.family("mulligan_route_info", "gauge", "What each route label means: its match in the enforced policy.");
+  for (size_t i = 0; i < s.routes.size() && i < s.matches.size(); ++i) {
+    if (s.matches[i].empty()) continue;
+    m.sample("mulligan_route_info", routeLabels(s.routes[i]) + ",match=\"" + labelValue(s.matches[i]) + "\"", 1);
+  }
   perRoute("mulligan_requests_total", "HTTP requests received, by policy service and route.",
            &stats::RouteTotals::requests);
   m.family("mulligan_responses_total", "counter", "Responses sent to the app, by status class.");

@@ -43,6 +43,9 @@ struct StatsSnapshot {
     uint64_t bad_requests = 0;
   } globals;
   std::vector<stats::RouteTotals> routes;  // every service/route that had traffic
+  // Per routes[i]: the route's match in the enforced table ("path_prefix =
+  // /api/"), "" at the service level or when that table has no such route.
+  std::vector<std::string> matches;
   // The live retry budget of every service that had traffic, with the
   // policy of the table enforced now (the built-in defaults without one).
   struct Budget {
@@ -70,6 +73,7 @@ std::string statsJson(const StatsSnapshot& s);
 // mulligan_retries_refused_total, mulligan_timeouts_total,
 // mulligan_upstream_connects_total, mulligan_upstream_connect_failures_total,
 // mulligan_upstream_connections_reused_total (all {service, route, ...}),
+// mulligan_route_info{service, route, match} (what a route ordinal means),
 // mulligan_upstream_latency_seconds (histogram), mulligan_retry_budget_*
 // {service}, and the process-wide downstream, tunnel, bad-request and policy
 // families.
@@ -77,5 +81,9 @@ std::string metricsText(const StatsSnapshot& s);
 
 // The route label: "" for the service level, else the ordinal.
 std::string routeLabel(int route);
+
+// A route's match as the policy writes it: "path_prefix = /api/",
+// "path_exact = /healthz", "grpc = pkg.Service/Method".
+std::string routeMatchText(const pfc::Table& t, const pfc::RouteEntry& r);
 
 }  // namespace mulligan::admin

@@ -306,9 +306,11 @@ class CountersTest(Stack):
         self.assertEqual(metric(text, 'mulligan_responses_total{service="flaky",route="",code_class="2xx"}'), 2)
         self.assertEqual(metric(text, 'mulligan_retry_budget_refused_total{service="stingy"}'), 2)
         self.assertEqual(metric(text, "mulligan_policy_generation"), 1)
+        self.assertEqual(metric(text, 'mulligan_route_info{service="slow",route="0",match="path_prefix = /whole/"}'), 1)
+        self.assertEqual(routes[("slow", 1)]["match"], "path_prefix = /stall/")
         # Labels come from the policy only: no request path ever becomes one.
-        self.assertNotIn("/x", text)
-        self.assertNotIn("stall", text)
+        for request_part in ("/x", "/whole/x", "stall_body", "delay=", "status="):
+            self.assertNotIn(request_part, text)
         if shutil.which("promtool"):
             r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

@@ -86,6 +86,21 @@ TEST(ExplainTest, WithoutATableTheBuiltInDefaultsDecide) {
   EXPECT_NE(j.find("\"matched_by\":[\"connect-failure\"],\"decision\":{\"retry\":true"), std::string::npos) << j;
 }
 
+TEST(ExplainTest, AGrpcCallRetriesOnlyTheCodesItsPolicyNames) {
+  pfc::TableModel m = pfc::testing::makeModel(1, 0);
+  m.services[0].policy.retry.conditions = 0;
+  for (uint64_t& w : m.services[0].policy.retry.status_bits) w = 0;
+  m.services[0].policy.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  auto t = tableOf(m, 1);
+  std::string unavailable =
+      explainJson(t.get(), parse("host=svc-0&method=POST&path=/pkg.Svc/Get&grpc_status=14"), noBudget);
+  EXPECT_NE(unavailable.find("\"outcome\":\"unavailable\""), std::string::npos) << unavailable;
+  EXPECT_NE(unavailable.find("\"matched_by\":[\"unavailable\"],\"decision\":{\"retry\":true"), std::string::npos)
+      << unavailable;
+  std::string internal = explainJson(t.get(), parse("host=svc-0&method=POST&path=/pkg.Svc/Get&grpc_status=13"), noBudget);
+  EXPECT_NE(internal.find("\"refusal\":\"not-retriable\""), std::string::npos) << internal;
+}
+
 TEST(StatsRenderTest, MetricsAreLabelledByServiceAndRouteWithCumulativeBuckets) {
   StatsSnapshot s;
   stats::RouteTotals t;
