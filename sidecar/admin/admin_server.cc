@@ -139,6 +139,9 @@ void AdminServer::handle(evhttp_request* req) {
     if (!query) return reply(req, 400, "Bad Request", "text/plain", "/explain: " + error + "\n");
     int64_t now = event::monotonicNowUs();
     auto table = shared_->policy_status.table();
+    // The registry hands out a service's budget lock-free; asking for one
+    // that no request used yet claims its slot early (the same slot the
+    // first request would claim).
     auto budget = [&](std::string_view service, const pfc::BudgetPolicy& p) {
       return shared_->budgets.get(service).snapshot(now, p);
     };

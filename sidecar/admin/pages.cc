@@ -1,5 +1,7 @@
 #include "sidecar/admin/pages.h"
 
+#include <cstdio>
+#include <ctime>
 #include <map>
 
 #include "proto-free-config/layout.h"
@@ -35,12 +37,25 @@ std::string html(std::string_view s) {
   return out;
 }
 
+// "2026-12-01T20:25:49.265Z"; "" when unknown.
+std::string utcText(int64_t unix_ms) {
+  if (unix_ms <= 0) return "";
+  time_t secs = static_cast<time_t>(unix_ms / 1000);
+  struct tm tm;
+  char buf[32];
+  if (!gmtime_r(&secs, &tm) || !std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm)) return "";
+  char out[48];
+  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(unix_ms % 1000));
+  return out;
+}
+
 }  // namespace
 
 std::string configJson(const StatsSnapshot& s) {
   std::string b = "{\"enforced\":" + std::string(s.table ? "true" : "false");
   b += ",\"generation\":" + std::to_string(s.table ? s.table->generation() : 0);
   b += ",\"loaded_unix_ms\":" + std::to_string(s.table ? s.policy.loaded_unix_ms : 0);
+  b += ",\"loaded_at\":" + pfc::jsonQuote(s.table ? utcText(s.policy.loaded_unix_ms) : "");
   b += ",\"layout\":" + pfc::jsonQuote(pfc::layoutVersion());
   if (!s.policy.refused_why.empty()) {
     uint64_t enforced = s.table ? s.table->generation() : 0;

@@ -4,6 +4,7 @@
 //   {"enforced": bool,                  false: no table yet (built-in defaults)
 //    "generation": N,                   0 when none
 //    "loaded_unix_ms": N,               when a worker first loaded it
+//    "loaded_at": "2026-12-01T20:25:49.265Z",   the same, for people
 //    "layout": "<layout version>",
 //    "last_refused": {"generation", "unix_ms", "why", "after_enforced"} | null,
 //    "table": <exactly what `mulligan-agent dump --format json` prints for

@@ -412,6 +412,7 @@ class ConfigTest(Stack):
         config = wait_for(lambda: (lambda c: c if c["enforced"] else None)(get_json(self.admin_port, "/config")),
                           what="config enforced")
         self.assertEqual(config["generation"], 1)
+        self.assertRegex(config["loaded_at"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
         self.assertEqual(config["table"], self.dump())
         self.assertEqual(config["table"]["source"]["path"], self.path("policy.toml"))
         slow = [s for s in config["table"]["services"] if s["name"] == "slow"][0]
