@@ -1,47 +1,13 @@
-// The table as people and tools read it, for `mulligan-agent dump` and the
-// sidecar's admin endpoint.
-//
-// renderToml(): fully expanded TOML. Every effective value is written at
-// every level ([defaults], each [[service]], each [[service.route]] with the
-// fields a route may set), so a dump shows exactly what is enforced, and
-// compilePolicy(renderToml(m)) gives back a model whose policies are equal
-// byte for byte to m's (for any m that compilePolicy produced). A header
-// comment names the generation, the source file and its checksum.
-//
-// renderJson(): the same content as one JSON object, pretty-printed:
-//   {"generation": N,
-//    "source": {"path": "...", "checksum": "<16 hex digits>", "created_unix_ns": N},
-//    "defaults": {<policy>},
-//    "services": [{"name", "hosts", "port" (0 = any), "upstream" ("" = none),
-//                  <policy fields of the service>,
-//                  "routes": [{"path_prefix" | "path_exact" | "grpc": "...",
-//                              "methods": [...], <route policy fields>}]}]}
-// Durations are strings in the policy syntax ("250ms"), sizes too ("64KiB").
-//
-// Strings from the model are escaped (and invalid UTF-8 replaced), so a
-// corrupt or hostile table cannot break the output's syntax. Pure functions;
-// thread-safe.
+// Moved to proto-free-config/render.h so that the sidecar's admin endpoint
+// (GET /config) renders the table with the very code `mulligan-agent dump`
+// uses. The agent's names stay as they were.
 #pragma once
 
-#include <cstdint>
-#include <string>
-#include <vector>
-
-#include "proto-free-config/table_model.h"
+#include "proto-free-config/render.h"
 
 namespace mulligan::agent {
-
-std::string renderToml(const pfc::TableModel& model, uint64_t generation);
-std::string renderJson(const pfc::TableModel& model, uint64_t generation);
-
-// One effective policy as a compact JSON object with every field:
-//   {"connect_timeout":"1s","request_timeout":"15s","idle_timeout":"1m",
-//    "read_timeout":"0s","retry":{"retry_on":[...],...},"budget":{...},
-//    "deadline":{...}}
-std::string policyToJson(const pfc::EffectivePolicy& policy);
-
-// The retry_on list in canonical spelling and order: named conditions, then
-// status codes, then gRPC codes, e.g. ["connect-failure", "503", "unavailable"].
-std::vector<std::string> retryOnNames(const pfc::RetryPolicy& retry);
-
+using pfc::policyToJson;
+using pfc::renderJson;
+using pfc::renderToml;
+using pfc::retryOnNames;
 }  // namespace mulligan::agent

@@ -155,6 +155,7 @@ int main(int argc, char** argv) {
     }
     bind_addr = w->listenAddress();  // port 0: the others join the first one's port
     shared->worker_counters.push_back(&w->counters());
+    shared->worker_stats.push_back(&w->routeStats());
     workers.push_back(std::move(w));
   }
 

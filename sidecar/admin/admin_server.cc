@@ -8,6 +8,10 @@
 
 #include <cstring>
 
+#include "sidecar/admin/explain.h"
+#include "sidecar/admin/pages.h"
+#include "sidecar/admin/stats_render.h"
+#include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
 
 namespace mulligan::admin {
@@ -23,12 +27,6 @@ void reply(evhttp_request* req, int code, const char* reason, const char* conten
   evbuffer_free(out);
 }
 
-uint64_t sum(const std::vector<proxy::WorkerCounters*>& ws, proxy::Counter proxy::WorkerCounters::*field) {
-  uint64_t total = 0;
-  for (auto* w : ws) total += (w->*field).get();
-  return total;
-}
-
 }  // namespace
 
 AdminServer::~AdminServer() { stop(); }
@@ -42,8 +40,14 @@ bool AdminServer::start(const std::string& addr, std::string* error) {
   base_ = event_base_new();
   http_ = evhttp_new(base_);
   evhttp_set_gencb(http_, &AdminServer::onRequest, this);
+  // Every method evhttp knows reaches handle(), which answers 405 + Allow
+  // for the wrong ones; a method token evhttp does not know gets its 501
+  // (RFC 9110 §15.6.2). (evhttp 2.1 reads a CONNECT request's body until
+  // the client closes, so a CONNECT client sees its 405 at once but the
+  // connection stays open until it hangs up.)
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH |
+                                        EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT);
   evutil_socket_t fd = socket(numeric->family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -90,8 +94,13 @@ void AdminServer::onRequest(evhttp_request* req, void* arg) { static_cast<AdminS
 
 void AdminServer::handle(evhttp_request* req) {
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
-  std::string path = evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/";
+  std::string path = uri && evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/";
   evhttp_cmd_type method = evhttp_request_get_command(req);
+  // evhttp parses a CONNECT target as an authority; ours are paths.
+  if (method == EVHTTP_REQ_CONNECT && evhttp_request_get_uri(req)) {
+    path = evhttp_request_get_uri(req);
+    path = path.substr(0, path.find('?'));
+  }
   bool is_get = method == EVHTTP_REQ_GET || method == EVHTTP_REQ_HEAD;
   auto methodNotAllowed = [&](const char* allow) {
     evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
@@ -112,75 +121,35 @@ void AdminServer::handle(evhttp_request* req) {
   }
   if (path == "/stats") {
     if (!is_get) return methodNotAllowed("GET");
-    const auto& ws = shared_->worker_counters;
-    auto ps = shared_->policy_status.snapshot();
-    std::string body = "{";
-    auto field = [&](const char* name, uint64_t v, bool last = false) {
-      body += "\"" + std::string(name) + "\":" + std::to_string(v) + (last ? "" : ",");
-    };
-    field("downstream_accepted", sum(ws, &proxy::WorkerCounters::downstream_accepted));
-    field("downstream_active", sum(ws, &proxy::WorkerCounters::downstream_active));
-    field("tunnels", sum(ws, &proxy::WorkerCounters::tunnels));
-    field("requests", sum(ws, &proxy::WorkerCounters::requests));
-    field("attempts", sum(ws, &proxy::WorkerCounters::attempts));
-    field("retries", sum(ws, &proxy::WorkerCounters::retries));
-    field("upstream_connects", sum(ws, &proxy::WorkerCounters::upstream_connects));
-    field("upstream_connect_failures", sum(ws, &proxy::WorkerCounters::upstream_connect_failures));
-    field("upstream_reused", sum(ws, &proxy::WorkerCounters::upstream_reused));
-    field("bad_requests", sum(ws, &proxy::WorkerCounters::bad_requests));
-    body += "\"responses\":{";
-    for (int c = 1; c <= 5; ++c) {
-      uint64_t n = 0;
-      for (auto* w : ws) n += w->responses_by_class[c].get();
-      body += "\"" + std::to_string(c) + "xx\":" + std::to_string(n) + (c < 5 ? "," : "");
-    }
-    body += "},";
-    field("policy_generation", ps.loaded_generation);
-    field("policy_reloads", ps.reloads);
-    field("policy_refused", ps.refused, true);
-    body += "}\n";
-    return reply(req, 200, "OK", "application/json", body);
+    return reply(req, 200, "OK", "application/json", statsJson(takeSnapshot(*shared_, event::monotonicNowUs())));
   }
   if (path == "/metrics") {
     if (!is_get) return methodNotAllowed("GET");
-    // Prometheus text exposition format 0.0.4.
-    const auto& ws = shared_->worker_counters;
-    auto ps = shared_->policy_status.snapshot();
-    std::string body;
-    auto metric = [&](const char* name, const char* type, const char* help, uint64_t v) {
-      body += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " +
-              std::to_string(v) + "\n";
+    return reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
+                 metricsText(takeSnapshot(*shared_, event::monotonicNowUs())));
+  }
+  if (path == "/config") {
+    if (!is_get) return methodNotAllowed("GET");
+    return reply(req, 200, "OK", "application/json", configJson(takeSnapshot(*shared_, event::monotonicNowUs())));
+  }
+  if (path == "/explain") {
+    if (!is_get) return methodNotAllowed("GET");
+    std::string error;
+    auto query = parseExplainQuery(uri && evhttp_uri_get_query(uri) ? evhttp_uri_get_query(uri) : "", &error);
+    if (!query) return reply(req, 400, "Bad Request", "text/plain", "/explain: " + error + "\n");
+    int64_t now = event::monotonicNowUs();
+    auto table = shared_->policy_status.table();
+    // The registry hands out a service's budget lock-free; asking for one
+    // that no request used yet claims its slot early (the same slot the
+    // first request would claim).
+    auto budget = [&](std::string_view service, const pfc::BudgetPolicy& p) {
+      return shared_->budgets.get(service).snapshot(now, p);
     };
-    metric("mulligan_downstream_connections_total", "counter", "Connections accepted from the app.",
-           sum(ws, &proxy::WorkerCounters::downstream_accepted));
-    metric("mulligan_downstream_connections_active", "gauge", "Connections from the app open now.",
-           sum(ws, &proxy::WorkerCounters::downstream_active));
-    body += "# HELP mulligan_responses_total Responses sent to the app, by status class.\n"
-            "# TYPE mulligan_responses_total counter\n";
-    for (int c = 1; c <= 5; ++c) {
-      uint64_t n = 0;
-      for (auto* w : ws) n += w->responses_by_class[c].get();
-      body += "mulligan_responses_total{code_class=\"" + std::to_string(c) + "xx\"} " + std::to_string(n) + "\n";
-    }
-    metric("mulligan_requests_total", "counter", "HTTP requests received.", sum(ws, &proxy::WorkerCounters::requests));
-    metric("mulligan_upstream_attempts_total", "counter", "Attempts sent upstream (first tries and retries).",
-           sum(ws, &proxy::WorkerCounters::attempts));
-    metric("mulligan_retries_total", "counter", "Retries started.", sum(ws, &proxy::WorkerCounters::retries));
-    metric("mulligan_upstream_connects_total", "counter", "New upstream TCP connections attempted.",
-           sum(ws, &proxy::WorkerCounters::upstream_connects));
-    metric("mulligan_upstream_connect_failures_total", "counter", "Upstream connects that failed or timed out.",
-           sum(ws, &proxy::WorkerCounters::upstream_connect_failures));
-    metric("mulligan_upstream_connections_reused_total", "counter", "Attempts sent on a pooled connection.",
-           sum(ws, &proxy::WorkerCounters::upstream_reused));
-    metric("mulligan_tunnels_total", "counter", "Connections relayed as opaque TCP, CONNECT or upgrades.",
-           sum(ws, &proxy::WorkerCounters::tunnels));
-    metric("mulligan_bad_requests_total", "counter", "Requests refused for framing or size (400, 431).",
-           sum(ws, &proxy::WorkerCounters::bad_requests));
-    metric("mulligan_policy_generation", "gauge", "Generation of the policy table enforced (0 = none).",
-           ps.loaded_generation);
-    metric("mulligan_policy_reloads_total", "counter", "Policy tables loaded, summed over workers.", ps.reloads);
-    metric("mulligan_policy_refused_total", "counter", "Policy tables refused as untrustworthy.", ps.refused);
-    return reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", body);
+    return reply(req, 200, "OK", "application/json", explainJson(table.get(), *query, budget));
+  }
+  if (path == "/") {
+    if (!is_get) return methodNotAllowed("GET");
+    return reply(req, 200, "OK", "text/html; charset=utf-8", indexHtml(takeSnapshot(*shared_, event::monotonicNowUs())));
   }
   if (path == "/drain") {
     if (method != EVHTTP_REQ_POST) return methodNotAllowed("POST");
@@ -194,7 +163,7 @@ void AdminServer::handle(evhttp_request* req) {
     ::kill(::getpid(), SIGUSR1);  // the main thread's sigwait() starts the graceful stop
     return;
   }
-  reply(req, 404, "Not Found", "text/plain", "not found; try /ready /healthz /stats /metrics\n");
+  reply(req, 404, "Not Found", "text/plain", "not found; try / /ready /healthz /config /explain /stats /metrics\n");
 }
 
 }  // namespace mulligan::admin

@@ -1,8 +1,12 @@
 // The admin endpoint (DESIGN.md "Admin endpoint"): an evhttp server on its
 // own thread and event loop, so it never competes with the data plane for a
 // loop or a lock. It reads only what workers publish for it (atomics and the
-// policy status). Routes so far: GET /ready, GET /healthz, GET /stats, GET /metrics,
-// POST /drain (loopback peers only); every other method is refused with 405.
+// policy status, the per-service counters of stats/, the newest table).
+// Routes: GET / (HTML), /ready, /healthz, /config, /explain, /stats,
+// /metrics (HEAD too), POST /drain (loopback peers only); every other method
+// on these routes is refused with 405 and an Allow header (a method token
+// evhttp does not know: 501 from evhttp); other paths 404.
+// Renderers live in stats_render.h, explain.h and pages.h.
 #pragma once
 
 #include <event2/event.h>

@@ -16,14 +16,22 @@ int64_t unixMs() {
 
 }  // namespace
 
-void PolicyStatus::recordLoaded(const pfc::Table& t, int64_t unix_ms) {
+void PolicyStatus::recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_ms) {
   reloads_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
-  // Several workers load the same generation; report the newest.
-  if (t.generation() >= loaded_generation_.load(std::memory_order_relaxed)) {
+  // Several workers load the same generation; report the newest (and the
+  // time the first worker loaded it).
+  uint64_t current = loaded_generation_.load(std::memory_order_relaxed);
+  if (t->generation() > current || !table_) {
     loaded_unix_ms_ = unix_ms;
-    loaded_generation_.store(t.generation(), std::memory_order_release);
+    table_ = t;
+    loaded_generation_.store(t->generation(), std::memory_order_release);
   }
+}
+
+std::shared_ptr<const pfc::Table> PolicyStatus::table() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return table_;
 }
 
 void PolicyStatus::recordRefused(uint64_t generation, const std::string& why, int64_t unix_ms) {
@@ -74,7 +82,7 @@ void PolicyView::reload(uint64_t generation) {
     case pfc::Subscriber::Status::kOk:
       seen_generation_ = generation;
       table_ = std::move(fresh);
-      status_->recordLoaded(*table_, unixMs());
+      status_->recordLoaded(table_, unixMs());
       LOG_DEBUG("loaded policy generation %llu", static_cast<unsigned long long>(table_->generation()));
       break;
     case pfc::Subscriber::Status::kTorn:

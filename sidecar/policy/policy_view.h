@@ -26,7 +26,7 @@ namespace mulligan::policy {
 class PolicyStatus {
  public:
   // Called by views (any worker) when they load or refuse a generation.
-  void recordLoaded(const pfc::Table& t, int64_t unix_ms);
+  void recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_ms);
   void recordRefused(uint64_t generation, const std::string& why, int64_t unix_ms);
 
   struct Snapshot {
@@ -40,6 +40,10 @@ class PolicyStatus {
   };
   Snapshot snapshot() const;
   bool loaded() const { return loaded_generation_.load(std::memory_order_acquire) != 0; }
+  // The newest table any worker loaded (null before the first), kept alive
+  // for the admin endpoint's /config, /explain and page. Takes the mutex
+  // that only reloads take, never a request.
+  std::shared_ptr<const pfc::Table> table() const;
 
  private:
   std::atomic<uint64_t> loaded_generation_{0};
@@ -50,6 +54,7 @@ class PolicyStatus {
   uint64_t refused_generation_ = 0;
   int64_t refused_unix_ms_ = 0;
   std::string refused_why_;
+  std::shared_ptr<const pfc::Table> table_;
 };
 
 class PolicyView {

@@ -170,6 +170,11 @@ class Attempt : public event::Deletable {
 
   virtual State state() const = 0;
   virtual int64_t sentAtUs() const = 0;
+  // It runs on a connection (HTTP/1) or session (HTTP/2) opened earlier.
+  virtual bool reused() const = 0;
+  // Which timer ended it, for the per-route timeout counters.
+  virtual bool connectTimedOut() const = 0;
+  virtual bool readTimedOut() const = 0;
 };
 
 // Helpers shared by the codecs.

@@ -175,6 +175,7 @@ void Http1Attempt::onTimer() {
       if (connect_failed_now_) {
         fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " failed");
       } else {
+        connect_timed_out_ = true;
         fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " timed out");
       }
       break;
@@ -183,6 +184,7 @@ void Http1Attempt::onTimer() {
       break;
     case State::kStreaming:
       transitionTo(State::kDone);
+      read_timed_out_ = true;
       owner_->onAttemptAborted("read timeout: " + dest_.toString() + " went silent mid-response");
       break;
     case State::kDone:

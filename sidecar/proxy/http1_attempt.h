@@ -55,7 +55,9 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
   State state() const override { return state_; }
   int64_t sentAtUs() const override { return sent_at_us_; }
 
-  bool reused() const { return reused_; }
+  bool reused() const override { return reused_; }
+  bool connectTimedOut() const override { return connect_timed_out_; }
+  bool readTimedOut() const override { return read_timed_out_; }
   const net::Address& destination() const { return dest_; }
 
  private:
@@ -95,6 +97,8 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
   event::Timer timer_;
   Http1Reader reader_;
   bool reused_ = false;
+  bool connect_timed_out_ = false;
+  bool read_timed_out_ = false;
   bool complete_ = false;     // the response ended cleanly
   bool reusable_ = false;     // and the connection may carry another request
   bool got_bytes_ = false;    // any response byte seen

@@ -420,11 +420,13 @@ ssize_t Http2ClientSession::readRequestBody(int32_t stream_id, uint8_t* buf, siz
 
 Http2Pool::~Http2Pool() = default;
 
-Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t connect_timeout_us) {
+Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused) {
+  if (reused) *reused = false;
   auto& list = sessions_[dest.toString()];
   for (auto& s : list) {
     if (s->canTakeStream()) {
       worker_->counters().upstream_reused.add();
+      if (reused) *reused = true;
       return s.get();
     }
   }
@@ -521,7 +523,7 @@ void Http2Attempt::endRequest(const HeaderList* trailers) {
 
 void Http2Attempt::start() {
   worker_->counters().attempts.add();
-  session_ = worker_->h2pool().sessionFor(dest_, connect_timeout_us_);
+  session_ = worker_->h2pool().sessionFor(dest_, connect_timeout_us_, &reused_);
   if (!session_) {
     // Immediate failure (e.g. no route); report from the loop, never inline.
     timer_.armUs(0);
@@ -586,6 +588,7 @@ void Http2Attempt::abortResponse(const std::string& why) {
 void Http2Attempt::onTimer() {
   switch (state_) {
     case State::kConnecting:
+      connect_timed_out_ = session_ != nullptr;
       fail(retry::OutcomeKind::kConnectFailure,
            session_ ? "connect to " + dest_.toString() + " timed out" : "connect to " + dest_.toString() + " failed");
       break;
@@ -593,6 +596,7 @@ void Http2Attempt::onTimer() {
       fail(retry::OutcomeKind::kPerTryTimeout, "no response headers from " + dest_.toString() + " in time");
       break;
     case State::kStreaming:
+      read_timed_out_ = true;
       abortResponse("read timeout: " + dest_.toString() + " went silent mid-response");
       break;
     case State::kDone:

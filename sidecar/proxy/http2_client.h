@@ -132,7 +132,8 @@ class Http2Pool {
 
   // A session to `dest` with room for one more stream: an existing one, or a
   // new connection (null when even the connect could not start).
-  Http2ClientSession* sessionFor(const net::Address& dest, int64_t connect_timeout_us);
+  // `reused` (optional) says whether the session was already open.
+  Http2ClientSession* sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused = nullptr);
   // A session ended: the pool forgets it and frees it from the loop.
   void remove(Http2ClientSession* s);
   size_t sessionCount() const;
@@ -163,6 +164,9 @@ class Http2Attempt : public Attempt {
   size_t requestBacklog() const override { return evbuffer_get_length(body_); }
   State state() const override { return state_; }
   int64_t sentAtUs() const override { return sent_at_us_; }
+  bool reused() const override { return reused_; }
+  bool connectTimedOut() const override { return connect_timed_out_; }
+  bool readTimedOut() const override { return read_timed_out_; }
 
   // --- for Http2ClientSession ---
   // The request as nghttp2 name/value pairs (valid while this lives).
@@ -205,6 +209,9 @@ class Http2Attempt : public Attempt {
   int32_t stream_id_ = -1;
   event::Timer timer_;
   int64_t sent_at_us_ = 0;
+  bool reused_ = false;             // the stream went on an already open session
+  bool connect_timed_out_ = false;  // the connect timer ended it
+  bool read_timed_out_ = false;     // the read timer ended it mid-response
 
   // Request.
   std::vector<std::string> nv_storage_;  // names and values, lower-cased names

@@ -76,6 +76,8 @@ void ProxyStream::start() {
   } else {
     policy_ = &builtinPolicy();
   }
+  route_stats_ = &worker_->routeStats().forMatch(table_.get(), match_);
+  route_stats_->request();
   budget_ = &worker_->shared().budgets.get(service_name_);
   budget_->recordRequest(start_us_, policy_->budget);
 
@@ -187,6 +189,7 @@ void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) 
   self->state_ = State::kDone;
   self->deadline_timer_.cancel();  // a tunnel lives as long as its peers
   self->worker_->counters().responses_by_class[2].add();
+  self->route_stats_->response(200);
   self->logAccess();
   self->down_->upgradeToTunnel(bev);  // writes the 200; may defer-delete us
 }
@@ -235,6 +238,7 @@ void ProxyStream::startAttempt() {
   attempt_started_ = true;
   if (!replayable_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
   attempt_->start();  // a pooled connection flushes at once
+  route_stats_->attemptStarted(attempt_->reused());
 }
 
 void ProxyStream::onRequestBody(const char* data, size_t len) {
@@ -276,11 +280,13 @@ bool ProxyStream::maybeRetry(const retry::Outcome& o) {
   if (response_started_) retry_->responseStarted();
   retry::Decision d = retry_->decide(o, core::systemClock(), *budget_, worker_->random());
   if (!d.retry) {
+    route_stats_->refused(d.refusal);
     if (d.refusal != retry::Refusal::kNotRetriable && d.refusal != retry::Refusal::kRetriesExhausted) {
       retry_refused_ = retry::refusalName(d.refusal);
     }
     return false;
   }
+  route_stats_->retried(o);
   retryAfter(d.wait_us, o.reason());
   return true;
 }
@@ -301,6 +307,7 @@ void ProxyStream::retryAfter(int64_t wait_us, std::string_view reason) {
 }
 
 void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& why) {
+  route_stats_->attemptFailed(kind, attempt_ && attempt_->connectTimedOut());
   retry::Outcome o;
   o.kind = kind;
   LOG_DEBUG("attempt %u for %s %s%s: %s", retry_->attempts(), req_.method.c_str(), req_.authority.c_str(),
@@ -327,6 +334,7 @@ void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& wh
 
 void ProxyStream::onAttemptHead(MessageHead& head, bool end_stream) {
   upstream_head_us_ = event::monotonicNowUs() - attempt_->sentAtUs();
+  route_stats_->upstreamLatency(upstream_head_us_);
   if (!request_complete_) attempt_->forbidReuse();
   retry::Outcome o;
   o.kind = retry::OutcomeKind::kResponse;
@@ -420,6 +428,7 @@ void ProxyStream::onAttemptAborted(const std::string& why) {
     onAttemptFailed(retry::OutcomeKind::kReset, why);
     return;
   }
+  route_stats_->attemptAborted(attempt_ && attempt_->readTimedOut());
   sidecar_error_ = "response-aborted";
   state_ = State::kDone;
   deadline_timer_.cancel();
@@ -440,6 +449,7 @@ void ProxyStream::onDownstreamDrained() {
 
 void ProxyStream::onDeadline() {
   if (state_ == State::kDone) return;
+  route_stats_->timeout(stats::TimeoutKind::kRequest);
   if (response_started_) {
     if (grpc_) {
       // After response headers: cancel the upstream stream (RST_STREAM
@@ -496,6 +506,7 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
   status_ = r.status;
   response_started_ = true;
   if (status_ >= 100 && status_ < 600) worker_->counters().responses_by_class[status_ / 100].add();
+  route_stats_->response(status_);
   logAccess();
   down_->localReply(r);  // may defer-delete us
 }
@@ -506,6 +517,7 @@ void ProxyStream::finish() {
   deadline_timer_.cancel();
   backoff_timer_.cancel();
   if (status_ >= 100 && status_ < 600) worker_->counters().responses_by_class[status_ / 100].add();
+  route_stats_->response(status_);
   logAccess();
   down_->responseComplete();  // may defer-delete us
 }

@@ -39,6 +39,7 @@
 #include "sidecar/proxy/downstream.h"
 #include "sidecar/retry/deadline.h"
 #include "sidecar/retry/retry_state.h"
+#include "sidecar/stats/route_stats.h"
 
 namespace mulligan::proxy {
 
@@ -129,6 +130,7 @@ class ProxyStream : public event::Deletable, private Attempt::Owner {
   retry::Deadline deadline_;
   std::unique_ptr<retry::RetryState> retry_;
   retry::RetryBudget* budget_ = nullptr;
+  stats::RouteCounters* route_stats_ = nullptr;  // this request's service/route counters (set in start)
 
   // Body replay: the (decoded) request body, while within max_buffered_body.
   evbuffer* replay_;

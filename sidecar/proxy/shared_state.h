@@ -12,21 +12,12 @@
 #include "sidecar/net/address.h"
 #include "sidecar/policy/policy_view.h"
 #include "sidecar/retry/budget.h"
+#include "sidecar/stats/route_stats.h"
 
 namespace mulligan::proxy {
 
-// A counter with exactly one writer (its worker) and any number of readers.
-// The writer's increment is a plain load + store, not a locked read-modify-
-// write; readers never see a torn value.
-class Counter {
- public:
-  void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void sub(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
-  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> v_{0};
-};
+// A counter with exactly one writer (its worker): see stats/route_stats.h.
+using Counter = stats::Counter;
 
 struct WorkerCounters {
   Counter downstream_accepted;
@@ -59,6 +50,7 @@ struct SharedState {
   policy::PolicyStatus policy_status;
   std::atomic<bool> draining{false};
   std::vector<WorkerCounters*> worker_counters;  // filled before workers start
+  std::vector<const stats::WorkerStats*> worker_stats;  // per service/route; filled before workers start
   retry::BudgetRegistry budgets;                 // per service, shared by all workers
 };
 

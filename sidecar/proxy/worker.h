@@ -55,6 +55,8 @@ class Worker {
   Http2Pool& h2pool() { return *h2pool_; }
   SharedState& shared() { return *shared_; }
   WorkerCounters& counters() { return counters_; }
+  // Per service/route counters (this worker writes them; the admin reads).
+  stats::WorkerStats& routeStats() { return route_stats_; }
   bool draining() const { return draining_; }
   int index() const { return index_; }
   // Connections report their end; the worker destroys them from the loop.
@@ -85,6 +87,7 @@ class Worker {
   std::unique_ptr<ConnPool> pool_;  // freed before the loop it lives on
   std::unique_ptr<Http2Pool> h2pool_;
   WorkerCounters counters_;
+  stats::WorkerStats route_stats_;
   int drain_fd_ = -1;  // eventfd: requestDrain() from another thread
   event::EventPtr drain_event_;
   event::EventPtr drain_deadline_;

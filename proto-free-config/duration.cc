@@ -1,9 +1,9 @@
-#include "agent/duration.h"
+#include "proto-free-config/duration.h"
 
 #include <limits>
 #include <numeric>
 
-namespace mulligan::agent {
+namespace mulligan::pfc {
 namespace {
 
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
@@ -188,4 +188,4 @@ std::string formatSize(uint64_t bytes) {
   return "0B";
 }
 
-}  // namespace mulligan::agent
+}  // namespace mulligan::pfc

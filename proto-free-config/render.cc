@@ -1,13 +1,13 @@
-#include "agent/render.h"
+#include "proto-free-config/render.h"
 
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
 
-#include "agent/duration.h"
+#include "proto-free-config/duration.h"
 
-namespace mulligan::agent {
+namespace mulligan::pfc {
 namespace {
 
 // Length of the valid UTF-8 sequence at s[i], or 0 (RFC 3629 §4: no
@@ -134,14 +134,14 @@ std::string quotedList(const std::vector<std::string>& items) {
 const char* boolText(bool b) { return b ? "true" : "false"; }
 std::string durationText(int64_t us) { return quote(formatDuration(us)); }
 
-std::string matchKey(pfc::MatchKind k) {
+std::string matchKey(MatchKind k) {
   switch (k) {
-    case pfc::MatchKind::kPathPrefix:
+    case MatchKind::kPathPrefix:
       return "path_prefix";
-    case pfc::MatchKind::kPathExact:
+    case MatchKind::kPathExact:
       return "path_exact";
-    case pfc::MatchKind::kGrpcService:
-    case pfc::MatchKind::kGrpcMethod:
+    case MatchKind::kGrpcService:
+    case MatchKind::kGrpcMethod:
       return "grpc";
   }
   return "path_prefix";
@@ -149,8 +149,8 @@ std::string matchKey(pfc::MatchKind k) {
 
 std::vector<std::string> methodNames(uint32_t bits) {
   std::vector<std::string> out;
-  for (uint32_t m = 0; m < static_cast<uint32_t>(pfc::Method::kCount); ++m) {
-    if (bits & (1u << m)) out.emplace_back(pfc::methodName(static_cast<pfc::Method>(m)));
+  for (uint32_t m = 0; m < static_cast<uint32_t>(Method::kCount); ++m) {
+    if (bits & (1u << m)) out.emplace_back(methodName(static_cast<Method>(m)));
   }
   return out;
 }
@@ -186,13 +186,13 @@ class TomlWriter {
 
 // The policy's own fields, then its sub-tables as [<prefix>.retry] etc.
 // Routes leave out idle_timeout and budget, which they cannot set.
-void tomlPolicy(TomlWriter& w, const pfc::EffectivePolicy& p, const std::string& prefix, bool route_level) {
+void tomlPolicy(TomlWriter& w, const EffectivePolicy& p, const std::string& prefix, bool route_level) {
   w.field("connect_timeout", durationText(p.connect_timeout_us));
   w.field("request_timeout", durationText(p.request_timeout_us));
   if (!route_level) w.field("idle_timeout", durationText(p.idle_timeout_us));
   w.field("read_timeout", durationText(p.read_timeout_us));
 
-  const pfc::RetryPolicy& r = p.retry;
+  const RetryPolicy& r = p.retry;
   w.header("[" + prefix + ".retry]");
   w.field("retry_on", quotedList(retryOnNames(r)));
   w.field("num_retries", std::to_string(r.num_retries));
@@ -293,7 +293,7 @@ class JsonWriter {
 
 // The policy's fields into the current object (no braces, so a service's
 // fields can sit next to its name, as in the TOML).
-void jsonPolicyFields(JsonWriter& w, const pfc::EffectivePolicy& p, bool route_level) {
+void jsonPolicyFields(JsonWriter& w, const EffectivePolicy& p, bool route_level) {
   w.key("connect_timeout");
   w.string(formatDuration(p.connect_timeout_us));
   w.key("request_timeout");
@@ -305,7 +305,7 @@ void jsonPolicyFields(JsonWriter& w, const pfc::EffectivePolicy& p, bool route_l
   w.key("read_timeout");
   w.string(formatDuration(p.read_timeout_us));
 
-  const pfc::RetryPolicy& r = p.retry;
+  const RetryPolicy& r = p.retry;
   w.key("retry");
   w.beginObject();
   w.key("retry_on");
@@ -355,26 +355,28 @@ void jsonPolicyFields(JsonWriter& w, const pfc::EffectivePolicy& p, bool route_l
 
 }  // namespace
 
-std::vector<std::string> retryOnNames(const pfc::RetryPolicy& r) {
+std::vector<std::string> retryOnNames(const RetryPolicy& r) {
   std::vector<std::string> out;
-  for (uint32_t c = 0; c < static_cast<uint32_t>(pfc::RetryCondition::kCount); ++c) {
-    if (r.has(static_cast<pfc::RetryCondition>(c)))
-      out.emplace_back(pfc::conditionName(static_cast<pfc::RetryCondition>(c)));
+  for (uint32_t c = 0; c < static_cast<uint32_t>(RetryCondition::kCount); ++c) {
+    if (r.has(static_cast<RetryCondition>(c)))
+      out.emplace_back(conditionName(static_cast<RetryCondition>(c)));
   }
-  for (int code = pfc::kMinStatus; code <= pfc::kMaxStatus; ++code) {
+  for (int code = kMinStatus; code <= kMaxStatus; ++code) {
     if (r.hasStatus(code)) out.push_back(std::to_string(code));
   }
-  for (uint32_t g = 0; g <= static_cast<uint32_t>(pfc::GrpcCode::kUnauthenticated); ++g) {
-    std::string_view name = pfc::grpcCodeName(static_cast<pfc::GrpcCode>(g));
+  for (uint32_t g = 0; g <= static_cast<uint32_t>(GrpcCode::kUnauthenticated); ++g) {
+    std::string_view name = grpcCodeName(static_cast<GrpcCode>(g));
     // A code without a name cannot be in a compiled policy; from a corrupt
     // table it is shown by number rather than dropped.
-    if (r.hasGrpc(static_cast<pfc::GrpcCode>(g)))
+    if (r.hasGrpc(static_cast<GrpcCode>(g)))
       out.push_back(name.empty() ? "grpc-" + std::to_string(g) : std::string(name));
   }
   return out;
 }
 
-std::string policyToJson(const pfc::EffectivePolicy& policy) {
+std::string jsonQuote(std::string_view s) { return quote(s); }
+
+std::string policyToJson(const EffectivePolicy& policy) {
   JsonWriter w(/*pretty=*/false);
   w.beginObject();
   jsonPolicyFields(w, policy, /*route_level=*/false);
@@ -382,7 +384,7 @@ std::string policyToJson(const pfc::EffectivePolicy& policy) {
   return w.take();
 }
 
-std::string renderToml(const pfc::TableModel& m, uint64_t generation) {
+std::string renderToml(const TableModel& m, uint64_t generation) {
   std::string out;
   out += "# Mulligan policy table, generation " + std::to_string(generation) + ".\n";
   out += "# Every value is the effective one; this file compiles back to the same table.\n";
@@ -393,7 +395,7 @@ std::string renderToml(const pfc::TableModel& m, uint64_t generation) {
   TomlWriter w(&out);
   w.header("[defaults]");
   tomlPolicy(w, m.defaults, "defaults", false);
-  for (const pfc::ServiceModel& s : m.services) {
+  for (const ServiceModel& s : m.services) {
     w.setIndent("");
     w.header("[[service]]");
     w.field("name", quote(s.name));
@@ -402,17 +404,17 @@ std::string renderToml(const pfc::TableModel& m, uint64_t generation) {
     if (!s.upstream.empty()) w.field("upstream", quote(s.upstream));
     tomlPolicy(w, s.policy, "service", false);
     w.setIndent("  ");
-    for (const pfc::RouteModel& r : s.routes) {
+    for (const RouteModel& r : s.routes) {
       w.header("[[service.route]]");
       w.field(matchKey(r.kind), quote(r.match));
-      if (r.methods != pfc::kAllMethods) w.field("methods", quotedList(methodNames(r.methods)));
+      if (r.methods != kAllMethods) w.field("methods", quotedList(methodNames(r.methods)));
       tomlPolicy(w, r.policy, "service.route", true);
     }
   }
   return out;
 }
 
-std::string renderJson(const pfc::TableModel& m, uint64_t generation) {
+std::string renderJson(const TableModel& m, uint64_t generation) {
   JsonWriter w(/*pretty=*/true);
   w.beginObject();
   w.key("generation");
@@ -432,7 +434,7 @@ std::string renderJson(const pfc::TableModel& m, uint64_t generation) {
   w.endObject();
   w.key("services");
   w.beginArray();
-  for (const pfc::ServiceModel& s : m.services) {
+  for (const ServiceModel& s : m.services) {
     w.beginObject();
     w.key("name");
     w.string(s.name);
@@ -445,7 +447,7 @@ std::string renderJson(const pfc::TableModel& m, uint64_t generation) {
     jsonPolicyFields(w, s.policy, false);
     w.key("routes");
     w.beginArray();
-    for (const pfc::RouteModel& r : s.routes) {
+    for (const RouteModel& r : s.routes) {
       w.beginObject();
       w.key(matchKey(r.kind));
       w.string(r.match);
@@ -462,4 +464,4 @@ std::string renderJson(const pfc::TableModel& m, uint64_t generation) {
   return w.take() + "\n";
 }
 
-}  // namespace mulligan::agent
+}  // namespace mulligan::pfc

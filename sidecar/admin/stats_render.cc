@@ -1,0 +1,349 @@
+#include "sidecar/admin/stats_render.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <set>
+#include <unordered_map>
+
+#include "proto-free-config/duration.h"
+#include "proto-free-config/render.h"
+
+namespace mulligan::admin {
+namespace {
+
+const char* const kClassNames[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+// Refusals worth a series: everything but "it did happen" and "the policy
+// never asked" (see RouteCounters::refused).
+bool countedRefusal(size_t i) {
+  auto r = static_cast<retry::Refusal>(i);
+  return r != retry::Refusal::kNone && r != retry::Refusal::kNotRetriable;
+}
+
+// Prometheus label value escaping (exposition format: \\, \", \n).
+std::string labelValue(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string seconds(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// Shortest text that reads back as the same double; JSON has no NaN/Inf.
+std::string number(double v) {
+  if (!std::isfinite(v)) return "0";
+  char buf[64];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : "0";
+}
+
+class Metrics {
+ public:
+  void family(const char* name, const char* type, const char* help) {
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  // name{labels} value; labels already rendered ("" for none).
+  void sample(std::string_view name, const std::string& labels, const std::string& value) {
+    out_ += name;
+    if (!labels.empty()) out_ += "{" + labels + "}";
+    out_ += ' ';
+    out_ += value;
+    out_ += '\n';
+  }
+  void sample(std::string_view name, const std::string& labels, uint64_t v) { sample(name, labels, std::to_string(v)); }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string out_;
+};
+
+std::string routeLabels(const stats::RouteTotals& t) {
+  return "service=\"" + labelValue(t.service) + "\",route=\"" + routeLabel(t.route) + "\"";
+}
+
+}  // namespace
+
+std::string routeLabel(int route) { return route < 0 ? "" : std::to_string(route); }
+
+std::string routeMatchText(const pfc::Table& t, const pfc::RouteEntry& r) {
+  const char* kind = "path_prefix";
+  if (r.kind == pfc::MatchKind::kPathExact) kind = "path_exact";
+  if (r.kind == pfc::MatchKind::kGrpcService || r.kind == pfc::MatchKind::kGrpcMethod) kind = "grpc";
+  return std::string(kind) + " = " + std::string(t.str(r.match));
+}
+
+StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
+  StatsSnapshot s;
+  auto& g = s.globals;
+  for (const proxy::WorkerCounters* w : shared.worker_counters) {
+    g.downstream_accepted += w->downstream_accepted.get();
+    g.downstream_active += w->downstream_active.get();
+    g.tunnels += w->tunnels.get();
+    g.requests += w->requests.get();
+    for (int c = 0; c < 6; ++c) g.responses[c] += w->responses_by_class[c].get();
+    g.attempts += w->attempts.get();
+    g.retries += w->retries.get();
+    g.upstream_connects += w->upstream_connects.get();
+    g.upstream_connect_failures += w->upstream_connect_failures.get();
+    g.upstream_reused += w->upstream_reused.get();
+    g.bad_requests += w->bad_requests.get();
+  }
+  s.routes = stats::collect(shared.worker_stats);
+  s.policy = shared.policy_status.snapshot();
+  s.table = shared.policy_status.table();
+  s.draining = shared.draining.load();
+
+  // Budgets of the services that had traffic: those slots are claimed
+  // already, so reading them claims nothing new in the registry.
+  std::unordered_map<std::string_view, const pfc::ServiceEntry*> by_name;
+  std::unordered_map<std::string_view, const pfc::EffectivePolicy*> policies;
+  static const pfc::EffectivePolicy kBuiltin = pfc::builtinDefaults();
+  if (s.table) {
+    for (const pfc::ServiceEntry& e : s.table->services()) {
+      by_name[s.table->str(e.name)] = &e;
+      policies[s.table->str(e.name)] = &s.table->policies()[e.policy_index];
+    }
+  }
+  for (const stats::RouteTotals& t : s.routes) {
+    auto it = by_name.find(t.service);
+    bool known = t.route >= 0 && it != by_name.end() && static_cast<uint32_t>(t.route) < it->second->route_count;
+    s.matches.push_back(known ? routeMatchText(*s.table, s.table->routes()[it->second->route_begin + t.route]) : "");
+  }
+  std::set<std::string> seen;
+  for (const stats::RouteTotals& t : s.routes) {
+    if (!seen.insert(t.service).second) continue;
+    const pfc::EffectivePolicy* p = &kBuiltin;
+    if (t.service.empty()) {
+      if (s.table) p = &s.table->defaults();
+    } else if (auto it = policies.find(t.service); it != policies.end()) {
+      p = it->second;
+    } else {
+      continue;  // a service the enforced table no longer has
+    }
+    StatsSnapshot::Budget b;
+    b.service = t.service;
+    b.state = shared.budgets.get(t.service).snapshot(now_us, p->budget);
+    b.retry_ratio = p->budget.retry_ratio;
+    b.min_retries_per_second = p->budget.min_retries_per_second;
+    s.budgets.push_back(std::move(b));
+  }
+  return s;
+}
+
+std::string statsJson(const StatsSnapshot& s) {
+  const auto& g = s.globals;
+  std::string b = "{";
+  auto field = [&](const char* name, uint64_t v) { b += "\"" + std::string(name) + "\":" + std::to_string(v) + ","; };
+  field("downstream_accepted", g.downstream_accepted);
+  field("downstream_active", g.downstream_active);
+  field("tunnels", g.tunnels);
+  field("requests", g.requests);
+  field("attempts", g.attempts);
+  field("retries", g.retries);
+  field("upstream_connects", g.upstream_connects);
+  field("upstream_connect_failures", g.upstream_connect_failures);
+  field("upstream_reused", g.upstream_reused);
+  field("bad_requests", g.bad_requests);
+  b += "\"responses\":{";
+  for (int c = 1; c <= 5; ++c) b += "\"" + std::string(kClassNames[c]) + "\":" + std::to_string(g.responses[c]) + (c < 5 ? "," : "");
+  b += "},";
+  field("policy_generation", s.policy.loaded_generation);
+  field("policy_reloads", s.policy.reloads);
+  field("policy_refused", s.policy.refused);
+  b += "\"draining\":" + std::string(s.draining ? "true" : "false") + ",";
+
+  b += "\"policy\":{\"generation\":" + std::to_string(s.policy.loaded_generation) +
+       ",\"loaded_unix_ms\":" + std::to_string(s.policy.loaded_unix_ms) +
+       ",\"reloads\":" + std::to_string(s.policy.reloads) + ",\"refused\":" + std::to_string(s.policy.refused);
+  if (!s.policy.refused_why.empty()) {
+    b += ",\"last_refused\":{\"generation\":" + std::to_string(s.policy.refused_generation) +
+         ",\"unix_ms\":" + std::to_string(s.policy.refused_unix_ms) + ",\"why\":" + pfc::jsonQuote(s.policy.refused_why) +
+         "}";
+  }
+  b += "},";
+
+  b += "\"routes\":[";
+  for (size_t i = 0; i < s.routes.size(); ++i) {
+    const stats::RouteTotals& t = s.routes[i];
+    if (i) b += ",";
+    b += "{\"service\":" + pfc::jsonQuote(t.service) + ",\"route\":" + (t.route < 0 ? "null" : std::to_string(t.route));
+    if (i < s.matches.size() && !s.matches[i].empty()) b += ",\"match\":" + pfc::jsonQuote(s.matches[i]);
+    b += ",\"requests\":" + std::to_string(t.requests) + ",\"responses\":{";
+    for (int c = 1; c <= 5; ++c) b += "\"" + std::string(kClassNames[c]) + "\":" + std::to_string(t.responses[c]) + (c < 5 ? "," : "");
+    b += "},\"attempts\":" + std::to_string(t.attempts);
+    b += ",\"retries\":" + std::to_string(t.retriesTotal()) + ",\"retries_by_reason\":{";
+    for (size_t k = 0; k < t.retries.size(); ++k) {
+      b += (k ? "," : "") + pfc::jsonQuote(t.retries[k].first) + ":" + std::to_string(t.retries[k].second);
+    }
+    b += "},\"retries_refused\":{";
+    bool first = true;
+    for (size_t r = 0; r < stats::kRefusalCount; ++r) {
+      if (!countedRefusal(r)) continue;
+      b += (first ? "\"" : ",\"") + std::string(retry::refusalName(static_cast<retry::Refusal>(r))) +
+           "\":" + std::to_string(t.refusals[r]);
+      first = false;
+    }
+    b += "},\"timeouts\":{";
+    for (size_t k = 0; k < std::size(t.timeouts); ++k) {
+      b += (k ? ",\"" : "\"") + std::string(stats::timeoutKindName(static_cast<stats::TimeoutKind>(k))) +
+           "\":" + std::to_string(t.timeouts[k]);
+    }
+    b += "},\"upstream\":{\"connects\":" + std::to_string(t.upstream_connects) +
+         ",\"reused\":" + std::to_string(t.upstream_reused) +
+         ",\"connect_failures\":" + std::to_string(t.upstream_connect_failures) + "}";
+    b += ",\"latency\":{\"count\":" + std::to_string(t.latencyCount()) +
+         ",\"sum_seconds\":" + seconds(static_cast<double>(t.latency_sum_us) / 1e6) + ",\"buckets\":[";
+    uint64_t cumulative = 0;
+    for (size_t k = 0; k < stats::kLatencyBuckets; ++k) {
+      cumulative += t.latency_buckets[k];
+      std::string le = k < std::size(stats::kLatencyBoundsUs)
+                           ? seconds(static_cast<double>(stats::kLatencyBoundsUs[k]) / 1e6)
+                           : std::string("\"+Inf\"");
+      b += (k ? "," : "") + std::string("{\"le\":") + le + ",\"count\":" + std::to_string(cumulative) + "}";
+    }
+    b += "]}}";
+  }
+  b += "],\"budgets\":[";
+  for (size_t i = 0; i < s.budgets.size(); ++i) {
+    const auto& bu = s.budgets[i];
+    b += (i ? "," : "") + std::string("{\"service\":") + pfc::jsonQuote(bu.service) +
+         ",\"window\":" + pfc::jsonQuote(pfc::formatDuration(bu.state.window_us)) +
+         ",\"requests\":" + std::to_string(bu.state.requests) + ",\"retries\":" + std::to_string(bu.state.retries) +
+         ",\"allowed\":" + number(bu.state.allowed) + ",\"refused\":" + std::to_string(bu.state.refused) +
+         ",\"retry_ratio\":" + number(bu.retry_ratio) +
+         ",\"min_retries_per_second\":" + std::to_string(bu.min_retries_per_second) + "}";
+  }
+  b += "]}\n";
+  return b;
+}
+
+std::string metricsText(const StatsSnapshot& s) {
+  const auto& g = s.globals;
+  Metrics m;
+  auto global = [&](const char* name, const char* type, const char* help, uint64_t v) {
+    m.family(name, type, help);
+    m.sample(name, "", v);
+  };
+  global("mulligan_downstream_connections_total", "counter", "Connections accepted from the app.",
+         g.downstream_accepted);
+  global("mulligan_downstream_connections_active", "gauge", "Connections from the app open now.",
+         g.downstream_active);
+  global("mulligan_tunnels_total", "counter", "Connections relayed as opaque TCP, CONNECT or upgrades.", g.tunnels);
+  global("mulligan_bad_requests_total", "counter", "Requests refused for framing or size (400, 431).",
+         g.bad_requests);
+
+  auto perRoute = [&](const char* name, const char* help, uint64_t stats::RouteTotals::*field) {
+    m.family(name, "counter", help);
+    for (const auto& t : s.routes) m.sample(name, routeLabels(t), t.*field);
+  };
+  m.family("mulligan_route_info", "gauge", "What each route label means: its match in the enforced policy.");
+  for (size_t i = 0; i < s.routes.size() && i < s.matches.size(); ++i) {
+    if (s.matches[i].empty()) continue;
+    m.sample("mulligan_route_info", routeLabels(s.routes[i]) + ",match=\"" + labelValue(s.matches[i]) + "\"", 1);
+  }
+  perRoute("mulligan_requests_total", "HTTP requests received, by policy service and route.",
+           &stats::RouteTotals::requests);
+  m.family("mulligan_responses_total", "counter", "Responses sent to the app, by status class.");
+  for (const auto& t : s.routes) {
+    for (int c = 1; c <= 5; ++c) {
+      m.sample("mulligan_responses_total", routeLabels(t) + ",code_class=\"" + kClassNames[c] + "\"", t.responses[c]);
+    }
+  }
+  perRoute("mulligan_upstream_attempts_total", "Attempts sent upstream (first tries and retries).",
+           &stats::RouteTotals::attempts);
+  m.family("mulligan_retries_total", "counter", "Retries started, by the outcome that caused them.");
+  for (const auto& t : s.routes) {
+    for (const auto& [reason, n] : t.retries) {
+      m.sample("mulligan_retries_total", routeLabels(t) + ",reason=\"" + labelValue(reason) + "\"", n);
+    }
+  }
+  m.family("mulligan_retries_refused_total", "counter",
+           "Retries the policy asked for that did not happen, by why (budget = budget overflow).");
+  for (const auto& t : s.routes) {
+    for (size_t r = 0; r < stats::kRefusalCount; ++r) {
+      if (!countedRefusal(r)) continue;
+      m.sample("mulligan_retries_refused_total",
+               routeLabels(t) + ",reason=\"" + std::string(retry::refusalName(static_cast<retry::Refusal>(r))) + "\"",
+               t.refusals[r]);
+    }
+  }
+  m.family("mulligan_timeouts_total", "counter", "Timeouts that fired, by kind (connect, per-try, request, read).");
+  for (const auto& t : s.routes) {
+    for (size_t k = 0; k < std::size(t.timeouts); ++k) {
+      m.sample("mulligan_timeouts_total",
+               routeLabels(t) + ",kind=\"" +
+                   std::string(stats::timeoutKindName(static_cast<stats::TimeoutKind>(k))) + "\"",
+               t.timeouts[k]);
+    }
+  }
+  perRoute("mulligan_upstream_connects_total", "Attempts that opened a new upstream connection.",
+           &stats::RouteTotals::upstream_connects);
+  perRoute("mulligan_upstream_connections_reused_total", "Attempts sent on a pooled upstream connection.",
+           &stats::RouteTotals::upstream_reused);
+  perRoute("mulligan_upstream_connect_failures_total", "Upstream connects refused, unreachable or timed out.",
+           &stats::RouteTotals::upstream_connect_failures);
+
+  m.family("mulligan_upstream_latency_seconds", "histogram",
+           "Time from sending a request upstream to its response headers, per attempt.");
+  for (const auto& t : s.routes) {
+    std::string labels = routeLabels(t);
+    uint64_t cumulative = 0;
+    for (size_t k = 0; k < stats::kLatencyBuckets; ++k) {
+      cumulative += t.latency_buckets[k];
+      std::string le = k < std::size(stats::kLatencyBoundsUs)
+                           ? seconds(static_cast<double>(stats::kLatencyBoundsUs[k]) / 1e6)
+                           : std::string("+Inf");
+      m.sample("mulligan_upstream_latency_seconds_bucket", labels + ",le=\"" + le + "\"", cumulative);
+    }
+    m.sample("mulligan_upstream_latency_seconds_sum", labels, seconds(static_cast<double>(t.latency_sum_us) / 1e6));
+    m.sample("mulligan_upstream_latency_seconds_count", labels, cumulative);
+  }
+
+  auto budget = [&](const char* name, const char* help, auto value) {
+    m.family(name, "gauge", help);
+    for (const auto& b : s.budgets) m.sample(name, "service=\"" + labelValue(b.service) + "\"", value(b));
+  };
+  budget("mulligan_retry_budget_requests", "Original requests counted in the budget's window now.",
+         [](const StatsSnapshot::Budget& b) { return std::to_string(b.state.requests); });
+  budget("mulligan_retry_budget_retries", "Retries admitted in the budget's window now.",
+         [](const StatsSnapshot::Budget& b) { return std::to_string(b.state.retries); });
+  budget("mulligan_retry_budget_allowed", "Retries the budget allows in its window now.",
+         [](const StatsSnapshot::Budget& b) { return number(b.state.allowed); });
+  m.family("mulligan_retry_budget_refused_total", "counter", "Retries the service's budget refused.");
+  for (const auto& b : s.budgets) {
+    m.sample("mulligan_retry_budget_refused_total", "service=\"" + labelValue(b.service) + "\"", b.state.refused);
+  }
+
+  global("mulligan_policy_generation", "gauge", "Generation of the policy table enforced (0 = none).",
+         s.policy.loaded_generation);
+  global("mulligan_policy_reloads_total", "counter", "Policy tables loaded, summed over workers.", s.policy.reloads);
+  global("mulligan_policy_refused_total", "counter", "Policy tables refused as untrustworthy.", s.policy.refused);
+  global("mulligan_draining", "gauge", "1 while the sidecar drains (POST /drain or SIGTERM).", s.draining ? 1 : 0);
+  return m.take();
+}
+
+}  // namespace mulligan::admin

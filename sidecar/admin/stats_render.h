@@ -1,0 +1,89 @@
+// What GET /stats (JSON), GET /metrics (Prometheus text exposition 0.0.4)
+// and the GET / page show: one StatsSnapshot, read from the workers'
+// counters without stopping them, rendered by pure functions.
+//
+// Labels are bounded by the policy, never by requests:
+//   service  the policy service's name; "" for requests no service matched
+//   route    the route's ordinal within its service ("0", "1", ...); "" for
+//            the service level (no route matched)
+//   reason   retries: retry::Outcome::reason() ("503", "connect-failure",
+//            "unavailable", ...; at most 12 per route, then "other");
+//            refused retries: retry::refusalName() ("budget", "deadline", ...)
+//   kind     timeouts: connect, per-try, request, read
+//
+// Threading: takeSnapshot() runs on the admin thread; it reads atomics and
+// takes PolicyStatus's mutex (which only reloads take, never requests).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "proto-free-config/table_reader.h"
+#include "sidecar/proxy/shared_state.h"
+#include "sidecar/retry/budget.h"
+#include "sidecar/stats/route_stats.h"
+
+namespace mulligan::admin {
+
+struct StatsSnapshot {
+  // Process-wide sums of the workers' WorkerCounters.
+  struct Globals {
+    uint64_t downstream_accepted = 0;
+    uint64_t downstream_active = 0;
+    uint64_t tunnels = 0;
+    uint64_t requests = 0;
+    uint64_t responses[6] = {};
+    uint64_t attempts = 0;
+    uint64_t retries = 0;
+    uint64_t upstream_connects = 0;
+    uint64_t upstream_connect_failures = 0;
+    uint64_t upstream_reused = 0;
+    uint64_t bad_requests = 0;
+  } globals;
+  std::vector<stats::RouteTotals> routes;  // every service/route that had traffic
+  // Per routes[i]: the route's match in the enforced table ("path_prefix =
+  // /api/"), "" at the service level or when that table has no such route.
+  std::vector<std::string> matches;
+  // The live retry budget of every service that had traffic, with the
+  // policy of the table enforced now (the built-in defaults without one).
+  struct Budget {
+    std::string service;
+    retry::RetryBudget::Snapshot state;
+    double retry_ratio = 0;
+    uint32_t min_retries_per_second = 0;
+  };
+  std::vector<Budget> budgets;
+  policy::PolicyStatus::Snapshot policy;
+  std::shared_ptr<const pfc::Table> table;  // null: no policy loaded
+  bool draining = false;
+};
+
+StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us);
+
+// GET /stats: the historical top-level fields (downstream_accepted, requests,
+// responses{1xx..5xx}, attempts, retries, policy_generation, ...) plus
+// "routes": [...], "budgets": [...] and "policy": {...}.
+std::string statsJson(const StatsSnapshot& s);
+
+// GET /metrics: Prometheus text format 0.0.4, accepted by `promtool check
+// metrics`. Families: mulligan_requests_total, mulligan_responses_total,
+// mulligan_upstream_attempts_total, mulligan_retries_total,
+// mulligan_retries_refused_total, mulligan_timeouts_total,
+// mulligan_upstream_connects_total, mulligan_upstream_connect_failures_total,
+// mulligan_upstream_connections_reused_total (all {service, route, ...}),
+// mulligan_route_info{service, route, match} (what a route ordinal means),
+// mulligan_upstream_latency_seconds (histogram), mulligan_retry_budget_*
+// {service}, and the process-wide downstream, tunnel, bad-request and policy
+// families.
+std::string metricsText(const StatsSnapshot& s);
+
+// The route label: "" for the service level, else the ordinal.
+std::string routeLabel(int route);
+
+// A route's match as the policy writes it: "path_prefix = /api/",
+// "path_exact = /healthz", "grpc = pkg.Service/Method".
+std::string routeMatchText(const pfc::Table& t, const pfc::RouteEntry& r);
+
+}  // namespace mulligan::admin
