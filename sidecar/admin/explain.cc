@@ -12,6 +12,7 @@
 #include "proto-free-config/render.h"
 #include "sidecar/core/clock.h"
 #include "sidecar/core/random.h"
+#include "sidecar/net/address.h"
 #include "sidecar/retry/deadline.h"
 #include "sidecar/retry/retry_state.h"
 
@@ -159,6 +160,13 @@ std::optional<ExplainQuery> parseExplainQuery(const char* query, std::string* er
   if (!err.empty()) {
     *error = err;
     return std::nullopt;
+  }
+  if (q.port == 0) {
+    // As the data plane does for a request without a destination port: the
+    // port in the authority ("orders:8080"), else 80.
+    std::string_view h;
+    uint16_t p = 0;
+    q.port = net::splitHostPort(q.host, &h, &p) ? p : 80;
   }
   return q;
 }

@@ -44,6 +44,12 @@ TEST(ExplainTest, BadQueriesAreRefusedWithTheReason) {
   EXPECT_NE(parseError("host=a&colour=red").find("unknown parameter \"colour\""), std::string::npos);
 }
 
+TEST(ExplainTest, WithoutAPortTheAuthorityPortOrEightyIsUsedAsTheDataPlaneDoes) {
+  EXPECT_EQ(parse("host=orders").port, 80);
+  EXPECT_EQ(parse("host=orders:8080").port, 8080);
+  EXPECT_EQ(parse("host=orders:8080&port=9000").port, 9000);
+}
+
 TEST(ExplainTest, MatchesServiceAndRouteAndShowsTheEffectivePolicy) {
   auto t = tableOf(pfc::testing::makeModel(2, 2), 7);
   std::string j = explainJson(t.get(), parse("host=svc-1&port=80&path=/api/1/0/x"), noBudget);
