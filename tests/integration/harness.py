@@ -128,7 +128,8 @@ class Stack(Case):
                           "--admin", "127.0.0.1:0", "--access-log", self.access_log, *extra, stderr_file=err)
 
         def listening():
-            text = open(err).read()
+            with open(err) as f:
+                text = f.read()
             if proc.poll() is not None:
                 raise AssertionError("sidecar exited: " + text)
             out = adm = None
