@@ -380,7 +380,7 @@ class Report:
              f"set multiplot layout {rows},{cols} title 'Latency distribution (medians over rounds)'",
              "set logscale y", "set ylabel 'latency ms'", "set xlabel 'percentile'",
              "set xtics ('0' 0, '50' 0.301, '90' 1, '99' 2, '99.9' 3, '99.99' 4)",
-             "set xrange [0:4.1]", "set grid", "set key top left"]
+             "set xrange [0:4.1]", "set grid", "set key bottom right"]
         colors = {"direct": "#777777", "haproxy": "#1f77b4", "nginx": "#2ca02c", "mulligan": "#d62728"}
         for c, title in panels:
             plots = []
