@@ -11,6 +11,7 @@ RAW has one measurement per line (written by scripts/bench):
   FAIL case= target= round=                 the load generator gave no result
   RSS  target= idle_kib= | hwm_kib=
   IDLE target= before_kib= after_kib= conns= per_conn_bytes= failed=
+  GRPC case= target= calls= ok= failed= codes=   gRPC outcomes seen by a grpcio client
   PROP n= p50_ms= p99_ms= ...
   META key=value ...
 
@@ -30,8 +31,12 @@ CASES = [
     ("h1-close", "HTTP/1.1 new connection per request (wrk, Connection: close)"),
     ("h1-503", "HTTP/1.1 keep-alive, upstream 10% 503, retries (wrk)"),
     ("h2", "HTTP/2, many streams (h2load)"),
+    ("h2-503", "HTTP/2, many streams, upstream 10% 503, retries (h2load)"),
     ("grpc", "gRPC unary (h2load)"),
+    ("grpc-unavailable", "gRPC unary, upstream 10% UNAVAILABLE (trailers-only grpc-status 14), retries (h2load)"),
 ]
+# Faulty case -> its no-fault twin (issue 7: >= 0.85x the own no-fault throughput).
+FAULT_BASE = {"h1-503": "h1-keepalive", "h2-503": "h2", "grpc-unavailable": "grpc"}
 TARGETS = ["direct", "haproxy", "nginx", "mulligan"]
 TARGET_NAMES = {"direct": "direct", "haproxy": "HAProxy", "nginx": "nginx", "mulligan": "Mulligan"}
 
@@ -81,6 +86,7 @@ class Report:
         self.rss = defaultdict(dict)
         self.idle = {}
         self.prop = None
+        self.grpc = {}
         for kind, f, pts in recs:
             key = (f.get("case"), f.get("target"))
             if kind == "RUN":
@@ -95,6 +101,8 @@ class Report:
                 self.rss[f["target"]].update({k: float(v) for k, v in f.items() if k != "target"})
             elif kind == "IDLE":
                 self.idle[f["target"]] = {k: float(v) for k, v in f.items() if k != "target"}
+            elif kind == "GRPC":
+                self.grpc[key] = {k: float(v) for k, v in f.items() if k in ("calls", "ok", "failed")}
             elif kind == "PROP":
                 self.prop = {k: float(v) for k, v in f.items() if not k.startswith("error")}
             elif kind == "META":
@@ -122,6 +130,14 @@ class Report:
         out["rounds"] = len(rs)
         out["requests"] = sum(r["requests"] for r in rs)
         out["failed_requests"] = sum(r["status"] + r["errors"] for r in rs)
+        if case.startswith("grpc"):
+            # h2load sees HTTP statuses; a gRPC failure is HTTP 200 + grpc-status.
+            g = self.grpc.get((case, target))
+            if g and g["calls"]:
+                out["success"] = out["min_success"] = g["ok"] / g["calls"] * 100
+                out["requests"], out["failed_requests"] = g["calls"], g["calls"] - g["ok"]
+            else:
+                out["success"] = out["min_success"] = None
         return out
 
     def dist(self, case, target):
@@ -154,7 +170,7 @@ class Report:
                 def cell(key, digits):
                     v = s[key]
                     return f"{fnum(v, digits)} ({fratio(v, h and h[key])} / {fratio(v, d and d[key])})"
-                succ = f"{s['success']:.2f}%" if s["success"] < 100 else "100%"
+                succ = "—" if s["success"] is None else f"{s['success']:.2f}%" if s["success"] < 100 else "100%"
                 cpu = "—" if t == "direct" else fnum(s["cpu_us"], 1)
                 rows.append((case, [TARGET_NAMES[t], cell("rps", 0), cell("p50", 3), cell("p99", 3),
                                     cell("p999", 3), succ, cpu, fnum(s["rss_kib"] / 1024 if s["rss_kib"] else None, 1)]))
@@ -187,13 +203,20 @@ class Report:
                             verdict(r >= 1.2, f"{(1.2 - r) / 1.2 * 100:.0f}% short")))
             elif (case, "mulligan") in self.na:
                 out.append((f"{name} ≥ 1.2× HAProxy requests/s", "n/a", self.na[(case, "mulligan")]))
-        m, base = s("h1-503", "mulligan"), s("h1-keepalive", "mulligan")
-        if m and base:
+        for fault, base_case in FAULT_BASE.items():
+            m, base = s(fault, "mulligan"), s(base_case, "mulligan")
+            if (fault, "mulligan") in self.na:
+                out.append((f"{fault} with retries ≥ 0.85× own no-fault requests/s, 100% success", "n/a",
+                            self.na[(fault, "mulligan")]))
+            if not (m and base):
+                continue
             r = m["rps"] / base["rps"]
-            out.append(("10% 503 with retries ≥ 0.85× own no-fault requests/s", f"{r:.2f}×",
+            out.append((f"{fault} with retries ≥ 0.85× own no-fault ({base_case}) requests/s", f"{r:.2f}×",
                         verdict(r >= 0.85, f"{(0.85 - r) / 0.85 * 100:.0f}% short")))
-            out.append(("10% 503 with retries: 100% success", f"{m['min_success']:.3f}% (worst round)",
-                        verdict(m["failed_requests"] == 0, f"{m['failed_requests']:.0f} of {m['requests']:.0f} requests failed")))
+            if m["min_success"] is not None:
+                out.append((f"{fault} with retries: 100% success", f"{m['min_success']:.3f}% (worst round)",
+                            verdict(m["failed_requests"] == 0,
+                                    f"{m['failed_requests']:.0f} of {m['requests']:.0f} requests failed")))
         if "idle_kib" in self.rss.get("mulligan", {}):
             v = self.rss["mulligan"]["idle_kib"] / 1024
             out.append(("idle RSS ≤ 8 MiB", f"{v:.1f} MiB", verdict(v <= 8, f"{(v - 8) / 8 * 100:.0f}% over")))
@@ -241,7 +264,7 @@ class Report:
         hdr = self.HEAD
         lines.append("figures: medians over rounds; (x HAProxy / x direct) after each figure")
         cur = None
-        widths = [10, 30, 26, 26, 26, 9, 11, 8]
+        widths = [10, 22, 21, 21, 21, 8, 10, 7]
         def fmt(cells):
             return "  ".join(c.ljust(w) if i < 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
         for case, cells in self.main_rows():
@@ -272,7 +295,7 @@ class Report:
             lines.append("")
             lines.append("issue 7 targets")
             for a, b, c in t:
-                lines.append(f"  {a:<55} {b:<34} {c}")
+                lines.append(f"  {a:<72} {b:<34} {c}")
         return "\n".join(lines)
 
     def markdown(self, png_name):
@@ -296,7 +319,7 @@ class Report:
         L.append("## Machine and settings")
         L.append("")
         L.append(f"- {m.get('cpus')} CPUs ({m.get('cpu_model')}), {m.get('memory')}, {m.get('kernel')}")
-        L.append(f"- HAProxy {m.get('haproxy')}, nginx {m.get('nginx')}, wrk {m.get('wrk')}, h2load/nghttpd {m.get('h2load')}; "
+        L.append(f"- HAProxy {m.get('haproxy')}, nginx {m.get('nginx')}, wrk {m.get('wrk')}, h2load {m.get('h2load')}; "
                  f"Mulligan {m.get('mulligan')} ({m.get('build')} build)")
         L.append(f"- {m.get('duration')} s per run, {m.get('rounds')} rounds, the order of the targets rotating each round; "
                  f"wrk -t1 -c{m.get('conns')}; h2load -t1 -c{m.get('h2_conns')} -m{m.get('streams')}")
@@ -306,8 +329,9 @@ class Report:
                  "1 s connect timeout; 15 s request timeout; keep-alive to the upstream "
                  "(HAProxy `retries 3` + `retry-on`, nginx `proxy_next_upstream ... http_503` over the upstream listed 4 times, "
                  "Mulligan `num_retries = 3` with `backoff_base = backoff_max = \"1us\"`)")
-        L.append("- upstreams: `mulligan-test-upstream` (HTTP/1.1), `nghttpd` (HTTP/2: a 3-byte file; gRPC: echoes the "
-                 "framed message with a `grpc-status: 0` trailer)")
+        L.append("- upstreams: `mulligan-test-upstream` (HTTP/1.1, `?status=503:10`), `mulligan-bench-h2-upstream` "
+                 "(`bench/h2_upstream.cc`; HTTP/2 `ok\\n`, `?status=503:10`; gRPC: echoes the framed message with a "
+                 "`grpc-status: 0` trailer, `?grpc_status=14:10` answers 10% trailers-only UNAVAILABLE)")
         L.append("")
         L.append("## Throughput and latency")
         L.append("")
@@ -325,7 +349,8 @@ class Report:
         L.append("")
         L.append("CPU µs/req: the process's user + system time over the run divided by the requests it served "
                  "(all threads; clock-tick resolution). RSS: VmRSS sampled in the middle of the run. "
-                 "Success: responses below 400 over all responses and socket errors. Latency is the load "
+                 "Success: responses below 400 over all responses and socket errors; for gRPC, calls with grpc-status 0 "
+                 "over all calls, from a separate run of grpcio calls (bench/grpc_status.py) after the load. Latency is the load "
                  "generator's: request sent to response received (wrk excludes connect time, also in the "
                  "connection-per-request case).")
         L.append("")
