@@ -19,6 +19,8 @@ Prints one line of key=value fields (milliseconds):
                                    first request after publish already saw it)
   stale=                           requests answered by the old upstream after publish returned
   publish_p50_ms=                  how long `mulligan-agent publish` itself took (process included)
+  rtt_p50_ms= rtt_p99_ms=          the same request between publishes (no policy change): the
+                                   round trip the first figure cannot go below
   failed=                          rounds with no sign of the new policy within 5 s
 """
 import argparse
@@ -106,7 +108,7 @@ def main():
     if current not in policies:
         print("n=0 failed=1 error=unexpected_upstream_%r" % current)
         return 1
-    total, send, stale, pub, failed = [], [], 0, [], 0
+    total, send, stale, pub, failed, rtt = [], [], 0, [], 0, []
     for _ in range(a.publishes):
         want = "B" if current == "A" else "A"
         p0 = time.perf_counter()
@@ -128,10 +130,18 @@ def main():
                 failed += 1
                 break
         current = want
-        time.sleep(random.uniform(0.01, 0.05))
+        # The same request between publishes: its latency is what the first
+        # request after a publish would take if the publish cost nothing.
+        for _ in range(5):
+            time.sleep(random.uniform(0.002, 0.01))
+            i += 1
+            ts = time.perf_counter()
+            conn.get(i)
+            rtt.append((time.perf_counter() - ts) * 1000)
     print("n=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f send_p50_ms=%.3f send_p99_ms=%.3f stale=%d "
-          "publish_p50_ms=%.1f failed=%d" % (len(total), pct(total, 50), pct(total, 99), max(total or [0]),
-                                             pct(send, 50), pct(send, 99), stale, pct(pub, 50), failed))
+          "publish_p50_ms=%.1f failed=%d rtt_p50_ms=%.3f rtt_p99_ms=%.3f"
+          % (len(total), pct(total, 50), pct(total, 99), max(total or [0]), pct(send, 50), pct(send, 99), stale,
+             pct(pub, 50), failed, pct(rtt, 50), pct(rtt, 99)))
     return 0
 
 

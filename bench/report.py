@@ -227,7 +227,11 @@ class Report:
         if self.prop and self.prop.get("n"):
             v = self.prop["p99_ms"]
             out.append(("policy propagation p99 ≤ 5 ms", f"{v:.2f} ms (p50 {self.prop['p50_ms']:.2f} ms)",
-                        verdict(v <= 5 and not self.prop.get("failed"), f"{v - 5:.2f} ms over")))
+                        verdict(v <= 5 and not self.prop.get("failed"),
+                                f"{v - 5:.2f} ms over as measured"
+                                + (f"; no stale answer, and the same request without a publish has p99 "
+                                   f"{self.prop.get('rtt_p99_ms', 0):.2f} ms: the figure is the loaded round trip"
+                                   if not self.prop.get("stale") else ""))))
         return out
 
     def resources(self):
@@ -289,7 +293,8 @@ class Report:
             lines.append("")
             lines.append(f"policy propagation (n={p.get('n', 0):.0f}, under load): p50 {p.get('p50_ms', 0):.2f} ms, "
                          f"p99 {p.get('p99_ms', 0):.2f} ms, max {p.get('max_ms', 0):.2f} ms; "
-                         f"stale answers after publish returned: {p.get('stale', 0):.0f}; failed: {p.get('failed', 0):.0f}")
+                         f"stale answers after publish returned: {p.get('stale', 0):.0f}; failed: {p.get('failed', 0):.0f}; "
+                         f"same request without a publish: p50 {p.get('rtt_p50_ms', 0):.2f} ms, p99 {p.get('rtt_p99_ms', 0):.2f} ms")
         t = self.targets()
         if t:
             lines.append("")
@@ -377,12 +382,17 @@ class Report:
                      "between two test upstreams; time from `mulligan-agent publish` returning to the answer of the "
                      "first request answered by the new upstream (this includes that request's own round trip):")
             L.append("")
-            L.append("| p50 ms | p99 ms | max ms | sent after (p50 / p99 ms) | stale answers after publish returned | publish itself (p50 ms) |")
+            L.append("| p50 ms | p99 ms | max ms | same request, no publish (p50 / p99 ms) | stale answers after publish returned | publish itself (p50 ms) |")
             L.append("|---|---|---|---|---|---|")
             L.append(f"| {p.get('p50_ms', 0):.2f} | {p.get('p99_ms', 0):.2f} | {p.get('max_ms', 0):.2f} | "
-                     f"{p.get('send_p50_ms', 0):.2f} / {p.get('send_p99_ms', 0):.2f} | {p.get('stale', 0):.0f} | "
+                     f"{p.get('rtt_p50_ms', 0):.2f} / {p.get('rtt_p99_ms', 0):.2f} | {p.get('stale', 0):.0f} | "
                      f"{p.get('publish_p50_ms', 0):.1f} |")
             L.append("")
+            if not p.get("stale") and not p.get("failed"):
+                L.append("No request sent after `publish` returned was answered under the old policy: the sidecar "
+                         "enforced every new table from the very next request, so the figures above are the round trip "
+                         "of one request through the loaded sidecar (compare the column without a publish).")
+                L.append("")
         t = self.targets()
         if t:
             L.append("## Issue 7 targets (Mulligan)")
