@@ -330,10 +330,10 @@ class Report:
                  f"wrk -t1 -c{m.get('conns')}; h2load -t1 -c{m.get('h2_conns')} -m{m.get('streams')}")
         L.append(f"- pinned CPUs: load generator {m.get('cpu_load')}, proxy {m.get('cpu_proxy')}, upstream {m.get('cpu_upstream')}; "
                  "every proxy with one worker thread; loopback")
-        L.append("- equivalent retry/timeout settings: up to 3 immediate retries on connect failure, reset, 502, 503, 504; "
+        L.append("- equivalent retry/timeout settings: up to 5 immediate retries on connect failure, reset, 502, 503, 504; "
                  "1 s connect timeout; 15 s request timeout; keep-alive to the upstream "
-                 "(HAProxy `retries 3` + `retry-on`, nginx `proxy_next_upstream ... http_503` over the upstream listed 4 times, "
-                 "Mulligan `num_retries = 3` with `backoff_base = backoff_max = \"1us\"`)")
+                 "(HAProxy `retries 3` + `retry-on`, nginx `proxy_next_upstream ... http_503` over the upstream listed 6 times, "
+                 "Mulligan `num_retries = 5` with `backoff_base = backoff_max = \"1us\"`)")
         L.append("- upstreams: `mulligan-test-upstream` (HTTP/1.1, `?status=503:10`), `mulligan-bench-h2-upstream` "
                  "(`bench/h2_upstream.cc`; HTTP/2 `ok\\n`, `?status=503:10`; gRPC: echoes the framed message with a "
                  "`grpc-status: 0` trailer, `?grpc_status=14:10` answers 10% trailers-only UNAVAILABLE)")
