@@ -372,7 +372,8 @@ class Report:
             L.append("")
             L.append("Idle RSS: right after start, policy loaded, no traffic. Per idle keep-alive connection: "
                      "(VmRSS with N more idle keep-alive connections, each having served one request − VmRSS before) / N, "
-                     "measured before any load. Loaded: the largest mid-run VmRSS.")
+                     "measured before any load. Loaded: the largest mid-run VmRSS. nginx preallocates its "
+                     "`worker_connections` (4096 here), which sets most of its idle RSS.")
             L.append("")
         if self.prop:
             p = self.prop
