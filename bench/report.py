@@ -125,6 +125,7 @@ class Report:
             }
         rs = [per_run(r) for r in runs]
         out = {k: med([r[k] for r in rs]) for k in ("rps", "p50", "p99", "p999", "success", "cpu_us")}
+        out["by_round"] = {int(r["round"]): x for r, x in zip(runs, rs)}
         out["rss_kib"] = max((r["rss_kib"] or 0) for r in rs)
         out["min_success"] = min(r["success"] for r in rs)
         out["rounds"] = len(rs)
@@ -139,6 +140,33 @@ class Report:
             else:
                 out["success"] = out["min_success"] = None
         return out
+
+    def paired(self, case, a, b, key):
+        """The ratio a/b of KEY round by round (the same round: the same
+        conditions, give or take), as (min, max), or None."""
+        sa, sb = self.stats(case, a), self.stats(case, b)
+        if not sa or not sb:
+            return None
+        rs = [sa["by_round"][k][key] / sb["by_round"][k][key]
+              for k in sa["by_round"] if k in sb["by_round"] and sb["by_round"][k][key]]
+        return (min(rs), max(rs)) if rs else None
+
+    def paired_cases(self, case_a, case_b, target, key="rps"):
+        """The ratio case_a/case_b of one target's KEY round by round, as (min, max)."""
+        sa, sb = self.stats(case_a, target), self.stats(case_b, target)
+        if not sa or not sb or len(sa["by_round"]) < 2:
+            return None
+        rs = [sa["by_round"][k][key] / sb["by_round"][k][key]
+              for k in sa["by_round"] if k in sb["by_round"] and sb["by_round"][k][key]]
+        return (min(rs), max(rs)) if rs else None
+
+    def spread(self, case, target, key="rps"):
+        """(max - min) / median of KEY over rounds, in %."""
+        st = self.stats(case, target)
+        if not st or len(st["by_round"]) < 2 or not st[key]:
+            return None
+        v = [x[key] for x in st["by_round"].values()]
+        return (max(v) - min(v)) / st[key] * 100
 
     def dist(self, case, target):
         runs = self.dists.get((case, target))
@@ -162,9 +190,9 @@ class Report:
                 s = self.stats(case, t)
                 if s is None:
                     if (case, t) in self.na:
-                        rows.append((case, [TARGET_NAMES[t], f"n/a ({self.na[(case, t)]})"] + [""] * 6))
+                        rows.append((case, [TARGET_NAMES[t], f"n/a ({self.na[(case, t)]})"] + [""] * 7))
                     elif (case, t) in self.fails:
-                        rows.append((case, [TARGET_NAMES[t], "failed (no result from the load generator)"] + [""] * 6))
+                        rows.append((case, [TARGET_NAMES[t], "failed (no result from the load generator)"] + [""] * 7))
                     continue
 
                 def cell(key, digits):
@@ -172,11 +200,13 @@ class Report:
                     return f"{fnum(v, digits)} ({fratio(v, h and h[key])} / {fratio(v, d and d[key])})"
                 succ = "—" if s["success"] is None else f"{s['success']:.2f}%" if s["success"] < 100 else "100%"
                 cpu = "—" if t == "direct" else fnum(s["cpu_us"], 1)
+                sp = self.spread(case, t)
                 rows.append((case, [TARGET_NAMES[t], cell("rps", 0), cell("p50", 3), cell("p99", 3),
-                                    cell("p999", 3), succ, cpu, fnum(s["rss_kib"] / 1024 if s["rss_kib"] else None, 1)]))
+                                    cell("p999", 3), succ, cpu, fnum(s["rss_kib"] / 1024 if s["rss_kib"] else None, 1),
+                                    "—" if sp is None else f"{sp:.0f}%"]))
         return rows
 
-    HEAD = ["target", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "success", "CPU µs/req", "RSS MiB"]
+    HEAD = ["target", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "success", "CPU µs/req", "RSS MiB", "req/s spread"]
 
     def targets(self):
         """[(target text, measured text, verdict)] for issue 7's targets."""
@@ -187,19 +217,24 @@ class Report:
         def verdict(ok, miss):
             return "met" if ok else f"missed: {miss}"
 
+        def rng(case, other, key):
+            p = self.paired(case, "mulligan", other, key)
+            return f" (rounds {p[0]:.2f}–{p[1]:.2f}×)" if p and len(self.stats(case, "mulligan")["by_round"]) > 1 else ""
+
         m, h = s("h1-keepalive", "mulligan"), s("h1-keepalive", "haproxy")
         if m and h:
             r = m["rps"] / h["rps"]
-            out.append(("HTTP/1.1 keep-alive ≥ 1.2× HAProxy requests/s", f"{r:.2f}×",
+            out.append(("HTTP/1.1 keep-alive ≥ 1.2× HAProxy requests/s", f"{r:.2f}×" + rng("h1-keepalive", "haproxy", "rps"),
                         verdict(r >= 1.2, f"needs {1.2 / r - 1:.0%} more requests/s ({h['rps'] * 1.2:,.0f})")))
             r = m["p99"] / h["p99"]
-            out.append(("HTTP/1.1 keep-alive p99 ≤ HAProxy's", f"{m['p99']:.3f} ms vs {h['p99']:.3f} ms ({r:.2f}×)",
+            out.append(("HTTP/1.1 keep-alive p99 ≤ HAProxy's",
+                        f"{m['p99']:.3f} ms vs {h['p99']:.3f} ms ({r:.2f}×)" + rng("h1-keepalive", "haproxy", "p99"),
                         verdict(r <= 1.0, f"{(r - 1) * 100:.0f}% above")))
         for case, name in (("h2", "HTTP/2"), ("grpc", "gRPC unary")):
             m, h = s(case, "mulligan"), s(case, "haproxy")
             if m and h:
                 r = m["rps"] / h["rps"]
-                out.append((f"{name} ≥ 1.2× HAProxy requests/s", f"{r:.2f}×",
+                out.append((f"{name} ≥ 1.2× HAProxy requests/s", f"{r:.2f}×" + rng(case, "haproxy", "rps"),
                             verdict(r >= 1.2, f"needs {1.2 / r - 1:.0%} more requests/s")))
             elif (case, "mulligan") in self.na:
                 out.append((f"{name} ≥ 1.2× HAProxy requests/s", "n/a", self.na[(case, "mulligan")]))
@@ -211,7 +246,9 @@ class Report:
             if not (m and base):
                 continue
             r = m["rps"] / base["rps"]
-            out.append((f"{fault} with retries ≥ 0.85× own no-fault ({base_case}) requests/s", f"{r:.2f}×",
+            p = self.paired_cases(fault, base_case, "mulligan")
+            out.append((f"{fault} with retries ≥ 0.85× own no-fault ({base_case}) requests/s",
+                        f"{r:.2f}×" + (f" (rounds {p[0]:.2f}–{p[1]:.2f}×)" if p else ""),
                         verdict(r >= 0.85, f"needs {0.85 / r - 1:.0%} more requests/s")))
             if m["min_success"] is not None:
                 out.append((f"{fault} with retries: 100% success", f"{m['min_success']:.3f}% (worst round)",
@@ -268,7 +305,7 @@ class Report:
         hdr = self.HEAD
         lines.append("figures: medians over rounds; (x HAProxy / x direct) after each figure")
         cur = None
-        widths = [10, 22, 21, 21, 21, 8, 10, 7]
+        widths = [10, 22, 21, 21, 21, 8, 10, 7, 12]
         def fmt(cells):
             return "  ".join(c.ljust(w) if i < 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
         for case, cells in self.main_rows():
@@ -354,6 +391,7 @@ class Report:
         L.append("")
         L.append("CPU µs/req: the process's user + system time over the run divided by the requests it served "
                  "(all threads; clock-tick resolution). RSS: VmRSS sampled in the middle of the run. "
+                 "Spread: (max − min) / median of requests/s over the rounds, a measure of the noise. "
                  "Success: responses below 400 over all responses and socket errors; for gRPC, calls with grpc-status 0 "
                  "over all calls, from a separate run of grpcio calls (bench/grpc_status.py) after the load. Latency is the load "
                  "generator's: request sent to response received (wrk excludes connect time, also in the "
