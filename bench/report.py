@@ -230,6 +230,11 @@ class Report:
             out.append(("HTTP/1.1 keep-alive p99 ≤ HAProxy's",
                         f"{m['p99']:.3f} ms vs {h['p99']:.3f} ms ({r:.2f}×)" + rng("h1-keepalive", "haproxy", "p99"),
                         verdict(r <= 1.0, f"{(r - 1) * 100:.0f}% above")))
+            if m["cpu_us"] and h["cpu_us"]:
+                r = m["cpu_us"] / h["cpu_us"]
+                out.append(("(indicator, not a target) HTTP/1.1 keep-alive CPU per request vs HAProxy",
+                            f"{m['cpu_us']:.1f} vs {h['cpu_us']:.1f} µs ({r:.2f}×)" + rng("h1-keepalive", "haproxy", "cpu_us"),
+                            "less noisy than requests/s when the machine is shared"))
         for case, name in (("h2", "HTTP/2"), ("grpc", "gRPC unary")):
             m, h = s(case, "mulligan"), s(case, "haproxy")
             if m and h:
