@@ -224,8 +224,8 @@ class Report:
         m, h = s("h1-keepalive", "mulligan"), s("h1-keepalive", "haproxy")
         if m and h:
             r = m["rps"] / h["rps"]
-            out.append(("HTTP/1.1 keep-alive ≥ 1.2× HAProxy requests/s", f"{r:.2f}×" + rng("h1-keepalive", "haproxy", "rps"),
-                        verdict(r >= 1.2, f"needs {1.2 / r - 1:.0%} more requests/s ({h['rps'] * 1.2:,.0f})")))
+            out.append(("HTTP/1.1 keep-alive ≥ 1.2× HAProxy requests/s", f"{r:.3f}×" + rng("h1-keepalive", "haproxy", "rps"),
+                        verdict(r >= 1.2, f"needs {1.2 / r - 1:.1%} more requests/s ({h['rps'] * 1.2:,.0f})")))
             r = m["p99"] / h["p99"]
             out.append(("HTTP/1.1 keep-alive p99 ≤ HAProxy's",
                         f"{m['p99']:.3f} ms vs {h['p99']:.3f} ms ({r:.2f}×)" + rng("h1-keepalive", "haproxy", "p99"),
@@ -240,7 +240,7 @@ class Report:
             if m and h:
                 r = m["rps"] / h["rps"]
                 out.append((f"{name} ≥ 1.2× HAProxy requests/s", f"{r:.2f}×" + rng(case, "haproxy", "rps"),
-                            verdict(r >= 1.2, f"needs {1.2 / r - 1:.0%} more requests/s")))
+                            verdict(r >= 1.2, f"needs {1.2 / r - 1:.1%} more requests/s")))
             elif (case, "mulligan") in self.na:
                 out.append((f"{name} ≥ 1.2× HAProxy requests/s", "n/a", self.na[(case, "mulligan")]))
         for fault, base_case in FAULT_BASE.items():
@@ -254,7 +254,7 @@ class Report:
             p = self.paired_cases(fault, base_case, "mulligan")
             out.append((f"{fault} with retries ≥ 0.85× own no-fault ({base_case}) requests/s",
                         f"{r:.2f}×" + (f" (rounds {p[0]:.2f}–{p[1]:.2f}×)" if p else ""),
-                        verdict(r >= 0.85, f"needs {0.85 / r - 1:.0%} more requests/s")))
+                        verdict(r >= 0.85, f"needs {0.85 / r - 1:.1%} more requests/s")))
             if m["min_success"] is not None:
                 out.append((f"{fault} with retries: 100% success", f"{m['min_success']:.3f}% (worst round)",
                             verdict(m["failed_requests"] == 0,
