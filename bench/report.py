@@ -1,0 +1,505 @@
+#!/usr/bin/env python3
+"""scripts/bench's report: raw measurements -> one table, bench/results.md, latency chart.
+
+usage: report.py RAW --out results.md [--png latency.png]
+
+RAW has one measurement per line (written by scripts/bench):
+  RUN  case= target= round= requests= duration_us= status= connect= read= write= timeout=
+       p50= p99= p999= (us) cpu_s= rss_kib=
+  DIST case= target= round= P:US ...        latency percentiles of that run
+  NA   case= target= reason=                a case a target cannot run
+  FAIL case= target= round=                 the load generator gave no result
+  RSS  target= idle_kib= | hwm_kib=
+  IDLE target= before_kib= after_kib= conns= per_conn_bytes= failed=
+  GRPC case= target= calls= ok= failed= codes=   gRPC outcomes seen by a grpcio client
+  PROP n= p50_ms= p99_ms= ...
+  META key=value ...
+
+Every figure is the median over rounds. Ratios are "x HAProxy / x direct" of
+the same case.
+"""
+import argparse
+import math
+import shlex
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+
+CASES = [
+    ("h1-keepalive", "HTTP/1.1 keep-alive (wrk)"),
+    ("h1-close", "HTTP/1.1 new connection per request (wrk, Connection: close)"),
+    ("h1-503", "HTTP/1.1 keep-alive, upstream 10% 503, retries (wrk)"),
+    ("h2", "HTTP/2, many streams (h2load)"),
+    ("h2-503", "HTTP/2, many streams, upstream 10% 503, retries (h2load)"),
+    ("grpc", "gRPC unary (h2load)"),
+    ("grpc-unavailable", "gRPC unary, upstream 10% UNAVAILABLE (trailers-only grpc-status 14), retries (h2load)"),
+]
+# Faulty case -> its no-fault twin (issue 7: >= 0.85x the own no-fault throughput).
+FAULT_BASE = {"h1-503": "h1-keepalive", "h2-503": "h2", "grpc-unavailable": "grpc"}
+TARGETS = ["direct", "haproxy", "nginx", "mulligan"]
+TARGET_NAMES = {"direct": "direct", "haproxy": "HAProxy", "nginx": "nginx", "mulligan": "Mulligan"}
+
+
+def parse(path):
+    recs = []
+    for line in open(path):
+        toks = shlex.split(line)
+        if not toks:
+            continue
+        kind, fields, points = toks[0], {}, []
+        for t in toks[1:]:
+            if "=" in t:
+                k, _, v = t.partition("=")
+                fields[k] = v
+            elif ":" in t:
+                p, _, v = t.partition(":")
+                points.append((float(p), float(v)))
+        recs.append((kind, fields, points))
+    return recs
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fnum(v, digits=0):
+    if v is None:
+        return "—"
+    return f"{v:,.{digits}f}"
+
+
+def fratio(v, base):
+    if v is None or not base:
+        return "—"
+    return f"{v / base:.2f}"
+
+
+class Report:
+    def __init__(self, recs):
+        self.meta = {}
+        self.runs = defaultdict(list)     # (case, target) -> [RUN fields]
+        self.dists = defaultdict(list)    # (case, target) -> [[(p, us)]]
+        self.na = {}
+        self.fails = defaultdict(int)
+        self.rss = defaultdict(dict)
+        self.idle = {}
+        self.prop = None
+        self.grpc = {}
+        for kind, f, pts in recs:
+            key = (f.get("case"), f.get("target"))
+            if kind == "RUN":
+                self.runs[key].append({k: (float(v) if k not in ("case", "target") else v) for k, v in f.items()})
+            elif kind == "DIST":
+                self.dists[key].append(pts)
+            elif kind == "NA":
+                self.na[key] = f.get("reason", "n/a")
+            elif kind == "FAIL":
+                self.fails[key] += 1
+            elif kind == "RSS":
+                self.rss[f["target"]].update({k: float(v) for k, v in f.items() if k != "target"})
+            elif kind == "IDLE":
+                self.idle[f["target"]] = {k: float(v) for k, v in f.items() if k != "target"}
+            elif kind == "GRPC":
+                self.grpc[key] = {k: float(v) for k, v in f.items() if k in ("calls", "ok", "failed")}
+            elif kind == "PROP":
+                self.prop = {k: float(v) for k, v in f.items() if not k.startswith("error")}
+            elif kind == "META":
+                self.meta.update(f)
+
+    def stats(self, case, target):
+        runs = self.runs.get((case, target))
+        if not runs:
+            return None
+        def per_run(r):
+            req = r["requests"]
+            errs = r["connect"] + r["read"] + r["write"] + r["timeout"]
+            return {
+                "rps": req / (r["duration_us"] / 1e6) if r["duration_us"] else 0,
+                "p50": r["p50"] / 1000, "p99": r["p99"] / 1000, "p999": r["p999"] / 1000,
+                "success": (req - r["status"]) / (req + errs) * 100 if req + errs else 0,
+                "cpu_us": r["cpu_s"] * 1e6 / req if req else None,
+                "rss_kib": r.get("rss_kib"),
+                "requests": req, "errors": errs, "status": r["status"],
+            }
+        rs = [per_run(r) for r in runs]
+        out = {k: med([r[k] for r in rs]) for k in ("rps", "p50", "p99", "p999", "success", "cpu_us")}
+        out["by_round"] = {int(r["round"]): x for r, x in zip(runs, rs)}
+        out["rss_kib"] = max((r["rss_kib"] or 0) for r in rs)
+        out["min_success"] = min(r["success"] for r in rs)
+        out["rounds"] = len(rs)
+        out["requests"] = sum(r["requests"] for r in rs)
+        out["failed_requests"] = sum(r["status"] + r["errors"] for r in rs)
+        if case.startswith("grpc"):
+            # h2load sees HTTP statuses; a gRPC failure is HTTP 200 + grpc-status.
+            g = self.grpc.get((case, target))
+            if g and g["calls"]:
+                out["success"] = out["min_success"] = g["ok"] / g["calls"] * 100
+                out["requests"], out["failed_requests"] = g["calls"], g["calls"] - g["ok"]
+            else:
+                out["success"] = out["min_success"] = None
+        return out
+
+    def paired(self, case, a, b, key):
+        """The ratio a/b of KEY round by round (the same round: the same
+        conditions, give or take), as (min, max), or None."""
+        sa, sb = self.stats(case, a), self.stats(case, b)
+        if not sa or not sb:
+            return None
+        rs = [sa["by_round"][k][key] / sb["by_round"][k][key]
+              for k in sa["by_round"] if k in sb["by_round"] and sb["by_round"][k][key]]
+        return (min(rs), max(rs)) if rs else None
+
+    def paired_cases(self, case_a, case_b, target, key="rps"):
+        """The ratio case_a/case_b of one target's KEY round by round, as (min, max)."""
+        sa, sb = self.stats(case_a, target), self.stats(case_b, target)
+        if not sa or not sb or len(sa["by_round"]) < 2:
+            return None
+        rs = [sa["by_round"][k][key] / sb["by_round"][k][key]
+              for k in sa["by_round"] if k in sb["by_round"] and sb["by_round"][k][key]]
+        return (min(rs), max(rs)) if rs else None
+
+    def spread(self, case, target, key="rps"):
+        """(max - min) / median of KEY over rounds, in %."""
+        st = self.stats(case, target)
+        if not st or len(st["by_round"]) < 2 or not st[key]:
+            return None
+        v = [x[key] for x in st["by_round"].values()]
+        return (max(v) - min(v)) / st[key] * 100
+
+    def dist(self, case, target):
+        runs = self.dists.get((case, target))
+        if not runs:
+            return []
+        by_p = defaultdict(list)
+        for pts in runs:
+            for p, us in pts:
+                by_p[p].append(us)
+        return sorted((p, statistics.median(v) / 1000) for p, v in by_p.items())
+
+    # ------------------------------------------------------------ tables
+    def main_rows(self):
+        """[(case_title, [cells...])] for every case that has anything."""
+        rows = []
+        for case, title in CASES:
+            if not any((case, t) in self.runs or (case, t) in self.na or (case, t) in self.fails for t in TARGETS):
+                continue
+            h, d = self.stats(case, "haproxy"), self.stats(case, "direct")
+            for t in TARGETS:
+                s = self.stats(case, t)
+                if s is None:
+                    if (case, t) in self.na:
+                        rows.append((case, [TARGET_NAMES[t], f"n/a ({self.na[(case, t)]})"] + [""] * 7))
+                    elif (case, t) in self.fails:
+                        rows.append((case, [TARGET_NAMES[t], "failed (no result from the load generator)"] + [""] * 7))
+                    continue
+
+                def cell(key, digits):
+                    v = s[key]
+                    return f"{fnum(v, digits)} ({fratio(v, h and h[key])} / {fratio(v, d and d[key])})"
+                succ = "—" if s["success"] is None else f"{s['success']:.2f}%" if s["success"] < 100 else "100%"
+                cpu = "—" if t == "direct" else fnum(s["cpu_us"], 1)
+                sp = self.spread(case, t)
+                rows.append((case, [TARGET_NAMES[t], cell("rps", 0), cell("p50", 3), cell("p99", 3),
+                                    cell("p999", 3), succ, cpu, fnum(s["rss_kib"] / 1024 if s["rss_kib"] else None, 1),
+                                    "—" if sp is None else f"{sp:.0f}%"]))
+        return rows
+
+    HEAD = ["target", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "success", "CPU µs/req", "RSS MiB", "req/s spread"]
+
+    def targets(self):
+        """[(target text, measured text, verdict)] for issue 7's targets."""
+        out = []
+        def s(case, t):
+            return self.stats(case, t)
+
+        def verdict(ok, miss):
+            return "met" if ok else f"missed: {miss}"
+
+        def rng(case, other, key):
+            p = self.paired(case, "mulligan", other, key)
+            return f" (rounds {p[0]:.2f}–{p[1]:.2f}×)" if p and len(self.stats(case, "mulligan")["by_round"]) > 1 else ""
+
+        m, h = s("h1-keepalive", "mulligan"), s("h1-keepalive", "haproxy")
+        if m and h:
+            r = m["rps"] / h["rps"]
+            out.append(("HTTP/1.1 keep-alive ≥ 1.2× HAProxy requests/s", f"{r:.3f}×" + rng("h1-keepalive", "haproxy", "rps"),
+                        verdict(r >= 1.2, f"needs {1.2 / r - 1:.1%} more requests/s ({h['rps'] * 1.2:,.0f})")))
+            r = m["p99"] / h["p99"]
+            out.append(("HTTP/1.1 keep-alive p99 ≤ HAProxy's",
+                        f"{m['p99']:.3f} ms vs {h['p99']:.3f} ms ({r:.2f}×)" + rng("h1-keepalive", "haproxy", "p99"),
+                        verdict(r <= 1.0, f"{(r - 1) * 100:.0f}% above")))
+            if m["cpu_us"] and h["cpu_us"]:
+                r = m["cpu_us"] / h["cpu_us"]
+                out.append(("(indicator, not a target) HTTP/1.1 keep-alive CPU per request vs HAProxy",
+                            f"{m['cpu_us']:.1f} vs {h['cpu_us']:.1f} µs ({r:.2f}×)" + rng("h1-keepalive", "haproxy", "cpu_us"),
+                            "less noisy than requests/s when the machine is shared"))
+        for case, name in (("h2", "HTTP/2"), ("grpc", "gRPC unary")):
+            m, h = s(case, "mulligan"), s(case, "haproxy")
+            if m and h:
+                r = m["rps"] / h["rps"]
+                out.append((f"{name} ≥ 1.2× HAProxy requests/s", f"{r:.2f}×" + rng(case, "haproxy", "rps"),
+                            verdict(r >= 1.2, f"needs {1.2 / r - 1:.1%} more requests/s")))
+            elif (case, "mulligan") in self.na:
+                out.append((f"{name} ≥ 1.2× HAProxy requests/s", "n/a", self.na[(case, "mulligan")]))
+        for fault, base_case in FAULT_BASE.items():
+            m, base = s(fault, "mulligan"), s(base_case, "mulligan")
+            if (fault, "mulligan") in self.na:
+                out.append((f"{fault} with retries ≥ 0.85× own no-fault requests/s, 100% success", "n/a",
+                            self.na[(fault, "mulligan")]))
+            if not (m and base):
+                continue
+            r = m["rps"] / base["rps"]
+            p = self.paired_cases(fault, base_case, "mulligan")
+            out.append((f"{fault} with retries ≥ 0.85× own no-fault ({base_case}) requests/s",
+                        f"{r:.2f}×" + (f" (rounds {p[0]:.2f}–{p[1]:.2f}×)" if p else ""),
+                        verdict(r >= 0.85, f"needs {0.85 / r - 1:.1%} more requests/s")))
+            if m["min_success"] is not None:
+                out.append((f"{fault} with retries: 100% success", f"{m['min_success']:.3f}% (worst round)",
+                            verdict(m["failed_requests"] == 0,
+                                    f"{m['failed_requests']:.0f} of {m['requests']:.0f} requests failed")))
+        if "idle_kib" in self.rss.get("mulligan", {}):
+            v = self.rss["mulligan"]["idle_kib"] / 1024
+            out.append(("idle RSS ≤ 8 MiB", f"{v:.1f} MiB", verdict(v <= 8, f"{(v - 8) / 8 * 100:.0f}% over")))
+        if "mulligan" in self.idle:
+            v = self.idle["mulligan"]["per_conn_bytes"] / 1024
+            out.append(("≤ 10 KiB per idle keep-alive connection", f"{v:.1f} KiB",
+                        verdict(v <= 10, f"{(v - 10) / 10 * 100:.0f}% over")))
+        if self.prop and self.prop.get("n"):
+            v = self.prop["p99_ms"]
+            out.append(("policy propagation p99 ≤ 5 ms", f"{v:.2f} ms (p50 {self.prop['p50_ms']:.2f} ms)",
+                        verdict(v <= 5 and not self.prop.get("failed"),
+                                f"{v - 5:.2f} ms over as measured"
+                                + (f"; no stale answer, and the same request without a publish has p99 "
+                                   f"{self.prop.get('rtt_p99_ms', 0):.2f} ms: the figure is the loaded round trip"
+                                   if not self.prop.get("stale") else ""))))
+        return out
+
+    def resources(self):
+        rows = []
+        for t in ("haproxy", "nginx", "mulligan"):
+            r, i = self.rss.get(t, {}), self.idle.get(t)
+            if not r and not i:
+                continue
+            loaded = max((self.stats(c, t) or {}).get("rss_kib") or 0 for c, _ in CASES)
+            cpu = []
+            for c, _ in CASES:
+                st = self.stats(c, t)
+                if st and st["cpu_us"] is not None:
+                    cpu.append(f"{c} {st['cpu_us']:.1f}")
+            rows.append([TARGET_NAMES[t],
+                         fnum(r.get("idle_kib", 0) / 1024, 1) if "idle_kib" in r else "—",
+                         fnum(loaded / 1024, 1) if loaded else "—",
+                         fnum(r.get("hwm_kib", 0) / 1024, 1) if "hwm_kib" in r else "—",
+                         f"{i['per_conn_bytes'] / 1024:.1f} ({i['conns']:.0f} conns{', %d failed' % i['failed'] if i['failed'] else ''})" if i else "—",
+                         ", ".join(cpu) or "—"])
+        return rows
+
+    RES_HEAD = ["process", "idle RSS MiB", "loaded RSS MiB", "peak (VmHWM) MiB", "KiB per idle keep-alive conn", "CPU µs per request, by case"]
+
+    # ------------------------------------------------------------ output
+    def busy(self):
+        try:
+            return float(self.meta.get("load_before", 0)) > 0.5
+        except ValueError:
+            return False
+
+    def text(self):
+        lines = []
+        hdr = self.HEAD
+        lines.append("figures: medians over rounds; (x HAProxy / x direct) after each figure")
+        cur = None
+        widths = [10, 22, 21, 21, 21, 8, 10, 7, 12]
+        def fmt(cells):
+            return "  ".join(c.ljust(w) if i < 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        for case, cells in self.main_rows():
+            if case != cur:
+                lines.append("")
+                lines.append(dict(CASES)[case])
+                lines.append(fmt(hdr))
+                cur = case
+            if cells[1].startswith(("n/a", "failed")):
+                lines.append(cells[0].ljust(widths[0]) + "  " + cells[1])
+            else:
+                lines.append(fmt(cells))
+        res = self.resources()
+        if res:
+            lines.append("")
+            lines.append("memory and CPU")
+            for r in res:
+                lines.append(f"  {r[0]:<9} idle {r[1]} MiB, loaded {r[2]} MiB, peak {r[3]} MiB, "
+                             f"per idle conn {r[4]} KiB; CPU µs/req: {r[5]}")
+        if self.prop:
+            p = self.prop
+            lines.append("")
+            lines.append(f"policy propagation (n={p.get('n', 0):.0f}, under load): p50 {p.get('p50_ms', 0):.2f} ms, "
+                         f"p99 {p.get('p99_ms', 0):.2f} ms, max {p.get('max_ms', 0):.2f} ms; "
+                         f"stale answers after publish returned: {p.get('stale', 0):.0f}; failed: {p.get('failed', 0):.0f}; "
+                         f"same request without a publish: p50 {p.get('rtt_p50_ms', 0):.2f} ms, p99 {p.get('rtt_p99_ms', 0):.2f} ms")
+        t = self.targets()
+        if t:
+            lines.append("")
+            lines.append("issue 7 targets")
+            for a, b, c in t:
+                lines.append(f"  {a:<72} {b:<34} {c}")
+        return "\n".join(lines)
+
+    def markdown(self, png_name):
+        m = self.meta
+        L = []
+        L.append("# Benchmark results")
+        L.append("")
+        L.append(f"Written by `{m.get('command', 'scripts/bench')}`; do not edit by hand. "
+                 "Every figure is the median over rounds; after each figure, its ratio "
+                 "to HAProxy and to direct in the same case: `(× HAProxy / × direct)`.")
+        L.append("")
+        warn = []
+        if m.get("quick") == "1":
+            warn.append("a `--quick` run (1 s per run, 1 round): it checks the harness, its figures are not results")
+        if self.busy():
+            warn.append(f"the machine was busy (load average {m.get('load_before')} before, {m.get('load_after')} after): "
+                        "other processes shared these cores, so the figures are noisy; re-measure on a quiet machine")
+        for w in warn:
+            L.append(f"> **Note:** {w}.")
+            L.append("")
+        L.append("## Machine and settings")
+        L.append("")
+        L.append(f"- {m.get('cpus')} CPUs ({m.get('cpu_model')}), {m.get('memory')}, {m.get('kernel')}")
+        L.append(f"- HAProxy {m.get('haproxy')}, nginx {m.get('nginx')}, wrk {m.get('wrk')}, h2load {m.get('h2load')}; "
+                 f"Mulligan {m.get('mulligan')} ({m.get('build')} build)")
+        L.append(f"- {m.get('duration')} s per run, {m.get('rounds')} rounds, the order of the targets rotating each round; "
+                 f"wrk -t1 -c{m.get('conns')}; h2load -t1 -c{m.get('h2_conns')} -m{m.get('streams')}")
+        L.append(f"- pinned CPUs: load generator {m.get('cpu_load')}, proxy {m.get('cpu_proxy')}, upstream {m.get('cpu_upstream')}; "
+                 "every proxy with one worker thread; loopback")
+        L.append("- equivalent retry/timeout settings: up to 5 immediate retries on connect failure, reset, 502, 503, 504; "
+                 "1 s connect timeout; 15 s request timeout; keep-alive to the upstream "
+                 "(HAProxy `retries 5` + `retry-on`, nginx `proxy_next_upstream ... http_503` over the upstream listed 6 times, "
+                 "Mulligan `num_retries = 5` with `backoff_base = backoff_max = \"1us\"`)")
+        L.append("- upstreams: `mulligan-test-upstream` (HTTP/1.1, `?status=503:10`), `mulligan-bench-h2-upstream` "
+                 "(`bench/h2_upstream.cc`; HTTP/2 `ok\\n`, `?status=503:10`; gRPC: echoes the framed message with a "
+                 "`grpc-status: 0` trailer, `?grpc_status=14:10` answers 10% trailers-only UNAVAILABLE)")
+        L.append("")
+        L.append("## Throughput and latency")
+        L.append("")
+        cur = None
+        for case, cells in self.main_rows():
+            if case != cur:
+                if cur is not None:
+                    L.append("")
+                L.append(f"**{dict(CASES)[case]}**")
+                L.append("")
+                L.append("| " + " | ".join(self.HEAD) + " |")
+                L.append("|" + "---|" * len(self.HEAD))
+                cur = case
+            L.append("| " + " | ".join(cells) + " |")
+        L.append("")
+        L.append("CPU µs/req: the process's user + system time over the run divided by the requests it served "
+                 "(all threads; clock-tick resolution). RSS: VmRSS sampled in the middle of the run. "
+                 "Spread: (max − min) / median of requests/s over the rounds, a measure of the noise. "
+                 "Success: responses below 400 over all responses and socket errors; for gRPC, calls with grpc-status 0 "
+                 "over all calls, from a separate run of grpcio calls (bench/grpc_status.py) after the load. Latency is the load "
+                 "generator's: request sent to response received (wrk excludes connect time, also in the "
+                 "connection-per-request case).")
+        L.append("")
+        L.append(f"![latency distribution]({png_name})")
+        L.append("")
+        res = self.resources()
+        if res:
+            L.append("## Memory and CPU")
+            L.append("")
+            L.append("| " + " | ".join(self.RES_HEAD) + " |")
+            L.append("|" + "---|" * len(self.RES_HEAD))
+            for r in res:
+                L.append("| " + " | ".join(r) + " |")
+            L.append("")
+            L.append("Idle RSS: right after start, policy loaded, no traffic. Per idle keep-alive connection: "
+                     "(VmRSS with N more idle keep-alive connections, each having served one request − VmRSS before) / N, "
+                     "measured before any load. Loaded: the largest mid-run VmRSS. nginx preallocates its "
+                     "`worker_connections` (4096 here), which sets most of its idle RSS.")
+            L.append("")
+        if self.prop:
+            p = self.prop
+            L.append("## Policy propagation")
+            L.append("")
+            L.append(f"{p.get('n', 0):.0f} publishes while wrk loads the sidecar, alternating a service's upstream "
+                     "between two test upstreams; time from `mulligan-agent publish` returning to the answer of the "
+                     "first request answered by the new upstream (this includes that request's own round trip):")
+            L.append("")
+            L.append("| p50 ms | p99 ms | max ms | same request, no publish (p50 / p99 ms) | stale answers after publish returned | publish itself (p50 ms) |")
+            L.append("|---|---|---|---|---|---|")
+            L.append(f"| {p.get('p50_ms', 0):.2f} | {p.get('p99_ms', 0):.2f} | {p.get('max_ms', 0):.2f} | "
+                     f"{p.get('rtt_p50_ms', 0):.2f} / {p.get('rtt_p99_ms', 0):.2f} | {p.get('stale', 0):.0f} | "
+                     f"{p.get('publish_p50_ms', 0):.1f} |")
+            L.append("")
+            if not p.get("stale") and not p.get("failed"):
+                L.append("No request sent after `publish` returned was answered under the old policy: the sidecar "
+                         "enforced every new table from the very next request, so the figures above are the round trip "
+                         "of one request through the loaded sidecar (compare the column without a publish).")
+                L.append("")
+        t = self.targets()
+        if t:
+            L.append("## Issue 7 targets (Mulligan)")
+            L.append("")
+            L.append("| target | measured | verdict |")
+            L.append("|---|---|---|")
+            for a, b, c in t:
+                L.append(f"| {a} | {b} | {c} |")
+            L.append("")
+        return "\n".join(L)
+
+    def chart(self, png):
+        panels = [(c, title) for c, title in CASES if any(self.dists.get((c, t)) for t in TARGETS)]
+        if not panels:
+            return False
+        cols = 2 if len(panels) > 1 else 1
+        rows = math.ceil(len(panels) / cols)
+        g = [f"set terminal pngcairo size {640 * cols},{380 * rows} font 'sans,9'",
+             f"set output '{png}'",
+             f"set multiplot layout {rows},{cols} title 'Latency distribution (medians over rounds)'",
+             "set logscale y", "set ylabel 'latency ms'", "set xlabel 'percentile'",
+             "set xtics ('0' 0, '50' 0.301, '90' 1, '99' 2, '99.9' 3, '99.99' 4)",
+             "set xrange [0:4.1]", "set grid", "set key bottom right"]
+        colors = {"direct": "#777777", "haproxy": "#1f77b4", "nginx": "#2ca02c", "mulligan": "#d62728"}
+        for c, title in panels:
+            plots = []
+            for t in TARGETS:
+                d = [(p, ms) for p, ms in self.dist(c, t) if p < 100 and ms > 0]
+                if not d:
+                    continue
+                name = f"$d_{c.replace('-', '_')}_{t}"
+                g.append(f"{name} << EOD")
+                g.extend(f"{-math.log10(1 - p / 100):.5f} {ms:.4f}" for p, ms in d)
+                g.append("EOD")
+                plots.append(f"{name} using 1:2 with linespoints lw 2 pt 7 ps 0.5 lc rgb '{colors[t]}' title '{TARGET_NAMES[t]}'")
+            g.append(f"set title '{title}'")
+            g.append("plot " + ", ".join(plots))
+        g.append("unset multiplot")
+        try:
+            subprocess.run(["gnuplot"], input="\n".join(g) + "\n", text=True, check=True)
+            return True
+        except (OSError, subprocess.CalledProcessError) as e:
+            print(f"report: gnuplot failed: {e}", file=sys.stderr)
+            return False
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("raw")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--png")
+    a = ap.parse_args()
+    r = Report(parse(a.raw))
+    print(r.text())
+    import os
+    png_name = os.path.basename(a.png) if a.png else "latency.png"
+    if a.png:
+        r.chart(a.png)
+    with open(a.out, "w") as f:
+        f.write(r.markdown(png_name) + "\n")
+    print(f"\nwritten: {a.out}" + (f", {a.png}" if a.png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
