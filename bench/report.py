@@ -376,8 +376,8 @@ class Report:
                  "1 s connect timeout; 15 s request timeout; keep-alive to the upstream "
                  "(HAProxy `retries 5` + `retry-on`, nginx `proxy_next_upstream ... http_503` over the upstream listed 6 times, "
                  "Mulligan `num_retries = 5` with `backoff_base = backoff_max = \"1us\"`)")
-        L.append("- upstreams: `mulligan-test-upstream` (HTTP/1.1, `?status=503:10`), `mulligan-bench-h2-upstream` "
-                 "(`bench/h2_upstream.cc`; HTTP/2 `ok\\n`, `?status=503:10`; gRPC: echoes the framed message with a "
+        L.append("- upstreams: `mulligan-test-upstream` (HTTP/1.1, `?status=503:10`), `mulligan-h2-upstream` "
+                 "(`tests/upstreams/h2_upstream.cc`; HTTP/2 `ok\\n`, `?status=503:10`; gRPC: echoes the framed message with a "
                  "`grpc-status: 0` trailer, `?grpc_status=14:10` answers 10% trailers-only UNAVAILABLE)")
         L.append("")
         L.append("## Throughput and latency")

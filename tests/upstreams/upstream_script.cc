@@ -101,6 +101,17 @@ void Script::clear() {
   id.clear();
 }
 
+bool parseStatusList(std::string_view text, ChoiceList<int>& out) { return parseList(text, out, parseStatus); }
+
+bool parseGrpcStatusList(std::string_view text, ChoiceList<int>& out) {
+  return parseList(text, out, [](std::string_view s, int& code) {
+    uint64_t v = 0;
+    if (!parseUint(s, v) || v > 16) return false;
+    code = static_cast<int>(v);
+    return true;
+  });
+}
+
 bool parseDurationUs(std::string_view text, uint64_t& us) {
   size_t unitAt = text.find_first_not_of("0123456789.");
   if (unitAt == 0 || unitAt == std::string_view::npos) return false;
@@ -178,7 +189,7 @@ bool parseScript(std::string_view query, Script& out, std::string& error) {
     bool ok = true;
     if (key == "status") {
       percentDecode(raw, value);
-      ok = parseList(value, out.status, parseStatus);
+      ok = parseStatusList(value, out.status);
     } else if (key == "delay") {
       percentDecode(raw, value);
       ok = parseList(value, out.delayUs, parseDurationUs);

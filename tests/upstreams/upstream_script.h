@@ -1,5 +1,7 @@
 // The script of one request to mulligan-test-upstream: what its query
-// parameters ask the server to do (status, delay, reset, body, ...).
+// parameters ask the server to do (status, delay, reset, body, ...). The
+// value parsers (status lists, durations, sizes, percent-decoding) are shared
+// with mulligan-h2-upstream.
 //
 // Pure parsing, no I/O and no randomness: the server draws the random numbers
 // and asks the script what they select. The grammar of every parameter is in
@@ -72,6 +74,13 @@ struct Script {
 // '+'-decoded. Returns false with a one-line `error` on a malformed value of
 // a known parameter; `out` is then partially filled and must not be used.
 bool parseScript(std::string_view query, Script& out, std::string& error);
+
+// `status=` values (decoded): `CODE[:P][,CODE:P...]`, CODE in 200..599.
+bool parseStatusList(std::string_view text, ChoiceList<int>& out);
+
+// `grpc_status=` values (decoded): `CODE[:P][,CODE:P...]`, CODE a gRPC status
+// code in 0..16.
+bool parseGrpcStatusList(std::string_view text, ChoiceList<int>& out);
 
 // `100ms`, `1.5s`, `250us`, `2m` -> microseconds. A unit is required.
 bool parseDurationUs(std::string_view text, uint64_t& us);
