@@ -27,7 +27,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,6 +42,7 @@
 namespace {
 
 using mulligan::testupstream::ChoiceList;
+using mulligan::testupstream::parseUint;
 
 FILE* g_log = nullptr;
 event_base* g_base = nullptr;
@@ -68,27 +68,16 @@ struct Query {
   uint64_t goaway = 0;   // goaway=N
 };
 
-bool parseUint(std::string_view s, uint64_t& out) {
-  if (s.empty()) return false;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
-}
-
 // Parses the part of PATH after '?'. False with `error` on a malformed value
 // of a known parameter; unknown parameters are ignored.
 bool parseQuery(std::string_view path, Query& q, std::string& error) {
   size_t mark = path.find('?');
   if (mark == std::string_view::npos) return true;
-  std::string_view rest = path.substr(mark + 1);
   std::string value;
-  while (!rest.empty()) {
-    size_t amp = rest.find('&');
-    std::string_view pair = rest.substr(0, amp);
-    rest = amp == std::string_view::npos ? std::string_view() : rest.substr(amp + 1);
-    size_t eq = pair.find('=');
-    std::string_view key = pair.substr(0, eq);
-    std::string_view raw = eq == std::string_view::npos ? std::string_view("1") : pair.substr(eq + 1);
-    mulligan::testupstream::percentDecode(raw, value);
+  return mulligan::testupstream::forEachParam(path.substr(mark + 1), [&](std::string_view key, std::string_view raw,
+                                                                         std::string_view pair) {
+    // A bare key (`echo`) means 1, as before.
+    mulligan::testupstream::percentDecode(pair.size() == key.size() ? std::string_view("1") : raw, value);
     bool ok = true;
     if (key == "status") {
       ok = mulligan::testupstream::parseStatusList(value, q.status);
@@ -113,12 +102,9 @@ bool parseQuery(std::string_view path, Query& q, std::string& error) {
     } else if (key == "goaway") {
       ok = parseUint(value, q.goaway);
     }
-    if (!ok) {
-      error.assign("bad query parameter: ").append(pair);
-      return false;
-    }
-  }
-  return true;
+    if (!ok) error.assign("bad query parameter: ").append(pair);
+    return ok;
+  });
 }
 
 // One pick from LIST (uniform draw in [0, 100)), FALLBACK when it is empty.

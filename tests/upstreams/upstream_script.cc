@@ -12,12 +12,6 @@ bool parseDouble(std::string_view s, double& out) {
   return ec == std::errc() && end == s.data() + s.size() && std::isfinite(out);
 }
 
-bool parseUint(std::string_view s, uint64_t& out) {
-  if (s.empty()) return false;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && end == s.data() + s.size();
-}
-
 bool parsePercent(std::string_view s, double& out) { return parseDouble(s, out) && out >= 0 && out <= 100; }
 
 // A status we can answer with: no 1xx (interim responses are not final
@@ -101,6 +95,12 @@ void Script::clear() {
   id.clear();
 }
 
+bool parseUint(std::string_view s, uint64_t& out) {
+  if (s.empty()) return false;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && end == s.data() + s.size();
+}
+
 bool parseStatusList(std::string_view text, ChoiceList<int>& out) { return parseList(text, out, parseStatus); }
 
 bool parseGrpcStatusList(std::string_view text, ChoiceList<int>& out) {
@@ -178,14 +178,7 @@ void percentDecode(std::string_view in, std::string& out) {
 bool parseScript(std::string_view query, Script& out, std::string& error) {
   out.clear();
   std::string value;  // decoded; a query without known keys never fills it
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    size_t eq = pair.find('=');
-    std::string_view key = pair.substr(0, eq);
-    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
-
+  return forEachParam(query, [&](std::string_view key, std::string_view raw, std::string_view pair) {
     bool ok = true;
     if (key == "status") {
       percentDecode(raw, value);
@@ -228,15 +221,14 @@ bool parseScript(std::string_view query, Script& out, std::string& error) {
       percentDecode(raw, out.id);
       out.hasId = true;
     } else {
-      continue;  // not ours: tests tag requests with their own parameters
+      return true;  // not ours: tests tag requests with their own parameters
     }
     if (!ok) {
       error.assign("bad query parameter: ");
       error.append(pair);
-      return false;
     }
-  }
-  return true;
+    return ok;
+  });
 }
 
 }  // namespace mulligan::testupstream

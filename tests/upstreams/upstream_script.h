@@ -70,6 +70,22 @@ struct Script {
   void clear();
 };
 
+// Calls fn(key, raw, pair) for each `key=raw` pair of a query string (the
+// part after '?'), in order; `raw` is not decoded, and is empty when the pair
+// has no '=' (then pair == key). Stops, returning false, when fn does.
+template <typename Fn>
+bool forEachParam(std::string_view query, Fn fn) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    size_t eq = pair.find('=');
+    std::string_view raw = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    if (!fn(pair.substr(0, eq), raw, pair)) return false;
+  }
+  return true;
+}
+
 // Parses a query string (the part after '?', without '#...'), percent- and
 // '+'-decoded. Returns false with a one-line `error` on a malformed value of
 // a known parameter; `out` is then partially filled and must not be used.
@@ -81,6 +97,9 @@ bool parseStatusList(std::string_view text, ChoiceList<int>& out);
 // `grpc_status=` values (decoded): `CODE[:P][,CODE:P...]`, CODE a gRPC status
 // code in 0..16.
 bool parseGrpcStatusList(std::string_view text, ChoiceList<int>& out);
+
+// A whole decimal number, nothing else.
+bool parseUint(std::string_view s, uint64_t& out);
 
 // `100ms`, `1.5s`, `250us`, `2m` -> microseconds. A unit is required.
 bool parseDurationUs(std::string_view text, uint64_t& us);
