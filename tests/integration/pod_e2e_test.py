@@ -54,6 +54,11 @@ class PodE2ETest(Case):
         self.grpc_log = self.path("grpc.log")
         self.start(POD_SIM, "exec", "svc1", "--name", NAME, "--", "/usr/bin/python3", GRPC_UPSTREAM,
                    "--listen", f"{self.svc}:50051", "--log", self.grpc_log)
+        # Every service listens before a test calls it (python starts slowly
+        # on a loaded machine; a call that races it would see a refused
+        # connect, not what the test is about).
+        for port in (8080, 7000, 50051):
+            self.wait_listening("svc1", port)
         # The layout kubelet gives a ConfigMap volume: policy.toml -> ..data/policy.toml.
         self.mount = self.path("configmap")
         os.mkdir(self.mount)
@@ -86,6 +91,13 @@ retry = {{ num_retries = 3, backoff_base = "1ms", backoff_max = "2ms" }}
         wait_for(lambda: "listening admin" in open(self.path("sidecar.log")).read(), what="sidecar")
         wait_for(lambda: self.in_pod("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                                      "http://127.0.0.1:15000/ready").stdout == "200", what="ready")
+
+    def wait_listening(self, where, port):
+        def listening():
+            r = subprocess.run([POD_SIM, "exec", where, "--name", NAME, "--", "ss", "-Hltn", f"sport = :{port}"],
+                               capture_output=True, text=True, timeout=30)
+            return r.returncode == 0 and r.stdout.strip() != ""
+        wait_for(listening, timeout=30, interval=0.05, what=f"{where} listening on port {port}")
 
     def swap_configmap(self, text):
         """kubelet's atomic update: a new timestamped dir, then ..data renamed over."""
@@ -170,7 +182,7 @@ print(json.dumps(out))
         listener = self.start(POD_SIM, "exec", "svc1", "--name", NAME, "--", "python3", "-c",
                               f"import socket\ns=socket.socket();s.bind(('{self.svc}',9999));s.listen(1)\n"
                               "c,_=s.accept();c.sendall(b'direct');c.close()")
-        time.sleep(0.3)
+        self.wait_listening("svc1", 9999)
         before = json.loads(self.in_pod("curl", "-s", "http://127.0.0.1:15000/stats").stdout)["downstream_accepted"]
         r = self.in_pod("python3", "-c", f"import socket;print(socket.create_connection(('{self.svc}',9999)).recv(10))")
         self.assertIn("direct", r.stdout)
