@@ -127,6 +127,7 @@ void AdminServer::handle(evhttp_request* req) {
     field("upstream_connects", sum(ws, &proxy::WorkerCounters::upstream_connects));
     field("upstream_connect_failures", sum(ws, &proxy::WorkerCounters::upstream_connect_failures));
     field("upstream_reused", sum(ws, &proxy::WorkerCounters::upstream_reused));
+    field("upstream_overflow", sum(ws, &proxy::WorkerCounters::upstream_overflow));
     field("bad_requests", sum(ws, &proxy::WorkerCounters::bad_requests));
     body += "\"responses\":{";
     for (int c = 1; c <= 5; ++c) {

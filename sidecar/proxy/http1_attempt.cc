@@ -30,7 +30,22 @@ Http1Attempt::~Http1Attempt() {
   timer_.cancel();
   if (bev_) {
     if (complete_ && reusable_) {
-      worker_->pool().put(pool_key_, bev_, idle_timeout_us_);
+      worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
+    } else if (drain_on_cancel_ && reusable_ && evbuffer_get_length(pending_) == 0 &&
+               evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
+      // Cancelled after a reusable head (a retried 503): keep the connection
+      // if the response ends soon. Done here, after the last parse, so that
+      // what the reader consumed after the cancel is counted.
+      if (response_ended_) {
+        worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
+      } else if (has_content_length_ && content_length_ > body_seen_) {
+        // Unparsed input is body too (content-length framing): the pool
+        // discards it first, and closes on anything beyond the body.
+        worker_->pool().putDraining(pool_key_, bev_, std::move(slot_), content_length_ - body_seen_,
+                                    idle_timeout_us_);
+      } else {
+        bufferevent_free(bev_);
+      }
     } else {
       bufferevent_free(bev_);
     }
@@ -40,11 +55,22 @@ Http1Attempt::~Http1Attempt() {
 
 void Http1Attempt::start() {
   worker_->counters().attempts.add();
-  if (bufferevent* pooled = worker_->pool().take(pool_key_)) {
+  if (bufferevent* pooled = worker_->pool().take(pool_key_, &slot_)) {
     bev_ = pooled;
     reused_ = true;
     worker_->counters().upstream_reused.add();
     connected();
+    return;
+  }
+  if (!worker_->pool().reserve(pool_key_, &slot_)) {
+    // No queue for a slot: a waiting call would hold its client, its
+    // deadline and its memory for a connection that is busy because the
+    // upstream is slow, and a queue needs its own bound and timeout that
+    // would just answer 503 later. Envoy's circuit breaker fails at once
+    // too; the client (or its retry layer) decides.
+    overflow_ = true;
+    worker_->counters().upstream_overflow.add();
+    timer_.armUs(0);  // report from the loop, never inline
     return;
   }
   worker_->counters().upstream_connects.add();
@@ -172,7 +198,9 @@ void Http1Attempt::transitionTo(State s) {
 void Http1Attempt::onTimer() {
   switch (state_) {
     case State::kConnecting:
-      if (connect_failed_now_) {
+      if (overflow_) {
+        fail(retry::OutcomeKind::kOverflow, "max upstream connections to " + pool_key_ + " reached");
+      } else if (connect_failed_now_) {
         fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " failed");
       } else {
         fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " timed out");
@@ -194,7 +222,13 @@ void Http1Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
   if (state_ == State::kDone) return;
   if (kind == retry::OutcomeKind::kConnectFailure) worker_->counters().upstream_connect_failures.add();
   transitionTo(State::kDone);
-  if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  // The socket is of no further use: close it now, so that its slot under
+  // the connection cap is free before the owner's retry starts. (libevent
+  // holds a reference while it runs our callback, so freeing here is safe.)
+  if (bev_) bufferevent_free(bev_);
+  bev_ = nullptr;
+  slot_.release();
+  reusable_ = false;
   owner_->onAttemptFailed(kind, why);  // may destroy us: touch nothing after
 }
 
@@ -221,8 +255,9 @@ void Http1Attempt::readInput() {
     evbuffer_drain(in, res.consumed);
     if (state_ == State::kDone) {
       // Completed (or cancelled) inside the feed. Bytes after a complete
-      // response on an HTTP/1 connection make it unusable.
-      if (evbuffer_get_length(in) != 0) reusable_ = false;
+      // response on an HTTP/1 connection make it unusable. (After a cancel
+      // the destructor counts the rest of a body; see drain_on_cancel_.)
+      if (evbuffer_get_length(in) != 0 && (response_ended_ || !drain_on_cancel_)) reusable_ = false;
       return;
     }
     if (res.error != Http1Reader::Error::kNone) {
@@ -274,6 +309,9 @@ void Http1Attempt::onEvent(bufferevent*, short what, void* arg) {
 
 void Http1Attempt::onHead(MessageHead& head) {
   if (head.status >= 100 && head.status < 200 && head.status != 101) return;  // interim: wait for the final one
+  final_head_ = true;
+  has_content_length_ = head.has_content_length;
+  content_length_ = head.content_length;
   if (head.status == 101) {
     // Report it after the head's bytes are consumed (readInput), so that what
     // follows in the buffer is exactly the tunnel's first bytes.
@@ -286,6 +324,7 @@ void Http1Attempt::onHead(MessageHead& head) {
 }
 
 void Http1Attempt::onBody(const char* data, size_t len) {
+  body_seen_ += len;
   if (state_ != State::kStreaming) return;
   owner_->onAttemptBody(data, len);
 }
@@ -296,7 +335,8 @@ void Http1Attempt::onTrailers(HeaderList& trailers) {
 }
 
 void Http1Attempt::onComplete() {
-  if (state_ != State::kStreaming) return;  // an interim response ended
+  if (final_head_) response_ended_ = true;
+  if (state_ != State::kStreaming) return;  // an interim response ended (or cancelled)
   complete_ = true;
   transitionTo(State::kDone);
   owner_->onAttemptComplete();
@@ -312,7 +352,11 @@ void Http1Attempt::pauseReading(bool paused) {
 }
 
 void Http1Attempt::cancel() {
-  forbidReuse();
+  // After a head that left the connection reusable, the destructor may still
+  // pool it once the (small) rest of the response is read; otherwise the
+  // connection's framing is lost.
+  drain_on_cancel_ = state_ == State::kStreaming && reusable_ && !forbid_reuse_ && !pending_upgrade_;
+  if (!drain_on_cancel_) forbidReuse();
   if (state_ == State::kDone) return;
   transitionTo(State::kDone);
   if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
@@ -321,6 +365,7 @@ void Http1Attempt::cancel() {
 bufferevent* Http1Attempt::releaseConnection() {
   bufferevent* b = bev_;
   bev_ = nullptr;
+  slot_.release();  // a tunnel is no longer a pooled HTTP/1 connection
   transitionTo(State::kDone);
   if (b) bufferevent_setcb(b, nullptr, nullptr, nullptr, nullptr);
   return b;

@@ -8,8 +8,14 @@
 // The owner hands over the request head and body; the attempt frames them
 // for HTTP/1.1 (request line, Host, content-length or chunked) and queues
 // them until the connection is up. A connection comes from the
-// worker's pool when one is idle, else a new connect. On completion the
-// connection goes back to the pool if the response left it reusable.
+// worker's pool when one is idle, else a new connect — unless the
+// destination already has the pool's max_connections_per_destination open:
+// then the attempt fails with OutcomeKind::kOverflow (from the loop, never
+// inline) without touching the network. On completion the connection goes
+// back to the pool if the response left it reusable. When the owner cancels
+// after the response head (a retried 503), a keep-alive response whose
+// content-length rest is small (ConnPool::kMaxDrainBytes) is drained by the
+// pool and the connection reused, instead of a close and a new connect.
 #pragma once
 
 #include <event2/bufferevent.h>
@@ -20,6 +26,7 @@
 
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
+#include "sidecar/proxy/conn_pool.h"
 #include "sidecar/proxy/downstream.h"
 #include "sidecar/proxy/http1_reader.h"
 #include "sidecar/retry/retry_state.h"
@@ -94,6 +101,14 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
   evbuffer* pending_;  // request bytes queued before the connection is up
   event::Timer timer_;
   Http1Reader reader_;
+  ConnPool::Slot slot_;       // our claim on the destination's connection cap
+  bool overflow_ = false;     // no slot: failing with kOverflow from the loop
+  bool drain_on_cancel_ = false;  // cancelled after a reusable head: try to drain
+  bool final_head_ = false;   // the final (non-1xx) response head was parsed
+  bool response_ended_ = false;  // the final response ended (even after cancel)
+  uint64_t content_length_ = 0;  // of the final response, when it has one
+  bool has_content_length_ = false;
+  uint64_t body_seen_ = 0;    // response body bytes parsed (even after cancel)
   bool reused_ = false;
   bool complete_ = false;     // the response ended cleanly
   bool reusable_ = false;     // and the connection may carry another request

@@ -243,6 +243,7 @@ void Http1Session::localReply(const LocalReply& r) {
     out += "content-type: text/plain\r\n";
   }
   if (!r.timeout_kind.empty()) out += "x-mulligan-timeout: " + std::string(r.timeout_kind) + "\r\n";
+  if (!r.overloaded.empty()) out += "x-mulligan-overloaded: " + std::string(r.overloaded) + "\r\n";
   out += "content-length: " + std::to_string(r.body.size()) + "\r\n";
   // An unfinished request body: answer, then close rather than read it all.
   bool close = !keep_alive_ || !r.request_complete;

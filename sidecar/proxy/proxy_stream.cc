@@ -305,6 +305,14 @@ void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& wh
   o.kind = kind;
   LOG_DEBUG("attempt %u for %s %s%s: %s", retry_->attempts(), req_.method.c_str(), req_.authority.c_str(),
             req_.path.c_str(), why.c_str());
+  if (kind == retry::OutcomeKind::kOverflow) {
+    // Our own limit: answered at once, never retried (DESIGN.md: 503 for the
+    // sidecar's own overload limits).
+    sidecar_error_ = "overflow";
+    sendLocalReply(503, "Service Unavailable", "upstream overloaded: " + why + "\n", {}, kGrpcUnavailable,
+                   "upstream-connections");
+    return;
+  }
   if (maybeRetry(o)) return;
   switch (kind) {
     case retry::OutcomeKind::kPerTryTimeout:
@@ -462,7 +470,7 @@ void ProxyStream::onDeadline() {
 }
 
 void ProxyStream::sendLocalReply(int status, std::string_view reason, std::string body,
-                                 std::string_view timeout_kind, int grpc_status) {
+                                 std::string_view timeout_kind, int grpc_status, std::string_view overloaded) {
   if (state_ == State::kDone) return;
   if (attempt_) {
     attempt_->cancel();
@@ -477,6 +485,7 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
   r.status = status;
   r.reason = reason;
   r.timeout_kind = timeout_kind;
+  r.overloaded = overloaded;
   r.request_complete = request_complete_;
   if (!timeout_kind.empty()) timeout_kind_ = timeout_kind;
   if (grpc_) {

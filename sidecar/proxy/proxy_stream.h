@@ -99,7 +99,7 @@ class ProxyStream : public event::Deletable, private Attempt::Owner {
   bool maybeRetry(const retry::Outcome& o);
   // A reply of our own: HTTP `status` or, for gRPC, `grpc_status`.
   void sendLocalReply(int status, std::string_view reason, std::string body, std::string_view timeout_kind,
-                      int grpc_status);
+                      int grpc_status, std::string_view overloaded = {});
   // Commits to `head`: from now on it is the client's response.
   void commitHead(MessageHead& head, bool end_stream);
   void commitHeldHead();
