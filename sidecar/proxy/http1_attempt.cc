@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "sidecar/net/socket_read.h"
 #include "sidecar/proxy/worker.h"
 
 namespace mulligan::proxy {
@@ -28,6 +29,7 @@ Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& des
 
 Http1Attempt::~Http1Attempt() {
   timer_.cancel();
+  stopReading();
   if (bev_) {
     if (complete_ && reusable_) {
       worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
@@ -100,11 +102,21 @@ void Http1Attempt::connected() {
     int one = 1;
     setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  bufferevent_setcb(bev_, &Http1Attempt::onRead, nullptr, &Http1Attempt::onEvent, this);
-  // A pooled connection still has EV_WRITE enabled (and reading on, from the
-  // pool); enabling EV_WRITE again would add and then remove the write event:
-  // two epoll_ctl calls for nothing.
-  bufferevent_enable(bev_, reused_ ? EV_READ : EV_READ | EV_WRITE);
+  // The bufferevent keeps the write side (and reports write errors); reads
+  // are ours (see the header). A pooled connection still has EV_WRITE
+  // enabled; enabling it again would add and then remove the write event:
+  // two epoll_ctl calls for nothing. Its read side, on from the pool, goes
+  // off as ours goes on: the socket's epoll interest does not change.
+  bufferevent_setcb(bev_, nullptr, nullptr, &Http1Attempt::onEvent, this);
+  if (reused_) {
+    bufferevent_disable(bev_, EV_READ);
+  } else {
+    bufferevent_enable(bev_, EV_WRITE);
+  }
+  event_assign(&read_ev_, worker_->base(), bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &Http1Attempt::onReadable,
+               this);
+  read_ev_assigned_ = true;
+  startReading();
   transitionTo(State::kAwaitingHeaders);
   sent_at_us_ = event::monotonicNowUs();
   flush();
@@ -225,6 +237,7 @@ void Http1Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
   // The socket is of no further use: close it now, so that its slot under
   // the connection cap is free before the owner's retry starts. (libevent
   // holds a reference while it runs our callback, so freeing here is safe.)
+  stopReading();
   if (bev_) bufferevent_free(bev_);
   bev_ = nullptr;
   slot_.release();
@@ -232,11 +245,42 @@ void Http1Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
   owner_->onAttemptFailed(kind, why);  // may destroy us: touch nothing after
 }
 
-void Http1Attempt::onRead(bufferevent*, void* arg) {
-  auto* a = static_cast<Http1Attempt*>(arg);
-  a->readInput();
-  // Owners never destroy an attempt inside its callbacks, so `a` is alive.
-  a->owner_->onAttemptReadDone();
+void Http1Attempt::startReading() {
+  if (reading_ || !read_ev_assigned_) return;
+  event_add(&read_ev_, nullptr);
+  reading_ = true;
+}
+
+void Http1Attempt::stopReading() {
+  if (!reading_) return;
+  event_del(&read_ev_);
+  reading_ = false;
+}
+
+void Http1Attempt::onReadable(evutil_socket_t, short, void* arg) { static_cast<Http1Attempt*>(arg)->onReadable(); }
+
+void Http1Attempt::onReadable() {
+  if (state_ == State::kDone || !bev_) {
+    // Nothing more is ours to read; the next owner (pool) watches it.
+    stopReading();
+    return;
+  }
+  net::ReadResult r = net::readSome(bev_);
+  switch (r.status) {
+    case net::ReadStatus::kData:
+      readInput();
+      // Owners never destroy an attempt inside its callbacks: we are alive.
+      owner_->onAttemptReadDone();
+      return;
+    case net::ReadStatus::kAgain:
+      return;
+    case net::ReadStatus::kEof:
+      onClosed(true);
+      return;
+    case net::ReadStatus::kError:
+      onClosed(false);
+      return;
+  }
 }
 
 void Http1Attempt::readInput() {
@@ -285,25 +329,32 @@ void Http1Attempt::readInput() {
   }
 }
 
+// Write-side errors (reads are ours: onReadable).
 void Http1Attempt::onEvent(bufferevent*, short what, void* arg) {
-  auto* a = static_cast<Http1Attempt*>(arg);
-  if (a->state_ == State::kDone) return;
-  a->readInput();  // bytes that arrived with the EOF
-  if (a->state_ == State::kDone) return;
-  bool eof = what & BEV_EVENT_EOF;
-  if (a->state_ == State::kAwaitingHeaders) {
+  static_cast<Http1Attempt*>(arg)->onClosed(what & BEV_EVENT_EOF);
+}
+
+void Http1Attempt::onClosed(bool eof) {
+  // Level-triggered: an EOF or error would be reported again and again.
+  stopReading();
+  // A reset loses the response: reusing this connection is out of the question.
+  reusable_ = false;
+  if (state_ == State::kDone || !bev_) return;
+  readInput();  // bytes still waiting (e.g. behind a pause)
+  if (state_ == State::kDone) return;
+  if (state_ == State::kAwaitingHeaders) {
     std::string how = eof ? "closed the connection" : "reset the connection";
-    a->fail(retry::OutcomeKind::kReset,
-            a->dest_.toString() + " " + how + " before response headers" + (a->reused_ ? " (pooled connection)" : ""));
+    fail(retry::OutcomeKind::kReset,
+         dest_.toString() + " " + how + " before response headers" + (reused_ ? " (pooled connection)" : ""));
     return;
   }
-  if (a->state_ == State::kStreaming) {
-    if (eof && a->reader_.finishOnEof()) {
+  if (state_ == State::kStreaming) {
+    if (eof && reader_.finishOnEof()) {
       // A close-delimited body ended; onComplete() already ran.
       return;
     }
-    a->transitionTo(State::kDone);
-    a->owner_->onAttemptAborted(a->dest_.toString() + " closed the connection mid-response");
+    transitionTo(State::kDone);
+    owner_->onAttemptAborted(dest_.toString() + " closed the connection mid-response");
   }
 }
 
@@ -345,9 +396,9 @@ void Http1Attempt::onComplete() {
 void Http1Attempt::pauseReading(bool paused) {
   if (!bev_ || state_ == State::kDone) return;
   if (paused) {
-    bufferevent_disable(bev_, EV_READ);
+    stopReading();
   } else {
-    bufferevent_enable(bev_, EV_READ);
+    startReading();
   }
 }
 
@@ -359,6 +410,7 @@ void Http1Attempt::cancel() {
   if (!drain_on_cancel_) forbidReuse();
   if (state_ == State::kDone) return;
   transitionTo(State::kDone);
+  stopReading();
   if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
 }
 
@@ -366,6 +418,7 @@ bufferevent* Http1Attempt::releaseConnection() {
   bufferevent* b = bev_;
   bev_ = nullptr;
   slot_.release();  // a tunnel is no longer a pooled HTTP/1 connection
+  stopReading();    // the tunnel reads through the bufferevent
   transitionTo(State::kDone);
   if (b) bufferevent_setcb(b, nullptr, nullptr, nullptr, nullptr);
   return b;

@@ -16,9 +16,16 @@
 // after the response head (a retried 503), a keep-alive response whose
 // content-length rest is small (ConnPool::kMaxDrainBytes) is drained by the
 // pool and the connection reused, instead of a close and a new connect.
+//
+// I/O: the bufferevent is used for connect and writes only. Reads go
+// through the attempt's own EV_READ|EV_PERSIST event and net::readSome (one
+// readv per readiness, no FIONREAD ioctl) into the bufferevent's input
+// buffer, so that whoever takes the connection next (the pool, a tunnel)
+// finds unread bytes where a bufferevent user expects them.
 #pragma once
 
 #include <event2/bufferevent.h>
+#include <event2/event_struct.h>
 
 #include <cstdint>
 #include <memory>
@@ -67,8 +74,13 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
 
  private:
   static void onConnectEvent(bufferevent* bev, short what, void* arg);
-  static void onRead(bufferevent* bev, void* arg);
+  static void onReadable(evutil_socket_t fd, short what, void* arg);
   static void onEvent(bufferevent* bev, short what, void* arg);
+  void onReadable();
+  // The upstream closed (EOF) or the socket failed.
+  void onClosed(bool eof);
+  void startReading();
+  void stopReading();
   void transitionTo(State s);
   void connected();
   void fail(retry::OutcomeKind kind, const std::string& why);
@@ -98,6 +110,9 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
   bool connect_failed_now_ = false;  // bufferevent_socket_connect failed at once
   State state_ = State::kConnecting;
   bufferevent* bev_ = nullptr;
+  ::event read_ev_;               // EV_READ|EV_PERSIST on bev_'s socket, once connected
+  bool read_ev_assigned_ = false;
+  bool reading_ = false;          // read_ev_ is added
   evbuffer* pending_;  // request bytes queued before the connection is up
   event::Timer timer_;
   Http1Reader reader_;

@@ -7,6 +7,7 @@
 
 #include "sidecar/core/logging.h"
 #include "sidecar/event/event_loop.h"
+#include "sidecar/net/socket_read.h"
 #include "sidecar/proxy/connection.h"
 #include "sidecar/proxy/proxy_stream.h"
 #include "sidecar/proxy/worker.h"
@@ -19,9 +20,13 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
       staged_(evbuffer_new()),
       reader_(Http1Reader::Mode::kRequest, this,
               Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
-                                  conn->worker().shared().config.max_headers}) {}
+                                  conn->worker().shared().config.max_headers}) {
+  event_assign(&read_ev_, conn->worker().base(), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
+               &Http1Session::onReadable, this);
+}
 
 Http1Session::~Http1Session() {
+  stopReading();
   if (stream_) stream_->abort("connection closed");
   stream_.reset();
   if (bev_) bufferevent_free(bev_);
@@ -44,13 +49,55 @@ Worker& Http1Session::worker() { return conn_->worker(); }
 void Http1Session::start() {
   int one = 1;
   setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  bufferevent_setcb(bev_, &Http1Session::onRead, &Http1Session::onWrite, &Http1Session::onEvent, this);
+  bufferevent_setcb(bev_, nullptr, &Http1Session::onWrite, &Http1Session::onEvent, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kLowWater, 0);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // The sniffing read side goes off as ours goes on: the socket's epoll
+  // interest does not change.
+  bufferevent_disable(bev_, EV_READ);
+  bufferevent_enable(bev_, EV_WRITE);
+  // The idle timeout counts silence from the app (as the sniffing did).
+  int64_t idle = worker().downstreamIdleTimeoutUs();
+  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
+  startReading(idle > 0 ? &tv : nullptr);
   processInput();
 }
 
-void Http1Session::onRead(bufferevent*, void* arg) { static_cast<Http1Session*>(arg)->processInput(); }
+void Http1Session::startReading(const timeval* timeout) {
+  // event_add on an added event replaces its timeout.
+  event_add(&read_ev_, timeout);
+  reading_ = true;
+}
+
+void Http1Session::stopReading() {
+  if (!reading_) return;
+  event_del(&read_ev_);
+  reading_ = false;
+}
+
+void Http1Session::onReadable(evutil_socket_t, short what, void* arg) {
+  static_cast<Http1Session*>(arg)->onReadable(what);
+}
+
+void Http1Session::onReadable(short what) {
+  if (what & EV_TIMEOUT) {
+    onTimeout();
+    return;
+  }
+  net::ReadResult r = net::readSome(bev_);
+  switch (r.status) {
+    case net::ReadStatus::kData:
+      processInput();
+      return;
+    case net::ReadStatus::kAgain:
+      return;
+    case net::ReadStatus::kEof:
+      onPeerEof();
+      return;
+    case net::ReadStatus::kError:
+      closeNow();
+      return;
+  }
+}
 
 void Http1Session::processInput() {
   evbuffer* in = bufferevent_get_input(bev_);
@@ -298,6 +345,7 @@ void Http1Session::upgradeToTunnel(bufferevent* upstream) {
   }
   if (stream_) worker().deferDelete(std::move(stream_));
   bufferevent_set_timeouts(bev_, nullptr, nullptr);  // tunnels live as long as their peers
+  stopReading();  // the tunnel reads through the bufferevent
   if (!upstream) {
     closeNow();
     return;
@@ -348,8 +396,7 @@ void Http1Session::linger() {
   ::shutdown(bufferevent_getfd(bev_), SHUT_WR);
   evbuffer_drain(bufferevent_get_input(bev_), evbuffer_get_length(bufferevent_get_input(bev_)));
   timeval tv{1, 0};
-  bufferevent_set_timeouts(bev_, &tv, nullptr);
-  bufferevent_enable(bev_, EV_READ);
+  startReading(&tv);
 }
 
 void Http1Session::closeNow() {
@@ -359,6 +406,7 @@ void Http1Session::closeNow() {
     stream_->abort("downstream connection closed");
     worker().deferDelete(std::move(stream_));
   }
+  stopReading();
   bufferevent_disable(bev_, EV_READ | EV_WRITE);
   conn_->close();
 }
@@ -372,36 +420,44 @@ void Http1Session::onWrite(bufferevent*, void* arg) {
   if (s->stream_) s->stream_->onDownstreamDrained();
 }
 
+// Write-side errors (reads are ours: onReadable).
 void Http1Session::onEvent(bufferevent*, short what, void* arg) {
   auto* s = static_cast<Http1Session*>(arg);
-  if (s->lingering_) {
-    s->closeNow();  // EOF, error or the linger timeout: done
+  if ((what & BEV_EVENT_EOF) && !s->lingering_) {
+    s->onPeerEof();
     return;
   }
-  if (what & BEV_EVENT_TIMEOUT) {
-    // The idle timeout (set when the connection was sniffed) counts silence
-    // from the app. While a request is in flight the silence is ours to
-    // wait out: keep reading. Between requests it closes the connection.
-    if (s->stream_ && !s->closing_) {
-      bufferevent_enable(s->bev_, EV_READ);
-      return;
-    }
-    s->closeNow();
+  s->closeNow();
+}
+
+void Http1Session::onTimeout() {
+  if (lingering_) {
+    closeNow();  // the linger limit: done
     return;
   }
-  if (what & BEV_EVENT_EOF) {
-    s->peer_eof_ = true;
-    s->processInput();
-    if (s->closed_) return;
-    // The app half-closed after a complete request: answer it, then close.
-    if (s->stream_ && s->stream_->requestComplete()) {
-      s->close_after_response_ = true;
-      return;
-    }
-    s->closeNow();
+  // The idle timeout counts silence from the app. While a request is in
+  // flight the silence is ours to wait out: keep reading (a persistent
+  // event's timeout re-arms itself). Between requests it closes the connection.
+  if (stream_ && !closing_) return;
+  closeNow();
+}
+
+void Http1Session::onPeerEof() {
+  // Level-triggered: an EOF would be reported again and again.
+  stopReading();
+  if (lingering_) {
+    closeNow();  // the peer closed: done
     return;
   }
-  s->closeNow();  // error or timeout
+  peer_eof_ = true;
+  processInput();
+  if (closed_) return;
+  // The app half-closed after a complete request: answer it, then close.
+  if (stream_ && stream_->requestComplete()) {
+    close_after_response_ = true;
+    return;
+  }
+  closeNow();
 }
 
 void Http1Session::drain() {

@@ -146,14 +146,21 @@ budget = {{ retry_ratio = 1.0 }}
         s = self.stats()
         self.assertEqual(s["retries"], 30)
         self.assertLessEqual(s["upstream_connects"], 4)
-        # Too large to drain: closed as before (one new connection per retry).
+        # Too large to drain: closed as before, one new connection per retry.
+        # (Another upstream: a pool of its own, no idle connections left over.)
+        port2, _ = self.start_upstream("upstream2")
+        self.publish(policy(port, retry='retry = { retry_on = ["503"], num_retries = 1, backoff_base = "1ms", '
+                                        'backoff_max = "2ms" }\nbudget = { retry_ratio = 1.0 }')
+                     + policy(port2, name="svc2", retry='retry = { retry_on = ["503"], num_retries = 1, '
+                                                        'backoff_base = "1ms", backoff_max = "2ms" }\n'
+                                                        'budget = { retry_ratio = 1.0 }').replace("version = 1\n", ""))
+        wait_for(lambda: self.get("/ok", host="svc2")[0] == 200, what="policy with svc2")
+        before = self.stats()["upstream_connects"]
         conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
-        before = s["upstream_connects"]
         for i in range(5):
-            self.assertEqual(self.get(f"/big?fail_first=1&id=h{i}&size=1MiB", conn=conn)[0], 200)
+            self.assertEqual(self.get(f"/big?fail_first=1&id=h{i}&size=1MiB", host="svc2", conn=conn)[0], 200)
         conn.close()
         self.assertGreaterEqual(self.stats()["upstream_connects"] - before, 5)
-
 
 if __name__ == "__main__":
     unittest.main()
