@@ -29,6 +29,12 @@ Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& des
 
 Http1Attempt::~Http1Attempt() {
   timer_.cancel();
+  if (bev_ && reading_) {
+    // The pool (or the free below) takes over the socket. Its bufferevent
+    // read side goes on BEFORE our event goes off, so that the socket's
+    // epoll interest never drops to zero: no epoll_ctl per pooled request.
+    bufferevent_enable(bev_, EV_READ);
+  }
   stopReading();
   if (bev_) {
     if (complete_ && reusable_) {
@@ -108,15 +114,15 @@ void Http1Attempt::connected() {
   // two epoll_ctl calls for nothing. Its read side, on from the pool, goes
   // off as ours goes on: the socket's epoll interest does not change.
   bufferevent_setcb(bev_, nullptr, nullptr, &Http1Attempt::onEvent, this);
+  event_assign(&read_ev_, worker_->base(), bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &Http1Attempt::onReadable,
+               this);
+  read_ev_assigned_ = true;
+  startReading();  // before the pool's read side goes off (see the destructor)
   if (reused_) {
     bufferevent_disable(bev_, EV_READ);
   } else {
     bufferevent_enable(bev_, EV_WRITE);
   }
-  event_assign(&read_ev_, worker_->base(), bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &Http1Attempt::onReadable,
-               this);
-  read_ev_assigned_ = true;
-  startReading();
   transitionTo(State::kAwaitingHeaders);
   sent_at_us_ = event::monotonicNowUs();
   flush();

@@ -51,14 +51,14 @@ void Http1Session::start() {
   setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   bufferevent_setcb(bev_, nullptr, &Http1Session::onWrite, &Http1Session::onEvent, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kLowWater, 0);
-  // The sniffing read side goes off as ours goes on: the socket's epoll
-  // interest does not change.
-  bufferevent_disable(bev_, EV_READ);
-  bufferevent_enable(bev_, EV_WRITE);
   // The idle timeout counts silence from the app (as the sniffing did).
   int64_t idle = worker().downstreamIdleTimeoutUs();
   timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
   startReading(idle > 0 ? &tv : nullptr);
+  // The sniffing read side goes off after ours went on: the socket's epoll
+  // interest never drops to zero, so libevent makes no epoll_ctl for it.
+  bufferevent_disable(bev_, EV_READ);
+  bufferevent_enable(bev_, EV_WRITE);
   processInput();
 }
 
