@@ -4,19 +4,6 @@
 
 namespace mulligan::proxy {
 
-struct ConnPool::Idle {
-  ConnPool* pool;
-  Destination* dest;
-  IdleList* list;  // dest->idle or dest->draining
-  bufferevent* bev;
-  Slot slot;
-  event::EventPtr timer;
-  IdleList::iterator self;
-  uint64_t drain_left = 0;  // > 0: body bytes still to discard (on dest->draining)
-  int64_t idle_timeout_us = 0;
-};
-
-void ConnPool::IdleDeleter::operator()(Idle* i) const { delete i; }
 
 namespace {
 timeval toTimeval(int64_t us) {
@@ -27,9 +14,9 @@ timeval toTimeval(int64_t us) {
 ConnPool::~ConnPool() {
   for (auto& [key, d] : dests_) {
     for (IdleList* list : {&d.idle, &d.draining}) {
-      for (auto& idle : *list) {
-        idle->slot.release();  // before `d` goes
-        bufferevent_free(idle->bev);
+      for (Idle& idle : *list) {
+        idle.slot.release();  // before `d` goes
+        bufferevent_free(idle.bev);
       }
       list->clear();
     }
@@ -47,12 +34,12 @@ bufferevent* ConnPool::take(const std::string& key, Slot* slot) {
   IdleList& list = it->second.idle;
   // Most recently used first: it is the least likely to have been closed by
   // the upstream's own idle timeout.
-  std::unique_ptr<Idle, IdleDeleter> idle = std::move(list.back());
-  list.pop_back();
+  Idle& idle = list.back();
+  bufferevent* bev = idle.bev;
+  *slot = std::move(idle.slot);
+  list.pop_back();  // cancels its timer
   --total_idle_;
   ++reused_;
-  bufferevent* bev = idle->bev;
-  *slot = std::move(idle->slot);
   bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
   return bev;
 }
@@ -67,17 +54,16 @@ bool ConnPool::reserve(const std::string& key, Slot* slot) {
 }
 
 ConnPool::Idle* ConnPool::newEntry(Destination& d, IdleList& list, bufferevent* bev, Slot slot, int64_t timeout_us) {
-  std::unique_ptr<Idle, IdleDeleter> idle(new Idle());
-  Idle* raw = idle.get();
+  Idle* raw = &list.emplace_back();
   raw->pool = this;
   raw->dest = &d;
   raw->list = &list;
   raw->bev = bev;
   raw->slot = std::move(slot);
-  raw->timer.reset(evtimer_new(base_, &ConnPool::onIdleTimeout, raw));
+  evtimer_assign(&raw->timer, base_, &ConnPool::onIdleTimeout, raw);
+  raw->timer_assigned = true;
   timeval tv = toTimeval(timeout_us);
-  evtimer_add(raw->timer.get(), &tv);
-  list.push_back(std::move(idle));
+  evtimer_add(&raw->timer, &tv);
   raw->self = std::prev(list.end());
   bufferevent_setcb(bev, &ConnPool::onIdleRead, nullptr, &ConnPool::onIdleEvent, raw);
   bufferevent_enable(bev, EV_READ);
@@ -144,7 +130,7 @@ void ConnPool::drainRead(Idle* idle) {
   idle->list = &d.idle;
   ++total_idle_;
   timeval tv = toTimeval(idle->idle_timeout_us);
-  evtimer_add(idle->timer.get(), &tv);
+  evtimer_add(&idle->timer, &tv);
 }
 
 // An idle HTTP/1 connection has nothing to say; bytes mean a protocol error

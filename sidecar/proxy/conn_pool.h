@@ -28,6 +28,7 @@
 #pragma once
 
 #include <event2/bufferevent.h>
+#include <event2/event_struct.h>
 
 #include <cstdint>
 #include <list>
@@ -86,7 +87,8 @@ class ConnPool {
   ConnPool(const ConnPool&) = delete;
   ConnPool& operator=(const ConnPool&) = delete;
 
-  // An idle connection to `key` ("1.2.3.4:80") with its slot in `*slot`, or
+  // An idle connection to `key` (any string naming one destination;
+  // Http1Attempt uses a compact binary form) with its slot in `*slot`, or
   // null. The caller owns it and must set its own callbacks.
   bufferevent* take(const std::string& key, Slot* slot);
   // A slot for a new connection to `key`; false (and `*slot` untouched) when
@@ -108,11 +110,29 @@ class ConnPool {
   uint64_t drained() const { return drained_; }
 
  private:
-  struct Idle;
-  struct IdleDeleter {
-    void operator()(Idle* i) const;
+  struct Destination;
+  // An idle or draining connection. Entries live in the list nodes
+  // themselves, timer included: one allocation per put() (a keep-alive
+  // request's connection goes back and forth every time).
+  struct Idle {
+    Idle() = default;
+    Idle(const Idle&) = delete;
+    Idle& operator=(const Idle&) = delete;
+    ~Idle() {
+      if (timer_assigned) event_del(&timer);
+    }
+    ConnPool* pool = nullptr;
+    Destination* dest = nullptr;
+    std::list<Idle>* list = nullptr;  // dest->idle or dest->draining
+    bufferevent* bev = nullptr;
+    Slot slot;
+    ::event timer;
+    bool timer_assigned = false;
+    std::list<Idle>::iterator self;
+    uint64_t drain_left = 0;  // > 0: body bytes still to discard (on dest->draining)
+    int64_t idle_timeout_us = 0;
   };
-  using IdleList = std::list<std::unique_ptr<Idle, IdleDeleter>>;
+  using IdleList = std::list<Idle>;
   struct Destination {
     IdleList idle;
     IdleList draining;

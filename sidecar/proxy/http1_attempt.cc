@@ -11,13 +11,31 @@
 #include "sidecar/proxy/worker.h"
 
 namespace mulligan::proxy {
+namespace {
+
+// The pool's key for an upstream address: family, port and address bytes.
+// For IPv4 it fits std::string's inline buffer (no allocation per attempt,
+// unlike the printable "1.2.3.4:80", which also costs an inet_ntop).
+std::string poolKey(const net::Address& a) {
+  std::string k(1, static_cast<char>(a.family()));
+  if (a.family() == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(a.sa());
+    k.append(reinterpret_cast<const char*>(&sin->sin_port), sizeof sin->sin_port);
+    k.append(reinterpret_cast<const char*>(&sin->sin_addr), sizeof sin->sin_addr);
+  } else {
+    k.append(reinterpret_cast<const char*>(a.sa()), a.len);
+  }
+  return k;
+}
+
+}  // namespace
 
 Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
                                  int64_t connect_timeout_us, int64_t read_timeout_us)
     : worker_(worker),
       owner_(owner),
       dest_(dest),
-      pool_key_(dest.toString()),
+      pool_key_(poolKey(dest)),
       method_(method),
       connect_timeout_us_(connect_timeout_us),
       read_timeout_us_(read_timeout_us),
@@ -136,8 +154,10 @@ void Http1Attempt::flush() {
 }
 
 void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
-  std::string out;
-  out.reserve(512);
+  // A per-thread scratch string keeps its capacity from request to request:
+  // the head is copied into pending_ below, so no per-request allocation.
+  static thread_local std::string out;
+  out.clear();
   out.append(head.method).append(" ").append(head.path).append(" HTTP/1.1\r\n");
   if (!findHeader(head.headers, "host") && !head.authority.empty()) {
     out.append("host: ").append(head.authority).append("\r\n");
@@ -217,7 +237,7 @@ void Http1Attempt::onTimer() {
   switch (state_) {
     case State::kConnecting:
       if (overflow_) {
-        fail(retry::OutcomeKind::kOverflow, "max upstream connections to " + pool_key_ + " reached");
+        fail(retry::OutcomeKind::kOverflow, "max upstream connections to " + dest_.toString() + " reached");
       } else if (connect_failed_now_) {
         fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " failed");
       } else {

@@ -223,8 +223,9 @@ const std::optional<net::Address>& Http1Session::originalDst() const { return co
 void Http1Session::writeHead(const MessageHead& head, bool) {
   head_written_ = true;
   head_only_ = method_ == "HEAD" || head.status == 204 || head.status == 304 || head.status < 200;
-  std::string out;
-  out.reserve(512);
+  // Per-thread scratch, capacity kept (copied into staged_ below).
+  static thread_local std::string out;
+  out.clear();
   out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
   HopByHopFilter hop(head.headers);
   for (const auto& [k, v] : head.headers) {
