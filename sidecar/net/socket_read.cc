@@ -1,6 +1,7 @@
 #include "sidecar/net/socket_read.h"
 
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -39,6 +40,28 @@ ReadResult readSome(evutil_socket_t fd, evbuffer* buf, size_t max) {
   r.status = ReadStatus::kData;
   r.bytes = static_cast<size_t>(got);
   return r;
+}
+
+ReadResult readInto(evutil_socket_t fd, char* data, size_t len) {
+  ReadResult r;
+  ssize_t got = ::read(fd, data, len);
+  if (got > 0) {
+    r.status = ReadStatus::kData;
+    r.bytes = static_cast<size_t>(got);
+  } else if (got == 0) {
+    r.status = ReadStatus::kEof;
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    r.status = ReadStatus::kAgain;
+  } else {
+    r.status = ReadStatus::kError;
+    r.error = errno;
+  }
+  return r;
+}
+
+char* threadReadBuffer() {
+  static thread_local char buffer[kReadChunk];
+  return buffer;
 }
 
 ReadResult readSome(bufferevent* bev, size_t max) {

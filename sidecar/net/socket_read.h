@@ -48,4 +48,15 @@ ReadResult readSome(evutil_socket_t fd, evbuffer* buf, size_t max = kReadChunk);
 // and freezes it again, as libevent's own read callback does.
 ReadResult readSome(bufferevent* bev, size_t max = kReadChunk);
 
+// One read(2) of at most `len` bytes into plain memory, same statuses.
+ReadResult readInto(evutil_socket_t fd, char* data, size_t len);
+
+// A per-thread buffer of kReadChunk bytes, for a read that is parsed at once
+// when nothing older waits in the connection's evbuffer: only the bytes the
+// parser leaves are then copied into the evbuffer, so a keep-alive request
+// costs no evbuffer chain allocation on the read side. Its content is valid
+// until the next read on the thread: reads run only from their own event
+// callbacks, never nested inside another connection's parse.
+char* threadReadBuffer();
+
 }  // namespace mulligan::net

@@ -291,10 +291,19 @@ void Http1Attempt::onReadable() {
     stopReading();
     return;
   }
-  net::ReadResult r = net::readSome(bev_);
+  evbuffer* in = bufferevent_get_input(bev_);
+  const char* fresh = nullptr;
+  net::ReadResult r;
+  if (evbuffer_get_length(in) == 0) {
+    char* buf = net::threadReadBuffer();
+    r = net::readInto(bufferevent_getfd(bev_), buf, net::kReadChunk);
+    fresh = buf;
+  } else {
+    r = net::readSome(bev_);  // behind older bytes: keep the order
+  }
   switch (r.status) {
     case net::ReadStatus::kData:
-      readInput();
+      readInput(fresh, fresh ? r.bytes : 0);
       // Owners never destroy an attempt inside its callbacks: we are alive.
       owner_->onAttemptReadDone();
       return;
@@ -309,20 +318,40 @@ void Http1Attempt::onReadable() {
   }
 }
 
-void Http1Attempt::readInput() {
+void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
   evbuffer* in = bufferevent_get_input(bev_);
+  if (fresh_len != 0 && state_ != State::kAwaitingHeaders && state_ != State::kStreaming) {
+    evbuffer_add(in, fresh, fresh_len);  // not ours to parse: leave it where the next owner looks
+    return;
+  }
   while (state_ == State::kAwaitingHeaders || state_ == State::kStreaming) {
-    size_t n = evbuffer_get_length(in);
-    if (n == 0) return;
+    const char* data;
+    size_t len;
+    bool from_fresh = fresh_len != 0;
+    if (from_fresh) {
+      data = fresh;
+      len = fresh_len;
+      fresh_len = 0;
+    } else {
+      if (evbuffer_get_length(in) == 0) return;
+      // Parse chain by chain: body pieces point into libevent's memory and
+      // are consumed by the owner within the callback: nothing is copied.
+      evbuffer_iovec vec;
+      if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) return;
+      data = static_cast<const char*>(vec.iov_base);
+      len = vec.iov_len;
+    }
     got_bytes_ = true;
     if (state_ == State::kStreaming && read_timeout_us_ > 0) timer_.armUs(read_timeout_us_);
-    // Parse chain by chain: body pieces point into libevent's memory and are
-    // consumed by the owner within the callback, so nothing is copied here.
-    evbuffer_iovec vec;
-    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) return;
-    auto res = reader_.feed(static_cast<const char*>(vec.iov_base), vec.iov_len);
-    // Owners never destroy an attempt inside its callback, so `in` is still ours.
-    evbuffer_drain(in, res.consumed);
+    auto res = reader_.feed(data, len);
+    // Owners never destroy an attempt inside its callback, so `in` is still
+    // ours. What the parser left of fresh bytes goes where unread bytes
+    // belong (an upgrade's tunnel, the pool's checks, the next round).
+    if (from_fresh) {
+      if (res.consumed < len) evbuffer_add(in, data + res.consumed, len - res.consumed);
+    } else {
+      evbuffer_drain(in, res.consumed);
+    }
     if (state_ == State::kDone) {
       // Completed (or cancelled) inside the feed. Bytes after a complete
       // response on an HTTP/1 connection make it unusable. (After a cancel

@@ -85,7 +85,10 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
   void connected();
   void fail(retry::OutcomeKind kind, const std::string& why);
   void onTimer();
-  void readInput();
+  // Parses what is buffered: first `fresh` (bytes just read into the
+  // thread's read buffer, when the input evbuffer was empty), whose unparsed
+  // rest goes to the input evbuffer, then the input evbuffer.
+  void readInput(const char* fresh = nullptr, size_t fresh_len = 0);
 
   // Http1Reader::Handler
   void onHead(MessageHead& head) override;

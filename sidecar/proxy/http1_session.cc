@@ -83,10 +83,19 @@ void Http1Session::onReadable(short what) {
     onTimeout();
     return;
   }
-  net::ReadResult r = net::readSome(bev_);
+  evbuffer* in = bufferevent_get_input(bev_);
+  const char* fresh = nullptr;
+  net::ReadResult r;
+  if (evbuffer_get_length(in) == 0) {
+    char* buf = net::threadReadBuffer();
+    r = net::readInto(bufferevent_getfd(bev_), buf, net::kReadChunk);
+    fresh = buf;
+  } else {
+    r = net::readSome(bev_);  // behind older bytes: keep the order
+  }
   switch (r.status) {
     case net::ReadStatus::kData:
-      processInput();
+      processInput(fresh, fresh ? r.bytes : 0);
       return;
     case net::ReadStatus::kAgain:
       return;
@@ -99,20 +108,33 @@ void Http1Session::onReadable(short what) {
   }
 }
 
-void Http1Session::processInput() {
+void Http1Session::processInput(const char* fresh, size_t fresh_len) {
   evbuffer* in = bufferevent_get_input(bev_);
   if (lingering_) {
     evbuffer_drain(in, evbuffer_get_length(in));
     return;
   }
   while (!closed_ && !closing_ && !waiting_for_response_) {
-    size_t n = evbuffer_get_length(in);
-    if (n == 0) break;
-    evbuffer_iovec vec;
-    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
-    auto res = reader_.feed(static_cast<const char*>(vec.iov_base), vec.iov_len);
+    const char* data;
+    size_t len;
+    bool from_fresh = fresh_len != 0;
+    if (from_fresh) {
+      data = fresh;
+      len = fresh_len;
+      fresh_len = 0;
+    } else {
+      if (evbuffer_get_length(in) == 0) break;
+      evbuffer_iovec vec;
+      if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
+      data = static_cast<const char*>(vec.iov_base);
+      len = vec.iov_len;
+    }
+    auto res = reader_.feed(data, len);
+    // What the parser left of fresh bytes (a pipelined request, the start
+    // of a tunnel) goes where unread bytes belong, whatever happened.
+    if (from_fresh && res.consumed < len) evbuffer_add(in, data + res.consumed, len - res.consumed);
     if (closed_) return;
-    evbuffer_drain(in, res.consumed);
+    if (!from_fresh) evbuffer_drain(in, res.consumed);
     if (res.error == Http1Reader::Error::kHeadersTooLarge) {
       rejectRequest(431, "Request Header Fields Too Large", res.why);
       return;
@@ -130,6 +152,7 @@ void Http1Session::processInput() {
       waiting_for_response_ = true;
     }
   }
+  if (fresh_len != 0 && !closed_) evbuffer_add(in, fresh, fresh_len);  // not parsed now: keep, in order
   // A request body larger than we will hold stays in the socket until the
   // upstream takes it: stop reading while the stream's upstream is congested.
   if (peer_eof_ && !stream_ && !closing_) closeNow();

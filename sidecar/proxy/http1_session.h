@@ -75,7 +75,10 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   // (Re)adds read_ev_ with `timeout` (null: none).
   void startReading(const timeval* timeout);
   void stopReading();
-  void processInput();
+  // Parses what is buffered: first `fresh` (bytes just read into the
+  // thread's read buffer, when the input evbuffer was empty), whose unparsed
+  // rest goes to the input evbuffer, then the input evbuffer.
+  void processInput(const char* fresh = nullptr, size_t fresh_len = 0);
   void rejectRequest(int status, const char* reason, const std::string& why);
   void closeWhenFlushed();
   void linger();
