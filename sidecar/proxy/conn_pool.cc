@@ -37,7 +37,10 @@ bufferevent* ConnPool::take(const std::string& key, Slot* slot) {
   Idle& idle = list.back();
   bufferevent* bev = idle.bev;
   *slot = std::move(idle.slot);
-  list.pop_back();  // cancels its timer
+  event_del(&idle.timer);
+  idle.bev = nullptr;
+  // The node goes to spare_ for the next put(): no allocation per request.
+  spare_.splice(spare_.end(), list, idle.self);
   --total_idle_;
   ++reused_;
   bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
@@ -54,7 +57,11 @@ bool ConnPool::reserve(const std::string& key, Slot* slot) {
 }
 
 ConnPool::Idle* ConnPool::newEntry(Destination& d, IdleList& list, bufferevent* bev, Slot slot, int64_t timeout_us) {
-  Idle* raw = &list.emplace_back();
+  if (spare_.empty()) spare_.emplace_back();
+  list.splice(list.end(), spare_, std::prev(spare_.end()));
+  Idle* raw = &list.back();
+  raw->drain_left = 0;
+  raw->idle_timeout_us = 0;
   raw->pool = this;
   raw->dest = &d;
   raw->list = &list;

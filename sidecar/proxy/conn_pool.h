@@ -149,6 +149,7 @@ class ConnPool {
   event_base* base_;
   Limits limits_;
   std::unordered_map<std::string, Destination> dests_;
+  IdleList spare_;  // nodes of taken connections, reused by put() (bounded by the peak idle count)
   size_t total_idle_ = 0;
   uint64_t reused_ = 0;
   uint64_t closed_while_idle_ = 0;

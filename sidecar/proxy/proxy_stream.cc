@@ -35,7 +35,6 @@ ProxyStream::ProxyStream(Downstream* downstream, RequestHead head, int64_t start
       start_us_(start_us),
       start_unix_ms_(unixMs()),
       req_(std::move(head)),
-      replay_(evbuffer_new()),
       deadline_timer_(worker_->base(), [this] { onDeadline(); }),
       backoff_timer_(worker_->base(), [this] { startAttempt(); }) {
   connect_ = req_.method == "CONNECT" && down_->protocol() == Protocol::kHttp1;
@@ -47,11 +46,11 @@ ProxyStream::~ProxyStream() {
   if (connect_bev_) bufferevent_free(connect_bev_);
   attempt_.reset();
   resolving_.reset();
-  evbuffer_free(replay_);
+  if (replay_) evbuffer_free(replay_);
 }
 
 size_t ProxyStream::requestBacklog() const {
-  if (!attempt_started_) return evbuffer_get_length(replay_);
+  if (!attempt_started_) return replay_ ? evbuffer_get_length(replay_) : 0;
   return attempt_ ? attempt_->requestBacklog() : 0;
 }
 
@@ -89,7 +88,7 @@ void ProxyStream::start() {
   facts.grpc = grpc_;
   facts.has_idempotency_key = key != nullptr;
   if (req_.has_content_length) facts.body_size = req_.content_length;
-  retry_ = std::make_unique<retry::RetryState>(*policy_, facts, deadline_);
+  retry_.emplace(*policy_, facts, deadline_);
   if (policy_->retry.num_retries == 0) replayable_ = false;  // nothing to replay for
   pickDestination();
 }
@@ -225,7 +224,7 @@ void ProxyStream::startAttempt() {
   attempt_->sendHead(req_, retry::attemptHeaders(*retry_, now));
   // Replay what we hold of the body (the first attempt: what arrived so far).
   evbuffer_iovec vecs[16];
-  int n = evbuffer_peek(replay_, -1, nullptr, vecs, 16);
+  int n = replay_ ? evbuffer_peek(replay_, -1, nullptr, vecs, 16) : 0;
   if (n > 16) {
     evbuffer_pullup(replay_, -1);
     n = evbuffer_peek(replay_, -1, nullptr, vecs, 16);
@@ -233,7 +232,7 @@ void ProxyStream::startAttempt() {
   for (int i = 0; i < n && i < 16; ++i) attempt_->sendBody(static_cast<const char*>(vecs[i].iov_base), vecs[i].iov_len);
   if (request_complete_ && req_.body_follows) attempt_->endRequest(request_trailers_ ? &*request_trailers_ : nullptr);
   attempt_started_ = true;
-  if (!replayable_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
+  if (!replayable_ && replay_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
   attempt_->start();  // a pooled connection flushes at once
 }
 
@@ -241,6 +240,7 @@ void ProxyStream::onRequestBody(const char* data, size_t len) {
   request_bytes_ += len;
   if (retry_) retry_->addRequestBodyBytes(len);
   if (state_ == State::kDone) return;  // answered already; the body is discarded
+  if (!replay_) replay_ = evbuffer_new();
   // Before the first attempt everything waits in replay_ (the first attempt
   // needs it whatever its size); afterwards replay_ keeps a copy only while
   // the body fits max_buffered_body, and the live attempt gets the bytes.

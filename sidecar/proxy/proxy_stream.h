@@ -127,11 +127,12 @@ class ProxyStream : public event::Deletable, private Attempt::Owner {
   const pfc::EffectivePolicy* policy_ = nullptr;
   std::string_view service_name_;
   retry::Deadline deadline_;
-  std::unique_ptr<retry::RetryState> retry_;
+  std::optional<retry::RetryState> retry_;  // set in start(); embedded: no allocation
   retry::RetryBudget* budget_ = nullptr;
 
   // Body replay: the (decoded) request body, while within max_buffered_body.
-  evbuffer* replay_;
+  // Made with the first body byte: most calls have no body.
+  evbuffer* replay_ = nullptr;
   bool replayable_ = true;
   bool attempt_started_ = false;
 
