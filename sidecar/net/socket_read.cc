@@ -16,6 +16,13 @@ ReadResult readSome(evutil_socket_t fd, evbuffer* buf, size_t max) {
     r.error = ENOMEM;
     return r;
   }
+  // libevent may offer more than was asked for (a whole chain): keep to `max`.
+  size_t room = max;
+  for (int i = 0; i < n; ++i) {
+    if (vec[i].iov_len > room) vec[i].iov_len = room;
+    room -= vec[i].iov_len;
+  }
+  if (n == 2 && vec[1].iov_len == 0) n = 1;
   // evbuffer_iovec is laid out as struct iovec (libevent documents it).
   ssize_t got = ::readv(fd, reinterpret_cast<iovec*>(vec), n);
   if (got <= 0) {
