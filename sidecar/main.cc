@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -60,6 +61,16 @@ std::string envOr(const char* name, const std::string& fallback) {
   return v && *v ? v : fallback;
 }
 
+// A non-negative decimal count; -1 for anything else (so that "abc" is an
+// error, not a silent 0 = "no cap").
+long long parseCount(const char* s) {
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(s, &end, 10);
+  if (end == s || *end != '\0' || errno != 0 || v < 0) return -1;
+  return v;
+}
+
 int parseFlags(int argc, char** argv, Flags* f) {
   f->shm = envOr("MULLIGAN_SHM", f->shm);
   f->outbound = envOr("MULLIGAN_OUTBOUND", f->outbound);
@@ -68,8 +79,8 @@ int parseFlags(int argc, char** argv, Flags* f) {
   f->drain_timeout_s = std::atof(envOr("MULLIGAN_DRAIN_TIMEOUT", std::to_string(f->drain_timeout_s)).c_str());
   f->access_log = envOr("MULLIGAN_ACCESS_LOG", f->access_log);
   f->log_level = envOr("MULLIGAN_LOG_LEVEL", f->log_level);
-  f->max_upstream_connections = std::atoll(
-      envOr("MULLIGAN_MAX_UPSTREAM_CONNECTIONS", std::to_string(f->max_upstream_connections)).c_str());
+  f->max_upstream_connections =
+      parseCount(envOr("MULLIGAN_MAX_UPSTREAM_CONNECTIONS", std::to_string(f->max_upstream_connections)).c_str());
   static const option kLong[] = {
       {"shm", required_argument, nullptr, 's'},           {"outbound", required_argument, nullptr, 'o'},
       {"admin", required_argument, nullptr, 'a'},         {"workers", required_argument, nullptr, 'w'},
@@ -88,7 +99,7 @@ int parseFlags(int argc, char** argv, Flags* f) {
       case 'd': f->drain_timeout_s = std::atof(optarg); break;
       case 'l': f->access_log = optarg; break;
       case 'L': f->log_level = optarg; break;
-      case 'm': f->max_upstream_connections = std::atoll(optarg); break;
+      case 'm': f->max_upstream_connections = parseCount(optarg); break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("mulligan-sidecar %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
       default: std::fputs(kUsage, stderr); return 2;
