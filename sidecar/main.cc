@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -31,6 +32,12 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
   --drain-timeout DUR   graceful stop limit in seconds (default 10)      [MULLIGAN_DRAIN_TIMEOUT]
   --access-log WHERE    "-" (stdout, default), a file path, or "off"     [MULLIGAN_ACCESS_LOG]
   --log-level LEVEL     debug, info, warn, error (default info)          [MULLIGAN_LOG_LEVEL]
+  --max-upstream-connections N
+                        open HTTP/1 connections per upstream address, per
+                        worker (in use + idle; default 1024, 0 = no cap);
+                        beyond it a call is answered 503 with
+                        x-mulligan-overloaded: upstream-connections
+                                                [MULLIGAN_MAX_UPSTREAM_CONNECTIONS]
   --help, --version
 
 On start it prints "listening outbound ADDR:PORT" and "listening admin ADDR:PORT"
@@ -46,11 +53,22 @@ struct Flags {
   double drain_timeout_s = 10;
   std::string access_log = "-";
   std::string log_level = "info";
+  long long max_upstream_connections = 1024;
 };
 
 std::string envOr(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
   return v && *v ? v : fallback;
+}
+
+// A non-negative decimal count; -1 for anything else (so that "abc" is an
+// error, not a silent 0 = "no cap").
+long long parseCount(const char* s) {
+  char* end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(s, &end, 10);
+  if (end == s || *end != '\0' || errno != 0 || v < 0) return -1;
+  return v;
 }
 
 int parseFlags(int argc, char** argv, Flags* f) {
@@ -61,12 +79,15 @@ int parseFlags(int argc, char** argv, Flags* f) {
   f->drain_timeout_s = std::atof(envOr("MULLIGAN_DRAIN_TIMEOUT", std::to_string(f->drain_timeout_s)).c_str());
   f->access_log = envOr("MULLIGAN_ACCESS_LOG", f->access_log);
   f->log_level = envOr("MULLIGAN_LOG_LEVEL", f->log_level);
+  f->max_upstream_connections =
+      parseCount(envOr("MULLIGAN_MAX_UPSTREAM_CONNECTIONS", std::to_string(f->max_upstream_connections)).c_str());
   static const option kLong[] = {
       {"shm", required_argument, nullptr, 's'},           {"outbound", required_argument, nullptr, 'o'},
       {"admin", required_argument, nullptr, 'a'},         {"workers", required_argument, nullptr, 'w'},
       {"drain-timeout", required_argument, nullptr, 'd'}, {"access-log", required_argument, nullptr, 'l'},
       {"log-level", required_argument, nullptr, 'L'},     {"help", no_argument, nullptr, 'h'},
-      {"version", no_argument, nullptr, 'V'},             {nullptr, 0, nullptr, 0},
+      {"version", no_argument, nullptr, 'V'},             {"max-upstream-connections", required_argument, nullptr, 'm'},
+      {nullptr, 0, nullptr, 0},
   };
   int c;
   while ((c = getopt_long(argc, argv, "h", kLong, nullptr)) != -1) {
@@ -78,6 +99,7 @@ int parseFlags(int argc, char** argv, Flags* f) {
       case 'd': f->drain_timeout_s = std::atof(optarg); break;
       case 'l': f->access_log = optarg; break;
       case 'L': f->log_level = optarg; break;
+      case 'm': f->max_upstream_connections = parseCount(optarg); break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("mulligan-sidecar %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
       default: std::fputs(kUsage, stderr); return 2;
@@ -89,6 +111,10 @@ int parseFlags(int argc, char** argv, Flags* f) {
   }
   if (f->workers < 1 || f->workers > 256) {
     std::fprintf(stderr, "mulligan-sidecar: --workers must be 1..256\n");
+    return 2;
+  }
+  if (f->max_upstream_connections < 0 || f->max_upstream_connections > 1'000'000) {
+    std::fprintf(stderr, "mulligan-sidecar: --max-upstream-connections must be 0..1000000\n");
     return 2;
   }
   if (f->drain_timeout_s < 0 || f->drain_timeout_s > 3600) {
@@ -133,6 +159,7 @@ int main(int argc, char** argv) {
   shared->config.outbound = *outbound;
   shared->config.admin = flags.admin;
   shared->config.workers = flags.workers;
+  shared->config.max_upstream_connections = static_cast<size_t>(flags.max_upstream_connections);
   shared->config.drain_timeout_us = static_cast<int64_t>(flags.drain_timeout_s * 1e6);
   if (flags.access_log == "off") {
     shared->config.access_log = nullptr;

@@ -111,6 +111,7 @@ StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
     g.upstream_connect_failures += w->upstream_connect_failures.get();
     g.upstream_reused += w->upstream_reused.get();
     g.bad_requests += w->bad_requests.get();
+    g.upstream_overflow += w->upstream_overflow.get();
   }
   s.routes = stats::collect(shared.worker_stats);
   s.policy = shared.policy_status.snapshot();
@@ -168,6 +169,7 @@ std::string statsJson(const StatsSnapshot& s) {
   field("upstream_connect_failures", g.upstream_connect_failures);
   field("upstream_reused", g.upstream_reused);
   field("bad_requests", g.bad_requests);
+  field("upstream_overflow", g.upstream_overflow);
   b += "\"responses\":{";
   for (int c = 1; c <= 5; ++c) b += "\"" + std::string(kClassNames[c]) + "\":" + std::to_string(g.responses[c]) + (c < 5 ? "," : "");
   b += "},";
@@ -255,6 +257,8 @@ std::string metricsText(const StatsSnapshot& s) {
   global("mulligan_tunnels_total", "counter", "Connections relayed as opaque TCP, CONNECT or upgrades.", g.tunnels);
   global("mulligan_bad_requests_total", "counter", "Requests refused for framing or size (400, 431).",
          g.bad_requests);
+  global("mulligan_upstream_overflow_total", "counter",
+         "Calls answered 503 because the destination had --max-upstream-connections open.", g.upstream_overflow);
 
   auto perRoute = [&](const char* name, const char* help, uint64_t stats::RouteTotals::*field) {
     m.family(name, "counter", help);

@@ -59,6 +59,7 @@ class DeferredDeleter {
  private:
   static void run(evutil_socket_t, short, void* arg);
   std::vector<std::unique_ptr<Deletable>> pending_;
+  std::vector<std::unique_ptr<Deletable>> batch_;  // being destroyed; capacity kept
   EventPtr ev_;
 };
 

@@ -1,5 +1,8 @@
 #include "sidecar/net/resolver.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstring>
 
 namespace mulligan::net {
@@ -8,11 +11,23 @@ Resolver::~Resolver() = default;
 
 std::unique_ptr<Resolver::Request> Resolver::resolve(const std::string& host, uint16_t port, int64_t now_us,
                                                      Callback cb) {
-  // IP literals never touch DNS.
-  std::string literal = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  if (auto a = Address::parseNumeric(literal + ":" + std::to_string(port))) {
-    cb(&*a, nullptr);
-    return nullptr;
+  // IP literals never touch DNS (parsed in place: no strings built per request).
+  if (port != 0 && host.size() < INET6_ADDRSTRLEN) {
+    Address a;
+    auto* sin = reinterpret_cast<sockaddr_in*>(&a.storage);
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+    if (inet_pton(AF_INET, host.c_str(), &sin->sin_addr) == 1) {
+      sin->sin_family = AF_INET;
+      a.len = sizeof(sockaddr_in);
+    } else if (inet_pton(AF_INET6, host.c_str(), &sin6->sin6_addr) == 1) {
+      sin6->sin6_family = AF_INET6;
+      a.len = sizeof(sockaddr_in6);
+    }
+    if (a.len != 0) {
+      a.setPort(port);
+      cb(&a, nullptr);
+      return nullptr;
+    }
   }
   if (auto it = cache_.find(host); it != cache_.end()) {
     if (it->second.expires_us > now_us) {

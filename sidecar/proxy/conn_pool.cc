@@ -4,70 +4,150 @@
 
 namespace mulligan::proxy {
 
-struct ConnPool::Idle {
-  ConnPool* pool;
-  std::string key;
-  bufferevent* bev;
-  event::EventPtr timer;
-  IdleList::iterator self;
-};
 
-void ConnPool::IdleDeleter::operator()(Idle* i) const { delete i; }
+namespace {
+timeval toTimeval(int64_t us) {
+  return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+}
+}  // namespace
 
 ConnPool::~ConnPool() {
-  for (auto& [key, list] : idle_) {
-    for (auto& idle : list) bufferevent_free(idle->bev);
+  for (auto& [key, d] : dests_) {
+    for (IdleList* list : {&d.idle, &d.draining}) {
+      for (Idle& idle : *list) {
+        idle.slot.release();  // before `d` goes
+        bufferevent_free(idle.bev);
+      }
+      list->clear();
+    }
   }
 }
 
-bufferevent* ConnPool::take(const std::string& key) {
-  auto it = idle_.find(key);
-  if (it == idle_.end() || it->second.empty()) return nullptr;
+size_t ConnPool::openCount(const std::string& key) const {
+  auto it = dests_.find(key);
+  return it == dests_.end() ? 0 : it->second.open;
+}
+
+bufferevent* ConnPool::take(const std::string& key, Slot* slot) {
+  auto it = dests_.find(key);
+  if (it == dests_.end() || it->second.idle.empty()) return nullptr;
+  IdleList& list = it->second.idle;
   // Most recently used first: it is the least likely to have been closed by
   // the upstream's own idle timeout.
-  std::unique_ptr<Idle, IdleDeleter> idle = std::move(it->second.back());
-  it->second.pop_back();
+  Idle& idle = list.back();
+  bufferevent* bev = idle.bev;
+  *slot = std::move(idle.slot);
+  event_del(&idle.timer);
+  idle.bev = nullptr;
+  // The node goes to spare_ for the next put(): no allocation per request.
+  spare_.splice(spare_.end(), list, idle.self);
   --total_idle_;
   ++reused_;
-  bufferevent* bev = idle->bev;
   bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
   return bev;
 }
 
-void ConnPool::put(const std::string& key, bufferevent* bev, int64_t idle_timeout_us) {
-  IdleList& list = idle_[key];
-  if (idle_timeout_us <= 0 || list.size() >= limits_.max_idle_per_destination ||
+bool ConnPool::reserve(const std::string& key, Slot* slot) {
+  Destination& d = dests_[key];
+  if (limits_.max_connections_per_destination != 0 && d.open >= limits_.max_connections_per_destination) {
+    return false;
+  }
+  *slot = Slot(&d.open);
+  return true;
+}
+
+ConnPool::Idle* ConnPool::newEntry(Destination& d, IdleList& list, bufferevent* bev, Slot slot, int64_t timeout_us) {
+  if (spare_.empty()) spare_.emplace_back();
+  list.splice(list.end(), spare_, std::prev(spare_.end()));
+  Idle* raw = &list.back();
+  raw->drain_left = 0;
+  raw->idle_timeout_us = 0;
+  raw->pool = this;
+  raw->dest = &d;
+  raw->list = &list;
+  raw->bev = bev;
+  raw->slot = std::move(slot);
+  evtimer_assign(&raw->timer, base_, &ConnPool::onIdleTimeout, raw);
+  raw->timer_assigned = true;
+  timeval tv = toTimeval(timeout_us);
+  evtimer_add(&raw->timer, &tv);
+  raw->self = std::prev(list.end());
+  bufferevent_setcb(bev, &ConnPool::onIdleRead, nullptr, &ConnPool::onIdleEvent, raw);
+  bufferevent_enable(bev, EV_READ);
+  return raw;
+}
+
+void ConnPool::put(const std::string& key, bufferevent* bev, Slot slot, int64_t idle_timeout_us) {
+  Destination& d = dests_[key];
+  if (idle_timeout_us <= 0 || d.idle.size() >= limits_.max_idle_per_destination ||
       total_idle_ >= limits_.max_idle_total || evbuffer_get_length(bufferevent_get_input(bev)) != 0) {
+    bufferevent_free(bev);
+    return;  // `slot` released here
+  }
+  newEntry(d, d.idle, bev, std::move(slot), idle_timeout_us);
+  ++total_idle_;
+}
+
+void ConnPool::putDraining(const std::string& key, bufferevent* bev, Slot slot, uint64_t remaining,
+                           int64_t idle_timeout_us) {
+  Destination& d = dests_[key];
+  if (idle_timeout_us <= 0 || remaining == 0 || remaining > kMaxDrainBytes ||
+      evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
     bufferevent_free(bev);
     return;
   }
-  std::unique_ptr<Idle, IdleDeleter> idle(new Idle());
-  Idle* raw = idle.get();
-  raw->pool = this;
-  raw->key = key;
-  raw->bev = bev;
-  raw->timer.reset(evtimer_new(base_, &ConnPool::onIdleTimeout, raw));
-  timeval tv{static_cast<time_t>(idle_timeout_us / 1000000), static_cast<suseconds_t>(idle_timeout_us % 1000000)};
-  evtimer_add(raw->timer.get(), &tv);
-  list.push_back(std::move(idle));
-  raw->self = std::prev(list.end());
-  ++total_idle_;
-  bufferevent_setcb(bev, &ConnPool::onIdleRead, nullptr, &ConnPool::onIdleEvent, raw);
-  bufferevent_enable(bev, EV_READ);
+  Idle* idle = newEntry(d, d.draining, bev, std::move(slot), kDrainTimeoutUs);
+  idle->drain_left = remaining;
+  idle->idle_timeout_us = idle_timeout_us;
+  // Bytes may be buffered already; discard them now (the read callback only
+  // runs for new ones).
+  if (evbuffer_get_length(bufferevent_get_input(bev)) != 0) drainRead(idle);
 }
 
 void ConnPool::drop(Idle* idle) {
-  ++closed_while_idle_;
-  auto it = idle_.find(idle->key);
+  if (idle->drain_left == 0) {
+    ++closed_while_idle_;
+    --total_idle_;
+  }
   bufferevent_free(idle->bev);
-  --total_idle_;
-  it->second.erase(idle->self);  // destroys `idle`
+  idle->list->erase(idle->self);  // destroys `idle`, releasing its slot
+}
+
+// Discards the rest of a walked-away response body; at its exact end the
+// connection becomes idle, as if the response had been read in full.
+void ConnPool::drainRead(Idle* idle) {
+  evbuffer* in = bufferevent_get_input(idle->bev);
+  size_t n = evbuffer_get_length(in);
+  if (n > idle->drain_left) {  // bytes after the response: not HTTP we can reuse
+    drop(idle);
+    return;
+  }
+  evbuffer_drain(in, n);
+  idle->drain_left -= n;
+  if (idle->drain_left != 0) return;
+  ++drained_;
+  Destination& d = *idle->dest;
+  if (d.idle.size() >= limits_.max_idle_per_destination || total_idle_ >= limits_.max_idle_total) {
+    bufferevent_free(idle->bev);
+    d.draining.erase(idle->self);
+    return;
+  }
+  // Move the entry (and its slot) from the draining list to the idle list.
+  d.idle.splice(d.idle.end(), d.draining, idle->self);
+  idle->list = &d.idle;
+  ++total_idle_;
+  timeval tv = toTimeval(idle->idle_timeout_us);
+  evtimer_add(&idle->timer, &tv);
 }
 
 // An idle HTTP/1 connection has nothing to say; bytes mean a protocol error
 // or an early close notice (e.g. a 408). Either way it is not reusable.
 void ConnPool::onIdleRead(bufferevent*, void* arg) {
   auto* idle = static_cast<Idle*>(arg);
+  if (idle->drain_left != 0) {
+    idle->pool->drainRead(idle);
+    return;
+  }
   idle->pool->drop(idle);
 }
 

@@ -64,6 +64,7 @@ struct LocalReply {
   std::string_view reason = "Bad Gateway";
   std::string body;                  // HTTP: the text body
   std::string_view timeout_kind;     // x-mulligan-timeout: "request" / "per-try" / ""
+  std::string_view overloaded;       // x-mulligan-overloaded: which limit ("upstream-connections") / ""
   bool grpc = false;                 // answer in gRPC form
   int grpc_status = 14;              // gRPC form: grpc-status
   std::string grpc_message;          // gRPC form: grpc-message (percent-encoded by the writer)

@@ -7,16 +7,35 @@
 #include <cstdio>
 #include <cstring>
 
+#include "sidecar/net/socket_read.h"
 #include "sidecar/proxy/worker.h"
 
 namespace mulligan::proxy {
+namespace {
+
+// The pool's key for an upstream address: family, port and address bytes.
+// For IPv4 it fits std::string's inline buffer (no allocation per attempt,
+// unlike the printable "1.2.3.4:80", which also costs an inet_ntop).
+std::string poolKey(const net::Address& a) {
+  std::string k(1, static_cast<char>(a.family()));
+  if (a.family() == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(a.sa());
+    k.append(reinterpret_cast<const char*>(&sin->sin_port), sizeof sin->sin_port);
+    k.append(reinterpret_cast<const char*>(&sin->sin_addr), sizeof sin->sin_addr);
+  } else {
+    k.append(reinterpret_cast<const char*>(a.sa()), a.len);
+  }
+  return k;
+}
+
+}  // namespace
 
 Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
                                  int64_t connect_timeout_us, int64_t read_timeout_us)
     : worker_(worker),
       owner_(owner),
       dest_(dest),
-      pool_key_(dest.toString()),
+      pool_key_(poolKey(dest)),
       method_(method),
       connect_timeout_us_(connect_timeout_us),
       read_timeout_us_(read_timeout_us),
@@ -28,9 +47,31 @@ Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& des
 
 Http1Attempt::~Http1Attempt() {
   timer_.cancel();
+  if (bev_ && reading_) {
+    // The pool (or the free below) takes over the socket. Its bufferevent
+    // read side goes on BEFORE our event goes off, so that the socket's
+    // epoll interest never drops to zero: no epoll_ctl per pooled request.
+    bufferevent_enable(bev_, EV_READ);
+  }
+  stopReading();
   if (bev_) {
     if (complete_ && reusable_) {
-      worker_->pool().put(pool_key_, bev_, idle_timeout_us_);
+      worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
+    } else if (drain_on_cancel_ && reusable_ && evbuffer_get_length(pending_) == 0 &&
+               evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
+      // Cancelled after a reusable head (a retried 503): keep the connection
+      // if the response ends soon. Done here, after the last parse, so that
+      // what the reader consumed after the cancel is counted.
+      if (response_ended_) {
+        worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
+      } else if (has_content_length_ && content_length_ > body_seen_) {
+        // Unparsed input is body too (content-length framing): the pool
+        // discards it first, and closes on anything beyond the body.
+        worker_->pool().putDraining(pool_key_, bev_, std::move(slot_), content_length_ - body_seen_,
+                                    idle_timeout_us_);
+      } else {
+        bufferevent_free(bev_);
+      }
     } else {
       bufferevent_free(bev_);
     }
@@ -40,11 +81,22 @@ Http1Attempt::~Http1Attempt() {
 
 void Http1Attempt::start() {
   worker_->counters().attempts.add();
-  if (bufferevent* pooled = worker_->pool().take(pool_key_)) {
+  if (bufferevent* pooled = worker_->pool().take(pool_key_, &slot_)) {
     bev_ = pooled;
     reused_ = true;
     worker_->counters().upstream_reused.add();
     connected();
+    return;
+  }
+  if (!worker_->pool().reserve(pool_key_, &slot_)) {
+    // No queue for a slot: a waiting call would hold its client, its
+    // deadline and its memory for a connection that is busy because the
+    // upstream is slow, and a queue needs its own bound and timeout that
+    // would just answer 503 later. Envoy's circuit breaker fails at once
+    // too; the client (or its retry layer) decides.
+    overflow_ = true;
+    worker_->counters().upstream_overflow.add();
+    timer_.armUs(0);  // report from the loop, never inline
     return;
   }
   worker_->counters().upstream_connects.add();
@@ -74,11 +126,21 @@ void Http1Attempt::connected() {
     int one = 1;
     setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   }
-  bufferevent_setcb(bev_, &Http1Attempt::onRead, nullptr, &Http1Attempt::onEvent, this);
-  // A pooled connection still has EV_WRITE enabled (and reading on, from the
-  // pool); enabling EV_WRITE again would add and then remove the write event:
-  // two epoll_ctl calls for nothing.
-  bufferevent_enable(bev_, reused_ ? EV_READ : EV_READ | EV_WRITE);
+  // The bufferevent keeps the write side (and reports write errors); reads
+  // are ours (see the header). A pooled connection still has EV_WRITE
+  // enabled; enabling it again would add and then remove the write event:
+  // two epoll_ctl calls for nothing. Its read side, on from the pool, goes
+  // off as ours goes on: the socket's epoll interest does not change.
+  bufferevent_setcb(bev_, nullptr, nullptr, &Http1Attempt::onEvent, this);
+  event_assign(&read_ev_, worker_->base(), bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &Http1Attempt::onReadable,
+               this);
+  read_ev_assigned_ = true;
+  startReading();  // before the pool's read side goes off (see the destructor)
+  if (reused_) {
+    bufferevent_disable(bev_, EV_READ);
+  } else {
+    bufferevent_enable(bev_, EV_WRITE);
+  }
   transitionTo(State::kAwaitingHeaders);
   sent_at_us_ = event::monotonicNowUs();
   flush();
@@ -92,8 +154,10 @@ void Http1Attempt::flush() {
 }
 
 void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
-  std::string out;
-  out.reserve(512);
+  // A per-thread scratch string keeps its capacity from request to request:
+  // the head is copied into pending_ below, so no per-request allocation.
+  static thread_local std::string out;
+  out.clear();
   out.append(head.method).append(" ").append(head.path).append(" HTTP/1.1\r\n");
   if (!findHeader(head.headers, "host") && !head.authority.empty()) {
     out.append("host: ").append(head.authority).append("\r\n");
@@ -172,7 +236,9 @@ void Http1Attempt::transitionTo(State s) {
 void Http1Attempt::onTimer() {
   switch (state_) {
     case State::kConnecting:
-      if (connect_failed_now_) {
+      if (overflow_) {
+        fail(retry::OutcomeKind::kOverflow, "max upstream connections to " + dest_.toString() + " reached");
+      } else if (connect_failed_now_) {
         fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " failed");
       } else {
         connect_timed_out_ = true;
@@ -196,35 +262,103 @@ void Http1Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
   if (state_ == State::kDone) return;
   if (kind == retry::OutcomeKind::kConnectFailure) worker_->counters().upstream_connect_failures.add();
   transitionTo(State::kDone);
-  if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  // The socket is of no further use: close it now, so that its slot under
+  // the connection cap is free before the owner's retry starts. (libevent
+  // holds a reference while it runs our callback, so freeing here is safe.)
+  stopReading();
+  if (bev_) bufferevent_free(bev_);
+  bev_ = nullptr;
+  slot_.release();
+  reusable_ = false;
   owner_->onAttemptFailed(kind, why);  // may destroy us: touch nothing after
 }
 
-void Http1Attempt::onRead(bufferevent*, void* arg) {
-  auto* a = static_cast<Http1Attempt*>(arg);
-  a->readInput();
-  // Owners never destroy an attempt inside its callbacks, so `a` is alive.
-  a->owner_->onAttemptReadDone();
+void Http1Attempt::startReading() {
+  if (reading_ || !read_ev_assigned_) return;
+  event_add(&read_ev_, nullptr);
+  reading_ = true;
 }
 
-void Http1Attempt::readInput() {
+void Http1Attempt::stopReading() {
+  if (!reading_) return;
+  event_del(&read_ev_);
+  reading_ = false;
+}
+
+void Http1Attempt::onReadable(evutil_socket_t, short, void* arg) { static_cast<Http1Attempt*>(arg)->onReadable(); }
+
+void Http1Attempt::onReadable() {
+  if (state_ == State::kDone || !bev_) {
+    // Nothing more is ours to read; the next owner (pool) watches it.
+    stopReading();
+    return;
+  }
   evbuffer* in = bufferevent_get_input(bev_);
+  const char* fresh = nullptr;
+  net::ReadResult r;
+  if (evbuffer_get_length(in) == 0) {
+    char* buf = net::threadReadBuffer();
+    r = net::readInto(bufferevent_getfd(bev_), buf, net::kReadChunk);
+    fresh = buf;
+  } else {
+    r = net::readSome(bev_);  // behind older bytes: keep the order
+  }
+  switch (r.status) {
+    case net::ReadStatus::kData:
+      readInput(fresh, fresh ? r.bytes : 0);
+      // Owners never destroy an attempt inside its callbacks: we are alive.
+      owner_->onAttemptReadDone();
+      return;
+    case net::ReadStatus::kAgain:
+      return;
+    case net::ReadStatus::kEof:
+      onClosed(true);
+      return;
+    case net::ReadStatus::kError:
+      onClosed(false);
+      return;
+  }
+}
+
+void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
+  evbuffer* in = bufferevent_get_input(bev_);
+  if (fresh_len != 0 && state_ != State::kAwaitingHeaders && state_ != State::kStreaming) {
+    evbuffer_add(in, fresh, fresh_len);  // not ours to parse: leave it where the next owner looks
+    return;
+  }
   while (state_ == State::kAwaitingHeaders || state_ == State::kStreaming) {
-    size_t n = evbuffer_get_length(in);
-    if (n == 0) return;
+    const char* data;
+    size_t len;
+    bool from_fresh = fresh_len != 0;
+    if (from_fresh) {
+      data = fresh;
+      len = fresh_len;
+      fresh_len = 0;
+    } else {
+      if (evbuffer_get_length(in) == 0) return;
+      // Parse chain by chain: body pieces point into libevent's memory and
+      // are consumed by the owner within the callback: nothing is copied.
+      evbuffer_iovec vec;
+      if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) return;
+      data = static_cast<const char*>(vec.iov_base);
+      len = vec.iov_len;
+    }
     got_bytes_ = true;
     if (state_ == State::kStreaming && read_timeout_us_ > 0) timer_.armUs(read_timeout_us_);
-    // Parse chain by chain: body pieces point into libevent's memory and are
-    // consumed by the owner within the callback, so nothing is copied here.
-    evbuffer_iovec vec;
-    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) return;
-    auto res = reader_.feed(static_cast<const char*>(vec.iov_base), vec.iov_len);
-    // Owners never destroy an attempt inside its callback, so `in` is still ours.
-    evbuffer_drain(in, res.consumed);
+    auto res = reader_.feed(data, len);
+    // Owners never destroy an attempt inside its callback, so `in` is still
+    // ours. What the parser left of fresh bytes goes where unread bytes
+    // belong (an upgrade's tunnel, the pool's checks, the next round).
+    if (from_fresh) {
+      if (res.consumed < len) evbuffer_add(in, data + res.consumed, len - res.consumed);
+    } else {
+      evbuffer_drain(in, res.consumed);
+    }
     if (state_ == State::kDone) {
       // Completed (or cancelled) inside the feed. Bytes after a complete
-      // response on an HTTP/1 connection make it unusable.
-      if (evbuffer_get_length(in) != 0) reusable_ = false;
+      // response on an HTTP/1 connection make it unusable. (After a cancel
+      // the destructor counts the rest of a body; see drain_on_cancel_.)
+      if (evbuffer_get_length(in) != 0 && (response_ended_ || !drain_on_cancel_)) reusable_ = false;
       return;
     }
     if (res.error != Http1Reader::Error::kNone) {
@@ -252,30 +386,40 @@ void Http1Attempt::readInput() {
   }
 }
 
+// Write-side errors (reads are ours: onReadable).
 void Http1Attempt::onEvent(bufferevent*, short what, void* arg) {
-  auto* a = static_cast<Http1Attempt*>(arg);
-  if (a->state_ == State::kDone) return;
-  a->readInput();  // bytes that arrived with the EOF
-  if (a->state_ == State::kDone) return;
-  bool eof = what & BEV_EVENT_EOF;
-  if (a->state_ == State::kAwaitingHeaders) {
+  static_cast<Http1Attempt*>(arg)->onClosed(what & BEV_EVENT_EOF);
+}
+
+void Http1Attempt::onClosed(bool eof) {
+  // Level-triggered: an EOF or error would be reported again and again.
+  stopReading();
+  // A reset loses the response: reusing this connection is out of the question.
+  reusable_ = false;
+  if (state_ == State::kDone || !bev_) return;
+  readInput();  // bytes still waiting (e.g. behind a pause)
+  if (state_ == State::kDone) return;
+  if (state_ == State::kAwaitingHeaders) {
     std::string how = eof ? "closed the connection" : "reset the connection";
-    a->fail(retry::OutcomeKind::kReset,
-            a->dest_.toString() + " " + how + " before response headers" + (a->reused_ ? " (pooled connection)" : ""));
+    fail(retry::OutcomeKind::kReset,
+         dest_.toString() + " " + how + " before response headers" + (reused_ ? " (pooled connection)" : ""));
     return;
   }
-  if (a->state_ == State::kStreaming) {
-    if (eof && a->reader_.finishOnEof()) {
+  if (state_ == State::kStreaming) {
+    if (eof && reader_.finishOnEof()) {
       // A close-delimited body ended; onComplete() already ran.
       return;
     }
-    a->transitionTo(State::kDone);
-    a->owner_->onAttemptAborted(a->dest_.toString() + " closed the connection mid-response");
+    transitionTo(State::kDone);
+    owner_->onAttemptAborted(dest_.toString() + " closed the connection mid-response");
   }
 }
 
 void Http1Attempt::onHead(MessageHead& head) {
   if (head.status >= 100 && head.status < 200 && head.status != 101) return;  // interim: wait for the final one
+  final_head_ = true;
+  has_content_length_ = head.has_content_length;
+  content_length_ = head.content_length;
   if (head.status == 101) {
     // Report it after the head's bytes are consumed (readInput), so that what
     // follows in the buffer is exactly the tunnel's first bytes.
@@ -288,6 +432,7 @@ void Http1Attempt::onHead(MessageHead& head) {
 }
 
 void Http1Attempt::onBody(const char* data, size_t len) {
+  body_seen_ += len;
   if (state_ != State::kStreaming) return;
   owner_->onAttemptBody(data, len);
 }
@@ -298,7 +443,8 @@ void Http1Attempt::onTrailers(HeaderList& trailers) {
 }
 
 void Http1Attempt::onComplete() {
-  if (state_ != State::kStreaming) return;  // an interim response ended
+  if (final_head_) response_ended_ = true;
+  if (state_ != State::kStreaming) return;  // an interim response ended (or cancelled)
   complete_ = true;
   transitionTo(State::kDone);
   owner_->onAttemptComplete();
@@ -307,22 +453,29 @@ void Http1Attempt::onComplete() {
 void Http1Attempt::pauseReading(bool paused) {
   if (!bev_ || state_ == State::kDone) return;
   if (paused) {
-    bufferevent_disable(bev_, EV_READ);
+    stopReading();
   } else {
-    bufferevent_enable(bev_, EV_READ);
+    startReading();
   }
 }
 
 void Http1Attempt::cancel() {
-  forbidReuse();
+  // After a head that left the connection reusable, the destructor may still
+  // pool it once the (small) rest of the response is read; otherwise the
+  // connection's framing is lost.
+  drain_on_cancel_ = state_ == State::kStreaming && reusable_ && !forbid_reuse_ && !pending_upgrade_;
+  if (!drain_on_cancel_) forbidReuse();
   if (state_ == State::kDone) return;
   transitionTo(State::kDone);
+  stopReading();
   if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
 }
 
 bufferevent* Http1Attempt::releaseConnection() {
   bufferevent* b = bev_;
   bev_ = nullptr;
+  slot_.release();  // a tunnel is no longer a pooled HTTP/1 connection
+  stopReading();    // the tunnel reads through the bufferevent
   transitionTo(State::kDone);
   if (b) bufferevent_setcb(b, nullptr, nullptr, nullptr, nullptr);
   return b;

@@ -8,11 +8,24 @@
 // The owner hands over the request head and body; the attempt frames them
 // for HTTP/1.1 (request line, Host, content-length or chunked) and queues
 // them until the connection is up. A connection comes from the
-// worker's pool when one is idle, else a new connect. On completion the
-// connection goes back to the pool if the response left it reusable.
+// worker's pool when one is idle, else a new connect — unless the
+// destination already has the pool's max_connections_per_destination open:
+// then the attempt fails with OutcomeKind::kOverflow (from the loop, never
+// inline) without touching the network. On completion the connection goes
+// back to the pool if the response left it reusable. When the owner cancels
+// after the response head (a retried 503), a keep-alive response whose
+// content-length rest is small (ConnPool::kMaxDrainBytes) is drained by the
+// pool and the connection reused, instead of a close and a new connect.
+//
+// I/O: the bufferevent is used for connect and writes only. Reads go
+// through the attempt's own EV_READ|EV_PERSIST event and net::readSome (one
+// readv per readiness, no FIONREAD ioctl) into the bufferevent's input
+// buffer, so that whoever takes the connection next (the pool, a tunnel)
+// finds unread bytes where a bufferevent user expects them.
 #pragma once
 
 #include <event2/bufferevent.h>
+#include <event2/event_struct.h>
 
 #include <cstdint>
 #include <memory>
@@ -20,6 +33,7 @@
 
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
+#include "sidecar/proxy/conn_pool.h"
 #include "sidecar/proxy/downstream.h"
 #include "sidecar/proxy/http1_reader.h"
 #include "sidecar/retry/retry_state.h"
@@ -62,13 +76,21 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
 
  private:
   static void onConnectEvent(bufferevent* bev, short what, void* arg);
-  static void onRead(bufferevent* bev, void* arg);
+  static void onReadable(evutil_socket_t fd, short what, void* arg);
   static void onEvent(bufferevent* bev, short what, void* arg);
+  void onReadable();
+  // The upstream closed (EOF) or the socket failed.
+  void onClosed(bool eof);
+  void startReading();
+  void stopReading();
   void transitionTo(State s);
   void connected();
   void fail(retry::OutcomeKind kind, const std::string& why);
   void onTimer();
-  void readInput();
+  // Parses what is buffered: first `fresh` (bytes just read into the
+  // thread's read buffer, when the input evbuffer was empty), whose unparsed
+  // rest goes to the input evbuffer, then the input evbuffer.
+  void readInput(const char* fresh = nullptr, size_t fresh_len = 0);
 
   // Http1Reader::Handler
   void onHead(MessageHead& head) override;
@@ -93,9 +115,20 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
   bool connect_failed_now_ = false;  // bufferevent_socket_connect failed at once
   State state_ = State::kConnecting;
   bufferevent* bev_ = nullptr;
+  ::event read_ev_;               // EV_READ|EV_PERSIST on bev_'s socket, once connected
+  bool read_ev_assigned_ = false;
+  bool reading_ = false;          // read_ev_ is added
   evbuffer* pending_;  // request bytes queued before the connection is up
   event::Timer timer_;
   Http1Reader reader_;
+  ConnPool::Slot slot_;       // our claim on the destination's connection cap
+  bool overflow_ = false;     // no slot: failing with kOverflow from the loop
+  bool drain_on_cancel_ = false;  // cancelled after a reusable head: try to drain
+  bool final_head_ = false;   // the final (non-1xx) response head was parsed
+  bool response_ended_ = false;  // the final response ended (even after cancel)
+  uint64_t content_length_ = 0;  // of the final response, when it has one
+  bool has_content_length_ = false;
+  uint64_t body_seen_ = 0;    // response body bytes parsed (even after cancel)
   bool reused_ = false;
   bool connect_timed_out_ = false;
   bool read_timed_out_ = false;

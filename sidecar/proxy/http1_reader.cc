@@ -58,7 +58,14 @@ int Http1Reader::addHeaderBytes(size_t len) {
 
 int Http1Reader::onMessageBegin(llhttp_t* p) {
   Http1Reader* r = self(p);
+  // Keep the header list's capacity from the last message (when the owner
+  // did not move it out) and start with room for a typical head: growing
+  // 1, 2, 4, 8, 16 was four mallocs per message (STYLE.md "Hot path").
+  HeaderList headers = std::move(r->head_.headers);
+  headers.clear();
+  if (headers.capacity() < kTypicalHeaders) headers.reserve(kTypicalHeaders);
   r->head_ = MessageHead{};
+  r->head_.headers = std::move(headers);
   r->trailers_.clear();
   r->in_headers_ = true;
   r->in_message_ = true;

@@ -104,6 +104,7 @@ class Http1Reader {
   static int onBody(llhttp_t* p, const char* at, size_t len);
   static int onMessageComplete(llhttp_t* p);
   int addHeaderBytes(size_t len);
+  static constexpr size_t kTypicalHeaders = 16;
 
   Mode mode_;
   Handler* handler_;

@@ -7,6 +7,7 @@
 
 #include "sidecar/core/logging.h"
 #include "sidecar/event/event_loop.h"
+#include "sidecar/net/socket_read.h"
 #include "sidecar/proxy/connection.h"
 #include "sidecar/proxy/proxy_stream.h"
 #include "sidecar/proxy/worker.h"
@@ -19,9 +20,13 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
       staged_(evbuffer_new()),
       reader_(Http1Reader::Mode::kRequest, this,
               Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
-                                  conn->worker().shared().config.max_headers}) {}
+                                  conn->worker().shared().config.max_headers}) {
+  event_assign(&read_ev_, conn->worker().base(), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
+               &Http1Session::onReadable, this);
+}
 
 Http1Session::~Http1Session() {
+  stopReading();
   if (stream_) stream_->abort("connection closed");
   stream_.reset();
   if (bev_) bufferevent_free(bev_);
@@ -44,28 +49,92 @@ Worker& Http1Session::worker() { return conn_->worker(); }
 void Http1Session::start() {
   int one = 1;
   setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  bufferevent_setcb(bev_, &Http1Session::onRead, &Http1Session::onWrite, &Http1Session::onEvent, this);
+  bufferevent_setcb(bev_, nullptr, &Http1Session::onWrite, &Http1Session::onEvent, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kLowWater, 0);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // The idle timeout counts silence from the app (as the sniffing did).
+  int64_t idle = worker().downstreamIdleTimeoutUs();
+  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
+  startReading(idle > 0 ? &tv : nullptr);
+  // The sniffing read side goes off after ours went on: the socket's epoll
+  // interest never drops to zero, so libevent makes no epoll_ctl for it.
+  bufferevent_disable(bev_, EV_READ);
+  bufferevent_enable(bev_, EV_WRITE);
   processInput();
 }
 
-void Http1Session::onRead(bufferevent*, void* arg) { static_cast<Http1Session*>(arg)->processInput(); }
+void Http1Session::startReading(const timeval* timeout) {
+  // event_add on an added event replaces its timeout.
+  event_add(&read_ev_, timeout);
+  reading_ = true;
+}
 
-void Http1Session::processInput() {
+void Http1Session::stopReading() {
+  if (!reading_) return;
+  event_del(&read_ev_);
+  reading_ = false;
+}
+
+void Http1Session::onReadable(evutil_socket_t, short what, void* arg) {
+  static_cast<Http1Session*>(arg)->onReadable(what);
+}
+
+void Http1Session::onReadable(short what) {
+  if (what & EV_TIMEOUT) {
+    onTimeout();
+    return;
+  }
+  evbuffer* in = bufferevent_get_input(bev_);
+  const char* fresh = nullptr;
+  net::ReadResult r;
+  if (evbuffer_get_length(in) == 0) {
+    char* buf = net::threadReadBuffer();
+    r = net::readInto(bufferevent_getfd(bev_), buf, net::kReadChunk);
+    fresh = buf;
+  } else {
+    r = net::readSome(bev_);  // behind older bytes: keep the order
+  }
+  switch (r.status) {
+    case net::ReadStatus::kData:
+      processInput(fresh, fresh ? r.bytes : 0);
+      return;
+    case net::ReadStatus::kAgain:
+      return;
+    case net::ReadStatus::kEof:
+      onPeerEof();
+      return;
+    case net::ReadStatus::kError:
+      closeNow();
+      return;
+  }
+}
+
+void Http1Session::processInput(const char* fresh, size_t fresh_len) {
   evbuffer* in = bufferevent_get_input(bev_);
   if (lingering_) {
     evbuffer_drain(in, evbuffer_get_length(in));
     return;
   }
   while (!closed_ && !closing_ && !waiting_for_response_) {
-    size_t n = evbuffer_get_length(in);
-    if (n == 0) break;
-    evbuffer_iovec vec;
-    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
-    auto res = reader_.feed(static_cast<const char*>(vec.iov_base), vec.iov_len);
+    const char* data;
+    size_t len;
+    bool from_fresh = fresh_len != 0;
+    if (from_fresh) {
+      data = fresh;
+      len = fresh_len;
+      fresh_len = 0;
+    } else {
+      if (evbuffer_get_length(in) == 0) break;
+      evbuffer_iovec vec;
+      if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
+      data = static_cast<const char*>(vec.iov_base);
+      len = vec.iov_len;
+    }
+    auto res = reader_.feed(data, len);
+    // What the parser left of fresh bytes (a pipelined request, the start
+    // of a tunnel) goes where unread bytes belong, whatever happened.
+    if (from_fresh && res.consumed < len) evbuffer_add(in, data + res.consumed, len - res.consumed);
     if (closed_) return;
-    evbuffer_drain(in, res.consumed);
+    if (!from_fresh) evbuffer_drain(in, res.consumed);
     if (res.error == Http1Reader::Error::kHeadersTooLarge) {
       rejectRequest(431, "Request Header Fields Too Large", res.why);
       return;
@@ -83,6 +152,7 @@ void Http1Session::processInput() {
       waiting_for_response_ = true;
     }
   }
+  if (fresh_len != 0 && !closed_) evbuffer_add(in, fresh, fresh_len);  // not parsed now: keep, in order
   // A request body larger than we will hold stays in the socket until the
   // upstream takes it: stop reading while the stream's upstream is congested.
   if (peer_eof_ && !stream_ && !closing_) closeNow();
@@ -176,8 +246,9 @@ const std::optional<net::Address>& Http1Session::originalDst() const { return co
 void Http1Session::writeHead(const MessageHead& head, bool) {
   head_written_ = true;
   head_only_ = method_ == "HEAD" || head.status == 204 || head.status == 304 || head.status < 200;
-  std::string out;
-  out.reserve(512);
+  // Per-thread scratch, capacity kept (copied into staged_ below).
+  static thread_local std::string out;
+  out.clear();
   out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
   HopByHopFilter hop(head.headers);
   for (const auto& [k, v] : head.headers) {
@@ -243,6 +314,7 @@ void Http1Session::localReply(const LocalReply& r) {
     out += "content-type: text/plain\r\n";
   }
   if (!r.timeout_kind.empty()) out += "x-mulligan-timeout: " + std::string(r.timeout_kind) + "\r\n";
+  if (!r.overloaded.empty()) out += "x-mulligan-overloaded: " + std::string(r.overloaded) + "\r\n";
   out += "content-length: " + std::to_string(r.body.size()) + "\r\n";
   // An unfinished request body: answer, then close rather than read it all.
   bool close = !keep_alive_ || !r.request_complete;
@@ -297,6 +369,7 @@ void Http1Session::upgradeToTunnel(bufferevent* upstream) {
   }
   if (stream_) worker().deferDelete(std::move(stream_));
   bufferevent_set_timeouts(bev_, nullptr, nullptr);  // tunnels live as long as their peers
+  stopReading();  // the tunnel reads through the bufferevent
   if (!upstream) {
     closeNow();
     return;
@@ -347,8 +420,7 @@ void Http1Session::linger() {
   ::shutdown(bufferevent_getfd(bev_), SHUT_WR);
   evbuffer_drain(bufferevent_get_input(bev_), evbuffer_get_length(bufferevent_get_input(bev_)));
   timeval tv{1, 0};
-  bufferevent_set_timeouts(bev_, &tv, nullptr);
-  bufferevent_enable(bev_, EV_READ);
+  startReading(&tv);
 }
 
 void Http1Session::closeNow() {
@@ -358,6 +430,7 @@ void Http1Session::closeNow() {
     stream_->abort("downstream connection closed");
     worker().deferDelete(std::move(stream_));
   }
+  stopReading();
   bufferevent_disable(bev_, EV_READ | EV_WRITE);
   conn_->close();
 }
@@ -371,36 +444,44 @@ void Http1Session::onWrite(bufferevent*, void* arg) {
   if (s->stream_) s->stream_->onDownstreamDrained();
 }
 
+// Write-side errors (reads are ours: onReadable).
 void Http1Session::onEvent(bufferevent*, short what, void* arg) {
   auto* s = static_cast<Http1Session*>(arg);
-  if (s->lingering_) {
-    s->closeNow();  // EOF, error or the linger timeout: done
+  if ((what & BEV_EVENT_EOF) && !s->lingering_) {
+    s->onPeerEof();
     return;
   }
-  if (what & BEV_EVENT_TIMEOUT) {
-    // The idle timeout (set when the connection was sniffed) counts silence
-    // from the app. While a request is in flight the silence is ours to
-    // wait out: keep reading. Between requests it closes the connection.
-    if (s->stream_ && !s->closing_) {
-      bufferevent_enable(s->bev_, EV_READ);
-      return;
-    }
-    s->closeNow();
+  s->closeNow();
+}
+
+void Http1Session::onTimeout() {
+  if (lingering_) {
+    closeNow();  // the linger limit: done
     return;
   }
-  if (what & BEV_EVENT_EOF) {
-    s->peer_eof_ = true;
-    s->processInput();
-    if (s->closed_) return;
-    // The app half-closed after a complete request: answer it, then close.
-    if (s->stream_ && s->stream_->requestComplete()) {
-      s->close_after_response_ = true;
-      return;
-    }
-    s->closeNow();
+  // The idle timeout counts silence from the app. While a request is in
+  // flight the silence is ours to wait out: keep reading (a persistent
+  // event's timeout re-arms itself). Between requests it closes the connection.
+  if (stream_ && !closing_) return;
+  closeNow();
+}
+
+void Http1Session::onPeerEof() {
+  // Level-triggered: an EOF would be reported again and again.
+  stopReading();
+  if (lingering_) {
+    closeNow();  // the peer closed: done
     return;
   }
-  s->closeNow();  // error or timeout
+  peer_eof_ = true;
+  processInput();
+  if (closed_) return;
+  // The app half-closed after a complete request: answer it, then close.
+  if (stream_ && stream_->requestComplete()) {
+    close_after_response_ = true;
+    return;
+  }
+  closeNow();
 }
 
 void Http1Session::drain() {

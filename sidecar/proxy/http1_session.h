@@ -3,10 +3,18 @@
 // the reader pauses after each request, so pipelined requests wait, unparsed,
 // in the input buffer until the current response is complete — responses go
 // out in order. Framing errors answer 400, header limits 431, and close.
+//
+// I/O: the bufferevent is used for writes only (and their errors). Reads go
+// through the session's own EV_READ|EV_PERSIST event and net::readSome (one
+// readv per readiness, no FIONREAD ioctl) into the bufferevent's input
+// buffer; the event's timeout is the idle timeout (and the linger limit).
+// A tunnel after Upgrade/CONNECT gets the bufferevent back, unread bytes in
+// its input, and reads through it again.
 #pragma once
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/event_struct.h>
 
 #include <memory>
 
@@ -58,10 +66,19 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   void flush() override;
 
  private:
-  static void onRead(bufferevent* bev, void* arg);
+  static void onReadable(evutil_socket_t fd, short what, void* arg);
   static void onWrite(bufferevent* bev, void* arg);
   static void onEvent(bufferevent* bev, short what, void* arg);
-  void processInput();
+  void onReadable(short what);
+  void onTimeout();
+  void onPeerEof();
+  // (Re)adds read_ev_ with `timeout` (null: none).
+  void startReading(const timeval* timeout);
+  void stopReading();
+  // Parses what is buffered: first `fresh` (bytes just read into the
+  // thread's read buffer, when the input evbuffer was empty), whose unparsed
+  // rest goes to the input evbuffer, then the input evbuffer.
+  void processInput(const char* fresh = nullptr, size_t fresh_len = 0);
   void rejectRequest(int status, const char* reason, const std::string& why);
   void closeWhenFlushed();
   void linger();
@@ -82,6 +99,8 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
 
   Connection* conn_;
   bufferevent* bev_;
+  ::event read_ev_;        // EV_READ|EV_PERSIST on bev_'s socket
+  bool reading_ = false;   // read_ev_ is added
   evbuffer* staged_;
   Http1Reader reader_;
   std::unique_ptr<ProxyStream> stream_;

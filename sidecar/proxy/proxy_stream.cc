@@ -35,7 +35,6 @@ ProxyStream::ProxyStream(Downstream* downstream, RequestHead head, int64_t start
       start_us_(start_us),
       start_unix_ms_(unixMs()),
       req_(std::move(head)),
-      replay_(evbuffer_new()),
       deadline_timer_(worker_->base(), [this] { onDeadline(); }),
       backoff_timer_(worker_->base(), [this] { startAttempt(); }) {
   connect_ = req_.method == "CONNECT" && down_->protocol() == Protocol::kHttp1;
@@ -47,11 +46,11 @@ ProxyStream::~ProxyStream() {
   if (connect_bev_) bufferevent_free(connect_bev_);
   attempt_.reset();
   resolving_.reset();
-  evbuffer_free(replay_);
+  if (replay_) evbuffer_free(replay_);
 }
 
 size_t ProxyStream::requestBacklog() const {
-  if (!attempt_started_) return evbuffer_get_length(replay_);
+  if (!attempt_started_) return replay_ ? evbuffer_get_length(replay_) : 0;
   return attempt_ ? attempt_->requestBacklog() : 0;
 }
 
@@ -91,7 +90,7 @@ void ProxyStream::start() {
   facts.grpc = grpc_;
   facts.has_idempotency_key = key != nullptr;
   if (req_.has_content_length) facts.body_size = req_.content_length;
-  retry_ = std::make_unique<retry::RetryState>(*policy_, facts, deadline_);
+  retry_.emplace(*policy_, facts, deadline_);
   if (policy_->retry.num_retries == 0) replayable_ = false;  // nothing to replay for
   pickDestination();
 }
@@ -228,7 +227,7 @@ void ProxyStream::startAttempt() {
   attempt_->sendHead(req_, retry::attemptHeaders(*retry_, now));
   // Replay what we hold of the body (the first attempt: what arrived so far).
   evbuffer_iovec vecs[16];
-  int n = evbuffer_peek(replay_, -1, nullptr, vecs, 16);
+  int n = replay_ ? evbuffer_peek(replay_, -1, nullptr, vecs, 16) : 0;
   if (n > 16) {
     evbuffer_pullup(replay_, -1);
     n = evbuffer_peek(replay_, -1, nullptr, vecs, 16);
@@ -236,7 +235,7 @@ void ProxyStream::startAttempt() {
   for (int i = 0; i < n && i < 16; ++i) attempt_->sendBody(static_cast<const char*>(vecs[i].iov_base), vecs[i].iov_len);
   if (request_complete_ && req_.body_follows) attempt_->endRequest(request_trailers_ ? &*request_trailers_ : nullptr);
   attempt_started_ = true;
-  if (!replayable_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
+  if (!replayable_ && replay_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
   attempt_->start();  // a pooled connection flushes at once
   route_stats_->attemptStarted(attempt_->reused());
 }
@@ -245,6 +244,7 @@ void ProxyStream::onRequestBody(const char* data, size_t len) {
   request_bytes_ += len;
   if (retry_) retry_->addRequestBodyBytes(len);
   if (state_ == State::kDone) return;  // answered already; the body is discarded
+  if (!replay_) replay_ = evbuffer_new();
   // Before the first attempt everything waits in replay_ (the first attempt
   // needs it whatever its size); afterwards replay_ keeps a copy only while
   // the body fits max_buffered_body, and the live attempt gets the bytes.
@@ -312,6 +312,14 @@ void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& wh
   o.kind = kind;
   LOG_DEBUG("attempt %u for %s %s%s: %s", retry_->attempts(), req_.method.c_str(), req_.authority.c_str(),
             req_.path.c_str(), why.c_str());
+  if (kind == retry::OutcomeKind::kOverflow) {
+    // Our own limit: answered at once, never retried (DESIGN.md: 503 for the
+    // sidecar's own overload limits).
+    sidecar_error_ = "overflow";
+    sendLocalReply(503, "Service Unavailable", "upstream overloaded: " + why + "\n", {}, kGrpcUnavailable,
+                   "upstream-connections");
+    return;
+  }
   if (maybeRetry(o)) return;
   switch (kind) {
     case retry::OutcomeKind::kPerTryTimeout:
@@ -472,7 +480,7 @@ void ProxyStream::onDeadline() {
 }
 
 void ProxyStream::sendLocalReply(int status, std::string_view reason, std::string body,
-                                 std::string_view timeout_kind, int grpc_status) {
+                                 std::string_view timeout_kind, int grpc_status, std::string_view overloaded) {
   if (state_ == State::kDone) return;
   if (attempt_) {
     attempt_->cancel();
@@ -487,6 +495,7 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
   r.status = status;
   r.reason = reason;
   r.timeout_kind = timeout_kind;
+  r.overloaded = overloaded;
   r.request_complete = request_complete_;
   if (!timeout_kind.empty()) timeout_kind_ = timeout_kind;
   if (grpc_) {

@@ -100,7 +100,7 @@ class ProxyStream : public event::Deletable, private Attempt::Owner {
   bool maybeRetry(const retry::Outcome& o);
   // A reply of our own: HTTP `status` or, for gRPC, `grpc_status`.
   void sendLocalReply(int status, std::string_view reason, std::string body, std::string_view timeout_kind,
-                      int grpc_status);
+                      int grpc_status, std::string_view overloaded = {});
   // Commits to `head`: from now on it is the client's response.
   void commitHead(MessageHead& head, bool end_stream);
   void commitHeldHead();
@@ -128,12 +128,13 @@ class ProxyStream : public event::Deletable, private Attempt::Owner {
   const pfc::EffectivePolicy* policy_ = nullptr;
   std::string_view service_name_;
   retry::Deadline deadline_;
-  std::unique_ptr<retry::RetryState> retry_;
+  std::optional<retry::RetryState> retry_;  // set in start(); embedded: no allocation
   retry::RetryBudget* budget_ = nullptr;
   stats::RouteCounters* route_stats_ = nullptr;  // this request's service/route counters (set in start)
 
   // Body replay: the (decoded) request body, while within max_buffered_body.
-  evbuffer* replay_;
+  // Made with the first body byte: most calls have no body.
+  evbuffer* replay_ = nullptr;
   bool replayable_ = true;
   bool attempt_started_ = false;
 

@@ -30,6 +30,7 @@ struct WorkerCounters {
   Counter upstream_connects;
   Counter upstream_connect_failures;
   Counter upstream_reused;
+  Counter upstream_overflow;  // calls answered 503: max upstream connections reached
   Counter bad_requests;     // 400 / 431 / 414 answered by us
 };
 
@@ -43,6 +44,9 @@ struct Config {
   size_t max_header_bytes = 64 * 1024;
   size_t max_headers = 100;
   int64_t downstream_idle_timeout_us = 60'000'000;  // used when no policy gives one
+  // Open upstream HTTP/1 connections per destination per worker (in use +
+  // idle); 0 = no cap. --max-upstream-connections.
+  size_t max_upstream_connections = 1024;
 };
 
 struct SharedState {

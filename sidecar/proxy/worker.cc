@@ -33,7 +33,8 @@ Worker::Worker(int index, SharedState* shared)
       shared_(shared),
       base_(newWorkerBase()),
       policy_(shared->config.shm, &shared->policy_status),
-      pool_(std::make_unique<ConnPool>(base_, ConnPool::Limits{})),
+      pool_(std::make_unique<ConnPool>(
+          base_, ConnPool::Limits{.max_connections_per_destination = shared->config.max_upstream_connections})),
       h2pool_(std::make_unique<Http2Pool>(this)),
       random_(static_cast<uint64_t>(event::monotonicNowUs()) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(index)) {
   // Resolver: the system's /etc/resolv.conf, as the app in the pod sees it.

@@ -38,6 +38,8 @@ std::string_view outcomeKindName(OutcomeKind k) {
       return "per-try-timeout";
     case OutcomeKind::kResponse:
       return "response";
+    case OutcomeKind::kOverflow:
+      return "overflow";
   }
   return "response";
 }

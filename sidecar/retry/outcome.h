@@ -20,9 +20,12 @@ enum class OutcomeKind : uint8_t {
                     // stream id: the upstream did not process it
   kPerTryTimeout,   // no response headers within the per-try timeout
   kResponse,        // response headers arrived: status, maybe grpc-status
+  kOverflow,        // the sidecar's own limit (max upstream connections) refused
+                    // the attempt: never sent, and never retried (Envoy answers
+                    // overflow at once too: retrying into a full pool only adds load)
 };
 // "connect-failure", "reset", "refused-stream", "per-try-timeout",
-// "response" — the retry_on spellings where one exists.
+// "response", "overflow" — the retry_on spellings where one exists.
 std::string_view outcomeKindName(OutcomeKind k);
 
 // No grpc-status was seen (an HTTP response, or a gRPC response whose status

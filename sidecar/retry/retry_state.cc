@@ -71,6 +71,8 @@ bool RetryState::wouldRetry(const Outcome& o) const {
         return code > 0 && code <= 16 && r.hasGrpc(static_cast<pfc::GrpcCode>(code));
       }
       return r.retriesStatus(o.status);
+    case OutcomeKind::kOverflow:
+      return false;
   }
   return false;
 }

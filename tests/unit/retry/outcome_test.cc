@@ -14,6 +14,7 @@ TEST(OutcomeTest, KindNamesAreTheRetryOnSpellings) {
   EXPECT_EQ(outcomeKindName(OutcomeKind::kRefusedStream), "refused-stream");
   EXPECT_EQ(outcomeKindName(OutcomeKind::kPerTryTimeout), "per-try-timeout");
   EXPECT_EQ(outcomeKindName(OutcomeKind::kResponse), "response");
+  EXPECT_EQ(outcomeKindName(OutcomeKind::kOverflow), "overflow");
 }
 
 TEST(OutcomeTest, ReasonIsGrpcNameThenStatusThenKind) {

@@ -127,6 +127,16 @@ TEST_F(RetryStateTest, EachTransportConditionRetriesOnlyItsOwnOutcome) {
   }
 }
 
+TEST_F(RetryStateTest, OverflowOfTheSidecarsOwnLimitIsNeverRetried) {
+  Outcome overflow;
+  overflow.kind = OutcomeKind::kOverflow;
+  for (const auto c : {pfc::RetryCondition::kConnectFailure, pfc::RetryCondition::kReset,
+                       pfc::RetryCondition::kRefusedStream, pfc::RetryCondition::kPerTryTimeout}) {
+    onlyCondition(c);
+    EXPECT_FALSE(make().wouldRetry(overflow));
+  }
+}
+
 TEST_F(RetryStateTest, DefaultsRetryConnectFailureResetRefusedStreamAnd502To504ButNotPerTryTimeout) {
   RetryState rs = make();
   EXPECT_TRUE(rs.wouldRetry(Outcome::connectFailure()));

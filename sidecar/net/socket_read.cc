@@ -1,0 +1,82 @@
+#include "sidecar/net/socket_read.h"
+
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace mulligan::net {
+
+ReadResult readSome(evutil_socket_t fd, evbuffer* buf, size_t max) {
+  ReadResult r;
+  evbuffer_iovec vec[2];
+  int n = evbuffer_reserve_space(buf, static_cast<ev_ssize_t>(max), vec, 2);
+  if (n <= 0) {
+    r.status = ReadStatus::kError;
+    r.error = ENOMEM;
+    return r;
+  }
+  // libevent may offer more than was asked for (a whole chain): keep to `max`.
+  size_t room = max;
+  for (int i = 0; i < n; ++i) {
+    if (vec[i].iov_len > room) vec[i].iov_len = room;
+    room -= vec[i].iov_len;
+  }
+  if (n == 2 && vec[1].iov_len == 0) n = 1;
+  // evbuffer_iovec is laid out as struct iovec (libevent documents it).
+  ssize_t got = ::readv(fd, reinterpret_cast<iovec*>(vec), n);
+  if (got <= 0) {
+    evbuffer_commit_space(buf, vec, 0);  // give the reservation back
+    if (got == 0) {
+      r.status = ReadStatus::kEof;
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+      r.status = ReadStatus::kAgain;
+    } else {
+      r.status = ReadStatus::kError;
+      r.error = errno;
+    }
+    return r;
+  }
+  size_t left = static_cast<size_t>(got);
+  int used = 0;
+  for (; used < n && left > 0; ++used) {
+    if (vec[used].iov_len > left) vec[used].iov_len = left;
+    left -= vec[used].iov_len;
+  }
+  evbuffer_commit_space(buf, vec, used);
+  r.status = ReadStatus::kData;
+  r.bytes = static_cast<size_t>(got);
+  return r;
+}
+
+ReadResult readInto(evutil_socket_t fd, char* data, size_t len) {
+  ReadResult r;
+  ssize_t got = ::read(fd, data, len);
+  if (got > 0) {
+    r.status = ReadStatus::kData;
+    r.bytes = static_cast<size_t>(got);
+  } else if (got == 0) {
+    r.status = ReadStatus::kEof;
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    r.status = ReadStatus::kAgain;
+  } else {
+    r.status = ReadStatus::kError;
+    r.error = errno;
+  }
+  return r;
+}
+
+char* threadReadBuffer() {
+  static thread_local char buffer[kReadChunk];
+  return buffer;
+}
+
+ReadResult readSome(bufferevent* bev, size_t max) {
+  evbuffer* in = bufferevent_get_input(bev);
+  evbuffer_unfreeze(in, 0);
+  ReadResult r = readSome(bufferevent_getfd(bev), in, max);
+  evbuffer_freeze(in, 0);
+  return r;
+}
+
+}  // namespace mulligan::net

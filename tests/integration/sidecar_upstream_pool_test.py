@@ -1,0 +1,166 @@
+"""The sidecar's upstream HTTP/1 connections: the per-destination cap
+(--max-upstream-connections, Envoy's max_connections circuit breaker) and
+connection reuse after a retried response."""
+import http.client
+import json
+import subprocess
+import threading
+import unittest
+
+from harness import Stack, wait_for
+
+
+def policy(upstream_port, retry="", name="svc", extra_service=""):
+    return f"""version = 1
+[[service]]
+name = "{name}"
+hosts = ["{name}"]
+upstream = "127.0.0.1:{upstream_port}"
+{retry}
+{extra_service}
+"""
+
+
+class UpstreamPoolTest(Stack):
+    def get(self, path, host="svc", conn=None):
+        c = conn or http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        c.request("GET", path, headers={"Host": host})
+        r = c.getresponse()
+        data = r.read()
+        if conn is None:
+            c.close()
+        return r.status, dict((k.lower(), v) for k, v in r.getheaders()), data
+
+    def stats(self):
+        r = subprocess.run(["curl", "-sS", "--max-time", "10", f"http://127.0.0.1:{self.admin_port}/stats"],
+                           capture_output=True, timeout=20)
+        return json.loads(r.stdout)
+
+    def test_cap_of_two_answers_503_overloaded_to_the_rest_and_frees_slots(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar("--max-upstream-connections", "2")
+        # Two calls hold both connections (the upstream answers after
+        # 500 ms); the other three arrive while they do.
+        results = {}
+        first = [threading.Thread(target=lambda i=i: results.__setitem__(i, self.get(f"/slow?delay=500ms&i={i}")))
+                 for i in range(2)]
+        for t in first:
+            t.start()
+        wait_for(lambda: len(self.upstream_log(log)) >= 2, what="two calls at the upstream")
+        rest = [threading.Thread(target=lambda i=i: results.__setitem__(i, self.get(f"/slow?delay=500ms&i={i}")))
+                for i in range(2, 5)]
+        for t in rest:
+            t.start()
+        for t in first + rest:
+            t.join()
+        statuses = sorted(s for s, _, _ in results.values())
+        self.assertEqual(statuses, [200, 200, 503, 503, 503])
+        for i in range(2, 5):
+            status, headers, body = results[i]
+            self.assertEqual(status, 503)
+            self.assertEqual(headers.get("x-mulligan-overloaded"), "upstream-connections")
+            self.assertIn(b"max upstream connections", body)
+        self.assertEqual(len(self.upstream_log(log)), 2)  # overflow is answered, never sent or retried
+        s = self.stats()
+        self.assertEqual(s["upstream_overflow"], 3)
+        self.assertEqual(s["upstream_connects"], 2)
+        recs = wait_for(lambda: len(self.access_records()) >= 5 and self.access_records(), what="access log")
+        self.assertEqual(sorted(r.get("sidecar_error", "") for r in recs).count("overflow"), 3)
+        # The connections went back: new calls, sequential and concurrent, succeed.
+        for i in range(5):
+            self.assertEqual(self.get(f"/fast?i={i}")[0], 200)
+        again = {}
+        ts = [threading.Thread(target=lambda i=i: again.__setitem__(i, self.get(f"/slow?delay=100ms&j={i}")[0]))
+              for i in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        self.assertEqual(sorted(again.values()), [200, 200])
+        self.assertEqual(self.stats()["upstream_overflow"], 3)
+
+    def test_slots_are_released_on_reset_and_connect_failure(self):
+        port, log = self.start_upstream()
+        # A port nobody listens on: bind one and close it.
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        dead_port = s.getsockname()[1]
+        s.close()
+        self.publish(policy(port, retry='retry = { retry_on = ["reset", "connect-failure"], num_retries = 2, '
+                                        'backoff_base = "1ms", backoff_max = "1ms" }\nbudget = { retry_ratio = 1.0 }')
+                     + f"""
+[[service]]
+name = "dead"
+hosts = ["dead"]
+upstream = "127.0.0.1:{dead_port}"
+retry = {{ retry_on = ["connect-failure"], num_retries = 2, backoff_base = "1ms", backoff_max = "1ms" }}
+budget = {{ retry_ratio = 1.0 }}
+""")
+        # With a cap of one, any slot not given back turns the next attempt
+        # (a retry included) into a 503 overloaded.
+        self.start_sidecar("--max-upstream-connections", "1")
+        for i in range(3):
+            status, headers, _ = self.get(f"/reset?close=1&i={i}")
+            self.assertEqual(status, 502)
+            self.assertNotIn("x-mulligan-overloaded", headers)
+            status, headers, _ = self.get(f"/x?i={i}", host="dead")
+            self.assertEqual(status, 502)
+            self.assertNotIn("x-mulligan-overloaded", headers)
+            self.assertEqual(self.get(f"/ok?i={i}")[0], 200)
+        s = self.stats()
+        self.assertEqual(s["upstream_overflow"], 0)
+        self.assertEqual(s["retries"], 12)  # 2 per failing call: every retry found its slot free
+        self.assertGreaterEqual(s["upstream_connect_failures"], 9)
+
+    def test_retried_503s_return_their_connections_to_the_pool(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port, retry='retry = { retry_on = ["503"], num_retries = 4, backoff_base = "1ms", '
+                                        'backoff_max = "2ms" }\nbudget = { retry_ratio = 1.0 }'))
+        self.start_sidecar()
+        conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        for i in range(1000):
+            self.assertEqual(self.get(f"/echo?status=503:10&i={i}", conn=conn)[0], 200)
+        conn.close()
+        s = self.stats()
+        self.assertGreater(s["retries"], 50)
+        # One client connection, one call at a time: a retried 503's
+        # connection is reused, not closed (before: one connect per retry).
+        self.assertLess(s["upstream_connects"] * 10, s["retries"])
+        self.assertLessEqual(s["upstream_connects"], 4)
+
+    def test_retried_503_with_a_body_still_arriving_is_drained_and_reused(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port, retry='retry = { retry_on = ["503"], num_retries = 1, backoff_base = "1ms", '
+                                        'backoff_max = "2ms" }\nbudget = { retry_ratio = 1.0 }'))
+        self.start_sidecar()
+        conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        # Each call's first attempt gets a 503 with a 48 KiB body: more than
+        # one read, so the pool drains the rest after the retry walked away.
+        for i in range(30):
+            status, _, body = self.get(f"/big?fail_first=1&id=d{i}&size=48KiB", conn=conn)
+            self.assertEqual(status, 200)
+            self.assertEqual(len(body), 48 * 1024)
+        conn.close()
+        s = self.stats()
+        self.assertEqual(s["retries"], 30)
+        self.assertLessEqual(s["upstream_connects"], 4)
+        # Too large to drain: closed as before, one new connection per retry.
+        # (Another upstream: a pool of its own, no idle connections left over.)
+        port2, _ = self.start_upstream("upstream2")
+        self.publish(policy(port, retry='retry = { retry_on = ["503"], num_retries = 1, backoff_base = "1ms", '
+                                        'backoff_max = "2ms" }\nbudget = { retry_ratio = 1.0 }')
+                     + policy(port2, name="svc2", retry='retry = { retry_on = ["503"], num_retries = 1, '
+                                                        'backoff_base = "1ms", backoff_max = "2ms" }\n'
+                                                        'budget = { retry_ratio = 1.0 }').replace("version = 1\n", ""))
+        wait_for(lambda: self.get("/ok", host="svc2")[0] == 200, what="policy with svc2")
+        before = self.stats()["upstream_connects"]
+        conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        for i in range(5):
+            self.assertEqual(self.get(f"/big?fail_first=1&id=h{i}&size=1MiB", host="svc2", conn=conn)[0], 200)
+        conn.close()
+        self.assertGreaterEqual(self.stats()["upstream_connects"] - before, 5)
+
+if __name__ == "__main__":
+    unittest.main()
