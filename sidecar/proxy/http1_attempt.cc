@@ -131,7 +131,8 @@ void Http1Attempt::connected() {
   // enabled; enabling it again would add and then remove the write event:
   // two epoll_ctl calls for nothing. Its read side, on from the pool, goes
   // off as ours goes on: the socket's epoll interest does not change.
-  bufferevent_setcb(bev_, nullptr, nullptr, &Http1Attempt::onEvent, this);
+  bufferevent_setcb(bev_, nullptr, &Http1Attempt::onWritten, &Http1Attempt::onEvent, this);
+  bufferevent_setwatermark(bev_, EV_WRITE, kRequestLowWater, 0);
   event_assign(&read_ev_, worker_->base(), bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &Http1Attempt::onReadable,
                this);
   read_ev_assigned_ = true;
@@ -144,6 +145,9 @@ void Http1Attempt::connected() {
   transitionTo(State::kAwaitingHeaders);
   sent_at_us_ = event::monotonicNowUs();
   flush();
+  // What waited for the connection is (mostly) written now: the app may
+  // send more (an optimistic write that took it all brings no onWritten).
+  owner_->onAttemptRequestDrained(0);
 }
 
 void Http1Attempt::flush() {
@@ -387,6 +391,19 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
 }
 
 // Write-side errors (reads are ours: onReadable).
+size_t Http1Attempt::requestBacklog() const {
+  size_t n = evbuffer_get_length(pending_);
+  if (bev_ && state_ != State::kConnecting) n += evbuffer_get_length(bufferevent_get_output(bev_));
+  return n;
+}
+
+void Http1Attempt::onWritten(bufferevent*, void* arg) {
+  auto* a = static_cast<Http1Attempt*>(arg);
+  // Only the owner's bookkeeping runs here (it may resume reading the app);
+  // nothing is destroyed inside this callback.
+  if (a->state_ != State::kDone) a->owner_->onAttemptRequestDrained(0);
+}
+
 void Http1Attempt::onEvent(bufferevent*, short what, void* arg) {
   static_cast<Http1Attempt*>(arg)->onClosed(what & BEV_EVENT_EOF);
 }

@@ -65,7 +65,13 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
   void pauseReading(bool paused) override;
   void cancel() override;
   bufferevent* releaseConnection() override;
-  size_t requestBacklog() const override { return 0; }
+  // Request bytes not yet taken by the upstream socket (staged, and queued in
+  // the bufferevent). The session stops reading the app above a limit and
+  // resumes on onAttemptRequestDrained(), so a slow upstream slows the
+  // upload instead of growing our memory.
+  size_t requestBacklog() const override;
+  // onAttemptRequestDrained() fires when the queued request bytes fall to this.
+  static constexpr size_t kRequestLowWater = 64 << 10;
   State state() const override { return state_; }
   int64_t sentAtUs() const override { return sent_at_us_; }
 
@@ -78,6 +84,8 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
   static void onConnectEvent(bufferevent* bev, short what, void* arg);
   static void onReadable(evutil_socket_t fd, short what, void* arg);
   static void onEvent(bufferevent* bev, short what, void* arg);
+  // The bufferevent wrote its queue down to the low watermark.
+  static void onWritten(bufferevent* bev, void* arg);
   void onReadable();
   // The upstream closed (EOF) or the socket failed.
   void onClosed(bool eof);

@@ -153,9 +153,33 @@ void Http1Session::processInput(const char* fresh, size_t fresh_len) {
     }
   }
   if (fresh_len != 0 && !closed_) evbuffer_add(in, fresh, fresh_len);  // not parsed now: keep, in order
-  // A request body larger than we will hold stays in the socket until the
-  // upstream takes it: stop reading while the stream's upstream is congested.
-  if (peer_eof_ && !stream_ && !closing_) closeNow();
+  if (peer_eof_ && !stream_ && !closing_) {
+    closeNow();
+    return;
+  }
+  updateInputHold();
+}
+
+bool Http1Session::inputHeld() const {
+  // A request body larger than we will hold stays in the app's socket (and
+  // the app's TCP window closes) until the upstream takes what is queued; a
+  // client pipelining ahead of its responses waits the same way.
+  if (stream_ && stream_->requestBacklog() >= kInputHighWater) return true;
+  return waiting_for_response_ && evbuffer_get_length(bufferevent_get_input(bev_)) >= kInputHighWater;
+}
+
+void Http1Session::updateInputHold() {
+  if (closed_ || closing_ || lingering_ || !bev_) return;
+  bool hold = inputHeld();
+  if (hold && !input_held_ && reading_) {
+    input_held_ = true;
+    stopReading();
+  } else if (!hold && input_held_) {
+    input_held_ = false;
+    int64_t idle = worker().downstreamIdleTimeoutUs();
+    timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
+    startReading(idle > 0 ? &tv : nullptr);
+  }
 }
 
 namespace {

@@ -32,6 +32,10 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
  public:
   static constexpr size_t kHighWater = 1 << 20;  // downstream output back-pressure
   static constexpr size_t kLowWater = 256 << 10;
+  // Input back-pressure: the session stops reading the app while this much
+  // of the request body waits for the upstream, or while this much of a
+  // pipelined next request waits for the current response.
+  static constexpr size_t kInputHighWater = 256 << 10;
 
   // Takes over `bev` (with the sniffed bytes still in its input).
   Http1Session(Connection* conn, bufferevent* bev);
@@ -64,6 +68,8 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   // queued before it; what the socket does not take is queued in the
   // bufferevent, which finishes it when the socket is writable.
   void flush() override;
+  // The upstream took queued request body: reading the app may resume.
+  void requestBodyConsumed() override { updateInputHold(); }
 
  private:
   static void onReadable(evutil_socket_t fd, short what, void* arg);
@@ -75,6 +81,10 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   // (Re)adds read_ev_ with `timeout` (null: none).
   void startReading(const timeval* timeout);
   void stopReading();
+  // Stops reading the app while the upstream (or the current response) is
+  // behind, and starts again once it caught up (see kInputHighWater).
+  void updateInputHold();
+  bool inputHeld() const;
   // Parses what is buffered: first `fresh` (bytes just read into the
   // thread's read buffer, when the input evbuffer was empty), whose unparsed
   // rest goes to the input evbuffer, then the input evbuffer.
@@ -101,6 +111,7 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   bufferevent* bev_;
   ::event read_ev_;        // EV_READ|EV_PERSIST on bev_'s socket
   bool reading_ = false;   // read_ev_ is added
+  bool input_held_ = false;  // reading paused for back-pressure (updateInputHold)
   evbuffer* staged_;
   Http1Reader reader_;
   std::unique_ptr<ProxyStream> stream_;

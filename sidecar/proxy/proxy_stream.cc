@@ -238,6 +238,8 @@ void ProxyStream::startAttempt() {
   if (!replayable_ && replay_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
   attempt_->start();  // a pooled connection flushes at once
   route_stats_->attemptStarted(attempt_->reused());
+  // The body held in replay_ is the attempt's now: the app may send more.
+  down_->requestBodyConsumed();
 }
 
 void ProxyStream::onRequestBody(const char* data, size_t len) {
@@ -251,6 +253,17 @@ void ProxyStream::onRequestBody(const char* data, size_t len) {
   if (replayable_ && policy_ && evbuffer_get_length(replay_) + len > policy_->retry.max_buffered_body) {
     replayable_ = false;
     if (attempt_started_) evbuffer_drain(replay_, evbuffer_get_length(replay_));
+    if (state_ == State::kBackoff) {
+      // A retry was decided while the body still fit; it has outgrown the
+      // replay buffer during the wait, so the next attempt could not send
+      // it whole. Never send a truncated body: answer instead.
+      retry_refused_ = retry::refusalName(retry::Refusal::kBodyTooLarge);
+      sidecar_error_ = "body-too-large";
+      sendLocalReply(502, "Bad Gateway",
+                     "request body outgrew max_buffered_body while waiting to retry; not replayed\n", {},
+                     kGrpcUnavailable);
+      return;
+    }
   }
   if (!attempt_started_) {
     evbuffer_add(replay_, data, len);

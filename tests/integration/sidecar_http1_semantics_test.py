@@ -6,6 +6,7 @@ client keeps alive stays on one downstream connection. Raw sockets where
 the exact bytes matter; the fortio-like test upstream behind."""
 import json
 import socket
+import time
 import unittest
 
 from harness import Stack, wait_for
@@ -147,3 +148,55 @@ def read_headers_of(sock, request):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class Http1BackPressureTest(Stack):
+    """A slow upstream slows the app's upload down instead of filling the
+    sidecar's memory: the sidecar stops reading the app while what it
+    queued for the upstream is not taken."""
+
+    def test_upload_to_an_upstream_that_does_not_read_is_held_back(self):
+        import os
+        import threading
+        # An upstream that accepts and then never reads (a stuck service).
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        self.addCleanup(srv.close)
+        held = []
+        stop = threading.Event()
+
+        def accept():
+            srv.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    c, _ = srv.accept()
+                    held.append(c)
+                except OSError:
+                    pass
+        t = threading.Thread(target=accept, daemon=True)
+        t.start()
+        self.addCleanup(lambda: [c.close() for c in held])
+        self.addCleanup(stop.set)
+        self.publish(policy(srv.getsockname()[1]))
+        self.start_sidecar()
+
+        total = 200 << 20
+        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"PUT /upload HTTP/1.1\r\nHost: svc\r\nContent-Length: %d\r\n\r\n" % total)
+        s.setblocking(False)
+        chunk = b"x" * (1 << 16)
+        sent = 0
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and sent < total:
+            try:
+                sent += s.send(chunk)
+            except BlockingIOError:
+                time.sleep(0.01)
+        # Socket buffers on both hops take some megabytes; without
+        # back-pressure the sidecar would read all 200 MiB into memory.
+        self.assertLess(sent, 100 << 20, "the sidecar kept reading an upload nobody took")
+        with open(f"/proc/{self.sidecar_proc.pid}/status") as f:
+            rss_kib = int(next(l for l in f if l.startswith("VmRSS:")).split()[1])
+        self.assertLess(rss_kib, 80 * 1024, f"sidecar RSS {rss_kib} KiB while holding an upload")
