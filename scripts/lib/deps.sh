@@ -29,6 +29,7 @@ MULLIGAN_BUILD_DEPS=(
   prometheus                     # promtool checks the /metrics exposition
   python3-grpcio                 # gRPC client and server in the gRPC integration tests
   nghttp2-client                 # nghttp and h2load in the HTTP/2 integration tests and scripts/bench
+  python3-h2                     # frame-level HTTP/2 tests (PING, GOAWAY, RST_STREAM)
   chromium                       # the admin page is loaded in a headless browser
   wrk                            # saturates the data plane while the admin must still answer
 )

@@ -1,0 +1,219 @@
+"""HTTP/2 connection-level behaviour of mulligan-sidecar seen by a real
+HTTP/2 client library (Debian's python3-h2), where nghttp and curl give no
+handle on single frames: PING is answered, the SETTINGS the sidecar offers,
+a client's RST_STREAM and GOAWAY, and the sidecar's own GOAWAY when it
+drains — with the in-flight call finishing either way."""
+import signal
+import socket
+import time
+import unittest
+
+from harness import Stack, wait_for
+
+try:
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+    import hpack
+    import hyperframe.frame
+except ImportError:  # CI installs python3-h2 (scripts/lib/deps.sh)
+    h2 = None
+
+
+def policy(port):
+    return f"""version = 1
+[[service]]
+name = "h2"
+hosts = ["h2"]
+upstream = "127.0.0.1:{port}"
+"""
+
+
+class Client:
+    """One h2c (prior knowledge) connection driven frame by frame."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True))
+        self.conn.initiate_connection()
+        self.flush()
+        self.events = []
+        self.closed = False
+
+    def flush(self):
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path):
+        sid = self.conn.get_next_available_stream_id()
+        self.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "h2"),
+                                     (":path", path)], end_stream=True)
+        self.flush()
+        return sid
+
+    def pump(self, until, timeout=10):
+        """Reads frames until `until(events)` is true; returns the events."""
+        deadline = time.monotonic() + timeout
+        while not until(self.events):
+            if self.closed or time.monotonic() > deadline:
+                raise AssertionError(f"no such event before {'close' if self.closed else 'timeout'}: "
+                                     f"{self.events}")
+            self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                self.closed = True
+                continue
+            for ev in self.conn.receive_data(data):
+                self.events.append(ev)
+                if isinstance(ev, h2.events.DataReceived):
+                    self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            self.flush()
+        return self.events
+
+    def wait_closed(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            self.sock.settimeout(0.2)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self.closed = True
+            else:
+                self.events.extend(self.conn.receive_data(data))
+        return self.closed
+
+    def close(self):
+        self.sock.close()
+
+    def frames_until_close(self, timeout=10):
+        """After a GOAWAY python3-h2's state machine refuses every frame (it
+        treats GOAWAY as the end), though RFC 9113 §6.8 lets streams below the
+        last stream id finish. So from here frames are split by hyperframe
+        and header blocks decoded by hpack (the libraries python3-h2 itself
+        uses), with the connection's HPACK state carried over. Returns
+        [(frame, headers or None)] up to the close."""
+        decoder = hpack.Decoder()
+        decoder.header_table = self.conn.decoder.header_table
+        buf = b""
+        out = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            while len(buf) >= 9:
+                frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(buf[:9]))
+                if len(buf) < 9 + length:
+                    break
+                frame.parse_body(memoryview(buf[9:9 + length]))
+                buf = buf[9 + length:]
+                headers = None
+                if isinstance(frame, hyperframe.frame.HeadersFrame):
+                    headers = dict(decoder.decode(frame.data, raw=True))
+                out.append((frame, headers))
+            self.sock.settimeout(0.2)
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self.closed = True
+                return out
+            buf += data
+        raise AssertionError(f"the connection did not close: {out}")
+
+
+def of(events, kind, stream_id=None):
+    return [e for e in events if isinstance(e, kind) and (stream_id is None or e.stream_id == stream_id)]
+
+
+@unittest.skipIf(h2 is None, "python3-h2 is not installed")
+class Http2FramesTest(Stack):
+    def setUp(self):
+        super().setUp()
+        port, self.up_log = self.start_h2_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+
+    def client(self):
+        c = Client(self.outbound_port)
+        self.addCleanup(c.close)
+        return c
+
+    def test_H2_SettingsAreOfferedAndPingIsAnswered(self):
+        c = self.client()
+        c.pump(lambda ev: of(ev, h2.events.RemoteSettingsChanged))
+        settings = of(c.events, h2.events.RemoteSettingsChanged)[0].changed_settings
+        self.assertEqual(settings[h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS].new_value, 256)
+        self.assertIn(h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE, settings)
+        c.conn.ping(b"mulligan")
+        c.flush()
+        c.pump(lambda ev: of(ev, h2.events.PingAckReceived))
+        self.assertEqual(of(c.events, h2.events.PingAckReceived)[0].ping_data, b"mulligan")
+
+    def test_H2ToH2_ClientResetCancelsOnlyItsStream(self):
+        c = self.client()
+        slow = c.request("/slow?delay=3000&id=cancelled")
+        fast = c.request("/fast?id=kept")
+        c.pump(lambda ev: of(ev, h2.events.StreamEnded, fast))
+        c.conn.reset_stream(slow)
+        c.flush()
+        # The connection still carries new calls after the reset.
+        again = c.request("/again?id=after")
+        c.pump(lambda ev: of(ev, h2.events.StreamEnded, again))
+        status = dict(of(c.events, h2.events.ResponseReceived, again)[0].headers)[b":status"]
+        self.assertEqual(status, b"200")
+        seen = {r["id"]: r for r in wait_for(
+            lambda: len(self.upstream_log(self.up_log)) >= 3 and self.upstream_log(self.up_log), what="log")}
+        self.assertEqual(seen["cancelled"]["outcome"], "reset")  # the upstream stream was reset too
+
+    def test_H2ToH2_ClientGoawayLetsTheInFlightCallFinish(self):
+        c = self.client()
+        c.pump(lambda ev: of(ev, h2.events.RemoteSettingsChanged))
+        sid = c.request("/inflight?delay=300&id=g1")
+        c.conn.close_connection(last_stream_id=0)  # the client leaves; it opens nothing new
+        c.flush()
+        frames = c.frames_until_close()
+        heads = [h for f, h in frames if h and f.stream_id == sid]
+        self.assertEqual(heads[0][b":status"], b"200", frames)
+        self.assertTrue(any(f.stream_id == sid and "END_STREAM" in f.flags for f, _ in frames),
+                        "the in-flight call did not finish")
+
+    def test_H2_DrainSendsGoawayAndFinishesTheInFlightCall(self):
+        c = self.client()
+        c.pump(lambda ev: of(ev, h2.events.RemoteSettingsChanged))
+        sid = c.request("/inflight?delay=1000&id=d1")
+        # The sidecar has the call (the upstream answers only after 1 s).
+        wait_for(lambda: self.admin_stats().get("attempts", 0) >= 1, what="the call upstream")
+        self.assertFalse(self.upstream_seen_request("d1"))
+        self.sidecar_proc.send_signal(signal.SIGTERM)
+        frames = c.frames_until_close()
+        goaways = [f for f, _ in frames if isinstance(f, hyperframe.frame.GoAwayFrame)]
+        self.assertTrue(goaways, frames)
+        self.assertEqual(goaways[0].error_code, 0)  # NO_ERROR: a graceful stop
+        self.assertGreaterEqual(goaways[0].last_stream_id, sid)
+        heads = [h for f, h in frames if h and f.stream_id == sid]
+        self.assertEqual(heads[0][b":status"], b"200", frames)
+        self.assertTrue(any(f.stream_id == sid and "END_STREAM" in f.flags for f, _ in frames))
+        self.assertEqual(self.sidecar_proc.wait(10), 0)
+
+    def admin_stats(self):
+        import json
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/stats", timeout=5) as r:
+            return json.loads(r.read())
+
+    def upstream_seen_request(self, ident):
+        return any(r.get("id") == ident for r in self.upstream_log(self.up_log))
+
+
+if __name__ == "__main__":
+    unittest.main()
