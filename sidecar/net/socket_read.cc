@@ -79,4 +79,14 @@ ReadResult readSome(bufferevent* bev, size_t max) {
   return r;
 }
 
+ReadResult readForParse(bufferevent* bev, const char** fresh) {
+  if (evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
+    char* buf = threadReadBuffer();
+    *fresh = buf;
+    return readInto(bufferevent_getfd(bev), buf, kReadChunk);
+  }
+  *fresh = nullptr;
+  return readSome(bev);
+}
+
 }  // namespace mulligan::net

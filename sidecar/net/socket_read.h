@@ -59,4 +59,11 @@ ReadResult readInto(evutil_socket_t fd, char* data, size_t len);
 // callbacks, never nested inside another connection's parse.
 char* threadReadBuffer();
 
+// The read a hot socket makes on each readiness: when nothing older waits in
+// `bev`'s input, into the thread's read buffer (`*fresh` points there, valid
+// as threadReadBuffer() says: parse from it, and append what the parser
+// leaves to the input); otherwise appended behind the older bytes (`*fresh`
+// null), so the order holds.
+ReadResult readForParse(bufferevent* bev, const char** fresh);
+
 }  // namespace mulligan::net

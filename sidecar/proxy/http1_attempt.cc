@@ -297,16 +297,8 @@ void Http1Attempt::onReadable() {
     stopReading();
     return;
   }
-  evbuffer* in = bufferevent_get_input(bev_);
   const char* fresh = nullptr;
-  net::ReadResult r;
-  if (evbuffer_get_length(in) == 0) {
-    char* buf = net::threadReadBuffer();
-    r = net::readInto(bufferevent_getfd(bev_), buf, net::kReadChunk);
-    fresh = buf;
-  } else {
-    r = net::readSome(bev_);  // behind older bytes: keep the order
-  }
+  net::ReadResult r = net::readForParse(bev_, &fresh);
   switch (r.status) {
     case net::ReadStatus::kData:
       readInput(fresh, fresh ? r.bytes : 0);
