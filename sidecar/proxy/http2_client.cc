@@ -89,10 +89,11 @@ Http2ClientSession::Http2ClientSession(Http2Pool* pool, Worker* worker, const ne
       timer_(worker->base(), [this] {
         if (state_ == State::kConnecting || state_ == State::kHandshaking) {
           closeWith("connect to " + dest_.toString() + " timed out", true);
-        } else if (streams_.empty() && waiting_.empty()) {
+        } else if (streams_.empty() && waiting_.empty() && orphans_.empty()) {
           closeWith("idle", false);
         }
-      }) {
+      }),
+      orphan_timer_(worker->base(), [this] { onOrphanTimer(); }) {
   flush_ev_.reset(event_new(worker->base(), -1, 0, &Http2ClientSession::onFlushEvent, this));
 }
 
@@ -127,7 +128,7 @@ bool Http2ClientSession::canTakeStream() const {
       uint32_t max = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
       // Near the end of the stream id space the connection must be replaced.
       if (nghttp2_session_get_next_stream_id(session_) > (1u << 30)) return false;
-      return streams_.size() + waiting_.size() < max;
+      return streams_.size() + orphans_.size() + waiting_.size() < max;
     }
     case State::kClosing:
     case State::kClosed:
@@ -230,8 +231,48 @@ void Http2ClientSession::detach(Http2Attempt* a, bool reset) {
   maybeIdle();
 }
 
+void Http2ClientSession::orphan(Http2Attempt* a) {
+  int32_t id = a->streamId();
+  detach(a, false);
+  if (id <= 0 || !session_ || state_ == State::kClosed) return;
+  orphans_.emplace_back(id, event::monotonicNowUs() + kOrphanGraceUs);
+  if (!orphan_timer_.armed()) orphan_timer_.armUs(kOrphanGraceUs);
+}
+
+bool Http2ClientSession::isOrphan(int32_t stream_id) const {
+  for (const auto& [id, deadline] : orphans_) {
+    if (id == stream_id) return true;
+  }
+  return false;
+}
+
+void Http2ClientSession::dropOrphan(int32_t stream_id) {
+  for (size_t i = 0; i < orphans_.size(); ++i) {
+    if (orphans_[i].first == stream_id) {
+      orphans_.erase(orphans_.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    }
+  }
+}
+
+void Http2ClientSession::onOrphanTimer() {
+  // Orphans are added in time order: the expired ones lead the vector.
+  int64_t now = event::monotonicNowUs();
+  size_t n = 0;
+  while (n < orphans_.size() && orphans_[n].second <= now) {
+    if (session_ && state_ != State::kClosed) {
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, orphans_[n].first, NGHTTP2_CANCEL);
+    }
+    ++n;
+  }
+  orphans_.erase(orphans_.begin(), orphans_.begin() + static_cast<std::ptrdiff_t>(n));
+  if (n > 0) scheduleFlush();
+  if (!orphans_.empty()) orphan_timer_.armUs(orphans_.front().second - now);
+  maybeIdle();
+}
+
 void Http2ClientSession::maybeIdle() {
-  if (!streams_.empty() || !waiting_.empty() || state_ == State::kClosed) return;
+  if (!streams_.empty() || !waiting_.empty() || !orphans_.empty() || state_ == State::kClosed) return;
   if (state_ == State::kClosing) {
     scheduleFlush();  // flush() ends the session once nothing is left to say
     return;
@@ -328,6 +369,8 @@ void Http2ClientSession::closeWith(const std::string& why, bool connect_failed) 
   streams_.clear();
   auto waiting = std::move(waiting_);
   waiting_.clear();
+  orphans_.clear();
+  orphan_timer_.cancel();
   for (auto& [id, a] : streams) a->onSessionLost(why, false, true);
   for (Http2Attempt* a : waiting) a->onSessionLost(why, connect_failed, false);
   pool_->remove(this);  // frees us from the loop
@@ -380,6 +423,10 @@ int Http2ClientSession::onFrameRecv(const nghttp2_frame* frame) {
 int Http2ClientSession::onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) {
   if (Http2Attempt* a = attemptFor(stream_id)) {
     a->onData(data, len);
+  } else if (isOrphan(stream_id)) {
+    // Left to finish: discarded, with window credit for the stream and the
+    // connection (the stream is still open).
+    nghttp2_session_consume(session_, stream_id, len);
   } else {
     // A stream we walked away from: its bytes still count against the
     // connection window.
@@ -390,7 +437,13 @@ int Http2ClientSession::onDataChunk(int32_t stream_id, const uint8_t* data, size
 
 int Http2ClientSession::onStreamClose(int32_t stream_id, uint32_t error_code) {
   auto it = streams_.find(stream_id);
-  if (it == streams_.end()) return 0;
+  if (it == streams_.end()) {
+    if (isOrphan(stream_id)) {
+      dropOrphan(stream_id);
+      maybeIdle();
+    }
+    return 0;
+  }
   Http2Attempt* a = it->second;
   streams_.erase(it);
   a->onStreamClose(error_code);
@@ -635,6 +688,7 @@ void Http2Attempt::onHeadersEnd(bool end_stream) {
     transitionTo(State::kStreaming);
     head_.reason = "";
     head_.version_minor = 1;
+    head_end_stream_ = end_stream;
     owner_->onAttemptHead(head_, end_stream);
     if (end_stream) onRemoteEnd();
     return;
@@ -728,7 +782,24 @@ void Http2Attempt::cancel() {
     detach(false);
     return;
   }
+  bool streaming = state_ == State::kStreaming;
   transitionTo(State::kDone);
+  bool request_sent = !has_body_ || (body_ended_ && evbuffer_get_length(body_) == 0);
+  if (streaming && head_end_stream_ && request_sent) {
+    detach(false);  // the response ended with its head: nothing to reset
+    return;
+  }
+  if (streaming && session_ && !has_body_ && head_.has_content_length && head_.content_length <= kOrphanMaxBody) {
+    // A retry walking away from a small answer (a 503, say) to a request
+    // that sent all it had (no body): let it finish rather than reset it
+    // (see Http2ClientSession::orphan).
+    Http2ClientSession* s = session_;
+    session_ = nullptr;
+    if (unconsumed_ > 0 && stream_id_ > 0) s->consume(stream_id_, unconsumed_);
+    unconsumed_ = 0;
+    s->orphan(this);
+    return;
+  }
   detach(true);  // RST_STREAM(CANCEL)
 }
 

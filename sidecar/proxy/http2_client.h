@@ -80,6 +80,14 @@ class Http2ClientSession : public event::Deletable {
   void attach(Http2Attempt* a);
   // The attempt is done or walked away: reset its stream if still open.
   void detach(Http2Attempt* a, bool reset);
+  // The attempt walked away from a response that is about to end by itself
+  // (a small declared body): instead of RST_STREAM the stream is left to
+  // finish, its data discarded, and reset only if it is not done within
+  // kOrphanGraceUs. nghttp2-based servers (nghttpx, Apache, Node) tear the
+  // connection down with GOAWAY after ~1000 received resets (their
+  // CVE-2023-44487 rate limit), and a retry of every 503 would be one each.
+  void orphan(Http2Attempt* a);
+  static constexpr int64_t kOrphanGraceUs = 1'000'000;
   void resumeData(int32_t stream_id);
   void consume(int32_t stream_id, size_t n);
   void scheduleFlush();
@@ -121,6 +129,12 @@ class Http2ClientSession : public event::Deletable {
   event::Timer timer_;  // connect timeout, then idle timeout
   std::vector<Http2Attempt*> waiting_;                  // not yet submitted
   std::unordered_map<int32_t, Http2Attempt*> streams_;  // submitted, open
+  // Streams left to finish (see orphan()): id and the time to reset it.
+  std::vector<std::pair<int32_t, int64_t>> orphans_;
+  event::Timer orphan_timer_;
+  void onOrphanTimer();
+  bool isOrphan(int32_t stream_id) const;
+  void dropOrphan(int32_t stream_id);
 };
 
 class Http2Pool {
@@ -222,7 +236,10 @@ class Http2Attempt : public Attempt {
   HeaderList trailers_;
 
   // Response.
+  // Largest declared response body cancel() lets finish instead of resetting.
+  static constexpr uint64_t kOrphanMaxBody = 64 << 10;
   MessageHead head_;
+  bool head_end_stream_ = false;  // the final head came with END_STREAM
   HeaderList resp_trailers_;
   bool in_trailers_ = false;
   bool paused_ = false;

@@ -219,6 +219,31 @@ class Http2Test(Stack):
         self.assertEqual(code, 503)  # the upstream's own answer, after the retries
         self.assertEqual(len(self.seen("u1")), 3)
 
+    def test_H2ToH2_RetriedAnswersAreLeftToFinishNotResetSoTheUpstreamKeepsTheConnection(self):
+        # nghttp2 servers send GOAWAY after ~1000 RST_STREAMs from a client
+        # (their CVE-2023-44487 limit: burst 1000, then 33/s). Retrying 1500
+        # small 503s on one connection must not cost it: with only "503" in
+        # retry_on, a stream refused by such a GOAWAY would end as a 502.
+        # (30% 503 and 20 retries: all calls succeed but 1 in 10^10.)
+        port, log = self.start_h2_upstream()
+        self.publish(f"""version = 1
+[[service]]
+name = "h2"
+hosts = ["127.0.0.1"]
+upstream = "127.0.0.1:{port}"
+retry = {{ retry_on = ["503"], num_retries = 20, backoff_base = "1us", backoff_max = "1us" }}
+budget = {{ retry_ratio = 10.0 }}
+""")
+        self.start_sidecar()
+        r = subprocess.run([need("h2load"), "-t1", "-c1", "-m16", "-n", "4000",
+                            f"http://127.0.0.1:{self.outbound_port}/x?status=503:30"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertIn("4000 succeeded", r.stdout, r.stdout)
+        recs = self.records(4000)
+        retried = sum(x["attempts"] - 1 for x in recs)
+        self.assertGreater(retried, 1200)
+        self.assertEqual([x for x in recs if x["status"] != 200], [])
+
     def test_Http1StillGoesToHttp1Upstreams(self):
         port, log = self.start_upstream()  # the HTTP/1 test upstream
         self.publish(policy(port))
