@@ -89,4 +89,21 @@ ReadResult readForParse(bufferevent* bev, const char** fresh) {
   return readSome(bev);
 }
 
+bool nextToParse(const char* fresh, size_t* fresh_len, evbuffer* in, const char** data, size_t* len,
+                 bool* from_fresh) {
+  *from_fresh = *fresh_len != 0;
+  if (*from_fresh) {
+    *data = fresh;
+    *len = *fresh_len;
+    *fresh_len = 0;
+    return true;
+  }
+  if (evbuffer_get_length(in) == 0) return false;
+  evbuffer_iovec vec;
+  if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) return false;
+  *data = static_cast<const char*>(vec.iov_base);
+  *len = vec.iov_len;
+  return true;
+}
+
 }  // namespace mulligan::net

@@ -66,4 +66,11 @@ char* threadReadBuffer();
 // null), so the order holds.
 ReadResult readForParse(bufferevent* bev, const char** fresh);
 
+// The next bytes to parse after readForParse: the fresh bytes first (once:
+// `*fresh_len` becomes 0), then the first chain of `in` (parsed in place:
+// nothing is copied). False when nothing is left. `*from_fresh` says which,
+// so the caller knows whether to drain `in` or keep the fresh rest.
+bool nextToParse(const char* fresh, size_t* fresh_len, evbuffer* in, const char** data, size_t* len,
+                 bool* from_fresh);
+
 }  // namespace mulligan::net

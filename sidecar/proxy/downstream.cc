@@ -2,6 +2,21 @@
 
 namespace mulligan::proxy {
 
+void armAttemptTimer(event::Timer& timer, Attempt::State s, int64_t header_timeout_us, int64_t read_timeout_us) {
+  timer.cancel();
+  switch (s) {
+    case Attempt::State::kAwaitingHeaders:
+      if (header_timeout_us >= 0) timer.armUs(header_timeout_us);
+      break;
+    case Attempt::State::kStreaming:
+      if (read_timeout_us > 0) timer.armUs(read_timeout_us);
+      break;
+    case Attempt::State::kConnecting:
+    case Attempt::State::kDone:
+      break;
+  }
+}
+
 bool isHopByHop(std::string_view name) {
   // RFC 9110 §7.6.1 (and RFC 9113 §8.2.2 for HTTP/2), plus Expect (we answer
   // 100-continue ourselves) and Proxy-Authorization (meant for us).

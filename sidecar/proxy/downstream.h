@@ -178,6 +178,11 @@ class Attempt : public event::Deletable {
   virtual bool readTimedOut() const = 0;
 };
 
+// The one timer of an attempt, re-armed on each transition (STYLE.md "One
+// request, one attempt"): the header timeout while awaiting the response
+// head (<0: none), the read timeout while streaming (0: none), nothing else.
+void armAttemptTimer(event::Timer& timer, Attempt::State s, int64_t header_timeout_us, int64_t read_timeout_us);
+
 // Helpers shared by the codecs.
 // RFC 9110 §7.6.1 connection-specific fields (and the ones Connection names),
 // which no proxy forwards, in either protocol.

@@ -222,19 +222,7 @@ void Http1Attempt::send(const char* data, size_t len) {
 
 void Http1Attempt::transitionTo(State s) {
   state_ = s;
-  timer_.cancel();
-  switch (s) {
-    case State::kConnecting:
-      break;
-    case State::kAwaitingHeaders:
-      if (header_timeout_us_ >= 0) timer_.armUs(header_timeout_us_);
-      break;
-    case State::kStreaming:
-      if (read_timeout_us_ > 0) timer_.armUs(read_timeout_us_);
-      break;
-    case State::kDone:
-      break;
-  }
+  armAttemptTimer(timer_, s, header_timeout_us_, read_timeout_us_);
 }
 
 void Http1Attempt::onTimer() {
@@ -323,22 +311,12 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
     return;
   }
   while (state_ == State::kAwaitingHeaders || state_ == State::kStreaming) {
+    // Parse chain by chain: body pieces point into libevent's memory (or
+    // the fresh read) and are consumed by the owner within the callback.
     const char* data;
     size_t len;
-    bool from_fresh = fresh_len != 0;
-    if (from_fresh) {
-      data = fresh;
-      len = fresh_len;
-      fresh_len = 0;
-    } else {
-      if (evbuffer_get_length(in) == 0) return;
-      // Parse chain by chain: body pieces point into libevent's memory and
-      // are consumed by the owner within the callback: nothing is copied.
-      evbuffer_iovec vec;
-      if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) return;
-      data = static_cast<const char*>(vec.iov_base);
-      len = vec.iov_len;
-    }
+    bool from_fresh;
+    if (!net::nextToParse(fresh, &fresh_len, in, &data, &len, &from_fresh)) return;
     got_bytes_ = true;
     if (state_ == State::kStreaming && read_timeout_us_ > 0) timer_.armUs(read_timeout_us_);
     auto res = reader_.feed(data, len);

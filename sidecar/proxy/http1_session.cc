@@ -109,18 +109,8 @@ void Http1Session::processInput(const char* fresh, size_t fresh_len) {
   while (!closed_ && !closing_ && !waiting_for_response_) {
     const char* data;
     size_t len;
-    bool from_fresh = fresh_len != 0;
-    if (from_fresh) {
-      data = fresh;
-      len = fresh_len;
-      fresh_len = 0;
-    } else {
-      if (evbuffer_get_length(in) == 0) break;
-      evbuffer_iovec vec;
-      if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
-      data = static_cast<const char*>(vec.iov_base);
-      len = vec.iov_len;
-    }
+    bool from_fresh;
+    if (!net::nextToParse(fresh, &fresh_len, in, &data, &len, &from_fresh)) break;
     auto res = reader_.feed(data, len);
     // What the parser left of fresh bytes (a pipelined request, the start
     // of a tunnel) goes where unread bytes belong, whatever happened.

@@ -599,19 +599,7 @@ void Http2Attempt::submitted(int32_t stream_id) {
 
 void Http2Attempt::transitionTo(State s) {
   state_ = s;
-  timer_.cancel();
-  switch (s) {
-    case State::kConnecting:
-      break;
-    case State::kAwaitingHeaders:
-      if (header_timeout_us_ >= 0) timer_.armUs(header_timeout_us_);
-      break;
-    case State::kStreaming:
-      if (read_timeout_us_ > 0) timer_.armUs(read_timeout_us_);
-      break;
-    case State::kDone:
-      break;
-  }
+  armAttemptTimer(timer_, s, header_timeout_us_, read_timeout_us_);
 }
 
 void Http2Attempt::detach(bool reset) {

@@ -75,22 +75,6 @@ class Client:
             self.flush()
         return self.events
 
-    def wait_closed(self, timeout=10):
-        deadline = time.monotonic() + timeout
-        while not self.closed and time.monotonic() < deadline:
-            self.sock.settimeout(0.2)
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                self.closed = True
-            else:
-                self.events.extend(self.conn.receive_data(data))
-        return self.closed
-
     def close(self):
         self.sock.close()
 
