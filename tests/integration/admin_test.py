@@ -319,23 +319,9 @@ class CountersTest(Stack):
     def test_a_connect_timeout_is_counted_as_a_timeout_of_kind_connect(self):
         # A listener whose accept queue is full drops further SYNs: connects
         # hang as to a blackholed address (as in sidecar_http1's BlackholeTest).
-        hole = socket.socket()
-        hole.bind(("127.0.0.1", 0))
-        hole.listen(0)
-        self.addCleanup(hole.close)
-        fillers = []
-        for _ in range(4):
-            f = socket.socket()
-            f.setblocking(False)
-            try:
-                f.connect(hole.getsockname())
-            except BlockingIOError:
-                pass
-            fillers.append(f)
-        self.addCleanup(lambda: [f.close() for f in fillers])
-        time.sleep(0.2)
+        hole_port = self.blackholed_port()
         self.publish(f'version = 1\n[[service]]\nname = "hole"\nhosts = ["hole"]\n'
-                     f'upstream = "127.0.0.1:{hole.getsockname()[1]}"\nconnect_timeout = "100ms"\n'
+                     f'upstream = "127.0.0.1:{hole_port}"\nconnect_timeout = "100ms"\n'
                      f'retry = {{ num_retries = 1, backoff_base = "1ms", backoff_max = "1ms" }}\n')
         self.start_sidecar()
         self.assertEqual(self.call("hole", "/x"), "502")

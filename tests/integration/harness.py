@@ -50,6 +50,28 @@ class Case(unittest.TestCase):
                 if f:
                     f.close()
 
+    def blackholed_port(self):
+        """A loopback port whose accept queue is full: the kernel drops further
+        SYNs, so connects hang exactly as to a blackholed address. Cleaned
+        up with the test."""
+        import socket
+        hole = socket.socket()
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(0)
+        self.addCleanup(hole.close)
+        fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect(hole.getsockname())
+            except BlockingIOError:
+                pass
+            fillers.append(f)
+        self.addCleanup(lambda: [f.close() for f in fillers])
+        time.sleep(0.2)
+        return hole.getsockname()[1]
+
     def path(self, name):
         return os.path.join(self.tmp, name)
 

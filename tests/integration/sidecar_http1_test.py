@@ -402,22 +402,7 @@ class BlackholeTest(Stack):
     def test_blackholed_upstream_is_retried_then_502_within_connect_timeouts(self):
         # A listener whose accept queue is full: further SYNs are dropped, so
         # connects hang exactly like a blackholed address — on loopback.
-        hole = socket.socket()
-        hole.bind(("127.0.0.1", 0))
-        hole.listen(0)
-        self.addCleanup(hole.close)
-        fillers = []
-        for _ in range(4):
-            f = socket.socket()
-            f.setblocking(False)
-            try:
-                f.connect(hole.getsockname())
-            except BlockingIOError:
-                pass
-            fillers.append(f)
-        self.addCleanup(lambda: [f.close() for f in fillers])
-        time.sleep(0.2)
-        port = hole.getsockname()[1]
+        port = self.blackholed_port()
         self.publish(policy(port, 'connect_timeout = "200ms"\n'
                                   'retry = { num_retries = 2, backoff_base = "1ms", backoff_max = "1ms" }'))
         self.start_sidecar()
