@@ -45,7 +45,9 @@ class Http1Test(Stack):
 
     def test_ten_percent_503_upstream_1000_gets_all_succeed(self):
         port, log = self.start_upstream()
-        self.publish(policy(port, 'retry = { retry_on = ["503"], num_retries = 4, backoff_base = "1ms", backoff_max = "2ms" }\n'
+        # 8 retries at 10% failure: a call fails only if 9 draws in a row do
+        # (10^-9 each, 10^-6 per run); with 4 it was 10^-5 a call, 1% a run.
+        self.publish(policy(port, 'retry = { retry_on = ["503"], num_retries = 8, backoff_base = "1ms", backoff_max = "2ms" }\n'
                                   'budget = { retry_ratio = 1.0 }'))
         self.start_sidecar()
         conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
@@ -54,7 +56,9 @@ class Http1Test(Stack):
             status, _, _ = self.get(f"/echo?status=503:10&i={i}", conn=conn)
             codes[status] = codes.get(status, 0) + 1
         conn.close()
-        self.assertEqual(codes, {200: 1000})
+        failed = [r for r in wait_for(lambda: len(self.access_records()) >= 1000 and self.access_records(),
+                                      what="access log") if r["status"] != 200]
+        self.assertEqual(codes, {200: 1000}, failed)  # the access log says why a call failed
         seen = self.upstream_log(log)
         recs = wait_for(lambda: len(self.access_records()) >= 1000 and self.access_records(), what="access log")
         attempts = sum(r["attempts"] for r in recs)
