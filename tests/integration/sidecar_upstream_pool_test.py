@@ -116,7 +116,8 @@ budget = {{ retry_ratio = 1.0 }}
 
     def test_retried_503s_return_their_connections_to_the_pool(self):
         port, log = self.start_upstream()
-        self.publish(policy(port, retry='retry = { retry_on = ["503"], num_retries = 4, backoff_base = "1ms", '
+        # 8 retries: one call failing all 9 draws of 10% is 10^-6 a run.
+        self.publish(policy(port, retry='retry = { retry_on = ["503"], num_retries = 8, backoff_base = "1ms", '
                                         'backoff_max = "2ms" }\nbudget = { retry_ratio = 1.0 }'))
         self.start_sidecar()
         conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
