@@ -180,6 +180,7 @@ std::string statsJson(const StatsSnapshot& s) {
 
   b += "\"policy\":{\"generation\":" + std::to_string(s.policy.loaded_generation) +
        ",\"loaded_unix_ms\":" + std::to_string(s.policy.loaded_unix_ms) +
+       ",\"loaded_unix_us\":" + std::to_string(s.policy.loaded_unix_us) +
        ",\"reloads\":" + std::to_string(s.policy.reloads) + ",\"refused\":" + std::to_string(s.policy.refused);
   if (!s.policy.refused_why.empty()) {
     b += ",\"last_refused\":{\"generation\":" + std::to_string(s.policy.refused_generation) +

@@ -9,21 +9,21 @@ namespace {
 
 constexpr int64_t kReopenIntervalUs = 1'000'000;
 
-int64_t unixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+int64_t unixUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
 }  // namespace
 
-void PolicyStatus::recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_ms) {
+void PolicyStatus::recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us) {
   reloads_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
   // Several workers load the same generation; report the newest (and the
   // time the first worker loaded it).
   uint64_t current = loaded_generation_.load(std::memory_order_relaxed);
   if (t->generation() > current || !table_) {
-    loaded_unix_ms_ = unix_ms;
+    loaded_unix_us_ = unix_us;
     table_ = t;
     loaded_generation_.store(t->generation(), std::memory_order_release);
   }
@@ -48,7 +48,8 @@ PolicyStatus::Snapshot PolicyStatus::snapshot() const {
   s.refused = refused_.load(std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
   s.loaded_generation = loaded_generation_.load(std::memory_order_relaxed);
-  s.loaded_unix_ms = loaded_unix_ms_;
+  s.loaded_unix_us = loaded_unix_us_;
+  s.loaded_unix_ms = loaded_unix_us_ / 1000;
   s.refused_generation = refused_generation_;
   s.refused_unix_ms = refused_unix_ms_;
   s.refused_why = refused_why_;
@@ -82,7 +83,7 @@ void PolicyView::reload(uint64_t generation) {
     case pfc::Subscriber::Status::kOk:
       seen_generation_ = generation;
       table_ = std::move(fresh);
-      status_->recordLoaded(table_, unixMs());
+      status_->recordLoaded(table_, unixUs());
       LOG_DEBUG("loaded policy generation %llu", static_cast<unsigned long long>(table_->generation()));
       break;
     case pfc::Subscriber::Status::kTorn:
@@ -93,7 +94,7 @@ void PolicyView::reload(uint64_t generation) {
     case pfc::Subscriber::Status::kBadTable:
       // Refuse once per generation, not once per request.
       seen_generation_ = generation;
-      status_->recordRefused(generation, why, unixMs());
+      status_->recordRefused(generation, why, unixUs() / 1000);
       LOG_WARN("refused policy generation %llu: %s (%s); keeping generation %llu",
                static_cast<unsigned long long>(generation), pfc::Subscriber::statusName(status), why.c_str(),
                static_cast<unsigned long long>(table_ ? table_->generation() : 0));

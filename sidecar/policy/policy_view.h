@@ -26,12 +26,16 @@ namespace mulligan::policy {
 class PolicyStatus {
  public:
   // Called by views (any worker) when they load or refuse a generation.
-  void recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_ms);
+  void recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us);
   void recordRefused(uint64_t generation, const std::string& why, int64_t unix_ms);
 
   struct Snapshot {
     uint64_t loaded_generation = 0;  // 0 = none yet
     int64_t loaded_unix_ms = 0;
+    // The same instant in µs: when the first request after a publish loaded
+    // the table, i.e. when the policy started being enforced (what the
+    // propagation benchmark compares with `publish` returning).
+    int64_t loaded_unix_us = 0;
     uint64_t reloads = 0;            // successful loads, summed over workers
     uint64_t refused = 0;            // refused tables, summed over workers
     uint64_t refused_generation = 0;
@@ -50,7 +54,7 @@ class PolicyStatus {
   std::atomic<uint64_t> reloads_{0};
   std::atomic<uint64_t> refused_{0};
   mutable std::mutex mu_;  // guards the fields below; never taken per request
-  int64_t loaded_unix_ms_ = 0;
+  int64_t loaded_unix_us_ = 0;
   uint64_t refused_generation_ = 0;
   int64_t refused_unix_ms_ = 0;
   std::string refused_why_;

@@ -407,9 +407,17 @@ class ConfigTest(Stack):
         self.assertEqual(slow["routes"][1]["request_timeout"], "400ms")  # inherited from the service
         self.assertIsNone(config["last_refused"])
 
+        published_us = time.time_ns() // 1000
         self.publish(f'version = 1\n[[service]]\nname = "web"\nhosts = ["web"]\nupstream = "127.0.0.1:{port}"\n')
         config = wait_for(lambda: (lambda c: c if c["generation"] == 2 else None)(get_json(self.admin_port, "/config")),
                           what="generation 2")
+        # /stats says when the sidecar started enforcing it, to the µs (what
+        # scripts/bench's propagation figure compares with `publish` returning).
+        policy = get_json(self.admin_port, "/stats")["policy"]
+        self.assertEqual(policy["generation"], 2)
+        self.assertGreaterEqual(policy["loaded_unix_us"], published_us)
+        self.assertLessEqual(policy["loaded_unix_us"], time.time_ns() // 1000)
+        self.assertEqual(policy["loaded_unix_ms"], policy["loaded_unix_us"] // 1000)
         self.assertEqual(config["table"], self.dump())
         self.assertEqual([s["name"] for s in config["table"]["services"]], ["web"])
 
