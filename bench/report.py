@@ -37,8 +37,9 @@ CASES = [
 ]
 # Faulty case -> its no-fault twin (issue 7: >= 0.85x the own no-fault throughput).
 FAULT_BASE = {"h1-503": "h1-keepalive", "h2-503": "h2", "grpc-unavailable": "grpc"}
-TARGETS = ["direct", "haproxy", "nginx", "mulligan"]
-TARGET_NAMES = {"direct": "direct", "haproxy": "HAProxy", "nginx": "nginx", "mulligan": "Mulligan"}
+TARGETS = ["direct", "floor", "haproxy", "nginx", "mulligan"]
+TARGET_NAMES = {"direct": "direct", "floor": "floor", "haproxy": "HAProxy", "nginx": "nginx",
+                "mulligan": "Mulligan"}
 
 
 def parse(path):
@@ -235,6 +236,13 @@ class Report:
                 out.append(("(indicator, not a target) HTTP/1.1 keep-alive CPU per request vs HAProxy",
                             f"{m['cpu_us']:.1f} vs {h['cpu_us']:.1f} µs ({r:.2f}×)" + rng("h1-keepalive", "haproxy", "cpu_us"),
                             "less noisy than requests/s when the machine is shared"))
+            f = s("h1-keepalive", "floor")
+            if f:
+                r = f["rps"] / h["rps"]
+                out.append(("(indicator, not a target) HTTP/1.1 keep-alive: the floor (a byte relay, no HTTP) vs HAProxy",
+                            f"{r:.3f}×, Mulligan at {m['rps'] / f['rps']:.2f}× the floor" + (
+                                f"; CPU {f['cpu_us']:.1f} µs/req" if f["cpu_us"] else ""),
+                            "the most any proxy making the same 4 system calls per request reaches here"))
         for case, name in (("h2", "HTTP/2"), ("grpc", "gRPC unary")):
             m, h = s(case, "mulligan"), s(case, "haproxy")
             if m and h:
@@ -385,6 +393,9 @@ class Report:
                  f"wrk -t1 -c{m.get('conns')}; h2load -t1 -c{m.get('h2_conns')} -m{m.get('streams')}")
         L.append(f"- pinned CPUs: load generator {m.get('cpu_load')}, proxy {m.get('cpu_proxy')}, upstream {m.get('cpu_upstream')}; "
                  "every proxy with one worker thread; loopback")
+        L.append("- floor: `mulligan-bench-floor` (bench/floor_relay.cc), a byte relay with one upstream connection per "
+                 "client connection, no HTTP, no retries: one read and one write per message each way, the system calls "
+                 "every proxy makes; keep-alive case only. What a proxy costs above it is its own work")
         L.append("- equivalent retry/timeout settings: up to 5 immediate retries on connect failure, reset, 502, 503, 504; "
                  "1 s connect timeout; 15 s request timeout; keep-alive to the upstream "
                  "(HAProxy `retries 5` + `retry-on`, nginx `proxy_next_upstream ... http_503` over the upstream listed 6 times, "
@@ -486,7 +497,7 @@ class Report:
              "set logscale y", "set ylabel 'latency ms'", "set xlabel 'percentile'",
              "set xtics ('0' 0, '50' 0.301, '90' 1, '99' 2, '99.9' 3, '99.99' 4)",
              "set xrange [0:4.1]", "set grid", "set key bottom right"]
-        colors = {"direct": "#777777", "haproxy": "#1f77b4", "nginx": "#2ca02c", "mulligan": "#d62728"}
+        colors = {"direct": "#777777", "floor": "#bbbbbb", "haproxy": "#1f77b4", "nginx": "#2ca02c", "mulligan": "#d62728"}
         for c, title in panels:
             plots = []
             for t in TARGETS:
