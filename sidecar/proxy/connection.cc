@@ -41,7 +41,7 @@ Sniffed sniffBytes(const unsigned char* p, size_t n) {
 }  // namespace
 
 Connection::Connection(Worker* worker, evutil_socket_t fd, const net::Address& peer)
-    : worker_(worker), peer_(peer), original_dst_(net::originalDestination(fd)) {
+    : worker_(worker), peer_(peer), original_dst_(net::originalDestination(fd, peer.family())) {
   bev_ = bufferevent_socket_new(worker->base(), fd, BEV_OPT_CLOSE_ON_FREE);
 }
 

@@ -47,8 +47,7 @@ void Http1Session::flush() {
 Worker& Http1Session::worker() { return conn_->worker(); }
 
 void Http1Session::start() {
-  int one = 1;
-  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // TCP_NODELAY came from the listener (Worker::listen).
   bufferevent_setcb(bev_, nullptr, &Http1Session::onWrite, &Http1Session::onEvent, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kLowWater, 0);
   // The idle timeout counts silence from the app (as the sniffing did).
