@@ -46,19 +46,48 @@ void Http1Session::flush() {
 
 Worker& Http1Session::worker() { return conn_->worker(); }
 
-void Http1Session::start() {
+namespace {
+
+// EV_WRITE goes on for the bufferevent only when bytes are queued in its
+// output, i.e. when flush() could not write everything at once: enabling it
+// up front would register the socket for EPOLLOUT (an epoll_ctl), wake the
+// loop with nothing to write, and unregister it (another). Runs on every
+// change to the output until it has done its job; `arg` is the bufferevent,
+// which a tunnel may inherit (where EV_WRITE is already on: it just leaves).
+void enableWriteWhenQueued(evbuffer* out, const evbuffer_cb_info* info, void* arg) {
+  auto* bev = static_cast<bufferevent*>(arg);
+  if (info->n_added == 0) return;
+  if (!(bufferevent_get_enabled(bev) & EV_WRITE)) bufferevent_enable(bev, EV_WRITE);
+  evbuffer_remove_cb(out, &enableWriteWhenQueued, arg);  // safe inside the callback (libevent saves `next`)
+}
+
+}  // namespace
+
+void Http1Session::start(const char* fresh, size_t fresh_len) {
   // TCP_NODELAY came from the listener (Worker::listen).
   bufferevent_setcb(bev_, nullptr, &Http1Session::onWrite, &Http1Session::onEvent, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kLowWater, 0);
-  // The idle timeout counts silence from the app (as the sniffing did).
+  evbuffer_add_cb(bufferevent_get_output(bev_), &enableWriteWhenQueued, bev_);
+  net::takeInput(bev_);  // unparsed bytes stay in the input
   int64_t idle = worker().downstreamIdleTimeoutUs();
   timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
+  if (bufferevent_get_enabled(bev_) & EV_READ) {
+    // Sniffing registered the socket: ours goes on before the sniffing read
+    // side goes off, so its epoll interest never drops to zero and libevent
+    // makes no epoll_ctl for the hand-over.
+    startReading(idle > 0 ? &tv : nullptr);
+    bufferevent_disable(bev_, EV_READ);
+  }
+  // The idle timeout counts silence from the app (as the sniffing did).
+  processInput(fresh, fresh_len);
+  if (closed_ || reading_) return;  // closed, lingering, or reading already
+  if (inputHeld()) {
+    input_held_ = true;  // updateInputHold() starts reading once the upstream caught up
+    return;
+  }
+  // A call in flight, the rest of a request, the next one: in every state
+  // the session reads the app (its EOF aborts a call in flight).
   startReading(idle > 0 ? &tv : nullptr);
-  // The sniffing read side goes off after ours went on: the socket's epoll
-  // interest never drops to zero, so libevent makes no epoll_ctl for it.
-  bufferevent_disable(bev_, EV_READ);
-  bufferevent_enable(bev_, EV_WRITE);
-  processInput();
 }
 
 void Http1Session::startReading(const timeval* timeout) {

@@ -41,7 +41,12 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   Http1Session(Connection* conn, bufferevent* bev);
   ~Http1Session() override;
 
-  void start();
+  // Parses what was sniffed — `fresh` (the thread's read buffer, bytes not
+  // in the input) first, then the input — and registers for reading only if
+  // the connection still needs the app's bytes: usually the request is
+  // complete by then, and the registration waits for the loop's next epoll
+  // call, where one for EOF detection during the call costs one epoll_ctl.
+  void start(const char* fresh = nullptr, size_t fresh_len = 0);
   // Graceful stop: close now if between requests, else after this response.
   void drain();
 
