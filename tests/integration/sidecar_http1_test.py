@@ -562,6 +562,29 @@ class FirstBytesTest(Stack):
         self.assertEqual(len(self.upstream_log(log)), 1)
 
 
+class LingerTest(Stack):
+    def test_an_answer_before_the_request_body_ended_is_read_by_a_client_still_sending(self):
+        # No destination: 502 as soon as the head is in, the body unread. The
+        # sidecar must linger (read and discard) rather than close at once,
+        # whatever the client said, or its reset could destroy the answer.
+        port, _ = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        body = b"x" * (4 << 20)
+        c = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+        c.sendall(b"POST /up HTTP/1.1\r\nHost: nowhere.invalid\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        c.sendall(body)
+        resp = b""
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            resp += b
+        c.close()
+        self.assertTrue(resp.startswith(b"HTTP/1.1 502"), resp[:200])
+
+
 class WorkersAndDnsTest(Stack):
     def test_two_workers_share_the_port_and_a_named_upstream_resolves(self):
         port, log = self.start_upstream()
