@@ -450,6 +450,16 @@ void Http1Session::closeWhenFlushed() {
 // the rest of a request we answered early reads our answer instead of a reset.
 void Http1Session::linger() {
   if (closed_ || lingering_) return;
+  // Nothing can follow that our close would turn into a reset, so no
+  // lingering (nginx's rule too): the app closed its side already, or it
+  // said "close" (RFC 9112 §9.6: it sends no further request) and its
+  // request was read in full with nothing left over. The answer is all in
+  // the socket's send buffer; the close sends our FIN behind it.
+  bool request_read = waiting_for_response_ && evbuffer_get_length(bufferevent_get_input(bev_)) == 0;
+  if (peer_eof_ || (!keep_alive_ && request_read)) {
+    closeNow();
+    return;
+  }
   lingering_ = true;
   ::shutdown(bufferevent_getfd(bev_), SHUT_WR);
   evbuffer_drain(bufferevent_get_input(bev_), evbuffer_get_length(bufferevent_get_input(bev_)));
