@@ -42,10 +42,11 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   ~Http1Session() override;
 
   // Parses what was sniffed — `fresh` (the thread's read buffer, bytes not
-  // in the input) first, then the input — and registers for reading only if
-  // the connection still needs the app's bytes: usually the request is
-  // complete by then, and the registration waits for the loop's next epoll
-  // call, where one for EOF detection during the call costs one epoll_ctl.
+  // in the input) first, then the input — and only then registers for
+  // reading (unless that closed the connection or holds its input back).
+  // libevent folds the changes of one loop iteration (EV_CHANGELIST), so a
+  // connection whose whole exchange fits the iteration costs no epoll_ctl;
+  // one whose call is still in flight costs one (its EOF must be seen).
   void start(const char* fresh = nullptr, size_t fresh_len = 0);
   // Graceful stop: close now if between requests, else after this response.
   void drain();
