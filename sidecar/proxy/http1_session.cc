@@ -20,7 +20,8 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
       staged_(evbuffer_new()),
       reader_(Http1Reader::Mode::kRequest, this,
               Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
-                                  conn->worker().shared().config.max_headers}) {
+                                  conn->worker().shared().config.max_headers}),
+      abort_watch_(conn->worker().base(), [this] { onAbortWatch(); }) {
   event_assign(&read_ev_, conn->worker().base(), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
                &Http1Session::onReadable, this);
 }
@@ -85,8 +86,21 @@ void Http1Session::start(const char* fresh, size_t fresh_len) {
     input_held_ = true;  // updateInputHold() starts reading once the upstream caught up
     return;
   }
+  if (waiting_for_response_ && !keep_alive_) {
+    abort_watch_.armUs(kAbortWatchDelayUs);  // see abort_watch_
+    return;
+  }
   // A call in flight, the rest of a request, the next one: in every state
   // the session reads the app (its EOF aborts a call in flight).
+  startReading(idle > 0 ? &tv : nullptr);
+}
+
+void Http1Session::onAbortWatch() {
+  // Closed (or a tunnel now), lingering, or holding input back: nothing to
+  // start. Otherwise the call (or the flush of its answer) still runs.
+  if (closed_ || reading_ || input_held_ || !bev_) return;
+  int64_t idle = worker().downstreamIdleTimeoutUs();
+  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
   startReading(idle > 0 ? &tv : nullptr);
 }
 

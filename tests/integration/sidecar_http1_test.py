@@ -527,39 +527,43 @@ class FirstBytesTest(Stack):
         up.settimeout(10)
         self.publish(policy(up.getsockname()[1], defaults='request_timeout = "30s"'))
         self.start_sidecar()
-        c = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
-        c.sendall(b"GET /slow HTTP/1.1\r\nHost: flaky\r\n\r\n")
-        conn, _ = up.accept()
-        self.addCleanup(conn.close)
-        conn.settimeout(10)
-        got = b""
-        while b"\r\n\r\n" not in got:
-            got += conn.recv(65536)
-        self.assertTrue(got.startswith(b"GET /slow"), got)
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        c.close()  # a reset: the app is gone
-        try:
-            self.assertEqual(conn.recv(65536), b"")  # the sidecar abandoned the call
-        except ConnectionResetError:
-            pass  # (or reset it)
+        # Keep-alive: the sidecar reads the app at once. "close": it starts
+        # watching for the app's abort only if the call lasts.
+        for extra in (b"", b"Connection: close\r\n"):
+            c = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+            c.sendall(b"GET /slow HTTP/1.1\r\nHost: flaky\r\n" + extra + b"\r\n")
+            conn, _ = up.accept()
+            self.addCleanup(conn.close)
+            conn.settimeout(10)
+            got = b""
+            while b"\r\n\r\n" not in got:
+                got += conn.recv(65536)
+            self.assertTrue(got.startswith(b"GET /slow"), got)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()  # a reset: the app is gone
+            try:
+                self.assertEqual(conn.recv(65536), b"", extra)  # the sidecar abandoned the call
+            except ConnectionResetError:
+                pass  # (or reset it)
 
     def test_client_that_half_closes_after_its_request_still_gets_the_answer(self):
         port, log = self.start_upstream()
         self.publish(policy(port))
         self.start_sidecar()
-        c = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
-        c.sendall(b"GET /half?delay=200ms HTTP/1.1\r\nHost: flaky\r\n\r\n")
-        c.shutdown(socket.SHUT_WR)  # EOF while the call is in flight
-        resp = b""
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            resp += b
-        c.close()
-        self.assertTrue(resp.startswith(b"HTTP/1.1 200"), resp)
-        self.assertTrue(resp.endswith(b"ok\n"), resp)
-        self.assertEqual(len(self.upstream_log(log)), 1)
+        for extra in (b"", b"Connection: close\r\n"):
+            c = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+            c.sendall(b"GET /half?delay=200ms HTTP/1.1\r\nHost: flaky\r\n" + extra + b"\r\n")
+            c.shutdown(socket.SHUT_WR)  # EOF while the call is in flight
+            resp = b""
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                resp += b
+            c.close()
+            self.assertTrue(resp.startswith(b"HTTP/1.1 200"), resp)
+            self.assertTrue(resp.endswith(b"ok\n"), resp)
+        self.assertEqual(len(self.upstream_log(log)), 2)
 
 
 class LingerTest(Stack):
