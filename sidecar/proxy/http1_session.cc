@@ -476,7 +476,9 @@ void Http1Session::linger() {
   }
   lingering_ = true;
   ::shutdown(bufferevent_getfd(bev_), SHUT_WR);
-  evbuffer_drain(bufferevent_get_input(bev_), evbuffer_get_length(bufferevent_get_input(bev_)));
+  // What is buffered is discarded with the next read (processInput while
+  // lingering), not here: linger() can run inside the parser's callback (a
+  // local reply to a request head) while it still reads those bytes.
   timeval tv{1, 0};
   startReading(&tv);
 }
