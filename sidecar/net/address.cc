@@ -106,18 +106,18 @@ std::optional<Address> localAddress(int fd) {
   return Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
 }
 
-std::optional<Address> originalDestination(int fd) {
-  auto local = localAddress(fd);
-  if (!local) return std::nullopt;
+std::optional<Address> originalDestination(int fd, int family) {
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  int rc = local->family() == AF_INET6
-               ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len)
-               : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
+  int rc = family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &ss, &len)
+                              : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &ss, &len);
   if (rc != 0) return std::nullopt;  // no conntrack entry: not redirected
   auto orig = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
-  // Without a REDIRECT the "original" destination is simply our own address.
-  if (!orig || *orig == *local) return std::nullopt;
+  if (!orig) return std::nullopt;
+  // A conntrack entry without a REDIRECT (e.g. any NAT table loaded) reports
+  // the address the app dialled, which is then simply our own.
+  auto local = localAddress(fd);
+  if (local && *orig == *local) return std::nullopt;
   return orig;
 }
 

@@ -39,7 +39,10 @@ bool splitHostPort(std::string_view in, std::string_view* host, uint16_t* port, 
 // The destination the app originally dialled, for a connection that iptables
 // REDIRECTed to us (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST). Nullopt when the
 // connection was not redirected (it was made to our listener's own address).
-std::optional<Address> originalDestination(int fd);
+// `family` is the socket's own (AF_INET or AF_INET6): for an accepted
+// socket, its peer's family, which accept already told the caller. Costs one getsockopt for a connection made straight to us (no
+// conntrack entry), and a getsockname too only when that succeeds.
+std::optional<Address> originalDestination(int fd, int family);
 
 // The local address a socket is bound to.
 std::optional<Address> localAddress(int fd);

@@ -71,15 +71,16 @@ char* threadReadBuffer() {
   return buffer;
 }
 
+void takeInput(bufferevent* bev) { evbuffer_unfreeze(bufferevent_get_input(bev), 0); }
+
 ReadResult readSome(bufferevent* bev, size_t max) {
-  evbuffer* in = bufferevent_get_input(bev);
-  evbuffer_unfreeze(in, 0);
-  ReadResult r = readSome(bufferevent_getfd(bev), in, max);
-  evbuffer_freeze(in, 0);
-  return r;
+  takeInput(bev);
+  return readSome(bufferevent_getfd(bev), bufferevent_get_input(bev), max);
 }
 
 ReadResult readForParse(bufferevent* bev, const char** fresh) {
+  // The caller appends what its parser leaves of a fresh read to the input.
+  takeInput(bev);
   if (evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
     char* buf = threadReadBuffer();
     *fresh = buf;

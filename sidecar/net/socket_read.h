@@ -43,10 +43,18 @@ inline constexpr size_t kReadChunk = 16 * 1024;
 // (the socket must be non-blocking). Thread: the buffer's owner.
 ReadResult readSome(evutil_socket_t fd, evbuffer* buf, size_t max = kReadChunk);
 // The same from a socket bufferevent's fd into its input buffer, whose read
-// side must be disabled. libevent freezes the end of a socket bufferevent's
-// input (only its own reads may add there); this unfreezes it for the read
-// and freezes it again, as libevent's own read callback does.
+// side must be disabled. Unfreezes the input's end (takeInput) and leaves it
+// so: the caller keeps unparsed bytes there too.
 ReadResult readSome(bufferevent* bev, size_t max = kReadChunk);
+
+// Lets the owner of a socket bufferevent that reads the socket itself (a hot
+// socket, above) keep bytes in the bufferevent's input: what its parser left
+// of a fresh read, or bytes read before the bufferevent was used. libevent
+// freezes the end of a socket bufferevent's input so that only its own
+// reads add there, and evbuffer_add to a frozen end fails (the bytes would
+// be lost). Idempotent; libevent's own reads freeze it again after each read,
+// which is harmless once the owner reads through the bufferevent (a tunnel).
+void takeInput(bufferevent* bev);
 
 // One read(2) of at most `len` bytes into plain memory, same statuses.
 ReadResult readInto(evutil_socket_t fd, char* data, size_t len);
@@ -62,8 +70,8 @@ char* threadReadBuffer();
 // The read a hot socket makes on each readiness: when nothing older waits in
 // `bev`'s input, into the thread's read buffer (`*fresh` points there, valid
 // as threadReadBuffer() says: parse from it, and append what the parser
-// leaves to the input); otherwise appended behind the older bytes (`*fresh`
-// null), so the order holds.
+// leaves to the input, which this has unfrozen: takeInput); otherwise
+// appended behind the older bytes (`*fresh` null), so the order holds.
 ReadResult readForParse(bufferevent* bev, const char** fresh);
 
 // The next bytes to parse after readForParse: the fresh bytes first (once:

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "sidecar/core/logging.h"
+#include "sidecar/net/socket_read.h"
 #include "sidecar/proxy/http1_session.h"
 #include "sidecar/proxy/http2_server.h"
 #include "sidecar/proxy/tunnel.h"
@@ -18,16 +19,20 @@ constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // which the server speaks first (SMTP, MySQL...): relay it as opaque TCP.
 constexpr int64_t kSniffTimeoutUs = 200'000;
 
-enum class Sniffed {
-  kNeedMore,
-  kHttp1,
-  kHttp2,
-  kOpaque,
-};
+// Enough to tell: the request line's method (at most 24 bytes) and a space,
+// or the HTTP/2 preface's first bytes.
+constexpr size_t kSniffBytes = 32;
+
+}  // namespace
+
+Connection::Connection(Worker* worker, evutil_socket_t fd, const net::Address& peer)
+    : worker_(worker), peer_(peer), original_dst_(net::originalDestination(fd, peer.family())) {
+  bev_ = bufferevent_socket_new(worker->base(), fd, BEV_OPT_CLOSE_ON_FREE);
+}
 
 // An HTTP/1 request line starts with a method token (RFC 9110 §9: tchar+,
 // in practice upper-case letters) followed by a space.
-Sniffed sniffBytes(const unsigned char* p, size_t n) {
+Connection::Sniffed Connection::sniffBytes(const unsigned char* p, size_t n) {
   size_t h2 = std::min(n, kH2Preface.size());
   if (std::memcmp(p, kH2Preface.data(), h2) == 0) return h2 == kH2Preface.size() ? Sniffed::kHttp2 : Sniffed::kNeedMore;
   for (size_t i = 0; i < n && i <= 24; ++i) {
@@ -36,13 +41,6 @@ Sniffed sniffBytes(const unsigned char* p, size_t n) {
     if (!((c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return Sniffed::kOpaque;
   }
   return n > 24 ? Sniffed::kOpaque : Sniffed::kNeedMore;
-}
-
-}  // namespace
-
-Connection::Connection(Worker* worker, evutil_socket_t fd, const net::Address& peer)
-    : worker_(worker), peer_(peer), original_dst_(net::originalDestination(fd)) {
-  bev_ = bufferevent_socket_new(worker->base(), fd, BEV_OPT_CLOSE_ON_FREE);
 }
 
 Connection::~Connection() {
@@ -54,6 +52,42 @@ Connection::~Connection() {
 }
 
 void Connection::start() {
+  if (!readFirstBytes()) waitForFirstBytes();
+}
+
+// A client sends its first bytes right after its handshake, so by the time
+// the listener's readiness has been handled they are usually waiting: one
+// read now, before the socket is registered with epoll at all, saves the
+// registration, a loop iteration and libevent's FIONREAD for most
+// connections. The bytes go to the thread's read buffer so that an HTTP/1
+// request is parsed from there, without an evbuffer copy.
+bool Connection::readFirstBytes() {
+  char* buf = net::threadReadBuffer();
+  net::ReadResult r = net::readInto(bufferevent_getfd(bev_), buf, net::kReadChunk);
+  switch (r.status) {
+    case net::ReadStatus::kAgain:
+      return false;
+    case net::ReadStatus::kEof:
+    case net::ReadStatus::kError:
+      close();  // nothing was said: nothing to relay
+      return true;
+    case net::ReadStatus::kData:
+      break;
+  }
+  Sniffed kind = sniffBytes(reinterpret_cast<const unsigned char*>(buf), std::min(r.bytes, kSniffBytes));
+  if (kind == Sniffed::kHttp1) {
+    startHttp1(buf, r.bytes);
+    return true;
+  }
+  // The other protocols (and the wait for more bytes) read from the input.
+  net::takeInput(bev_);
+  evbuffer_add(bufferevent_get_input(bev_), buf, r.bytes);
+  if (kind == Sniffed::kNeedMore) return false;
+  handOn(kind);
+  return true;
+}
+
+void Connection::waitForFirstBytes() {
   bufferevent_setcb(bev_, &Connection::onSniffRead, nullptr, &Connection::onSniffEvent, this);
   // A client that connects and says nothing is closed after the idle timeout.
   int64_t idle = worker_->downstreamIdleTimeoutUs();
@@ -81,17 +115,17 @@ void Connection::onSniffTimeout(evutil_socket_t, short, void* arg) {
 
 void Connection::sniff() {
   evbuffer* in = bufferevent_get_input(bev_);
-  size_t n = std::min<size_t>(evbuffer_get_length(in), 32);
+  size_t n = std::min(evbuffer_get_length(in), kSniffBytes);
   unsigned char* p = evbuffer_pullup(in, static_cast<ev_ssize_t>(n));
-  switch (sniffBytes(p, n)) {
+  handOn(sniffBytes(p, n));
+}
+
+void Connection::handOn(Sniffed kind) {
+  switch (kind) {
     case Sniffed::kNeedMore:
       return;
     case Sniffed::kHttp1:
-      sniff_timer_.reset();
-      state_ = State::kHttp1;
-      http1_ = std::make_unique<Http1Session>(this, bev_);
-      bev_ = nullptr;  // the session owns it now
-      http1_->start();
+      startHttp1(nullptr, 0);
       return;
     case Sniffed::kHttp2:
       sniff_timer_.reset();
@@ -104,6 +138,14 @@ void Connection::sniff() {
       startTunnel();
       return;
   }
+}
+
+void Connection::startHttp1(const char* fresh, size_t fresh_len) {
+  sniff_timer_.reset();
+  state_ = State::kHttp1;
+  http1_ = std::make_unique<Http1Session>(this, bev_);
+  bev_ = nullptr;  // the session owns it now
+  http1_->start(fresh, fresh_len);
 }
 
 void Connection::startTunnel() {

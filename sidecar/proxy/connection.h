@@ -25,7 +25,9 @@ class Connection : public event::Deletable {
   Connection(Worker* worker, evutil_socket_t fd, const net::Address& peer);
   ~Connection() override;
 
-  // Begins sniffing. Everything afterwards happens from loop callbacks.
+  // Begins sniffing with one read: the first bytes are usually there already,
+  // and then the session takes over at once (inside this call). Otherwise
+  // everything happens from loop callbacks. May close the connection.
   void start();
   // Draining: close now if idle between requests; otherwise after the
   // current response.
@@ -49,10 +51,30 @@ class Connection : public event::Deletable {
     kClosed,    // reported to the worker; waiting to be freed
   };
 
+  // What the first bytes say (DESIGN.md "Where a request goes").
+  enum class Sniffed {
+    kNeedMore,  // too few bytes to tell yet
+    kHttp1,     // an HTTP/1 request line
+    kHttp2,     // the HTTP/2 preface (h2c, prior knowledge)
+    kOpaque,    // anything else: relayed as opaque TCP
+  };
+  static Sniffed sniffBytes(const unsigned char* p, size_t n);
+
+  // One read right after accept, before any epoll registration. True when
+  // the connection was handed on (or closed); false when it must wait.
+  bool readFirstBytes();
+  // The slow path: sniff through the bufferevent's read side, bounded by
+  // the idle timeout (and, for a redirected connection, kSniffTimeoutUs).
+  void waitForFirstBytes();
   static void onSniffRead(bufferevent* bev, void* arg);
   static void onSniffEvent(bufferevent* bev, short what, void* arg);
   static void onSniffTimeout(evutil_socket_t, short, void* arg);
   void sniff();
+  // Gives the socket to the session (or tunnel) for `kind`; the sniffed
+  // bytes wait in the bufferevent's input.
+  void handOn(Sniffed kind);
+  // `fresh`: sniffed bytes not in the input yet (the thread's read buffer).
+  void startHttp1(const char* fresh, size_t fresh_len);
   void startTunnel();
   static void onUpstreamConnected(bufferevent* bev, short what, void* arg);
 

@@ -20,7 +20,8 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
       staged_(evbuffer_new()),
       reader_(Http1Reader::Mode::kRequest, this,
               Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
-                                  conn->worker().shared().config.max_headers}) {
+                                  conn->worker().shared().config.max_headers}),
+      abort_watch_(conn->worker().base(), [this] { onAbortWatch(); }) {
   event_assign(&read_ev_, conn->worker().base(), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
                &Http1Session::onReadable, this);
 }
@@ -46,20 +47,61 @@ void Http1Session::flush() {
 
 Worker& Http1Session::worker() { return conn_->worker(); }
 
-void Http1Session::start() {
-  int one = 1;
-  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+namespace {
+
+// EV_WRITE goes on for the bufferevent only when bytes are queued in its
+// output, i.e. when flush() could not write everything at once: enabling it
+// up front would register the socket for EPOLLOUT (an epoll_ctl), wake the
+// loop with nothing to write, and unregister it (another). Runs on every
+// change to the output until it has done its job; `arg` is the bufferevent,
+// which a tunnel may inherit (where EV_WRITE is already on: it just leaves).
+void enableWriteWhenQueued(evbuffer* out, const evbuffer_cb_info* info, void* arg) {
+  auto* bev = static_cast<bufferevent*>(arg);
+  if (info->n_added == 0) return;
+  if (!(bufferevent_get_enabled(bev) & EV_WRITE)) bufferevent_enable(bev, EV_WRITE);
+  evbuffer_remove_cb(out, &enableWriteWhenQueued, arg);  // safe inside the callback (libevent saves `next`)
+}
+
+}  // namespace
+
+void Http1Session::start(const char* fresh, size_t fresh_len) {
+  // TCP_NODELAY came from the listener (Worker::listen).
   bufferevent_setcb(bev_, nullptr, &Http1Session::onWrite, &Http1Session::onEvent, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kLowWater, 0);
+  evbuffer_add_cb(bufferevent_get_output(bev_), &enableWriteWhenQueued, bev_);
+  net::takeInput(bev_);  // unparsed bytes stay in the input
+  int64_t idle = worker().downstreamIdleTimeoutUs();
+  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
+  if (bufferevent_get_enabled(bev_) & EV_READ) {
+    // Sniffing registered the socket: ours goes on before the sniffing read
+    // side goes off, so its epoll interest never drops to zero and libevent
+    // makes no epoll_ctl for the hand-over.
+    startReading(idle > 0 ? &tv : nullptr);
+    bufferevent_disable(bev_, EV_READ);
+  }
   // The idle timeout counts silence from the app (as the sniffing did).
+  processInput(fresh, fresh_len);
+  if (closed_ || reading_) return;  // closed, lingering, or reading already
+  if (inputHeld()) {
+    input_held_ = true;  // updateInputHold() starts reading once the upstream caught up
+    return;
+  }
+  if (waiting_for_response_ && !keep_alive_) {
+    abort_watch_.armUs(kAbortWatchDelayUs);  // see abort_watch_
+    return;
+  }
+  // A call in flight, the rest of a request, the next one: in every state
+  // the session reads the app (its EOF aborts a call in flight).
+  startReading(idle > 0 ? &tv : nullptr);
+}
+
+void Http1Session::onAbortWatch() {
+  // Closed (or a tunnel now), lingering, or holding input back: nothing to
+  // start. Otherwise the call (or the flush of its answer) still runs.
+  if (closed_ || reading_ || input_held_ || !bev_) return;
   int64_t idle = worker().downstreamIdleTimeoutUs();
   timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
   startReading(idle > 0 ? &tv : nullptr);
-  // The sniffing read side goes off after ours went on: the socket's epoll
-  // interest never drops to zero, so libevent makes no epoll_ctl for it.
-  bufferevent_disable(bev_, EV_READ);
-  bufferevent_enable(bev_, EV_WRITE);
-  processInput();
 }
 
 void Http1Session::startReading(const timeval* timeout) {
@@ -422,9 +464,21 @@ void Http1Session::closeWhenFlushed() {
 // the rest of a request we answered early reads our answer instead of a reset.
 void Http1Session::linger() {
   if (closed_ || lingering_) return;
+  // Nothing can follow that our close would turn into a reset, so no
+  // lingering (nginx's rule too): the app closed its side already, or it
+  // said "close" (RFC 9112 §9.6: it sends no further request) and its
+  // request was read in full with nothing left over. The answer is all in
+  // the socket's send buffer; the close sends our FIN behind it.
+  bool request_read = waiting_for_response_ && evbuffer_get_length(bufferevent_get_input(bev_)) == 0;
+  if (peer_eof_ || (!keep_alive_ && request_read)) {
+    closeNow();
+    return;
+  }
   lingering_ = true;
   ::shutdown(bufferevent_getfd(bev_), SHUT_WR);
-  evbuffer_drain(bufferevent_get_input(bev_), evbuffer_get_length(bufferevent_get_input(bev_)));
+  // What is buffered is discarded with the next read (processInput while
+  // lingering), not here: linger() can run inside the parser's callback (a
+  // local reply to a request head) while it still reads those bytes.
   timeval tv{1, 0};
   startReading(&tv);
 }

@@ -41,7 +41,15 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   Http1Session(Connection* conn, bufferevent* bev);
   ~Http1Session() override;
 
-  void start();
+  // Parses what was sniffed — `fresh` (the thread's read buffer, bytes not
+  // in the input) first, then the input — and only then registers for
+  // reading (unless that closed the connection or holds its input back).
+  // libevent folds the changes of one loop iteration (EV_CHANGELIST), so a
+  // connection whose whole exchange fits the iteration costs no epoll_ctl;
+  // one whose call is still in flight costs one (its EOF must be seen).
+  // A request that said "close" and is complete when the call starts waits
+  // kAbortWatchDelayUs before its socket is registered (see abort_watch_).
+  void start(const char* fresh = nullptr, size_t fresh_len = 0);
   // Graceful stop: close now if between requests, else after this response.
   void drain();
 
@@ -80,6 +88,8 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   void onPeerEof();
   // (Re)adds read_ev_ with `timeout` (null: none).
   void startReading(const timeval* timeout);
+  // startReading with the idle timeout, unless closed or already reading.
+  void onAbortWatch();
   void stopReading();
   // Stops reading the app while the upstream (or the current response) is
   // behind, and starts again once it caught up (see kInputHighWater).
@@ -114,6 +124,13 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   bool input_held_ = false;  // reading paused for back-pressure (updateInputHold)
   evbuffer* staged_;
   Http1Reader reader_;
+  // A client that said "close" and sent its whole request has nothing more
+  // to say but its EOF or reset, and that matters (it aborts the call) only
+  // if the call lasts: reading starts this much later, so that a call
+  // answered sooner never registers the socket with epoll (an epoll_ctl to
+  // add, another to delete at close). Abort detection waits that long.
+  static constexpr int64_t kAbortWatchDelayUs = 10'000;
+  event::Timer abort_watch_;
   std::unique_ptr<ProxyStream> stream_;
   bool waiting_for_response_ = false;  // reader paused after a complete request
   bool finished_early_ = false;        // response done before the request ended

@@ -333,8 +333,7 @@ Http2ServerSession::~Http2ServerSession() {
 Worker& Http2ServerSession::worker() { return conn_->worker(); }
 
 void Http2ServerSession::start() {
-  int one = 1;
-  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  // TCP_NODELAY came from the listener (Worker::listen).
   nghttp2_session_server_new2(&session_, serverCallbacks(), this, serverOptions());
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},

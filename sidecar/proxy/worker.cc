@@ -1,6 +1,7 @@
 #include "sidecar/proxy/worker.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -92,6 +93,12 @@ bool Worker::listen(const net::Address& addr, std::string* error) {
     *error = "cannot listen on " + addr.toString() + ": " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
     return false;
   }
+  // Accepted sockets inherit TCP_NODELAY from their listener (Linux copies
+  // the listener's socket options into each new connection): one setsockopt
+  // here instead of one per connection. The sessions write whole responses
+  // and frames and must not wait for the previous segment's ACK (Nagle).
+  int one = 1;
+  setsockopt(evconnlistener_get_fd(listener_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   auto bound = net::localAddress(evconnlistener_get_fd(listener_));
   listen_addr_ = bound ? *bound : addr;
   return true;

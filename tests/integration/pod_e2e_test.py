@@ -178,6 +178,26 @@ print(json.dumps(out))
         stats = json.loads(self.in_pod("curl", "-s", "http://127.0.0.1:15000/stats").stdout)
         self.assertGreaterEqual(stats["tunnels"], 1)
 
+    def test_server_that_speaks_first_reaches_a_silent_client(self):
+        # SMTP-like: the server greets first, the client waits for it. The
+        # sidecar's first read finds nothing; after its short sniff timeout it
+        # relays the redirected connection as opaque TCP.
+        banner = ("import socket\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                  f"s.bind(('{self.svc}',7001));s.listen(8)\n"
+                  "while True:\n c,_=s.accept()\n c.sendall(b'220 hello\\r\\n')\n d=c.recv(100)\n"
+                  " c.sendall(b'221 '+d)\n c.close()\n")
+        self.start(POD_SIM, "exec", "svc1", "--name", NAME, "--", "python3", "-c", banner)
+        self.wait_listening("svc1", 7001)
+        code = ("import socket\ns=socket.create_connection(('%s',7001),timeout=10)\nb=b''\n"
+                "while not b.endswith(b'\\r\\n'): b+=s.recv(100)\n"
+                "s.sendall(b'QUIT\\r\\n')\nwhile True:\n c=s.recv(100)\n if not c: break\n b+=c\n"
+                "print(b.decode(),end='')\n" % self.svc)
+        r = self.in_pod("python3", "-c", code)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "220 hello\n221 QUIT\n")  # (text mode reads CRLF as LF)
+        stats = json.loads(self.in_pod("curl", "-s", "http://127.0.0.1:15000/stats").stdout)
+        self.assertGreaterEqual(stats["tunnels"], 1)
+
     def test_excluded_port_bypasses_the_sidecar(self):
         listener = self.start(POD_SIM, "exec", "svc1", "--name", NAME, "--", "python3", "-c",
                               f"import socket\ns=socket.socket();s.bind(('{self.svc}',9999));s.listen(1)\n"

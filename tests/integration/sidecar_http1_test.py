@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import json
 import socket
+import struct
 import subprocess
 import time
 import unittest
@@ -446,6 +447,146 @@ class IdleTest(Stack):
         with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
             c.request("GET", "/c", headers={"Host": "flaky"})
             c.getresponse()
+
+
+class FirstBytesTest(Stack):
+    """How a downstream connection begins: the sidecar reads once right after
+    accept and parses what is there; whatever is not there yet (nothing, a
+    few bytes of the method, half the headers) it waits for."""
+
+    def send_in_parts(self, parts, pause=0.15):
+        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for p in parts:
+            time.sleep(pause)  # each part arrives after the sidecar read what came before
+            s.sendall(p)
+        chunks = []
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            chunks.append(b)
+        s.close()
+        return b"".join(chunks)
+
+    def test_request_sent_in_parts_with_pauses_is_answered(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        req = b"GET /parts?echo_path=1 HTTP/1.1\r\nHost: flaky\r\nConnection: close\r\n\r\n"
+        splits = {
+            "nothing at first": [req],
+            "too few bytes to tell": [req[:2], req[2:]],
+            "half the headers": [req[:40], req[40:]],
+            "byte by byte head": [req[:20], req[20:25], req[25:]],
+        }
+        for what, parts in splits.items():
+            resp = self.send_in_parts(parts)
+            self.assertTrue(resp.startswith(b"HTTP/1.1 200"), (what, resp))
+            self.assertIn(b"/parts", resp, what)
+        self.assertEqual(len(self.upstream_log(log)), len(splits))
+
+    def test_pipelined_requests_arriving_together_later_on_a_kept_alive_connection_are_all_answered(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+        s.sendall(b"GET /first HTTP/1.1\r\nHost: flaky\r\n\r\n")
+        first = b""
+        while b"ok\n" not in first:
+            first += s.recv(65536)
+        # Both in one segment, on a connection that is already reading: the
+        # second waits in the input while the first is proxied.
+        s.sendall(b"GET /second HTTP/1.1\r\nHost: flaky\r\n\r\n"
+                  b"GET /third HTTP/1.1\r\nHost: flaky\r\nConnection: close\r\n\r\n")
+        rest = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            rest += b
+        s.close()
+        self.assertEqual(rest.count(b"HTTP/1.1 200"), 2, rest)
+        self.assertEqual([r["uri"] for r in self.upstream_log(log)], ["/first", "/second", "/third"])
+
+    def test_non_http_bytes_without_an_original_destination_are_closed(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        self.assertEqual(self.send_in_parts([b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"], pause=0), b"")
+        self.assertEqual(self.send_in_parts([b"\x16\x03", b"\x01\x02\x00"]), b"")
+        self.assertEqual(self.upstream_log(log), [])
+
+    def test_client_that_resets_during_a_slow_call_aborts_it_upstream(self):
+        # A raw upstream that reads the request and never answers, so that
+        # the test sees what the sidecar does to it when the client goes.
+        up = socket.socket()
+        up.bind(("127.0.0.1", 0))
+        up.listen(4)
+        self.addCleanup(up.close)
+        up.settimeout(10)
+        self.publish(policy(up.getsockname()[1], defaults='request_timeout = "30s"'))
+        self.start_sidecar()
+        # Keep-alive: the sidecar reads the app at once. "close": it starts
+        # watching for the app's abort only if the call lasts.
+        for extra in (b"", b"Connection: close\r\n"):
+            c = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+            c.sendall(b"GET /slow HTTP/1.1\r\nHost: flaky\r\n" + extra + b"\r\n")
+            conn, _ = up.accept()
+            self.addCleanup(conn.close)
+            conn.settimeout(10)
+            got = b""
+            while b"\r\n\r\n" not in got:
+                got += conn.recv(65536)
+            self.assertTrue(got.startswith(b"GET /slow"), got)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()  # a reset: the app is gone
+            try:
+                self.assertEqual(conn.recv(65536), b"", extra)  # the sidecar abandoned the call
+            except ConnectionResetError:
+                pass  # (or reset it)
+
+    def test_client_that_half_closes_after_its_request_still_gets_the_answer(self):
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        for extra in (b"", b"Connection: close\r\n"):
+            c = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+            c.sendall(b"GET /half?delay=200ms HTTP/1.1\r\nHost: flaky\r\n" + extra + b"\r\n")
+            c.shutdown(socket.SHUT_WR)  # EOF while the call is in flight
+            resp = b""
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                resp += b
+            c.close()
+            self.assertTrue(resp.startswith(b"HTTP/1.1 200"), resp)
+            self.assertTrue(resp.endswith(b"ok\n"), resp)
+        self.assertEqual(len(self.upstream_log(log)), 2)
+
+
+class LingerTest(Stack):
+    def test_an_answer_before_the_request_body_ended_is_read_by_a_client_still_sending(self):
+        # No destination: 502 as soon as the head is in, the body unread. The
+        # sidecar must linger (read and discard) rather than close at once,
+        # whatever the client said, or its reset could destroy the answer.
+        port, _ = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        body = b"x" * (4 << 20)
+        c = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+        c.sendall(b"POST /up HTTP/1.1\r\nHost: nowhere.invalid\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        c.sendall(body)
+        resp = b""
+        while True:
+            b = c.recv(65536)
+            if not b:
+                break
+            resp += b
+        c.close()
+        self.assertTrue(resp.startswith(b"HTTP/1.1 502"), resp[:200])
 
 
 class WorkersAndDnsTest(Stack):
