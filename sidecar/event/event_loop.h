@@ -41,6 +41,7 @@ class Timer {
   static void trampoline(evutil_socket_t, short, void* arg);
   std::function<void()> cb_;
   ::event ev_;
+  bool added_ = false;  // ev_ is added (armed and not yet fired or cancelled)
 };
 
 // Objects that must not be destroyed inside their own callback are handed to
