@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "sidecar/proxy/header_stock.h"
+
 namespace mulligan::proxy {
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -56,17 +58,28 @@ int Http1Reader::addHeaderBytes(size_t len) {
   return 0;
 }
 
+Http1Reader::~Http1Reader() {
+  HeaderStock& stock = HeaderStock::local();
+  stock.give(std::move(head_.headers));
+  stock.give(std::move(trailers_));
+  stock.giveString(std::move(head_.target));
+  stock.giveString(std::move(head_.reason));
+}
+
 int Http1Reader::onMessageBegin(llhttp_t* p) {
   Http1Reader* r = self(p);
-  // Keep the header list's capacity from the last message (when the owner
-  // did not move it out) and start with room for a typical head: growing
-  // 1, 2, 4, 8, 16 was four mallocs per message (STYLE.md "Hot path").
-  HeaderList headers = std::move(r->head_.headers);
-  headers.clear();
-  if (headers.capacity() < kTypicalHeaders) headers.reserve(kTypicalHeaders);
+  // The last message's storage goes back to the thread's stock and the new
+  // one starts from it (a list with room for a typical head, kept string
+  // buffers): no malloc per message once warm (STYLE.md "Hot path"). The
+  // owner may have moved the last list out (RequestHead); the stock gets it
+  // back when that owner is done with it.
+  HeaderStock& stock = HeaderStock::local();
+  stock.give(std::move(r->head_.headers));
+  stock.give(std::move(r->trailers_));
+  stock.giveString(std::move(r->head_.target));
+  stock.giveString(std::move(r->head_.reason));
   r->head_ = MessageHead{};
-  r->head_.headers = std::move(headers);
-  r->trailers_.clear();
+  r->head_.headers = stock.takeList();
   r->in_headers_ = true;
   r->in_message_ = true;
   r->last_was_value_ = false;
@@ -76,12 +89,12 @@ int Http1Reader::onMessageBegin(llhttp_t* p) {
 }
 
 int Http1Reader::onUrl(llhttp_t* p, const char* at, size_t len) {
-  self(p)->head_.target.append(at, len);
+  HeaderStock::local().append(self(p)->head_.target, at, len);
   return self(p)->addHeaderBytes(len);
 }
 
 int Http1Reader::onStatus(llhttp_t* p, const char* at, size_t len) {
-  self(p)->head_.reason.append(at, len);
+  HeaderStock::local().append(self(p)->head_.reason, at, len);
   return self(p)->addHeaderBytes(len);
 }
 
@@ -98,7 +111,7 @@ int Http1Reader::onHeaderField(llhttp_t* p, const char* at, size_t len) {
     }
     list.emplace_back();
   }
-  list.back().first.append(at, len);
+  HeaderStock::local().append(list.back().first, at, len);
   r->last_was_value_ = false;
   r->value_complete_ = false;
   return r->addHeaderBytes(len);
@@ -125,7 +138,7 @@ int Http1Reader::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
     r->user_why_ = "obsolete line folding in header \"" + list.back().first + "\"";
     return -1;
   }
-  list.back().second.append(at, len);
+  HeaderStock::local().append(list.back().second, at, len);
   r->last_was_value_ = true;
   return r->addHeaderBytes(len);
 }

@@ -70,6 +70,8 @@ class Http1Reader {
   };
 
   Http1Reader(Mode mode, Handler* handler, Limits limits);
+  // Gives its header storage back to the thread's HeaderStock.
+  ~Http1Reader();
   Http1Reader(const Http1Reader&) = delete;
   Http1Reader& operator=(const Http1Reader&) = delete;
 
@@ -104,7 +106,6 @@ class Http1Reader {
   static int onBody(llhttp_t* p, const char* at, size_t len);
   static int onMessageComplete(llhttp_t* p);
   int addHeaderBytes(size_t len);
-  static constexpr size_t kTypicalHeaders = 16;
 
   Mode mode_;
   Handler* handler_;

@@ -9,6 +9,7 @@
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/socket_read.h"
 #include "sidecar/proxy/connection.h"
+#include "sidecar/proxy/header_stock.h"
 #include "sidecar/proxy/proxy_stream.h"
 #include "sidecar/proxy/worker.h"
 
@@ -209,8 +210,10 @@ RequestHead requestHeadFromHttp1(MessageHead& head) {
     r.absolute_port = port;
   } else {
     r.path = std::move(target);
-    const std::string* host = findHeader(r.headers, "host");
-    r.authority = host ? *host : "";
+    // A kept buffer when the Host is long (HeaderStock): no malloc per request.
+    if (const std::string* host = findHeader(r.headers, "host")) {
+      HeaderStock::local().append(r.authority, host->data(), host->size());
+    }
   }
   return r;
 }

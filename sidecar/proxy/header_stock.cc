@@ -1,0 +1,57 @@
+#include "sidecar/proxy/header_stock.h"
+
+#include <utility>
+
+namespace mulligan::proxy {
+
+HeaderStock& HeaderStock::local() {
+  static thread_local HeaderStock stock;
+  return stock;
+}
+
+HeaderStock::HeaderStock() {
+  // The stock's own arrays are allocated once, here, never on a request.
+  lists_.reserve(kMaxLists);
+  strings_.reserve(kMaxStrings);
+}
+
+HeaderList HeaderStock::takeList() {
+  if (!lists_.empty()) {
+    HeaderList l = std::move(lists_.back());
+    lists_.pop_back();
+    return l;
+  }
+  HeaderList l;
+  l.reserve(kTypicalHeaders);
+  return l;
+}
+
+void HeaderStock::giveString(std::string&& s) {
+  // An inline (short) string has no heap buffer worth keeping.
+  if (s.capacity() <= std::string().capacity() || s.capacity() > kMaxStringCapacity ||
+      strings_.size() >= kMaxStrings) {
+    return;
+  }
+  s.clear();
+  strings_.push_back(std::move(s));
+}
+
+void HeaderStock::give(HeaderList&& list) {
+  for (auto& [name, value] : list) {
+    giveString(std::move(name));
+    giveString(std::move(value));
+  }
+  list.clear();
+  if (list.capacity() >= kTypicalHeaders && lists_.size() < kMaxLists) lists_.push_back(std::move(list));
+  list = HeaderList();  // what was not kept is freed now, not by the caller later
+}
+
+void HeaderStock::append(std::string& s, const char* at, size_t len) {
+  if (s.empty() && len > s.capacity() && !strings_.empty()) {
+    s = std::move(strings_.back());
+    strings_.pop_back();
+  }
+  s.append(at, len);
+}
+
+}  // namespace mulligan::proxy
