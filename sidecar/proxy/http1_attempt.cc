@@ -28,6 +28,38 @@ std::string poolKey(const net::Address& a) {
   return k;
 }
 
+// Empty evbuffers for pending_, kept per thread: every attempt needs one,
+// and evbuffer_new/evbuffer_free are a calloc and a free per request
+// (STYLE.md "Hot path"). A buffer is only kept empty and without callbacks
+// (pending_ never gets any), so a taken one is as good as a new one.
+class PendingBufferStock {
+ public:
+  static constexpr size_t kMax = 64;
+  static PendingBufferStock& local() {
+    static thread_local PendingBufferStock stock;
+    return stock;
+  }
+  evbuffer* take() {
+    if (count_ == 0) return evbuffer_new();
+    return bufs_[--count_];
+  }
+  void give(evbuffer* b) {
+    if (count_ == kMax) {
+      evbuffer_free(b);
+      return;
+    }
+    evbuffer_drain(b, evbuffer_get_length(b));
+    bufs_[count_++] = b;
+  }
+  ~PendingBufferStock() {
+    while (count_ > 0) evbuffer_free(bufs_[--count_]);
+  }
+
+ private:
+  evbuffer* bufs_[kMax];
+  size_t count_ = 0;
+};
+
 }  // namespace
 
 Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
@@ -39,7 +71,7 @@ Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& des
       method_(method),
       connect_timeout_us_(connect_timeout_us),
       read_timeout_us_(read_timeout_us),
-      pending_(evbuffer_new()),
+      pending_(PendingBufferStock::local().take()),
       timer_(worker->base(), [this] { onTimer(); }),
       reader_(Http1Reader::Mode::kResponse, this, Http1Reader::Limits{256 * 1024, 500}) {
   reader_.expectResponseTo(method_);
@@ -76,7 +108,7 @@ Http1Attempt::~Http1Attempt() {
       bufferevent_free(bev_);
     }
   }
-  evbuffer_free(pending_);
+  PendingBufferStock::local().give(pending_);
 }
 
 void Http1Attempt::start() {
