@@ -46,12 +46,10 @@ void HeaderStock::give(HeaderList&& list) {
   list = HeaderList();  // what was not kept is freed now, not by the caller later
 }
 
-void HeaderStock::append(std::string& s, const char* at, size_t len) {
-  if (s.empty() && len > s.capacity() && !strings_.empty()) {
-    s = std::move(strings_.back());
-    strings_.pop_back();
-  }
-  s.append(at, len);
+void HeaderStock::refill(std::string& s) {
+  if (strings_.empty()) return;
+  s = std::move(strings_.back());
+  strings_.pop_back();
 }
 
 }  // namespace mulligan::proxy

@@ -44,14 +44,20 @@ class HeaderStock {
   // Takes back one string's heap buffer (left empty).
   void giveString(std::string&& s);
   // Appends [at, at+len) to `s`; when `s` is empty and the bytes do not fit
-  // its buffer, it first gets a kept buffer (if one is kept).
-  void append(std::string& s, const char* at, size_t len);
+  // its buffer, it first gets a kept buffer (if this thread keeps one).
+  // Static and inline: the common case (a short field) costs a comparison.
+  static void append(std::string& s, const char* at, size_t len) {
+    if (s.empty() && len > s.capacity()) local().refill(s);
+    s.append(at, len);
+  }
 
   size_t keptLists() const { return lists_.size(); }
   size_t keptStrings() const { return strings_.size(); }
 
  private:
   HeaderStock();
+  // Swaps a kept buffer into the empty `s`, if one is kept.
+  void refill(std::string& s);
   std::vector<HeaderList> lists_;
   std::vector<std::string> strings_;
 };
