@@ -46,10 +46,17 @@ void HeaderStock::give(HeaderList&& list) {
   list = HeaderList();  // what was not kept is freed now, not by the caller later
 }
 
-void HeaderStock::refill(std::string& s) {
-  if (strings_.empty()) return;
-  s = std::move(strings_.back());
-  strings_.pop_back();
+void HeaderStock::refill(std::string& s, size_t len) {
+  // Look at the last few only: a short scan, and the stock is mostly buffers
+  // of the same few sizes (field values, request heads).
+  constexpr size_t kScan = 8;
+  for (size_t i = strings_.size(), seen = 0; i > 0 && seen < kScan; --i, ++seen) {
+    if (strings_[i - 1].capacity() < len) continue;
+    s = std::move(strings_[i - 1]);
+    strings_[i - 1] = std::move(strings_.back());
+    strings_.pop_back();
+    return;
+  }
 }
 
 }  // namespace mulligan::proxy

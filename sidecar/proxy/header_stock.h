@@ -1,6 +1,7 @@
-// HeaderStock: a per-thread stock of the heap storage behind header lists,
-// so that parsing a request or response head allocates nothing once the
-// worker is warm (STYLE.md "Hot path": no per-request heap churn).
+// HeaderStock: a per-thread stock of the heap storage behind header lists
+// (and behind a formatted request head: Http1Attempt), so that parsing or
+// writing a head allocates nothing once the worker is warm (STYLE.md "Hot
+// path": no per-request heap churn).
 //
 // A parsed head's HeaderList travels: the request's goes from the
 // Http1Reader to the ProxyStream (RequestHead::headers), the response's
@@ -31,7 +32,7 @@ class HeaderStock {
   static constexpr size_t kTypicalHeaders = 16;  // room a new list starts with
   static constexpr size_t kMaxLists = 64;
   static constexpr size_t kMaxStrings = 256;
-  static constexpr size_t kMaxStringCapacity = 1024;
+  static constexpr size_t kMaxStringCapacity = 4096;  // a formatted request head fits
 
   // This thread's stock.
   static HeaderStock& local();
@@ -44,10 +45,10 @@ class HeaderStock {
   // Takes back one string's heap buffer (left empty).
   void giveString(std::string&& s);
   // Appends [at, at+len) to `s`; when `s` is empty and the bytes do not fit
-  // its buffer, it first gets a kept buffer (if this thread keeps one).
+  // its buffer, it first gets a kept buffer big enough (if one is kept).
   // Static and inline: the common case (a short field) costs a comparison.
   static void append(std::string& s, const char* at, size_t len) {
-    if (s.empty() && len > s.capacity()) local().refill(s);
+    if (s.empty() && len > s.capacity()) local().refill(s, len);
     s.append(at, len);
   }
 
@@ -56,8 +57,9 @@ class HeaderStock {
 
  private:
   HeaderStock();
-  // Swaps a kept buffer into the empty `s`, if one is kept.
-  void refill(std::string& s);
+  // Moves a kept buffer of at least `len` bytes into the empty `s`, if one of
+  // the last few kept has room (a smaller one would only be reallocated).
+  void refill(std::string& s, size_t len);
   std::vector<HeaderList> lists_;
   std::vector<std::string> strings_;
 };

@@ -65,6 +65,28 @@ TEST(HeaderStockTest, AppendingToANonEmptyStringOnlyAppends) {
   });
 }
 
+TEST(HeaderStockTest, AKeptBufferTooSmallForTheBytesIsLeftForAnother) {
+  onFreshThread([] {
+    HeaderStock& stock = HeaderStock::local();
+    std::string big;
+    big.reserve(500);
+    big = "x";
+    const void* big_buf = big.data();
+    stock.giveString(std::move(big));
+    stock.giveString(std::string(kLong));  // 40 bytes of room, on top
+    std::string head(300, 'h');
+    std::string s;
+    stock.append(s, head.data(), head.size());
+    EXPECT_EQ(s, head);
+    EXPECT_EQ(static_cast<const void*>(s.data()), big_buf);  // the one with room
+    EXPECT_EQ(stock.keptStrings(), 1u);                       // the small one is still kept
+    std::string v;
+    stock.append(v, kLong.data(), 20);
+    EXPECT_EQ(v, kLong.substr(0, 20));
+    EXPECT_EQ(stock.keptStrings(), 0u);
+  });
+}
+
 TEST(HeaderStockTest, KeepsWithinItsBounds) {
   onFreshThread([] {
     HeaderStock& stock = HeaderStock::local();
