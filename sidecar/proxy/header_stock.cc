@@ -26,12 +26,8 @@ HeaderList HeaderStock::takeList() {
   return l;
 }
 
-void HeaderStock::giveString(std::string&& s) {
-  // An inline (short) string has no heap buffer worth keeping.
-  if (s.capacity() <= std::string().capacity() || s.capacity() > kMaxStringCapacity ||
-      strings_.size() >= kMaxStrings) {
-    return;
-  }
+void HeaderStock::keep(std::string&& s) {
+  if (s.capacity() > kMaxStringCapacity || strings_.size() >= kMaxStrings) return;
   s.clear();
   strings_.push_back(std::move(s));
 }

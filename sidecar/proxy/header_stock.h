@@ -42,8 +42,11 @@ class HeaderStock {
   // Takes back `list` (left empty): its array and the heap buffers of its
   // names and values are kept for later heads, within the bounds.
   void give(HeaderList&& list);
-  // Takes back one string's heap buffer (left empty).
-  void giveString(std::string&& s);
+  // Takes back one string's heap buffer (left empty). Inline: most names
+  // and values are short, with no heap buffer, and cost one comparison.
+  void giveString(std::string&& s) {
+    if (s.capacity() > kInlineCapacity) keep(std::move(s));
+  }
   // Appends [at, at+len) to `s`; when `s` is empty and the bytes do not fit
   // its buffer, it first gets a kept buffer big enough (if one is kept).
   // Static and inline: the common case (a short field) costs a comparison.
@@ -57,6 +60,9 @@ class HeaderStock {
 
  private:
   HeaderStock();
+  // std::string's own inline buffer: a string this small has no heap buffer.
+  static constexpr size_t kInlineCapacity = std::string().capacity();
+  void keep(std::string&& s);
   // Moves a kept buffer of at least `len` bytes into the empty `s`, if one of
   // the last few kept has room (a smaller one would only be reallocated).
   void refill(std::string& s, size_t len);
