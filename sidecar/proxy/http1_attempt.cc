@@ -265,8 +265,7 @@ void Http1Attempt::endRequest(const HeaderList* trailers) {
     for (const auto& [k, v] : *trailers) out.append(k).append(": ").append(v).append("\r\n");
   }
   out.append("\r\n");
-  if (state_ == State::kDone) return;
-  HeaderStock::append(head_out_, out.data(), out.size());
+  send(out.data(), out.size());
 }
 
 void Http1Attempt::send(const char* data, size_t len) {
