@@ -6,15 +6,19 @@
 
 namespace mulligan::event {
 
-Timer::Timer(event_base* base, std::function<void()> cb) : cb_(std::move(cb)) {
-  evtimer_assign(&ev_, base, &Timer::trampoline, this);
-}
+Timer::Timer(event_base* base, std::function<void()> cb) : base_(base), cb_(std::move(cb)) {}
 
 Timer::~Timer() { cancel(); }
 
 void Timer::armUs(int64_t us) {
   if (us < 0) us = 0;
   timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+  if (!assigned_) {
+    // Assigned on first use: most of a request's timers (backoff, an
+    // attempt's per-try and read timers) are never armed at all.
+    evtimer_assign(&ev_, base_, &Timer::trampoline, this);
+    assigned_ = true;
+  }
   evtimer_add(&ev_, &tv);
   added_ = true;
 }
