@@ -6,23 +6,39 @@
 
 namespace mulligan::event {
 
-Timer::Timer(event_base* base, std::function<void()> cb) : cb_(std::move(cb)) {
-  evtimer_assign(&ev_, base, &Timer::trampoline, this);
-}
+Timer::Timer(event_base* base, std::function<void()> cb) : base_(base), cb_(std::move(cb)) {}
 
-Timer::~Timer() { evtimer_del(&ev_); }
+Timer::~Timer() { cancel(); }
 
 void Timer::armUs(int64_t us) {
   if (us < 0) us = 0;
   timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+  if (!assigned_) {
+    // Assigned on first use: most of a request's timers (backoff, an
+    // attempt's per-try and read timers) are never armed at all.
+    evtimer_assign(&ev_, base_, &Timer::trampoline, this);
+    assigned_ = true;
+  }
   evtimer_add(&ev_, &tv);
+  added_ = true;
 }
 
-void Timer::cancel() { evtimer_del(&ev_); }
+void Timer::cancel() {
+  // Most cancels find the timer idle (each state transition cancels, and
+  // every timer is cancelled again on destruction): skip libevent's
+  // event_del, its lock and its lookups then.
+  if (!added_) return;
+  evtimer_del(&ev_);
+  added_ = false;
+}
 
-bool Timer::armed() const { return evtimer_pending(&ev_, nullptr); }
+bool Timer::armed() const { return added_; }
 
-void Timer::trampoline(evutil_socket_t, short, void* arg) { static_cast<Timer*>(arg)->cb_(); }
+void Timer::trampoline(evutil_socket_t, short, void* arg) {
+  auto* t = static_cast<Timer*>(arg);
+  t->added_ = false;  // a fired (non-persistent) timer is no longer added
+  t->cb_();
+}
 
 DeferredDeleter::DeferredDeleter(event_base* base) : ev_(event_new(base, -1, 0, &DeferredDeleter::run, this)) {}
 

@@ -39,8 +39,11 @@ class Timer {
 
  private:
   static void trampoline(evutil_socket_t, short, void* arg);
+  event_base* base_;
   std::function<void()> cb_;
   ::event ev_;
+  bool assigned_ = false;  // ev_ is assigned (on the first armUs)
+  bool added_ = false;     // ev_ is added (armed and not yet fired or cancelled)
 };
 
 // Objects that must not be destroyed inside their own callback are handed to

@@ -12,6 +12,12 @@ Resolver::~Resolver() = default;
 std::unique_ptr<Resolver::Request> Resolver::resolve(const std::string& host, uint16_t port, int64_t now_us,
                                                      Callback cb) {
   // IP literals never touch DNS (parsed in place: no strings built per request).
+  if (port != 0 && !last_literal_.empty() && host == last_literal_) {
+    Address a = last_literal_addr_;
+    a.setPort(port);
+    cb(&a, nullptr);
+    return nullptr;
+  }
   if (port != 0 && host.size() < INET6_ADDRSTRLEN) {
     Address a;
     auto* sin = reinterpret_cast<sockaddr_in*>(&a.storage);
@@ -24,6 +30,8 @@ std::unique_ptr<Resolver::Request> Resolver::resolve(const std::string& host, ui
       a.len = sizeof(sockaddr_in6);
     }
     if (a.len != 0) {
+      last_literal_ = host;
+      last_literal_addr_ = a;
       a.setPort(port);
       cb(&a, nullptr);
       return nullptr;

@@ -40,6 +40,11 @@ class Resolver {
   friend class Request;
   evdns_base* dns_;
   int64_t ttl_us_;
+  // The last IP literal parsed and its address: a policy's upstream
+  // ("127.0.0.1:9000") is the same literal request after request, and a
+  // string compare is cheaper than inet_pton each time.
+  std::string last_literal_;
+  Address last_literal_addr_;
   std::unordered_map<std::string, CacheEntry> cache_;
 };
 

@@ -67,13 +67,20 @@ ConnPool::Idle* ConnPool::newEntry(Destination& d, IdleList& list, bufferevent* 
   raw->list = &list;
   raw->bev = bev;
   raw->slot = std::move(slot);
-  evtimer_assign(&raw->timer, base_, &ConnPool::onIdleTimeout, raw);
-  raw->timer_assigned = true;
+  // A node keeps its address through splices and is reused (spare_), so its
+  // timer is assigned once, not on every put (take() deletes it, so it is
+  // never pending here).
+  if (!raw->timer_assigned) {
+    evtimer_assign(&raw->timer, base_, &ConnPool::onIdleTimeout, raw);
+    raw->timer_assigned = true;
+  }
   timeval tv = toTimeval(timeout_us);
   evtimer_add(&raw->timer, &tv);
   raw->self = std::prev(list.end());
   bufferevent_setcb(bev, &ConnPool::onIdleRead, nullptr, &ConnPool::onIdleEvent, raw);
-  bufferevent_enable(bev, EV_READ);
+  // Http1Attempt hands its connections over with the read side on already
+  // (see ~Http1Attempt); enabling it again would be one more event_add.
+  if (!(bufferevent_get_enabled(bev) & EV_READ)) bufferevent_enable(bev, EV_READ);
   return raw;
 }
 

@@ -19,15 +19,27 @@ void armAttemptTimer(event::Timer& timer, Attempt::State s, int64_t header_timeo
 
 bool isHopByHop(std::string_view name) {
   // RFC 9110 §7.6.1 (and RFC 9113 §8.2.2 for HTTP/2), plus Expect (we answer
-  // 100-continue ourselves) and Proxy-Authorization (meant for us).
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive", "proxy-connection", "te",          "transfer-encoding",
-      "upgrade",    "trailer",    "expect",           "proxy-authorization",
-  };
-  for (std::string_view n : kNames) {
-    if (iequals(name, n)) return true;
+  // 100-continue ourselves) and Proxy-Authorization (meant for us). By length
+  // first: this runs for every field of every head, and most fields have a
+  // length none of these names has.
+  switch (name.size()) {
+    case 2:
+      return iequals(name, "te");
+    case 6:
+      return iequals(name, "expect");
+    case 7:
+      return iequals(name, "upgrade") || iequals(name, "trailer");
+    case 10:
+      return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 16:
+      return iequals(name, "proxy-connection");
+    case 17:
+      return iequals(name, "transfer-encoding");
+    case 19:
+      return iequals(name, "proxy-authorization");
+    default:
+      return false;
   }
-  return false;
 }
 
 bool namedInConnection(const HeaderList& headers, std::string_view name) {

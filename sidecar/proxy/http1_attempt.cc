@@ -3,11 +3,13 @@
 #include <event2/buffer.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <cstdio>
 #include <cstring>
 
 #include "sidecar/net/socket_read.h"
+#include "sidecar/proxy/header_stock.h"
 #include "sidecar/proxy/worker.h"
 
 namespace mulligan::proxy {
@@ -28,6 +30,38 @@ std::string poolKey(const net::Address& a) {
   return k;
 }
 
+// Empty evbuffers for pending_, kept per thread: every attempt needs one,
+// and evbuffer_new/evbuffer_free are a calloc and a free per request
+// (STYLE.md "Hot path"). A buffer is only kept empty and without callbacks
+// (pending_ never gets any), so a taken one is as good as a new one.
+class PendingBufferStock {
+ public:
+  static constexpr size_t kMax = 64;
+  static PendingBufferStock& local() {
+    static thread_local PendingBufferStock stock;
+    return stock;
+  }
+  evbuffer* take() {
+    if (count_ == 0) return evbuffer_new();
+    return bufs_[--count_];
+  }
+  void give(evbuffer* b) {
+    if (count_ == kMax) {
+      evbuffer_free(b);
+      return;
+    }
+    evbuffer_drain(b, evbuffer_get_length(b));
+    bufs_[count_++] = b;
+  }
+  ~PendingBufferStock() {
+    while (count_ > 0) evbuffer_free(bufs_[--count_]);
+  }
+
+ private:
+  evbuffer* bufs_[kMax];
+  size_t count_ = 0;
+};
+
 }  // namespace
 
 Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
@@ -39,7 +73,7 @@ Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& des
       method_(method),
       connect_timeout_us_(connect_timeout_us),
       read_timeout_us_(read_timeout_us),
-      pending_(evbuffer_new()),
+      pending_(PendingBufferStock::local().take()),
       timer_(worker->base(), [this] { onTimer(); }),
       reader_(Http1Reader::Mode::kResponse, this, Http1Reader::Limits{256 * 1024, 500}) {
   reader_.expectResponseTo(method_);
@@ -57,7 +91,7 @@ Http1Attempt::~Http1Attempt() {
   if (bev_) {
     if (complete_ && reusable_) {
       worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
-    } else if (drain_on_cancel_ && reusable_ && evbuffer_get_length(pending_) == 0 &&
+    } else if (drain_on_cancel_ && reusable_ && head_out_.empty() && evbuffer_get_length(pending_) == 0 &&
                evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
       // Cancelled after a reusable head (a retried 503): keep the connection
       // if the response ends soon. Done here, after the last parse, so that
@@ -76,7 +110,8 @@ Http1Attempt::~Http1Attempt() {
       bufferevent_free(bev_);
     }
   }
-  evbuffer_free(pending_);
+  PendingBufferStock::local().give(pending_);
+  HeaderStock::local().giveString(std::move(head_out_));
 }
 
 void Http1Attempt::start() {
@@ -151,15 +186,32 @@ void Http1Attempt::connected() {
 }
 
 void Http1Attempt::flush() {
-  if (!bev_ || state_ == State::kConnecting || state_ == State::kDone || evbuffer_get_length(pending_) == 0) return;
+  if (!bev_ || state_ == State::kConnecting || state_ == State::kDone) return;
+  if (head_out_.empty() && evbuffer_get_length(pending_) == 0) return;
   evbuffer* queued = bufferevent_get_output(bev_);
+  if (!head_out_.empty()) {
+    if (evbuffer_get_length(queued) == 0 && evbuffer_get_length(pending_) == 0) {
+      // A request with no body yet (most): one send() from the string, no
+      // evbuffer chain. A failed send queues it all: the bufferevent's own
+      // write then meets the error and reports it (onEvent).
+      ssize_t n = ::send(bufferevent_getfd(bev_), head_out_.data(), head_out_.size(), MSG_NOSIGNAL);
+      size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+      if (sent < head_out_.size()) evbuffer_add(queued, head_out_.data() + sent, head_out_.size() - sent);
+      head_out_.clear();
+      return;
+    }
+    // The head goes before the body bytes already in pending_.
+    evbuffer_prepend(pending_, head_out_.data(), head_out_.size());
+    head_out_.clear();
+  }
   if (evbuffer_get_length(queued) == 0) evbuffer_write(pending_, bufferevent_getfd(bev_));
   if (evbuffer_get_length(pending_) != 0) evbuffer_add_buffer(queued, pending_);
 }
 
 void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
-  // A per-thread scratch string keeps its capacity from request to request:
-  // the head is copied into pending_ below, so no per-request allocation.
+  // A per-thread scratch string keeps its capacity from request to request;
+  // the head is copied into head_out_ (a kept buffer from the HeaderStock)
+  // below, so no per-request allocation.
   static thread_local std::string out;
   out.clear();
   out.append(head.method).append(" ").append(head.path).append(" HTTP/1.1\r\n");
@@ -189,7 +241,8 @@ void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
     out.append("transfer-encoding: chunked\r\n");
   }
   out.append("\r\n");
-  send(out.data(), out.size());
+  if (state_ == State::kDone) return;
+  HeaderStock::append(head_out_, out.data(), out.size());
 }
 
 void Http1Attempt::sendBody(const char* data, size_t len) {
@@ -362,7 +415,7 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
 
 // Write-side errors (reads are ours: onReadable).
 size_t Http1Attempt::requestBacklog() const {
-  size_t n = evbuffer_get_length(pending_);
+  size_t n = head_out_.size() + evbuffer_get_length(pending_);
   if (bev_ && state_ != State::kConnecting) n += evbuffer_get_length(bufferevent_get_output(bev_));
   return n;
 }

@@ -31,6 +31,7 @@
 #include <memory>
 #include <string>
 
+#include "sidecar/core/recycled.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
 #include "sidecar/proxy/conn_pool.h"
@@ -42,7 +43,9 @@ namespace mulligan::proxy {
 
 class Worker;
 
-class Http1Attempt : public Attempt, private Http1Reader::Handler {
+// Recycled: one is made per try; its memory is reused from a per-thread list
+// instead of malloc/free each time (core/recycled.h).
+class Http1Attempt : public Attempt, private Http1Reader::Handler, public core::Recycled<Http1Attempt> {
  public:
   Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
                   int64_t connect_timeout_us, int64_t read_timeout_us);
@@ -126,7 +129,11 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler {
   ::event read_ev_;               // EV_READ|EV_PERSIST on bev_'s socket, once connected
   bool read_ev_assigned_ = false;
   bool reading_ = false;          // read_ev_ is added
-  evbuffer* pending_;  // request bytes queued before the connection is up
+  // The request head until flush(): sent with one send() when no body waits
+  // behind it (no evbuffer chain per request), else put ahead of pending_.
+  // Its buffer comes from, and goes back to, the thread's HeaderStock.
+  std::string head_out_;
+  evbuffer* pending_;  // request body bytes queued before flush()
   event::Timer timer_;
   Http1Reader reader_;
   ConnPool::Slot slot_;       // our claim on the destination's connection cap

@@ -1,21 +1,12 @@
 #include "sidecar/proxy/http1_reader.h"
 
 #include <algorithm>
-#include <cctype>
+#include <array>
 #include <cstring>
 
-namespace mulligan::proxy {
+#include "sidecar/proxy/header_stock.h"
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
-    if (x != y) return false;
-  }
-  return true;
-}
+namespace mulligan::proxy {
 
 const std::string* findHeader(const HeaderList& h, std::string_view name) {
   for (const auto& [k, v] : h) {
@@ -26,6 +17,17 @@ const std::string* findHeader(const HeaderList& h, std::string_view name) {
 
 namespace {
 Http1Reader* self(llhttp_t* p) { return static_cast<Http1Reader*>(p->data); }
+
+// RFC 9110 §5.6.2 tchar, as a table: every byte of every field name of every
+// head is checked, so one load each (not isalnum + strchr).
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
 }  // namespace
 
 Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
@@ -56,17 +58,28 @@ int Http1Reader::addHeaderBytes(size_t len) {
   return 0;
 }
 
+Http1Reader::~Http1Reader() {
+  HeaderStock& stock = HeaderStock::local();
+  stock.give(std::move(head_.headers));
+  stock.give(std::move(trailers_));
+  stock.giveString(std::move(head_.target));
+  stock.giveString(std::move(head_.reason));
+}
+
 int Http1Reader::onMessageBegin(llhttp_t* p) {
   Http1Reader* r = self(p);
-  // Keep the header list's capacity from the last message (when the owner
-  // did not move it out) and start with room for a typical head: growing
-  // 1, 2, 4, 8, 16 was four mallocs per message (STYLE.md "Hot path").
-  HeaderList headers = std::move(r->head_.headers);
-  headers.clear();
-  if (headers.capacity() < kTypicalHeaders) headers.reserve(kTypicalHeaders);
+  // The last message's storage goes back to the thread's stock and the new
+  // one starts from it (a list with room for a typical head, kept string
+  // buffers): no malloc per message once warm (STYLE.md "Hot path"). The
+  // owner may have moved the last list out (RequestHead); the stock gets it
+  // back when that owner is done with it.
+  HeaderStock& stock = HeaderStock::local();
+  stock.give(std::move(r->head_.headers));
+  stock.give(std::move(r->trailers_));
+  stock.giveString(std::move(r->head_.target));
+  stock.giveString(std::move(r->head_.reason));
   r->head_ = MessageHead{};
-  r->head_.headers = std::move(headers);
-  r->trailers_.clear();
+  r->head_.headers = stock.takeList();
   r->in_headers_ = true;
   r->in_message_ = true;
   r->last_was_value_ = false;
@@ -76,12 +89,12 @@ int Http1Reader::onMessageBegin(llhttp_t* p) {
 }
 
 int Http1Reader::onUrl(llhttp_t* p, const char* at, size_t len) {
-  self(p)->head_.target.append(at, len);
+  HeaderStock::append(self(p)->head_.target, at, len);
   return self(p)->addHeaderBytes(len);
 }
 
 int Http1Reader::onStatus(llhttp_t* p, const char* at, size_t len) {
-  self(p)->head_.reason.append(at, len);
+  HeaderStock::append(self(p)->head_.reason, at, len);
   return self(p)->addHeaderBytes(len);
 }
 
@@ -98,7 +111,7 @@ int Http1Reader::onHeaderField(llhttp_t* p, const char* at, size_t len) {
     }
     list.emplace_back();
   }
-  list.back().first.append(at, len);
+  HeaderStock::append(list.back().first, at, len);
   r->last_was_value_ = false;
   r->value_complete_ = false;
   return r->addHeaderBytes(len);
@@ -125,7 +138,7 @@ int Http1Reader::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
     r->user_why_ = "obsolete line folding in header \"" + list.back().first + "\"";
     return -1;
   }
-  list.back().second.append(at, len);
+  HeaderStock::append(list.back().second, at, len);
   r->last_was_value_ = true;
   return r->addHeaderBytes(len);
 }
@@ -155,9 +168,7 @@ int Http1Reader::onHeadersComplete(llhttp_t* p) {
   // may reject it with 400; a proxy must not pass it on).
   for (const auto& [k, v] : h.headers) {
     // RFC 9110 §5.1: a field name is a token.
-    bool token = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-    });
+    bool token = !k.empty() && std::all_of(k.begin(), k.end(), [](char c) { return kTchar[static_cast<unsigned char>(c)]; });
     if (!token) {
       r->user_error_ = Error::kBadMessage;
       r->user_why_ = "invalid header name \"" + k + "\"";

@@ -26,7 +26,17 @@ using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 // Case-insensitive header lookup; null when absent.
 const std::string* findHeader(const HeaderList& h, std::string_view name);
-bool iequals(std::string_view a, std::string_view b);
+// Inline: called for every field of every head, mostly with a literal.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x + 32);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y + 32);
+    if (x != y) return false;
+  }
+  return true;
+}
 
 struct MessageHead {
   // Requests
@@ -70,6 +80,8 @@ class Http1Reader {
   };
 
   Http1Reader(Mode mode, Handler* handler, Limits limits);
+  // Gives its header storage back to the thread's HeaderStock.
+  ~Http1Reader();
   Http1Reader(const Http1Reader&) = delete;
   Http1Reader& operator=(const Http1Reader&) = delete;
 
@@ -104,7 +116,6 @@ class Http1Reader {
   static int onBody(llhttp_t* p, const char* at, size_t len);
   static int onMessageComplete(llhttp_t* p);
   int addHeaderBytes(size_t len);
-  static constexpr size_t kTypicalHeaders = 16;
 
   Mode mode_;
   Handler* handler_;

@@ -5,10 +5,13 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <cstdio>
+
 #include "sidecar/core/logging.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/socket_read.h"
 #include "sidecar/proxy/connection.h"
+#include "sidecar/proxy/header_stock.h"
 #include "sidecar/proxy/proxy_stream.h"
 #include "sidecar/proxy/worker.h"
 
@@ -34,15 +37,41 @@ Http1Session::~Http1Session() {
   evbuffer_free(staged_);
 }
 
+void Http1Session::stage(const char* data, size_t len) {
+  if (evbuffer_get_length(staged_) == 0 && inline_out_.size() + len <= kInlineOut) {
+    inline_out_.append(data, len);
+    return;
+  }
+  evbuffer_add(stagedBuffer(), data, len);
+}
+
+evbuffer* Http1Session::stagedBuffer() {
+  if (!inline_out_.empty()) {
+    evbuffer_add(staged_, inline_out_.data(), inline_out_.size());
+    inline_out_.clear();
+  }
+  return staged_;
+}
+
 void Http1Session::flush() {
-  if (!bev_ || evbuffer_get_length(staged_) == 0) return;
+  if (!bev_ || (inline_out_.empty() && evbuffer_get_length(staged_) == 0)) return;
   evbuffer* queued = bufferevent_get_output(bev_);
   if (evbuffer_get_length(queued) == 0) {
     // Optimistic write: most responses fit the socket buffer, so this is the
     // only syscall they need (libevent would add and later remove EV_WRITE).
+    if (!inline_out_.empty()) {
+      // staged_ is empty (see inline_out_). A failed send queues it all: the
+      // bufferevent's own write then meets the error and reports it.
+      ssize_t n = ::send(bufferevent_getfd(bev_), inline_out_.data(), inline_out_.size(), MSG_NOSIGNAL);
+      size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
+      if (sent < inline_out_.size()) evbuffer_add(queued, inline_out_.data() + sent, inline_out_.size() - sent);
+      inline_out_.clear();
+      return;
+    }
     evbuffer_write(staged_, bufferevent_getfd(bev_));
   }
-  if (evbuffer_get_length(staged_) != 0) evbuffer_add_buffer(queued, staged_);
+  evbuffer* rest = stagedBuffer();
+  if (evbuffer_get_length(rest) != 0) evbuffer_add_buffer(queued, rest);
 }
 
 Worker& Http1Session::worker() { return conn_->worker(); }
@@ -251,17 +280,12 @@ RequestHead requestHeadFromHttp1(MessageHead& head) {
     r.absolute_port = port;
   } else {
     r.path = std::move(target);
-    const std::string* host = findHeader(r.headers, "host");
-    r.authority = host ? *host : "";
+    // A kept buffer when the Host is long (HeaderStock): no malloc per request.
+    if (const std::string* host = findHeader(r.headers, "host")) {
+      HeaderStock::local().append(r.authority, host->data(), host->size());
+    }
   }
   return r;
-}
-
-void appendChunk(evbuffer* out, const char* data, size_t len) {
-  if (len == 0) return;
-  evbuffer_add_printf(out, "%zx\r\n", len);
-  evbuffer_add(out, data, len);
-  evbuffer_add(out, "\r\n", 2);
 }
 
 void appendLastChunk(evbuffer* out, const HeaderList* trailers) {
@@ -294,7 +318,7 @@ const std::optional<net::Address>& Http1Session::originalDst() const { return co
 void Http1Session::writeHead(const MessageHead& head, bool) {
   head_written_ = true;
   head_only_ = method_ == "HEAD" || head.status == 204 || head.status == 304 || head.status < 200;
-  // Per-thread scratch, capacity kept (copied into staged_ below).
+  // Per-thread scratch, capacity kept (copied into the burst below).
   static thread_local std::string out;
   out.clear();
   out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
@@ -310,7 +334,7 @@ void Http1Session::writeHead(const MessageHead& head, bool) {
     // Keep the upgrade handshake's own fields.
     if (const std::string* u = findHeader(head.headers, "upgrade")) out.append("upgrade: ").append(*u).append("\r\n");
     out.append("connection: upgrade\r\n\r\n");
-    evbuffer_add(staged_, out.data(), out.size());
+    stage(out.data(), out.size());
     return;
   }
   if (head_only_) {
@@ -325,27 +349,32 @@ void Http1Session::writeHead(const MessageHead& head, bool) {
   }
   if (downstream_close_) out.append("connection: close\r\n");
   out.append("\r\n");
-  evbuffer_add(staged_, out.data(), out.size());
+  stage(out.data(), out.size());
 }
 
 void Http1Session::writeBody(const char* data, size_t len) {
   if (head_only_) return;
-  if (downstream_chunked_) {
-    appendChunk(staged_, data, len);
-  } else {
-    evbuffer_add(staged_, data, len);
+  if (!downstream_chunked_) {
+    stage(data, len);
+    return;
   }
+  if (len == 0) return;  // an empty chunk would end the body
+  char size[24];
+  int n = snprintf(size, sizeof size, "%zx\r\n", len);
+  stage(size, static_cast<size_t>(n));
+  stage(data, len);
+  stage("\r\n", 2);
 }
 
 void Http1Session::writeTrailers(const HeaderList& trailers) {
   if (downstream_chunked_ && !trailers_sent_) {
-    appendLastChunk(staged_, &trailers);
+    appendLastChunk(stagedBuffer(), &trailers);
     trailers_sent_ = true;
   }
 }
 
 void Http1Session::responseComplete() {
-  if (downstream_chunked_ && !trailers_sent_) appendLastChunk(staged_, nullptr);
+  if (downstream_chunked_ && !trailers_sent_) stage("0\r\n\r\n", 5);  // the last chunk, no trailers
   streamFinished(!downstream_close_);
 }
 
@@ -369,7 +398,7 @@ void Http1Session::localReply(const LocalReply& r) {
   if (close) out += "connection: close\r\n";
   out += "\r\n";
   if (method_ != "HEAD") out += r.body;
-  evbuffer_add(staged_, out.data(), out.size());
+  stage(out.data(), out.size());
   streamFinished(!close);
 }
 
@@ -387,7 +416,7 @@ void Http1Session::onComplete() {
 
 void Http1Session::sendContinue() {
   static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
-  evbuffer_add(staged_, kContinue, sizeof kContinue - 1);
+  stage(kContinue, sizeof kContinue - 1);
   flush();
 }
 
@@ -413,7 +442,7 @@ void Http1Session::streamFinished(bool keep_alive) {
 void Http1Session::upgradeToTunnel(bufferevent* upstream) {
   if (!head_written_ && upstream) {
     static const char kEstablished[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-    evbuffer_add(staged_, kEstablished, sizeof kEstablished - 1);
+    stage(kEstablished, sizeof kEstablished - 1);
   }
   if (stream_) worker().deferDelete(std::move(stream_));
   bufferevent_set_timeouts(bev_, nullptr, nullptr);  // tunnels live as long as their peers
@@ -446,7 +475,7 @@ void Http1Session::rejectRequest(int status, const char* reason, const std::stri
   std::string resp = "HTTP/1.1 " + std::to_string(status) + " " + reason +
                      "\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: " +
                      std::to_string(body.size()) + "\r\n\r\n" + body;
-  evbuffer_add(staged_, resp.data(), resp.size());
+  stage(resp.data(), resp.size());
   flush();
   closeWhenFlushed();
 }

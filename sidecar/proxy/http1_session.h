@@ -17,6 +17,7 @@
 #include <event2/event_struct.h>
 
 #include <memory>
+#include <string>
 
 #include "sidecar/event/event_loop.h"
 #include "sidecar/proxy/downstream.h"
@@ -70,11 +71,12 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   // `upstream` from now on.
   void upgradeToTunnel(bufferevent* upstream) override;
   bool congested() const override {
-    return evbuffer_get_length(staged_) + evbuffer_get_length(bufferevent_get_output(bev_)) >= kHighWater;
+    return inline_out_.size() + evbuffer_get_length(staged_) + evbuffer_get_length(bufferevent_get_output(bev_)) >=
+           kHighWater;
   }
-  // Writes what is staged now (one writev, no epoll change) when nothing is
-  // queued before it; what the socket does not take is queued in the
-  // bufferevent, which finishes it when the socket is writable.
+  // Writes what is staged now (one send or writev, no epoll change) when
+  // nothing is queued before it; what the socket does not take is queued in
+  // the bufferevent, which finishes it when the socket is writable.
   void flush() override;
   // The upstream took queued request body: reading the app may resume.
   void requestBodyConsumed() override { updateInputHold(); }
@@ -100,6 +102,12 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   // rest goes to the input evbuffer, then the input evbuffer.
   void processInput(const char* fresh = nullptr, size_t fresh_len = 0);
   void rejectRequest(int status, const char* reason, const std::string& why);
+  // Appends response bytes to the current write burst: to inline_out_ while
+  // the burst is small, else to staged_ (see inline_out_).
+  void stage(const char* data, size_t len);
+  // staged_, after moving inline_out_ into it: for writers that need an
+  // evbuffer. Everything staged so far stays ahead of what they add.
+  evbuffer* stagedBuffer();
   void closeWhenFlushed();
   void linger();
   void closeNow();
@@ -123,6 +131,15 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   bool reading_ = false;   // read_ev_ is added
   bool input_held_ = false;  // reading paused for back-pressure (updateInputHold)
   evbuffer* staged_;
+  // The current write burst while it is small — a response head and a small
+  // body, most keep-alive responses — sent by flush() with one send() when
+  // nothing is queued: no evbuffer chain, i.e. no malloc and free per
+  // response (STYLE.md "Hot path"). Holds bytes only while staged_ is empty
+  // (bytes past kInlineOut, or written through stagedBuffer(), move it into
+  // staged_ first), so the order of the bytes holds. Its capacity is kept
+  // for the next response (at most about 2 * kInlineOut per connection).
+  std::string inline_out_;
+  static constexpr size_t kInlineOut = 4096;
   Http1Reader reader_;
   // A client that said "close" and sent its whole request has nothing more
   // to say but its EOF or reset, and that matters (it aborts the call) only

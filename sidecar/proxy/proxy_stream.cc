@@ -5,6 +5,7 @@
 
 #include "sidecar/core/clock.h"
 #include "sidecar/core/logging.h"
+#include "sidecar/proxy/header_stock.h"
 #include "sidecar/proxy/http1_attempt.h"
 #include "sidecar/proxy/http2_client.h"
 #include "sidecar/proxy/worker.h"
@@ -47,6 +48,12 @@ ProxyStream::~ProxyStream() {
   attempt_.reset();
   resolving_.reset();
   if (replay_) evbuffer_free(replay_);
+  // The request's header storage serves the next request's head.
+  HeaderStock& stock = HeaderStock::local();
+  stock.give(std::move(req_.headers));
+  if (request_trailers_) stock.give(std::move(*request_trailers_));
+  stock.giveString(std::move(req_.path));
+  stock.giveString(std::move(req_.authority));
 }
 
 size_t ProxyStream::requestBacklog() const {

@@ -93,6 +93,21 @@ class Http1Test(Stack):
         self.assertEqual(len(seen), 2)
         self.assertTrue(all(s["body_bytes"] == len(body) for s in seen))
 
+    def test_chunked_post_with_idempotency_key_is_replayed_whole(self):
+        # The retry sends the whole held body at once, framed by us: head,
+        # chunks, then the last chunk, in that order on the wire.
+        port, log = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        resp = self.raw(b"POST /orders?fail_first=1&id=c1&echo=1 HTTP/1.1\r\nHost: flaky\r\n"
+                        b"Idempotency-Key: k-c1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                        b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+        self.assertTrue(resp.startswith(b"HTTP/1.1 200"), resp)
+        self.assertIn(b"hello world", resp)
+        seen = [s for s in self.upstream_log(log) if s.get("id") == "c1"]
+        self.assertEqual(len(seen), 2)
+        self.assertTrue(all(s["body_bytes"] == 11 for s in seen), seen)
+
     def test_per_try_timeout_is_retried_and_request_timeout_answers_504(self):
         port, log = self.start_upstream()
         self.publish(policy(port, route='''

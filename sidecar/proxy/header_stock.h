@@ -1,0 +1,73 @@
+// HeaderStock: a per-thread stock of the heap storage behind header lists
+// (and behind a formatted request head: Http1Attempt), so that parsing or
+// writing a head allocates nothing once the worker is warm (STYLE.md "Hot
+// path": no per-request heap churn).
+//
+// A parsed head's HeaderList travels: the request's goes from the
+// Http1Reader to the ProxyStream (RequestHead::headers), the response's
+// stays in the attempt's reader; both die with their request. Without this
+// stock, each new head grows a fresh vector (one malloc) and every name or
+// value longer than std::string's inline buffer (15 bytes: "date", "user-
+// agent", "authorization" values) mallocs again.
+//
+// Whoever is done with a list give()s it back; the reader takes lists and
+// strings with capacity from here. Only capacity moves: a list or string
+// handed out is empty, so nothing about what a caller sees changes.
+// Bounded (kMaxLists, kMaxStrings, kMaxStringCapacity): memory kept is
+// small and a one-off huge header is freed, not kept.
+//
+// Threading: thread-local, like the worker that uses it (local()).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "sidecar/proxy/http1_reader.h"
+
+namespace mulligan::proxy {
+
+class HeaderStock {
+ public:
+  static constexpr size_t kTypicalHeaders = 16;  // room a new list starts with
+  static constexpr size_t kMaxLists = 64;
+  static constexpr size_t kMaxStrings = 256;
+  static constexpr size_t kMaxStringCapacity = 4096;  // a formatted request head fits
+
+  // This thread's stock.
+  static HeaderStock& local();
+
+  // An empty list with room for at least kTypicalHeaders fields.
+  HeaderList takeList();
+  // Takes back `list` (left empty): its array and the heap buffers of its
+  // names and values are kept for later heads, within the bounds.
+  void give(HeaderList&& list);
+  // Takes back one string's heap buffer (left empty). Inline: most names
+  // and values are short, with no heap buffer, and cost one comparison.
+  void giveString(std::string&& s) {
+    if (s.capacity() > kInlineCapacity) keep(std::move(s));
+  }
+  // Appends [at, at+len) to `s`; when `s` is empty and the bytes do not fit
+  // its buffer, it first gets a kept buffer big enough (if one is kept).
+  // Static and inline: the common case (a short field) costs a comparison.
+  static void append(std::string& s, const char* at, size_t len) {
+    if (s.empty() && len > s.capacity()) local().refill(s, len);
+    s.append(at, len);
+  }
+
+  size_t keptLists() const { return lists_.size(); }
+  size_t keptStrings() const { return strings_.size(); }
+
+ private:
+  HeaderStock();
+  // std::string's own inline buffer: a string this small has no heap buffer.
+  static constexpr size_t kInlineCapacity = std::string().capacity();
+  void keep(std::string&& s);
+  // Moves a kept buffer of at least `len` bytes into the empty `s`, if one of
+  // the last few kept has room (a smaller one would only be reallocated).
+  void refill(std::string& s, size_t len);
+  std::vector<HeaderList> lists_;
+  std::vector<std::string> strings_;
+};
+
+}  // namespace mulligan::proxy
