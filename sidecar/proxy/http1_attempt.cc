@@ -344,6 +344,7 @@ void Http1Attempt::onReadable() {
     case net::ReadStatus::kData:
       readInput(fresh, fresh ? r.bytes : 0);
       // Owners never destroy an attempt inside its callbacks: we are alive.
+      releaseToPoolIfDone();
       owner_->onAttemptReadDone();
       return;
     case net::ReadStatus::kAgain:
@@ -355,6 +356,20 @@ void Http1Attempt::onReadable() {
       onClosed(false);
       return;
   }
+}
+
+// The owner frees a finished attempt later in this loop iteration (deferred
+// deletion), and the destructor would pool the connection only then; a call
+// that starts meanwhile — a new downstream connection's request, parsed
+// right at accept — would find the pool empty and open another connection.
+// So a complete response on a reusable connection gives it back as soon as
+// the parser is off the stack. The same conditions as the destructor's.
+void Http1Attempt::releaseToPoolIfDone() {
+  if (!bev_ || state_ != State::kDone || !complete_ || !reusable_) return;
+  if (reading_) bufferevent_enable(bev_, EV_READ);  // the pool's read side first (see the destructor)
+  stopReading();
+  worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
+  bev_ = nullptr;
 }
 
 void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {

@@ -94,6 +94,7 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler, public core::
   void onClosed(bool eof);
   void startReading();
   void stopReading();
+  void releaseToPoolIfDone();
   void transitionTo(State s);
   void connected();
   void fail(retry::OutcomeKind kind, const std::string& why);
