@@ -131,6 +131,23 @@ budget = {{ retry_ratio = 1.0 }}
         self.assertLess(s["upstream_connects"] * 10, s["retries"])
         self.assertLessEqual(s["upstream_connects"], 4)
 
+    def test_connection_per_request_clients_need_no_more_upstream_connections_than_calls_in_flight(self):
+        # wrk -c16 with Connection: close: a new app connection per request,
+        # at most 16 calls at once. Its request is parsed right at accept; a
+        # finished call's upstream connection must already be back in the
+        # pool by then (it went back only at deferred deletion: 63 upstream
+        # connections for wrk -c32, 103 for -c64).
+        port, _ = self.start_upstream()
+        self.publish(policy(port))
+        self.start_sidecar()
+        out = subprocess.run(["wrk", "-t1", "-c16", "-d2s", "-H", "Host: svc", "-H", "Connection: close",
+                              f"http://127.0.0.1:{self.outbound_port}/echo"],
+                             capture_output=True, text=True, timeout=60).stdout
+        self.assertNotIn("Non-2xx", out, out)
+        s = self.stats()
+        self.assertGreater(s["requests"], 500, out)
+        self.assertLessEqual(s["upstream_connects"], 16, {k: s[k] for k in ("requests", "upstream_connects", "upstream_reused")})
+
     def test_retried_503_with_a_body_still_arriving_is_drained_and_reused(self):
         port, log = self.start_upstream()
         self.publish(policy(port, retry='retry = { retry_on = ["503"], num_retries = 1, backoff_base = "1ms", '
