@@ -396,10 +396,11 @@ class Report:
         L.append("- floor: `mulligan-bench-floor` (bench/floor_relay.cc), a byte relay with one upstream connection per "
                  "client connection, no HTTP, no retries: one read and one write per message each way, the system calls "
                  "every proxy makes; keep-alive case only. What a proxy costs above it is its own work")
-        L.append("- equivalent retry/timeout settings: up to 5 immediate retries on connect failure, reset, 502, 503, 504; "
+        n = m.get("retries", "5")  # runs before the setting was recorded used 5
+        L.append(f"- equivalent retry/timeout settings: up to {n} immediate retries on connect failure, reset, 502, 503, 504; "
                  "1 s connect timeout; 15 s request timeout; keep-alive to the upstream "
-                 "(HAProxy `retries 5` + `retry-on`, nginx `proxy_next_upstream ... http_503` over the upstream listed 6 times, "
-                 "Mulligan `num_retries = 5` with `backoff_base = backoff_max = \"1us\"`)")
+                 f"(HAProxy `retries {n}` + `retry-on`, nginx `proxy_next_upstream ... http_503` over the upstream listed "
+                 f"{int(n) + 1} times, Mulligan `num_retries = {n}` with `backoff_base = backoff_max = \"1us\"`)")
         L.append("- upstreams: `mulligan-test-upstream` (HTTP/1.1, `?status=503:10`), `mulligan-h2-upstream` "
                  "(`tests/upstreams/h2_upstream.cc`; HTTP/2 `ok\\n`, `?status=503:10`; gRPC: echoes the framed message with a "
                  "`grpc-status: 0` trailer, `?grpc_status=14:10` answers 10% trailers-only UNAVAILABLE)")
