@@ -2,7 +2,6 @@
 
 #include <event2/buffer.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <cstdio>

@@ -1,7 +1,6 @@
 #include "sidecar/proxy/http2_server.h"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 
 #include <string>
 #include <vector>
