@@ -6,6 +6,26 @@
 #include <cerrno>
 
 namespace mulligan::net {
+namespace {
+
+// What a read(2)/readv(2) that returned `got` means (errno when it is < 0).
+ReadResult resultOf(ssize_t got) {
+  ReadResult r;
+  if (got > 0) {
+    r.status = ReadStatus::kData;
+    r.bytes = static_cast<size_t>(got);
+  } else if (got == 0) {
+    r.status = ReadStatus::kEof;
+  } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+    r.status = ReadStatus::kAgain;
+  } else {
+    r.status = ReadStatus::kError;
+    r.error = errno;
+  }
+  return r;
+}
+
+}  // namespace
 
 ReadResult readSome(evutil_socket_t fd, evbuffer* buf, size_t max) {
   ReadResult r;
@@ -26,16 +46,9 @@ ReadResult readSome(evutil_socket_t fd, evbuffer* buf, size_t max) {
   // evbuffer_iovec is laid out as struct iovec (libevent documents it).
   ssize_t got = ::readv(fd, reinterpret_cast<iovec*>(vec), n);
   if (got <= 0) {
+    ReadResult failed = resultOf(got);   // before anything can touch errno
     evbuffer_commit_space(buf, vec, 0);  // give the reservation back
-    if (got == 0) {
-      r.status = ReadStatus::kEof;
-    } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      r.status = ReadStatus::kAgain;
-    } else {
-      r.status = ReadStatus::kError;
-      r.error = errno;
-    }
-    return r;
+    return failed;
   }
   size_t left = static_cast<size_t>(got);
   int used = 0;
@@ -44,27 +57,10 @@ ReadResult readSome(evutil_socket_t fd, evbuffer* buf, size_t max) {
     left -= vec[used].iov_len;
   }
   evbuffer_commit_space(buf, vec, used);
-  r.status = ReadStatus::kData;
-  r.bytes = static_cast<size_t>(got);
-  return r;
+  return resultOf(got);
 }
 
-ReadResult readInto(evutil_socket_t fd, char* data, size_t len) {
-  ReadResult r;
-  ssize_t got = ::read(fd, data, len);
-  if (got > 0) {
-    r.status = ReadStatus::kData;
-    r.bytes = static_cast<size_t>(got);
-  } else if (got == 0) {
-    r.status = ReadStatus::kEof;
-  } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-    r.status = ReadStatus::kAgain;
-  } else {
-    r.status = ReadStatus::kError;
-    r.error = errno;
-  }
-  return r;
-}
+ReadResult readInto(evutil_socket_t fd, char* data, size_t len) { return resultOf(::read(fd, data, len)); }
 
 char* threadReadBuffer() {
   static thread_local char buffer[kReadChunk];

@@ -98,13 +98,11 @@ void Http1Session::start(const char* fresh, size_t fresh_len) {
   bufferevent_setwatermark(bev_, EV_WRITE, kLowWater, 0);
   evbuffer_add_cb(bufferevent_get_output(bev_), &enableWriteWhenQueued, bev_);
   net::takeInput(bev_);  // unparsed bytes stay in the input
-  int64_t idle = worker().downstreamIdleTimeoutUs();
-  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
   if (bufferevent_get_enabled(bev_) & EV_READ) {
     // Sniffing registered the socket: ours goes on before the sniffing read
     // side goes off, so its epoll interest never drops to zero and libevent
     // makes no epoll_ctl for the hand-over.
-    startReading(idle > 0 ? &tv : nullptr);
+    startReadingIdle();
     bufferevent_disable(bev_, EV_READ);
   }
   // The idle timeout counts silence from the app (as the sniffing did).
@@ -120,22 +118,26 @@ void Http1Session::start(const char* fresh, size_t fresh_len) {
   }
   // A call in flight, the rest of a request, the next one: in every state
   // the session reads the app (its EOF aborts a call in flight).
-  startReading(idle > 0 ? &tv : nullptr);
+  startReadingIdle();
 }
 
 void Http1Session::onAbortWatch() {
   // Closed (or a tunnel now), lingering, or holding input back: nothing to
   // start. Otherwise the call (or the flush of its answer) still runs.
   if (closed_ || reading_ || input_held_ || !bev_) return;
-  int64_t idle = worker().downstreamIdleTimeoutUs();
-  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
-  startReading(idle > 0 ? &tv : nullptr);
+  startReadingIdle();
 }
 
 void Http1Session::startReading(const timeval* timeout) {
   // event_add on an added event replaces its timeout.
   event_add(&read_ev_, timeout);
   reading_ = true;
+}
+
+void Http1Session::startReadingIdle() {
+  int64_t idle = worker().downstreamIdleTimeoutUs();
+  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
+  startReading(idle > 0 ? &tv : nullptr);
 }
 
 void Http1Session::stopReading() {
@@ -228,9 +230,7 @@ void Http1Session::updateInputHold() {
     stopReading();
   } else if (!hold && input_held_) {
     input_held_ = false;
-    int64_t idle = worker().downstreamIdleTimeoutUs();
-    timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
-    startReading(idle > 0 ? &tv : nullptr);
+    startReadingIdle();
   }
 }
 
@@ -281,7 +281,7 @@ RequestHead requestHeadFromHttp1(MessageHead& head) {
     r.path = std::move(target);
     // A kept buffer when the Host is long (HeaderStock): no malloc per request.
     if (const std::string* host = findHeader(r.headers, "host")) {
-      HeaderStock::local().append(r.authority, host->data(), host->size());
+      HeaderStock::append(r.authority, host->data(), host->size());
     }
   }
   return r;

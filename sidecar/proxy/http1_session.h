@@ -90,7 +90,9 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   void onPeerEof();
   // (Re)adds read_ev_ with `timeout` (null: none).
   void startReading(const timeval* timeout);
-  // startReading with the idle timeout, unless closed or already reading.
+  // startReading with the idle timeout (silence from the app closes it).
+  void startReadingIdle();
+  // startReadingIdle, unless closed or already reading.
   void onAbortWatch();
   void stopReading();
   // Stops reading the app while the upstream (or the current response) is

@@ -14,6 +14,16 @@ import unittest
 from harness import Stack, wait_for
 
 
+def read_to_eof(sock):
+    """Everything the peer sends until it closes (the socket's timeout bounds each recv)."""
+    chunks = []
+    while True:
+        b = sock.recv(65536)
+        if not b:
+            return b"".join(chunks)
+        chunks.append(b)
+
+
 def policy(upstream_port, service_extra="", route="", defaults=""):
     return f"""version = 1
 [defaults]
@@ -216,7 +226,7 @@ class Http1Test(Stack):
         s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=read_timeout)
         s.sendall(data)
         chunks = []
-        try:
+        try:  # what came before a timeout counts too (an answer on a kept-alive connection)
             while True:
                 b = s.recv(65536)
                 if not b:
@@ -475,14 +485,9 @@ class FirstBytesTest(Stack):
         for p in parts:
             time.sleep(pause)  # each part arrives after the sidecar read what came before
             s.sendall(p)
-        chunks = []
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            chunks.append(b)
+        resp = read_to_eof(s)
         s.close()
-        return b"".join(chunks)
+        return resp
 
     def test_request_sent_in_parts_with_pauses_is_answered(self):
         port, log = self.start_upstream()
@@ -514,12 +519,7 @@ class FirstBytesTest(Stack):
         # second waits in the input while the first is proxied.
         s.sendall(b"GET /second HTTP/1.1\r\nHost: flaky\r\n\r\n"
                   b"GET /third HTTP/1.1\r\nHost: flaky\r\nConnection: close\r\n\r\n")
-        rest = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            rest += b
+        rest = read_to_eof(s)
         s.close()
         self.assertEqual(rest.count(b"HTTP/1.1 200"), 2, rest)
         self.assertEqual([r["uri"] for r in self.upstream_log(log)], ["/first", "/second", "/third"])
@@ -570,11 +570,7 @@ class FirstBytesTest(Stack):
             c.sendall(b"GET /half?delay=200ms HTTP/1.1\r\nHost: flaky\r\n" + extra + b"\r\n")
             c.shutdown(socket.SHUT_WR)  # EOF while the call is in flight
             resp = b""
-            while True:
-                b = c.recv(65536)
-                if not b:
-                    break
-                resp += b
+            resp += read_to_eof(c)
             c.close()
             self.assertTrue(resp.startswith(b"HTTP/1.1 200"), resp)
             self.assertTrue(resp.endswith(b"ok\n"), resp)
@@ -595,11 +591,7 @@ class LingerTest(Stack):
                   b"Content-Length: %d\r\n\r\n" % len(body))
         c.sendall(body)
         resp = b""
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            resp += b
+        resp += read_to_eof(c)
         c.close()
         self.assertTrue(resp.startswith(b"HTTP/1.1 502"), resp[:200])
 
