@@ -57,10 +57,24 @@ void DeferredDeleter::run(evutil_socket_t, short, void* arg) {
   self->batch_.clear();
 }
 
-int64_t monotonicNowUs() {
+namespace {
+int64_t readMonotonicUs() {
   timespec ts{};
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+// The open scope's instant; 0 = no scope open on this thread.
+thread_local int64_t t_scope_now_us = 0;
+}  // namespace
+
+int64_t monotonicNowUs() { return t_scope_now_us != 0 ? t_scope_now_us : readMonotonicUs(); }
+
+ClockScope::ClockScope() : outermost_(t_scope_now_us == 0) {
+  if (outermost_) t_scope_now_us = readMonotonicUs();
+}
+
+ClockScope::~ClockScope() {
+  if (outermost_) t_scope_now_us = 0;
 }
 
 }  // namespace mulligan::event

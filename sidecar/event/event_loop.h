@@ -67,7 +67,27 @@ class DeferredDeleter {
 };
 
 // Monotonic microseconds (CLOCK_MONOTONIC through the vDSO: no syscall).
-// Deadlines use it, never wall-clock time, which can jump.
+// Deadlines use it, never wall-clock time, which can jump. Inside a
+// ClockScope it is the instant the outermost scope began.
 int64_t monotonicNowUs();
+
+// One "now" for one burst of work. A request's arrival takes the clock
+// several times (its start, the policy snapshot, the attempt, the send); on
+// this hot path each read is a vDSO call that reads the hypervisor's clock
+// (kvm-clock), so a loop callback that starts such work opens a scope and
+// everything it calls sees the instant the scope began — as libevent's own
+// cached time does for its timers. Scopes nest (the outermost one's instant
+// holds); outside any scope monotonicNowUs() reads the clock. Only for code
+// that runs briefly: a scope must not span a wait.
+class ClockScope {
+ public:
+  ClockScope();
+  ~ClockScope();
+  ClockScope(const ClockScope&) = delete;
+  ClockScope& operator=(const ClockScope&) = delete;
+
+ private:
+  bool outermost_;
+};
 
 }  // namespace mulligan::event

@@ -32,7 +32,7 @@ void HeaderStock::keep(std::string&& s) {
   strings_.push_back(std::move(s));
 }
 
-void HeaderStock::give(HeaderList&& list) {
+void HeaderStock::keepList(HeaderList&& list) {
   for (auto& [name, value] : list) {
     giveString(std::move(name));
     giveString(std::move(value));

@@ -41,7 +41,9 @@ class HeaderStock {
   HeaderList takeList();
   // Takes back `list` (left empty): its array and the heap buffers of its
   // names and values are kept for later heads, within the bounds.
-  void give(HeaderList&& list);
+  void give(HeaderList&& list) {
+    if (list.capacity() != 0) keepList(std::move(list));  // most given lists were moved out: empty
+  }
   // Takes back one string's heap buffer (left empty). Inline: most names
   // and values are short, with no heap buffer, and cost one comparison.
   void giveString(std::string&& s) {
@@ -63,6 +65,7 @@ class HeaderStock {
   // std::string's own inline buffer: a string this small has no heap buffer.
   static constexpr size_t kInlineCapacity = std::string().capacity();
   void keep(std::string&& s);
+  void keepList(HeaderList&& list);
   // Moves a kept buffer of at least `len` bytes into the empty `s`, if one of
   // the last few kept has room (a smaller one would only be reallocated).
   void refill(std::string& s, size_t len);

@@ -4,12 +4,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <charconv>
 #include <cstdio>
 
 #include "sidecar/core/logging.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/socket_read.h"
 #include "sidecar/proxy/connection.h"
+#include "sidecar/proxy/head_format.h"
 #include "sidecar/proxy/header_stock.h"
 #include "sidecar/proxy/proxy_stream.h"
 #include "sidecar/proxy/worker.h"
@@ -35,6 +37,12 @@ Http1Session::~Http1Session() {
   if (bev_) bufferevent_free(bev_);
   evbuffer_free(staged_);
 }
+
+namespace {
+// Response heads that cannot go straight into the inline burst are
+// formatted here first (capacity kept: no allocation per head).
+thread_local std::string t_head_scratch;
+}  // namespace
 
 void Http1Session::stage(const char* data, size_t len) {
   if (evbuffer_get_length(staged_) == 0 && inline_out_.size() + len <= kInlineOut) {
@@ -93,6 +101,7 @@ void enableWriteWhenQueued(evbuffer* out, const evbuffer_cb_info* info, void* ar
 }  // namespace
 
 void Http1Session::start(const char* fresh, size_t fresh_len) {
+  event::ClockScope now;  // one clock read for whatever this request starts
   // TCP_NODELAY came from the listener (Worker::listen).
   bufferevent_setcb(bev_, nullptr, &Http1Session::onWrite, &Http1Session::onEvent, this);
   bufferevent_setwatermark(bev_, EV_WRITE, kLowWater, 0);
@@ -155,6 +164,7 @@ void Http1Session::onReadable(short what) {
     onTimeout();
     return;
   }
+  event::ClockScope now;  // one clock read for whatever these bytes start
   const char* fresh = nullptr;
   net::ReadResult r = net::readForParse(bev_, &fresh);
   switch (r.status) {
@@ -317,38 +327,52 @@ const std::optional<net::Address>& Http1Session::originalDst() const { return co
 void Http1Session::writeHead(const MessageHead& head, bool) {
   head_written_ = true;
   head_only_ = method_ == "HEAD" || head.status == 204 || head.status == 304 || head.status < 200;
-  // Per-thread scratch, capacity kept (copied into the burst below).
-  static thread_local std::string out;
-  out.clear();
-  out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ").append(head.reason).append("\r\n");
+  // Formatted straight into the inline burst when nothing is staged ahead of
+  // it (the usual case); else into a per-thread scratch string, then staged.
+  bool direct = evbuffer_get_length(staged_) == 0;
+  std::string& out = direct ? inline_out_ : t_head_scratch;
+  t_head_scratch.clear();
+  HeadFormat f(out);
+  char status[12];
+  auto [status_end, ec] = std::to_chars(status, status + sizeof status, head.status);
+  f.add("HTTP/1.1 ").add(std::string_view(status, static_cast<size_t>(status_end - status))).add(" ");
+  f.add(head.reason).add("\r\n");
   HopByHopFilter hop(head.headers);
   for (const auto& [k, v] : head.headers) {
     if (hop.drops(k) || iequals(k, "content-length")) continue;
-    out.append(k).append(": ").append(v).append("\r\n");
+    f.field(k, v);
   }
   // An upgrade the upstream declined: the client's bytes after its request
   // head are not HTTP we can parse; end the connection after this answer.
   downstream_close_ = !keep_alive_ || worker().draining() || upgrade_;
   if (head.status == 101) {
     // Keep the upgrade handshake's own fields.
-    if (const std::string* u = findHeader(head.headers, "upgrade")) out.append("upgrade: ").append(*u).append("\r\n");
-    out.append("connection: upgrade\r\n\r\n");
-    stage(out.data(), out.size());
+    if (const std::string* u = findHeader(head.headers, "upgrade")) f.field("upgrade", *u);
+    f.add("connection: upgrade\r\n\r\n").done();
+    stageFormatted(direct);
     return;
   }
   if (head_only_) {
-    if (head.has_content_length) out.append("content-length: ").append(std::to_string(head.content_length)).append("\r\n");
+    if (head.has_content_length) f.field("content-length", head.content_length);
   } else if (head.has_content_length && !head.chunked) {
-    out.append("content-length: ").append(std::to_string(head.content_length)).append("\r\n");
+    f.field("content-length", head.content_length);
   } else if (version_minor_ >= 1) {
     downstream_chunked_ = true;
-    out.append("transfer-encoding: chunked\r\n");
+    f.add("transfer-encoding: chunked\r\n");
   } else {
     downstream_close_ = true;  // HTTP/1.0 client: the close ends the body
   }
-  if (downstream_close_) out.append("connection: close\r\n");
-  out.append("\r\n");
-  stage(out.data(), out.size());
+  if (downstream_close_) f.add("connection: close\r\n");
+  f.add("\r\n").done();
+  stageFormatted(direct);
+}
+
+void Http1Session::stageFormatted(bool direct) {
+  if (!direct) {
+    stage(t_head_scratch.data(), t_head_scratch.size());
+  } else if (inline_out_.size() > kInlineOut) {
+    stagedBuffer();  // too big to keep inline: all of it goes to staged_
+  }
 }
 
 void Http1Session::writeBody(const char* data, size_t len) {

@@ -107,6 +107,10 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   // Appends response bytes to the current write burst: to inline_out_ while
   // the burst is small, else to staged_ (see inline_out_).
   void stage(const char* data, size_t len);
+  // After writeHead formatted a head: into inline_out_ itself (`direct`),
+  // where it stays unless it outgrew kInlineOut, or into a scratch string
+  // that is staged now.
+  void stageFormatted(bool direct);
   // staged_, after moving inline_out_ into it: for writers that need an
   // evbuffer. Everything staged so far stays ahead of what they add.
   evbuffer* stagedBuffer();

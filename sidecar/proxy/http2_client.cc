@@ -325,6 +325,7 @@ void Http2ClientSession::flush() {
 }
 
 void Http2ClientSession::onRead(bufferevent*, void* arg) {
+  event::ClockScope now;  // the responses these frames carry share one clock read
   auto* s = static_cast<Http2ClientSession*>(arg);
   evbuffer* in = bufferevent_get_input(s->bev_);
   while (s->state_ != State::kClosed && evbuffer_get_length(in) > 0) {

@@ -357,7 +357,10 @@ void Http2ServerSession::drain() {
   scheduleFlush();
 }
 
-void Http2ServerSession::onRead(bufferevent*, void* arg) { static_cast<Http2ServerSession*>(arg)->processInput(); }
+void Http2ServerSession::onRead(bufferevent*, void* arg) {
+  event::ClockScope now;  // the streams these frames start share one clock read
+  static_cast<Http2ServerSession*>(arg)->processInput();
+}
 
 void Http2ServerSession::processInput() {
   evbuffer* in = bufferevent_get_input(bev_);

@@ -34,9 +34,8 @@ ProxyStream::ProxyStream(Downstream* downstream, RequestHead head, int64_t start
     : down_(downstream),
       worker_(&downstream->worker()),
       start_us_(start_us),
-      start_unix_ms_(unixMs()),
       req_(std::move(head)),
-      deadline_timer_(worker_->base(), [this] { onDeadline(); }),
+      deadline_timer_(&worker_->timerQueues(), worker_->base(), [this] { onDeadline(); }),
       backoff_timer_(worker_->base(), [this] { startAttempt(); }) {
   connect_ = req_.method == "CONNECT" && down_->protocol() == Protocol::kHttp1;
   request_complete_ = !req_.body_follows;
@@ -57,6 +56,9 @@ ProxyStream::~ProxyStream() {
 }
 
 size_t ProxyStream::requestBacklog() const {
+  // No body, no backlog: the common case answers without asking the attempt
+  // (the downstream asks after every read and every drain).
+  if (!req_.body_follows) return 0;
   if (!attempt_started_) return replay_ ? evbuffer_get_length(replay_) : 0;
   return attempt_ ? attempt_->requestBacklog() : 0;
 }
@@ -89,7 +91,10 @@ void ProxyStream::start() {
 
   deadline_ = retry::computeDeadline(start_us_, *policy_, findHeader(req_.headers, "grpc-timeout"),
                                      findHeader(req_.headers, "x-timeout-budget"));
-  if (!deadline_.none()) deadline_timer_.armUs(deadline_.remaining(start_us_));
+  // A policy's request_timeout is one duration for many calls: the worker's
+  // queue for it costs no libevent call per request. A caller's own deadline
+  // (grpc-timeout, x-timeout-budget) is any duration: a plain timer.
+  if (!deadline_.none()) deadline_timer_.armUs(deadline_.remaining(start_us_), !deadline_.fromInbound());
   const std::string* key = nullptr;
   if (!policy_->retry.idempotencyHeader().empty()) key = findHeader(req_.headers, policy_->retry.idempotencyHeader());
   retry::RequestFacts facts;
@@ -567,7 +572,10 @@ void ProxyStream::logAccess() {
   FILE* out = worker_->shared().config.access_log;
   if (!out) return;
   AccessRecord r;
-  r.start_unix_ms = start_unix_ms_;
+  // The wall-clock start, worked out only when a line is written: a call
+  // with no access log never reads the wall clock.
+  int64_t now_us = event::monotonicNowUs();
+  r.start_unix_ms = unixMs() - (now_us - start_us_) / 1000;
   r.method = req_.method;
   r.authority = req_.authority;
   r.path = req_.path;
@@ -585,7 +593,7 @@ void ProxyStream::logAccess() {
   r.sidecar_error = sidecar_error_;
   r.deadline_ms = deadline_.none() ? -1 : deadline_.budgetUs() / 1000;
   if (dest_.len) r.upstream = dest_.toString();
-  r.duration_us = event::monotonicNowUs() - start_us_;
+  r.duration_us = now_us - start_us_;
   r.upstream_us = upstream_head_us_;
   r.request_bytes = request_bytes_;
   r.response_bytes = response_bytes_;

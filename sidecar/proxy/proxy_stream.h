@@ -35,6 +35,7 @@
 #include "proto-free-config/table_reader.h"
 #include "sidecar/core/recycled.h"
 #include "sidecar/event/event_loop.h"
+#include "sidecar/event/timer_queue.h"
 #include "sidecar/net/resolver.h"
 #include "sidecar/proxy/access_log.h"
 #include "sidecar/proxy/downstream.h"
@@ -115,7 +116,6 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   Worker* worker_;
   State state_ = State::kResolving;
   int64_t start_us_;
-  int64_t start_unix_ms_;
 
   // The request.
   RequestHead req_;
@@ -145,7 +145,7 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   std::unique_ptr<net::Resolver::Request> resolving_;
   std::unique_ptr<Attempt> attempt_;
   bufferevent* connect_bev_ = nullptr;
-  event::Timer deadline_timer_;
+  event::QueuedTimer deadline_timer_;  // a policy deadline goes through the worker's queue
   event::Timer backoff_timer_;
 
   // Response.

@@ -48,6 +48,7 @@ Worker::Worker(int index, SharedState* shared)
   event_add(drain_event_.get(), nullptr);
   drain_deadline_.reset(evtimer_new(base_, &Worker::onDrainDeadline, this));
   deleter_ = std::make_unique<event::DeferredDeleter>(base_);
+  timer_queues_ = std::make_unique<event::TimerQueues>(base_);
   resolver_ = std::make_unique<net::Resolver>(dns_);
   // Requests check the policy generation themselves; this tick keeps the
   // view (and /ready) current when no traffic flows.
@@ -73,6 +74,7 @@ Worker::~Worker() {
   connections_.clear();
   deleter_.reset();
   h2pool_.reset();  // after the calls that used its sessions
+  timer_queues_.reset();  // after the calls that armed them
   resolver_.reset();
   drain_event_.reset();
   drain_deadline_.reset();

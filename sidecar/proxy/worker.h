@@ -15,6 +15,7 @@
 #include <unordered_set>
 
 #include "sidecar/event/event_loop.h"
+#include "sidecar/event/timer_queue.h"
 #include "sidecar/net/address.h"
 #include "sidecar/net/resolver.h"
 #include "sidecar/core/random.h"
@@ -64,6 +65,8 @@ class Worker {
   // Destroys `obj` on the next loop iteration (never inside its own callback).
   void deferDelete(std::unique_ptr<event::Deletable> obj) { deleter_->defer(std::move(obj)); }
   net::Resolver& resolver() { return *resolver_; }
+  // Timers many calls arm with one duration (deadlines from policy).
+  event::TimerQueues& timerQueues() { return *timer_queues_; }
   // How long a downstream connection may sit idle (no request in flight, no
   // bytes): the policy's [defaults] idle_timeout, else the built-in 60 s.
   int64_t downstreamIdleTimeoutUs();
@@ -95,6 +98,7 @@ class Worker {
   std::unordered_set<Connection*> connections_;
   std::unique_ptr<event::DeferredDeleter> deleter_;
   std::unique_ptr<net::Resolver> resolver_;
+  std::unique_ptr<event::TimerQueues> timer_queues_;  // outlives every call (freed after them)
   core::SplitMix64 random_;  // per worker: no shared state
 
   bool draining_ = false;

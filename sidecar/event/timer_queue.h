@@ -1,0 +1,98 @@
+// TimerQueues: timers that many requests arm with one duration (a policy's
+// request_timeout), armed and cancelled in O(1) without touching libevent.
+//
+// Every proxied call arms its deadline timer when it starts and cancels it
+// when the answer comes, almost always long before it fires. With a plain
+// libevent timer that is an event_add (a min-heap insert) and an event_del
+// per call, about 3% of a keep-alive request's instructions. But timers of
+// ONE duration, armed as time goes by, fall due in the order they were armed:
+// a FIFO list keeps them sorted by construction. So each duration gets a
+// list (the queue) and ONE libevent timer, armed for the list's head; arming
+// appends, cancelling unlinks, and the libevent timer is left alone. It may
+// fire for a head cancelled meanwhile: it then fires what is due (nothing)
+// and re-arms for the new head — once per duration per expiry, not per call.
+// (libevent's "common timeouts" are the same idea, behind event_add's cost.)
+//
+// A QueuedTimer arms through its worker's TimerQueues when its duration has
+// a queue (or there is room for a new one: kMaxQueues durations per worker),
+// and as a plain event::Timer otherwise. Only durations that repeat (policy
+// timeouts) should take a queue; a one-off duration (a deadline propagated
+// from the caller's own header) is armed with repeating = false.
+//
+// Threading: one TimerQueues per worker thread, like the event_base.
+#pragma once
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "sidecar/event/event_loop.h"
+
+namespace mulligan::event {
+
+class QueuedTimer;
+
+class TimerQueues {
+ public:
+  static constexpr size_t kMaxQueues = 32;
+
+  explicit TimerQueues(event_base* base) : base_(base) {}
+  ~TimerQueues();
+  TimerQueues(const TimerQueues&) = delete;
+  TimerQueues& operator=(const TimerQueues&) = delete;
+
+  size_t queueCount() const { return queues_.size(); }
+
+ private:
+  friend class QueuedTimer;
+  struct Queue {
+    TimerQueues* owner = nullptr;
+    int64_t duration_us = 0;
+    QueuedTimer* head = nullptr;
+    QueuedTimer* tail = nullptr;
+    ::event ev;
+    bool pending = false;  // ev is added
+    int64_t armed_due_us = 0;  // ...for this instant
+  };
+  // The queue for `duration_us`, made if there is room; null otherwise.
+  Queue* queueFor(int64_t duration_us);
+  static void onFire(evutil_socket_t, short, void* arg);
+  void arm(Queue* q, int64_t now_us);
+
+  event_base* base_;
+  std::vector<std::unique_ptr<Queue>> queues_;  // few: a linear search
+};
+
+class QueuedTimer {
+ public:
+  QueuedTimer(TimerQueues* queues, event_base* base, std::function<void()> cb)
+      : queues_(queues), fallback_(base, [this] { cb_(); }), cb_(std::move(cb)) {}
+  ~QueuedTimer() { cancel(); }
+  QueuedTimer(const QueuedTimer&) = delete;
+  QueuedTimer& operator=(const QueuedTimer&) = delete;
+
+  // (Re)arms; a negative value fires at once (from the loop). `repeating`:
+  // many timers share this duration, so it goes through a queue (when one
+  // has room); otherwise, and for 0 or less, a plain timer.
+  void armUs(int64_t us, bool repeating = true);
+  void cancel();
+  bool armed() const { return queue_ != nullptr || fallback_.armed(); }
+
+ private:
+  friend class TimerQueues;
+  void unlink();
+
+  TimerQueues* queues_;
+  Timer fallback_;
+  std::function<void()> cb_;
+  TimerQueues::Queue* queue_ = nullptr;  // linked into this queue
+  QueuedTimer* prev_ = nullptr;
+  QueuedTimer* next_ = nullptr;
+  int64_t due_us_ = 0;
+};
+
+}  // namespace mulligan::event

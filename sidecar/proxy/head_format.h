@@ -1,0 +1,77 @@
+// HeadFormat: writes an HTTP/1 message head into a string, for the codecs'
+// writers (Http1Session::writeHead, Http1Attempt::sendHead).
+//
+// A head is a few dozen short pieces ("name", ": ", "value", "\r\n"), and
+// std::string::append checks capacity, updates the length and writes a
+// terminator for each one. On the hot path of every proxied request that
+// bookkeeping cost more than the copying, so the formatter reserves room
+// once per field and copies with memcpy through a raw cursor; the string's
+// length is set once, by done().
+#pragma once
+
+#include <cstddef>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace mulligan::proxy {
+
+class HeadFormat {
+ public:
+  // Appends to `out` (what it holds stays in front).
+  explicit HeadFormat(std::string& out) : out_(out), used_(out.size()) {}
+  HeadFormat(const HeadFormat&) = delete;
+  HeadFormat& operator=(const HeadFormat&) = delete;
+  ~HeadFormat() { done(); }
+
+  HeadFormat& add(std::string_view s) {
+    room(s.size());
+    copy(s);
+    return *this;
+  }
+  // "name: value\r\n"
+  HeadFormat& field(std::string_view name, std::string_view value) {
+    room(name.size() + value.size() + 4);
+    copy(name);
+    copy2(": ");
+    copy(value);
+    copy2("\r\n");
+    return *this;
+  }
+  // "name: <decimal>\r\n"
+  HeadFormat& field(std::string_view name, uint64_t value) {
+    char digits[20];
+    char* end = digits + sizeof digits;
+    char* p = end;
+    do {
+      *--p = static_cast<char>('0' + value % 10);
+      value /= 10;
+    } while (value != 0);
+    return field(name, std::string_view(p, static_cast<size_t>(end - p)));
+  }
+  // The string's length becomes what was written (the destructor does it too).
+  void done() { out_.resize(used_); }
+
+ private:
+  // Makes room for `n` more bytes. The string grows geometrically, and its
+  // new bytes are only zeroed once per growth, not per piece.
+  void room(size_t n) {
+    if (used_ + n <= out_.size()) return;
+    size_t want = used_ + n;
+    if (want < 2 * out_.size()) want = 2 * out_.size();
+    if (want < 256) want = 256;
+    out_.resize(want);
+  }
+  void copy(std::string_view s) {
+    std::memcpy(out_.data() + used_, s.data(), s.size());
+    used_ += s.size();
+  }
+  void copy2(const char (&two)[3]) {
+    std::memcpy(out_.data() + used_, two, 2);
+    used_ += 2;
+  }
+  std::string& out_;
+  size_t used_;
+};
+
+}  // namespace mulligan::proxy
