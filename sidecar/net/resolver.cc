@@ -9,6 +9,15 @@ namespace mulligan::net {
 
 Resolver::~Resolver() = default;
 
+const Address* Resolver::numericHostPort(std::string_view host_port) {
+  if (!last_host_port_.empty() && host_port == last_host_port_) return &last_host_port_addr_;
+  std::optional<Address> a = Address::parseNumeric(host_port);
+  if (!a) return nullptr;
+  last_host_port_.assign(host_port);
+  last_host_port_addr_ = *a;
+  return &last_host_port_addr_;
+}
+
 std::unique_ptr<Resolver::Request> Resolver::resolve(const std::string& host, uint16_t port, int64_t now_us,
                                                      Callback cb) {
   // IP literals never touch DNS (parsed in place: no strings built per request).

@@ -12,6 +12,7 @@
 #include <list>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include "sidecar/net/address.h"
@@ -31,6 +32,11 @@ class Resolver {
   // Calls `cb` inline when the answer is known now (numeric or cached) and
   // returns null; otherwise returns a Request and calls `cb` from the loop.
   std::unique_ptr<Request> resolve(const std::string& host, uint16_t port, int64_t now_us, Callback cb);
+  // The address of a numeric "host:port" ("[v6]:port" for IPv6), or null
+  // when it names a host (or is malformed): then resolve() it. The last
+  // answer is remembered — a policy's upstream is the same string request
+  // after request, and one compare beats splitting and parsing it each time.
+  const Address* numericHostPort(std::string_view host_port);
 
  private:
   struct CacheEntry {
@@ -46,6 +52,8 @@ class Resolver {
   std::string last_literal_;
   Address last_literal_addr_;
   std::unordered_map<std::string, CacheEntry> cache_;
+  std::string last_host_port_;  // numericHostPort's last numeric answer
+  Address last_host_port_addr_;
 };
 
 class Resolver::Request {

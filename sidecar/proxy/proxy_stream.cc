@@ -121,6 +121,10 @@ void ProxyStream::pickDestination() {
     port = req_.absolute_port;
   } else if (table_ && match_.service != pfc::Match::kNone) {
     std::string_view upstream = table_->str(table_->services()[match_.service].upstream);
+    if (const net::Address* numeric = worker_->resolver().numericHostPort(upstream)) {
+      destinationResolved(*numeric);  // an IP literal (most upstreams): no lookup, no strings
+      return;
+    }
     std::string_view h;
     if (!upstream.empty() && net::splitHostPort(upstream, &h, &port)) host = std::string(h);
   }
