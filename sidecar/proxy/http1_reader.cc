@@ -16,7 +16,33 @@ const std::string* findHeader(const HeaderList& h, std::string_view name) {
 namespace {
 Http1Reader* self(llhttp_t* p) { return static_cast<Http1Reader*>(p->data); }
 
+// rawHeadBytes' answer, for the head being delivered on this thread.
+thread_local const MessageHead* t_raw_head = nullptr;
+thread_local std::string_view t_raw_bytes;
+
+// Sets rawHeadBytes' answer for one onHead call (nested readers restore it).
+class RawHeadScope {
+ public:
+  RawHeadScope(const MessageHead* head, std::string_view bytes) : head_(t_raw_head), bytes_(t_raw_bytes) {
+    t_raw_head = head;
+    t_raw_bytes = bytes;
+  }
+  ~RawHeadScope() {
+    t_raw_head = head_;
+    t_raw_bytes = bytes_;
+  }
+  RawHeadScope(const RawHeadScope&) = delete;
+  RawHeadScope& operator=(const RawHeadScope&) = delete;
+
+ private:
+  const MessageHead* head_;
+  std::string_view bytes_;
+};
 }  // namespace
+
+std::string_view rawHeadBytes(const MessageHead& head) {
+  return &head == t_raw_head ? t_raw_bytes : std::string_view();
+}
 
 Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
     : mode_(mode), handler_(handler), limits_(limits) {
@@ -147,6 +173,7 @@ int Http1Reader::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
   }
   HeaderStock::append(list.back().second, at, len);
   r->last_was_value_ = true;
+  r->last_value_end_ = at + len;
   return r->addHeaderBytes(len);
 }
 
@@ -189,7 +216,22 @@ int Http1Reader::onHeadersComplete(llhttp_t* p) {
   h.upgrade = p->upgrade != 0;
   h.needs_eof = r->mode_ == Mode::kResponse && llhttp_message_needs_eof(p) != 0;
   r->in_headers_ = false;
-  r->handler_->onHead(h);
+  // A response head that arrived whole in this feed: its bytes, from the
+  // status line to the blank line after the last field (OWS after the last
+  // value allowed), for rawHeadBytes during the handler's onHead.
+  std::string_view raw;
+  if (r->mode_ == Mode::kResponse && r->msg_start_ != nullptr && r->last_value_end_ != nullptr &&
+      r->last_value_end_ > r->msg_start_ && r->last_value_end_ <= r->feed_end_) {
+    const char* q = r->last_value_end_;
+    while (q < r->feed_end_ && (*q == ' ' || *q == '\t')) ++q;
+    if (r->feed_end_ - q >= 4 && std::memcmp(q, "\r\n\r\n", 4) == 0) {
+      raw = std::string_view(r->msg_start_, static_cast<size_t>(q + 4 - r->msg_start_));
+    }
+  }
+  {
+    RawHeadScope scope(&h, raw);
+    r->handler_->onHead(h);
+  }
   if (r->mode_ == Mode::kResponse) {
     // 1 = no body: a response to HEAD, and 1xx/204/304 whatever their
     // Content-Length says (RFC 9112 §6.3, rule 1).
@@ -212,6 +254,7 @@ int Http1Reader::onMessageComplete(llhttp_t* p) {
   // the final response follows on the same parse.
   if (!r->trailers_.empty()) r->handler_->onTrailers(r->trailers_);
   r->in_message_ = false;
+  r->msg_start_ = nullptr;  // a next message in the same feed did not start there
   r->handler_->onComplete();
   if (r->mode_ == Mode::kResponse && r->head_.status >= 100 && r->head_.status < 200 && r->head_.status != 101) {
     return 0;
@@ -222,6 +265,11 @@ int Http1Reader::onMessageComplete(llhttp_t* p) {
 Http1Reader::Result Http1Reader::feed(const char* data, size_t len) {
   Result res;
   feed_begin_ = data;
+  feed_end_ = data + len;
+  // A message that starts in this feed starts here (the reader pauses after
+  // each message, so the next one is fed from its first byte).
+  msg_start_ = in_message_ ? nullptr : data;
+  last_value_end_ = nullptr;
   llhttp_errno_t err = llhttp_execute(&parser_, data, len);
   for (size_t i = len; i > 0; --i) {
     if (data[i - 1] != ' ' && data[i - 1] != '\t') {

@@ -60,6 +60,13 @@ struct MessageHead {
   bool needs_eof = false;   // response body delimited by close
 };
 
+// The bytes of the response head an Http1Reader is delivering through
+// Handler::onHead, exactly as received, when they arrived in one piece:
+// empty for any other head object, or outside that call. A writer that
+// would only copy the head field by field can copy these instead (see
+// Http1Session::writeHead); valid only during the onHead call chain.
+std::string_view rawHeadBytes(const MessageHead& head);
+
 class Http1Reader {
  public:
   enum class Mode { kRequest, kResponse };
@@ -131,6 +138,11 @@ class Http1Reader {
   bool in_headers_ = true;   // false once the head is done (then fields are trailers)
   bool in_message_ = false;
   bool last_was_value_ = false;
+  // For rawHeadBytes: where the message began, when it began in the current
+  // feed (else null), and where the last header value ended.
+  const char* msg_start_ = nullptr;
+  const char* last_value_end_ = nullptr;
+  const char* feed_end_ = nullptr;
   bool value_complete_ = false;  // a value ended; more value bytes = obs-fold
   const char* feed_begin_ = nullptr;  // the buffer being parsed (obs-fold check)
   char prev_nonblank_ = 0;            // last non-SP/HT byte of earlier buffers

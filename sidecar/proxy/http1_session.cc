@@ -324,9 +324,40 @@ void Http1Session::onHead(MessageHead& head) {
 
 const std::optional<net::Address>& Http1Session::originalDst() const { return conn_->originalDst(); }
 
+namespace {
+
+// True when the upstream's response head, as received (`raw`), is exactly
+// what writeHead would write: an HTTP/1.1 final response framed by one
+// Content-Length, with no connection-specific field to drop. Then it is
+// copied whole instead of field by field.
+bool forwardableAsReceived(const MessageHead& head, std::string_view raw) {
+  if (raw.size() < 9 || raw.compare(0, 9, "HTTP/1.1 ") != 0) return false;
+  if (head.status < 200 || head.status == 204 || head.status == 304 || !head.has_content_length || head.chunked) {
+    return false;
+  }
+  int content_lengths = 0;
+  for (const auto& field : head.headers) {
+    if (isHopByHop(field.first)) return false;  // Connection among them: no tokens to look up
+    if (field.first.size() == 14 && iequals(field.first, "content-length")) ++content_lengths;
+  }
+  return content_lengths == 1;
+}
+
+}  // namespace
+
 void Http1Session::writeHead(const MessageHead& head, bool) {
   head_written_ = true;
   head_only_ = method_ == "HEAD" || head.status == 204 || head.status == 304 || head.status < 200;
+  // An upgrade the upstream declined: the client's bytes after its request
+  // head are not HTTP we can parse; end the connection after this answer.
+  downstream_close_ = !keep_alive_ || worker().draining() || upgrade_;
+  if (!head_only_ && !downstream_close_) {
+    std::string_view raw = rawHeadBytes(head);
+    if (!raw.empty() && forwardableAsReceived(head, raw)) {
+      stage(raw.data(), raw.size());
+      return;
+    }
+  }
   // Formatted straight into the inline burst when nothing is staged ahead of
   // it (the usual case); else into a per-thread scratch string, then staged.
   bool direct = evbuffer_get_length(staged_) == 0;
@@ -342,9 +373,6 @@ void Http1Session::writeHead(const MessageHead& head, bool) {
     if (hop.drops(k) || iequals(k, "content-length")) continue;
     f.field(k, v);
   }
-  // An upgrade the upstream declined: the client's bytes after its request
-  // head are not HTTP we can parse; end the connection after this answer.
-  downstream_close_ = !keep_alive_ || worker().draining() || upgrade_;
   if (head.status == 101) {
     // Keep the upgrade handshake's own fields.
     if (const std::string* u = findHeader(head.headers, "upgrade")) f.field("upgrade", *u);

@@ -117,6 +117,83 @@ class Http1SemanticsTest(Stack):
         # The upstream's own hop-by-hop fields do not reach the client either.
         self.assertNotIn("keep-alive", {k for k in read_headers_of(s, b"GET /again HTTP/1.1\r\nHost: svc\r\n\r\n")})
 
+    def test_response_heads_pass_as_received_only_when_nothing_must_change(self):
+        # A scripted upstream: one canned answer per request, on one
+        # keep-alive connection. A plain HTTP/1.1 head framed by one
+        # Content-Length reaches the client byte for byte (the sidecar copies
+        # it whole); every other shape is rewritten field by field.
+        import threading
+        answers = [
+            b"HTTP/1.1 200 OK\r\nX-Up:  1\r\nContent-Length: 2\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Priv\r\nKeep-Alive: timeout=5\r\nX-Priv: 1\r\n"
+            b"Content-Length: 2\r\n\r\nok",
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        ]
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        self.addCleanup(srv.close)
+
+        pending = list(answers)
+
+        def serve_connection(c):
+            # The sidecar may open another connection (it does not reuse one
+            # after an HTTP/1.0 answer): the script goes on there.
+            with c:
+                buf = b""
+                while pending:
+                    while b"\r\n\r\n" not in buf:
+                        d = c.recv(4096)
+                        if not d:
+                            return
+                        buf += d
+                    buf = buf.split(b"\r\n\r\n", 1)[1]
+                    c.sendall(pending.pop(0))
+                c.recv(1)
+
+        def serve():
+            while True:
+                try:
+                    c, _ = srv.accept()
+                except OSError:
+                    return
+                threading.Thread(target=serve_connection, args=(c,), daemon=True).start()
+        threading.Thread(target=serve, daemon=True).start()
+        self.publish(policy(srv.getsockname()[1]))  # in force from the next request on
+        s = self.connect()
+
+        def exchange():
+            s.sendall(b"GET / HTTP/1.1\r\nHost: svc\r\n\r\n")
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += s.recv(4096)
+            head, rest = buf.split(b"\r\n\r\n", 1)
+            return head + b"\r\n\r\n", rest
+
+        head, rest = exchange()
+        self.assertEqual(head, b"HTTP/1.1 200 OK\r\nX-Up:  1\r\nContent-Length: 2\r\n\r\n")
+        while len(rest) < 2:
+            rest += s.recv(4096)
+        self.assertEqual(rest, b"ok")
+        for i in range(1, len(answers)):
+            head, rest = exchange()
+            lines = head.decode("latin-1").split("\r\n")
+            self.assertEqual(lines[0], "HTTP/1.1 200 OK", i)
+            names = [l.split(":", 1)[0].lower() for l in lines[1:] if l]
+            for gone in ("connection", "keep-alive", "x-priv"):
+                self.assertNotIn(gone, names, i)
+            if i == 3:
+                self.assertEqual(names.count("transfer-encoding"), 1)
+                while not rest.endswith(b"0\r\n\r\n"):
+                    rest += s.recv(4096)
+                self.assertEqual(rest, b"2\r\nok\r\n0\r\n\r\n")
+            else:
+                self.assertEqual(names.count("content-length"), 1, i)
+                while len(rest) < 2:
+                    rest += s.recv(4096)
+                self.assertEqual(rest, b"ok", i)
+
     def test_http10_client_gets_a_readable_answer_and_the_connection_ends(self):
         s = self.connect()
         s.sendall(b"GET /old?size=100 HTTP/1.0\r\nHost: svc\r\n\r\n")

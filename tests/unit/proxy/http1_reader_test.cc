@@ -150,6 +150,61 @@ TEST(Http1ReaderTest, NoValueEverHoldsCrOrLf) {
   }
 }
 
+// rawHeadBytes: a response head that arrived in one piece is available, as
+// received, during onHead — and never otherwise.
+struct RawRecorder : Http1Reader::Handler {
+  std::vector<std::string> raws;
+  MessageHead kept;
+  void onHead(MessageHead& h) override {
+    raws.emplace_back(rawHeadBytes(h));
+    kept = h;
+    EXPECT_TRUE(rawHeadBytes(kept).empty());  // another head object: nothing
+  }
+  void onBody(const char*, size_t) override {}
+  void onTrailers(HeaderList&) override {}
+  void onComplete() override {}
+};
+
+TEST(Http1ReaderTest, RawHeadBytesAreTheHeadAsReceivedWhenWhole) {
+  const std::string head = "HTTP/1.1 200 OK\r\nDate: x\r\nContent-Length: 2\r\nX-Trail: v  \r\n\r\n";
+  {
+    RawRecorder rec;
+    Http1Reader r(Http1Reader::Mode::kResponse, &rec, {});
+    std::string in = head + "ok" + head + "ok";
+    auto res = r.feed(in.data(), in.size());
+    ASSERT_TRUE(res.paused);
+    r.resume();
+    r.feed(in.data() + res.consumed, in.size() - res.consumed);
+    ASSERT_EQ(rec.raws.size(), 2u);
+    EXPECT_EQ(rec.raws[0], head);
+    EXPECT_EQ(rec.raws[1], head);  // the second message, fed from its first byte
+    EXPECT_TRUE(rawHeadBytes(rec.kept).empty());  // outside onHead: nothing
+  }
+  {
+    RawRecorder rec;  // in pieces: no single buffer holds the head
+    Http1Reader r(Http1Reader::Mode::kResponse, &rec, {});
+    feedAll(r, head + "ok", 7);
+    ASSERT_EQ(rec.raws.size(), 1u);
+    EXPECT_TRUE(rec.raws[0].empty());
+  }
+  {
+    RawRecorder rec;  // a 100 Continue and the final response in one read: the final one is not whole from the start
+    Http1Reader r(Http1Reader::Mode::kResponse, &rec, {});
+    std::string in = "HTTP/1.1 100 Continue\r\n\r\n" + head + "ok";
+    r.feed(in.data(), in.size());
+    ASSERT_EQ(rec.raws.size(), 2u);
+    EXPECT_TRUE(rec.raws[1].empty());
+  }
+  {
+    RawRecorder rec;  // requests never
+    Http1Reader r(Http1Reader::Mode::kRequest, &rec, {});
+    std::string in = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    r.feed(in.data(), in.size());
+    ASSERT_EQ(rec.raws.size(), 1u);
+    EXPECT_TRUE(rec.raws[0].empty());
+  }
+}
+
 TEST(Http1ReaderTest, HeaderLimitsAnswer431) {
   Recorder rec;
   Http1Reader r(Http1Reader::Mode::kRequest, &rec, Http1Reader::Limits{1024, 10});
