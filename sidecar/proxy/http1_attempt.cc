@@ -168,10 +168,11 @@ void Http1Attempt::connected() {
     bufferevent_enable(bev, EV_WRITE);
     conn_->startWatching();
   } else {
-    // Only after a cancelled attempt's connection was drained back into the
-    // pool: cancel() turned its write side off.
-    if (!(bufferevent_get_enabled(bev) & EV_WRITE)) bufferevent_enable(bev, EV_WRITE);
-    conn_->resumeReading();  // a no-op: the pool keeps it reading
+    // No-ops unless the connection came back from a cancelled attempt
+    // (cancel() stopped its writes) or a back-pressure pause: the pool
+    // keeps it reading.
+    conn_->resumeWriting();
+    conn_->resumeReading();
   }
   transitionTo(State::kAwaitingHeaders);
   sent_at_us_ = event::monotonicNowUs();
@@ -507,7 +508,7 @@ void Http1Attempt::cancel() {
   if (state_ == State::kDone) return;
   transitionTo(State::kDone);
   stopReading();
-  if (conn_) bufferevent_disable(conn_->bev(), EV_WRITE);  // its read side is never on
+  if (conn_) conn_->stopWriting();  // its bufferevent's read side is never on
 }
 
 bufferevent* Http1Attempt::releaseConnection() {

@@ -91,6 +91,22 @@ class UpstreamConn {
     }
   }
   bool reading() const { return reading_; }
+  // A holder that walked away (a cancelled attempt) stops the bufferevent's
+  // writes and write-side events; the next holder resumes them. Tracked
+  // here so that the common case (never stopped) costs a flag test, not a
+  // bufferevent_get_enabled (a lock) per request.
+  void stopWriting() {
+    if (!writes_stopped_) {
+      bufferevent_disable(bev_, EV_WRITE);
+      writes_stopped_ = true;
+    }
+  }
+  void resumeWriting() {
+    if (writes_stopped_) {
+      bufferevent_enable(bev_, EV_WRITE);
+      writes_stopped_ = false;
+    }
+  }
 
   // Hands the bufferevent over to a new owner (a tunnel): the read event and
   // the idle timer go, the bufferevent's callbacks are cleared, and this
@@ -118,6 +134,7 @@ class UpstreamConn {
   ::event read_ev_;
   bool watching_ = false;  // read_ev_ assigned
   bool reading_ = false;   // read_ev_ added
+  bool writes_stopped_ = false;  // stopWriting() disabled EV_WRITE
 
   // --- ConnPool's, untouched by anyone else ---
   Pooled pooled_ = Pooled::kNo;
