@@ -191,7 +191,7 @@ void Http1Attempt::flush() {
     if (evbuffer_get_length(queued) == 0 && evbuffer_get_length(pending_) == 0) {
       // A request with no body yet (most): one send() from the string, no
       // evbuffer chain. A failed send queues it all: the bufferevent's own
-      // write then meets the error and reports it (onEvent).
+      // write then meets the error and reports it (onConnEvent).
       ssize_t n = ::send(bufferevent_getfd(bev), head_out_.data(), head_out_.size(), MSG_NOSIGNAL);
       size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
       if (sent < head_out_.size()) evbuffer_add(queued, head_out_.data() + sent, head_out_.size() - sent);

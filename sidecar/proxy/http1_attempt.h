@@ -30,7 +30,6 @@
 #pragma once
 
 #include <event2/bufferevent.h>
-#include <event2/event_struct.h>
 
 #include <cstdint>
 #include <memory>
