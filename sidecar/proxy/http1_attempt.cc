@@ -330,6 +330,10 @@ void Http1Attempt::onConnReadable(UpstreamConn*) {
     stopReading();
     return;
   }
+  // One clock read for what this response burst does (the owner's upstream
+  // latency and access log, the pool's idle expiry), as the downstream
+  // session's reads do (event::ClockScope).
+  event::ClockScope now;
   const char* fresh = nullptr;
   net::ReadResult r = net::readForParse(conn_->bev(), &fresh);
   switch (r.status) {
