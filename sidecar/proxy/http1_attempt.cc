@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "sidecar/net/socket_read.h"
+#include "sidecar/proxy/head_format.h"
 #include "sidecar/proxy/header_stock.h"
 #include "sidecar/proxy/worker.h"
 
@@ -207,38 +208,40 @@ void Http1Attempt::flush() {
 }
 
 void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
-  // A per-thread scratch string keeps its capacity from request to request;
-  // the head is copied into head_out_ (a kept buffer from the HeaderStock)
-  // below, so no per-request allocation.
+  // Formatted with HeadFormat (memcpy through a cursor, the length set once)
+  // into a per-thread scratch string that keeps its capacity from request to
+  // request; then copied into head_out_, which gets a kept buffer from the
+  // HeaderStock: no per-request allocation. (Formatting into head_out_
+  // itself would need a buffer of the final size before the size is known:
+  // the HeaderStock hands buffers out only through append.)
   static thread_local std::string out;
   out.clear();
-  out.append(head.method).append(" ").append(head.path).append(" HTTP/1.1\r\n");
-  if (!findHeader(head.headers, "host") && !head.authority.empty()) {
-    out.append("host: ").append(head.authority).append("\r\n");
-  }
-  HopByHopFilter hop(head.headers);
-  for (const auto& [k, v] : head.headers) {
-    if (hop.drops(k) || iequals(k, "content-length") || replacedByAttemptHeaders(extra, k)) {
-      continue;
+  {
+    HeadFormat f(out);
+    f.add(head.method).add(" ").add(head.path).add(" HTTP/1.1\r\n");
+    if (!findHeader(head.headers, "host") && !head.authority.empty()) f.field("host", head.authority);
+    HopByHopFilter hop(head.headers);
+    for (const auto& [k, v] : head.headers) {
+      if (hop.drops(k) || iequals(k, "content-length") || replacedByAttemptHeaders(extra, k)) continue;
+      f.field(k, v);
     }
-    out.append(k).append(": ").append(v).append("\r\n");
-  }
-  if (head.upgrade) {
-    // A WebSocket-style upgrade keeps its handshake fields (hop-by-hop
-    // otherwise): the upstream must see them to answer 101.
-    if (const std::string* u = findHeader(head.headers, "upgrade")) out.append("upgrade: ").append(*u).append("\r\n");
-    out.append("connection: upgrade\r\n");
-  }
-  // x-envoy-attempt-count and the deadline headers, from the engine.
-  for (retry::HeaderField f : extra) out.append(f.name).append(": ").append(f.value).append("\r\n");
-  if (head.has_content_length) {
-    out.append("content-length: ").append(std::to_string(head.content_length)).append("\r\n");
-  } else if (head.body_follows) {
-    // RFC 9112 §6.1: a body of unknown length goes chunked.
-    chunked_ = true;
-    out.append("transfer-encoding: chunked\r\n");
-  }
-  out.append("\r\n");
+    if (head.upgrade) {
+      // A WebSocket-style upgrade keeps its handshake fields (hop-by-hop
+      // otherwise): the upstream must see them to answer 101.
+      if (const std::string* u = findHeader(head.headers, "upgrade")) f.field("upgrade", *u);
+      f.add("connection: upgrade\r\n");
+    }
+    // x-envoy-attempt-count and the deadline headers, from the engine.
+    for (retry::HeaderField h : extra) f.field(h.name, h.value);
+    if (head.has_content_length) {
+      f.field("content-length", head.content_length);
+    } else if (head.body_follows) {
+      // RFC 9112 §6.1: a body of unknown length goes chunked.
+      chunked_ = true;
+      f.add("transfer-encoding: chunked\r\n");
+    }
+    f.add("\r\n");
+  }  // HeadFormat sets the length
   if (state_ == State::kDone) return;
   HeaderStock::append(head_out_, out.data(), out.size());
 }
