@@ -1,24 +1,55 @@
 #include "sidecar/proxy/conn_pool.h"
 
 #include <event2/buffer.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "sidecar/event/event_loop.h"
+#include "sidecar/net/socket_read.h"
 
 namespace mulligan::proxy {
-
 
 namespace {
 timeval toTimeval(int64_t us) {
   return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
 }
+
+// libevent adds a timeout to its cached loop time, which lags the clock by
+// the current iteration's work, so the timer may run a little before the
+// expiry put() computed from the clock. Closing up to this much early saves
+// a second wake-up for the last few microseconds.
+constexpr int64_t kExpirySlackUs = 1000;
 }  // namespace
+
+void ConnList::pushBack(UpstreamConn* c) {
+  c->next_ = nullptr;
+  c->prev_ = tail;
+  if (tail) {
+    tail->next_ = c;
+  } else {
+    head = c;
+  }
+  tail = c;
+  ++size;
+}
+
+void ConnList::remove(UpstreamConn* c) {
+  (c->prev_ ? c->prev_->next_ : head) = c->next_;
+  (c->next_ ? c->next_->prev_ : tail) = c->prev_;
+  c->prev_ = c->next_ = nullptr;
+  --size;
+}
 
 ConnPool::~ConnPool() {
   for (auto& [key, d] : dests_) {
-    for (IdleList* list : {&d.idle, &d.draining}) {
-      for (Idle& idle : *list) {
-        idle.slot.release();  // before `d` goes
-        bufferevent_free(idle.bev);
+    for (ConnList* list : {&d.idle, &d.draining}) {
+      for (UpstreamConn* c = list->head; c;) {
+        UpstreamConn* next = c->next_;
+        delete c;
+        c = next;
       }
-      list->clear();
+      *list = ConnList{};
     }
   }
 }
@@ -28,144 +59,179 @@ size_t ConnPool::openCount(const std::string& key) const {
   return it == dests_.end() ? 0 : it->second.open;
 }
 
-bufferevent* ConnPool::take(const std::string& key, Slot* slot) {
+UpstreamConn* ConnPool::take(const std::string& key, Slot* slot) {
   auto it = dests_.find(key);
-  if (it == dests_.end() || it->second.idle.empty()) return nullptr;
-  IdleList& list = it->second.idle;
+  if (it == dests_.end()) return nullptr;
+  PoolDestination& d = it->second;
   // Most recently used first: it is the least likely to have been closed by
   // the upstream's own idle timeout.
-  Idle& idle = list.back();
-  bufferevent* bev = idle.bev;
-  *slot = std::move(idle.slot);
-  event_del(&idle.timer);
-  idle.bev = nullptr;
-  // The node goes to spare_ for the next put(): no allocation per request.
-  spare_.splice(spare_.end(), list, idle.self);
+  UpstreamConn* c = d.idle.tail;
+  if (!c) return nullptr;
+  d.idle.remove(c);
   --total_idle_;
   ++reused_;
-  bufferevent_setcb(bev, nullptr, nullptr, nullptr, nullptr);
-  return bev;
+  c->pooled_ = UpstreamConn::Pooled::kNo;  // its timer, if it fires now, does nothing
+  c->user_ = nullptr;
+  // The connection's claim goes with it: `open` does not change.
+  slot->release();
+  slot->dest_ = &d;
+  return c;
 }
 
 bool ConnPool::reserve(const std::string& key, Slot* slot) {
-  Destination& d = dests_[key];
+  PoolDestination& d = dests_[key];
   if (limits_.max_connections_per_destination != 0 && d.open >= limits_.max_connections_per_destination) {
     return false;
   }
-  *slot = Slot(&d.open);
+  slot->release();
+  slot->dest_ = &d;
+  ++d.open;
   return true;
 }
 
-ConnPool::Idle* ConnPool::newEntry(Destination& d, IdleList& list, bufferevent* bev, Slot slot, int64_t timeout_us) {
-  if (spare_.empty()) spare_.emplace_back();
-  list.splice(list.end(), spare_, std::prev(spare_.end()));
-  Idle* raw = &list.back();
-  raw->drain_left = 0;
-  raw->idle_timeout_us = 0;
-  raw->pool = this;
-  raw->dest = &d;
-  raw->list = &list;
-  raw->bev = bev;
-  raw->slot = std::move(slot);
-  // A node keeps its address through splices and is reused (spare_), so its
-  // timer is assigned once, not on every put (take() deletes it, so it is
-  // never pending here).
-  if (!raw->timer_assigned) {
-    evtimer_assign(&raw->timer, base_, &ConnPool::onIdleTimeout, raw);
-    raw->timer_assigned = true;
+void ConnPool::armExpiry(UpstreamConn* c, int64_t timeout_us) {
+  c->expiry_us_ = event::monotonicNowUs() + timeout_us;
+  if (!c->timer_assigned_) {
+    evtimer_assign(&c->idle_timer_, base_, &ConnPool::onIdleTimer, c);
+    c->timer_assigned_ = true;
   }
+  // Still armed from an earlier put, and due no later than the new expiry:
+  // it re-arms itself for the rest when it fires (the keep-alive case: no
+  // timer work per request).
+  if (c->timer_pending_ && c->timer_at_us_ <= c->expiry_us_) return;
   timeval tv = toTimeval(timeout_us);
-  evtimer_add(&raw->timer, &tv);
-  raw->self = std::prev(list.end());
-  bufferevent_setcb(bev, &ConnPool::onIdleRead, nullptr, &ConnPool::onIdleEvent, raw);
-  // Http1Attempt hands its connections over with the read side on already
-  // (see ~Http1Attempt); enabling it again would be one more event_add.
-  if (!(bufferevent_get_enabled(bev) & EV_READ)) bufferevent_enable(bev, EV_READ);
-  return raw;
+  evtimer_add(&c->idle_timer_, &tv);
+  c->timer_pending_ = true;
+  c->timer_at_us_ = c->expiry_us_;
 }
 
-void ConnPool::put(const std::string& key, bufferevent* bev, Slot slot, int64_t idle_timeout_us) {
-  Destination& d = dests_[key];
-  if (idle_timeout_us <= 0 || d.idle.size() >= limits_.max_idle_per_destination ||
-      total_idle_ >= limits_.max_idle_total || evbuffer_get_length(bufferevent_get_input(bev)) != 0) {
-    bufferevent_free(bev);
+void ConnPool::put(UpstreamConn* conn, Slot slot, int64_t idle_timeout_us) {
+  PoolDestination* d = slot.dest_;
+  if (!d || idle_timeout_us <= 0 || !conn->watching_ || idleFull(*d) ||
+      evbuffer_get_length(bufferevent_get_input(conn->bev())) != 0) {
+    delete conn;
     return;  // `slot` released here
   }
-  newEntry(d, d.idle, bev, std::move(slot), idle_timeout_us);
+  slot.dest_ = nullptr;  // the idle connection keeps the claim
+  conn->pool_ = this;
+  conn->dest_ = d;
+  conn->user_ = this;
+  conn->pooled_ = UpstreamConn::Pooled::kIdle;
+  d->idle.pushBack(conn);
   ++total_idle_;
+  conn->resumeReading();  // normally still on: only a back-pressure pause left it off
+  armExpiry(conn, idle_timeout_us);
 }
 
-void ConnPool::putDraining(const std::string& key, bufferevent* bev, Slot slot, uint64_t remaining,
-                           int64_t idle_timeout_us) {
-  Destination& d = dests_[key];
-  if (idle_timeout_us <= 0 || remaining == 0 || remaining > kMaxDrainBytes ||
-      evbuffer_get_length(bufferevent_get_output(bev)) != 0) {
-    bufferevent_free(bev);
+void ConnPool::putDraining(UpstreamConn* conn, Slot slot, uint64_t remaining, int64_t idle_timeout_us) {
+  PoolDestination* d = slot.dest_;
+  if (!d || idle_timeout_us <= 0 || remaining == 0 || remaining > kMaxDrainBytes || !conn->watching_ ||
+      evbuffer_get_length(bufferevent_get_output(conn->bev())) != 0) {
+    delete conn;
     return;
   }
-  Idle* idle = newEntry(d, d.draining, bev, std::move(slot), kDrainTimeoutUs);
-  idle->drain_left = remaining;
-  idle->idle_timeout_us = idle_timeout_us;
-  // Bytes may be buffered already; discard them now (the read callback only
-  // runs for new ones).
-  if (evbuffer_get_length(bufferevent_get_input(bev)) != 0) drainRead(idle);
+  slot.dest_ = nullptr;
+  conn->pool_ = this;
+  conn->dest_ = d;
+  conn->user_ = this;
+  conn->pooled_ = UpstreamConn::Pooled::kDraining;
+  conn->drain_left_ = remaining;
+  conn->idle_timeout_us_ = idle_timeout_us;
+  d->draining.pushBack(conn);
+  conn->resumeReading();  // a cancelled attempt paused it
+  armExpiry(conn, kDrainTimeoutUs);
+  // Bytes may be buffered already; discard them now (readiness only
+  // reports new ones).
+  if (evbuffer_get_length(bufferevent_get_input(conn->bev())) != 0) drainRead(conn);
 }
 
-void ConnPool::drop(Idle* idle) {
-  if (idle->drain_left == 0) {
+void ConnPool::drop(UpstreamConn* c) {
+  PoolDestination* d = c->dest_;
+  if (c->pooled_ == UpstreamConn::Pooled::kIdle) {
     ++closed_while_idle_;
     --total_idle_;
+    d->idle.remove(c);
+  } else {
+    d->draining.remove(c);
   }
-  bufferevent_free(idle->bev);
-  idle->list->erase(idle->self);  // destroys `idle`, releasing its slot
+  --d->open;
+  delete c;
 }
 
 // Discards the rest of a walked-away response body; at its exact end the
 // connection becomes idle, as if the response had been read in full.
-void ConnPool::drainRead(Idle* idle) {
-  evbuffer* in = bufferevent_get_input(idle->bev);
+void ConnPool::drainRead(UpstreamConn* c) {
+  evbuffer* in = bufferevent_get_input(c->bev());
   size_t n = evbuffer_get_length(in);
-  if (n > idle->drain_left) {  // bytes after the response: not HTTP we can reuse
-    drop(idle);
+  if (n > c->drain_left_) {  // bytes after the response: not HTTP we can reuse
+    drop(c);
     return;
   }
   evbuffer_drain(in, n);
-  idle->drain_left -= n;
-  if (idle->drain_left != 0) return;
+  c->drain_left_ -= n;
+  if (c->drain_left_ != 0) return;
   ++drained_;
-  Destination& d = *idle->dest;
-  if (d.idle.size() >= limits_.max_idle_per_destination || total_idle_ >= limits_.max_idle_total) {
-    bufferevent_free(idle->bev);
-    d.draining.erase(idle->self);
+  PoolDestination* d = c->dest_;
+  d->draining.remove(c);
+  if (idleFull(*d)) {
+    --d->open;
+    delete c;
     return;
   }
-  // Move the entry (and its slot) from the draining list to the idle list.
-  d.idle.splice(d.idle.end(), d.draining, idle->self);
-  idle->list = &d.idle;
+  c->pooled_ = UpstreamConn::Pooled::kIdle;
+  d->idle.pushBack(c);
   ++total_idle_;
-  timeval tv = toTimeval(idle->idle_timeout_us);
-  evtimer_add(&idle->timer, &tv);
+  armExpiry(c, c->idle_timeout_us_);
 }
 
-// An idle HTTP/1 connection has nothing to say; bytes mean a protocol error
-// or an early close notice (e.g. a 408). Either way it is not reusable.
-void ConnPool::onIdleRead(bufferevent*, void* arg) {
-  auto* idle = static_cast<Idle*>(arg);
-  if (idle->drain_left != 0) {
-    idle->pool->drainRead(idle);
+void ConnPool::onConnReadable(UpstreamConn* c) {
+  if (c->pooled_ == UpstreamConn::Pooled::kDraining) {
+    net::ReadResult r = net::readSome(c->bev());
+    switch (r.status) {
+      case net::ReadStatus::kData:
+        drainRead(c);
+        return;
+      case net::ReadStatus::kAgain:
+        return;
+      case net::ReadStatus::kEof:
+      case net::ReadStatus::kError:
+        drop(c);
+        return;
+    }
     return;
   }
-  idle->pool->drop(idle);
+  // An idle HTTP/1 connection has nothing to say; bytes mean a protocol
+  // error or an early close notice (e.g. a 408), EOF or an error that it
+  // is gone. Either way it is not reusable. The peek only guards against a
+  // readiness report with nothing behind it (then it stays).
+  char b;
+  ssize_t n = ::recv(c->fd(), &b, 1, MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  drop(c);
 }
 
-void ConnPool::onIdleEvent(bufferevent*, short, void* arg) {
-  auto* idle = static_cast<Idle*>(arg);
-  idle->pool->drop(idle);
+// Write-side EOF or error on a pooled connection.
+void ConnPool::onConnEvent(UpstreamConn* c, short) { drop(c); }
+
+void ConnPool::onIdleTimer(evutil_socket_t, short, void* arg) {
+  auto* c = static_cast<UpstreamConn*>(arg);
+  c->timer_pending_ = false;
+  // Lent out: the holder's business; the next put() arms the timer again.
+  if (c->pooled_ == UpstreamConn::Pooled::kNo) return;
+  c->pool_->onIdleTimer(c);
 }
 
-void ConnPool::onIdleTimeout(evutil_socket_t, short, void* arg) {
-  auto* idle = static_cast<Idle*>(arg);
-  idle->pool->drop(idle);
+void ConnPool::onIdleTimer(UpstreamConn* c) {
+  int64_t now = event::monotonicNowUs();
+  if (now + kExpirySlackUs >= c->expiry_us_) {
+    drop(c);  // idle past idle_timeout, or a drain that took too long
+    return;
+  }
+  // Put back since the timer was armed: wait for the rest.
+  timeval tv = toTimeval(c->expiry_us_ - now);
+  evtimer_add(&c->idle_timer_, &tv);
+  c->timer_pending_ = true;
+  c->timer_at_us_ = c->expiry_us_;
 }
 
 }  // namespace mulligan::proxy

@@ -23,24 +23,54 @@
 // taking longer than its timeout) closes it. A connection being drained is
 // not lent out.
 //
+// Connections are UpstreamConn objects (upstream_conn.h), one per TCP
+// connection: lending one out and taking it back switches the holder
+// pointer and moves it between intrusive lists — no allocation, no event
+// added or deleted, no bufferevent callback or enable change per request.
+// The connection's read event stays added while it is idle; the pool sees
+// its readiness as the holder.
+//
+// The idle timer is lazy (STYLE.md "Hot path"): it stays armed across
+// take/put. put() records the new expiry (idle_timeout after THIS put) and
+// re-arms only when the timer is not pending or would fire after the new
+// expiry. When it fires: idle and expired -> closed; idle and not yet
+// expired -> re-armed for the rest; lent out -> nothing (the next put arms
+// it again). The same timer bounds a drain (kDrainTimeoutUs).
+//
 // Not thread-safe: each worker has its own pool (no locks on the request
 // path). Slots must not outlive their pool (the worker frees the pool last).
+// A connection lent out may outlive the pool (its timer then does nothing).
 #pragma once
 
 #include <event2/bufferevent.h>
-#include <event2/event_struct.h>
 
 #include <cstdint>
-#include <list>
-#include <memory>
 #include <string>
 #include <unordered_map>
 
-#include "sidecar/event/event_loop.h"
+#include "sidecar/proxy/upstream_conn.h"
 
 namespace mulligan::proxy {
 
-class ConnPool {
+// Connections of one list (idle or draining), linked through their own
+// prev_/next_: no node allocation per put().
+struct ConnList {
+  UpstreamConn* head = nullptr;
+  UpstreamConn* tail = nullptr;
+  size_t size = 0;
+  void pushBack(UpstreamConn* c);
+  void remove(UpstreamConn* c);
+};
+
+// One destination's pooled connections and its count of open ones. Lives in
+// ConnPool's map, whose nodes never move: Slots and connections point here.
+struct PoolDestination {
+  ConnList idle;
+  ConnList draining;
+  size_t open = 0;  // Slots outstanding, plus idle and draining connections
+};
+
+class ConnPool : private UpstreamConn::User {
  public:
   struct Limits {
     size_t max_idle_per_destination = 64;
@@ -59,27 +89,26 @@ class ConnPool {
    public:
     Slot() = default;
     ~Slot() { release(); }
-    Slot(Slot&& o) noexcept : open_(o.open_) { o.open_ = nullptr; }
+    Slot(Slot&& o) noexcept : dest_(o.dest_) { o.dest_ = nullptr; }
     Slot& operator=(Slot&& o) noexcept {
       if (this != &o) {
         release();
-        open_ = o.open_;
-        o.open_ = nullptr;
+        dest_ = o.dest_;
+        o.dest_ = nullptr;
       }
       return *this;
     }
     Slot(const Slot&) = delete;
     Slot& operator=(const Slot&) = delete;
     void release() {
-      if (open_) --*open_;
-      open_ = nullptr;
+      if (dest_) --dest_->open;
+      dest_ = nullptr;
     }
-    explicit operator bool() const { return open_ != nullptr; }
+    explicit operator bool() const { return dest_ != nullptr; }
 
    private:
     friend class ConnPool;
-    explicit Slot(size_t* open) : open_(open) { ++*open_; }
-    size_t* open_ = nullptr;
+    PoolDestination* dest_ = nullptr;
   };
 
   ConnPool(event_base* base, Limits limits) : base_(base), limits_(limits) {}
@@ -89,18 +118,25 @@ class ConnPool {
 
   // An idle connection to `key` (any string naming one destination;
   // Http1Attempt uses a compact binary form) with its slot in `*slot`, or
-  // null. The caller owns it and must set its own callbacks.
-  bufferevent* take(const std::string& key, Slot* slot);
+  // null; most recently used first. The caller owns it and must make itself
+  // its User (setUser) before the loop runs again. Its read event is still
+  // added (reading); unread bytes, if any, are in its bufferevent's input.
+  UpstreamConn* take(const std::string& key, Slot* slot);
   // A slot for a new connection to `key`; false (and `*slot` untouched) when
   // the destination already has max_connections_per_destination open.
   bool reserve(const std::string& key, Slot* slot);
-  // Returns a connection that finished a response cleanly; it is closed at
-  // once (releasing its slot) when limits are reached or idle_timeout_us is 0.
-  void put(const std::string& key, bufferevent* bev, Slot slot, int64_t idle_timeout_us);
-  // Returns a connection once `remaining` more body bytes (1..kMaxDrainBytes)
-  // have arrived and been discarded (see the header comment). Its output
-  // must be empty: the request was sent in full.
-  void putDraining(const std::string& key, bufferevent* bev, Slot slot, uint64_t remaining, int64_t idle_timeout_us);
+  // Takes back a connected connection that finished a response cleanly,
+  // with the slot it was taken or reserved with (which names its
+  // destination). It is closed at once (releasing its slot) when limits are
+  // reached, idle_timeout_us is 0, or unread bytes wait in its input. It
+  // idles until idle_timeout_us after this put, and is closed earlier on any
+  // byte, EOF or error from the upstream.
+  void put(UpstreamConn* conn, Slot slot, int64_t idle_timeout_us);
+  // Takes back a connection once `remaining` more body bytes
+  // (1..kMaxDrainBytes) have arrived and been discarded (see the header
+  // comment); bytes already in its input count. Its output must be empty:
+  // the request was sent in full. Otherwise it is closed at once.
+  void putDraining(UpstreamConn* conn, Slot slot, uint64_t remaining, int64_t idle_timeout_us);
 
   size_t idleCount() const { return total_idle_; }
   // Open connections to `key` (in use + idle + draining).
@@ -110,46 +146,24 @@ class ConnPool {
   uint64_t drained() const { return drained_; }
 
  private:
-  struct Destination;
-  // An idle or draining connection. Entries live in the list nodes
-  // themselves, timer included: one allocation per put() (a keep-alive
-  // request's connection goes back and forth every time).
-  struct Idle {
-    Idle() = default;
-    Idle(const Idle&) = delete;
-    Idle& operator=(const Idle&) = delete;
-    ~Idle() {
-      if (timer_assigned) event_del(&timer);
-    }
-    ConnPool* pool = nullptr;
-    Destination* dest = nullptr;
-    std::list<Idle>* list = nullptr;  // dest->idle or dest->draining
-    bufferevent* bev = nullptr;
-    Slot slot;
-    ::event timer;
-    bool timer_assigned = false;
-    std::list<Idle>::iterator self;
-    uint64_t drain_left = 0;  // > 0: body bytes still to discard (on dest->draining)
-    int64_t idle_timeout_us = 0;
-  };
-  using IdleList = std::list<Idle>;
-  struct Destination {
-    IdleList idle;
-    IdleList draining;
-    size_t open = 0;  // Slots outstanding; the map's nodes never move
-  };
-  static void onIdleEvent(bufferevent* bev, short what, void* arg);
-  static void onIdleRead(bufferevent* bev, void* arg);
-  static void onIdleTimeout(evutil_socket_t, short, void* arg);
-  Idle* newEntry(Destination& d, IdleList& list, bufferevent* bev, Slot slot,
-                 int64_t timeout_us);
-  void drop(Idle* idle);
-  void drainRead(Idle* idle);
+  // UpstreamConn::User, for idle and draining connections.
+  void onConnReadable(UpstreamConn* c) override;
+  void onConnEvent(UpstreamConn* c, short what) override;
+  void onConnWritten(UpstreamConn*) override {}
+
+  static void onIdleTimer(evutil_socket_t, short, void* arg);
+  void onIdleTimer(UpstreamConn* c);
+  // Makes `c` (already on a list of `d`) close at now + timeout_us, lazily.
+  void armExpiry(UpstreamConn* c, int64_t timeout_us);
+  void drop(UpstreamConn* c);
+  void drainRead(UpstreamConn* c);
+  bool idleFull(const PoolDestination& d) const {
+    return d.idle.size >= limits_.max_idle_per_destination || total_idle_ >= limits_.max_idle_total;
+  }
 
   event_base* base_;
   Limits limits_;
-  std::unordered_map<std::string, Destination> dests_;
-  IdleList spare_;  // nodes of taken connections, reused by put() (bounded by the peak idle count)
+  std::unordered_map<std::string, PoolDestination> dests_;
   size_t total_idle_ = 0;
   uint64_t reused_ = 0;
   uint64_t closed_while_idle_ = 0;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "sidecar/net/socket_read.h"
+#include "sidecar/proxy/head_format.h"
 #include "sidecar/proxy/header_stock.h"
 #include "sidecar/proxy/worker.h"
 
@@ -81,34 +82,29 @@ Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& des
 
 Http1Attempt::~Http1Attempt() {
   timer_.cancel();
-  if (bev_ && reading_) {
-    // The pool (or the free below) takes over the socket. Its bufferevent
-    // read side goes on BEFORE our event goes off, so that the socket's
-    // epoll interest never drops to zero: no epoll_ctl per pooled request.
-    bufferevent_enable(bev_, EV_READ);
-  }
-  stopReading();
-  if (bev_) {
+  if (conn_) {
+    // The pool takes the connection as it is (its read event still added
+    // unless paused; the pool resumes it), or it closes here.
     if (complete_ && reusable_) {
-      worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
+      worker_->pool().put(conn_, std::move(slot_), idle_timeout_us_);
     } else if (drain_on_cancel_ && reusable_ && head_out_.empty() && evbuffer_get_length(pending_) == 0 &&
-               evbuffer_get_length(bufferevent_get_output(bev_)) == 0) {
+               evbuffer_get_length(bufferevent_get_output(conn_->bev())) == 0) {
       // Cancelled after a reusable head (a retried 503): keep the connection
       // if the response ends soon. Done here, after the last parse, so that
       // what the reader consumed after the cancel is counted.
       if (response_ended_) {
-        worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
+        worker_->pool().put(conn_, std::move(slot_), idle_timeout_us_);
       } else if (has_content_length_ && content_length_ > body_seen_) {
         // Unparsed input is body too (content-length framing): the pool
         // discards it first, and closes on anything beyond the body.
-        worker_->pool().putDraining(pool_key_, bev_, std::move(slot_), content_length_ - body_seen_,
-                                    idle_timeout_us_);
+        worker_->pool().putDraining(conn_, std::move(slot_), content_length_ - body_seen_, idle_timeout_us_);
       } else {
-        bufferevent_free(bev_);
+        delete conn_;
       }
     } else {
-      bufferevent_free(bev_);
+      delete conn_;
     }
+    conn_ = nullptr;
   }
   PendingBufferStock::local().give(pending_);
   HeaderStock::local().giveString(std::move(head_out_));
@@ -116,8 +112,9 @@ Http1Attempt::~Http1Attempt() {
 
 void Http1Attempt::start() {
   worker_->counters().attempts.add();
-  if (bufferevent* pooled = worker_->pool().take(pool_key_, &slot_)) {
-    bev_ = pooled;
+  if (UpstreamConn* pooled = worker_->pool().take(pool_key_, &slot_)) {
+    conn_ = pooled;
+    conn_->setUser(this);
     reused_ = true;
     worker_->counters().upstream_reused.add();
     connected();
@@ -135,47 +132,48 @@ void Http1Attempt::start() {
     return;
   }
   worker_->counters().upstream_connects.add();
-  bev_ = bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE);
-  bufferevent_setcb(bev_, nullptr, nullptr, &Http1Attempt::onConnectEvent, this);
+  // One UpstreamConn per TCP connection: its callbacks, write watermark and
+  // (once connected) read event are set up here once, for every request the
+  // connection will carry.
+  conn_ = new UpstreamConn(worker_->base(), bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE), this);
+  bufferevent_setwatermark(conn_->bev(), EV_WRITE, kRequestLowWater, 0);
   if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
-  if (bufferevent_socket_connect(bev_, dest_.sa(), static_cast<int>(dest_.len)) != 0) {
+  if (bufferevent_socket_connect(conn_->bev(), dest_.sa(), static_cast<int>(dest_.len)) != 0) {
     // Immediate failure (e.g. no route); report from the loop, never inline.
     timer_.armUs(0);
     connect_failed_now_ = true;
   }
 }
 
-void Http1Attempt::onConnectEvent(bufferevent*, short what, void* arg) {
-  auto* a = static_cast<Http1Attempt*>(arg);
+void Http1Attempt::onConnEvent(UpstreamConn*, short what) {
+  if (state_ != State::kConnecting) {
+    onClosed(what & BEV_EVENT_EOF);  // write-side errors (reads are ours: onConnReadable)
+    return;
+  }
   if (what & BEV_EVENT_CONNECTED) {
-    a->connected();
+    connected();
     return;
   }
   int err = EVUTIL_SOCKET_ERROR();
-  a->fail(retry::OutcomeKind::kConnectFailure,
-          "connect to " + a->dest_.toString() + " failed: " + evutil_socket_error_to_string(err));
+  fail(retry::OutcomeKind::kConnectFailure,
+       "connect to " + dest_.toString() + " failed: " + evutil_socket_error_to_string(err));
 }
 
 void Http1Attempt::connected() {
-  if (!reused_) {  // pooled connections have it already
+  bufferevent* bev = conn_->bev();
+  if (!reused_) {
+    // Once per TCP connection; a pooled one has all this already (and its
+    // read event is still added: nothing to do per request).
     int one = 1;
-    setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  }
-  // The bufferevent keeps the write side (and reports write errors); reads
-  // are ours (see the header). A pooled connection still has EV_WRITE
-  // enabled; enabling it again would add and then remove the write event:
-  // two epoll_ctl calls for nothing. Its read side, on from the pool, goes
-  // off as ours goes on: the socket's epoll interest does not change.
-  bufferevent_setcb(bev_, nullptr, &Http1Attempt::onWritten, &Http1Attempt::onEvent, this);
-  bufferevent_setwatermark(bev_, EV_WRITE, kRequestLowWater, 0);
-  event_assign(&read_ev_, worker_->base(), bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &Http1Attempt::onReadable,
-               this);
-  read_ev_assigned_ = true;
-  startReading();  // before the pool's read side goes off (see the destructor)
-  if (reused_) {
-    bufferevent_disable(bev_, EV_READ);
+    setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    bufferevent_enable(bev, EV_WRITE);
+    conn_->startWatching();
   } else {
-    bufferevent_enable(bev_, EV_WRITE);
+    // No-ops unless the connection came back from a cancelled attempt
+    // (cancel() stopped its writes) or a back-pressure pause: the pool
+    // keeps it reading.
+    conn_->resumeWriting();
+    conn_->resumeReading();
   }
   transitionTo(State::kAwaitingHeaders);
   sent_at_us_ = event::monotonicNowUs();
@@ -186,15 +184,16 @@ void Http1Attempt::connected() {
 }
 
 void Http1Attempt::flush() {
-  if (!bev_ || state_ == State::kConnecting || state_ == State::kDone) return;
+  if (!conn_ || state_ == State::kConnecting || state_ == State::kDone) return;
   if (head_out_.empty() && evbuffer_get_length(pending_) == 0) return;
-  evbuffer* queued = bufferevent_get_output(bev_);
+  bufferevent* bev = conn_->bev();
+  evbuffer* queued = bufferevent_get_output(bev);
   if (!head_out_.empty()) {
     if (evbuffer_get_length(queued) == 0 && evbuffer_get_length(pending_) == 0) {
       // A request with no body yet (most): one send() from the string, no
       // evbuffer chain. A failed send queues it all: the bufferevent's own
-      // write then meets the error and reports it (onEvent).
-      ssize_t n = ::send(bufferevent_getfd(bev_), head_out_.data(), head_out_.size(), MSG_NOSIGNAL);
+      // write then meets the error and reports it (onConnEvent).
+      ssize_t n = ::send(bufferevent_getfd(bev), head_out_.data(), head_out_.size(), MSG_NOSIGNAL);
       size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
       if (sent < head_out_.size()) evbuffer_add(queued, head_out_.data() + sent, head_out_.size() - sent);
       head_out_.clear();
@@ -204,43 +203,45 @@ void Http1Attempt::flush() {
     evbuffer_prepend(pending_, head_out_.data(), head_out_.size());
     head_out_.clear();
   }
-  if (evbuffer_get_length(queued) == 0) evbuffer_write(pending_, bufferevent_getfd(bev_));
+  if (evbuffer_get_length(queued) == 0) evbuffer_write(pending_, bufferevent_getfd(bev));
   if (evbuffer_get_length(pending_) != 0) evbuffer_add_buffer(queued, pending_);
 }
 
 void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
-  // A per-thread scratch string keeps its capacity from request to request;
-  // the head is copied into head_out_ (a kept buffer from the HeaderStock)
-  // below, so no per-request allocation.
+  // Formatted with HeadFormat (memcpy through a cursor, the length set once)
+  // into a per-thread scratch string that keeps its capacity from request to
+  // request; then copied into head_out_, which gets a kept buffer from the
+  // HeaderStock: no per-request allocation. (Formatting into head_out_
+  // itself would need a buffer of the final size before the size is known:
+  // the HeaderStock hands buffers out only through append.)
   static thread_local std::string out;
   out.clear();
-  out.append(head.method).append(" ").append(head.path).append(" HTTP/1.1\r\n");
-  if (!findHeader(head.headers, "host") && !head.authority.empty()) {
-    out.append("host: ").append(head.authority).append("\r\n");
-  }
-  HopByHopFilter hop(head.headers);
-  for (const auto& [k, v] : head.headers) {
-    if (hop.drops(k) || iequals(k, "content-length") || replacedByAttemptHeaders(extra, k)) {
-      continue;
+  {
+    HeadFormat f(out);
+    f.add(head.method).add(" ").add(head.path).add(" HTTP/1.1\r\n");
+    if (!findHeader(head.headers, "host") && !head.authority.empty()) f.field("host", head.authority);
+    HopByHopFilter hop(head.headers);
+    for (const auto& [k, v] : head.headers) {
+      if (hop.drops(k) || iequals(k, "content-length") || replacedByAttemptHeaders(extra, k)) continue;
+      f.field(k, v);
     }
-    out.append(k).append(": ").append(v).append("\r\n");
-  }
-  if (head.upgrade) {
-    // A WebSocket-style upgrade keeps its handshake fields (hop-by-hop
-    // otherwise): the upstream must see them to answer 101.
-    if (const std::string* u = findHeader(head.headers, "upgrade")) out.append("upgrade: ").append(*u).append("\r\n");
-    out.append("connection: upgrade\r\n");
-  }
-  // x-envoy-attempt-count and the deadline headers, from the engine.
-  for (retry::HeaderField f : extra) out.append(f.name).append(": ").append(f.value).append("\r\n");
-  if (head.has_content_length) {
-    out.append("content-length: ").append(std::to_string(head.content_length)).append("\r\n");
-  } else if (head.body_follows) {
-    // RFC 9112 §6.1: a body of unknown length goes chunked.
-    chunked_ = true;
-    out.append("transfer-encoding: chunked\r\n");
-  }
-  out.append("\r\n");
+    if (head.upgrade) {
+      // A WebSocket-style upgrade keeps its handshake fields (hop-by-hop
+      // otherwise): the upstream must see them to answer 101.
+      if (const std::string* u = findHeader(head.headers, "upgrade")) f.field("upgrade", *u);
+      f.add("connection: upgrade\r\n");
+    }
+    // x-envoy-attempt-count and the deadline headers, from the engine.
+    for (retry::HeaderField h : extra) f.field(h.name, h.value);
+    if (head.has_content_length) {
+      f.field("content-length", head.content_length);
+    } else if (head.body_follows) {
+      // RFC 9112 §6.1: a body of unknown length goes chunked.
+      chunked_ = true;
+      f.add("transfer-encoding: chunked\r\n");
+    }
+    f.add("\r\n");
+  }  // HeadFormat sets the length
   if (state_ == State::kDone) return;
   HeaderStock::append(head_out_, out.data(), out.size());
 }
@@ -310,36 +311,34 @@ void Http1Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
   // The socket is of no further use: close it now, so that its slot under
   // the connection cap is free before the owner's retry starts. (libevent
   // holds a reference while it runs our callback, so freeing here is safe.)
-  stopReading();
-  if (bev_) bufferevent_free(bev_);
-  bev_ = nullptr;
+  delete conn_;  // safe inside its own callbacks (upstream_conn.h)
+  conn_ = nullptr;
   slot_.release();
   reusable_ = false;
   owner_->onAttemptFailed(kind, why);  // may destroy us: touch nothing after
 }
 
 void Http1Attempt::startReading() {
-  if (reading_ || !read_ev_assigned_) return;
-  event_add(&read_ev_, nullptr);
-  reading_ = true;
+  if (conn_) conn_->resumeReading();
 }
 
 void Http1Attempt::stopReading() {
-  if (!reading_) return;
-  event_del(&read_ev_);
-  reading_ = false;
+  if (conn_) conn_->pauseReading();
 }
 
-void Http1Attempt::onReadable(evutil_socket_t, short, void* arg) { static_cast<Http1Attempt*>(arg)->onReadable(); }
-
-void Http1Attempt::onReadable() {
-  if (state_ == State::kDone || !bev_) {
-    // Nothing more is ours to read; the next owner (pool) watches it.
+void Http1Attempt::onConnReadable(UpstreamConn*) {
+  if (state_ == State::kDone) {
+    // Nothing more is ours to read; the pool resumes reading if it takes
+    // the connection back.
     stopReading();
     return;
   }
+  // One clock read for what this response burst does (the owner's upstream
+  // latency and access log, the pool's idle expiry), as the downstream
+  // session's reads do (event::ClockScope).
+  event::ClockScope now;
   const char* fresh = nullptr;
-  net::ReadResult r = net::readForParse(bev_, &fresh);
+  net::ReadResult r = net::readForParse(conn_->bev(), &fresh);
   switch (r.status) {
     case net::ReadStatus::kData:
       readInput(fresh, fresh ? r.bytes : 0);
@@ -365,15 +364,14 @@ void Http1Attempt::onReadable() {
 // So a complete response on a reusable connection gives it back as soon as
 // the parser is off the stack. The same conditions as the destructor's.
 void Http1Attempt::releaseToPoolIfDone() {
-  if (!bev_ || state_ != State::kDone || !complete_ || !reusable_) return;
-  if (reading_) bufferevent_enable(bev_, EV_READ);  // the pool's read side first (see the destructor)
-  stopReading();
-  worker_->pool().put(pool_key_, bev_, std::move(slot_), idle_timeout_us_);
-  bev_ = nullptr;
+  if (!conn_ || state_ != State::kDone || !complete_ || !reusable_) return;
+  // A holder switch: the read event stays added (see the header).
+  worker_->pool().put(conn_, std::move(slot_), idle_timeout_us_);
+  conn_ = nullptr;
 }
 
 void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
-  evbuffer* in = bufferevent_get_input(bev_);
+  evbuffer* in = bufferevent_get_input(conn_->bev());
   if (fresh_len != 0 && state_ != State::kAwaitingHeaders && state_ != State::kStreaming) {
     evbuffer_add(in, fresh, fresh_len);  // not ours to parse: leave it where the next owner looks
     return;
@@ -428,22 +426,16 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
   }
 }
 
-// Write-side errors (reads are ours: onReadable).
 size_t Http1Attempt::requestBacklog() const {
   size_t n = head_out_.size() + evbuffer_get_length(pending_);
-  if (bev_ && state_ != State::kConnecting) n += evbuffer_get_length(bufferevent_get_output(bev_));
+  if (conn_ && state_ != State::kConnecting) n += evbuffer_get_length(bufferevent_get_output(conn_->bev()));
   return n;
 }
 
-void Http1Attempt::onWritten(bufferevent*, void* arg) {
-  auto* a = static_cast<Http1Attempt*>(arg);
+void Http1Attempt::onConnWritten(UpstreamConn*) {
   // Only the owner's bookkeeping runs here (it may resume reading the app);
   // nothing is destroyed inside this callback.
-  if (a->state_ != State::kDone) a->owner_->onAttemptRequestDrained(0);
-}
-
-void Http1Attempt::onEvent(bufferevent*, short what, void* arg) {
-  static_cast<Http1Attempt*>(arg)->onClosed(what & BEV_EVENT_EOF);
+  if (state_ != State::kDone) owner_->onAttemptRequestDrained(0);
 }
 
 void Http1Attempt::onClosed(bool eof) {
@@ -451,7 +443,7 @@ void Http1Attempt::onClosed(bool eof) {
   stopReading();
   // A reset loses the response: reusing this connection is out of the question.
   reusable_ = false;
-  if (state_ == State::kDone || !bev_) return;
+  if (state_ == State::kDone || !conn_) return;
   readInput();  // bytes still waiting (e.g. behind a pause)
   if (state_ == State::kDone) return;
   if (state_ == State::kAwaitingHeaders) {
@@ -506,7 +498,7 @@ void Http1Attempt::onComplete() {
 }
 
 void Http1Attempt::pauseReading(bool paused) {
-  if (!bev_ || state_ == State::kDone) return;
+  if (!conn_ || state_ == State::kDone) return;
   if (paused) {
     stopReading();
   } else {
@@ -523,16 +515,19 @@ void Http1Attempt::cancel() {
   if (state_ == State::kDone) return;
   transitionTo(State::kDone);
   stopReading();
-  if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  if (conn_) conn_->stopWriting();  // its bufferevent's read side is never on
 }
 
 bufferevent* Http1Attempt::releaseConnection() {
-  bufferevent* b = bev_;
-  bev_ = nullptr;
+  bufferevent* b = nullptr;
+  if (conn_) {
+    // The read event goes before the tunnel reads through the bufferevent.
+    b = conn_->detach();
+    delete conn_;  // may be inside its callback: safe (upstream_conn.h)
+    conn_ = nullptr;
+  }
   slot_.release();  // a tunnel is no longer a pooled HTTP/1 connection
-  stopReading();    // the tunnel reads through the bufferevent
   transitionTo(State::kDone);
-  if (b) bufferevent_setcb(b, nullptr, nullptr, nullptr, nullptr);
   return b;
 }
 

@@ -17,15 +17,19 @@
 // content-length rest is small (ConnPool::kMaxDrainBytes) is drained by the
 // pool and the connection reused, instead of a close and a new connect.
 //
-// I/O: the bufferevent is used for connect and writes only. Reads go
-// through the attempt's own EV_READ|EV_PERSIST event and net::readSome (one
-// readv per readiness, no FIONREAD ioctl) into the bufferevent's input
+// I/O: the connection is an UpstreamConn (upstream_conn.h), made at connect
+// and kept with the TCP connection through the pool. Its bufferevent is used
+// for connect and writes only. Reads go through the connection's one
+// persistent read event (added once, still added when the pool lends the
+// connection to us, left added when we give it back) and net::readForParse
+// (one readv per readiness, no FIONREAD ioctl) into the bufferevent's input
 // buffer, so that whoever takes the connection next (the pool, a tunnel)
-// finds unread bytes where a bufferevent user expects them.
+// finds unread bytes where a bufferevent user expects them. Taking a pooled
+// connection and giving it back is a holder switch: no event added or
+// deleted, no bufferevent callback or enable change, no epoll_ctl.
 #pragma once
 
 #include <event2/bufferevent.h>
-#include <event2/event_struct.h>
 
 #include <cstdint>
 #include <memory>
@@ -37,6 +41,7 @@
 #include "sidecar/proxy/conn_pool.h"
 #include "sidecar/proxy/downstream.h"
 #include "sidecar/proxy/http1_reader.h"
+#include "sidecar/proxy/upstream_conn.h"
 #include "sidecar/retry/retry_state.h"
 
 namespace mulligan::proxy {
@@ -45,7 +50,10 @@ class Worker;
 
 // Recycled: one is made per try; its memory is reused from a per-thread list
 // instead of malloc/free each time (core/recycled.h).
-class Http1Attempt : public Attempt, private Http1Reader::Handler, public core::Recycled<Http1Attempt> {
+class Http1Attempt : public Attempt,
+                     private Http1Reader::Handler,
+                     private UpstreamConn::User,
+                     public core::Recycled<Http1Attempt> {
  public:
   Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
                   int64_t connect_timeout_us, int64_t read_timeout_us);
@@ -84,12 +92,12 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler, public core::
   const net::Address& destination() const { return dest_; }
 
  private:
-  static void onConnectEvent(bufferevent* bev, short what, void* arg);
-  static void onReadable(evutil_socket_t fd, short what, void* arg);
-  static void onEvent(bufferevent* bev, short what, void* arg);
+  // UpstreamConn::User
+  void onConnReadable(UpstreamConn* c) override;
+  // Connect done or failed (kConnecting), else a write-side EOF or error.
+  void onConnEvent(UpstreamConn* c, short what) override;
   // The bufferevent wrote its queue down to the low watermark.
-  static void onWritten(bufferevent* bev, void* arg);
-  void onReadable();
+  void onConnWritten(UpstreamConn* c) override;
   // The upstream closed (EOF) or the socket failed.
   void onClosed(bool eof);
   void startReading();
@@ -126,10 +134,9 @@ class Http1Attempt : public Attempt, private Http1Reader::Handler, public core::
   bool forbid_reuse_ = false;
   bool connect_failed_now_ = false;  // bufferevent_socket_connect failed at once
   State state_ = State::kConnecting;
-  bufferevent* bev_ = nullptr;
-  ::event read_ev_;               // EV_READ|EV_PERSIST on bev_'s socket, once connected
-  bool read_ev_assigned_ = false;
-  bool reading_ = false;          // read_ev_ is added
+  // The connection while we hold it (connecting, or lent by the pool);
+  // null once given back, handed to a tunnel, or closed.
+  UpstreamConn* conn_ = nullptr;
   // The request head until flush(): sent with one send() when no body waits
   // behind it (no evbuffer chain per request), else put ahead of pending_.
   // Its buffer comes from, and goes back to, the thread's HeaderStock.

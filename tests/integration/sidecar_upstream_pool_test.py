@@ -3,8 +3,10 @@
 connection reuse after a retried response."""
 import http.client
 import json
+import socket
 import subprocess
 import threading
+import time
 import unittest
 
 from harness import Stack, wait_for
@@ -19,6 +21,54 @@ upstream = "127.0.0.1:{upstream_port}"
 {retry}
 {extra_service}
 """
+
+
+class KeepAliveUpstream:
+    """A minimal keep-alive HTTP/1.1 upstream that answers every request with
+    200 "ok" and, with `close_after`, closes a connection that long after its
+    last answer (a server's own keep-alive timeout). It notes when it saw a
+    connection closed by the sidecar."""
+
+    def __init__(self, close_after=None):
+        self.close_after = close_after
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self.peer_closed_at = []  # time.monotonic() of each close by the sidecar
+        threading.Thread(target=self.accept_loop, daemon=True).start()
+
+    def accept_loop(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self.serve, args=(conn,), daemon=True).start()
+
+    def serve(self, conn):
+        buf = b""
+        with conn:
+            conn.settimeout(self.close_after)
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    return  # our keep-alive timeout: close
+                except OSError:
+                    data = b""
+                if not data:
+                    self.peer_closed_at.append(time.monotonic())
+                    return
+                buf += data
+                while b"\r\n\r\n" in buf:
+                    _, buf = buf.split(b"\r\n\r\n", 1)
+                    conn.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
+
+    def close(self):
+        self.sock.close()
 
 
 class UpstreamPoolTest(Stack):
@@ -179,6 +229,48 @@ budget = {{ retry_ratio = 1.0 }}
             self.assertEqual(self.get(f"/big?fail_first=1&id=h{i}&size=1MiB", host="svc2", conn=conn)[0], 200)
         conn.close()
         self.assertGreaterEqual(self.stats()["upstream_connects"] - before, 5)
+    def test_an_upstream_closing_an_idle_pooled_connection_costs_no_call(self):
+        # The upstream closes each connection 100 ms after its answer. The
+        # pool sees the EOF while the connection is idle and drops it, so the
+        # next call opens a new one instead of failing on the dead one (no
+        # retries allowed here: a failed reuse would be a 502).
+        up = KeepAliveUpstream(close_after=0.1)
+        self.addCleanup(up.close)
+        self.publish(policy(up.port, retry="retry = { num_retries = 0 }"))
+        self.start_sidecar()
+        self.assertEqual(self.get("/first")[0], 200)
+        wait_for(lambda: up.accepted == 1, what="first connection")
+        time.sleep(0.4)  # the upstream closed it 0.1 s after the answer
+        self.assertEqual(self.get("/second")[0], 200)
+        s = self.stats()
+        self.assertEqual(up.accepted, 2)
+        self.assertEqual(s["upstream_connects"], 2)
+        self.assertEqual(s["upstream_reused"], 0)
+
+    def test_pooled_connection_closes_idle_timeout_after_its_last_use(self):
+        # idle_timeout 300 ms; the connection is used every 100 ms for longer
+        # than that: it stays open throughout (the pool's lazy timer counts
+        # from the LAST put), then closes about 300 ms after the last call.
+        up = KeepAliveUpstream()
+        self.addCleanup(up.close)
+        self.publish(policy(up.port, extra_service='idle_timeout = "300ms"'))
+        self.start_sidecar()
+        conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        last_sent = 0.0
+        for i in range(6):
+            if i:
+                time.sleep(0.1)
+            last_sent = time.monotonic()
+            self.assertEqual(self.get(f"/use?i={i}", conn=conn)[0], 200)
+        self.assertEqual(up.accepted, 1)
+        wait_for(lambda: up.peer_closed_at, timeout=5, what="the sidecar closing the idle upstream connection")
+        closed_after = up.peer_closed_at[0] - last_sent
+        self.assertGreaterEqual(closed_after, 0.29)
+        self.assertLess(closed_after, 3.0)
+        conn.close()
+        s = self.stats()
+        self.assertEqual(s["upstream_connects"], 1)
+        self.assertEqual(s["upstream_reused"], 5)
 
 if __name__ == "__main__":
     unittest.main()

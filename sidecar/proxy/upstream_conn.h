@@ -1,0 +1,154 @@
+// UpstreamConn: one upstream HTTP/1 TCP connection, made once per TCP
+// connection and kept for its whole life, whoever holds it: an Http1Attempt
+// (connect, then one request and its response) or the worker's ConnPool
+// (idle, or draining a walked-away body).
+//
+// It owns:
+//  - the socket bufferevent, used for connect, writes and write-side events.
+//    Its read side stays disabled; its callbacks are set once, to this
+//    object, at construction.
+//  - ONE EV_READ|EV_PERSIST event on the socket, added once when the
+//    connection is up (startWatching) and left added across every hand-off
+//    between the pool and an attempt. It is deleted only to pause reading
+//    for back-pressure (pauseReading) and at close / detach. So lending a
+//    pooled connection and taking it back adds or deletes no event and
+//    changes no epoll interest (no epoll_ctl per request).
+//  - storage for the pool's idle timer and list links, which only ConnPool
+//    touches (see conn_pool.h: the timer is re-armed lazily).
+//
+// Every readiness and bufferevent event goes to the current holder, the
+// User set with setUser(): a hand-off is a pointer store. The holder reads
+// the socket itself (net::readForParse / net::readSome) into the
+// bufferevent's input buffer, so that unread bytes stay where whoever holds
+// the connection next (the pool's checks, a tunnel) looks for them.
+//
+// Ownership: exactly one holder at a time; `delete` closes the socket. It is
+// safe to delete a connection from inside one of its own callbacks (the
+// trampolines touch nothing after calling the User), and libevent allows
+// freeing a bufferevent or deleting an event from its own callback.
+// Not thread-safe: a worker's connections live on its loop.
+#pragma once
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include <cstdint>
+
+namespace mulligan::proxy {
+
+class ConnPool;
+struct ConnList;
+struct PoolDestination;
+
+class UpstreamConn {
+ public:
+  // Whoever holds the connection now. Callbacks run from the loop; the User
+  // may delete the connection inside them.
+  class User {
+   public:
+    // The socket is readable: bytes, EOF or an error are waiting.
+    virtual void onConnReadable(UpstreamConn* c) = 0;
+    // A bufferevent event: BEV_EVENT_CONNECTED (connect done), or EOF /
+    // ERROR met by the write side.
+    virtual void onConnEvent(UpstreamConn* c, short what) = 0;
+    // The output buffer drained to its low watermark.
+    virtual void onConnWritten(UpstreamConn* c) = 0;
+
+   protected:
+    ~User() = default;
+  };
+
+  // Takes `bev` (a socket bufferevent made with BEV_OPT_CLOSE_ON_FREE,
+  // connecting or connected, read side disabled) and points its callbacks
+  // here. `base` is the loop of `bev`.
+  UpstreamConn(event_base* base, bufferevent* bev, User* user);
+  // Closes the socket (unless detach() took it).
+  ~UpstreamConn();
+  UpstreamConn(const UpstreamConn&) = delete;
+  UpstreamConn& operator=(const UpstreamConn&) = delete;
+
+  bufferevent* bev() const { return bev_; }
+  evutil_socket_t fd() const { return bufferevent_getfd(bev_); }
+  void setUser(User* user) { user_ = user; }
+  User* user() const { return user_; }
+
+  // The socket is connected: starts watching it for reads. Once per
+  // connection; later calls only resume a paused read event.
+  void startWatching();
+  // Back-pressure (or "nothing more to read for me"): stop / resume the
+  // read event. Cheap no-ops when already in that state.
+  void pauseReading() {
+    if (reading_) {
+      event_del(&read_ev_);
+      reading_ = false;
+    }
+  }
+  void resumeReading() {
+    if (!reading_ && watching_) {
+      event_add(&read_ev_, nullptr);
+      reading_ = true;
+    }
+  }
+  bool reading() const { return reading_; }
+  // A holder that walked away (a cancelled attempt) stops the bufferevent's
+  // writes and write-side events; the next holder resumes them. Tracked
+  // here so that the common case (never stopped) costs a flag test, not a
+  // bufferevent_get_enabled (a lock) per request.
+  void stopWriting() {
+    if (!writes_stopped_) {
+      bufferevent_disable(bev_, EV_WRITE);
+      writes_stopped_ = true;
+    }
+  }
+  void resumeWriting() {
+    if (writes_stopped_) {
+      bufferevent_enable(bev_, EV_WRITE);
+      writes_stopped_ = false;
+    }
+  }
+
+  // Hands the bufferevent over to a new owner (a tunnel): the read event and
+  // the idle timer go, the bufferevent's callbacks are cleared, and this
+  // object no longer closes it. Unread bytes stay in its input buffer. The
+  // caller then deletes this object.
+  bufferevent* detach();
+
+ private:
+  friend class ConnPool;
+  friend struct ConnList;
+  // Where the pool keeps it (ConnPool's bookkeeping, see conn_pool.h).
+  enum class Pooled : uint8_t {
+    kNo,        // lent out (or never pooled): the User is its holder
+    kIdle,      // on its destination's idle list
+    kDraining,  // on its destination's draining list
+  };
+
+  static void onRead(evutil_socket_t, short, void* arg);
+  static void onBevWritten(bufferevent*, void* arg);
+  static void onBevEvent(bufferevent*, short what, void* arg);
+
+  event_base* base_;
+  bufferevent* bev_;
+  User* user_;
+  ::event read_ev_;
+  bool watching_ = false;  // read_ev_ assigned
+  bool reading_ = false;   // read_ev_ added
+  bool writes_stopped_ = false;  // stopWriting() disabled EV_WRITE
+
+  // --- ConnPool's, untouched by anyone else ---
+  Pooled pooled_ = Pooled::kNo;
+  bool timer_assigned_ = false;
+  bool timer_pending_ = false;
+  ConnPool* pool_ = nullptr;
+  PoolDestination* dest_ = nullptr;
+  UpstreamConn* prev_ = nullptr;  // in dest_'s idle or draining list
+  UpstreamConn* next_ = nullptr;
+  ::event idle_timer_;
+  int64_t expiry_us_ = 0;       // monotonic: idle (or draining) until then
+  int64_t timer_at_us_ = 0;     // monotonic: when the pending timer fires
+  uint64_t drain_left_ = 0;     // kDraining: body bytes still to discard
+  int64_t idle_timeout_us_ = 0; // kDraining: the idle timeout once drained
+};
+
+}  // namespace mulligan::proxy
