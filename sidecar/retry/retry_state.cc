@@ -80,6 +80,13 @@ bool RetryState::wouldRetry(const Outcome& o) const {
 bool RetryState::safeToRepeat(const Outcome& o) const { return safe_by_request_ || o.neverReachedUpstream(); }
 
 Decision RetryState::decide(const Outcome& o, const core::Clock& clock, RetryBudget& budget, core::Random& rnd) {
+  // Most outcomes (a 200) are not retriable at all: decided without reading
+  // the two clocks, which every response would otherwise pay for.
+  if (!wouldRetry(o)) {
+    Decision d;
+    d.refusal = Refusal::kNotRetriable;
+    return d;
+  }
   return decideAt(o, clock.nowUs(), clock.systemNowUnixSeconds(), deadline_, response_started_, bodyReplayable(),
                   budget, rnd);
 }
