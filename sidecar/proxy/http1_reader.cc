@@ -46,17 +46,23 @@ std::string_view rawHeadBytes(const MessageHead& head) {
 
 Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
     : mode_(mode), handler_(handler), limits_(limits) {
-  llhttp_settings_init(&settings_);
-  settings_.on_message_begin = &Http1Reader::onMessageBegin;
-  settings_.on_url = &Http1Reader::onUrl;
-  settings_.on_status = &Http1Reader::onStatus;
-  settings_.on_header_field = &Http1Reader::onHeaderField;
-  settings_.on_header_value = &Http1Reader::onHeaderValue;
-  settings_.on_header_value_complete = &Http1Reader::onHeaderValueComplete;
-  settings_.on_headers_complete = &Http1Reader::onHeadersComplete;
-  settings_.on_body = &Http1Reader::onBody;
-  settings_.on_message_complete = &Http1Reader::onMessageComplete;
-  llhttp_init(&parser_, mode == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &settings_);
+  // One set of callbacks for every reader (llhttp keeps a pointer to it): a
+  // reader is made per upstream attempt, so not filled in each time.
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t st;
+    llhttp_settings_init(&st);
+    st.on_message_begin = &Http1Reader::onMessageBegin;
+    st.on_url = &Http1Reader::onUrl;
+    st.on_status = &Http1Reader::onStatus;
+    st.on_header_field = &Http1Reader::onHeaderField;
+    st.on_header_value = &Http1Reader::onHeaderValue;
+    st.on_header_value_complete = &Http1Reader::onHeaderValueComplete;
+    st.on_headers_complete = &Http1Reader::onHeadersComplete;
+    st.on_body = &Http1Reader::onBody;
+    st.on_message_complete = &Http1Reader::onMessageComplete;
+    return st;
+  }();
+  llhttp_init(&parser_, mode == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
   parser_.data = this;
 }
 

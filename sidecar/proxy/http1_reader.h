@@ -131,7 +131,6 @@ class Http1Reader {
   Mode mode_;
   Handler* handler_;
   Limits limits_;
-  llhttp_settings_t settings_;
   llhttp_t parser_;
   MessageHead head_;
   HeaderList trailers_;
