@@ -53,8 +53,13 @@ class HeaderStock {
   // its buffer, it first gets a kept buffer big enough (if one is kept).
   // Static and inline: the common case (a short field) costs a comparison.
   static void append(std::string& s, const char* at, size_t len) {
-    if (s.empty() && len > s.capacity()) local().refill(s, len);
+    reserve(s, len);
     s.append(at, len);
+  }
+  // Gives the empty `s` a kept buffer of at least `len` bytes when its own is
+  // smaller (and one is kept), for a writer that then fills it itself.
+  static void reserve(std::string& s, size_t len) {
+    if (s.empty() && len > s.capacity()) local().refill(s, len);
   }
 
   size_t keptLists() const { return lists_.size(); }

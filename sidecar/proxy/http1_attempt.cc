@@ -209,15 +209,13 @@ void Http1Attempt::flush() {
 
 void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
   // Formatted with HeadFormat (memcpy through a cursor, the length set once)
-  // into a per-thread scratch string that keeps its capacity from request to
-  // request; then copied into head_out_, which gets a kept buffer from the
-  // HeaderStock: no per-request allocation. (Formatting into head_out_
-  // itself would need a buffer of the final size before the size is known:
-  // the HeaderStock hands buffers out only through append.)
-  static thread_local std::string out;
-  out.clear();
+  // straight into head_out_, which starts from a kept buffer of the thread's
+  // HeaderStock (and gives it back when the attempt goes): no per-request
+  // allocation, no copy. kTypicalHead is HeadFormat's first growth step.
+  constexpr size_t kTypicalHead = 256;
+  HeaderStock::reserve(head_out_, kTypicalHead);
   {
-    HeadFormat f(out);
+    HeadFormat f(head_out_);
     f.add(head.method).add(" ").add(head.path).add(" HTTP/1.1\r\n");
     if (!findHeader(head.headers, "host") && !head.authority.empty()) f.field("host", head.authority);
     HopByHopFilter hop(head.headers);
@@ -242,8 +240,7 @@ void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
     }
     f.add("\r\n");
   }  // HeadFormat sets the length
-  if (state_ == State::kDone) return;
-  HeaderStock::append(head_out_, out.data(), out.size());
+  if (state_ == State::kDone) head_out_.clear();  // nothing is sent any more
 }
 
 void Http1Attempt::sendBody(const char* data, size_t len) {

@@ -365,7 +365,7 @@ void Http1Session::writeHead(const MessageHead& head, bool) {
   t_head_scratch.clear();
   HeadFormat f(out);
   char status[12];
-  auto [status_end, ec] = std::to_chars(status, status + sizeof status, head.status);
+  char* status_end = std::to_chars(status, status + sizeof status, head.status).ptr;
   f.add("HTTP/1.1 ").add(std::string_view(status, static_cast<size_t>(status_end - status))).add(" ");
   f.add(head.reason).add("\r\n");
   HopByHopFilter hop(head.headers);
