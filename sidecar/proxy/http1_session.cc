@@ -25,7 +25,8 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
       reader_(Http1Reader::Mode::kRequest, this,
               Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
                                   conn->worker().shared().config.max_headers}),
-      abort_watch_(conn->worker().base(), [this] { onAbortWatch(); }) {
+      abort_watch_(conn->worker().base(), [this] { onAbortWatch(); }),
+      idle_timer_(conn->worker().base(), [this] { onIdleTimer(); }) {
   event_assign(&read_ev_, conn->worker().base(), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
                &Http1Session::onReadable, this);
 }
@@ -137,16 +138,43 @@ void Http1Session::onAbortWatch() {
   startReadingIdle();
 }
 
-void Http1Session::startReading(const timeval* timeout) {
-  // event_add on an added event replaces its timeout.
-  event_add(&read_ev_, timeout);
-  reading_ = true;
+void Http1Session::startReadingIdle() {
+  if (lingering_) return;
+  if (!reading_) {
+    event_add(&read_ev_, nullptr);
+    reading_ = true;
+  }
+  heard_us_ = event::monotonicNowUs();
+  // The policy's idle timeout may have changed: a shorter one takes effect
+  // now, a longer one when the armed timer fires and re-arms.
+  int64_t idle = worker().downstreamIdleTimeoutUs();
+  if (idle > 0 && (!idle_timer_.armed() || idle_due_us_ > heard_us_ + idle)) {
+    idle_timer_.armUs(idle);
+    idle_due_us_ = heard_us_ + idle;
+  }
 }
 
-void Http1Session::startReadingIdle() {
+void Http1Session::onIdleTimer() {
+  // Not reading (closed, lingering, holding input back): startReadingIdle
+  // arms it again when reading starts.
+  if (closed_ || lingering_ || !reading_) return;
   int64_t idle = worker().downstreamIdleTimeoutUs();
-  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
-  startReading(idle > 0 ? &tv : nullptr);
+  if (idle <= 0) return;  // the policy turned it off
+  int64_t now = event::monotonicNowUs();
+  int64_t left = heard_us_ + idle - now;
+  if (left <= 0) {
+    // Silence for the whole timeout. While a request is in flight the
+    // silence is ours to wait out: count again. Between requests it closes
+    // the connection.
+    if (!stream_ || closing_) {
+      closeNow();
+      return;
+    }
+    heard_us_ = now;
+    left = idle;
+  }
+  idle_timer_.armUs(left);
+  idle_due_us_ = now + left;
 }
 
 void Http1Session::stopReading() {
@@ -161,10 +189,11 @@ void Http1Session::onReadable(evutil_socket_t, short what, void* arg) {
 
 void Http1Session::onReadable(short what) {
   if (what & EV_TIMEOUT) {
-    onTimeout();
+    onLingerTimeout();
     return;
   }
   event::ClockScope now;  // one clock read for whatever these bytes start
+  heard_us_ = event::monotonicNowUs();
   const char* fresh = nullptr;
   net::ReadResult r = net::readForParse(bev_, &fresh);
   switch (r.status) {
@@ -560,7 +589,8 @@ void Http1Session::linger() {
   // lingering), not here: linger() can run inside the parser's callback (a
   // local reply to a request head) while it still reads those bytes.
   timeval tv{1, 0};
-  startReading(&tv);
+  event_add(&read_ev_, &tv);  // the linger limit; idle_timer_ leaves a lingerer alone
+  reading_ = true;
 }
 
 void Http1Session::closeNow() {
@@ -594,15 +624,9 @@ void Http1Session::onEvent(bufferevent*, short what, void* arg) {
   s->closeNow();
 }
 
-void Http1Session::onTimeout() {
-  if (lingering_) {
-    closeNow();  // the linger limit: done
-    return;
-  }
-  // The idle timeout counts silence from the app. While a request is in
-  // flight the silence is ours to wait out: keep reading (a persistent
-  // event's timeout re-arms itself). Between requests it closes the connection.
-  if (stream_ && !closing_) return;
+void Http1Session::onLingerTimeout() {
+  // read_ev_ has a timeout only while lingering (the idle timeout is
+  // idle_timer_): the linger limit, done.
   closeNow();
 }
 

@@ -7,7 +7,8 @@
 // I/O: the bufferevent is used for writes only (and their errors). Reads go
 // through the session's own EV_READ|EV_PERSIST event and net::readSome (one
 // readv per readiness, no FIONREAD ioctl) into the bufferevent's input
-// buffer; the event's timeout is the idle timeout (and the linger limit).
+// buffer. The idle timeout is a separate, lazily re-armed timer (see
+// idle_timer_); the event's own timeout is only the linger limit.
 // A tunnel after Upgrade/CONNECT gets the bufferevent back, unread bytes in
 // its input, and reads through it again.
 #pragma once
@@ -86,12 +87,14 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   static void onWrite(bufferevent* bev, void* arg);
   static void onEvent(bufferevent* bev, short what, void* arg);
   void onReadable(short what);
-  void onTimeout();
+  void onLingerTimeout();  // read_ev_ timed out: only lingering sets a timeout on it
   void onPeerEof();
-  // (Re)adds read_ev_ with `timeout` (null: none).
-  void startReading(const timeval* timeout);
-  // startReading with the idle timeout (silence from the app closes it).
+  // Reads the app (adds read_ev_ unless it is added already) and counts
+  // its silence from now: the idle timeout closes it (not while lingering:
+  // linger() owns reading then).
   void startReadingIdle();
+  // idle_timer_ fired: re-arms for the rest when the app spoke since.
+  void onIdleTimer();
   // startReadingIdle, unless closed or already reading.
   void onAbortWatch();
   void stopReading();
@@ -154,6 +157,13 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   // add, another to delete at close). Abort detection waits that long.
   static constexpr int64_t kAbortWatchDelayUs = 10'000;
   event::Timer abort_watch_;
+  // The idle timeout (silence from the app), lazily: a read only records
+  // when the app was last heard; the timer, when it fires early, re-arms for
+  // what is left. A timeout on read_ev_ instead would be re-added by libevent
+  // — a timer-heap update — after every read, i.e. every request.
+  event::Timer idle_timer_;
+  int64_t heard_us_ = 0;     // the app last sent bytes, or reading (re)started
+  int64_t idle_due_us_ = 0;  // when idle_timer_ fires, while it is armed
   std::unique_ptr<ProxyStream> stream_;
   bool waiting_for_response_ = false;  // reader paused after a complete request
   bool finished_early_ = false;        // response done before the request ended

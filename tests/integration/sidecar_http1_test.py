@@ -473,6 +473,28 @@ class IdleTest(Stack):
             c.request("GET", "/c", headers={"Host": "flaky"})
             c.getresponse()
 
+    def test_idle_timeout_counts_from_the_last_request_not_the_first(self):
+        # The idle timer is re-armed lazily (it fires, sees the app spoke
+        # since, and waits out the rest): a connection that keeps talking for
+        # several timeouts stays open, and one that falls silent is closed
+        # about one timeout after its last request.
+        port, _ = self.start_upstream()
+        self.publish(policy(port, defaults='idle_timeout = "300ms"'))
+        self.start_sidecar()
+        time.sleep(0.3)  # let the workers load the table
+        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=5)
+        for i in range(8):  # 8 x 150 ms: four idle timeouts' worth of talking
+            if i:
+                time.sleep(0.15)
+            c.request("GET", "/k%d" % i, headers={"Host": "flaky"})
+            self.assertEqual(c.getresponse().read(), b"ok\n", i)  # the same connection each time
+        last = time.monotonic()
+        self.assertEqual(c.sock.recv(10), b"")  # then closed by the sidecar
+        silent_for = time.monotonic() - last
+        self.assertGreater(silent_for, 0.2)  # a timeout after the last request, not the first
+        self.assertLess(silent_for, 1.5)
+        c.close()
+
 
 class FirstBytesTest(Stack):
     """How a downstream connection begins: the sidecar reads once right after
