@@ -74,16 +74,16 @@ ReadResult readSome(bufferevent* bev, size_t max) {
   return readSome(bufferevent_getfd(bev), bufferevent_get_input(bev), max);
 }
 
-ReadResult readForParse(bufferevent* bev, const char** fresh) {
+ReadResult readForParse(bufferevent* bev, evutil_socket_t fd, const char** fresh) {
   // The caller appends what its parser leaves of a fresh read to the input.
   takeInput(bev);
   if (evbuffer_get_length(bufferevent_get_input(bev)) == 0) {
     char* buf = threadReadBuffer();
     *fresh = buf;
-    return readInto(bufferevent_getfd(bev), buf, kReadChunk);
+    return readInto(fd, buf, kReadChunk);
   }
   *fresh = nullptr;
-  return readSome(bev);
+  return readSome(fd, bufferevent_get_input(bev));
 }
 
 bool nextToParse(const char* fresh, size_t* fresh_len, evbuffer* in, const char** data, size_t* len,

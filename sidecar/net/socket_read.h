@@ -72,7 +72,9 @@ char* threadReadBuffer();
 // as threadReadBuffer() says: parse from it, and append what the parser
 // leaves to the input, which this has unfrozen: takeInput); otherwise
 // appended behind the older bytes (`*fresh` null), so the order holds.
-ReadResult readForParse(bufferevent* bev, const char** fresh);
+// `fd` is `bev`'s socket, which the caller keeps (bufferevent_getfd takes
+// the bufferevent's lock: a cost per read).
+ReadResult readForParse(bufferevent* bev, evutil_socket_t fd, const char** fresh);
 
 // The next bytes to parse after readForParse: the fresh bytes first (once:
 // `*fresh_len` becomes 0), then the first chain of `in` (parsed in place:

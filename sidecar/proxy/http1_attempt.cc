@@ -193,7 +193,7 @@ void Http1Attempt::flush() {
       // A request with no body yet (most): one send() from the string, no
       // evbuffer chain. A failed send queues it all: the bufferevent's own
       // write then meets the error and reports it (onConnEvent).
-      ssize_t n = ::send(bufferevent_getfd(bev), head_out_.data(), head_out_.size(), MSG_NOSIGNAL);
+      ssize_t n = ::send(conn_->fd(), head_out_.data(), head_out_.size(), MSG_NOSIGNAL);
       size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
       if (sent < head_out_.size()) evbuffer_add(queued, head_out_.data() + sent, head_out_.size() - sent);
       head_out_.clear();
@@ -203,7 +203,7 @@ void Http1Attempt::flush() {
     evbuffer_prepend(pending_, head_out_.data(), head_out_.size());
     head_out_.clear();
   }
-  if (evbuffer_get_length(queued) == 0) evbuffer_write(pending_, bufferevent_getfd(bev));
+  if (evbuffer_get_length(queued) == 0) evbuffer_write(pending_, conn_->fd());
   if (evbuffer_get_length(pending_) != 0) evbuffer_add_buffer(queued, pending_);
 }
 
@@ -335,7 +335,7 @@ void Http1Attempt::onConnReadable(UpstreamConn*) {
   // session's reads do (event::ClockScope).
   event::ClockScope now;
   const char* fresh = nullptr;
-  net::ReadResult r = net::readForParse(conn_->bev(), &fresh);
+  net::ReadResult r = net::readForParse(conn_->bev(), conn_->fd(), &fresh);
   switch (r.status) {
     case net::ReadStatus::kData:
       readInput(fresh, fresh ? r.bytes : 0);

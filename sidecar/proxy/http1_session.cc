@@ -21,13 +21,14 @@ namespace mulligan::proxy {
 Http1Session::Http1Session(Connection* conn, bufferevent* bev)
     : conn_(conn),
       bev_(bev),
+      fd_(bufferevent_getfd(bev)),
       staged_(evbuffer_new()),
       reader_(Http1Reader::Mode::kRequest, this,
               Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
                                   conn->worker().shared().config.max_headers}),
       abort_watch_(conn->worker().base(), [this] { onAbortWatch(); }),
       idle_timer_(conn->worker().base(), [this] { onIdleTimer(); }) {
-  event_assign(&read_ev_, conn->worker().base(), bufferevent_getfd(bev), EV_READ | EV_PERSIST,
+  event_assign(&read_ev_, conn->worker().base(), fd_, EV_READ | EV_PERSIST,
                &Http1Session::onReadable, this);
 }
 
@@ -70,13 +71,13 @@ void Http1Session::flush() {
     if (!inline_out_.empty()) {
       // staged_ is empty (see inline_out_). A failed send queues it all: the
       // bufferevent's own write then meets the error and reports it.
-      ssize_t n = ::send(bufferevent_getfd(bev_), inline_out_.data(), inline_out_.size(), MSG_NOSIGNAL);
+      ssize_t n = ::send(fd_, inline_out_.data(), inline_out_.size(), MSG_NOSIGNAL);
       size_t sent = n > 0 ? static_cast<size_t>(n) : 0;
       if (sent < inline_out_.size()) evbuffer_add(queued, inline_out_.data() + sent, inline_out_.size() - sent);
       inline_out_.clear();
       return;
     }
-    evbuffer_write(staged_, bufferevent_getfd(bev_));
+    evbuffer_write(staged_, fd_);
   }
   evbuffer* rest = stagedBuffer();
   if (evbuffer_get_length(rest) != 0) evbuffer_add_buffer(queued, rest);
@@ -195,7 +196,7 @@ void Http1Session::onReadable(short what) {
   event::ClockScope now;  // one clock read for whatever these bytes start
   heard_us_ = event::monotonicNowUs();
   const char* fresh = nullptr;
-  net::ReadResult r = net::readForParse(bev_, &fresh);
+  net::ReadResult r = net::readForParse(bev_, fd_, &fresh);
   switch (r.status) {
     case net::ReadStatus::kData:
       processInput(fresh, fresh ? r.bytes : 0);
@@ -341,7 +342,7 @@ void Http1Session::onHead(MessageHead& head) {
   const std::string* expect = findHeader(head.headers, "expect");
   bool expect_continue = expect && iequals(*expect, "100-continue");
   RequestHead req = requestHeadFromHttp1(head);
-  method_ = req.method;
+  head_request_ = req.method == "HEAD";
   version_minor_ = req.version_minor;
   keep_alive_ = req.keep_alive;
   upgrade_ = req.upgrade;
@@ -376,7 +377,7 @@ bool forwardableAsReceived(const MessageHead& head, std::string_view raw) {
 
 void Http1Session::writeHead(const MessageHead& head, bool) {
   head_written_ = true;
-  head_only_ = method_ == "HEAD" || head.status == 204 || head.status == 304 || head.status < 200;
+  head_only_ = head_request_ || head.status == 204 || head.status == 304 || head.status < 200;
   // An upgrade the upstream declined: the client's bytes after its request
   // head are not HTTP we can parse; end the connection after this answer.
   downstream_close_ = !keep_alive_ || worker().draining() || upgrade_;
@@ -477,7 +478,7 @@ void Http1Session::localReply(const LocalReply& r) {
   bool close = !keep_alive_ || !r.request_complete;
   if (close) out += "connection: close\r\n";
   out += "\r\n";
-  if (method_ != "HEAD") out += r.body;
+  if (!head_request_) out += r.body;
   stage(out.data(), out.size());
   streamFinished(!close);
 }
@@ -584,7 +585,7 @@ void Http1Session::linger() {
     return;
   }
   lingering_ = true;
-  ::shutdown(bufferevent_getfd(bev_), SHUT_WR);
+  ::shutdown(fd_, SHUT_WR);
   // What is buffered is discarded with the next read (processInput while
   // lingering), not here: linger() can run inside the parser's callback (a
   // local reply to a request head) while it still reads those bytes.

@@ -136,6 +136,7 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
 
   Connection* conn_;
   bufferevent* bev_;
+  evutil_socket_t fd_;     // bev_'s socket (kept: bufferevent_getfd takes a lock)
   ::event read_ev_;        // EV_READ|EV_PERSIST on bev_'s socket
   bool reading_ = false;   // read_ev_ is added
   bool input_held_ = false;  // reading paused for back-pressure (updateInputHold)
@@ -174,7 +175,7 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   bool peer_eof_ = false;
 
   // The current request/response, as HTTP/1 frames it.
-  std::string method_;
+  bool head_request_ = false;        // the request is a HEAD: its response has no body
   int version_minor_ = 1;
   bool keep_alive_ = true;
   bool upgrade_ = false;

@@ -30,7 +30,7 @@ constexpr int kGrpcUnavailable = 14;
 
 }  // namespace
 
-ProxyStream::ProxyStream(Downstream* downstream, RequestHead head, int64_t start_us)
+ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us)
     : down_(downstream),
       worker_(&downstream->worker()),
       start_us_(start_us),

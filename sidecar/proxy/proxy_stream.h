@@ -51,7 +51,8 @@ class Worker;
 // list instead of malloc/free each time (core/recycled.h).
 class ProxyStream : public event::Deletable, private Attempt::Owner, public core::Recycled<ProxyStream> {
  public:
-  ProxyStream(Downstream* downstream, RequestHead head, int64_t start_us);
+  // `head` is moved from (by reference: one move of its fields, not two).
+  ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us);
   ~ProxyStream() override;
 
   // Finds the destination and starts the first attempt (or answers at once).

@@ -2,7 +2,8 @@
 
 namespace mulligan::proxy {
 
-UpstreamConn::UpstreamConn(event_base* base, bufferevent* bev, User* user) : base_(base), bev_(bev), user_(user) {
+UpstreamConn::UpstreamConn(event_base* base, bufferevent* bev, User* user)
+    : base_(base), bev_(bev), user_(user) {
   bufferevent_setcb(bev_, nullptr, &UpstreamConn::onBevWritten, &UpstreamConn::onBevEvent, this);
 }
 
@@ -14,7 +15,8 @@ UpstreamConn::~UpstreamConn() {
 
 void UpstreamConn::startWatching() {
   if (!watching_) {
-    event_assign(&read_ev_, base_, bufferevent_getfd(bev_), EV_READ | EV_PERSIST, &UpstreamConn::onRead, this);
+    fd_ = bufferevent_getfd(bev_);
+    event_assign(&read_ev_, base_, fd_, EV_READ | EV_PERSIST, &UpstreamConn::onRead, this);
     watching_ = true;
   }
   resumeReading();

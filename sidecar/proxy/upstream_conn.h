@@ -69,7 +69,9 @@ class UpstreamConn {
   UpstreamConn& operator=(const UpstreamConn&) = delete;
 
   bufferevent* bev() const { return bev_; }
-  evutil_socket_t fd() const { return bufferevent_getfd(bev_); }
+  // The socket (made by bufferevent_socket_connect, so known from
+  // startWatching on; asked of the bufferevent before that).
+  evutil_socket_t fd() const { return fd_ >= 0 ? fd_ : bufferevent_getfd(bev_); }
   void setUser(User* user) { user_ = user; }
   User* user() const { return user_; }
 
@@ -130,6 +132,7 @@ class UpstreamConn {
 
   event_base* base_;
   bufferevent* bev_;
+  evutil_socket_t fd_ = -1;  // bev_'s socket once connected (kept: bufferevent_getfd takes a lock)
   User* user_;
   ::event read_ev_;
   bool watching_ = false;  // read_ev_ assigned

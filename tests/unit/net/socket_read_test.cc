@@ -91,7 +91,7 @@ TEST_F(SocketReadTest, AfterAFreshReadTheUnparsedRestCanBeKeptInTheInput) {
   bufferevent* bev = bufferevent_socket_new(base, sv_[0], 0);
   ASSERT_EQ(::write(sv_[1], "GET /a\nGET /b\n", 14), 14);
   const char* fresh = nullptr;
-  ReadResult r = readForParse(bev, &fresh);
+  ReadResult r = readForParse(bev, sv_[0], &fresh);
   ASSERT_EQ(r.status, ReadStatus::kData);
   ASSERT_NE(fresh, nullptr);
   EXPECT_EQ(evbuffer_add(bufferevent_get_input(bev), fresh + 7, r.bytes - 7), 0);
