@@ -4,8 +4,12 @@
 
 namespace mulligan::proxy {
 
-HeaderStock& HeaderStock::local() {
+thread_local HeaderStock* HeaderStock::t_local = nullptr;
+
+HeaderStock& HeaderStock::makeLocal() {
+  // Owned (and destroyed at thread exit) here; t_local is the fast way in.
   static thread_local HeaderStock stock;
+  t_local = &stock;
   return stock;
 }
 
@@ -13,6 +17,10 @@ HeaderStock::HeaderStock() {
   // The stock's own arrays are allocated once, here, never on a request.
   lists_.reserve(kMaxLists);
   strings_.reserve(kMaxStrings);
+}
+
+HeaderStock::~HeaderStock() {
+  if (t_local == this) t_local = nullptr;  // thread exit: no way in to a dead stock
 }
 
 HeaderList HeaderStock::takeList() {

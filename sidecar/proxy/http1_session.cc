@@ -289,7 +289,7 @@ RequestHead requestHeadFromHttp1(MessageHead& head) {
   r.has_content_length = head.has_content_length;
   r.content_length = head.content_length;
   r.body_follows = head.chunked || (head.has_content_length && head.content_length > 0);
-  bool connect = r.method == "CONNECT";
+  bool connect = std::string_view(r.method) == "CONNECT";  // (a view: sizes first, no strlen)
   r.upgrade = head.upgrade && !connect;
   std::string& target = head.target;
   if (connect) {
@@ -342,7 +342,7 @@ void Http1Session::onHead(MessageHead& head) {
   const std::string* expect = findHeader(head.headers, "expect");
   bool expect_continue = expect && iequals(*expect, "100-continue");
   RequestHead req = requestHeadFromHttp1(head);
-  head_request_ = req.method == "HEAD";
+  head_request_ = std::string_view(req.method) == "HEAD";
   version_minor_ = req.version_minor;
   keep_alive_ = req.keep_alive;
   upgrade_ = req.upgrade;

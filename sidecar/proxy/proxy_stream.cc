@@ -37,7 +37,7 @@ ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t sta
       req_(std::move(head)),
       deadline_timer_(&worker_->timerQueues(), worker_->base(), [this] { onDeadline(); }),
       backoff_timer_(worker_->base(), [this] { startAttempt(); }) {
-  connect_ = req_.method == "CONNECT" && down_->protocol() == Protocol::kHttp1;
+  connect_ = std::string_view(req_.method) == "CONNECT" && down_->protocol() == Protocol::kHttp1;
   request_complete_ = !req_.body_follows;
   grpc_ = isGrpcContentType(findHeader(req_.headers, "content-type"));
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <charconv>
 #include <cstring>
 
 #include "sidecar/retry/grpc_timeout.h"
@@ -28,14 +29,14 @@ void AttemptHeaders::add(std::string_view name, std::string_view value) {
 }
 
 void AttemptHeaders::addNumber(std::string_view name, int64_t value) {
-  char buf[kMaxValue];
-  size_t len = 0;
-  uint64_t v = value < 0 ? 0 : static_cast<uint64_t>(value);  // all our values are >= 0
-  do {
-    buf[kMaxValue - 1 - len++] = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v > 0);
-  add(name, std::string_view(buf + kMaxValue - len, len));
+  assert(size_ < kMaxFields);
+  if (size_ >= kMaxFields) return;
+  // Digits straight into the slot; all our values are >= 0, and kMaxValue
+  // holds any int64.
+  char* end = std::to_chars(values_[size_], values_[size_] + kMaxValue, std::max<int64_t>(value, 0)).ptr;
+  names_[size_] = name;
+  lens_[size_] = static_cast<uint8_t>(end - values_[size_]);
+  ++size_;
 }
 
 AttemptHeaders attemptHeaders(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us, uint32_t attempt_number,

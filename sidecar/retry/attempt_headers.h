@@ -85,8 +85,10 @@ class AttemptHeaders {
 
  private:
   std::string_view names_[kMaxFields];
-  char values_[kMaxFields][kMaxValue] = {};
-  uint8_t lens_[kMaxFields] = {};
+  // Only the first lens_[i] bytes of values_[i], for i < size_, are ever
+  // read: left uninitialised (one is built per attempt).
+  char values_[kMaxFields][kMaxValue];
+  uint8_t lens_[kMaxFields];
   uint8_t size_ = 0;
 };
 
