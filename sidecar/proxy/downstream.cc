@@ -96,7 +96,7 @@ bool replacedByAttemptHeaders(const retry::AttemptHeaders& extra, std::string_vi
   return false;
 }
 
-bool isGrpcContentType(const std::string* ct) {
+bool isGrpcContentType(std::optional<std::string_view> ct) {
   if (!ct) return false;
   std::string_view v = *ct;
   constexpr std::string_view kGrpc = "application/grpc";
@@ -104,7 +104,7 @@ bool isGrpcContentType(const std::string* ct) {
   return v.size() == kGrpc.size() || v[kGrpc.size()] == '+' || v[kGrpc.size()] == ';';
 }
 
-int parseGrpcStatus(const std::string* v) {
+int parseGrpcStatus(std::optional<std::string_view> v) {
   if (!v || v->empty() || v->size() > 2) return retry::kNoGrpcStatus;
   int n = 0;
   for (char c : *v) {

@@ -208,10 +208,10 @@ class HopByHopFilter {
 // True when `name` is one of the engine's per-attempt fields in `extra`
 // (case-insensitive): the inbound field is replaced, not forwarded.
 bool replacedByAttemptHeaders(const retry::AttemptHeaders& extra, std::string_view name);
-bool isGrpcContentType(const std::string* content_type);
+bool isGrpcContentType(std::optional<std::string_view> content_type);
 // grpc-status as a peer sends it: "0".."16" (one or two digits); anything
 // else (absent, empty, signs, spaces, > 16) is retry::kNoGrpcStatus.
-int parseGrpcStatus(const std::string* value);
+int parseGrpcStatus(std::optional<std::string_view> value);
 // gRPC grpc-message: percent-encoding of bytes outside 0x20..0x7E and '%'
 // (gRPC "PROTOCOL-HTTP2.md", Responses).
 std::string percentEncodeGrpcMessage(std::string_view s);

@@ -30,7 +30,7 @@ HeaderList HeaderStock::takeList() {
     return l;
   }
   HeaderList l;
-  l.reserve(kTypicalHeaders);
+  l.reserve(kTypicalHeaders, kTypicalHeaderBytes);
   return l;
 }
 
@@ -41,12 +41,10 @@ void HeaderStock::keep(std::string&& s) {
 }
 
 void HeaderStock::keepList(HeaderList&& list) {
-  for (auto& [name, value] : list) {
-    giveString(std::move(name));
-    giveString(std::move(value));
+  if (list.capacity() >= kTypicalHeaders && list.byteCapacity() <= kMaxListBytes && lists_.size() < kMaxLists) {
+    list.clear();
+    lists_.push_back(std::move(list));
   }
-  list.clear();
-  if (list.capacity() >= kTypicalHeaders && lists_.size() < kMaxLists) lists_.push_back(std::move(list));
   list = HeaderList();  // what was not kept is freed now, not by the caller later
 }
 

@@ -1,20 +1,20 @@
 // HeaderStock: a per-thread stock of the heap storage behind header lists
-// (and behind a formatted request head: Http1Attempt), so that parsing or
-// writing a head allocates nothing once the worker is warm (STYLE.md "Hot
-// path": no per-request heap churn).
+// and head strings (and behind a formatted request head: Http1Attempt), so
+// that parsing or writing a head allocates nothing once the worker is warm
+// (STYLE.md "Hot path": no per-request heap churn).
 //
 // A parsed head's HeaderList travels: the request's goes from the
-// Http1Reader to the ProxyStream (RequestHead::headers), the response's
-// stays in the attempt's reader; both die with their request. Without this
-// stock, each new head grows a fresh vector (one malloc) and every name or
-// value longer than std::string's inline buffer (15 bytes: "date", "user-
-// agent", "authorization" values) mallocs again.
+// Http1Reader to the ProxyStream (RequestHead::headers) and dies with it;
+// without this stock each new request head would grow a fresh list (two
+// mallocs: its fields and its bytes). A string (a request target, a long
+// authority, a formatted head) would malloc whenever it outgrows
+// std::string's inline buffer (15 bytes).
 //
-// Whoever is done with a list give()s it back; the reader takes lists and
-// strings with capacity from here. Only capacity moves: a list or string
-// handed out is empty, so nothing about what a caller sees changes.
-// Bounded (kMaxLists, kMaxStrings, kMaxStringCapacity): memory kept is
-// small and a one-off huge header is freed, not kept.
+// Whoever is done with a list or string give()s it back; readers and
+// writers take from here. Only capacity moves: a list or string handed out
+// is empty, so nothing about what a caller sees changes. Bounded
+// (kMaxLists, kMaxListBytes, kMaxStrings, kMaxStringCapacity): memory kept
+// is small and a one-off huge head is freed, not kept.
 //
 // Threading: thread-local, like the worker that uses it (local()).
 #pragma once
@@ -23,14 +23,16 @@
 #include <string>
 #include <vector>
 
-#include "sidecar/proxy/http1_reader.h"
+#include "sidecar/proxy/header_list.h"
 
 namespace mulligan::proxy {
 
 class HeaderStock {
  public:
-  static constexpr size_t kTypicalHeaders = 16;  // room a new list starts with
+  static constexpr size_t kTypicalHeaders = 16;  // room a new list starts with: fields...
+  static constexpr size_t kTypicalHeaderBytes = 512;  // ...and bytes of names and values
   static constexpr size_t kMaxLists = 64;
+  static constexpr size_t kMaxListBytes = 16 * 1024;  // a list holding more is freed, not kept
   static constexpr size_t kMaxStrings = 256;
   static constexpr size_t kMaxStringCapacity = 4096;  // a formatted request head fits
 
@@ -44,8 +46,8 @@ class HeaderStock {
 
   // An empty list with room for at least kTypicalHeaders fields.
   HeaderList takeList();
-  // Takes back `list` (left empty): its array and the heap buffers of its
-  // names and values are kept for later heads, within the bounds.
+  // Takes back `list` (left empty): its storage is kept for a later head,
+  // within the bounds.
   void give(HeaderList&& list) {
     if (list.capacity() != 0) keepList(std::move(list));  // most given lists were moved out: empty
   }

@@ -226,7 +226,7 @@ void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
     if (head.upgrade) {
       // A WebSocket-style upgrade keeps its handshake fields (hop-by-hop
       // otherwise): the upstream must see them to answer 101.
-      if (const std::string* u = findHeader(head.headers, "upgrade")) f.field("upgrade", *u);
+      if (auto u = findHeader(head.headers, "upgrade")) f.field("upgrade", *u);
       f.add("connection: upgrade\r\n");
     }
     // x-envoy-attempt-count and the deadline headers, from the engine.

@@ -6,13 +6,6 @@
 
 namespace mulligan::proxy {
 
-const std::string* findHeader(const HeaderList& h, std::string_view name) {
-  for (const auto& [k, v] : h) {
-    if (iequals(k, name)) return &v;
-  }
-  return nullptr;
-}
-
 namespace {
 Http1Reader* self(llhttp_t* p) { return static_cast<Http1Reader*>(p->data); }
 
@@ -88,20 +81,18 @@ Http1Reader::~Http1Reader() {
 
 int Http1Reader::onMessageBegin(llhttp_t* p) {
   Http1Reader* r = self(p);
-  // The last message's storage goes back to the thread's stock and the new
-  // one starts from it (a list with room for a typical head, kept string
-  // buffers): no malloc per message once warm (STYLE.md "Hot path"). The
-  // owner may have moved the last list out (RequestHead); the stock gets it
-  // back when that owner is done with it.
-  HeaderStock& stock = HeaderStock::local();
-  stock.give(std::move(r->head_.headers));
-  stock.give(std::move(r->trailers_));
-  stock.giveString(std::move(r->head_.target));
-  stock.giveString(std::move(r->head_.reason));
   // A fresh head, field by field (every field of MessageHead): building a
-  // whole MessageHead to move-assign costs more. A string too short to have
-  // a heap buffer was not given back, so it is cleared here.
+  // whole MessageHead to move-assign costs more. What the last message left
+  // is emptied and keeps its storage; what its owner moved out (a request's
+  // fields and target go to the RequestHead) starts from the thread's stock:
+  // no malloc per message once warm (STYLE.md "Hot path").
   MessageHead& h = r->head_;
+  if (h.headers.capacity() != 0) {
+    h.headers.clear();
+  } else {
+    h.headers = HeaderStock::local().takeList();
+  }
+  r->trailers_.clear();
   h.method.clear();
   h.target.clear();
   h.reason.clear();
@@ -110,7 +101,6 @@ int Http1Reader::onMessageBegin(llhttp_t* p) {
   h.keep_alive = true;
   h.chunked = h.has_content_length = h.upgrade = h.needs_eof = false;
   h.content_length = 0;
-  h.headers = stock.takeList();
   r->in_headers_ = true;
   r->in_message_ = true;
   r->last_was_value_ = false;
@@ -140,17 +130,17 @@ int Http1Reader::onHeaderField(llhttp_t* p, const char* at, size_t len) {
       r->user_why_ = "more than " + std::to_string(r->limits_.max_headers) + " header fields";
       return -1;
     }
-    list.emplace_back();
+    list.startField();
   }
   // RFC 9110 §5.1: a field name is a token. llhttp refuses every other byte
   // but the space (http1_reader_test proves it, byte by byte, on the llhttp
   // we build with), so the space is all that is left to look for.
   if (r->in_headers_ && std::string_view(at, len).find(' ') != std::string_view::npos) {
     r->user_error_ = Error::kBadMessage;
-    r->user_why_ = "invalid header name \"" + list.back().first + std::string(at, len) + "\"";
+    r->user_why_ = "invalid header name \"" + std::string(list.back().first) + std::string(at, len) + "\"";
     return -1;
   }
-  HeaderStock::append(list.back().first, at, len);
+  list.appendToName(std::string_view(at, len));
   r->last_was_value_ = false;
   r->value_complete_ = false;
   return r->addHeaderBytes(len);
@@ -174,10 +164,10 @@ int Http1Reader::onHeaderValue(llhttp_t* p, const char* at, size_t len) {
     // llhttp accepts obs-fold as a continuation of the previous value; a
     // proxy must not (RFC 9112 §5.2): reject with 400.
     r->user_error_ = Error::kBadMessage;
-    r->user_why_ = "obsolete line folding in header \"" + list.back().first + "\"";
+    r->user_why_ = "obsolete line folding in header \"" + std::string(list.back().first) + "\"";
     return -1;
   }
-  HeaderStock::append(list.back().second, at, len);
+  list.appendToValue(std::string_view(at, len));
   r->last_was_value_ = true;
   r->last_value_end_ = at + len;
   return r->addHeaderBytes(len);

@@ -17,29 +17,10 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
+
+#include "sidecar/proxy/header_list.h"
 
 namespace mulligan::proxy {
-
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
-
-// Case-insensitive header lookup; null when absent.
-const std::string* findHeader(const HeaderList& h, std::string_view name);
-// Inline: called for every field of every head, mostly with a literal.
-// ASCII only. Bytes that are equal (the usual case: names arrive in lower
-// case or in the case they are compared with) cost one comparison; bytes
-// that differ match only as the two cases of one letter.
-inline bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    unsigned char x = static_cast<unsigned char>(a[i]), y = static_cast<unsigned char>(b[i]);
-    if (x == y) continue;
-    unsigned char lx = x | 0x20;
-    if (lx != (y | 0x20) || static_cast<unsigned char>(lx - 'a') > 'z' - 'a') return false;
-  }
-  return true;
-}
 
 // (Http1Reader::onMessageBegin resets every field: keep the two in step.)
 struct MessageHead {

@@ -278,9 +278,10 @@ namespace {
 
 // The protocol-neutral head of an HTTP/1 request. Absolute-form (a proxy
 // request: curl -x, HTTP_PROXY) and CONNECT's authority-form name the
-// destination; the upstream gets origin-form.
-RequestHead requestHeadFromHttp1(MessageHead& head) {
-  RequestHead r;
+// destination; the upstream gets origin-form. Fills `r`, a fresh head (in
+// the new ProxyStream: no copy or move of it afterwards); takes the fields
+// and the target out of `head`.
+void requestHeadFromHttp1(MessageHead& head, RequestHead& r) {
   r.method = std::move(head.method);
   r.headers = std::move(head.headers);
   r.version_minor = head.version_minor;
@@ -320,17 +321,18 @@ RequestHead requestHeadFromHttp1(MessageHead& head) {
   } else {
     r.path = std::move(target);
     // A kept buffer when the Host is long (HeaderStock): no malloc per request.
-    if (const std::string* host = findHeader(r.headers, "host")) {
+    if (auto host = findHeader(r.headers, "host")) {
       HeaderStock::append(r.authority, host->data(), host->size());
     }
   }
-  return r;
 }
 
 void appendLastChunk(evbuffer* out, const HeaderList* trailers) {
   evbuffer_add(out, "0\r\n", 3);
   if (trailers) {
-    for (const auto& [k, v] : *trailers) evbuffer_add_printf(out, "%s: %s\r\n", k.c_str(), v.c_str());
+    for (const auto& [k, v] : *trailers) {
+      evbuffer_add_printf(out, "%.*s: %.*s\r\n", static_cast<int>(k.size()), k.data(), static_cast<int>(v.size()), v.data());
+    }
   }
   evbuffer_add(out, "\r\n", 2);
 }
@@ -339,15 +341,16 @@ void appendLastChunk(evbuffer* out, const HeaderList* trailers) {
 
 void Http1Session::onHead(MessageHead& head) {
   if (worker().draining()) close_after_response_ = true;
-  const std::string* expect = findHeader(head.headers, "expect");
+  auto expect = findHeader(head.headers, "expect");
   bool expect_continue = expect && iequals(*expect, "100-continue");
-  RequestHead req = requestHeadFromHttp1(head);
+  stream_ = std::make_unique<ProxyStream>(this, event::monotonicNowUs());
+  const RequestHead& req = stream_->request();
+  requestHeadFromHttp1(head, stream_->request());
   head_request_ = std::string_view(req.method) == "HEAD";
   version_minor_ = req.version_minor;
   keep_alive_ = req.keep_alive;
   upgrade_ = req.upgrade;
   head_written_ = head_only_ = downstream_chunked_ = downstream_close_ = trailers_sent_ = false;
-  stream_ = std::make_unique<ProxyStream>(this, std::move(req), event::monotonicNowUs());
   if (expect_continue) sendContinue();
   stream_->start();
 }
@@ -405,7 +408,7 @@ void Http1Session::writeHead(const MessageHead& head, bool) {
   }
   if (head.status == 101) {
     // Keep the upgrade handshake's own fields.
-    if (const std::string* u = findHeader(head.headers, "upgrade")) f.field("upgrade", *u);
+    if (auto u = findHeader(head.headers, "upgrade")) f.field("upgrade", *u);
     f.add("connection: upgrade\r\n\r\n").done();
     stageFormatted(direct);
     return;

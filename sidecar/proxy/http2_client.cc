@@ -461,7 +461,7 @@ ssize_t Http2ClientSession::readRequestBody(int32_t stream_id, uint8_t* buf, siz
     std::vector<std::string> storage;
     for (const auto& [k, v] : a->requestTrailers()) {
       storage.push_back(lower(k));
-      storage.push_back(v);
+      storage.emplace_back(v);
     }
     std::vector<nghttp2_nv> nv;
     for (size_t i = 0; i + 1 < storage.size(); i += 2) nv.push_back(makeNv(storage[i], storage[i + 1]));
@@ -539,7 +539,7 @@ void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
   };
   std::string authority = head.authority;
   if (authority.empty()) {
-    if (const std::string* h = findHeader(head.headers, "host")) authority = *h;
+    if (auto h = findHeader(head.headers, "host")) authority = *h;
   }
   add(":method", head.method);
   add(":scheme", head.scheme.empty() ? "http" : head.scheme);
@@ -554,7 +554,7 @@ void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
     if (iequals(k, "host") || hop.drops(k) || replacedByAttemptHeaders(extra, k)) {
       continue;
     }
-    add(lower(k), v);
+    add(lower(k), std::string(v));
   }
   for (retry::HeaderField f : extra) add(std::string(f.name), std::string(f.value));
   nv_.clear();
@@ -661,10 +661,10 @@ void Http2Attempt::onHeader(std::string_view name, std::string_view value) {
       head_.has_content_length = true;
       head_.content_length = n;
     }
-    head_.headers.emplace_back(std::string(name), std::string(value));
+    head_.headers.emplace_back(name, value);
   } else if (state_ == State::kStreaming) {
     if (!name.empty() && name[0] == ':') return;
-    resp_trailers_.emplace_back(std::string(name), std::string(value));
+    resp_trailers_.emplace_back(name, value);
   }
 }
 

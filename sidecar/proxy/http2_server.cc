@@ -113,7 +113,7 @@ const std::optional<net::Address>& Http2ServerStream::originalDst() const {
 
 void Http2ServerStream::onHeader(std::string_view name, std::string_view value) {
   if (in_trailers_) {
-    if (!name.empty() && name[0] != ':') req_trailers_.emplace_back(std::string(name), std::string(value));
+    if (!name.empty() && name[0] != ':') req_trailers_.emplace_back(name, value);
     return;
   }
   // RFC 7541 §4.1 size accounting (name + value + 32), against our
@@ -139,7 +139,7 @@ void Http2ServerStream::onHeader(std::string_view name, std::string_view value) 
       head_.has_content_length = true;
       head_.content_length = n;
     }
-    head_.headers.emplace_back(std::string(name), std::string(value));
+    head_.headers.emplace_back(name, value);
   }
 }
 
@@ -165,7 +165,7 @@ void Http2ServerStream::onHeadersEnd(bool end_stream) {
     return;
   }
   if (head_.authority.empty()) {
-    if (const std::string* host = findHeader(head_.headers, "host")) head_.authority = *host;
+    if (auto host = findHeader(head_.headers, "host")) head_.authority = *host;
   }
   head_.version_minor = 1;
   head_.body_follows = !end_stream;
@@ -216,7 +216,7 @@ void Http2ServerStream::submitHead(int status, const HeaderList& headers, bool e
   for (const auto& [k, v] : headers) {
     // RFC 9113 §8.2.2: no connection-specific fields in HTTP/2.
     if (hop.drops(k)) continue;
-    nv.add(lower(k), v);
+    nv.add(lower(k), std::string(v));
   }
   const nghttp2_nv* p = nv.build();
   nghttp2_data_provider prd;
@@ -247,7 +247,7 @@ void Http2ServerStream::writeTrailers(const HeaderList& trailers) {
   if (!head_submitted_) {
     // Nothing was sent yet: trailers alone make a trailers-only response.
     HeaderList h{{"content-type", "application/grpc"}};
-    for (auto& t : trailers_) h.push_back(t);
+    for (const auto& t : trailers_) h.push_back(t);
     trailers_.clear();
     submitHead(200, h, true);
   }
@@ -489,7 +489,7 @@ ssize_t Http2ServerSession::readResponse(int32_t stream_id, uint8_t* buf, size_t
   ssize_t n = s->readResponse(buf, len, flags, &trailers);
   if (trailers) {
     NvList nv;
-    for (const auto& [k, v] : s->responseTrailers()) nv.add(k, v);
+    for (const auto& [k, v] : s->responseTrailers()) nv.add(std::string(k), std::string(v));
     const nghttp2_nv* p = nv.build();
     nghttp2_submit_trailer(session_, stream_id, p, nv.nv.size());
   }

@@ -30,16 +30,16 @@ constexpr int kGrpcUnavailable = 14;
 
 }  // namespace
 
-ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us)
+ProxyStream::ProxyStream(Downstream* downstream, int64_t start_us)
     : down_(downstream),
       worker_(&downstream->worker()),
       start_us_(start_us),
-      req_(std::move(head)),
       deadline_timer_(&worker_->timerQueues(), worker_->base(), [this] { onDeadline(); }),
-      backoff_timer_(worker_->base(), [this] { startAttempt(); }) {
-  connect_ = std::string_view(req_.method) == "CONNECT" && down_->protocol() == Protocol::kHttp1;
-  request_complete_ = !req_.body_follows;
-  grpc_ = isGrpcContentType(findHeader(req_.headers, "content-type"));
+      backoff_timer_(worker_->base(), [this] { startAttempt(); }) {}
+
+ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us)
+    : ProxyStream(downstream, start_us) {
+  req_ = std::move(head);
 }
 
 ProxyStream::~ProxyStream() {
@@ -66,6 +66,9 @@ size_t ProxyStream::requestBacklog() const {
 // ------------------------------------------------------------- the start --
 
 void ProxyStream::start() {
+  connect_ = std::string_view(req_.method) == "CONNECT" && down_->protocol() == Protocol::kHttp1;
+  request_complete_ = !req_.body_follows;
+  grpc_ = isGrpcContentType(findHeader(req_.headers, "content-type"));
   worker_->counters().requests.add();
   // The policy snapshot this request keeps to its end (DESIGN.md: requests
   // in flight keep the snapshot they started with).
@@ -95,12 +98,12 @@ void ProxyStream::start() {
   // queue for it costs no libevent call per request. A caller's own deadline
   // (grpc-timeout, x-timeout-budget) is any duration: a plain timer.
   if (!deadline_.none()) deadline_timer_.armUs(deadline_.remaining(start_us_), !deadline_.fromInbound());
-  const std::string* key = nullptr;
+  std::optional<std::string_view> key;
   if (!policy_->retry.idempotencyHeader().empty()) key = findHeader(req_.headers, policy_->retry.idempotencyHeader());
   retry::RequestFacts facts;
   facts.method = req_.method;
   facts.grpc = grpc_;
-  facts.has_idempotency_key = key != nullptr;
+  facts.has_idempotency_key = key.has_value();
   if (req_.has_content_length) facts.body_size = req_.content_length;
   retry_.emplace(*policy_, facts, deadline_);
   if (policy_->retry.num_retries == 0) replayable_ = false;  // nothing to replay for

@@ -51,8 +51,11 @@ class Worker;
 // list instead of malloc/free each time (core/recycled.h).
 class ProxyStream : public event::Deletable, private Attempt::Owner, public core::Recycled<ProxyStream> {
  public:
-  // `head` is moved from (by reference: one move of its fields, not two).
+  // The request head is filled in place through request() before start()
+  // (no move of its fields at all), or moved in: `head` is moved from.
+  ProxyStream(Downstream* downstream, int64_t start_us);
   ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us);
+  RequestHead& request() { return req_; }
   ~ProxyStream() override;
 
   // Finds the destination and starts the first attempt (or answers at once).

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,8 @@ class HeaderValue {
   HeaderValue(std::string&&) = delete;  // would dangle
   // The result of a header lookup that returns a pointer: nullptr = absent.
   HeaderValue(const std::string* s) : HeaderValue(s ? HeaderValue(*s) : HeaderValue()) {}
+  // ...or an optional view (proxy::findHeader): nullopt = absent.
+  constexpr HeaderValue(std::optional<std::string_view> v) : HeaderValue(v ? HeaderValue(*v) : HeaderValue()) {}
 
   constexpr bool present() const { return present_; }
   constexpr explicit operator bool() const { return present_; }

@@ -11,26 +11,26 @@ TEST(GrpcContentTypeTest, GrpcAndItsSubtypesOnly) {
   for (const char* yes : {"application/grpc", "application/grpc+proto", "application/grpc+json",
                           "application/grpc;charset=utf-8", "Application/GRPC"}) {
     std::string v = yes;
-    EXPECT_TRUE(isGrpcContentType(&v)) << yes;
+    EXPECT_TRUE(isGrpcContentType(v)) << yes;
   }
   for (const char* no : {"", "application/json", "application/grpc-web", "application/grpc-web+proto",
                          "application/grpcx", "text/plain"}) {
     std::string v = no;
-    EXPECT_FALSE(isGrpcContentType(&v)) << no;
+    EXPECT_FALSE(isGrpcContentType(v)) << no;
   }
-  EXPECT_FALSE(isGrpcContentType(nullptr));
+  EXPECT_FALSE(isGrpcContentType(std::nullopt));
 }
 
 TEST(GrpcStatusWireTest, ZeroToSixteenAcceptedEverythingElseIsNoStatus) {
   for (int i = 0; i <= 16; ++i) {
     std::string v = std::to_string(i);
-    EXPECT_EQ(parseGrpcStatus(&v), i);
+    EXPECT_EQ(parseGrpcStatus(v), i);
   }
   for (const char* bad : {"", "17", "99", "100", "-1", "+1", " 1", "1 ", "x", "01a"}) {
     std::string v = bad;
-    EXPECT_EQ(parseGrpcStatus(&v), retry::kNoGrpcStatus) << '"' << bad << '"';
+    EXPECT_EQ(parseGrpcStatus(v), retry::kNoGrpcStatus) << '"' << bad << '"';
   }
-  EXPECT_EQ(parseGrpcStatus(nullptr), retry::kNoGrpcStatus);
+  EXPECT_EQ(parseGrpcStatus(std::nullopt), retry::kNoGrpcStatus);
 }
 
 TEST(GrpcMessageWireTest, PercentEncodesOutsidePrintableAsciiAndPercent) {
