@@ -61,14 +61,10 @@ Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
 
 void Http1Reader::expectResponseTo(std::string_view method) { head_request_ = method == "HEAD"; }
 
-int Http1Reader::addHeaderBytes(size_t len) {
-  header_bytes_ += len;
-  if (header_bytes_ > limits_.max_header_bytes) {
-    user_error_ = Error::kHeadersTooLarge;
-    user_why_ = "header section larger than " + std::to_string(limits_.max_header_bytes) + " bytes";
-    return -1;
-  }
-  return 0;
+int Http1Reader::headerBytesTooMany() {
+  user_error_ = Error::kHeadersTooLarge;
+  user_why_ = "header section larger than " + std::to_string(limits_.max_header_bytes) + " bytes";
+  return -1;
 }
 
 Http1Reader::~Http1Reader() {

@@ -107,7 +107,12 @@ class Http1Reader {
   static int onHeadersComplete(llhttp_t* p);
   static int onBody(llhttp_t* p, const char* at, size_t len);
   static int onMessageComplete(llhttp_t* p);
-  int addHeaderBytes(size_t len);
+  // Counts `len` more bytes of the header section against the limit.
+  int addHeaderBytes(size_t len) {
+    header_bytes_ += len;
+    return header_bytes_ > limits_.max_header_bytes ? headerBytesTooMany() : 0;
+  }
+  int headerBytesTooMany();
 
   Mode mode_;
   Handler* handler_;

@@ -7,6 +7,7 @@
 
 #include "sidecar/core/logging.h"
 #include "sidecar/proxy/connection.h"
+#include "sidecar/proxy/header_stock.h"
 #include "sidecar/proxy/proxy_stream.h"
 #include "sidecar/proxy/worker.h"
 
@@ -97,7 +98,10 @@ struct NvList {
 // ====================================================== Http2ServerStream ==
 
 Http2ServerStream::Http2ServerStream(Http2ServerSession* session, int32_t id)
-    : session_(session), id_(id), out_(evbuffer_new()) {}
+    : session_(session), id_(id), out_(evbuffer_new()) {
+  // The request's fields go into kept storage (the ProxyStream gives it back).
+  head_.headers = HeaderStock::local().takeList();
+}
 
 Http2ServerStream::~Http2ServerStream() {
   if (proxy_) proxy_->abort("HTTP/2 stream closed");
