@@ -130,10 +130,13 @@ int Http1Reader::onHeaderField(llhttp_t* p, const char* at, size_t len) {
   }
   // RFC 9110 §5.1: a field name is a token. llhttp refuses every other byte
   // but the space (http1_reader_test proves it, byte by byte, on the llhttp
-  // we build with), so the space is all that is left to look for.
-  if (r->in_headers_ && std::string_view(at, len).find(' ') != std::string_view::npos) {
+  // we build with), so the space is all that is left to look for — in a
+  // trailer section too: a trailer is forwarded like a header, and a name
+  // with a space in it is one a lenient peer may read differently.
+  if (std::string_view(at, len).find(' ') != std::string_view::npos) {
     r->user_error_ = Error::kBadMessage;
-    r->user_why_ = "invalid header name \"" + std::string(list.back().first) + std::string(at, len) + "\"";
+    r->user_why_ = std::string(r->in_headers_ ? "invalid header name \"" : "invalid trailer name \"") +
+                   std::string(list.back().first) + std::string(at, len) + "\"";
     return -1;
   }
   list.appendToName(std::string_view(at, len));

@@ -117,6 +117,25 @@ class Http1SemanticsTest(Stack):
         # The upstream's own hop-by-hop fields do not reach the client either.
         self.assertNotIn("keep-alive", {k for k in read_headers_of(s, b"GET /again HTTP/1.1\r\nHost: svc\r\n\r\n")})
 
+    def test_a_trailer_name_with_a_space_gets_400_and_the_connection_ends(self):
+        # A trailer is forwarded like a header: a name that is not a token is
+        # refused, not passed on to a peer that might read it differently.
+        s = self.connect()
+        s.sendall(b"POST /t HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"5\r\nhello\r\n0\r\nX Sum: 42\r\n\r\n")
+        status, headers, body = read_response(s)
+        self.assertEqual(status, 400)
+        self.assertIn(b"invalid trailer name", body)
+        self.assertEqual(headers["connection"], ["close"])
+        s.settimeout(5)
+        self.assertEqual(s.recv(100), b"")  # closed after the answer
+        # A well-formed trailer on a new connection goes through.
+        s2 = self.connect()
+        s2.sendall(b"POST /t2 HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   b"5\r\nhello\r\n0\r\nX-Sum: 42\r\n\r\n")
+        status, _, _ = read_response(s2)
+        self.assertEqual(status, 200)
+
     def test_response_heads_pass_as_received_only_when_nothing_must_change(self):
         # A scripted upstream: one canned answer per request, on one
         # keep-alive connection. A plain HTTP/1.1 head framed by one
