@@ -555,6 +555,14 @@ void Http1Session::rejectRequest(int status, const char* reason, const std::stri
     stream_->abort(why.c_str());
     worker().deferDelete(std::move(stream_));
   }
+  if (head_written_) {
+    // This request's response head is already out (the upstream answered
+    // before the request ended): a 400 now would land inside that response
+    // or after it, as an answer to nothing. What was staged goes; then the
+    // connection ends — a cut-short body is the signal left.
+    closeWhenFlushed();
+    return;
+  }
   std::string body = why + "\n";
   std::string resp = "HTTP/1.1 " + std::to_string(status) + " " + reason +
                      "\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: " +

@@ -136,6 +136,50 @@ class Http1SemanticsTest(Stack):
         status, _, _ = read_response(s2)
         self.assertEqual(status, 200)
 
+    def test_a_bad_body_after_the_response_began_ends_the_connection_without_a_400(self):
+        # An upstream that answers as soon as it has the request head, before
+        # the body: its response is on its way to the client when the client's
+        # body turns out malformed. A 400 then would land inside that response;
+        # the connection ends instead and the client sees a cut-short body.
+        import threading
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(4)
+        self.addCleanup(srv.close)
+        conns = []
+        self.addCleanup(lambda: [c.close() for c in conns])
+
+        def serve():
+            c, _ = srv.accept()
+            conns.append(c)
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                b = c.recv(65536)
+                if not b:
+                    return
+                buf += b
+            c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello")  # half the body
+        threading.Thread(target=serve, daemon=True).start()
+        self.publish(policy(srv.getsockname()[1]))
+        time.sleep(0.3)  # the workers load the table
+        s = self.connect()
+        s.sendall(b"POST /early HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        got = b""
+        while b"hello" not in got:
+            b = s.recv(65536)
+            self.assertTrue(b, got)
+            got += b
+        s.sendall(b"zz\r\n")  # not a chunk size
+        s.settimeout(5)
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+        self.assertTrue(got.startswith(b"HTTP/1.1 200"), got)
+        self.assertNotIn(b"400", got)
+        self.assertTrue(got.endswith(b"hello"), got)  # 5 of 10 body bytes, then the close
+
     def test_response_heads_pass_as_received_only_when_nothing_must_change(self):
         # A scripted upstream: one canned answer per request, on one
         # keep-alive connection. A plain HTTP/1.1 head framed by one
