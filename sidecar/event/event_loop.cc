@@ -32,12 +32,27 @@ void Timer::cancel() {
   added_ = false;
 }
 
-bool Timer::armed() const { return added_; }
-
 void Timer::trampoline(evutil_socket_t, short, void* arg) {
   auto* t = static_cast<Timer*>(arg);
   t->added_ = false;  // a fired (non-persistent) timer is no longer added
   t->cb_();
+}
+
+ExpiryTimer::ExpiryTimer(event_base* base, std::function<void()> cb)
+    : timer_(base, [this] { onTimer(); }), cb_(std::move(cb)) {}
+
+void ExpiryTimer::armFor(int64_t due_us) {
+  timer_.armUs(due_us - monotonicNowUs());
+  armed_for_us_ = due_us;
+}
+
+void ExpiryTimer::onTimer() {
+  // Moved later since the timer was armed: wait for the rest.
+  if (monotonicNowUs() + kSlackUs < due_us_) {
+    armFor(due_us_);
+    return;
+  }
+  cb_();  // may destroy this object: nothing after
 }
 
 DeferredDeleter::DeferredDeleter(event_base* base) : ev_(event_new(base, -1, 0, &DeferredDeleter::run, this)) {}

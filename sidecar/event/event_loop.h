@@ -35,7 +35,7 @@ class Timer {
 
   void armUs(int64_t us);  // (re)arms; a negative value fires at once
   void cancel();
-  bool armed() const;
+  bool armed() const { return added_; }
 
  private:
   static void trampoline(evutil_socket_t, short, void* arg);
@@ -44,6 +44,42 @@ class Timer {
   ::event ev_;
   bool assigned_ = false;  // ev_ is assigned (on the first armUs)
   bool added_ = false;     // ev_ is added (armed and not yet fired or cancelled)
+};
+
+// ExpiryTimer: fires at an instant that mostly moves later — an idle timeout
+// pushed back by every read, a pooled connection's expiry pushed back by
+// every reuse. Moving it later only records the new instant: the libevent
+// timer, armed for an earlier one, re-arms itself for the rest when it
+// fires. So the common case is a compare and a store, not a timer-heap
+// update (an event_add) each time. Moving it earlier re-arms at once.
+class ExpiryTimer {
+ public:
+  ExpiryTimer(event_base* base, std::function<void()> cb);
+  ExpiryTimer(const ExpiryTimer&) = delete;
+  ExpiryTimer& operator=(const ExpiryTimer&) = delete;
+
+  // Fires `cb` at `due_us` (monotonicNowUs() time) unless set again or
+  // cancelled first. Inline: it runs per read.
+  void setDue(int64_t due_us) {
+    due_us_ = due_us;
+    if (!timer_.armed() || armed_for_us_ > due_us) armFor(due_us);
+  }
+  void cancel() { timer_.cancel(); }
+  bool armed() const { return timer_.armed(); }
+
+ private:
+  // libevent adds a timeout to its cached loop time, which lags the clock by
+  // the current iteration's work, so the timer may run a little before the
+  // instant it was armed for. Firing up to this much early saves a second
+  // wake-up for the last few microseconds.
+  static constexpr int64_t kSlackUs = 1000;
+  void armFor(int64_t due_us);
+  void onTimer();
+
+  Timer timer_;
+  std::function<void()> cb_;
+  int64_t due_us_ = 0;
+  int64_t armed_for_us_ = 0;  // the instant timer_ was armed for
 };
 
 // Objects that must not be destroyed inside their own callback are handed to

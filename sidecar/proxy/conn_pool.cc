@@ -10,18 +10,6 @@
 
 namespace mulligan::proxy {
 
-namespace {
-timeval toTimeval(int64_t us) {
-  return timeval{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
-}
-
-// libevent adds a timeout to its cached loop time, which lags the clock by
-// the current iteration's work, so the timer may run a little before the
-// expiry put() computed from the clock. Closing up to this much early saves
-// a second wake-up for the last few microseconds.
-constexpr int64_t kExpirySlackUs = 1000;
-}  // namespace
-
 void ConnList::pushBack(UpstreamConn* c) {
   c->next_ = nullptr;
   c->prev_ = tail;
@@ -87,22 +75,6 @@ bool ConnPool::reserve(const std::string& key, Slot* slot) {
   slot->dest_ = &d;
   ++d.open;
   return true;
-}
-
-void ConnPool::armExpiry(UpstreamConn* c, int64_t timeout_us) {
-  c->expiry_us_ = event::monotonicNowUs() + timeout_us;
-  if (!c->timer_assigned_) {
-    evtimer_assign(&c->idle_timer_, base_, &ConnPool::onIdleTimer, c);
-    c->timer_assigned_ = true;
-  }
-  // Still armed from an earlier put, and due no later than the new expiry:
-  // it re-arms itself for the rest when it fires (the keep-alive case: no
-  // timer work per request).
-  if (c->timer_pending_ && c->timer_at_us_ <= c->expiry_us_) return;
-  timeval tv = toTimeval(timeout_us);
-  evtimer_add(&c->idle_timer_, &tv);
-  c->timer_pending_ = true;
-  c->timer_at_us_ = c->expiry_us_;
 }
 
 void ConnPool::put(UpstreamConn* conn, Slot slot, int64_t idle_timeout_us) {
@@ -212,26 +184,5 @@ void ConnPool::onConnReadable(UpstreamConn* c) {
 
 // Write-side EOF or error on a pooled connection.
 void ConnPool::onConnEvent(UpstreamConn* c, short) { drop(c); }
-
-void ConnPool::onIdleTimer(evutil_socket_t, short, void* arg) {
-  auto* c = static_cast<UpstreamConn*>(arg);
-  c->timer_pending_ = false;
-  // Lent out: the holder's business; the next put() arms the timer again.
-  if (c->pooled_ == UpstreamConn::Pooled::kNo) return;
-  c->pool_->onIdleTimer(c);
-}
-
-void ConnPool::onIdleTimer(UpstreamConn* c) {
-  int64_t now = event::monotonicNowUs();
-  if (now + kExpirySlackUs >= c->expiry_us_) {
-    drop(c);  // idle past idle_timeout, or a drain that took too long
-    return;
-  }
-  // Put back since the timer was armed: wait for the rest.
-  timeval tv = toTimeval(c->expiry_us_ - now);
-  evtimer_add(&c->idle_timer_, &tv);
-  c->timer_pending_ = true;
-  c->timer_at_us_ = c->expiry_us_;
-}
 
 }  // namespace mulligan::proxy

@@ -30,11 +30,10 @@
 // The connection's read event stays added while it is idle; the pool sees
 // its readiness as the holder.
 //
-// The idle timer is lazy (STYLE.md "Hot path"): it stays armed across
-// take/put. put() records the new expiry (idle_timeout after THIS put) and
-// re-arms only when the timer is not pending or would fire after the new
-// expiry. When it fires: idle and expired -> closed; idle and not yet
-// expired -> re-armed for the rest; lent out -> nothing (the next put arms
+// The idle timer is lazy (STYLE.md "Hot path"): an event::ExpiryTimer that
+// stays armed across take/put. put() sets the new expiry (idle_timeout after
+// THIS put), which re-arms libevent only when it is earlier than the armed
+// one. At the expiry: idle -> closed; lent out -> nothing (the next put sets
 // it again). The same timer bounds a drain (kDrainTimeoutUs).
 //
 // Not thread-safe: each worker has its own pool (no locks on the request
@@ -151,10 +150,11 @@ class ConnPool : private UpstreamConn::User {
   void onConnEvent(UpstreamConn* c, short what) override;
   void onConnWritten(UpstreamConn*) override {}
 
-  static void onIdleTimer(evutil_socket_t, short, void* arg);
-  void onIdleTimer(UpstreamConn* c);
-  // Makes `c` (already on a list of `d`) close at now + timeout_us, lazily.
-  void armExpiry(UpstreamConn* c, int64_t timeout_us);
+  friend class UpstreamConn;  // its expiry timer calls onExpired
+  // `c`, idle or draining, reached its expiry: closed.
+  void onExpired(UpstreamConn* c) { drop(c); }
+  // Makes `c` (already on a list of `d`) close at now + timeout_us.
+  void armExpiry(UpstreamConn* c, int64_t timeout_us) { c->expiry_.setDue(event::monotonicNowUs() + timeout_us); }
   void drop(UpstreamConn* c);
   void drainRead(UpstreamConn* c);
   bool idleFull(const PoolDestination& d) const {

@@ -9,6 +9,7 @@
 // length is set once, by done().
 #pragma once
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -41,14 +42,9 @@ class HeadFormat {
   }
   // "name: <decimal>\r\n"
   HeadFormat& field(std::string_view name, uint64_t value) {
-    char digits[20];
-    char* end = digits + sizeof digits;
-    char* p = end;
-    do {
-      *--p = static_cast<char>('0' + value % 10);
-      value /= 10;
-    } while (value != 0);
-    return field(name, std::string_view(p, static_cast<size_t>(end - p)));
+    char digits[20];  // any uint64_t
+    char* end = std::to_chars(digits, digits + sizeof digits, value).ptr;
+    return field(name, std::string_view(digits, static_cast<size_t>(end - digits)));
   }
   // The string's length becomes what was written (the destructor does it too).
   void done() { out_.resize(used_); }

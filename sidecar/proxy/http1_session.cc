@@ -145,37 +145,25 @@ void Http1Session::startReadingIdle() {
     event_add(&read_ev_, nullptr);
     reading_ = true;
   }
-  heard_us_ = event::monotonicNowUs();
-  // The policy's idle timeout may have changed: a shorter one takes effect
-  // now, a longer one when the armed timer fires and re-arms.
-  int64_t idle = worker().downstreamIdleTimeoutUs();
-  if (idle > 0 && (!idle_timer_.armed() || idle_due_us_ > heard_us_ + idle)) {
-    idle_timer_.armUs(idle);
-    idle_due_us_ = heard_us_ + idle;
+  idle_us_ = worker().downstreamIdleTimeoutUs();  // the policy's, now
+  if (idle_us_ > 0) {
+    idle_timer_.setDue(event::monotonicNowUs() + idle_us_);
+  } else {
+    idle_timer_.cancel();
   }
 }
 
 void Http1Session::onIdleTimer() {
   // Not reading (closed, lingering, holding input back): startReadingIdle
-  // arms it again when reading starts.
+  // sets it again when reading starts.
   if (closed_ || lingering_ || !reading_) return;
-  int64_t idle = worker().downstreamIdleTimeoutUs();
-  if (idle <= 0) return;  // the policy turned it off
-  int64_t now = event::monotonicNowUs();
-  int64_t left = heard_us_ + idle - now;
-  if (left <= 0) {
-    // Silence for the whole timeout. While a request is in flight the
-    // silence is ours to wait out: count again. Between requests it closes
-    // the connection.
-    if (!stream_ || closing_) {
-      closeNow();
-      return;
-    }
-    heard_us_ = now;
-    left = idle;
+  // While a request is in flight the silence is ours to wait out: count
+  // again. Between requests it closes the connection.
+  if (stream_ && !closing_) {
+    idle_timer_.setDue(event::monotonicNowUs() + idle_us_);
+    return;
   }
-  idle_timer_.armUs(left);
-  idle_due_us_ = now + left;
+  closeNow();
 }
 
 void Http1Session::stopReading() {
@@ -194,7 +182,7 @@ void Http1Session::onReadable(short what) {
     return;
   }
   event::ClockScope now;  // one clock read for whatever these bytes start
-  heard_us_ = event::monotonicNowUs();
+  if (idle_us_ > 0) idle_timer_.setDue(event::monotonicNowUs() + idle_us_);  // heard from the app
   const char* fresh = nullptr;
   net::ReadResult r = net::readForParse(bev_, fd_, &fresh);
   switch (r.status) {

@@ -93,7 +93,7 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   // its silence from now: the idle timeout closes it (not while lingering:
   // linger() owns reading then).
   void startReadingIdle();
-  // idle_timer_ fired: re-arms for the rest when the app spoke since.
+  // The app was silent for the idle timeout.
   void onIdleTimer();
   // startReadingIdle, unless closed or already reading.
   void onAbortWatch();
@@ -158,13 +158,11 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   // add, another to delete at close). Abort detection waits that long.
   static constexpr int64_t kAbortWatchDelayUs = 10'000;
   event::Timer abort_watch_;
-  // The idle timeout (silence from the app), lazily: a read only records
-  // when the app was last heard; the timer, when it fires early, re-arms for
-  // what is left. A timeout on read_ev_ instead would be re-added by libevent
-  // — a timer-heap update — after every read, i.e. every request.
-  event::Timer idle_timer_;
-  int64_t heard_us_ = 0;     // the app last sent bytes, or reading (re)started
-  int64_t idle_due_us_ = 0;  // when idle_timer_ fires, while it is armed
+  // The idle timeout (silence from the app): every read pushes it back, which
+  // an ExpiryTimer does with a store. A timeout on read_ev_ instead would be
+  // re-added by libevent — a timer-heap update — after every read.
+  event::ExpiryTimer idle_timer_;
+  int64_t idle_us_ = 0;  // the policy's idle timeout when reading (re)started; 0 = none
   std::unique_ptr<ProxyStream> stream_;
   bool waiting_for_response_ = false;  // reader paused after a complete request
   bool finished_early_ = false;        // response done before the request ended

@@ -1,15 +1,20 @@
 #include "sidecar/proxy/upstream_conn.h"
 
+#include "sidecar/proxy/conn_pool.h"
+
 namespace mulligan::proxy {
 
 UpstreamConn::UpstreamConn(event_base* base, bufferevent* bev, User* user)
-    : base_(base), bev_(bev), user_(user) {
+    : base_(base), bev_(bev), user_(user), expiry_(base, [this] {
+        // Lent out when it fell due: the holder's business (the next put
+        // sets a new expiry).
+        if (pooled_ != Pooled::kNo) pool_->onExpired(this);
+      }) {
   bufferevent_setcb(bev_, nullptr, &UpstreamConn::onBevWritten, &UpstreamConn::onBevEvent, this);
 }
 
 UpstreamConn::~UpstreamConn() {
   if (reading_) event_del(&read_ev_);
-  if (timer_assigned_) event_del(&idle_timer_);
   if (bev_) bufferevent_free(bev_);
 }
 
@@ -25,11 +30,7 @@ void UpstreamConn::startWatching() {
 bufferevent* UpstreamConn::detach() {
   pauseReading();
   watching_ = false;
-  if (timer_assigned_) {
-    event_del(&idle_timer_);
-    timer_assigned_ = false;
-    timer_pending_ = false;
-  }
+  expiry_.cancel();
   bufferevent* b = bev_;
   bev_ = nullptr;
   if (b) bufferevent_setcb(b, nullptr, nullptr, nullptr, nullptr);

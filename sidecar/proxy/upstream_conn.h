@@ -13,8 +13,8 @@
 //    for back-pressure (pauseReading) and at close / detach. So lending a
 //    pooled connection and taking it back adds or deletes no event and
 //    changes no epoll interest (no epoll_ctl per request).
-//  - storage for the pool's idle timer and list links, which only ConnPool
-//    touches (see conn_pool.h: the timer is re-armed lazily).
+//  - the pool's expiry timer (an event::ExpiryTimer: a put pushes it back
+//    without touching libevent) and list links, which only ConnPool touches.
 //
 // Every readiness and bufferevent event goes to the current holder, the
 // User set with setUser(): a hand-off is a pointer store. The holder reads
@@ -34,6 +34,8 @@
 #include <event2/event_struct.h>
 
 #include <cstdint>
+
+#include "sidecar/event/event_loop.h"
 
 namespace mulligan::proxy {
 
@@ -141,15 +143,11 @@ class UpstreamConn {
 
   // --- ConnPool's, untouched by anyone else ---
   Pooled pooled_ = Pooled::kNo;
-  bool timer_assigned_ = false;
-  bool timer_pending_ = false;
   ConnPool* pool_ = nullptr;
   PoolDestination* dest_ = nullptr;
   UpstreamConn* prev_ = nullptr;  // in dest_'s idle or draining list
   UpstreamConn* next_ = nullptr;
-  ::event idle_timer_;
-  int64_t expiry_us_ = 0;       // monotonic: idle (or draining) until then
-  int64_t timer_at_us_ = 0;     // monotonic: when the pending timer fires
+  event::ExpiryTimer expiry_;     // idle (or draining) until then; fires only while pooled
   uint64_t drain_left_ = 0;     // kDraining: body bytes still to discard
   int64_t idle_timeout_us_ = 0; // kDraining: the idle timeout once drained
 };
