@@ -21,6 +21,16 @@ upstream = "127.0.0.1:{upstream_port}"
 """
 
 
+def raw_listener(test):
+    """A listening socket on a free loopback port, for an upstream a test
+    scripts by hand; closed when the test ends."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    test.addCleanup(srv.close)
+    return srv
+
+
 def read_response(sock, head_only=False):
     """One response from `sock`: (status, headers dict, body). Reads exactly
     its framing (content-length or chunked), nothing beyond."""
@@ -142,10 +152,7 @@ class Http1SemanticsTest(Stack):
         # body turns out malformed. A 400 then would land inside that response;
         # the connection ends instead and the client sees a cut-short body.
         import threading
-        srv = socket.socket()
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(4)
-        self.addCleanup(srv.close)
+        srv = raw_listener(self)
         conns = []
         self.addCleanup(lambda: [c.close() for c in conns])
 
@@ -160,8 +167,7 @@ class Http1SemanticsTest(Stack):
                 buf += b
             c.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello")  # half the body
         threading.Thread(target=serve, daemon=True).start()
-        self.publish(policy(srv.getsockname()[1]))
-        time.sleep(0.3)  # the workers load the table
+        self.publish(policy(srv.getsockname()[1]))  # taken by the next request
         s = self.connect()
         s.sendall(b"POST /early HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         got = b""
@@ -299,10 +305,7 @@ class Http1BackPressureTest(Stack):
         import os
         import threading
         # An upstream that accepts and then never reads (a stuck service).
-        srv = socket.socket()
-        srv.bind(("127.0.0.1", 0))
-        srv.listen(8)
-        self.addCleanup(srv.close)
+        srv = raw_listener(self)
         held = []
         stop = threading.Event()
 
