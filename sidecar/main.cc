@@ -38,6 +38,10 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
                         beyond it a call is answered 503 with
                         x-mulligan-overloaded: upstream-connections
                                                 [MULLIGAN_MAX_UPSTREAM_CONNECTIONS]
+  --io-uring on|off     receive on HTTP/1 sockets through io_uring where the
+                        kernel allows it (default on; falls back to epoll,
+                        saying so once, e.g. under a seccomp profile that
+                        refuses io_uring)                    [MULLIGAN_IO_URING]
   --help, --version
 
 On start it prints "listening outbound ADDR:PORT" and "listening admin ADDR:PORT"
@@ -54,6 +58,7 @@ struct Flags {
   std::string access_log = "-";
   std::string log_level = "info";
   long long max_upstream_connections = 1024;
+  std::string io_uring = "on";
 };
 
 std::string envOr(const char* name, const std::string& fallback) {
@@ -81,12 +86,14 @@ int parseFlags(int argc, char** argv, Flags* f) {
   f->log_level = envOr("MULLIGAN_LOG_LEVEL", f->log_level);
   f->max_upstream_connections =
       parseCount(envOr("MULLIGAN_MAX_UPSTREAM_CONNECTIONS", std::to_string(f->max_upstream_connections)).c_str());
+  f->io_uring = envOr("MULLIGAN_IO_URING", f->io_uring);
   static const option kLong[] = {
       {"shm", required_argument, nullptr, 's'},           {"outbound", required_argument, nullptr, 'o'},
       {"admin", required_argument, nullptr, 'a'},         {"workers", required_argument, nullptr, 'w'},
       {"drain-timeout", required_argument, nullptr, 'd'}, {"access-log", required_argument, nullptr, 'l'},
       {"log-level", required_argument, nullptr, 'L'},     {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},             {"max-upstream-connections", required_argument, nullptr, 'm'},
+      {"io-uring", required_argument, nullptr, 'u'},
       {nullptr, 0, nullptr, 0},
   };
   int c;
@@ -100,6 +107,7 @@ int parseFlags(int argc, char** argv, Flags* f) {
       case 'l': f->access_log = optarg; break;
       case 'L': f->log_level = optarg; break;
       case 'm': f->max_upstream_connections = parseCount(optarg); break;
+      case 'u': f->io_uring = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("mulligan-sidecar %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
       default: std::fputs(kUsage, stderr); return 2;
@@ -115,6 +123,10 @@ int parseFlags(int argc, char** argv, Flags* f) {
   }
   if (f->max_upstream_connections < 0 || f->max_upstream_connections > 1'000'000) {
     std::fprintf(stderr, "mulligan-sidecar: --max-upstream-connections must be 0..1000000\n");
+    return 2;
+  }
+  if (f->io_uring != "on" && f->io_uring != "off") {
+    std::fprintf(stderr, "mulligan-sidecar: --io-uring must be on or off, not \"%s\"\n", f->io_uring.c_str());
     return 2;
   }
   if (f->drain_timeout_s < 0 || f->drain_timeout_s > 3600) {
@@ -160,6 +172,7 @@ int main(int argc, char** argv) {
   shared->config.admin = flags.admin;
   shared->config.workers = flags.workers;
   shared->config.max_upstream_connections = static_cast<size_t>(flags.max_upstream_connections);
+  shared->config.io_uring = flags.io_uring == "on";
   shared->config.drain_timeout_us = static_cast<int64_t>(flags.drain_timeout_s * 1e6);
   if (flags.access_log == "off") {
     shared->config.access_log = nullptr;

@@ -22,7 +22,7 @@ mulligan_install_deps() {
 # What building and testing needs.
 MULLIGAN_BUILD_DEPS=(
   build-essential cmake ninja-build pkg-config
-  libevent-dev libnghttp2-dev node-llhttp libboost-dev libtomlplusplus-dev
+  libevent-dev liburing-dev libnghttp2-dev node-llhttp libboost-dev libtomlplusplus-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3 python3-yaml procps
   iptables iproute2 util-linux   # pod-sim end-to-end tests (ip netns, setpriv)

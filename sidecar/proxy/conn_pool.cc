@@ -158,7 +158,7 @@ void ConnPool::drainRead(UpstreamConn* c) {
 
 void ConnPool::onConnReadable(UpstreamConn* c) {
   if (c->pooled_ == UpstreamConn::Pooled::kDraining) {
-    net::ReadResult r = net::readSome(c->bev());
+    net::ReadResult r = c->readSome();
     switch (r.status) {
       case net::ReadStatus::kData:
         drainRead(c);
@@ -174,12 +174,9 @@ void ConnPool::onConnReadable(UpstreamConn* c) {
   }
   // An idle HTTP/1 connection has nothing to say; bytes mean a protocol
   // error or an early close notice (e.g. a 408), EOF or an error that it
-  // is gone. Either way it is not reusable. The peek only guards against a
-  // readiness report with nothing behind it (then it stays).
-  char b;
-  ssize_t n = ::recv(c->fd(), &b, 1, MSG_PEEK);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-  drop(c);
+  // is gone. Either way it is not reusable. A readiness report with
+  // nothing behind it leaves it be.
+  if (c->somethingArrived()) drop(c);
 }
 
 // Write-side EOF or error on a pooled connection.

@@ -135,7 +135,8 @@ void Http1Attempt::start() {
   // One UpstreamConn per TCP connection: its callbacks, write watermark and
   // (once connected) read event are set up here once, for every request the
   // connection will carry.
-  conn_ = new UpstreamConn(worker_->base(), bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE), this);
+  conn_ = new UpstreamConn(worker_->base(), bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE), this,
+                           worker_->recvRing());
   bufferevent_setwatermark(conn_->bev(), EV_WRITE, kRequestLowWater, 0);
   if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
   if (bufferevent_socket_connect(conn_->bev(), dest_.sa(), static_cast<int>(dest_.len)) != 0) {
@@ -335,7 +336,7 @@ void Http1Attempt::onConnReadable(UpstreamConn*) {
   // session's reads do (event::ClockScope).
   event::ClockScope now;
   const char* fresh = nullptr;
-  net::ReadResult r = net::readForParse(conn_->bev(), conn_->fd(), &fresh);
+  net::ReadResult r = conn_->readForParse(&fresh);
   switch (r.status) {
     case net::ReadStatus::kData:
       readInput(fresh, fresh ? r.bytes : 0);

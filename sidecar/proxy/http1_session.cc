@@ -30,10 +30,14 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
       idle_timer_(conn->worker().base(), [this] { onIdleTimer(); }) {
   event_assign(&read_ev_, conn->worker().base(), fd_, EV_READ | EV_PERSIST,
                &Http1Session::onReadable, this);
+  ring_ = conn->worker().recvRing();
+  if (ring_) slot_ = ring_->attach(this, fd_);
 }
 
 Http1Session::~Http1Session() {
-  stopReading();
+  if (reading_ && !reading_by_ring_) event_del(&read_ev_);
+  // Before the socket closes (bufferevent_free): detaching cancels the receive.
+  if (ring_) ring_->detach(slot_);
   if (stream_) stream_->abort("connection closed");
   stream_.reset();
   if (bev_) bufferevent_free(bev_);
@@ -142,8 +146,13 @@ void Http1Session::onAbortWatch() {
 void Http1Session::startReadingIdle() {
   if (lingering_) return;
   if (!reading_) {
-    event_add(&read_ev_, nullptr);
     reading_ = true;
+    reading_by_ring_ = ring_ != nullptr;
+    if (reading_by_ring_) {
+      ring_->start(slot_);
+    } else {
+      event_add(&read_ev_, nullptr);
+    }
   }
   idle_us_ = worker().downstreamIdleTimeoutUs();  // the policy's, now
   if (idle_us_ > 0) {
@@ -168,8 +177,34 @@ void Http1Session::onIdleTimer() {
 
 void Http1Session::stopReading() {
   if (!reading_) return;
-  event_del(&read_ev_);
+  reading_ = false;  // first: bytes the ring hands over while stopping are kept, not parsed
+  if (reading_by_ring_) {
+    reading_by_ring_ = false;
+    ring_->stop(slot_);
+  } else {
+    event_del(&read_ev_);
+  }
+}
+
+void Http1Session::onRecvData(const char* data, size_t len) {
+  if (!reading_) {
+    // Handed over by stopReading(): whoever reads next (this session again,
+    // a tunnel, lingering) finds them first in the input.
+    net::takeInput(bev_);
+    evbuffer_add(bufferevent_get_input(bev_), data, len);
+    return;
+  }
+  onAppBytes(data, len);
+}
+
+void Http1Session::onRecvEnd(int result) {
   reading_ = false;
+  reading_by_ring_ = false;
+  if (result == 0) {
+    onPeerEof();
+  } else {
+    closeNow();
+  }
 }
 
 void Http1Session::onReadable(evutil_socket_t, short what, void* arg) {
@@ -181,13 +216,15 @@ void Http1Session::onReadable(short what) {
     onLingerTimeout();
     return;
   }
-  event::ClockScope now;  // one clock read for whatever these bytes start
-  if (idle_us_ > 0) idle_timer_.setDue(event::monotonicNowUs() + idle_us_);  // heard from the app
   const char* fresh = nullptr;
   net::ReadResult r = net::readForParse(bev_, fd_, &fresh);
   switch (r.status) {
     case net::ReadStatus::kData:
-      processInput(fresh, fresh ? r.bytes : 0);
+      if (fresh) {
+        onAppBytes(fresh, r.bytes);
+      } else {
+        onAppBytes(nullptr, 0);  // appended behind older bytes in the input
+      }
       return;
     case net::ReadStatus::kAgain:
       return;
@@ -198,6 +235,20 @@ void Http1Session::onReadable(short what) {
       closeNow();
       return;
   }
+}
+
+void Http1Session::onAppBytes(const char* data, size_t len) {
+  event::ClockScope now;  // one clock read for whatever these bytes start
+  if (idle_us_ > 0) idle_timer_.setDue(event::monotonicNowUs() + idle_us_);  // heard from the app
+  if (len != 0) {
+    net::takeInput(bev_);
+    evbuffer* in = bufferevent_get_input(bev_);
+    if (evbuffer_get_length(in) != 0) {  // older bytes first
+      evbuffer_add(in, data, len);
+      len = 0;
+    }
+  }
+  processInput(data, len);
 }
 
 void Http1Session::processInput(const char* fresh, size_t fresh_len) {
@@ -583,6 +634,7 @@ void Http1Session::linger() {
     closeNow();
     return;
   }
+  stopReading();  // lingering reads with read_ev_: its timeout is the limit
   lingering_ = true;
   ::shutdown(fd_, SHUT_WR);
   // What is buffered is discarded with the next read (processInput while
@@ -599,6 +651,12 @@ void Http1Session::closeNow() {
   if (stream_) {
     stream_->abort("downstream connection closed");
     worker().deferDelete(std::move(stream_));
+  }
+  if (reading_by_ring_) {
+    // Nothing more is read: cancelling is enough (stop() would wait for it).
+    reading_ = reading_by_ring_ = false;
+    ring_->detach(slot_);
+    ring_ = nullptr;
   }
   stopReading();
   bufferevent_disable(bev_, EV_READ | EV_WRITE);

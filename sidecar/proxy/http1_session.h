@@ -21,6 +21,7 @@
 #include <string>
 
 #include "sidecar/event/event_loop.h"
+#include "sidecar/net/recv_ring.h"
 #include "sidecar/proxy/downstream.h"
 #include "sidecar/proxy/http1_reader.h"
 
@@ -30,7 +31,10 @@ class Connection;
 class ProxyStream;
 class Worker;
 
-class Http1Session : public event::Deletable, public Downstream, private Http1Reader::Handler {
+class Http1Session : public event::Deletable,
+                     public Downstream,
+                     private Http1Reader::Handler,
+                     private net::RecvRing::Reader {
  public:
   static constexpr size_t kHighWater = 1 << 20;  // downstream output back-pressure
   static constexpr size_t kLowWater = 256 << 10;
@@ -88,6 +92,11 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   static void onEvent(bufferevent* bev, short what, void* arg);
   void onReadable(short what);
   void onLingerTimeout();  // read_ev_ timed out: only lingering sets a timeout on it
+  // Bytes from the app (either way of reading): parse them.
+  void onAppBytes(const char* data, size_t len);
+  // net::RecvRing::Reader
+  void onRecvData(const char* data, size_t len) override;
+  void onRecvEnd(int result) override;
   void onPeerEof();
   // Reads the app (adds read_ev_ unless it is added already) and counts
   // its silence from now: the idle timeout closes it (not while lingering:
@@ -137,8 +146,14 @@ class Http1Session : public event::Deletable, public Downstream, private Http1Re
   Connection* conn_;
   bufferevent* bev_;
   evutil_socket_t fd_;     // bev_'s socket (kept: bufferevent_getfd takes a lock)
-  ::event read_ev_;        // EV_READ|EV_PERSIST on bev_'s socket
-  bool reading_ = false;   // read_ev_ is added
+  ::event read_ev_;        // EV_READ|EV_PERSIST on bev_'s socket (no ring, or lingering)
+  bool reading_ = false;   // read_ev_ is added, or the ring receives
+  // The worker's io_uring receiver (null: read_ev_ only). While reading
+  // (not lingering) the app's bytes arrive through it, one multishot
+  // receive armed for the life of the connection: no system call per read.
+  net::RecvRing* ring_ = nullptr;
+  net::RecvRing::Slot slot_ = 0;
+  bool reading_by_ring_ = false;  // reading_, through ring_
   bool input_held_ = false;  // reading paused for back-pressure (updateInputHold)
   evbuffer* staged_;
   // The current write burst while it is small — a response head and a small

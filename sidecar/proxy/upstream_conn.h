@@ -18,9 +18,15 @@
 //
 // Every readiness and bufferevent event goes to the current holder, the
 // User set with setUser(): a hand-off is a pointer store. The holder reads
-// the socket itself (net::readForParse / net::readSome) into the
-// bufferevent's input buffer, so that unread bytes stay where whoever holds
-// the connection next (the pool's checks, a tunnel) looks for them.
+// with readForParse / readSome into the bufferevent's input buffer, so that
+// unread bytes stay where whoever holds the connection next (the pool's
+// checks, a tunnel) looks for them.
+//
+// With the worker's io_uring receiver (net::RecvRing) the read event is a
+// multishot receive instead, armed as long as the read event would be
+// added: the bytes have arrived when onConnReadable runs, and the holder's
+// read takes them from here with no system call. Bytes the holder leaves
+// go to the input buffer, as unread bytes do.
 //
 // Ownership: exactly one holder at a time; `delete` closes the socket. It is
 // safe to delete a connection from inside one of its own callbacks (the
@@ -36,6 +42,8 @@
 #include <cstdint>
 
 #include "sidecar/event/event_loop.h"
+#include "sidecar/net/recv_ring.h"
+#include "sidecar/net/socket_read.h"
 
 namespace mulligan::proxy {
 
@@ -43,7 +51,7 @@ class ConnPool;
 struct ConnList;
 struct PoolDestination;
 
-class UpstreamConn {
+class UpstreamConn : private net::RecvRing::Reader {
  public:
   // Whoever holds the connection now. Callbacks run from the loop; the User
   // may delete the connection inside them.
@@ -63,8 +71,8 @@ class UpstreamConn {
 
   // Takes `bev` (a socket bufferevent made with BEV_OPT_CLOSE_ON_FREE,
   // connecting or connected, read side disabled) and points its callbacks
-  // here. `base` is the loop of `bev`.
-  UpstreamConn(event_base* base, bufferevent* bev, User* user);
+  // here. `base` is the loop of `bev`; `ring` its io_uring receiver, if any.
+  UpstreamConn(event_base* base, bufferevent* bev, User* user, net::RecvRing* ring = nullptr);
   // Closes the socket (unless detach() took it).
   ~UpstreamConn();
   UpstreamConn(const UpstreamConn&) = delete;
@@ -82,19 +90,39 @@ class UpstreamConn {
   void startWatching();
   // Back-pressure (or "nothing more to read for me"): stop / resume the
   // read event. Cheap no-ops when already in that state.
+  // Pausing a ring receive waits for it to stop (a system call; bytes it
+  // had received land in the input buffer).
   void pauseReading() {
     if (reading_) {
-      event_del(&read_ev_);
-      reading_ = false;
+      reading_ = false;  // first: what stopping hands over is kept, not delivered
+      if (ring_) {
+        ring_->stop(slot_);
+      } else {
+        event_del(&read_ev_);
+      }
     }
   }
   void resumeReading() {
     if (!reading_ && watching_) {
-      event_add(&read_ev_, nullptr);
       reading_ = true;
+      if (ring_) {
+        ring_->start(slot_);
+      } else {
+        event_add(&read_ev_, nullptr);
+      }
     }
   }
   bool reading() const { return reading_; }
+  // The read a holder makes in onConnReadable (net::readForParse's
+  // contract): `*fresh` points at bytes not in the input buffer, or is null
+  // when they were appended behind older ones there.
+  net::ReadResult readForParse(const char** fresh);
+  // The same, always appended to the input buffer (net::readSome's).
+  net::ReadResult readSome();
+  // In onConnReadable of a connection nobody expects bytes on (idle in the
+  // pool): true when bytes, EOF or an error did arrive (a readiness report
+  // may have nothing behind it; a ring's report always has).
+  bool somethingArrived();
   // A holder that walked away (a cancelled attempt) stops the bufferevent's
   // writes and write-side events; the next holder resumes them. Tracked
   // here so that the common case (never stopped) costs a flag test, not a
@@ -129,6 +157,12 @@ class UpstreamConn {
   };
 
   static void onRead(evutil_socket_t, short, void* arg);
+  // net::RecvRing::Reader
+  void onRecvData(const char* data, size_t len) override;
+  void onRecvEnd(int result) override;
+  // Calls the holder with what the ring delivered, and keeps what it did
+  // not take in the input buffer (if the holder did not delete us).
+  void deliver();
   static void onBevWritten(bufferevent*, void* arg);
   static void onBevEvent(bufferevent*, short what, void* arg);
 
@@ -140,6 +174,13 @@ class UpstreamConn {
   bool watching_ = false;  // read_ev_ assigned
   bool reading_ = false;   // read_ev_ added
   bool writes_stopped_ = false;  // stopWriting() disabled EV_WRITE
+  net::RecvRing* ring_;          // null: read_ev_
+  net::RecvRing::Slot slot_ = 0;  // ring_'s, from startWatching on
+  // What the ring delivered, while the holder's onConnReadable runs.
+  const char* ring_data_ = nullptr;
+  size_t ring_len_ = 0;
+  int ring_end_ = 1;          // 1: none; 0: EOF; < 0: -errno
+  bool* deleted_ = nullptr;   // set by the destructor while deliver() runs
 
   // --- ConnPool's, untouched by anyone else ---
   Pooled pooled_ = Pooled::kNo;

@@ -1,0 +1,247 @@
+#include "sidecar/net/recv_ring.h"
+
+#include <liburing.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+namespace mulligan::net {
+namespace {
+
+constexpr unsigned kQueueDepth = 256;  // SQEs: arms and cancels of one loop iteration
+constexpr uint16_t kBufferGroup = 0;
+
+}  // namespace
+
+std::unique_ptr<RecvRing> RecvRing::create(event_base* base, std::string* why) {
+  auto ring = std::make_unique<io_uring>();
+  io_uring_params params{};
+  // Completions run when the loop's thread enters the kernel anyway (no
+  // interrupt to post them). Not SINGLE_ISSUER: the ring is made on the
+  // thread that builds the worker, and used by the worker's own thread.
+  params.flags = IORING_SETUP_COOP_TASKRUN;
+  int rc = io_uring_queue_init_params(kQueueDepth, ring.get(), &params);
+  if (rc < 0) {
+    *why = std::string("io_uring_setup: ") + std::strerror(-rc);
+    return nullptr;
+  }
+  // Multishot receives with provided buffers need Linux 6.0.
+  io_uring_probe* probe = io_uring_get_probe_ring(ring.get());
+  bool recv_ok = probe && io_uring_opcode_supported(probe, IORING_OP_RECV);
+  if (probe) io_uring_free_probe(probe);
+  void* ring_memory = nullptr;
+  char* memory = static_cast<char*>(std::malloc(static_cast<size_t>(kBuffers) * kBufferSize));
+  if (!recv_ok || !memory || posix_memalign(&ring_memory, 4096, kBuffers * sizeof(io_uring_buf)) != 0) {
+    *why = recv_ok ? "out of memory" : "the kernel's io_uring has no recv";
+    std::free(memory);
+    io_uring_queue_exit(ring.get());
+    return nullptr;
+  }
+  auto* buffers = static_cast<io_uring_buf_ring*>(ring_memory);
+  io_uring_buf_reg reg{};
+  reg.ring_addr = reinterpret_cast<uint64_t>(buffers);
+  reg.ring_entries = kBuffers;
+  reg.bgid = kBufferGroup;
+  rc = io_uring_register_buf_ring(ring.get(), &reg, 0);
+  if (rc < 0) {
+    *why = std::string("io_uring provided buffers: ") + std::strerror(-rc);
+    std::free(memory);
+    std::free(ring_memory);
+    io_uring_queue_exit(ring.get());
+    return nullptr;
+  }
+  io_uring_buf_ring_init(buffers);
+  for (unsigned i = 0; i < kBuffers; ++i) {
+    io_uring_buf_ring_add(buffers, memory + static_cast<size_t>(i) * kBufferSize, kBufferSize,
+                          static_cast<unsigned short>(i), io_uring_buf_ring_mask(kBuffers), static_cast<int>(i));
+  }
+  io_uring_buf_ring_advance(buffers, kBuffers);
+  return std::unique_ptr<RecvRing>(new RecvRing(base, ring.release(), buffers, memory));
+}
+
+RecvRing::RecvRing(event_base* base, io_uring* ring, io_uring_buf_ring* buffers, char* memory)
+    : base_(base), ring_(ring), buffers_(buffers), memory_(memory) {
+  event_assign(&ring_ev_, base, ring_->ring_fd, EV_READ | EV_PERSIST, &RecvRing::onRingReadable, this);
+  event_add(&ring_ev_, nullptr);
+  event_assign(&submit_ev_, base, -1, 0, &RecvRing::onSubmit, this);
+}
+
+RecvRing::~RecvRing() {
+  event_del(&ring_ev_);
+  event_del(&submit_ev_);
+  // Tearing the ring down cancels whatever is still armed.
+  io_uring_queue_exit(ring_.get());
+  std::free(buffers_);
+  std::free(memory_);
+}
+
+RecvRing::Slot RecvRing::attach(Reader* reader, int fd) {
+  Slot slot;
+  if (!free_.empty()) {
+    slot = free_.back();
+    free_.pop_back();
+  } else {
+    slot = static_cast<Slot>(slots_.size());
+    slots_.emplace_back();
+  }
+  SlotState& s = slots_[slot];
+  s.reader = reader;
+  s.fd = fd;
+  s.armed = false;
+  ++s.generation;
+  return slot;
+}
+
+void RecvRing::start(Slot slot) {
+  SlotState& s = slots_[slot];
+  if (s.armed) return;
+  s.armed = true;
+  ++armed_;
+  arm(slot);
+}
+
+void RecvRing::arm(Slot slot) {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+  if (!sqe) {  // a full queue: send what is queued, then there is room
+    submit();
+    sqe = io_uring_get_sqe(ring_.get());
+  }
+  SlotState& s = slots_[slot];
+  io_uring_prep_recv_multishot(sqe, s.fd, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  io_uring_sqe_set_data64(sqe, userData(slot, s.generation));
+  submitSoon();
+}
+
+void RecvRing::cancel(uint64_t user_data) {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+  if (!sqe) {
+    submit();
+    sqe = io_uring_get_sqe(ring_.get());
+  }
+  io_uring_prep_cancel64(sqe, user_data, 0);
+  io_uring_sqe_set_data64(sqe, ~uint64_t{0});  // the cancel's own completion: ignored
+  submitSoon();
+}
+
+void RecvRing::stop(Slot slot) {
+  SlotState& s = slots_[slot];
+  if (!s.armed) return;
+  s.armed = false;
+  --armed_;
+  uint64_t key = userData(slot, s.generation);
+  ++s.generation;  // whatever completes for the old arm from now on is stale
+  // The arm may still sit in the submission queue: submit it, so that
+  // cancelling finds it (a receive that never ran is harmless to cancel).
+  submit();
+  io_uring_sync_cancel_reg reg{};
+  reg.addr = key;
+  reg.fd = -1;
+  reg.timeout.tv_sec = -1;
+  reg.timeout.tv_nsec = -1;
+  io_uring_register_sync_cancel(ring_.get(), &reg);  // -ENOENT: it had ended already
+  // Its completions are all posted now. Hand over the bytes among them, in
+  // order, and mark them so that reap() only gives their buffers back.
+  unsigned head;
+  io_uring_cqe* cqe;
+  io_uring_for_each_cqe(ring_.get(), head, cqe) {
+    if (cqe->user_data != key) continue;
+    if (cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER) && s.reader) {
+      uint32_t id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+      s.reader->onRecvData(memory_ + static_cast<size_t>(id) * kBufferSize, static_cast<size_t>(cqe->res));
+    }
+    cqe->user_data = ~uint64_t{0};  // the CQ is shared memory the kernel no longer reads
+  }
+}
+
+void RecvRing::detach(Slot slot) {
+  SlotState& s = slots_[slot];
+  if (s.armed) {
+    s.armed = false;
+    --armed_;
+    cancel(userData(slot, s.generation));
+  }
+  ++s.generation;
+  s.reader = nullptr;
+  s.fd = -1;
+  free_.push_back(slot);
+}
+
+void RecvRing::submitSoon() {
+  if (submit_pending_) return;
+  submit_pending_ = true;
+  // Runs after the callbacks already active in this iteration: one
+  // io_uring_enter for all the arms and cancels they queue.
+  event_active(&submit_ev_, EV_TIMEOUT, 0);
+}
+
+void RecvRing::onSubmit(evutil_socket_t, short, void* arg) { static_cast<RecvRing*>(arg)->submit(); }
+
+void RecvRing::submit() {
+  submit_pending_ = false;
+  if (io_uring_sq_ready(ring_.get()) != 0) io_uring_submit(ring_.get());
+}
+
+void RecvRing::onRingReadable(evutil_socket_t, short, void* arg) { static_cast<RecvRing*>(arg)->reap(); }
+
+void RecvRing::reap() {
+  // Only the completions already posted: handling them makes more (our
+  // sends wake the peers, whose answers post while we are in the kernel),
+  // and a sweep that chased those would never give the rest of the loop —
+  // timers, deferred deletions, other sockets — its turn. The ring's fd
+  // stays readable; the next iteration takes the next batch.
+  unsigned batch = io_uring_cq_ready(ring_.get());
+  // One completion at a time, marked seen before it is handled: a handler
+  // may stop() another slot, which walks the completions still queued.
+  io_uring_cqe* cqe;
+  for (; batch > 0 && __io_uring_peek_cqe(ring_.get(), &cqe, nullptr) == 0 && cqe; --batch) {
+    uint64_t user_data = cqe->user_data;
+    int32_t res = cqe->res;
+    uint32_t flags = cqe->flags;
+    io_uring_cqe_seen(ring_.get(), cqe);
+    complete(user_data, res, flags);
+  }
+  if (io_uring_sq_ready(ring_.get()) != 0) submit();  // re-arms, before the loop waits
+}
+
+void RecvRing::giveBack(uint32_t flags) {
+  if (!(flags & IORING_CQE_F_BUFFER)) return;
+  uint32_t id = flags >> IORING_CQE_BUFFER_SHIFT;
+  io_uring_buf_ring_add(buffers_, memory_ + static_cast<size_t>(id) * kBufferSize, kBufferSize,
+                        static_cast<unsigned short>(id), io_uring_buf_ring_mask(kBuffers), 0);
+  io_uring_buf_ring_advance(buffers_, 1);
+}
+
+void RecvRing::complete(uint64_t user_data, int32_t res, uint32_t flags) {
+  Slot slot = static_cast<Slot>(user_data);
+  uint32_t generation = static_cast<uint32_t>(user_data >> 32);
+  if (user_data == ~uint64_t{0} || slot >= slots_.size() || slots_[slot].generation != generation ||
+      !slots_[slot].armed) {
+    giveBack(flags);  // a cancel's completion, or one of an arm stopped since
+    return;
+  }
+  bool more = flags & IORING_CQE_F_MORE;
+  if (res > 0) {
+    uint32_t id = flags >> IORING_CQE_BUFFER_SHIFT;
+    slots_[slot].reader->onRecvData(memory_ + static_cast<size_t>(id) * kBufferSize, static_cast<size_t>(res));
+    giveBack(flags);
+    // The reader may have stopped or detached: then this arm is stale.
+    if (!more && slots_[slot].generation == generation && slots_[slot].armed) arm(slot);
+    return;
+  }
+  giveBack(flags);
+  if (more) return;
+  if (res == -ENOBUFS) {  // the pool ran dry for a moment: buffers are back now
+    arm(slot);
+    return;
+  }
+  SlotState& s = slots_[slot];
+  s.armed = false;
+  --armed_;
+  ++s.generation;
+  s.reader->onRecvEnd(res);
+}
+
+}  // namespace mulligan::net
