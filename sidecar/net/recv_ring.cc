@@ -1,6 +1,8 @@
 #include "sidecar/net/recv_ring.h"
 
 #include <liburing.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
@@ -57,7 +59,61 @@ std::unique_ptr<RecvRing> RecvRing::create(event_base* base, std::string* why) {
                           static_cast<unsigned short>(i), io_uring_buf_ring_mask(kBuffers), static_cast<int>(i));
   }
   io_uring_buf_ring_advance(buffers, kBuffers);
+  if (!selfTest(ring.get(), buffers, memory, why)) {
+    std::free(memory);
+    std::free(ring_memory);
+    io_uring_queue_exit(ring.get());
+    return nullptr;
+  }
   return std::unique_ptr<RecvRing>(new RecvRing(base, ring.release(), buffers, memory));
+}
+
+bool RecvRing::selfTest(io_uring* ring, io_uring_buf_ring* buffers, char* memory, std::string* why) {
+  // What the ring relies on, tried on a socket pair: a multishot receive
+  // into a provided buffer that stays armed (Linux 6.0), and a synchronous
+  // cancel of it. An older kernel fails one of them; then epoll it is.
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0) {
+    *why = std::string("socketpair: ") + std::strerror(errno);
+    return false;
+  }
+  constexpr uint64_t kProbe = 1;
+  io_uring_sqe* sqe = io_uring_get_sqe(ring);
+  io_uring_prep_recv_multishot(sqe, sv[0], nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = kBufferGroup;
+  io_uring_sqe_set_data64(sqe, kProbe);
+  bool ok = ::write(sv[1], "x", 1) == 1 && io_uring_submit_and_wait(ring, 1) >= 0;
+  io_uring_cqe* cqe = nullptr;
+  if (ok && io_uring_peek_cqe(ring, &cqe) == 0 && cqe) {
+    ok = cqe->user_data == kProbe && cqe->res == 1 && (cqe->flags & IORING_CQE_F_BUFFER) &&
+         (cqe->flags & IORING_CQE_F_MORE);
+    if (cqe->flags & IORING_CQE_F_BUFFER) {  // back into the pool
+      uint32_t id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+      io_uring_buf_ring_add(buffers, memory + static_cast<size_t>(id) * kBufferSize, kBufferSize,
+                            static_cast<unsigned short>(id), io_uring_buf_ring_mask(kBuffers), 0);
+      io_uring_buf_ring_advance(buffers, 1);
+    }
+    io_uring_cqe_seen(ring, cqe);
+  } else {
+    ok = false;
+  }
+  if (ok) {
+    io_uring_sync_cancel_reg reg{};
+    reg.addr = kProbe;
+    reg.fd = -1;
+    reg.timeout.tv_sec = -1;
+    reg.timeout.tv_nsec = -1;
+    ok = io_uring_register_sync_cancel(ring, &reg) == 0;
+  }
+  // Whatever is left (the cancelled receive's last completion) goes.
+  unsigned head, seen = 0;
+  io_uring_for_each_cqe(ring, head, cqe) ++seen;
+  io_uring_cq_advance(ring, seen);
+  ::close(sv[0]);
+  ::close(sv[1]);
+  if (!ok) *why = "the kernel's io_uring lacks multishot receives or synchronous cancel (Linux 6.0+)";
+  return ok;
 }
 
 RecvRing::RecvRing(event_base* base, io_uring* ring, io_uring_buf_ring* buffers, char* memory)

@@ -90,6 +90,7 @@ class RecvRing {
   };
 
   RecvRing(event_base* base, io_uring* ring, io_uring_buf_ring* buffers, char* memory);
+  static bool selfTest(io_uring* ring, io_uring_buf_ring* buffers, char* memory, std::string* why);
   static void onRingReadable(evutil_socket_t, short, void* arg);
   static void onSubmit(evutil_socket_t, short, void* arg);
   void arm(Slot slot);

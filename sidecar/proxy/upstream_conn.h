@@ -51,7 +51,7 @@ class ConnPool;
 struct ConnList;
 struct PoolDestination;
 
-class UpstreamConn : private net::RecvRing::Reader {
+class UpstreamConn final : private net::RecvRing::Reader {
  public:
   // Whoever holds the connection now. Callbacks run from the loop; the User
   // may delete the connection inside them.
