@@ -77,10 +77,12 @@ Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& des
       pending_(PendingBufferStock::local().take()),
       timer_(worker->base(), [this] { onTimer(); }),
       reader_(Http1Reader::Mode::kResponse, this, Http1Reader::Limits{256 * 1024, 500}) {
+  ring_ = worker->ioRing();
   reader_.expectResponseTo(method_);
 }
 
 Http1Attempt::~Http1Attempt() {
+  if (send_queued_) ring_->forget(this);
   timer_.cancel();
   if (conn_) {
     // The pool takes the connection as it is (its read event still added
@@ -136,7 +138,7 @@ void Http1Attempt::start() {
   // (once connected) read event are set up here once, for every request the
   // connection will carry.
   conn_ = new UpstreamConn(worker_->base(), bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE), this,
-                           worker_->recvRing());
+                           worker_->ioRing());
   bufferevent_setwatermark(conn_->bev(), EV_WRITE, kRequestLowWater, 0);
   if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
   if (bufferevent_socket_connect(conn_->bev(), dest_.sa(), static_cast<int>(dest_.len)) != 0) {
@@ -185,6 +187,48 @@ void Http1Attempt::connected() {
 }
 
 void Http1Attempt::flush() {
+  if (!conn_ || state_ == State::kConnecting || state_ == State::kDone) return;
+  if (ring_ && !head_out_.empty() && evbuffer_get_length(pending_) == 0 &&
+      evbuffer_get_length(bufferevent_get_output(conn_->bev())) == 0) {
+    // A request with no body yet (most): sent with the other sockets' at
+    // the end of the iteration, if it is still all there is (bytesToSend).
+    if (!send_queued_) {
+      send_queued_ = true;
+      ring_->sendSoon(this);
+    }
+    return;
+  }
+  flushNow();
+}
+
+bool Http1Attempt::bytesToSend(int* fd, const char** data, size_t* len) {
+  send_queued_ = false;
+  if (!conn_ || state_ == State::kConnecting || state_ == State::kDone || head_out_.empty() ||
+      evbuffer_get_length(pending_) != 0 || evbuffer_get_length(bufferevent_get_output(conn_->bev())) != 0) {
+    flushNow();  // a body came after the head, or the attempt ended: the usual way
+    return false;
+  }
+  *fd = conn_->fd();
+  *data = head_out_.data();
+  *len = head_out_.size();
+  return true;
+}
+
+void Http1Attempt::wrote(long result) {
+  // As flushNow's send: what the socket did not take (all of it after an
+  // error, which the bufferevent's own write then meets and reports).
+  size_t sent = result > 0 ? static_cast<size_t>(result) : 0;
+  if (sent < head_out_.size() && conn_) {
+    evbuffer_add(bufferevent_get_output(conn_->bev()), head_out_.data() + sent, head_out_.size() - sent);
+  }
+  head_out_.clear();
+}
+
+void Http1Attempt::flushNow() {
+  if (send_queued_) {
+    send_queued_ = false;
+    ring_->forget(this);
+  }
   if (!conn_ || state_ == State::kConnecting || state_ == State::kDone) return;
   if (head_out_.empty() && evbuffer_get_length(pending_) == 0) return;
   bufferevent* bev = conn_->bev();

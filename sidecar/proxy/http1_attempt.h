@@ -38,6 +38,7 @@
 #include "sidecar/core/recycled.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
+#include "sidecar/net/io_ring.h"
 #include "sidecar/proxy/conn_pool.h"
 #include "sidecar/proxy/downstream.h"
 #include "sidecar/proxy/http1_reader.h"
@@ -53,6 +54,7 @@ class Worker;
 class Http1Attempt : public Attempt,
                      private Http1Reader::Handler,
                      private UpstreamConn::User,
+                     private net::IoRing::Writer,
                      public core::Recycled<Http1Attempt> {
  public:
   Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
@@ -66,7 +68,8 @@ class Http1Attempt : public Attempt,
   void sendBody(const char* data, size_t len) override;
   void endRequest(const HeaderList* trailers) override;
   void start() override;
-  // Writes what send() staged (optimistically, see Http1Session::flush).
+  // Writes what send() staged (optimistically, see Http1Session::flush;
+  // a lone request head goes in the worker's io_uring batch when it has one).
   void flush() override;
   void setHeaderTimeoutUs(int64_t us) override { header_timeout_us_ = us; }
   // 0 = do not pool the connection.
@@ -92,6 +95,10 @@ class Http1Attempt : public Attempt,
   const net::Address& destination() const { return dest_; }
 
  private:
+  // net::IoRing::Writer: the batched send of head_out_.
+  bool bytesToSend(int* fd, const char** data, size_t* len) override;
+  void wrote(long result) override;
+  void flushNow();
   // UpstreamConn::User
   void onConnReadable(UpstreamConn* c) override;
   // Connect done or failed (kConnecting), else a write-side EOF or error.
@@ -141,6 +148,8 @@ class Http1Attempt : public Attempt,
   // behind it (no evbuffer chain per request), else put ahead of pending_.
   // Its buffer comes from, and goes back to, the thread's HeaderStock.
   std::string head_out_;
+  net::IoRing* ring_ = nullptr;  // the worker's (null: send(2) at once)
+  bool send_queued_ = false;   // ring_ asks for head_out_ at the end of the iteration
   evbuffer* pending_;  // request body bytes queued before flush()
   event::Timer timer_;
   Http1Reader reader_;

@@ -30,11 +30,12 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
       idle_timer_(conn->worker().base(), [this] { onIdleTimer(); }) {
   event_assign(&read_ev_, conn->worker().base(), fd_, EV_READ | EV_PERSIST,
                &Http1Session::onReadable, this);
-  ring_ = conn->worker().recvRing();
+  ring_ = conn->worker().ioRing();
   if (ring_) slot_ = ring_->attach(this, fd_);
 }
 
 Http1Session::~Http1Session() {
+  if (send_queued_) ring_->forget(this);
   if (reading_ && !reading_by_ring_) event_del(&read_ev_);
   // Before the socket closes (bufferevent_free): detaching cancels the receive.
   if (ring_) ring_->detach(slot_);
@@ -67,6 +68,48 @@ evbuffer* Http1Session::stagedBuffer() {
 }
 
 void Http1Session::flush() {
+  if (ring_ && !inline_out_.empty() && bev_) {
+    // A small burst (staged_ empty, see inline_out_): sent with the other
+    // connections' at the end of the iteration, if it is still the only
+    // thing to send then (bytesToSend).
+    if (!send_queued_) {
+      send_queued_ = true;
+      ring_->sendSoon(this);
+    }
+    return;
+  }
+  flushNow();
+}
+
+bool Http1Session::bytesToSend(int* fd, const char** data, size_t* len) {
+  send_queued_ = false;
+  if (!bev_ || inline_out_.empty() || evbuffer_get_length(staged_) != 0 ||
+      evbuffer_get_length(bufferevent_get_output(bev_)) != 0) {
+    flushNow();  // more than a small burst by now: the usual way
+    return false;
+  }
+  *fd = fd_;
+  *data = inline_out_.data();
+  *len = inline_out_.size();
+  return true;
+}
+
+void Http1Session::wrote(long result) {
+  // As flushNow's send: what the socket did not take (all of it, after an
+  // error, which the bufferevent's own write then meets and reports) is
+  // queued in the bufferevent.
+  size_t sent = result > 0 ? static_cast<size_t>(result) : 0;
+  if (sent < inline_out_.size() && bev_) {
+    evbuffer_add(bufferevent_get_output(bev_), inline_out_.data() + sent, inline_out_.size() - sent);
+  }
+  inline_out_.clear();
+}
+
+void Http1Session::flushNow() {
+  if (send_queued_) {
+    send_queued_ = false;
+    ring_->forget(this);
+  }
   if (!bev_ || (inline_out_.empty() && evbuffer_get_length(staged_) == 0)) return;
   evbuffer* queued = bufferevent_get_output(bev_);
   if (evbuffer_get_length(queued) == 0) {
@@ -574,7 +617,7 @@ void Http1Session::upgradeToTunnel(bufferevent* upstream) {
     closeNow();
     return;
   }
-  flush();  // the 101 / 200 goes out before any tunnelled byte
+  flushNow();  // the 101 / 200 goes out before any tunnelled byte
   closed_ = true;  // the tunnel owns the sockets now
   bufferevent* down = bev_;
   bev_ = nullptr;
@@ -614,7 +657,7 @@ void Http1Session::rejectRequest(int status, const char* reason, const std::stri
 void Http1Session::closeWhenFlushed() {
   if (closed_ || closing_) return;
   closing_ = true;
-  flush();
+  flushNow();  // what is left must be in the socket before linger() shuts it down
   if (evbuffer_get_length(bufferevent_get_output(bev_)) == 0) linger();
   // else onWrite() lingers once the output has drained
 }
@@ -648,6 +691,7 @@ void Http1Session::linger() {
 void Http1Session::closeNow() {
   if (closed_) return;
   closed_ = true;
+  if (send_queued_) flushNow();  // bytes staged before the close go first, as they always did
   if (stream_) {
     stream_->abort("downstream connection closed");
     worker().deferDelete(std::move(stream_));

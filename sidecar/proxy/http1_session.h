@@ -21,7 +21,7 @@
 #include <string>
 
 #include "sidecar/event/event_loop.h"
-#include "sidecar/net/recv_ring.h"
+#include "sidecar/net/io_ring.h"
 #include "sidecar/proxy/downstream.h"
 #include "sidecar/proxy/http1_reader.h"
 
@@ -34,7 +34,8 @@ class Worker;
 class Http1Session : public event::Deletable,
                      public Downstream,
                      private Http1Reader::Handler,
-                     private net::RecvRing::Reader {
+                     private net::IoRing::Reader,
+                     private net::IoRing::Writer {
  public:
   static constexpr size_t kHighWater = 1 << 20;  // downstream output back-pressure
   static constexpr size_t kLowWater = 256 << 10;
@@ -79,9 +80,11 @@ class Http1Session : public event::Deletable,
     return inline_out_.size() + evbuffer_get_length(staged_) + evbuffer_get_length(bufferevent_get_output(bev_)) >=
            kHighWater;
   }
-  // Writes what is staged now (one send or writev, no epoll change) when
+  // Writes what is staged (one send or writev, no epoll change) when
   // nothing is queued before it; what the socket does not take is queued in
-  // the bufferevent, which finishes it when the socket is writable.
+  // the bufferevent, which finishes it when the socket is writable. With
+  // the worker's io_uring a small burst goes at the end of the loop
+  // iteration, in one system call with every other connection's.
   void flush() override;
   // The upstream took queued request body: reading the app may resume.
   void requestBodyConsumed() override { updateInputHold(); }
@@ -94,9 +97,15 @@ class Http1Session : public event::Deletable,
   void onLingerTimeout();  // read_ev_ timed out: only lingering sets a timeout on it
   // Bytes from the app (either way of reading): parse them.
   void onAppBytes(const char* data, size_t len);
-  // net::RecvRing::Reader
+  // net::IoRing::Reader
   void onRecvData(const char* data, size_t len) override;
   void onRecvEnd(int result) override;
+  // net::IoRing::Writer: the batched send of inline_out_.
+  bool bytesToSend(int* fd, const char** data, size_t* len) override;
+  void wrote(long result) override;
+  // flush(), now: for whatever must come after the bytes are in the socket
+  // (closing, shutting down, a tunnel).
+  void flushNow();
   void onPeerEof();
   // Reads the app (adds read_ev_ unless it is added already) and counts
   // its silence from now: the idle timeout closes it (not while lingering:
@@ -151,9 +160,10 @@ class Http1Session : public event::Deletable,
   // The worker's io_uring receiver (null: read_ev_ only). While reading
   // (not lingering) the app's bytes arrive through it, one multishot
   // receive armed for the life of the connection: no system call per read.
-  net::RecvRing* ring_ = nullptr;
-  net::RecvRing::Slot slot_ = 0;
+  net::IoRing* ring_ = nullptr;
+  net::IoRing::Slot slot_ = 0;
   bool reading_by_ring_ = false;  // reading_, through ring_
+  bool send_queued_ = false;      // ring_ asks for inline_out_ at the end of the iteration
   bool input_held_ = false;  // reading paused for back-pressure (updateInputHold)
   evbuffer* staged_;
   // The current write burst while it is small — a response head and a small

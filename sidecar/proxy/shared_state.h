@@ -47,7 +47,7 @@ struct Config {
   // Open upstream HTTP/1 connections per destination per worker (in use +
   // idle); 0 = no cap. --max-upstream-connections.
   size_t max_upstream_connections = 1024;
-  // Receive on downstream HTTP/1 sockets through io_uring (net::RecvRing)
+  // Receive on downstream HTTP/1 sockets through io_uring (net::IoRing)
   // when the kernel allows it; false: epoll only. --io-uring.
   bool io_uring = true;
 };

@@ -8,7 +8,7 @@
 
 namespace mulligan::proxy {
 
-UpstreamConn::UpstreamConn(event_base* base, bufferevent* bev, User* user, net::RecvRing* ring)
+UpstreamConn::UpstreamConn(event_base* base, bufferevent* bev, User* user, net::IoRing* ring)
     : base_(base), bev_(bev), user_(user), ring_(ring), expiry_(base, [this] {
         // Lent out when it fell due: the holder's business (the next put
         // sets a new expiry).

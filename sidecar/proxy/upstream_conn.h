@@ -22,7 +22,7 @@
 // unread bytes stay where whoever holds the connection next (the pool's
 // checks, a tunnel) looks for them.
 //
-// With the worker's io_uring receiver (net::RecvRing) the read event is a
+// With the worker's io_uring receiver (net::IoRing) the read event is a
 // multishot receive instead, armed as long as the read event would be
 // added: the bytes have arrived when onConnReadable runs, and the holder's
 // read takes them from here with no system call. Bytes the holder leaves
@@ -42,7 +42,7 @@
 #include <cstdint>
 
 #include "sidecar/event/event_loop.h"
-#include "sidecar/net/recv_ring.h"
+#include "sidecar/net/io_ring.h"
 #include "sidecar/net/socket_read.h"
 
 namespace mulligan::proxy {
@@ -51,7 +51,7 @@ class ConnPool;
 struct ConnList;
 struct PoolDestination;
 
-class UpstreamConn final : private net::RecvRing::Reader {
+class UpstreamConn final : private net::IoRing::Reader {
  public:
   // Whoever holds the connection now. Callbacks run from the loop; the User
   // may delete the connection inside them.
@@ -72,7 +72,7 @@ class UpstreamConn final : private net::RecvRing::Reader {
   // Takes `bev` (a socket bufferevent made with BEV_OPT_CLOSE_ON_FREE,
   // connecting or connected, read side disabled) and points its callbacks
   // here. `base` is the loop of `bev`; `ring` its io_uring receiver, if any.
-  UpstreamConn(event_base* base, bufferevent* bev, User* user, net::RecvRing* ring = nullptr);
+  UpstreamConn(event_base* base, bufferevent* bev, User* user, net::IoRing* ring = nullptr);
   // Closes the socket (unless detach() took it).
   ~UpstreamConn();
   UpstreamConn(const UpstreamConn&) = delete;
@@ -157,7 +157,7 @@ class UpstreamConn final : private net::RecvRing::Reader {
   };
 
   static void onRead(evutil_socket_t, short, void* arg);
-  // net::RecvRing::Reader
+  // net::IoRing::Reader
   void onRecvData(const char* data, size_t len) override;
   void onRecvEnd(int result) override;
   // Calls the holder with what the ring delivered, and keeps what it did
@@ -174,8 +174,8 @@ class UpstreamConn final : private net::RecvRing::Reader {
   bool watching_ = false;  // read_ev_ assigned
   bool reading_ = false;   // read_ev_ added
   bool writes_stopped_ = false;  // stopWriting() disabled EV_WRITE
-  net::RecvRing* ring_;          // null: read_ev_
-  net::RecvRing::Slot slot_ = 0;  // ring_'s, from startWatching on
+  net::IoRing* ring_;          // null: read_ev_
+  net::IoRing::Slot slot_ = 0;  // ring_'s, from startWatching on
   // What the ring delivered, while the holder's onConnReadable runs.
   const char* ring_data_ = nullptr;
   size_t ring_len_ = 0;

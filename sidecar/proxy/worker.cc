@@ -52,8 +52,8 @@ Worker::Worker(int index, SharedState* shared)
   // HTTP/1 sockets receive through io_uring where the kernel allows it.
   if (shared->config.io_uring) {
     std::string why;
-    recv_ring_ = net::RecvRing::create(base_, &why);
-    if (!recv_ring_ && index == 0) LOG_INFO("io_uring unavailable (%s): sockets read with epoll", why.c_str());
+    io_ring_ = net::IoRing::create(base_, &why);
+    if (!io_ring_ && index == 0) LOG_INFO("io_uring unavailable (%s): sockets read with epoll", why.c_str());
   } else if (index == 0) {
     LOG_INFO("io_uring off (--io-uring off): sockets read with epoll");
   }
@@ -90,7 +90,7 @@ Worker::~Worker() {
   if (drain_fd_ >= 0) ::close(drain_fd_);
   if (dns_) evdns_base_free(dns_, 0);
   pool_.reset();  // its bufferevents must go before the base
-  recv_ring_.reset();  // after every reader detached
+  io_ring_.reset();  // after every reader detached
   event_base_free(base_);
 }
 

@@ -17,7 +17,7 @@
 #include "sidecar/event/event_loop.h"
 #include "sidecar/event/timer_queue.h"
 #include "sidecar/net/address.h"
-#include "sidecar/net/recv_ring.h"
+#include "sidecar/net/io_ring.h"
 #include "sidecar/net/resolver.h"
 #include "sidecar/core/random.h"
 #include "sidecar/retry/retry_state.h"
@@ -72,8 +72,8 @@ class Worker {
   // bytes): the policy's [defaults] idle_timeout, else the built-in 60 s.
   int64_t downstreamIdleTimeoutUs();
   core::Random& random() { return random_; }
-  // Hot sockets receive through it; null: with epoll (see net::RecvRing).
-  net::RecvRing* recvRing() { return recv_ring_.get(); }
+  // Hot sockets receive through it; null: with epoll (see net::IoRing).
+  net::IoRing* ioRing() { return io_ring_.get(); }
 
  private:
   static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
@@ -101,7 +101,7 @@ class Worker {
   std::unordered_set<Connection*> connections_;
   std::unique_ptr<event::DeferredDeleter> deleter_;
   std::unique_ptr<net::Resolver> resolver_;
-  std::unique_ptr<net::RecvRing> recv_ring_;  // outlives every connection
+  std::unique_ptr<net::IoRing> io_ring_;  // outlives every connection
   std::unique_ptr<event::TimerQueues> timer_queues_;  // outlives every call (freed after them)
   core::SplitMix64 random_;  // per worker: no shared state
 

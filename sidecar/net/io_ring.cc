@@ -1,4 +1,4 @@
-#include "sidecar/net/recv_ring.h"
+#include "sidecar/net/io_ring.h"
 
 #include <liburing.h>
 #include <sys/socket.h>
@@ -11,12 +11,12 @@
 namespace mulligan::net {
 namespace {
 
-constexpr unsigned kQueueDepth = 256;  // SQEs: arms and cancels of one loop iteration
+constexpr unsigned kQueueDepth = 1024;  // SQEs: arms, cancels and sends of one loop iteration
 constexpr uint16_t kBufferGroup = 0;
 
 }  // namespace
 
-std::unique_ptr<RecvRing> RecvRing::create(event_base* base, std::string* why) {
+std::unique_ptr<IoRing> IoRing::create(event_base* base, std::string* why) {
   auto ring = std::make_unique<io_uring>();
   io_uring_params params{};
   // Completions run when the loop's thread enters the kernel anyway (no
@@ -65,10 +65,10 @@ std::unique_ptr<RecvRing> RecvRing::create(event_base* base, std::string* why) {
     io_uring_queue_exit(ring.get());
     return nullptr;
   }
-  return std::unique_ptr<RecvRing>(new RecvRing(base, ring.release(), buffers, memory));
+  return std::unique_ptr<IoRing>(new IoRing(base, ring.release(), buffers, memory));
 }
 
-bool RecvRing::selfTest(io_uring* ring, io_uring_buf_ring* buffers, char* memory, std::string* why) {
+bool IoRing::selfTest(io_uring* ring, io_uring_buf_ring* buffers, char* memory, std::string* why) {
   // What the ring relies on, tried on a socket pair: a multishot receive
   // into a provided buffer that stays armed (Linux 6.0), and a synchronous
   // cancel of it. An older kernel fails one of them; then epoll it is.
@@ -116,14 +116,14 @@ bool RecvRing::selfTest(io_uring* ring, io_uring_buf_ring* buffers, char* memory
   return ok;
 }
 
-RecvRing::RecvRing(event_base* base, io_uring* ring, io_uring_buf_ring* buffers, char* memory)
+IoRing::IoRing(event_base* base, io_uring* ring, io_uring_buf_ring* buffers, char* memory)
     : base_(base), ring_(ring), buffers_(buffers), memory_(memory) {
-  event_assign(&ring_ev_, base, ring_->ring_fd, EV_READ | EV_PERSIST, &RecvRing::onRingReadable, this);
+  event_assign(&ring_ev_, base, ring_->ring_fd, EV_READ | EV_PERSIST, &IoRing::onRingReadable, this);
   event_add(&ring_ev_, nullptr);
-  event_assign(&submit_ev_, base, -1, 0, &RecvRing::onSubmit, this);
+  event_assign(&submit_ev_, base, -1, 0, &IoRing::onSubmit, this);
 }
 
-RecvRing::~RecvRing() {
+IoRing::~IoRing() {
   event_del(&ring_ev_);
   event_del(&submit_ev_);
   // Tearing the ring down cancels whatever is still armed.
@@ -132,7 +132,7 @@ RecvRing::~RecvRing() {
   std::free(memory_);
 }
 
-RecvRing::Slot RecvRing::attach(Reader* reader, int fd) {
+IoRing::Slot IoRing::attach(Reader* reader, int fd) {
   Slot slot;
   if (!free_.empty()) {
     slot = free_.back();
@@ -149,7 +149,7 @@ RecvRing::Slot RecvRing::attach(Reader* reader, int fd) {
   return slot;
 }
 
-void RecvRing::start(Slot slot) {
+void IoRing::start(Slot slot) {
   SlotState& s = slots_[slot];
   if (s.armed) return;
   s.armed = true;
@@ -157,7 +157,7 @@ void RecvRing::start(Slot slot) {
   arm(slot);
 }
 
-void RecvRing::arm(Slot slot) {
+void IoRing::arm(Slot slot) {
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
   if (!sqe) {  // a full queue: send what is queued, then there is room
     submit();
@@ -171,18 +171,18 @@ void RecvRing::arm(Slot slot) {
   submitSoon();
 }
 
-void RecvRing::cancel(uint64_t user_data) {
+void IoRing::cancel(uint64_t user_data) {
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
   if (!sqe) {
     submit();
     sqe = io_uring_get_sqe(ring_.get());
   }
   io_uring_prep_cancel64(sqe, user_data, 0);
-  io_uring_sqe_set_data64(sqe, ~uint64_t{0});  // the cancel's own completion: ignored
+  io_uring_sqe_set_data64(sqe, kIgnored);  // the cancel's own completion: ignored
   submitSoon();
 }
 
-void RecvRing::stop(Slot slot) {
+void IoRing::stop(Slot slot) {
   SlotState& s = slots_[slot];
   if (!s.armed) return;
   s.armed = false;
@@ -208,11 +208,11 @@ void RecvRing::stop(Slot slot) {
       uint32_t id = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
       s.reader->onRecvData(memory_ + static_cast<size_t>(id) * kBufferSize, static_cast<size_t>(cqe->res));
     }
-    cqe->user_data = ~uint64_t{0};  // the CQ is shared memory the kernel no longer reads
+    cqe->user_data = kIgnored;  // the CQ is shared memory the kernel no longer reads
   }
 }
 
-void RecvRing::detach(Slot slot) {
+void IoRing::detach(Slot slot) {
   SlotState& s = slots_[slot];
   if (s.armed) {
     s.armed = false;
@@ -225,7 +225,7 @@ void RecvRing::detach(Slot slot) {
   free_.push_back(slot);
 }
 
-void RecvRing::submitSoon() {
+void IoRing::submitSoon() {
   if (submit_pending_) return;
   submit_pending_ = true;
   // Runs after the callbacks already active in this iteration: one
@@ -233,16 +233,82 @@ void RecvRing::submitSoon() {
   event_active(&submit_ev_, EV_TIMEOUT, 0);
 }
 
-void RecvRing::onSubmit(evutil_socket_t, short, void* arg) { static_cast<RecvRing*>(arg)->submit(); }
+void IoRing::onSubmit(evutil_socket_t, short, void* arg) { static_cast<IoRing*>(arg)->submit(); }
 
-void RecvRing::submit() {
+void IoRing::submit() {
   submit_pending_ = false;
+  bool sends = prepareSends();
   if (io_uring_sq_ready(ring_.get()) != 0) io_uring_submit(ring_.get());
+  if (sends) finishSends();
 }
 
-void RecvRing::onRingReadable(evutil_socket_t, short, void* arg) { static_cast<RecvRing*>(arg)->reap(); }
+void IoRing::sendSoon(Writer* writer) {
+  writers_.push_back(writer);
+  submitSoon();
+}
 
-void RecvRing::reap() {
+void IoRing::forget(Writer* writer) {
+  for (Writer*& w : writers_) {
+    if (w == writer) w = nullptr;
+  }
+  for (Writer*& w : sending_) {
+    if (w == writer) w = nullptr;
+  }
+}
+
+bool IoRing::prepareSends() {
+  if (writers_.empty()) return false;
+  // Writers asked now may queue more (a writer that sends another way
+  // meanwhile); those wait for the next submit.
+  std::vector<Writer*> now;
+  now.swap(writers_);
+  bool any = false;
+  for (Writer* w : now) {
+    int fd;
+    const char* data;
+    size_t len;
+    if (!w || !w->bytesToSend(&fd, &data, &len)) continue;
+    io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
+    if (!sqe) {  // a full queue: submit it (the sends in it complete there)
+      io_uring_submit(ring_.get());
+      sqe = io_uring_get_sqe(ring_.get());
+    }
+    io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    io_uring_sqe_set_data64(sqe, kSendTag | sending_.size());
+    sending_.push_back(w);
+    any = true;
+  }
+  now.clear();
+  if (writers_.empty()) writers_.swap(now);  // keep the capacity
+  return any;
+}
+
+void IoRing::finishSends() {
+  // MSG_DONTWAIT sends complete inside io_uring_enter: their completions
+  // are all in the queue now. Hand each to its writer at once (before any
+  // receive is handled: a writer must learn what went before it writes
+  // more), and mark it so that reap() skips it.
+  unsigned head;
+  io_uring_cqe* cqe;
+  io_uring_for_each_cqe(ring_.get(), head, cqe) {
+    if (!(cqe->user_data & kSendTag)) continue;
+    size_t id = static_cast<size_t>(cqe->user_data & ~kSendTag);
+    cqe->user_data = kIgnored;
+    if (id < sending_.size() && sending_[id]) {
+      Writer* w = sending_[id];
+      sending_[id] = nullptr;
+      w->wrote(cqe->res);
+    }
+  }
+  for (Writer* w : sending_) {
+    if (w) return;  // one still out (never seen): reap() hands it over
+  }
+  sending_.clear();
+}
+
+void IoRing::onRingReadable(evutil_socket_t, short, void* arg) { static_cast<IoRing*>(arg)->reap(); }
+
+void IoRing::reap() {
   // Only the completions already posted: handling them makes more (our
   // sends wake the peers, whose answers post while we are in the kernel),
   // and a sweep that chased those would never give the rest of the loop —
@@ -262,7 +328,7 @@ void RecvRing::reap() {
   if (io_uring_sq_ready(ring_.get()) != 0) submit();  // re-arms, before the loop waits
 }
 
-void RecvRing::giveBack(uint32_t flags) {
+void IoRing::giveBack(uint32_t flags) {
   if (!(flags & IORING_CQE_F_BUFFER)) return;
   uint32_t id = flags >> IORING_CQE_BUFFER_SHIFT;
   io_uring_buf_ring_add(buffers_, memory_ + static_cast<size_t>(id) * kBufferSize, kBufferSize,
@@ -270,10 +336,18 @@ void RecvRing::giveBack(uint32_t flags) {
   io_uring_buf_ring_advance(buffers_, 1);
 }
 
-void RecvRing::complete(uint64_t user_data, int32_t res, uint32_t flags) {
+void IoRing::complete(uint64_t user_data, int32_t res, uint32_t flags) {
+  if (user_data & kSendTag) {  // only if finishSends() missed it
+    size_t id = static_cast<size_t>(user_data & ~kSendTag);
+    if (id < sending_.size() && sending_[id]) {
+      Writer* w = sending_[id];
+      sending_[id] = nullptr;
+      w->wrote(res);
+    }
+    return;
+  }
   Slot slot = static_cast<Slot>(user_data);
-  uint32_t generation = static_cast<uint32_t>(user_data >> 32);
-  if (user_data == ~uint64_t{0} || slot >= slots_.size() || slots_[slot].generation != generation ||
+  if (user_data == kIgnored || slot >= slots_.size() || userData(slot, slots_[slot].generation) != user_data ||
       !slots_[slot].armed) {
     giveBack(flags);  // a cancel's completion, or one of an arm stopped since
     return;
@@ -284,7 +358,7 @@ void RecvRing::complete(uint64_t user_data, int32_t res, uint32_t flags) {
     slots_[slot].reader->onRecvData(memory_ + static_cast<size_t>(id) * kBufferSize, static_cast<size_t>(res));
     giveBack(flags);
     // The reader may have stopped or detached: then this arm is stale.
-    if (!more && slots_[slot].generation == generation && slots_[slot].armed) arm(slot);
+    if (!more && userData(slot, slots_[slot].generation) == user_data && slots_[slot].armed) arm(slot);
     return;
   }
   giveBack(flags);

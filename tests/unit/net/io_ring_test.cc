@@ -1,7 +1,7 @@
-// net::RecvRing: bytes in order, EOF and resets reported once, stop() hands
+// net::IoRing: bytes in order, EOF and resets reported once, stop() hands
 // over what had arrived, detach() drops a reader for good, the pool running
 // dry loses nothing, and one sweep never starves the rest of the loop.
-#include "sidecar/net/recv_ring.h"
+#include "sidecar/net/io_ring.h"
 
 #include <arpa/inet.h>
 #include <event2/event.h>
@@ -34,7 +34,7 @@ void tcpPair(int out[2]) {
   close(l);
 }
 
-struct Recorder : RecvRing::Reader {
+struct Recorder : IoRing::Reader {
   std::string got;
   int ends = 0;
   int end_result = 1;
@@ -49,12 +49,12 @@ struct Recorder : RecvRing::Reader {
   }
 };
 
-class RecvRingTest : public ::testing::Test {
+class IoRingTest : public ::testing::Test {
  protected:
   void SetUp() override {
     base_ = event_base_new();
     std::string why;
-    ring_ = RecvRing::create(base_, &why);
+    ring_ = IoRing::create(base_, &why);
     if (!ring_) GTEST_SKIP() << "io_uring unavailable here: " << why;
   }
   void TearDown() override {
@@ -78,15 +78,15 @@ class RecvRingTest : public ::testing::Test {
   }
 
   event_base* base_ = nullptr;
-  std::unique_ptr<RecvRing> ring_;
+  std::unique_ptr<IoRing> ring_;
   std::vector<int> fds_;
 };
 
-TEST_F(RecvRingTest, BytesArriveInOrderAndEofEndsTheReceiveOnce) {
+TEST_F(IoRingTest, BytesArriveInOrderAndEofEndsTheReceiveOnce) {
   int s[2];
   pair(s);
   Recorder r;
-  RecvRing::Slot slot = ring_->attach(&r, s[0]);
+  IoRing::Slot slot = ring_->attach(&r, s[0]);
   ring_->start(slot);
   ring_->start(slot);  // idempotent
   EXPECT_EQ(ring_->armedCount(), 1u);
@@ -102,11 +102,11 @@ TEST_F(RecvRingTest, BytesArriveInOrderAndEofEndsTheReceiveOnce) {
   ring_->detach(slot);
 }
 
-TEST_F(RecvRingTest, AResetIsAnErrorEnd) {
+TEST_F(IoRingTest, AResetIsAnErrorEnd) {
   int s[2];
   pair(s);
   Recorder r;
-  RecvRing::Slot slot = ring_->attach(&r, s[0]);
+  IoRing::Slot slot = ring_->attach(&r, s[0]);
   ring_->start(slot);
   linger l{1, 0};  // close with a reset
   setsockopt(s[1], SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -117,11 +117,11 @@ TEST_F(RecvRingTest, AResetIsAnErrorEnd) {
   ring_->detach(slot);
 }
 
-TEST_F(RecvRingTest, StopHandsOverWhatArrivedAndNothingAfter) {
+TEST_F(IoRingTest, StopHandsOverWhatArrivedAndNothingAfter) {
   int s[2];
   pair(s);
   Recorder r;
-  RecvRing::Slot slot = ring_->attach(&r, s[0]);
+  IoRing::Slot slot = ring_->attach(&r, s[0]);
   ring_->start(slot);
   runUntil([&] { return true; });  // the receive is armed in the kernel
   ASSERT_EQ(write(s[1], "before", 6), 6);
@@ -141,17 +141,17 @@ TEST_F(RecvRingTest, StopHandsOverWhatArrivedAndNothingAfter) {
   ring_->detach(slot);
 }
 
-TEST_F(RecvRingTest, ADetachedReaderHearsNothingAndItsSlotStartsClean) {
+TEST_F(IoRingTest, ADetachedReaderHearsNothingAndItsSlotStartsClean) {
   int s[2], t[2];
   pair(s);
   pair(t);
   Recorder gone, next;
-  RecvRing::Slot slot = ring_->attach(&gone, s[0]);
+  IoRing::Slot slot = ring_->attach(&gone, s[0]);
   ring_->start(slot);
   runUntil([&] { return true; });
   ASSERT_EQ(write(s[1], "stale", 5), 5);
   ring_->detach(slot);
-  RecvRing::Slot reused = ring_->attach(&next, t[0]);
+  IoRing::Slot reused = ring_->attach(&next, t[0]);
   EXPECT_EQ(reused, slot);  // slots are reused; completions of the old arm are stale
   ring_->start(reused);
   ASSERT_EQ(write(t[1], "fresh", 5), 5);
@@ -162,16 +162,16 @@ TEST_F(RecvRingTest, ADetachedReaderHearsNothingAndItsSlotStartsClean) {
   ring_->detach(reused);
 }
 
-TEST_F(RecvRingTest, MoreThanThePoolHoldsArrivesWholeAndInOrder) {
+TEST_F(IoRingTest, MoreThanThePoolHoldsArrivesWholeAndInOrder) {
   int s[2];
   pair(s);
   Recorder r;
-  RecvRing::Slot slot = ring_->attach(&r, s[0]);
+  IoRing::Slot slot = ring_->attach(&r, s[0]);
   ring_->start(slot);
   // Several times the pool (kBuffers * kBufferSize) while the loop does not
   // run: the receive runs out of buffers (ENOBUFS) and is armed again.
   std::string sent;
-  for (size_t i = 0; sent.size() < 3u * RecvRing::kBuffers * RecvRing::kBufferSize; ++i) {
+  for (size_t i = 0; sent.size() < 3u * IoRing::kBuffers * IoRing::kBufferSize; ++i) {
     sent += std::to_string(i) + ",";
   }
   size_t off = 0;
@@ -189,7 +189,7 @@ TEST_F(RecvRingTest, MoreThanThePoolHoldsArrivesWholeAndInOrder) {
   ring_->detach(slot);
 }
 
-TEST_F(RecvRingTest, OneSweepLeavesTheLoopItsTurn) {
+TEST_F(IoRingTest, OneSweepLeavesTheLoopItsTurn) {
   // Two readers that answer each other: every delivery makes another one
   // at once. A sweep that chased new completions would never return; a
   // timer must still fire.
@@ -207,8 +207,8 @@ TEST_F(RecvRingTest, OneSweepLeavesTheLoopItsTurn) {
   rb.on_data = [&](const char*, size_t) {
     if (++bounces < kLimit) (void)!write(a[1], "x", 1);
   };
-  RecvRing::Slot sa = ring_->attach(&ra, a[0]);
-  RecvRing::Slot sb = ring_->attach(&rb, b[0]);
+  IoRing::Slot sa = ring_->attach(&ra, a[0]);
+  IoRing::Slot sb = ring_->attach(&rb, b[0]);
   ring_->start(sa);
   ring_->start(sb);
   struct Fired {
