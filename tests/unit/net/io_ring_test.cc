@@ -1,6 +1,9 @@
-// net::IoRing: bytes in order, EOF and resets reported once, stop() hands
-// over what had arrived, detach() drops a reader for good, the pool running
-// dry loses nothing, and one sweep never starves the rest of the loop.
+// net::IoRing. Receiving: bytes in order, EOF and resets reported once,
+// stop() hands over what had arrived, detach() drops a reader for good, the
+// pool running dry loses nothing, and one sweep never starves the rest of
+// the loop. Sending: queued writers go together at the end of the
+// iteration, a full socket takes part, forgotten or declining writers send
+// nothing, errors reach the writer.
 #include "sidecar/net/io_ring.h"
 
 #include <arpa/inet.h>
@@ -12,6 +15,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace mulligan::net {
 namespace {
@@ -231,6 +235,132 @@ TEST_F(IoRingTest, OneSweepLeavesTheLoopItsTurn) {
   event_free(timer);
   ring_->detach(sa);
   ring_->detach(sb);
+}
+
+struct Sender : IoRing::Writer {
+  int fd = -1;
+  std::string bytes;
+  bool decline = false;
+  int asked = 0;
+  std::vector<long> results;
+  bool bytesToSend(int* out_fd, const char** data, size_t* len) override {
+    ++asked;
+    if (decline) return false;
+    *out_fd = fd;
+    *data = bytes.data();
+    *len = bytes.size();
+    return true;
+  }
+  void wrote(long result) override { results.push_back(result); }
+};
+
+// Everything waiting in `fd` now (non-blocking).
+std::string drain(int fd) {
+  std::string got;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) return got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+}
+
+TEST_F(IoRingTest, QueuedWritersSendTogetherAtTheEndOfTheIteration) {
+  int s[2], t[2];
+  pair(s);
+  pair(t);
+  Sender a, b;
+  a.fd = s[0];
+  a.bytes = "response one";
+  b.fd = t[0];
+  b.bytes = "response two";
+  ring_->sendSoon(&a);
+  ring_->sendSoon(&b);
+  EXPECT_EQ(drain(s[1]), "");  // nothing before the loop runs
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  EXPECT_EQ(a.asked, 1);
+  EXPECT_EQ(b.asked, 1);
+  ASSERT_EQ(a.results.size(), 1u);  // handed over in the same iteration
+  EXPECT_EQ(a.results[0], 12);
+  ASSERT_EQ(b.results.size(), 1u);
+  EXPECT_EQ(b.results[0], 12);
+  usleep(10'000);
+  EXPECT_EQ(drain(s[1]), "response one");
+  EXPECT_EQ(drain(t[1]), "response two");
+}
+
+TEST_F(IoRingTest, AFullSocketTakesPartAndSaysHowMuch) {
+  int s[2];
+  pair(s);
+  int small = 4096;
+  setsockopt(s[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  setsockopt(s[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  Sender a;
+  a.fd = s[0];
+  for (int i = 0; a.bytes.size() < (4u << 20); ++i) a.bytes += std::to_string(i) + ";";
+  ring_->sendSoon(&a);
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  ASSERT_EQ(a.results.size(), 1u);  // never left waiting for room
+  long took = a.results[0];
+  EXPECT_LT(took, static_cast<long>(a.bytes.size()));
+  EXPECT_TRUE(took > 0 || took == -EAGAIN) << took;
+  usleep(10'000);
+  EXPECT_TRUE(drain(s[1]) == a.bytes.substr(0, took > 0 ? static_cast<size_t>(took) : 0));
+}
+
+TEST_F(IoRingTest, ASocketWithNoRoomTakesNothingAndTheSendDoesNotWait) {
+  int s[2];
+  pair(s);
+  std::string chunk(65536, 'f');
+  while (send(s[0], chunk.data(), chunk.size(), MSG_DONTWAIT) > 0) {
+  }
+  Sender a;
+  a.fd = s[0];
+  a.bytes = "later";
+  ring_->sendSoon(&a);
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  ASSERT_EQ(a.results.size(), 1u);  // not parked in the kernel until there is room
+  EXPECT_EQ(a.results[0], -EAGAIN);
+}
+
+TEST_F(IoRingTest, ForgottenOrDecliningWritersSendNothing) {
+  int s[2], t[2];
+  pair(s);
+  pair(t);
+  Sender gone, declines;
+  gone.fd = s[0];
+  gone.bytes = "never";
+  declines.fd = t[0];
+  declines.bytes = "never either";
+  declines.decline = true;
+  ring_->sendSoon(&gone);
+  ring_->sendSoon(&declines);
+  ring_->forget(&gone);
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  EXPECT_EQ(gone.asked, 0);
+  EXPECT_EQ(declines.asked, 1);
+  EXPECT_TRUE(gone.results.empty());
+  EXPECT_TRUE(declines.results.empty());
+  usleep(10'000);
+  EXPECT_EQ(drain(s[1]), "");
+  EXPECT_EQ(drain(t[1]), "");
+}
+
+TEST_F(IoRingTest, ASendToAResetPeerReportsTheError) {
+  int s[2];
+  pair(s);
+  linger l{1, 0};
+  setsockopt(s[1], SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  close(s[1]);
+  fds_.pop_back();
+  usleep(10'000);
+  Sender a;
+  a.fd = s[0];
+  a.bytes = "to nobody";
+  ring_->sendSoon(&a);
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  ASSERT_EQ(a.results.size(), 1u);
+  EXPECT_TRUE(a.results[0] == -ECONNRESET || a.results[0] == -EPIPE) << a.results[0];
 }
 
 }  // namespace
