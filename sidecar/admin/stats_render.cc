@@ -112,6 +112,7 @@ StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
     g.upstream_reused += w->upstream_reused.get();
     g.bad_requests += w->bad_requests.get();
     g.upstream_overflow += w->upstream_overflow.get();
+    g.io_uring_workers += w->io_uring.get();
   }
   s.routes = stats::collect(shared.worker_stats);
   s.policy = shared.policy_status.snapshot();
@@ -170,6 +171,7 @@ std::string statsJson(const StatsSnapshot& s) {
   field("upstream_reused", g.upstream_reused);
   field("bad_requests", g.bad_requests);
   field("upstream_overflow", g.upstream_overflow);
+  field("io_uring_workers", g.io_uring_workers);
   b += "\"responses\":{";
   for (int c = 1; c <= 5; ++c) b += "\"" + std::string(kClassNames[c]) + "\":" + std::to_string(g.responses[c]) + (c < 5 ? "," : "");
   b += "},";
@@ -260,6 +262,9 @@ std::string metricsText(const StatsSnapshot& s) {
          g.bad_requests);
   global("mulligan_upstream_overflow_total", "counter",
          "Calls answered 503 because the destination had --max-upstream-connections open.", g.upstream_overflow);
+  global("mulligan_io_uring_workers", "gauge",
+         "Workers whose HTTP/1 sockets receive and send through io_uring (0: epoll, see the log).",
+         g.io_uring_workers);
 
   auto perRoute = [&](const char* name, const char* help, uint64_t stats::RouteTotals::*field) {
     m.family(name, "counter", help);

@@ -42,6 +42,7 @@ struct StatsSnapshot {
     uint64_t upstream_reused = 0;
     uint64_t bad_requests = 0;
     uint64_t upstream_overflow = 0;  // calls refused at --max-upstream-connections
+    uint64_t io_uring_workers = 0;   // workers whose HTTP/1 sockets go through io_uring
   } globals;
   std::vector<stats::RouteTotals> routes;  // every service/route that had traffic
   // Per routes[i]: the route's match in the enforced table ("path_prefix =

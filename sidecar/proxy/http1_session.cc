@@ -158,8 +158,9 @@ void Http1Session::start(const char* fresh, size_t fresh_len) {
   net::takeInput(bev_);  // unparsed bytes stay in the input
   if (bufferevent_get_enabled(bev_) & EV_READ) {
     // Sniffing registered the socket: ours goes on before the sniffing read
-    // side goes off, so its epoll interest never drops to zero and libevent
-    // makes no epoll_ctl for the hand-over.
+    // side goes off, so that without a ring its epoll interest never drops
+    // to zero and libevent makes no epoll_ctl for the hand-over (with one,
+    // the receive is the ring's and epoll lets the socket go).
     startReadingIdle();
     bufferevent_disable(bev_, EV_READ);
   }

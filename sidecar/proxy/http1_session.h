@@ -4,11 +4,15 @@
 // in the input buffer until the current response is complete — responses go
 // out in order. Framing errors answer 400, header limits 431, and close.
 //
-// I/O: the bufferevent is used for writes only (and their errors). Reads go
-// through the session's own EV_READ|EV_PERSIST event and net::readSome (one
-// readv per readiness, no FIONREAD ioctl) into the bufferevent's input
-// buffer. The idle timeout is a separate, lazily re-armed timer (see
-// idle_timer_); the event's own timeout is only the linger limit.
+// I/O: the bufferevent is used for queued writes only (and their errors).
+// With the worker's net::IoRing, reads arrive through one multishot receive
+// armed for the connection's life, and a small response burst is sent in
+// the ring's batch at the end of the loop iteration. Without it (or while
+// lingering) reads go through the session's own EV_READ|EV_PERSIST event
+// and net::readSome (one readv per readiness, no FIONREAD ioctl), and
+// flush() sends at once. Either way unread bytes wait in the bufferevent's
+// input buffer. The idle timeout is a separate, lazily re-armed timer (see
+// idle_timer_); the read event's own timeout is only the linger limit.
 // A tunnel after Upgrade/CONNECT gets the bufferevent back, unread bytes in
 // its input, and reads through it again.
 #pragma once

@@ -32,6 +32,7 @@ struct WorkerCounters {
   Counter upstream_reused;
   Counter upstream_overflow;  // calls answered 503: max upstream connections reached
   Counter bad_requests;     // 400 / 431 / 414 answered by us
+  Counter io_uring;         // 1 while the worker's HTTP/1 sockets go through io_uring (net::IoRing)
 };
 
 struct Config {

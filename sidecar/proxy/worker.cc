@@ -53,9 +53,10 @@ Worker::Worker(int index, SharedState* shared)
   if (shared->config.io_uring) {
     std::string why;
     io_ring_ = net::IoRing::create(base_, &why);
-    if (!io_ring_ && index == 0) LOG_INFO("io_uring unavailable (%s): sockets read with epoll", why.c_str());
+    if (io_ring_) counters_.io_uring.add();
+    if (!io_ring_ && index == 0) LOG_INFO("io_uring unavailable (%s): sockets use epoll and send(2)", why.c_str());
   } else if (index == 0) {
-    LOG_INFO("io_uring off (--io-uring off): sockets read with epoll");
+    LOG_INFO("io_uring off (--io-uring off): sockets use epoll and send(2)");
   }
   resolver_ = std::make_unique<net::Resolver>(dns_);
   // Requests check the policy generation themselves; this tick keeps the

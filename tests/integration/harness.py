@@ -164,7 +164,7 @@ class Stack(Case):
         out, adm = wait_for(listening, what="sidecar listening")
         if os.environ.get("MULLIGAN_IO_URING") == "off":
             with open(err) as f:  # the run meant to cover the epoll fallback does
-                self.assertIn("sockets read with epoll", f.read())
+                self.assertIn("sockets use epoll", f.read())
         self.sidecar_proc = proc
         self.sidecar_err = err
         self.outbound_port = int(out.rsplit(":", 1)[1])

@@ -5,6 +5,7 @@ large bodies and pass-through."""
 import hashlib
 import http.client
 import json
+import os
 import socket
 import struct
 import subprocess
@@ -83,6 +84,14 @@ class Http1Test(Stack):
         self.assertLess(stats["upstream_connects"], 150)
         # Every attempt carried its number.
         self.assertEqual(sorted(set(int(s["x-envoy-attempt-count"]) for s in seen))[0], 1)
+        # The I/O path this ran on (this suite runs twice: io_uring where
+        # the kernel allows it, and MULLIGAN_IO_URING=off) is the one the
+        # log and /stats report.
+        with open(self.sidecar_err) as f:
+            log = f.read()
+        epoll = "sockets use epoll" in log
+        self.assertEqual(epoll, os.environ.get("MULLIGAN_IO_URING") == "off" or "io_uring unavailable" in log, log)
+        self.assertEqual(stats["io_uring_workers"], 0 if epoll else 1)
 
     def test_post_without_idempotency_key_is_never_replayed(self):
         port, log = self.start_upstream()
