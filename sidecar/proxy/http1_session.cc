@@ -36,7 +36,7 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
 
 Http1Session::~Http1Session() {
   if (send_queued_) ring_->forget(this);
-  if (reading_ && !reading_by_ring_) event_del(&read_ev_);
+  event_del(&read_ev_);  // added (epoll, lingering) or activated (kick: see updateInputHold)
   // Before the socket closes (bufferevent_free): detaching cancels the receive.
   if (ring_) ring_->detach(slot_);
   if (stream_) stream_->abort("connection closed");
@@ -225,9 +225,8 @@ void Http1Session::stopReading() {
   if (reading_by_ring_) {
     reading_by_ring_ = false;
     ring_->stop(slot_);
-  } else {
-    event_del(&read_ev_);
   }
+  event_del(&read_ev_);  // the epoll read, or a pending kick (see updateInputHold)
 }
 
 void Http1Session::onRecvData(const char* data, size_t len) {
@@ -256,8 +255,15 @@ void Http1Session::onReadable(evutil_socket_t, short what, void* arg) {
 }
 
 void Http1Session::onReadable(short what) {
+  if (closed_ || !bev_) return;  // a kick that outlived the connection's end
   if (what & EV_TIMEOUT) {
     onLingerTimeout();
+    return;
+  }
+  if (reading_by_ring_) {
+    // Not a readiness (the ring receives): updateInputHold's kick to parse
+    // what waits in the input.
+    onAppBytes(nullptr, 0);
     return;
   }
   const char* fresh = nullptr;
@@ -354,6 +360,12 @@ void Http1Session::updateInputHold() {
   } else if (!hold && input_held_) {
     input_held_ = false;
     startReadingIdle();
+    // Bytes the ring had received when reading stopped wait in the input,
+    // and the app may send nothing more: parse them from the loop (not
+    // here, inside the callback of whoever took the backlog).
+    if (reading_by_ring_ && evbuffer_get_length(bufferevent_get_input(bev_)) != 0) {
+      event_active(&read_ev_, EV_READ, 0);
+    }
   }
 }
 

@@ -19,7 +19,7 @@ UpstreamConn::UpstreamConn(event_base* base, bufferevent* bev, User* user, net::
 
 UpstreamConn::~UpstreamConn() {
   if (deleted_) *deleted_ = true;
-  if (reading_ && !ring_) event_del(&read_ev_);
+  if (watching_) event_del(&read_ev_);  // added (epoll) or activated (a kick, with a ring)
   if (ring_ && watching_) ring_->detach(slot_);  // before the socket closes
   if (bev_) bufferevent_free(bev_);
 }
@@ -27,11 +27,9 @@ UpstreamConn::~UpstreamConn() {
 void UpstreamConn::startWatching() {
   if (!watching_) {
     fd_ = bufferevent_getfd(bev_);
-    if (ring_) {
-      slot_ = ring_->attach(this, fd_);
-    } else {
-      event_assign(&read_ev_, base_, fd_, EV_READ | EV_PERSIST, &UpstreamConn::onRead, this);
-    }
+    // With a ring, read_ev_ is never added, only activated: a kick.
+    event_assign(&read_ev_, base_, fd_, EV_READ | EV_PERSIST, &UpstreamConn::onRead, this);
+    if (ring_) slot_ = ring_->attach(this, fd_);
     watching_ = true;
   }
   resumeReading();
@@ -55,6 +53,11 @@ net::ReadResult UpstreamConn::readForParse(const char** fresh) {
     return r;
   }
   *fresh = nullptr;
+  if (ring_kick_) {  // the input holds bytes the holder has not seen
+    ring_kick_ = false;
+    r.status = net::ReadStatus::kData;
+    return r;
+  }
   if (ring_end_ == 0) {
     r.status = net::ReadStatus::kEof;
   } else if (ring_end_ < 0) {
@@ -104,6 +107,7 @@ void UpstreamConn::deliver() {
   user_->onConnReadable(this);
   if (deleted) return;
   deleted_ = nullptr;
+  ring_kick_ = false;
   if (ring_len_ != 0) {  // the holder did not read them: keep them, in order
     net::takeInput(bev_);
     evbuffer_add(bufferevent_get_input(bev_), ring_data_, ring_len_);
@@ -114,6 +118,7 @@ void UpstreamConn::deliver() {
 
 bufferevent* UpstreamConn::detach() {
   pauseReading();
+  if (watching_) event_del(&read_ev_);  // a pending kick too
   if (ring_ && watching_) ring_->detach(slot_);
   watching_ = false;
   expiry_.cancel();
@@ -123,9 +128,22 @@ bufferevent* UpstreamConn::detach() {
   return b;
 }
 
+void UpstreamConn::resumeRingReading() {
+  ring_->start(slot_);
+  // Bytes the receive had when it was paused wait in the input, and the
+  // peer may send nothing more: the holder hears of them from the loop.
+  if (evbuffer_get_length(bufferevent_get_input(bev_)) != 0) event_active(&read_ev_, EV_READ, 0);
+}
+
 // Trampolines: the User may delete `c`; nothing of it is touched afterwards.
 void UpstreamConn::onRead(evutil_socket_t, short, void* arg) {
   auto* c = static_cast<UpstreamConn*>(arg);
+  if (c->ring_) {  // a kick (resumeRingReading)
+    if (!c->reading_ || !c->user_ || evbuffer_get_length(bufferevent_get_input(c->bev_)) == 0) return;
+    c->ring_kick_ = true;
+    c->deliver();
+    return;
+  }
   if (!c->user_) {
     c->pauseReading();  // nobody to read for; level-triggered would spin
     return;

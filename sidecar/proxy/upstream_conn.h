@@ -106,7 +106,7 @@ class UpstreamConn final : private net::IoRing::Reader {
     if (!reading_ && watching_) {
       reading_ = true;
       if (ring_) {
-        ring_->start(slot_);
+        resumeRingReading();
       } else {
         event_add(&read_ev_, nullptr);
       }
@@ -163,6 +163,7 @@ class UpstreamConn final : private net::IoRing::Reader {
   // Calls the holder with what the ring delivered, and keeps what it did
   // not take in the input buffer (if the holder did not delete us).
   void deliver();
+  void resumeRingReading();
   static void onBevWritten(bufferevent*, void* arg);
   static void onBevEvent(bufferevent*, short what, void* arg);
 
@@ -180,6 +181,7 @@ class UpstreamConn final : private net::IoRing::Reader {
   const char* ring_data_ = nullptr;
   size_t ring_len_ = 0;
   int ring_end_ = 1;          // 1: none; 0: EOF; < 0: -errno
+  bool ring_kick_ = false;    // read_ev_ activated: the input holds unseen bytes
   bool* deleted_ = nullptr;   // set by the destructor while deliver() runs
 
   // --- ConnPool's, untouched by anyone else ---

@@ -301,6 +301,45 @@ class Http1BackPressureTest(Stack):
     sidecar's memory: the sidecar stops reading the app while what it
     queued for the upstream is not taken."""
 
+    def test_a_held_upload_whose_rest_had_already_arrived_completes(self):
+        import threading
+        # The whole body reaches the sidecar at once, but an upstream that
+        # reads nothing for a while makes it stop reading the app; what it
+        # had received by then must be forwarded once the upstream catches
+        # up, though the app sends nothing more.
+        srv = raw_listener(self)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        size = 384 << 10
+        got = {}
+
+        def serve():
+            c, _ = srv.accept()
+            with c:
+                time.sleep(0.5)  # the sidecar's backlog fills meanwhile
+                c.settimeout(10)
+                buf = b""
+                while b"\r\n\r\n" not in buf:
+                    buf += c.recv(65536)
+                head, body = buf.split(b"\r\n\r\n", 1)
+                while len(body) < size:
+                    b = c.recv(65536)
+                    if not b:
+                        break
+                    body += b
+                got["body"] = len(body)
+                msg = b"got %d" % len(body)
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(msg), msg))
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        self.publish(policy(srv.getsockname()[1]))
+        self.start_sidecar()
+        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(b"PUT /upload HTTP/1.1\r\nHost: svc\r\nContent-Length: %d\r\n\r\n" % size + b"y" * size)
+        status, _, body = read_response(s)
+        self.assertEqual((status, body), (200, b"got %d" % size))
+        t.join(5)
+
     def test_upload_to_an_upstream_that_does_not_read_is_held_back(self):
         import os
         import threading
