@@ -3,7 +3,7 @@
 # packages scripts/test uses, run on a slim base with only the runtime libraries.
 FROM debian:12 AS build
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      build-essential cmake ninja-build pkg-config libevent-dev libnghttp2-dev node-llhttp \
+      build-essential cmake ninja-build pkg-config libevent-dev liburing-dev libnghttp2-dev node-llhttp \
       libboost-dev libtomlplusplus-dev libgtest-dev libgmock-dev libbenchmark-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -12,7 +12,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release && cmake --build bui
 
 FROM debian:12-slim
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libevent-2.1-7 libevent-pthreads-2.1-7 libnghttp2-14 libtomlplusplus3 iptables \
+      libevent-2.1-7 libevent-pthreads-2.1-7 liburing2 libnghttp2-14 libtomlplusplus3 iptables \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/build/bin/mulligan-sidecar /src/build/bin/mulligan-agent /usr/local/bin/
 COPY scripts/iptables /usr/local/bin/mulligan-iptables

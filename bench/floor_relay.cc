@@ -4,11 +4,14 @@
 // are copied both ways as they come: one read and one write per message in
 // each direction, one epoll_wait per batch of ready sockets, no parsing, no
 // policy, no buffering beyond one read. For HTTP/1.1 keep-alive that is the
-// floor every L7 proxy sits on (read the request, write it upstream, read the
-// response, write it back: four system calls), so scripts/bench runs it as
-// target "floor" to show how much of a proxy's cost is that floor — what no
-// user-space work can win back on this machine. Not a proxy anyone should
-// deploy: no timeouts, a slow reader stalls its pair, no HTTP at all.
+// floor every epoll-driven L7 proxy sits on (read the request, write it
+// upstream, read the response, write it back: four system calls), so
+// scripts/bench runs it as target "floor" to show how much of a proxy's cost
+// is that floor — what no user-space work can win back on this machine.
+// Mulligan goes below it by not making those calls one by one: with io_uring
+// (sidecar/net/io_ring.h) a loop iteration's receives and sends cost one
+// system call for all its sockets. Not a proxy anyone should deploy: no
+// timeouts, a slow reader stalls its pair, no HTTP at all.
 //
 // usage: mulligan-bench-floor --listen HOST:PORT --upstream HOST:PORT
 #include <arpa/inet.h>
