@@ -243,17 +243,18 @@ void IoRing::submit() {
 }
 
 void IoRing::sendSoon(Writer* writer) {
+  if (writer->send_state_ != Writer::SendState::kIdle) return;
+  writer->send_state_ = Writer::SendState::kQueued;
   writers_.push_back(writer);
   submitSoon();
 }
 
 void IoRing::forget(Writer* writer) {
-  for (Writer*& w : writers_) {
+  if (writer->send_state_ == Writer::SendState::kIdle) return;
+  for (Writer*& w : writer->send_state_ == Writer::SendState::kQueued ? writers_ : sending_) {
     if (w == writer) w = nullptr;
   }
-  for (Writer*& w : sending_) {
-    if (w == writer) w = nullptr;
-  }
+  writer->send_state_ = Writer::SendState::kIdle;
 }
 
 bool IoRing::prepareSends() {
@@ -267,7 +268,9 @@ bool IoRing::prepareSends() {
     int fd;
     const char* data;
     size_t len;
-    if (!w || !w->bytesToSend(&fd, &data, &len)) continue;
+    if (!w) continue;
+    w->send_state_ = Writer::SendState::kIdle;  // asked: it may queue again from here on
+    if (!w->bytesToSend(&fd, &data, &len)) continue;
     io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
     if (!sqe) {  // a full queue: submit it (the sends in it complete there)
       io_uring_submit(ring_.get());
@@ -275,6 +278,7 @@ bool IoRing::prepareSends() {
     }
     io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, kSendTag | sending_.size());
+    w->send_state_ = Writer::SendState::kSending;
     sending_.push_back(w);
     any = true;
   }
@@ -297,6 +301,7 @@ void IoRing::finishSends() {
     if (id < sending_.size() && sending_[id]) {
       Writer* w = sending_[id];
       sending_[id] = nullptr;
+      w->send_state_ = Writer::SendState::kIdle;
       w->wrote(cqe->res);
     }
   }
@@ -342,6 +347,7 @@ void IoRing::complete(uint64_t user_data, int32_t res, uint32_t flags) {
     if (id < sending_.size() && sending_[id]) {
       Writer* w = sending_[id];
       sending_[id] = nullptr;
+      w->send_state_ = Writer::SendState::kIdle;
       w->wrote(res);
     }
     return;

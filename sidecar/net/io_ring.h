@@ -65,9 +65,16 @@ class IoRing {
     // What the socket took of them (0..len), or -errno: the writer queues
     // the rest the slow way (its bufferevent).
     virtual void wrote(long result) = 0;
+    // sendSoon() was called and bytesToSend() not yet.
+    bool sendQueued() const { return send_state_ == SendState::kQueued; }
 
    protected:
     ~Writer() = default;
+
+   private:
+    friend class IoRing;
+    enum class SendState : uint8_t { kIdle, kQueued, kSending };
+    SendState send_state_ = SendState::kIdle;
   };
 
   // Buffers in the pool and the size of each: a read takes one buffer, so a
@@ -104,10 +111,11 @@ class IoRing {
   size_t armedCount() const { return armed_; }
 
   // Asks `writer` for its bytes at the end of this loop iteration and sends
-  // them with every other writer's, in one system call. Once per iteration
-  // and writer: the writer keeps a flag until wrote() or bytesToSend().
+  // them with every other writer's, in one system call. Idempotent until
+  // the writer is asked.
   void sendSoon(Writer* writer);
-  // `writer` is going away (or must not be asked any more): forget it.
+  // `writer` is going away (or sends another way now): forget it. Cheap
+  // when it is not queued.
   void forget(Writer* writer);
 
  private:

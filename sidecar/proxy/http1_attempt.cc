@@ -82,7 +82,7 @@ Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& des
 }
 
 Http1Attempt::~Http1Attempt() {
-  if (send_queued_) ring_->forget(this);
+  if (ring_) ring_->forget(this);
   timer_.cancel();
   if (conn_) {
     // The pool takes the connection as it is (its read event still added
@@ -192,17 +192,13 @@ void Http1Attempt::flush() {
       evbuffer_get_length(bufferevent_get_output(conn_->bev())) == 0) {
     // A request with no body yet (most): sent with the other sockets' at
     // the end of the iteration, if it is still all there is (bytesToSend).
-    if (!send_queued_) {
-      send_queued_ = true;
-      ring_->sendSoon(this);
-    }
+    ring_->sendSoon(this);
     return;
   }
   flushNow();
 }
 
 bool Http1Attempt::bytesToSend(int* fd, const char** data, size_t* len) {
-  send_queued_ = false;
   if (!conn_ || state_ == State::kConnecting || state_ == State::kDone || head_out_.empty() ||
       evbuffer_get_length(pending_) != 0 || evbuffer_get_length(bufferevent_get_output(conn_->bev())) != 0) {
     flushNow();  // a body came after the head, or the attempt ended: the usual way
@@ -225,10 +221,7 @@ void Http1Attempt::wrote(long result) {
 }
 
 void Http1Attempt::flushNow() {
-  if (send_queued_) {
-    send_queued_ = false;
-    ring_->forget(this);
-  }
+  if (ring_) ring_->forget(this);  // sent here instead
   if (!conn_ || state_ == State::kConnecting || state_ == State::kDone) return;
   if (head_out_.empty() && evbuffer_get_length(pending_) == 0) return;
   bufferevent* bev = conn_->bev();

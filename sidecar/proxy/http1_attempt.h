@@ -149,7 +149,6 @@ class Http1Attempt : public Attempt,
   // Its buffer comes from, and goes back to, the thread's HeaderStock.
   std::string head_out_;
   net::IoRing* ring_ = nullptr;  // the worker's (null: send(2) at once)
-  bool send_queued_ = false;   // ring_ asks for head_out_ at the end of the iteration
   evbuffer* pending_;  // request body bytes queued before flush()
   event::Timer timer_;
   Http1Reader reader_;

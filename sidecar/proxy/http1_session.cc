@@ -35,7 +35,7 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
 }
 
 Http1Session::~Http1Session() {
-  if (send_queued_) ring_->forget(this);
+  if (ring_) ring_->forget(this);
   event_del(&read_ev_);  // added (epoll, lingering) or activated (kick: see updateInputHold)
   // Before the socket closes (bufferevent_free): detaching cancels the receive.
   if (ring_) ring_->detach(slot_);
@@ -72,17 +72,13 @@ void Http1Session::flush() {
     // A small burst (staged_ empty, see inline_out_): sent with the other
     // connections' at the end of the iteration, if it is still the only
     // thing to send then (bytesToSend).
-    if (!send_queued_) {
-      send_queued_ = true;
-      ring_->sendSoon(this);
-    }
+    ring_->sendSoon(this);
     return;
   }
   flushNow();
 }
 
 bool Http1Session::bytesToSend(int* fd, const char** data, size_t* len) {
-  send_queued_ = false;
   if (!bev_ || inline_out_.empty() || evbuffer_get_length(staged_) != 0 ||
       evbuffer_get_length(bufferevent_get_output(bev_)) != 0) {
     flushNow();  // more than a small burst by now: the usual way
@@ -106,10 +102,7 @@ void Http1Session::wrote(long result) {
 }
 
 void Http1Session::flushNow() {
-  if (send_queued_) {
-    send_queued_ = false;
-    ring_->forget(this);
-  }
+  if (ring_) ring_->forget(this);  // sent here instead
   if (!bev_ || (inline_out_.empty() && evbuffer_get_length(staged_) == 0)) return;
   evbuffer* queued = bufferevent_get_output(bev_);
   if (evbuffer_get_length(queued) == 0) {
@@ -704,7 +697,7 @@ void Http1Session::linger() {
 void Http1Session::closeNow() {
   if (closed_) return;
   closed_ = true;
-  if (send_queued_) flushNow();  // bytes staged before the close go first, as they always did
+  if (sendQueued()) flushNow();  // bytes staged before the close go first, as they always did
   if (stream_) {
     stream_->abort("downstream connection closed");
     worker().deferDelete(std::move(stream_));

@@ -167,7 +167,6 @@ class Http1Session : public event::Deletable,
   net::IoRing* ring_ = nullptr;
   net::IoRing::Slot slot_ = 0;
   bool reading_by_ring_ = false;  // reading_, through ring_
-  bool send_queued_ = false;      // ring_ asks for inline_out_ at the end of the iteration
   bool input_held_ = false;  // reading paused for back-pressure (updateInputHold)
   evbuffer* staged_;
   // The current write burst while it is small — a response head and a small
