@@ -242,7 +242,8 @@ class Report:
                 out.append(("(indicator, not a target) HTTP/1.1 keep-alive: the floor (a byte relay, no HTTP) vs HAProxy",
                             f"{r:.3f}×, Mulligan at {m['rps'] / f['rps']:.2f}× the floor" + (
                                 f"; CPU {f['cpu_us']:.1f} µs/req" if f["cpu_us"] else ""),
-                            "the most any proxy making the same 4 system calls per request reaches here"))
+                            "the most a proxy making the same 4 system calls per request reaches here; Mulligan "
+                            "batches them through io_uring (sidecar/net/io_ring.h, bench/profile/strace-*)"))
         for case, name in (("h2", "HTTP/2"), ("grpc", "gRPC unary")):
             m, h = s(case, "mulligan"), s(case, "haproxy")
             if m and h:
@@ -395,7 +396,8 @@ class Report:
                  "every proxy with one worker thread; loopback")
         L.append("- floor: `mulligan-bench-floor` (bench/floor_relay.cc), a byte relay with one upstream connection per "
                  "client connection, no HTTP, no retries: one read and one write per message each way, the system calls "
-                 "every proxy makes; keep-alive case only. What a proxy costs above it is its own work")
+                 "an epoll proxy makes; keep-alive case only. What such a proxy costs above it is its own work; "
+                 "Mulligan, with io_uring, makes far fewer system calls than it")
         n = m.get("retries", "5")  # runs before the setting was recorded used 5
         L.append(f"- equivalent retry/timeout settings: up to {n} immediate retries on connect failure, reset, 502, 503, 504; "
                  "1 s connect timeout; 15 s request timeout; keep-alive to the upstream "
