@@ -22,7 +22,10 @@ std::unique_ptr<IoRing> IoRing::create(event_base* base, std::string* why) {
   // Completions run when the loop's thread enters the kernel anyway (no
   // interrupt to post them). Not SINGLE_ISSUER: the ring is made on the
   // thread that builds the worker, and used by the worker's own thread.
-  params.flags = IORING_SETUP_COOP_TASKRUN;
+  params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE;
+  // Room for a loop iteration's completions (every socket's receives, a
+  // full batch of sends) without spilling into the kernel's overflow list.
+  params.cq_entries = 8 * kQueueDepth;
   int rc = io_uring_queue_init_params(kQueueDepth, ring.get(), &params);
   if (rc < 0) {
     *why = std::string("io_uring_setup: ") + std::strerror(-rc);
@@ -157,12 +160,17 @@ void IoRing::start(Slot slot) {
   arm(slot);
 }
 
-void IoRing::arm(Slot slot) {
+io_uring_sqe* IoRing::nextSqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-  if (!sqe) {  // a full queue: send what is queued, then there is room
-    submit();
+  if (!sqe) {  // a full queue: hand it to the kernel, then there is room
+    io_uring_submit(ring_.get());
     sqe = io_uring_get_sqe(ring_.get());
   }
+  return sqe;
+}
+
+void IoRing::arm(Slot slot) {
+  io_uring_sqe* sqe = nextSqe();
   SlotState& s = slots_[slot];
   io_uring_prep_recv_multishot(sqe, s.fd, nullptr, 0, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -172,11 +180,7 @@ void IoRing::arm(Slot slot) {
 }
 
 void IoRing::cancel(uint64_t user_data) {
-  io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-  if (!sqe) {
-    submit();
-    sqe = io_uring_get_sqe(ring_.get());
-  }
+  io_uring_sqe* sqe = nextSqe();
   io_uring_prep_cancel64(sqe, user_data, 0);
   io_uring_sqe_set_data64(sqe, kIgnored);  // the cancel's own completion: ignored
   submitSoon();
@@ -189,9 +193,10 @@ void IoRing::stop(Slot slot) {
   --armed_;
   uint64_t key = userData(slot, s.generation);
   ++s.generation;  // whatever completes for the old arm from now on is stale
-  // The arm may still sit in the submission queue: submit it, so that
+  // The arm may still sit in the submission queue: hand it over, so that
   // cancelling finds it (a receive that never ran is harmless to cancel).
-  submit();
+  // Not submit(): no writer is asked for bytes from inside a stop.
+  if (io_uring_sq_ready(ring_.get()) != 0) io_uring_submit(ring_.get());
   io_uring_sync_cancel_reg reg{};
   reg.addr = key;
   reg.fd = -1;
@@ -271,11 +276,7 @@ bool IoRing::prepareSends() {
     if (!w) continue;
     w->send_state_ = Writer::SendState::kIdle;  // asked: it may queue again from here on
     if (!w->bytesToSend(&fd, &data, &len)) continue;
-    io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
-    if (!sqe) {  // a full queue: submit it (the sends in it complete there)
-      io_uring_submit(ring_.get());
-      sqe = io_uring_get_sqe(ring_.get());
-    }
+    io_uring_sqe* sqe = nextSqe();  // (the sends of a full queue complete in its submit)
     io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, kSendTag | sending_.size());
     w->send_state_ = Writer::SendState::kSending;
@@ -291,7 +292,9 @@ void IoRing::finishSends() {
   // MSG_DONTWAIT sends complete inside io_uring_enter: their completions
   // are all in the queue now. Hand each to its writer at once (before any
   // receive is handled: a writer must learn what went before it writes
-  // more), and mark it so that reap() skips it.
+  // more), and mark it so that reap() skips it. Completions the CQ had no
+  // room for wait in the kernel's overflow list: fetch them first.
+  if (io_uring_cq_has_overflow(ring_.get())) io_uring_get_events(ring_.get());
   unsigned head;
   io_uring_cqe* cqe;
   io_uring_for_each_cqe(ring_.get(), head, cqe) {

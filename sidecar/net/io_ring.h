@@ -36,6 +36,7 @@
 #include <vector>
 
 struct io_uring;
+struct io_uring_sqe;
 struct io_uring_buf_ring;
 
 namespace mulligan::net {
@@ -130,6 +131,8 @@ class IoRing {
   static bool selfTest(io_uring* ring, io_uring_buf_ring* buffers, char* memory, std::string* why);
   static void onRingReadable(evutil_socket_t, short, void* arg);
   static void onSubmit(evutil_socket_t, short, void* arg);
+  // A free submission entry (handing a full queue to the kernel first).
+  io_uring_sqe* nextSqe();
   void arm(Slot slot);
   void cancel(uint64_t user_data);
   void submitSoon();
