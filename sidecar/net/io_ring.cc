@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "sidecar/core/logging.h"
+
 namespace mulligan::net {
 namespace {
 
@@ -163,15 +165,33 @@ void IoRing::start(Slot slot) {
 io_uring_sqe* IoRing::nextSqe() {
   io_uring_sqe* sqe = io_uring_get_sqe(ring_.get());
   if (!sqe) {  // a full queue: hand it to the kernel, then there is room
-    io_uring_submit(ring_.get());
+    submitToKernel();
     sqe = io_uring_get_sqe(ring_.get());
   }
-  return sqe;
+  return sqe;  // null only while the kernel refuses submissions
+}
+
+void IoRing::submitToKernel() {
+  int rc = io_uring_submit(ring_.get());
+  if (rc < 0 && !submit_error_logged_) {
+    // Transient (-EAGAIN: kernel memory, -EBUSY: completions backed up):
+    // what is queued goes with the next submission.
+    LOG_WARN("io_uring submit: %s (retried with the next submission)", std::strerror(-rc));
+    submit_error_logged_ = true;
+  }
 }
 
 void IoRing::arm(Slot slot) {
-  io_uring_sqe* sqe = nextSqe();
   SlotState& s = slots_[slot];
+  io_uring_sqe* sqe = nextSqe();
+  if (!sqe) {
+    // No room, the kernel refusing: the receive ends with an error, from
+    // the loop (not inside the reader's own start()), and the reader
+    // closes its connection as for any socket error.
+    failed_arms_.push_back(userData(slot, s.generation));
+    submitSoon();
+    return;
+  }
   io_uring_prep_recv_multishot(sqe, s.fd, nullptr, 0, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
@@ -181,6 +201,10 @@ void IoRing::arm(Slot slot) {
 
 void IoRing::cancel(uint64_t user_data) {
   io_uring_sqe* sqe = nextSqe();
+  if (!sqe) {  // no room: cancel at once (the receive holds its socket open)
+    syncCancel(user_data);
+    return;
+  }
   io_uring_prep_cancel64(sqe, user_data, 0);
   io_uring_sqe_set_data64(sqe, kIgnored);  // the cancel's own completion: ignored
   submitSoon();
@@ -196,13 +220,8 @@ void IoRing::stop(Slot slot) {
   // The arm may still sit in the submission queue: hand it over, so that
   // cancelling finds it (a receive that never ran is harmless to cancel).
   // Not submit(): no writer is asked for bytes from inside a stop.
-  if (io_uring_sq_ready(ring_.get()) != 0) io_uring_submit(ring_.get());
-  io_uring_sync_cancel_reg reg{};
-  reg.addr = key;
-  reg.fd = -1;
-  reg.timeout.tv_sec = -1;
-  reg.timeout.tv_nsec = -1;
-  io_uring_register_sync_cancel(ring_.get(), &reg);  // -ENOENT: it had ended already
+  if (io_uring_sq_ready(ring_.get()) != 0) submitToKernel();
+  syncCancel(key);
   // Its completions are all posted now. Hand over the bytes among them, in
   // order, and mark them so that reap() only gives their buffers back.
   unsigned head;
@@ -215,6 +234,15 @@ void IoRing::stop(Slot slot) {
     }
     cqe->user_data = kIgnored;  // the CQ is shared memory the kernel no longer reads
   }
+}
+
+void IoRing::syncCancel(uint64_t user_data) {
+  io_uring_sync_cancel_reg reg{};
+  reg.addr = user_data;
+  reg.fd = -1;
+  reg.timeout.tv_sec = -1;
+  reg.timeout.tv_nsec = -1;
+  io_uring_register_sync_cancel(ring_.get(), &reg);  // -ENOENT: it had ended already
 }
 
 void IoRing::detach(Slot slot) {
@@ -243,8 +271,13 @@ void IoRing::onSubmit(evutil_socket_t, short, void* arg) { static_cast<IoRing*>(
 void IoRing::submit() {
   submit_pending_ = false;
   bool sends = prepareSends();
-  if (io_uring_sq_ready(ring_.get()) != 0) io_uring_submit(ring_.get());
+  if (io_uring_sq_ready(ring_.get()) != 0) submitToKernel();
   if (sends) finishSends();
+  if (!failed_arms_.empty()) {
+    std::vector<uint64_t> failed;
+    failed.swap(failed_arms_);
+    for (uint64_t key : failed) complete(key, -EBUSY, 0);  // stale keys are ignored there
+  }
 }
 
 void IoRing::sendSoon(Writer* writer) {
@@ -277,6 +310,10 @@ bool IoRing::prepareSends() {
     w->send_state_ = Writer::SendState::kIdle;  // asked: it may queue again from here on
     if (!w->bytesToSend(&fd, &data, &len)) continue;
     io_uring_sqe* sqe = nextSqe();  // (the sends of a full queue complete in its submit)
+    if (!sqe) {  // no room, the kernel refusing: the writer's slow way (its bufferevent)
+      w->wrote(0);
+      continue;
+    }
     io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, kSendTag | sending_.size());
     w->send_state_ = Writer::SendState::kSending;

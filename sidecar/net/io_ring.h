@@ -108,7 +108,7 @@ class IoRing {
   // until it is cancelled, which this does).
   void detach(Slot slot);
 
-  // Receives in flight (armed slots): for tests and the admin page.
+  // Receives in flight (armed slots): for tests.
   size_t armedCount() const { return armed_; }
 
   // Asks `writer` for its bytes at the end of this loop iteration and sends
@@ -133,6 +133,10 @@ class IoRing {
   static void onSubmit(evutil_socket_t, short, void* arg);
   // A free submission entry (handing a full queue to the kernel first).
   io_uring_sqe* nextSqe();
+  // io_uring_submit, logging (once) a refusal.
+  void submitToKernel();
+  // Cancels `user_data`'s request before returning (no submission entry needed).
+  void syncCancel(uint64_t user_data);
   void arm(Slot slot);
   void cancel(uint64_t user_data);
   void submitSoon();
@@ -162,6 +166,8 @@ class IoRing {
   ::event ring_ev_;    // EV_READ|EV_PERSIST on the ring's fd: completions waiting
   ::event submit_ev_;  // activated when the first SQE of an iteration is queued
   bool submit_pending_ = false;
+  bool submit_error_logged_ = false;
+  std::vector<uint64_t> failed_arms_;  // arms that found no room: ended with -EBUSY by submit()
   std::vector<Writer*> writers_;  // asked at the next submit; null: forgotten
   std::vector<Writer*> sending_;  // submitted, result not handed over yet; by send id
   std::vector<SlotState> slots_;

@@ -184,8 +184,7 @@ void Http1Session::startReadingIdle() {
   if (lingering_) return;
   if (!reading_) {
     reading_ = true;
-    reading_by_ring_ = ring_ != nullptr;
-    if (reading_by_ring_) {
+    if (ring_) {
       ring_->start(slot_);
     } else {
       event_add(&read_ev_, nullptr);
@@ -214,11 +213,9 @@ void Http1Session::onIdleTimer() {
 
 void Http1Session::stopReading() {
   if (!reading_) return;
+  bool by_ring = readingByRing();
   reading_ = false;  // first: bytes the ring hands over while stopping are kept, not parsed
-  if (reading_by_ring_) {
-    reading_by_ring_ = false;
-    ring_->stop(slot_);
-  }
+  if (by_ring) ring_->stop(slot_);
   event_del(&read_ev_);  // the epoll read, or a pending kick (see updateInputHold)
 }
 
@@ -235,7 +232,6 @@ void Http1Session::onRecvData(const char* data, size_t len) {
 
 void Http1Session::onRecvEnd(int result) {
   reading_ = false;
-  reading_by_ring_ = false;
   if (result == 0) {
     onPeerEof();
   } else {
@@ -253,7 +249,7 @@ void Http1Session::onReadable(short what) {
     onLingerTimeout();
     return;
   }
-  if (reading_by_ring_) {
+  if (readingByRing()) {
     // Not a readiness (the ring receives): updateInputHold's kick to parse
     // what waits in the input.
     onAppBytes(nullptr, 0);
@@ -356,7 +352,7 @@ void Http1Session::updateInputHold() {
     // Bytes the ring had received when reading stopped wait in the input,
     // and the app may send nothing more: parse them from the loop (not
     // here, inside the callback of whoever took the backlog).
-    if (reading_by_ring_ && evbuffer_get_length(bufferevent_get_input(bev_)) != 0) {
+    if (readingByRing() && evbuffer_get_length(bufferevent_get_input(bev_)) != 0) {
       event_active(&read_ev_, EV_READ, 0);
     }
   }
@@ -702,9 +698,9 @@ void Http1Session::closeNow() {
     stream_->abort("downstream connection closed");
     worker().deferDelete(std::move(stream_));
   }
-  if (reading_by_ring_) {
+  if (readingByRing()) {
     // Nothing more is read: cancelling is enough (stop() would wait for it).
-    reading_ = reading_by_ring_ = false;
+    reading_ = false;
     ring_->detach(slot_);
     ring_ = nullptr;
   }

@@ -166,7 +166,8 @@ class Http1Session : public event::Deletable,
   // receive armed for the life of the connection: no system call per read.
   net::IoRing* ring_ = nullptr;
   net::IoRing::Slot slot_ = 0;
-  bool reading_by_ring_ = false;  // reading_, through ring_
+  // Reading through ring_: lingering reads with read_ev_ (its timeout is the limit).
+  bool readingByRing() const { return reading_ && ring_ && !lingering_; }
   bool input_held_ = false;  // reading paused for back-pressure (updateInputHold)
   evbuffer* staged_;
   // The current write burst while it is small — a response head and a small

@@ -76,7 +76,7 @@ net::ReadResult UpstreamConn::readSome() {
 }
 
 bool UpstreamConn::somethingArrived() {
-  if (ring_) return ring_len_ != 0 || ring_end_ != 1;
+  if (ring_) return ring_len_ != 0 || ring_end_ != 1 || ring_kick_;
   char b;
   ssize_t n = ::recv(fd_, &b, 1, MSG_PEEK);
   return !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR));

@@ -193,6 +193,31 @@ TEST_F(IoRingTest, MoreThanThePoolHoldsArrivesWholeAndInOrder) {
   ring_->detach(slot);
 }
 
+TEST_F(IoRingTest, MoreArmsInOneIterationThanTheQueueHoldsAllReceive) {
+  // 1,100 receives started before the loop runs: the 1,024-entry
+  // submission queue fills, is handed to the kernel, and the rest follow.
+  constexpr int kSockets = 1100;
+  std::vector<Recorder> readers(kSockets);
+  std::vector<int> peers;
+  for (int i = 0; i < kSockets; ++i) {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) != 0) GTEST_SKIP() << "out of descriptors";
+    fds_.push_back(sv[0]);
+    fds_.push_back(sv[1]);
+    peers.push_back(sv[1]);
+    ring_->start(ring_->attach(&readers[i], sv[0]));
+  }
+  EXPECT_EQ(ring_->armedCount(), static_cast<size_t>(kSockets));
+  for (int fd : peers) ASSERT_EQ(write(fd, "x", 1), 1);
+  runUntil([&] {
+    for (const Recorder& r : readers) {
+      if (r.got != "x") return false;
+    }
+    return true;
+  });
+  for (const Recorder& r : readers) EXPECT_EQ(r.ends, 0);
+}
+
 TEST_F(IoRingTest, OneSweepLeavesTheLoopItsTurn) {
   // Two readers that answer each other: every delivery makes another one
   // at once. A sweep that chased new completions would never return; a
