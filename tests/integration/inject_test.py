@@ -14,7 +14,8 @@ from harness import SRC
 
 INJECT = os.path.join(SRC, "scripts", "inject")
 CASES = os.path.join(SRC, "tests", "inject")
-KINDS = ["deployment", "statefulset", "daemonset", "job", "cronjob", "pod", "hostnetwork", "other-mesh"]
+KINDS = ["deployment", "statefulset", "daemonset", "job", "cronjob", "pod", "hostnetwork", "other-mesh",
+         "api-server-pods"]
 
 
 def run(text, *args):
@@ -203,6 +204,14 @@ class InjectTest(unittest.TestCase):
     def test_legacy_mode_user_init_containers_run_before_the_redirect(self):
         web = list(yaml.safe_load_all(run_inject(case("hostnetwork"))))[1]
         self.assertEqual(names(pod_spec(web)["initContainers"]), ["migrate", "mulligan-init"])
+
+    def test_an_init_container_added_after_injection_is_moved_before_the_redirect(self):
+        # What the webhook sees when reinvoked after another webhook appended an init container.
+        doc = next(yaml.safe_load_all(run_inject(case("deployment"))))
+        pod_spec(doc)["initContainers"].append({"name": "vault-agent-init", "image": "vault"})
+        again = next(yaml.safe_load_all(run_inject(yaml.safe_dump(doc))))
+        self.assertEqual(names(pod_spec(again)["initContainers"]), ["vault-agent-init", "mulligan-init"])
+        self.assertEqual(names(pod_spec(again)["containers"]), names(pod_spec(doc)["containers"]))
 
     def test_legacy_mode_holds_the_app_until_the_sidecar_listens(self):
         spec = pod_spec(next(yaml.safe_load_all(run_inject(case("deployment")))))
