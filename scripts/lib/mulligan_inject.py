@@ -326,11 +326,22 @@ def sidecar_container(image, native, wait_before_exit):
     return c
 
 
-def agent_container(image, native):
+def follow_sidecar_command():
+    """The agent of a legacy-mode pod that runs to completion: it runs until
+    the sidecar has exited (the job ended it with POST /drain), then ends
+    too, so that the pod completes. bash's /dev/tcp watches the admin port."""
+    script = ("/usr/local/bin/mulligan-agent \"$@\" & agent=$!; trap 'kill $agent' TERM; seen=0; "
+              "while kill -0 $agent 2>/dev/null; do "
+              f"if (exec 3<>/dev/tcp/127.0.0.1/{ADMIN_PORT}) 2>/dev/null; then seen=1; "
+              "elif [ $seen = 1 ]; then kill $agent; wait $agent; exit 0; fi; sleep 1; done; wait $agent")
+    return ["bash", "-c", script, "mulligan-agent"]
+
+
+def agent_container(image, native, follow_sidecar=False):
     c = {
         "name": "mulligan-agent",
         "image": image,
-        "command": ["/usr/local/bin/mulligan-agent"],
+        "command": follow_sidecar_command() if follow_sidecar else ["/usr/local/bin/mulligan-agent"],
         "args": ["run", "--policy", "/etc/mulligan/policy.toml", "--shm", "mulligan-policy"],
         "securityContext": {
             "runAsUser": AGENT_UID,
@@ -386,15 +397,16 @@ def _inject_workload(w, options):
         native = s["native"]
     else:
         native = _is_run_to_completion(w)
-    if not native and _is_run_to_completion(w):
-        warnings.append(f"{w.name}: runs to completion but gets legacy sidecars (native-sidecar false): the pod "
-                        f"will never complete, since mulligan-sidecar and mulligan-agent keep running after its "
-                        f"containers exit. Use native sidecars (Kubernetes >= 1.29).")
+    follow = not native and _is_run_to_completion(w)
+    if follow:
+        warnings.append(f"{w.name}: runs to completion with legacy sidecars: the pod will never complete unless "
+                        f"its container ends with `curl -X POST http://127.0.0.1:{ADMIN_PORT}/drain` (the sidecar "
+                        f"exits, and the agent follows it). Native sidecars (Kubernetes >= 1.29) need nothing.")
 
     image = options.image
     init = init_container(image, s["ports"], s["cidrs"])
     sidecar = sidecar_container(image, native, s["wait"])
-    agent = agent_container(image, native)
+    agent = agent_container(image, native, follow_sidecar=follow)
     user_inits = list(w.spec.get("initContainers") or [])
     user_containers = list(w.spec.get("containers") or [])
     if native:

@@ -10,7 +10,7 @@ import unittest
 
 import yaml
 
-from harness import SRC
+from harness import SRC, Case, binary, wait_for
 
 INJECT = os.path.join(SRC, "scripts", "inject")
 CASES = os.path.join(SRC, "tests", "inject")
@@ -154,7 +154,11 @@ class InjectTest(unittest.TestCase):
         r = run(job)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("Job/nightly-report", r.stderr)
-        self.assertIn("never complete", r.stderr)
+        self.assertIn("never complete unless", r.stderr)
+        self.assertIn("/drain", r.stderr)
+        spec = pod_spec(next(yaml.safe_load_all(r.stdout)))
+        agent = {c["name"]: c for c in spec["containers"]}["mulligan-agent"]
+        self.assertEqual(agent["command"][0], "bash")  # follows the sidecar out; run for real below
 
     def test_bad_annotations_are_refused_naming_workload_annotation_and_item(self):
         bad = [
@@ -297,6 +301,104 @@ class InjectTest(unittest.TestCase):
                 # kubectl resolves kinds through an API server even for --dry-run=client.
                 self.skipTest("kubectl cannot validate without an API server, and none runs here")
             self.assertEqual(r.returncode, 0, r.stderr)
+
+
+
+@unittest.skipUnless(hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("ip"),
+                     "needs root and ip netns: the injected commands run in a pod-like network namespace")
+class InjectedPodCommandsTest(Case):
+    """The injected containers' commands, exactly as the manifest has them,
+    run with the real binaries in a fresh network namespace (a pod's own
+    loopback, so the manifest's fixed ports are free): the sidecar's args,
+    its postStart hook, the startupProbe's and readinessProbe's routes, the
+    agent's args, and the drain on SIGTERM."""
+
+    def ns_run(self, *cmd, timeout=30):
+        return subprocess.run(["ip", "netns", "exec", self.ns, *cmd], capture_output=True, text=True,
+                              timeout=timeout)
+
+    def http_status(self, path):
+        r = self.ns_run("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "5",
+                        f"http://127.0.0.1:15000{path}")
+        return r.stdout
+
+    def accepts(self, host):
+        return self.ns_run("bash", "-c", f"(exec 3<>/dev/tcp/{host}/15001)").returncode == 0
+
+    def test_the_injected_commands_work_with_the_real_binaries(self):
+        sidecar_bin, agent_bin = binary("mulligan-sidecar"), binary("mulligan-agent")
+        containers = {c["name"]: c for c in pod_spec(next(yaml.safe_load_all(run_inject(case("deployment")))))
+                      ["containers"]}
+        self.ns = f"mulligan-inject-{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", self.ns], check=True, timeout=30)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", self.ns], timeout=30)
+        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True, timeout=30)
+        # /dev/shm is the host's, not the pod's: a unique segment name for both processes.
+        own_shm = lambda args: [self.shm if a == "mulligan-policy" else a for a in args]  # noqa: E731
+
+        sidecar = self.start("ip", "netns", "exec", self.ns, sidecar_bin,
+                             *own_shm(containers["mulligan-sidecar"]["args"]))
+        wait_for(lambda: self.http_status("/healthz") == "200" or sidecar.poll() is not None,
+                 timeout=30, what="the sidecar's /healthz")
+        if sidecar.poll() is not None:
+            self.fail(f"the sidecar refused the injected args: {sidecar.stderr.read()}")
+        v4, v6 = self.accepts("127.0.0.1"), self.accepts("::1")
+        if v6 and not v4:
+            self.skipTest("this mulligan-sidecar keeps only the last --outbound; listening on both loopbacks "
+                          "needs the repeatable --outbound (h-resources)")
+        self.assertTrue(v4 and v6, f"127.0.0.1:15001 accepts: {v4}, [::1]:15001 accepts: {v6}")
+
+        # The legacy postStart hook returns at once against a listening sidecar.
+        hook = containers["mulligan-sidecar"]["lifecycle"]["postStart"]["exec"]["command"]
+        r = self.ns_run(*hook, timeout=150)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Before any policy: the startupProbe's route lets the app start, readiness waits.
+        self.assertEqual(self.http_status("/healthz"), "200")
+        self.assertEqual(self.http_status("/ready"), "503")
+
+        agent_args = containers["mulligan-agent"]["args"]
+        policy = self.write("policy.toml", 'version = 1\n[defaults]\nrequest_timeout = "5s"\n')
+        agent_args = [policy if a == "/etc/mulligan/policy.toml" else a for a in own_shm(agent_args)]
+        self.start("ip", "netns", "exec", self.ns, containers["mulligan-agent"]["command"][0].replace(
+            "/usr/local/bin/mulligan-agent", agent_bin), *agent_args)
+        wait_for(lambda: self.http_status("/ready") == "200", timeout=30, what="/ready after the agent published")
+
+        sidecar.terminate()  # what the kubelet sends after the preStop wait
+        self.assertEqual(sidecar.wait(30), 0)
+
+    def test_a_legacy_job_completes_when_it_drains_the_sidecar(self):
+        sidecar_bin, agent_bin = binary("mulligan-sidecar"), binary("mulligan-agent")
+        job = case("job").replace("    spec:\n      restartPolicy",
+                                  "    metadata:\n      annotations: {mulligan.io/native-sidecar: \"false\"}\n"
+                                  "    spec:\n      restartPolicy", 1)
+        containers = {c["name"]: c for c in pod_spec(next(yaml.safe_load_all(run_inject(job))))["containers"]}
+        self.ns = f"mulligan-inject-{os.getpid()}-job"
+        subprocess.run(["ip", "netns", "add", self.ns], check=True, timeout=30)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", self.ns], timeout=30)
+        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True, timeout=30)
+        own_shm = lambda args: [self.shm if a == "mulligan-policy" else a for a in args]  # noqa: E731
+        # Only the outbound address this sidecar surely takes; the IPv6 one is the test above's business.
+        sidecar_args = own_shm(containers["mulligan-sidecar"]["args"])
+        i = sidecar_args.index("[::1]:15001")
+        del sidecar_args[i - 1:i + 1]
+        sidecar = self.start("ip", "netns", "exec", self.ns, sidecar_bin, *sidecar_args)
+        wait_for(lambda: self.http_status("/healthz") == "200", timeout=30, what="the sidecar's /healthz")
+        agent = containers["mulligan-agent"]
+        policy = self.write("policy.toml", 'version = 1\n')
+        # The container's command and args as written, with the binary and the policy where this host has them.
+        argv = [a.replace("/usr/local/bin/mulligan-agent", agent_bin) for a in agent["command"]]
+        argv += [policy if a == "/etc/mulligan/policy.toml" else a for a in own_shm(agent["args"])]
+        follower = self.start("ip", "netns", "exec", self.ns, *argv)
+        wait_for(lambda: self.http_status("/ready") == "200", timeout=30, what="the agent's publish")
+        self.assertIsNone(follower.poll())
+        # The job's last line: POST /drain from loopback.
+        r = self.ns_run("curl", "-s", "-X", "POST", "--max-time", "10", "http://127.0.0.1:15000/drain")
+        self.assertEqual(r.stdout, "draining\n")
+        self.assertEqual(sidecar.wait(30), 0)
+        try:
+            self.assertEqual(follower.wait(30), 0)
+        except subprocess.TimeoutExpired:
+            self.fail("the agent still runs after the sidecar exited: the pod would never complete")
 
 
 if __name__ == "__main__":
