@@ -141,7 +141,7 @@ def describe(doc, namespace=None):
 
 
 class _Workload:
-    """One pod template and the document it came from, with its annotations read once."""
+    """One pod template, the document it came from, and the name messages use for it."""
 
     def __init__(self, doc, template, namespace):
         self.doc = doc

@@ -118,6 +118,10 @@ class InjectTest(unittest.TestCase):
         r = run("a: [unclosed\n")
         self.assertEqual(r.returncode, 1)
         self.assertIn("scripts/inject:", r.stderr)
+        r = run("kind: Deployment\nmetadata: {name: x}\nspec: {template: {spec: 3}}\n")
+        self.assertEqual((r.returncode, r.stdout), (1, ""))
+        self.assertIn("not shaped as Kubernetes writes it", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
 
     # --- safe by construction -------------------------------------------------
 
