@@ -192,6 +192,32 @@ class InjectWebhookTest(unittest.TestCase):
         with open(os.path.join(self.tmp, "ca.crt"), "rb") as f:
             self.assertEqual(base64.b64decode(self.ca_bundle), f.read())
 
+    def test_a_renewed_certificate_is_served_without_a_restart(self):
+        # As when the Secret is renewed: new files in place (a new CA here, so the difference shows).
+        renewed = os.path.join(self.tmp, "renewed")
+        r = subprocess.run([os.path.join(WEBHOOK, "gen-certs"), "--dir", renewed], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        saved = os.path.join(self.tmp, "saved")
+        os.mkdir(saved)
+        names = ("ca.crt", "tls.crt", "tls.key")
+
+        def put(src_dir):
+            for name in names:
+                shutil.copy(os.path.join(src_dir, name), os.path.join(self.tmp, name + ".new"))
+                os.replace(os.path.join(self.tmp, name + ".new"), os.path.join(self.tmp, name))
+
+        for name in names:
+            shutil.copy(os.path.join(self.tmp, name), saved)
+        self.addCleanup(lambda: (put(saved), self.assertEqual(self.curl(path="/healthz").returncode, 0)))
+        put(renewed)
+        r = self.curl(path="/healthz")
+        self.assertEqual(r.returncode, 0, r.stderr)  # the renewed certificate, trusted by the new CA
+        r = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", os.path.join(saved, "ca.crt"),
+                            "--resolve", f"{SERVICE_DNS}:{self.port}:127.0.0.1",
+                            f"https://{SERVICE_DNS}:{self.port}/healthz"], capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(r.returncode, 0, "still the old certificate")
+
     def test_malformed_reviews_are_400(self):
         r = self.curl(body={"kind": "AdmissionReview"})
         self.assertEqual(r.stdout.rsplit("\n", 1)[1], "400")
