@@ -32,4 +32,5 @@ MULLIGAN_BUILD_DEPS=(
   python3-h2                     # frame-level HTTP/2 tests (PING, GOAWAY, RST_STREAM)
   chromium                       # the admin page is loaded in a headless browser
   wrk                            # saturates the data plane while the admin must still answer
+  openssl python3-jsonpatch      # the injection webhook test: its certificates, and an independent JSONPatch
 )
