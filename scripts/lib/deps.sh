@@ -33,3 +33,10 @@ MULLIGAN_BUILD_DEPS=(
   chromium                       # the admin page is loaded in a headless browser
   wrk                            # saturates the data plane while the admin must still answer
 )
+
+# Optional, only for scripts/image: an image engine, and debootstrap to make
+# the debian:12 base where no registry can be reached. Not needed to build or
+# test the project itself.
+MULLIGAN_IMAGE_DEPS=(
+  podman debootstrap
+)
