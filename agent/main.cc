@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -127,6 +128,7 @@ std::string absolutePath(const std::string& path) {
 struct Compiled {
   std::optional<pfc::TableModel> model;
   std::vector<std::string> errors;  // formatted FILE:LINE:COL: message
+  std::vector<Diagnostic> diagnostics;  // the same, as fields
   uint64_t source_checksum = 0;
 };
 
@@ -135,10 +137,12 @@ Compiled compileFile(const std::string& path) {
   std::string text, error;
   if (!readFile(path, &text, &error)) {
     out.errors.push_back(error);
+    out.diagnostics.push_back(Diagnostic{path, 0, 0, error.substr(std::min(error.size(), path.size() + 2))});
     return out;
   }
   out.source_checksum = pfc::checksum64(text.data(), text.size());
   CompileResult r = compilePolicy(text, path);
+  out.diagnostics = r.errors;
   for (const Diagnostic& d : r.errors) out.errors.push_back(d.format());
   if (r.ok() && r.model) {
     out.model = std::move(r.model);
@@ -192,12 +196,37 @@ std::unique_ptr<pfc::Publisher> openPublisher(const Options& o) {
   return pub;
 }
 
+// Records a refused file in the segment, where sidecars show it on their
+// admin endpoint (/config last_refused, /, /metrics).
+void recordRefusal(pfc::Publisher& pub, const Compiled& c) {
+  if (c.diagnostics.empty()) return;
+  const Diagnostic& first = c.diagnostics.front();
+  pfc::Refusal r;
+  r.file = first.file;
+  r.line = static_cast<uint32_t>(std::max(first.line, 0));
+  r.column = static_cast<uint32_t>(std::max(first.column, 0));
+  r.message = first.message;
+  r.error_count = static_cast<uint32_t>(c.diagnostics.size());
+  r.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  r.source_checksum = c.source_checksum;
+  pub.recordRefusal(r);
+}
+
 int cmdPublish(const Options& o) {
   Compiled c = compileFile(o.policy);
   if (!c.model) {
     for (const std::string& e : c.errors) std::fprintf(stderr, "%s\n", e.c_str());
     logError("%s has %zu error%s; nothing published", o.policy.c_str(), c.errors.size(),
              c.errors.size() == 1 ? "" : "s");
+    // Best effort: tell the sidecars of an existing segment too, unless
+    // another agent owns it (that one reports its own refusals). A one-shot
+    // publish never creates a segment only to say it published nothing.
+    std::string ignored;
+    if (pfc::Subscriber::open(o.shm, &ignored)) {
+      if (auto pub = pfc::Publisher::open(o.shm, &ignored)) recordRefusal(*pub, c);
+    }
     return 1;
   }
   auto pub = openPublisher(o);
@@ -239,6 +268,7 @@ int cmdRun(const Options& o) {
         }
       } else {
         for (const std::string& e : c.errors) logError("%s", e.c_str());
+        recordRefusal(*pub, c);
         logError("%s has %zu error%s; %s", o.policy.c_str(), c.errors.size(), c.errors.size() == 1 ? "" : "s",
                  ever_published || pub->lastGeneration() > 0
                      ? ("keeping generation " + std::to_string(pub->lastGeneration())).c_str()
