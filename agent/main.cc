@@ -15,9 +15,12 @@
 #include <sstream>
 #include <string>
 
+#include "agent/admin_client.h"
 #include "agent/compiler.h"
+#include "agent/json.h"
 #include "agent/log.h"
 #include "agent/render.h"
+#include "agent/status.h"
 #include "agent/watcher.h"
 #include "proto-free-config/checksum.h"
 #include "proto-free-config/layout.h"
@@ -31,6 +34,7 @@ constexpr const char* kUsage = R"(usage:
   mulligan-agent publish --policy FILE [--shm NAME]    compile and publish once, exit
   mulligan-agent run     --policy FILE [--shm NAME]    publish, then watch FILE and republish on change
   mulligan-agent dump    [--shm NAME] [--format json|toml]   print the table in shared memory
+  mulligan-agent status  [--admin ADDR:PORT]          what a sidecar enforces and what it did (its /config, /stats)
 
 options (each may also come from the environment variable in brackets):
   --policy FILE     the TOML policy                              [MULLIGAN_POLICY]
@@ -38,6 +42,7 @@ options (each may also come from the environment variable in brackets):
                     (default: mulligan-policy = /dev/shm/mulligan-policy)  [MULLIGAN_SHM]
   --format FMT      dump format: toml (default) or json           [MULLIGAN_FORMAT]
   --poll-ms N       run: re-read the file at least every N ms (default 2000)  [MULLIGAN_POLL_MS]
+  --admin ADDR:PORT status: the sidecar's admin endpoint (default 127.0.0.1:15000)  [MULLIGAN_ADMIN]
   --help, --version
 exit codes: 0 ok, 1 policy or segment error, 2 usage error
 )";
@@ -48,6 +53,7 @@ struct Options {
   std::string shm = "mulligan-policy";
   std::string format = "toml";
   int poll_ms = 2000;
+  std::string admin = "127.0.0.1:15000";
 };
 
 std::string envOr(const char* name, const std::string& fallback) {
@@ -60,10 +66,12 @@ std::optional<int> parseArgs(int argc, char** argv, Options* o) {
   o->policy = envOr("MULLIGAN_POLICY", o->policy);
   o->shm = envOr("MULLIGAN_SHM", o->shm);
   o->format = envOr("MULLIGAN_FORMAT", o->format);
+  o->admin = envOr("MULLIGAN_ADMIN", o->admin);
   o->poll_ms = std::atoi(envOr("MULLIGAN_POLL_MS", std::to_string(o->poll_ms)).c_str());
   static const option kLong[] = {
       {"policy", required_argument, nullptr, 'p'}, {"shm", required_argument, nullptr, 's'},
       {"format", required_argument, nullptr, 'f'}, {"poll-ms", required_argument, nullptr, 'P'},
+      {"admin", required_argument, nullptr, 'a'},
       {"help", no_argument, nullptr, 'h'},         {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0},
   };
@@ -74,6 +82,7 @@ std::optional<int> parseArgs(int argc, char** argv, Options* o) {
       case 's': o->shm = optarg; break;
       case 'f': o->format = optarg; break;
       case 'P': o->poll_ms = std::atoi(optarg); break;
+      case 'a': o->admin = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("mulligan-agent %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
       default: std::fputs(kUsage, stderr); return 2;
@@ -89,8 +98,9 @@ std::optional<int> parseArgs(int argc, char** argv, Options* o) {
     return 2;
   }
   bool needs_policy = o->command == "check" || o->command == "publish" || o->command == "run";
-  if (!needs_policy && o->command != "dump") {
-    std::fprintf(stderr, "mulligan-agent: unknown command \"%s\" (check, publish, run, dump)\n", o->command.c_str());
+  if (!needs_policy && o->command != "dump" && o->command != "status") {
+    std::fprintf(stderr, "mulligan-agent: unknown command \"%s\" (check, publish, run, dump, status)\n",
+                 o->command.c_str());
     return 2;
   }
   if (needs_policy && o->policy.empty()) {
@@ -309,6 +319,33 @@ int cmdDump(const Options& o) {
   return 0;
 }
 
+// Fetches a JSON document from the admin endpoint, or says why not.
+std::optional<Json> adminJson(const std::string& admin, const char* path, std::string* error) {
+  auto reply = httpGet(admin, path, 5000, error);
+  if (!reply) return std::nullopt;
+  if (reply->status != 200) {
+    *error = admin + path + ": HTTP " + std::to_string(reply->status);
+    return std::nullopt;
+  }
+  auto doc = Json::parse(reply->body, error);
+  if (!doc) *error = admin + path + ": not JSON (" + *error + ")";
+  return doc;
+}
+
+int cmdStatus(const Options& o) {
+  std::string error;
+  auto config = adminJson(o.admin, "/config", &error);
+  auto stats = config ? adminJson(o.admin, "/stats", &error) : std::nullopt;
+  if (!config || !stats) {
+    std::fprintf(stderr, "mulligan-agent status: %s (is the sidecar's --admin elsewhere? try --admin ADDR:PORT)\n",
+                 error.c_str());
+    return 1;
+  }
+  std::string out = renderStatus(o.admin, *config, *stats);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
 }  // namespace
 }  // namespace mulligan::agent
 
@@ -319,5 +356,6 @@ int main(int argc, char** argv) {
   if (o.command == "check") return cmdCheck(o);
   if (o.command == "publish") return cmdPublish(o);
   if (o.command == "run") return cmdRun(o);
+  if (o.command == "status") return cmdStatus(o);
   return cmdDump(o);
 }
