@@ -20,9 +20,11 @@ RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DMULLIGAN_TESTS=OF
     && strip /build/bin/mulligan-sidecar /build/bin/mulligan-agent
 
 FROM debian:12-slim
-# libevent: core + extra (evhttp, evdns: the admin server) + pthreads.
+# Exactly the libraries the binaries link (the smoke test checks both ways):
+# libevent core + extra (evhttp, evdns: the admin server), liburing, nghttp2
+# (the sidecar), toml++ (the agent); iptables for the init container.
 RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libevent-2.1-7 libevent-extra-2.1-7 libevent-pthreads-2.1-7 liburing2 libnghttp2-14 libtomlplusplus3 \
+      libevent-core-2.1-7 libevent-extra-2.1-7 liburing2 libnghttp2-14 libtomlplusplus3 \
       iptables \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /build/bin/mulligan-sidecar /build/bin/mulligan-agent /usr/local/bin/
