@@ -44,7 +44,7 @@ options (each may also come from the environment variable in brackets):
   --poll-ms N       run: re-read the file at least every N ms (default 2000)  [MULLIGAN_POLL_MS]
   --admin ADDR:PORT status: the sidecar's admin endpoint (default 127.0.0.1:15000)  [MULLIGAN_ADMIN]
   --help, --version
-exit codes: 0 ok, 1 policy or segment error, 2 usage error
+exit codes: 0 ok, 1 policy or segment error (status: the admin endpoint cannot be read), 2 usage error
 )";
 
 struct Options {
