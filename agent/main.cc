@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,9 +15,12 @@
 #include <sstream>
 #include <string>
 
+#include "agent/admin_client.h"
 #include "agent/compiler.h"
+#include "agent/json.h"
 #include "agent/log.h"
 #include "agent/render.h"
+#include "agent/status.h"
 #include "agent/watcher.h"
 #include "proto-free-config/checksum.h"
 #include "proto-free-config/layout.h"
@@ -30,6 +34,7 @@ constexpr const char* kUsage = R"(usage:
   mulligan-agent publish --policy FILE [--shm NAME]    compile and publish once, exit
   mulligan-agent run     --policy FILE [--shm NAME]    publish, then watch FILE and republish on change
   mulligan-agent dump    [--shm NAME] [--format json|toml]   print the table in shared memory
+  mulligan-agent status  [--admin ADDR:PORT]          what a sidecar enforces and what it did (its /config, /stats)
 
 options (each may also come from the environment variable in brackets):
   --policy FILE     the TOML policy                              [MULLIGAN_POLICY]
@@ -37,8 +42,9 @@ options (each may also come from the environment variable in brackets):
                     (default: mulligan-policy = /dev/shm/mulligan-policy)  [MULLIGAN_SHM]
   --format FMT      dump format: toml (default) or json           [MULLIGAN_FORMAT]
   --poll-ms N       run: re-read the file at least every N ms (default 2000)  [MULLIGAN_POLL_MS]
+  --admin ADDR:PORT status: the sidecar's admin endpoint (default 127.0.0.1:15000)  [MULLIGAN_ADMIN]
   --help, --version
-exit codes: 0 ok, 1 policy or segment error, 2 usage error
+exit codes: 0 ok, 1 policy or segment error (status: the admin endpoint cannot be read), 2 usage error
 )";
 
 struct Options {
@@ -47,6 +53,7 @@ struct Options {
   std::string shm = "mulligan-policy";
   std::string format = "toml";
   int poll_ms = 2000;
+  std::string admin = "127.0.0.1:15000";
 };
 
 std::string envOr(const char* name, const std::string& fallback) {
@@ -59,10 +66,12 @@ std::optional<int> parseArgs(int argc, char** argv, Options* o) {
   o->policy = envOr("MULLIGAN_POLICY", o->policy);
   o->shm = envOr("MULLIGAN_SHM", o->shm);
   o->format = envOr("MULLIGAN_FORMAT", o->format);
+  o->admin = envOr("MULLIGAN_ADMIN", o->admin);
   o->poll_ms = std::atoi(envOr("MULLIGAN_POLL_MS", std::to_string(o->poll_ms)).c_str());
   static const option kLong[] = {
       {"policy", required_argument, nullptr, 'p'}, {"shm", required_argument, nullptr, 's'},
       {"format", required_argument, nullptr, 'f'}, {"poll-ms", required_argument, nullptr, 'P'},
+      {"admin", required_argument, nullptr, 'a'},
       {"help", no_argument, nullptr, 'h'},         {"version", no_argument, nullptr, 'V'},
       {nullptr, 0, nullptr, 0},
   };
@@ -73,6 +82,7 @@ std::optional<int> parseArgs(int argc, char** argv, Options* o) {
       case 's': o->shm = optarg; break;
       case 'f': o->format = optarg; break;
       case 'P': o->poll_ms = std::atoi(optarg); break;
+      case 'a': o->admin = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("mulligan-agent %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
       default: std::fputs(kUsage, stderr); return 2;
@@ -88,8 +98,9 @@ std::optional<int> parseArgs(int argc, char** argv, Options* o) {
     return 2;
   }
   bool needs_policy = o->command == "check" || o->command == "publish" || o->command == "run";
-  if (!needs_policy && o->command != "dump") {
-    std::fprintf(stderr, "mulligan-agent: unknown command \"%s\" (check, publish, run, dump)\n", o->command.c_str());
+  if (!needs_policy && o->command != "dump" && o->command != "status") {
+    std::fprintf(stderr, "mulligan-agent: unknown command \"%s\" (check, publish, run, dump, status)\n",
+                 o->command.c_str());
     return 2;
   }
   if (needs_policy && o->policy.empty()) {
@@ -127,6 +138,7 @@ std::string absolutePath(const std::string& path) {
 struct Compiled {
   std::optional<pfc::TableModel> model;
   std::vector<std::string> errors;  // formatted FILE:LINE:COL: message
+  std::vector<Diagnostic> diagnostics;  // the same, as fields
   uint64_t source_checksum = 0;
 };
 
@@ -135,10 +147,12 @@ Compiled compileFile(const std::string& path) {
   std::string text, error;
   if (!readFile(path, &text, &error)) {
     out.errors.push_back(error);
+    out.diagnostics.push_back(Diagnostic{path, 0, 0, error.substr(std::min(error.size(), path.size() + 2))});
     return out;
   }
   out.source_checksum = pfc::checksum64(text.data(), text.size());
   CompileResult r = compilePolicy(text, path);
+  out.diagnostics = r.errors;
   for (const Diagnostic& d : r.errors) out.errors.push_back(d.format());
   if (r.ok() && r.model) {
     out.model = std::move(r.model);
@@ -192,12 +206,37 @@ std::unique_ptr<pfc::Publisher> openPublisher(const Options& o) {
   return pub;
 }
 
+// Records a refused file in the segment, where sidecars show it on their
+// admin endpoint (/config last_refused, /, /metrics).
+void recordRefusal(pfc::Publisher& pub, const Compiled& c) {
+  if (c.diagnostics.empty()) return;
+  const Diagnostic& first = c.diagnostics.front();
+  pfc::Refusal r;
+  r.file = first.file;
+  r.line = static_cast<uint32_t>(std::max(first.line, 0));
+  r.column = static_cast<uint32_t>(std::max(first.column, 0));
+  r.message = first.message;
+  r.error_count = static_cast<uint32_t>(c.diagnostics.size());
+  r.unix_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  r.source_checksum = c.source_checksum;
+  pub.recordRefusal(r);
+}
+
 int cmdPublish(const Options& o) {
   Compiled c = compileFile(o.policy);
   if (!c.model) {
     for (const std::string& e : c.errors) std::fprintf(stderr, "%s\n", e.c_str());
     logError("%s has %zu error%s; nothing published", o.policy.c_str(), c.errors.size(),
              c.errors.size() == 1 ? "" : "s");
+    // Best effort: tell the sidecars of an existing segment too, unless
+    // another agent owns it (that one reports its own refusals). A one-shot
+    // publish never creates a segment only to say it published nothing.
+    std::string ignored;
+    if (pfc::Subscriber::open(o.shm, &ignored)) {
+      if (auto pub = pfc::Publisher::open(o.shm, &ignored)) recordRefusal(*pub, c);
+    }
     return 1;
   }
   auto pub = openPublisher(o);
@@ -239,6 +278,7 @@ int cmdRun(const Options& o) {
         }
       } else {
         for (const std::string& e : c.errors) logError("%s", e.c_str());
+        recordRefusal(*pub, c);
         logError("%s has %zu error%s; %s", o.policy.c_str(), c.errors.size(), c.errors.size() == 1 ? "" : "s",
                  ever_published || pub->lastGeneration() > 0
                      ? ("keeping generation " + std::to_string(pub->lastGeneration())).c_str()
@@ -279,6 +319,33 @@ int cmdDump(const Options& o) {
   return 0;
 }
 
+// Fetches a JSON document from the admin endpoint, or says why not.
+std::optional<Json> adminJson(const std::string& admin, const char* path, std::string* error) {
+  auto reply = httpGet(admin, path, 5000, error);
+  if (!reply) return std::nullopt;
+  if (reply->status != 200) {
+    *error = admin + path + ": HTTP " + std::to_string(reply->status);
+    return std::nullopt;
+  }
+  auto doc = Json::parse(reply->body, error);
+  if (!doc) *error = admin + path + ": not JSON (" + *error + ")";
+  return doc;
+}
+
+int cmdStatus(const Options& o) {
+  std::string error;
+  auto config = adminJson(o.admin, "/config", &error);
+  auto stats = config ? adminJson(o.admin, "/stats", &error) : std::nullopt;
+  if (!config || !stats) {
+    std::fprintf(stderr, "mulligan-agent status: %s (is the sidecar's --admin elsewhere? try --admin ADDR:PORT)\n",
+                 error.c_str());
+    return 1;
+  }
+  std::string out = renderStatus(o.admin, *config, *stats);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return 0;
+}
+
 }  // namespace
 }  // namespace mulligan::agent
 
@@ -289,5 +356,6 @@ int main(int argc, char** argv) {
   if (o.command == "check") return cmdCheck(o);
   if (o.command == "publish") return cmdPublish(o);
   if (o.command == "run") return cmdRun(o);
+  if (o.command == "status") return cmdStatus(o);
   return cmdDump(o);
 }

@@ -25,7 +25,10 @@
 
 namespace mulligan::pfc {
 
-constexpr uint32_t kAbiVersion = 1;
+// 1: the first layout. 2: the segment header gains `refusal`, the agent's
+// last refused policy file (the table image is unchanged). A reader of one
+// version refuses a segment of another and says which side is older.
+constexpr uint32_t kAbiVersion = 2;
 constexpr uint64_t kSegmentMagic = 0x314753474c4c554dULL;  // "MULLGSG1" little-endian
 constexpr uint64_t kTableMagic = 0x314c42544c4c554dULL;    // "MULLTBL1" little-endian
 constexpr size_t kSegmentHeaderSize = 4096;  // one page; slots start page-aligned
@@ -44,6 +47,33 @@ struct SlotDescriptor {
   std::atomic<uint64_t> size;      // bytes of table image written
 };
 
+// The agent's newest refusal of a policy file (a file that did not compile:
+// nothing was published and the previous generation stays). Written by the
+// agent, read by sidecars for their admin endpoint; sizes are fixed and
+// strings NUL-terminated (truncated when longer), readers still bound them.
+struct RefusalRecord {
+  uint64_t count;            // policy files refused since the segment was initialized; 0 = none
+  int64_t unix_ms;           // when the newest refusal happened
+  uint64_t kept_generation;  // the generation published when it happened (0 = none)
+  uint64_t source_checksum;  // checksum64 of the refused file's bytes; 0 when unreadable
+  uint32_t line;             // of the first error, 1-based; 0 = the file as a whole
+  uint32_t column;           // 1-based, in characters
+  uint32_t error_count;      // errors in the file (the first one is below)
+  uint32_t reserved0;
+  char file[256];            // the policy file as the agent names it
+  char message[1024];        // the first error's message, without FILE:LINE:COL
+};
+
+// The record behind its own seqlock (the same protocol as a slot's: odd while
+// the agent rewrites `record`), so that a refusal never touches the slots.
+struct RefusalSlot {
+  std::atomic<uint64_t> seq;
+  RefusalRecord record;
+};
+
+static_assert(std::is_trivially_copyable_v<RefusalRecord>);
+static_assert(sizeof(RefusalRecord) == 1328);
+
 struct SegmentHeader {
   uint64_t magic;                  // kSegmentMagic
   uint32_t abi_version;            // kAbiVersion
@@ -54,6 +84,7 @@ struct SegmentHeader {
   std::atomic<uint32_t> active_slot;   // 0 or 1: the slot holding `generation`
   uint32_t writer_pid;             // informational
   SlotDescriptor slots[2];
+  RefusalSlot refusal;             // since ABI 2
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
@@ -62,6 +93,7 @@ static_assert(sizeof(std::atomic<uint64_t>) == 8);
 static_assert(std::is_standard_layout_v<SegmentHeader>);
 static_assert(sizeof(SegmentHeader) <= kSegmentHeaderSize);
 static_assert(offsetof(SegmentHeader, generation) % 8 == 0);
+static_assert(offsetof(SegmentHeader, refusal) % 8 == 0);
 
 // ------------------------------------------------------------ table image --
 

@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 
@@ -30,7 +31,29 @@ uint64_t slotGeneration(const Segment& seg, uint32_t slot) {
   return th.magic == kTableMagic ? th.generation : 0;
 }
 
+// Copies `s` into a fixed field, NUL-terminated, cut at a UTF-8 character
+// boundary when it does not fit.
+template <size_t N>
+void copyField(char (&dst)[N], const std::string& s) {
+  size_t n = std::min(s.size(), N - 1);
+  while (n > 0 && n < s.size() && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  std::memcpy(dst, s.data(), n);
+  std::memset(dst + n, 0, N - n);
+}
+
+// A fixed field as a string: up to its first NUL, never past its end
+// (the bytes are untrusted).
+template <size_t N>
+std::string readField(const char (&src)[N]) {
+  return std::string(src, strnlen(src, N));
+}
+
 }  // namespace
+
+std::string Refusal::format() const {
+  if (line == 0) return file + ": " + message;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " + message;
+}
 
 // ----------------------------------------------------------------- writer --
 
@@ -121,6 +144,31 @@ bool Publisher::publishImage(const std::vector<uint8_t>& image, uint64_t generat
   return true;
 }
 
+uint64_t Publisher::recordRefusal(const Refusal& r) {
+  SegmentHeader* h = headerOf(*segment_);
+  RefusalSlot& slot = h->refusal;
+  // Same writer protocol as a table slot: odd, release fence, payload, even.
+  uint64_t seq = slot.seq.load(std::memory_order_relaxed);
+  if (seq & 1) ++seq;  // a predecessor died mid-write
+  slot.seq.store(seq + 1, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  RefusalRecord rec;
+  std::memcpy(&rec, &slot.record, sizeof rec);  // we are the only writer
+  rec.count += 1;
+  rec.unix_ms = r.unix_ms;
+  rec.kept_generation = last_generation_;
+  rec.source_checksum = r.source_checksum;
+  rec.line = r.line;
+  rec.column = r.column;
+  rec.error_count = r.error_count;
+  rec.reserved0 = 0;
+  copyField(rec.file, r.file);
+  copyField(rec.message, r.message);
+  std::memcpy(&slot.record, &rec, sizeof rec);
+  slot.seq.store(seq + 2, std::memory_order_release);
+  return rec.count;
+}
+
 // ----------------------------------------------------------------- reader --
 
 std::unique_ptr<Subscriber> Subscriber::open(const std::string& shm_name, std::string* error) {
@@ -144,8 +192,12 @@ Subscriber::Status Subscriber::checkHeader(std::string* why) {
     return Status::kBadSegment;
   }
   if (h->abi_version != kAbiVersion) {
+    // Say which side to upgrade: agent and sidecar must come from releases
+    // that share a layout (the same image, normally).
     *why = "segment ABI version " + std::to_string(h->abi_version) + ", this build reads " +
-           std::to_string(kAbiVersion);
+           std::to_string(kAbiVersion) + " (the segment's writer, mulligan-agent, is " +
+           (h->abi_version < kAbiVersion ? "older" : "newer") +
+           " than this reader: run the agent and the sidecar from the same release)";
     return Status::kBadSegment;
   }
   if (h->header_size != kSegmentHeaderSize) {
@@ -199,6 +251,35 @@ Subscriber::Status Subscriber::read(std::shared_ptr<const Table>* table, std::st
     return Status::kOk;
   }
   *why = "table kept changing while being copied";
+  return Status::kTorn;
+}
+
+Subscriber::Status Subscriber::readRefusal(Refusal* out, std::string* why) {
+  std::string scratch_why;
+  if (!why) why = &scratch_why;
+  for (int attempt = 0; attempt < kMaxReadAttempts; ++attempt) {
+    if (attempt > 0) sched_yield();
+    if (Status s = checkHeader(why); s != Status::kOk) return s;
+    const RefusalSlot& slot = headerOf(*segment_)->refusal;
+    uint64_t seq1 = slot.seq.load(std::memory_order_acquire);
+    if (seq1 & 1) continue;
+    RefusalRecord rec;
+    std::memcpy(&rec, &slot.record, sizeof rec);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (slot.seq.load(std::memory_order_relaxed) != seq1) continue;  // torn: retry
+    if (rec.count == 0) return Status::kNothingYet;
+    out->file = readField(rec.file);
+    out->message = readField(rec.message);
+    out->line = rec.line;
+    out->column = rec.column;
+    out->error_count = rec.error_count;
+    out->unix_ms = rec.unix_ms;
+    out->source_checksum = rec.source_checksum;
+    out->count = rec.count;
+    out->kept_generation = rec.kept_generation;
+    return Status::kOk;
+  }
+  *why = "refusal record kept changing while being copied";
   return Status::kTorn;
 }
 

@@ -26,6 +26,25 @@
 
 namespace mulligan::pfc {
 
+// A policy file the agent refused, as the agent reports it and as readers
+// get it back (RefusalRecord in layout.h is its shared-memory form).
+struct Refusal {
+  std::string file;
+  uint32_t line = 0;       // 0 = the file as a whole (e.g. unreadable)
+  uint32_t column = 0;
+  std::string message;     // the first error, without FILE:LINE:COL
+  uint32_t error_count = 1;
+  int64_t unix_ms = 0;
+  uint64_t source_checksum = 0;
+  // Filled by the publisher when recorded:
+  uint64_t count = 0;            // refusals recorded in this segment, this one included
+  uint64_t kept_generation = 0;  // the generation left published
+
+  // "FILE:LINE:COL: message", or "FILE: message" when line is 0 (the
+  // agent's own diagnostic format).
+  std::string format() const;
+};
+
 class Publisher {
  public:
   // Opens or creates the segment, takes the single-writer lock, and resumes
@@ -43,6 +62,12 @@ class Publisher {
   // Publishes a ready image (its header's generation must be lastGeneration()+1).
   // Exposed for tests that need to publish hand-made or corrupt images.
   bool publishImage(const std::vector<uint8_t>& image, uint64_t generation, std::string* error);
+
+  // Records that a policy file was refused (nothing published): bumps the
+  // segment's refusal count and overwrites the last refusal, under the
+  // record's own seqlock. Strings longer than the record's fields are
+  // truncated. Returns the count now recorded.
+  uint64_t recordRefusal(const Refusal& r);
 
   const Segment& segment() const { return *segment_; }
 
@@ -75,6 +100,12 @@ class Subscriber {
 
   // Copies out, verifies and indexes the active table.
   Status read(std::shared_ptr<const Table>* table, std::string* why);
+
+  // Copies out the agent's last refusal: kOk with *out filled, kNothingYet
+  // when the agent never refused a file in this segment, kBadSegment (with
+  // *why) when the header is not one this build reads, kTorn when the agent
+  // kept rewriting it. Independent of read(): a refusal publishes nothing.
+  Status readRefusal(Refusal* out, std::string* why);
 
   const Segment& segment() const { return *segment_; }
   static const char* statusName(Status s);

@@ -34,3 +34,10 @@ MULLIGAN_BUILD_DEPS=(
   wrk                            # saturates the data plane while the admin must still answer
   openssl python3-jsonpatch      # the injection webhook test: its certificates, and an independent JSONPatch
 )
+
+# Optional, only for scripts/image: an image engine, and debootstrap to make
+# the debian:12 base where no registry can be reached. Not needed to build or
+# test the project itself.
+MULLIGAN_IMAGE_DEPS=(
+  podman debootstrap
+)

@@ -90,6 +90,13 @@ void AdminServer::stop() {
   http_ = nullptr;
 }
 
+StatsSnapshot AdminServer::snapshot() {
+  int64_t now = event::monotonicNowUs();
+  StatsSnapshot s = takeSnapshot(*shared_, now);
+  s.agent = agent_refusal_.read(now);
+  return s;
+}
+
 void AdminServer::onRequest(evhttp_request* req, void* arg) { static_cast<AdminServer*>(arg)->handle(req); }
 
 void AdminServer::handle(evhttp_request* req) {
@@ -121,16 +128,16 @@ void AdminServer::handle(evhttp_request* req) {
   }
   if (path == "/stats") {
     if (!is_get) return methodNotAllowed("GET");
-    return reply(req, 200, "OK", "application/json", statsJson(takeSnapshot(*shared_, event::monotonicNowUs())));
+    return reply(req, 200, "OK", "application/json", statsJson(snapshot()));
   }
   if (path == "/metrics") {
     if (!is_get) return methodNotAllowed("GET");
     return reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8",
-                 metricsText(takeSnapshot(*shared_, event::monotonicNowUs())));
+                 metricsText(snapshot()));
   }
   if (path == "/config") {
     if (!is_get) return methodNotAllowed("GET");
-    return reply(req, 200, "OK", "application/json", configJson(takeSnapshot(*shared_, event::monotonicNowUs())));
+    return reply(req, 200, "OK", "application/json", configJson(snapshot()));
   }
   if (path == "/explain") {
     if (!is_get) return methodNotAllowed("GET");
@@ -149,7 +156,7 @@ void AdminServer::handle(evhttp_request* req) {
   }
   if (path == "/") {
     if (!is_get) return methodNotAllowed("GET");
-    return reply(req, 200, "OK", "text/html; charset=utf-8", indexHtml(takeSnapshot(*shared_, event::monotonicNowUs())));
+    return reply(req, 200, "OK", "text/html; charset=utf-8", indexHtml(snapshot()));
   }
   if (path == "/drain") {
     if (method != EVHTTP_REQ_POST) return methodNotAllowed("POST");

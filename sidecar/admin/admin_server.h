@@ -15,13 +15,15 @@
 #include <string>
 #include <thread>
 
+#include "sidecar/admin/stats_render.h"
+#include "sidecar/policy/agent_refusal.h"
 #include "sidecar/proxy/shared_state.h"
 
 namespace mulligan::admin {
 
 class AdminServer {
  public:
-  explicit AdminServer(proxy::SharedState* shared) : shared_(shared) {}
+  explicit AdminServer(proxy::SharedState* shared) : shared_(shared), agent_refusal_(shared->config.shm) {}
   ~AdminServer();
 
   bool start(const std::string& addr, std::string* error);  // binds, then serves on a thread
@@ -31,8 +33,11 @@ class AdminServer {
  private:
   static void onRequest(evhttp_request* req, void* arg);
   void handle(evhttp_request* req);
+  // takeSnapshot() plus what only the admin thread reads (the agent's refusal).
+  StatsSnapshot snapshot();
 
   proxy::SharedState* shared_;
+  policy::AgentRefusalReader agent_refusal_;  // admin thread only
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
   std::string bound_;

@@ -6,6 +6,7 @@
 
 #include "proto-free-config/layout.h"
 #include "proto-free-config/render.h"
+#include "sidecar/admin/agent_refusal_render.h"
 
 namespace mulligan::admin {
 namespace {
@@ -37,18 +38,6 @@ std::string html(std::string_view s) {
   return out;
 }
 
-// "2026-12-01T20:25:49.265Z"; "" when unknown.
-std::string utcText(int64_t unix_ms) {
-  if (unix_ms <= 0) return "";
-  time_t secs = static_cast<time_t>(unix_ms / 1000);
-  struct tm tm;
-  char buf[32];
-  if (!gmtime_r(&secs, &tm) || !std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm)) return "";
-  char out[48];
-  std::snprintf(out, sizeof out, "%s.%03dZ", buf, static_cast<int>(unix_ms % 1000));
-  return out;
-}
-
 }  // namespace
 
 std::string configJson(const StatsSnapshot& s) {
@@ -57,14 +46,21 @@ std::string configJson(const StatsSnapshot& s) {
   b += ",\"loaded_unix_ms\":" + std::to_string(s.table ? s.policy.loaded_unix_ms : 0);
   b += ",\"loaded_at\":" + pfc::jsonQuote(s.table ? utcText(s.policy.loaded_unix_ms) : "");
   b += ",\"layout\":" + pfc::jsonQuote(pfc::layoutVersion());
+  // last_refused: the newer of the two kinds of refusal, "by" says whose:
+  // the agent's (a policy file that did not compile) or the sidecar's own (a
+  // published table it could not trust). agent_refused: the agent's, always.
+  std::string sidecar_refused = "null";
   if (!s.policy.refused_why.empty()) {
     uint64_t enforced = s.table ? s.table->generation() : 0;
-    b += ",\"last_refused\":{\"generation\":" + std::to_string(s.policy.refused_generation) +
-         ",\"unix_ms\":" + std::to_string(s.policy.refused_unix_ms) + ",\"why\":" + pfc::jsonQuote(s.policy.refused_why) +
-         ",\"after_enforced\":" + (s.policy.refused_generation > enforced ? "true" : "false") + "}";
-  } else {
-    b += ",\"last_refused\":null";
+    sidecar_refused = "{\"by\":\"sidecar\",\"generation\":" + std::to_string(s.policy.refused_generation) +
+                      ",\"unix_ms\":" + std::to_string(s.policy.refused_unix_ms) +
+                      ",\"why\":" + pfc::jsonQuote(s.policy.refused_why) +
+                      ",\"after_enforced\":" + (s.policy.refused_generation > enforced ? "true" : "false") + "}";
   }
+  std::string agent_refused = agentRefusalJson(s.agent);
+  bool agent_newer = s.agent.refusal && (s.policy.refused_why.empty() || s.agent.refusal->unix_ms >= s.policy.refused_unix_ms);
+  b += ",\"last_refused\":" + (agent_newer ? agent_refused : sidecar_refused);
+  b += ",\"agent_refused\":" + agent_refused;
   if (s.table) {
     b += ",\"table\":" + pfc::renderJson(s.table->toModel(), s.table->generation());
   } else {
@@ -96,6 +92,16 @@ std::string indexHtml(const StatsSnapshot& s) {
   if (s.table) b += " from <code>" + html(s.table->sourcePath()) + "</code>";
   b += " &middot; reloads " + std::to_string(s.policy.reloads) + " &middot; refused tables " +
        std::to_string(s.policy.refused) + "</p>\n";
+  if (s.agent.refusal) {
+    const pfc::Refusal& r = *s.agent.refusal;
+    b += "<p id=\"agent-refused\">policy file refused by the agent at " + html(utcText(r.unix_ms)) + ": <code>" +
+         html(r.format()) + "</code>";
+    if (r.error_count > 1) b += " (and " + std::to_string(r.error_count - 1) + " more)";
+    b += agentRefusalInEffect(s.agent)
+             ? "; generation " + std::to_string(r.kept_generation) + " stays enforced until the file is fixed"
+             : "; since superseded by a later generation";
+    b += " &middot; files refused " + std::to_string(r.count) + "</p>\n";
+  }
   if (!s.policy.refused_why.empty()) {
     b += "<p id=\"refused\">last refused table: generation " + std::to_string(s.policy.refused_generation) + ": " +
          html(s.policy.refused_why) + "</p>\n";

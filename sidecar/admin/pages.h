@@ -6,7 +6,12 @@
 //    "loaded_unix_ms": N,               when a worker first loaded it
 //    "loaded_at": "2026-12-01T20:25:49.265Z",   the same, for people
 //    "layout": "<layout version>",
-//    "last_refused": {"generation", "unix_ms", "why", "after_enforced"} | null,
+//    "last_refused": the newer of the two refusals below, or null:
+//        {"by": "sidecar", "generation", "unix_ms", "why", "after_enforced"}
+//        a published table this sidecar could not trust, or
+//        {"by": "agent", "why": "FILE:LINE:COL: message", ...}
+//        a policy file the agent refused (agent_refusal_render.h),
+//    "agent_refused": the agent's last refusal (even when older) | null,
 //    "table": <exactly what `mulligan-agent dump --format json` prints for
 //              the same generation: source path and checksum, defaults,
 //              every service and route with its effective values> | null,

@@ -8,6 +8,7 @@
 
 #include "proto-free-config/duration.h"
 #include "proto-free-config/render.h"
+#include "sidecar/admin/agent_refusal_render.h"
 
 namespace mulligan::admin {
 namespace {
@@ -189,6 +190,7 @@ std::string statsJson(const StatsSnapshot& s) {
          ",\"unix_ms\":" + std::to_string(s.policy.refused_unix_ms) + ",\"why\":" + pfc::jsonQuote(s.policy.refused_why) +
          "}";
   }
+  b += ",\"agent_refused\":" + agentRefusalJson(s.agent);  // the agent's last refused file
   b += "},";
 
   b += "\"routes\":[";
@@ -352,6 +354,16 @@ std::string metricsText(const StatsSnapshot& s) {
          s.policy.loaded_generation);
   global("mulligan_policy_reloads_total", "counter", "Policy tables loaded, summed over workers.", s.policy.reloads);
   global("mulligan_policy_refused_total", "counter", "Policy tables refused as untrustworthy.", s.policy.refused);
+  // The agent's refusals of policy files (from the segment; see agent_refusal_render.h).
+  global("mulligan_policy_agent_refused_total", "counter",
+         "Policy files the agent refused (did not compile; nothing published).",
+         s.agent.refusal ? s.agent.refusal->count : 0);
+  global("mulligan_policy_agent_refused", "gauge",
+         "1 while the agent's newest policy file is refused and an older generation stays enforced.",
+         agentRefusalInEffect(s.agent) ? 1 : 0);
+  global("mulligan_policy_agent_last_refused_timestamp_seconds", "gauge",
+         "When the agent last refused a policy file (Unix time; 0 = never).",
+         s.agent.refusal ? s.agent.refusal->unix_ms / 1000 : 0);
   global("mulligan_draining", "gauge", "1 while the sidecar drains (POST /drain or SIGTERM).", s.draining ? 1 : 0);
   return m.take();
 }

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "proto-free-config/table_reader.h"
+#include "sidecar/policy/agent_refusal.h"
 #include "sidecar/proxy/shared_state.h"
 #include "sidecar/retry/budget.h"
 #include "sidecar/stats/route_stats.h"
@@ -58,6 +59,9 @@ struct StatsSnapshot {
   };
   std::vector<Budget> budgets;
   policy::PolicyStatus::Snapshot policy;
+  // The agent's last refused policy file, from the segment (AdminServer
+  // fills it; takeSnapshot leaves it empty). See agent_refusal_render.h.
+  policy::AgentRefusalReader::Result agent;
   std::shared_ptr<const pfc::Table> table;  // null: no policy loaded
   bool draining = false;
 };

@@ -1,12 +1,14 @@
 """mulligan-agent's command line: check, publish, dump and run (file edits,
-ConfigMap symlink swaps, broken edits), against real shared memory."""
+ConfigMap symlink swaps, broken edits), against real shared memory; and
+status, against a live sidecar."""
 import json
+import re
 import os
 import signal
 import time
 import unittest
 
-from harness import Case, SRC, binary, wait_for
+from harness import Case, SRC, Stack, binary, wait_for
 
 GOOD = """version = 1
 [defaults]
@@ -87,7 +89,7 @@ class AgentCliTest(Case):
         self.assertIn("mulligan-agent run", h.stdout)
         v = self.run_cmd(self.agent, "--version")
         self.assertEqual(v.returncode, 0)
-        self.assertIn("pfc/1", v.stdout)
+        self.assertIn("pfc/2", v.stdout)
 
     def test_flags_come_from_the_environment_too(self):
         p = self.write("policy.toml", good())
@@ -218,6 +220,74 @@ class AgentCliTest(Case):
         r = self.run_cmd(self.agent, "publish", "--policy", p, "--shm", self.shm)
         self.assertEqual(r.returncode, 1)
         self.assertIn("another writer", r.stderr)
+
+
+STATUS_POLICY = """version = 1
+[[service]]
+name = "flaky"
+hosts = ["flaky"]
+upstream = "127.0.0.1:{port}"
+retry = {{ num_retries = 2, backoff_base = "1ms", backoff_max = "2ms" }}
+  [[service.route]]
+  path_prefix = "/slow/"
+  request_timeout = "150ms"
+"""
+
+
+class StatusTest(Stack):
+    """`mulligan-agent status` against a live sidecar: what it enforces, the
+    agent's refusal, and per service and route what it did."""
+
+    def status(self, *extra):
+        return self.run_cmd(binary("mulligan-agent"), "status", "--admin", f"127.0.0.1:{self.admin_port}", *extra)
+
+    def call(self, path):
+        import subprocess
+        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: flaky",
+                            f"http://127.0.0.1:{self.outbound_port}{path}"], capture_output=True, text=True, timeout=20)
+        return r.stdout
+
+    def test_status_prints_generation_source_refusal_and_per_route_counters(self):
+        port, _ = self.start_upstream()
+        self.publish(STATUS_POLICY.format(port=port))
+        self.start_sidecar()
+        self.assertEqual(self.call("/x?status=503"), "503")          # 2 retries, then exhausted
+        self.assertEqual(self.call("/slow/x?delay=1s"), "504")       # a request timeout on route 0
+        broken = self.write("policy.toml", "version = 1\n[defaults]\nretry = { num_retries = -1 }\n")
+        self.assertEqual(self.run_cmd(binary("mulligan-agent"), "publish", "--policy", broken,
+                                      "--shm", self.shm).returncode, 1)
+
+        r = self.status()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = r.stdout
+        self.assertIn(f"sidecar   127.0.0.1:{self.admin_port} (ready)", out)
+        self.assertIn(f"policy    generation 1 from {self.path('policy.toml')}, enforced since ", out)
+        self.assertRegex(out, r"refused   policy file refused by the agent: " + re.escape(broken) + r":3:\d+: ")
+        self.assertIn("generation 1 stays enforced until the file is fixed (1 file refused in all)", out)
+        self.assertIn("traffic   2 requests, 2 retries, 1 refused retry, 1 timeout", out)
+        rows = {tuple(l.split()[:2]): l.split() for l in out.splitlines() if l.startswith("flaky ")}
+        level = rows[("flaky", "(service")]
+        self.assertEqual(level[3:8], ["1", "1", "2", "1", "0"])  # requests 5xx retries refused timeouts
+        self.assertIn("retried on 503:2; refused by retries-exhausted:1", out)
+        route = rows[("flaky", "0:")]
+        self.assertEqual(route[5:10], ["1", "1", "0", "0", "1"])
+        self.assertIn("timeouts request:1", out)
+
+        # MULLIGAN_ADMIN works as --admin does.
+        env = dict(os.environ, MULLIGAN_ADMIN=f"127.0.0.1:{self.admin_port}")
+        r2 = self.run_cmd(binary("mulligan-agent"), "status", env=env)
+        self.assertEqual(r2.returncode, 0, r2.stderr)
+        self.assertIn("generation 1", r2.stdout)
+
+    def test_status_without_a_sidecar_fails_and_says_where_it_looked(self):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()  # nothing listens there now
+        r = self.run_cmd(binary("mulligan-agent"), "status", "--admin", f"127.0.0.1:{port}")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"127.0.0.1:{port}: Connection refused", r.stderr)
 
 
 if __name__ == "__main__":

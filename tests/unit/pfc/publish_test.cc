@@ -68,6 +68,122 @@ class PublishTest : public ::testing::TestWithParam<bool> {
   std::string name_;
 };
 
+// The agent's refusals (ABI 2): recorded without publishing, counted, kept
+// as history once a later file is published, read back by any reader.
+TEST_P(PublishTest, RefusalRecordedWithCountAndKeptGenerationAndSurvivesLaterPublish) {
+  std::string err, why;
+  auto pub = publisher();
+  ASSERT_TRUE(pub->publish(makeModel(2, 1), &err)) << err;
+  auto sub = subscriber();
+  Refusal got;
+  EXPECT_EQ(sub->readRefusal(&got, &why), Subscriber::Status::kNothingYet);
+
+  Refusal r;
+  r.file = "/etc/mulligan/policy.toml";
+  r.line = 7;
+  r.column = 13;
+  r.message = "unknown key \"num_retry\"; did you mean \"num_retries\"?";
+  r.error_count = 2;
+  r.unix_ms = 1764739200123;
+  r.source_checksum = 0xabcdef;
+  EXPECT_EQ(pub->recordRefusal(r), 1u);
+  r.line = 8;
+  EXPECT_EQ(pub->recordRefusal(r), 2u);
+  EXPECT_EQ(sub->generation(), 1u);  // a refusal publishes nothing
+
+  ASSERT_EQ(sub->readRefusal(&got, &why), Subscriber::Status::kOk) << why;
+  EXPECT_EQ(got.file, r.file);
+  EXPECT_EQ(got.line, 8u);
+  EXPECT_EQ(got.column, 13u);
+  EXPECT_EQ(got.message, r.message);
+  EXPECT_EQ(got.error_count, 2u);
+  EXPECT_EQ(got.unix_ms, r.unix_ms);
+  EXPECT_EQ(got.source_checksum, 0xabcdefu);
+  EXPECT_EQ(got.count, 2u);
+  EXPECT_EQ(got.kept_generation, 1u);
+  EXPECT_EQ(got.format(), "/etc/mulligan/policy.toml:8:13: " + r.message);
+
+  // A later good file is published; the refusal stays as history.
+  ASSERT_EQ(pub->publish(makeModel(1, 0), &err), 2u) << err;
+  ASSERT_EQ(sub->readRefusal(&got, &why), Subscriber::Status::kOk) << why;
+  EXPECT_EQ(got.count, 2u);
+  EXPECT_EQ(got.kept_generation, 1u);
+  std::shared_ptr<const Table> t;
+  ASSERT_EQ(sub->read(&t, &why), Subscriber::Status::kOk) << why;
+  EXPECT_EQ(t->generation(), 2u);
+
+  // A restarted agent keeps counting.
+  pub.reset();
+  pub = publisher();
+  r.line = 0;
+  r.message = "cannot read: No such file or directory";
+  EXPECT_EQ(pub->recordRefusal(r), 3u);
+  ASSERT_EQ(sub->readRefusal(&got, &why), Subscriber::Status::kOk) << why;
+  EXPECT_EQ(got.kept_generation, 2u);
+  EXPECT_EQ(got.format(), "/etc/mulligan/policy.toml: cannot read: No such file or directory");
+}
+
+TEST_P(PublishTest, RefusalFieldsAreTruncatedAndReadersNeverReadPastThem) {
+  std::string why;
+  auto pub = publisher();
+  Refusal r;
+  r.file = std::string(1000, 'f');
+  // 2-byte UTF-8 characters: the cut must not split one.
+  std::string longer;
+  for (int i = 0; i < 1000; ++i) longer += "\xc3\xa9";
+  r.message = longer;
+  pub->recordRefusal(r);
+  auto sub = subscriber();
+  Refusal got;
+  ASSERT_EQ(sub->readRefusal(&got, &why), Subscriber::Status::kOk) << why;
+  EXPECT_EQ(got.file, std::string(255, 'f'));
+  EXPECT_EQ(got.message.size(), 1022u);
+  EXPECT_EQ(got.message, longer.substr(0, 1022));
+
+  // A vandal fills the fields without terminators: still bounded.
+  auto seg = raw();
+  auto* h = reinterpret_cast<SegmentHeader*>(seg->data());
+  std::memset(h->refusal.record.file, 'x', sizeof h->refusal.record.file);
+  std::memset(h->refusal.record.message, 'y', sizeof h->refusal.record.message);
+  ASSERT_EQ(sub->readRefusal(&got, &why), Subscriber::Status::kOk) << why;
+  EXPECT_EQ(got.file.size(), sizeof h->refusal.record.file);
+  EXPECT_EQ(got.message.size(), sizeof h->refusal.record.message);
+
+  // A refusal record being rewritten (odd seq) forever: bounded, kTorn.
+  h->refusal.seq.store(h->refusal.seq.load() | 1);
+  EXPECT_EQ(sub->readRefusal(&got, &why), Subscriber::Status::kTorn);
+}
+
+// A segment an ABI 1 agent wrote: a sidecar of this build refuses it and says
+// the agent is older; an agent of this build takes it over in place, keeps
+// counting generations and starts with no refusal.
+TEST_P(PublishTest, OlderAbiSegmentIsRefusedClearlyAndTakenOverByNewWriter) {
+  std::string err, why;
+  {
+    auto pub = publisher();
+    ASSERT_TRUE(pub->publish(makeModel(2, 1), &err)) << err;
+    ASSERT_TRUE(pub->publish(makeModel(2, 1), &err)) << err;
+  }
+  auto seg = raw();
+  auto* h = reinterpret_cast<SegmentHeader*>(seg->data());
+  h->abi_version = 1;
+  std::memset(&h->refusal.record, 0x5a, sizeof h->refusal.record);  // whatever an old writer left there
+  auto sub = subscriber();
+  std::shared_ptr<const Table> t;
+  Refusal got;
+  EXPECT_EQ(sub->read(&t, &why), Subscriber::Status::kBadSegment);
+  EXPECT_NE(why.find("segment ABI version 1, this build reads 2 (the segment's writer, mulligan-agent, is older"),
+            std::string::npos)
+      << why;
+  EXPECT_EQ(sub->readRefusal(&got, &why), Subscriber::Status::kBadSegment);
+
+  auto pub = publisher();
+  EXPECT_EQ(pub->lastGeneration(), 2u);
+  EXPECT_EQ(sub->readRefusal(&got, &why), Subscriber::Status::kNothingYet) << why;
+  ASSERT_EQ(pub->publish(makeModel(1, 0), &err), 3u) << err;
+  ASSERT_EQ(sub->read(&t, &why), Subscriber::Status::kOk) << why;
+}
+
 INSTANTIATE_TEST_SUITE_P(ShmAndFile, PublishTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "TmpfsFile" : "PosixShm"; });
 
@@ -151,7 +267,9 @@ TEST_P(PublishTest, CorruptSegmentHeaderIsRefusedAndRepairedByWriter) {
 
   h->abi_version = 99;
   EXPECT_EQ(sub->read(&t, &why), Subscriber::Status::kBadSegment);
-  EXPECT_EQ(why, "segment ABI version 99, this build reads 1");
+  EXPECT_EQ(why, "segment ABI version 99, this build reads " + std::to_string(kAbiVersion) +
+                     " (the segment's writer, mulligan-agent, is newer than this reader: run the agent and the "
+                     "sidecar from the same release)");
   h->abi_version = kAbiVersion;
 
   h->active_slot.store(7);
