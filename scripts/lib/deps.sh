@@ -33,3 +33,7 @@ MULLIGAN_BUILD_DEPS=(
   chromium                       # the admin page is loaded in a headless browser
   wrk                            # saturates the data plane while the admin must still answer
 )
+
+# What scripts/fuzz (and the fuzz step of scripts/test) needs on top:
+# clang with libFuzzer and the sanitizer runtimes.
+MULLIGAN_FUZZ_DEPS=(clang libclang-rt-dev)
