@@ -41,3 +41,7 @@ MULLIGAN_BUILD_DEPS=(
 MULLIGAN_IMAGE_DEPS=(
   podman debootstrap
 )
+
+# What scripts/fuzz (and the fuzz step of scripts/test) needs on top:
+# clang with libFuzzer and the sanitizer runtimes.
+MULLIGAN_FUZZ_DEPS=(clang libclang-rt-dev)

@@ -78,7 +78,13 @@ class HeaderStock {
   static HeaderStock& makeLocal();
   static thread_local HeaderStock* t_local;  // the thread's stock, once made
   // std::string's own inline buffer: a string this small has no heap buffer.
+  // (libstdc++'s std::string() is a constant expression for g++, not for
+  // clang 14, which builds the fuzz targets: there it is read at startup.)
+#if defined(__clang__)
+  static inline const size_t kInlineCapacity = std::string().capacity();
+#else
   static constexpr size_t kInlineCapacity = std::string().capacity();
+#endif
   void keep(std::string&& s);
   void keepList(HeaderList&& list);
   // Moves a kept buffer of at least `len` bytes into the empty `s`, if one of
