@@ -67,6 +67,7 @@ class PodE2ETest(Case):
 [[service]]
 name = "svc1"
 hosts = ["{self.svc}", "svc1"]
+upstream = "{self.svc}:8080"
 retry = {{ num_retries = 3, backoff_base = "1ms", backoff_max = "2ms" }}
 
   [[service.route]]
@@ -209,6 +210,26 @@ print(json.dumps(out))
         after = json.loads(self.in_pod("curl", "-s", "http://127.0.0.1:15000/stats").stdout)["downstream_accepted"]
         self.assertEqual(before, after)  # the connection never reached the sidecar
         listener.wait(5)
+
+    def test_direct_connections_to_the_listener_are_not_mistaken_for_a_redirect_loop(self):
+        # The iptables redirect loads connection tracking, which then keeps an
+        # entry for every connection, redirected or not: SO_ORIGINAL_DST on a
+        # connection made straight to 127.0.0.1:15001 reports 127.0.0.1:15001.
+        # That is "not redirected" (DESIGN.md "Where a request goes"), so a
+        # proxy-style request goes to its absolute-form target and a plain one
+        # to the service's upstream -- not "502 refusing to proxy to the
+        # sidecar's own listener". (Loopback is exempt from the redirect, so
+        # these connections reach the listener directly, as root or not.)
+        r = self.in_pod("curl", "-sS", "-m", "10", "-x", "http://127.0.0.1:15001",
+                        f"http://{self.svc}:8080/p?id=proxy1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "ok\n")
+        r = self.in_pod("curl", "-sS", "-m", "10", "-H", "Host: svc1", "http://127.0.0.1:15001/h?id=host1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, "ok\n")
+        seen = {s.get("id"): s for s in self.upstream_seen()}
+        self.assertEqual(seen["proxy1"]["x-envoy-attempt-count"], "1")
+        self.assertEqual(seen["host1"]["x-envoy-attempt-count"], "1")
 
     def test_agent_follows_a_configmap_swap_and_the_next_call_obeys(self):
         r = self.in_pod("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10",
