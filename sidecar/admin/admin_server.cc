@@ -56,11 +56,14 @@ bool AdminServer::start(const std::string& addr, std::string* error) {
     if (fd >= 0) close(fd);
     return false;
   }
-  if (!evhttp_accept_socket_with_handle(http_, fd)) {
+  evhttp_bound_socket* handle = evhttp_accept_socket_with_handle(http_, fd);
+  if (!handle) {
     *error = "cannot serve admin on " + addr;
     close(fd);
     return false;
   }
+  gate_ = std::make_unique<proxy::AcceptGate>(base_, "admin", /*keep_spare=*/true);
+  gate_->add(evhttp_bound_socket_get_listener(handle));
   auto bound = net::localAddress(fd);
   bound_ = bound ? bound->toString() : addr;
   // stop() wakes the loop through an eventfd: libevent is used without its
@@ -84,6 +87,7 @@ void AdminServer::stop() {
   }
   if (stop_event_) event_free(stop_event_);
   if (stop_fd_ >= 0) ::close(stop_fd_);
+  gate_.reset();
   evhttp_free(http_);
   event_base_free(base_);
   base_ = nullptr;
@@ -93,6 +97,7 @@ void AdminServer::stop() {
 void AdminServer::onRequest(evhttp_request* req, void* arg) { static_cast<AdminServer*>(arg)->handle(req); }
 
 void AdminServer::handle(evhttp_request* req) {
+  gate_->accepted();  // a connection got through: ends an out-of-descriptors episode
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
   std::string path = uri && evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/";
   evhttp_cmd_type method = evhttp_request_get_command(req);

@@ -12,9 +12,11 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <memory>
 #include <string>
 #include <thread>
 
+#include "sidecar/proxy/accept_gate.h"
 #include "sidecar/proxy/shared_state.h"
 
 namespace mulligan::admin {
@@ -35,9 +37,13 @@ class AdminServer {
   proxy::SharedState* shared_;
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
+  // Keeps a descriptor in reserve for the admin's own accept, and pauses
+  // with back-off instead of spinning when there is none (see AcceptGate):
+  // the admin answers while the workers are out of descriptors.
+  std::unique_ptr<proxy::AcceptGate> gate_;
   std::string bound_;
   int stop_fd_ = -1;
-  event* stop_event_ = nullptr;
+  ::event* stop_event_ = nullptr;
   std::thread thread_;
 };
 
