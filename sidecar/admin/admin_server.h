@@ -31,6 +31,7 @@ class AdminServer {
   const std::string& address() const { return bound_; }
 
  private:
+  static void onConnectionClosed(evhttp_connection* conn, void* arg);
   static void onRequest(evhttp_request* req, void* arg);
   void handle(evhttp_request* req);
 

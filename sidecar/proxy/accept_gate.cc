@@ -127,6 +127,8 @@ void AcceptGate::onRetryTimer() {
 }
 
 void AcceptGate::connectionClosed() {
+  // The spare first: the slot the connection frees is the one it needs.
+  if (want_spare_ && spare_fd_ < 0) spare_timer_.armUs(0);
   if (resources_paused_) {
     retry_timer_.cancel();
     onRetryTimer();
@@ -139,6 +141,8 @@ void AcceptGate::onSpareTimer() {
 
 void AcceptGate::accepted() {
   if (!resources_episode_) return;
+  // With a spare, the episode lasts until an accept needs it no more.
+  if (want_spare_ && spare_fd_ < 0) return;
   resources_episode_ = false;
   if (on_pause_) on_pause_(Reason::kResources, false);
   LOG_WARN("%s: accepting again after %.3fs (%d retr%s after %s)", who_.c_str(), secondsSince(resources_since_us_),

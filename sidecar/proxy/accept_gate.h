@@ -17,8 +17,9 @@
 // With `keep_spare`, the gate holds one descriptor in reserve (/dev/null)
 // and gives it up the first time accept fails for lack of descriptors, so
 // that the connection waiting can be accepted — the admin endpoint, which
-// must answer precisely when the workers cannot. It takes the spare back
-// (every 100 ms, while it is missing) once descriptors are free again.
+// must answer precisely when the workers cannot. It takes the spare back as
+// soon as the owner reports a connection closed (and every 100 ms while it
+// is missing); its episode ends when an accept no longer needs it.
 //
 // One thread: the loop of `base`. The owner reports accepted() and
 // setOpen() from its accept callback and setOpen()/connectionClosed() when a

@@ -132,9 +132,12 @@ class AcceptPauseTest(LimitsStack):
         cpu0, wall0 = cpu_seconds(proc.pid), time.monotonic()
         time.sleep(1.0)  # idle: nothing is sent or closed
         cpu1, wall1 = cpu_seconds(proc.pid), time.monotonic()
-        self.assertLess(cpu1 - cpu0, 0.3 * (wall1 - wall0),
-                        f"sidecar used {cpu1 - cpu0:.2f}s of CPU in {wall1 - wall0:.2f}s while idle")
         self.assertLess(len(self.stderr_lines()) - lines_before, 5)
+        # A generous bound that a spin cannot meet even on a loaded machine
+        # (it measured 0.00 s after the fix; the spin took what it could get,
+        # 0.34 to 1.2 s of CPU per second, depending on the load).
+        self.assertLess(cpu1 - cpu0, 0.2 * (wall1 - wall0),
+                        f"sidecar used {cpu1 - cpu0:.2f}s of CPU in {wall1 - wall0:.2f}s while idle")
         status, _, _ = self.admin("/healthz")
         self.assertEqual(status, 200)
         self.assertEqual(self.metric("mulligan_accept_paused_total", 'reason="resources"'), 1)
@@ -164,9 +167,7 @@ class AcceptPauseTest(LimitsStack):
         # backlog; every client is answered as the earlier ones leave.
         up, up_log = self.start_upstream()
         proc, (port,), _ = self.start_limited_sidecar(nofile=256)
-        bound = self.stats()["max_connections_per_worker"]
-        self.assertEqual(self.stats()["descriptor_limit"], 256)
-        self.assertTrue(10 <= bound < 128, bound)
+        bound = 100  # net::defaultMaxConnectionsPerWorker(256, 1), checked below
         sel = selectors.DefaultSelector()
         replies = {}
         pending = []
@@ -194,6 +195,9 @@ class AcceptPauseTest(LimitsStack):
             return [s for s in pending if replies[s].endswith(b"\r\n\r\nok\n")]
 
         first = wait_for(lambda: len(answered()) >= bound and answered(), timeout=60, what="the first clients answered")
+        self.assertEqual([l for l in self.stderr_lines() if "Too many open files" in l], [])
+        self.assertEqual(self.stats()["descriptor_limit"], 256)
+        self.assertEqual(self.stats()["max_connections_per_worker"], bound)
         # At the bound: exactly `bound` accepted, the rest in the backlog, and
         # the admin endpoint answers.
         self.assertEqual(len(first), bound)
