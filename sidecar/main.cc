@@ -65,8 +65,8 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
 On start it prints "listening outbound ADDR:PORT" (one line per address) and
 "listening admin ADDR:PORT" to stderr. When accept(2) runs out of file
 descriptors a worker pauses accepting and retries with back-off, logging once
-when that begins and once when it ends. SIGTERM (or POST /drain) stops accepting, finishes in-flight
-requests up to the drain timeout, and exits 0.
+when that begins and once when it ends. SIGTERM (or POST /drain) stops
+accepting, finishes in-flight requests up to the drain timeout, and exits 0.
 )";
 
 struct Flags {
