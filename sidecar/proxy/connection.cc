@@ -102,7 +102,9 @@ void Connection::waitForFirstBytes() {
   // a new connection), or the idle timeout when that is shorter.
   int64_t wait = worker_->downstreamIdleTimeoutUs();
   int64_t header = worker_->shared().config.request_header_timeout_us;
-  if (header > 0 && (wait <= 0 || header <= wait)) {
+  // (A redirected connection still silent at kSniffTimeoutUs is relayed as
+  // opaque TCP: a shorter header timeout must not close it first.)
+  if (header > 0 && (wait <= 0 || header <= wait) && (!original_dst_ || header > kSniffTimeoutUs)) {
     wait = std::max<int64_t>(accepted_us_ + header - event::monotonicNowUs(), 1);
     header_timeout_armed_ = true;
   }
