@@ -9,12 +9,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "proto-free-config/layout.h"
 #include "sidecar/admin/admin_server.h"
+#include "proto-free-config/duration.h"
 #include "sidecar/core/logging.h"
+#include "sidecar/net/fd_limits.h"
 #include "sidecar/proxy/shared_state.h"
 #include "sidecar/proxy/worker.h"
 
@@ -25,7 +28,10 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
 
   --shm NAME            policy segment: POSIX shm name or absolute tmpfs path
                         (default mulligan-policy)                        [MULLIGAN_SHM]
-  --outbound ADDR:PORT  where redirected/proxied traffic arrives
+  --outbound ADDR:PORT  where redirected/proxied traffic arrives; repeat it
+                        to listen on more than one address (e.g. also
+                        [::1]:15001, where ip6tables redirects IPv6); the
+                        variable takes a comma-separated list
                         (default 127.0.0.1:15001; port 0 picks one)      [MULLIGAN_OUTBOUND]
   --admin ADDR:PORT     admin endpoint (default 127.0.0.1:15000)          [MULLIGAN_ADMIN]
   --workers N           worker threads (default 1)                       [MULLIGAN_WORKERS]
@@ -38,20 +44,34 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
                         beyond it a call is answered 503 with
                         x-mulligan-overloaded: upstream-connections
                                                 [MULLIGAN_MAX_UPSTREAM_CONNECTIONS]
+  --max-connections N   connections from the app each worker holds at once;
+                        beyond it the worker stops accepting and new
+                        connections wait in the kernel's listen backlog
+                        until one closes (0 = no bound). Default: from
+                        RLIMIT_NOFILE, two descriptors per connection after
+                        a reserve (see README)       [MULLIGAN_MAX_CONNECTIONS]
+  --request-header-timeout DUR
+                        longest wait for a request head: from a new
+                        connection's accept, and from the first byte of
+                        each later request, to the head's end. Expired: 408
+                        and close if a request had begun, else close
+                        (default 10s; 0 = none)  [MULLIGAN_REQUEST_HEADER_TIMEOUT]
   --io-uring on|off     receive on HTTP/1 sockets through io_uring where the
                         kernel allows it (default on; falls back to epoll,
                         saying so once, e.g. under a seccomp profile that
                         refuses io_uring)                    [MULLIGAN_IO_URING]
   --help, --version
 
-On start it prints "listening outbound ADDR:PORT" and "listening admin ADDR:PORT"
-to stderr. SIGTERM (or POST /drain) stops accepting, finishes in-flight
-requests up to the drain timeout, and exits 0.
+On start it prints "listening outbound ADDR:PORT" (one line per address) and
+"listening admin ADDR:PORT" to stderr. When accept(2) runs out of file
+descriptors a worker pauses accepting and retries with back-off, logging once
+when that begins and once when it ends. SIGTERM (or POST /drain) stops
+accepting, finishes in-flight requests up to the drain timeout, and exits 0.
 )";
 
 struct Flags {
   std::string shm = "mulligan-policy";
-  std::string outbound = "127.0.0.1:15001";
+  std::vector<std::string> outbound = {"127.0.0.1:15001"};
   std::string admin = "127.0.0.1:15000";
   int workers = 1;
   double drain_timeout_s = 10;
@@ -59,7 +79,30 @@ struct Flags {
   std::string log_level = "info";
   long long max_upstream_connections = 1024;
   std::string io_uring = "on";
+  long long max_connections = -2;  // -2: not given (derived from RLIMIT_NOFILE)
+  std::string request_header_timeout = "10s";
 };
+
+// "a,b , c" -> {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> splitList(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    if (comma == std::string::npos) comma = s.size();
+    std::string item = s.substr(start, comma - start);
+    size_t b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+    start = comma + 1;
+  }
+  return out;
+}
+
+// A duration as the policy writes them ("10s", "300ms"), or "0" for none.
+std::optional<int64_t> parseTimeout(const std::string& s) {
+  if (s == "0") return 0;
+  return pfc::parseDuration(s);
+}
 
 std::string envOr(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);
@@ -78,7 +121,7 @@ long long parseCount(const char* s) {
 
 int parseFlags(int argc, char** argv, Flags* f) {
   f->shm = envOr("MULLIGAN_SHM", f->shm);
-  f->outbound = envOr("MULLIGAN_OUTBOUND", f->outbound);
+  if (const char* v = std::getenv("MULLIGAN_OUTBOUND"); v && *v) f->outbound = splitList(v);
   f->admin = envOr("MULLIGAN_ADMIN", f->admin);
   f->workers = std::atoi(envOr("MULLIGAN_WORKERS", std::to_string(f->workers)).c_str());
   f->drain_timeout_s = std::atof(envOr("MULLIGAN_DRAIN_TIMEOUT", std::to_string(f->drain_timeout_s)).c_str());
@@ -87,6 +130,9 @@ int parseFlags(int argc, char** argv, Flags* f) {
   f->max_upstream_connections =
       parseCount(envOr("MULLIGAN_MAX_UPSTREAM_CONNECTIONS", std::to_string(f->max_upstream_connections)).c_str());
   f->io_uring = envOr("MULLIGAN_IO_URING", f->io_uring);
+  if (const char* v = std::getenv("MULLIGAN_MAX_CONNECTIONS"); v && *v) f->max_connections = parseCount(v);
+  f->request_header_timeout = envOr("MULLIGAN_REQUEST_HEADER_TIMEOUT", f->request_header_timeout);
+  bool outbound_flag_seen = false;  // the first --outbound replaces the default (or the variable's list)
   static const option kLong[] = {
       {"shm", required_argument, nullptr, 's'},           {"outbound", required_argument, nullptr, 'o'},
       {"admin", required_argument, nullptr, 'a'},         {"workers", required_argument, nullptr, 'w'},
@@ -94,13 +140,19 @@ int parseFlags(int argc, char** argv, Flags* f) {
       {"log-level", required_argument, nullptr, 'L'},     {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},             {"max-upstream-connections", required_argument, nullptr, 'm'},
       {"io-uring", required_argument, nullptr, 'u'},
+      {"max-connections", required_argument, nullptr, 'M'},
+      {"request-header-timeout", required_argument, nullptr, 'H'},
       {nullptr, 0, nullptr, 0},
   };
   int c;
   while ((c = getopt_long(argc, argv, "h", kLong, nullptr)) != -1) {
     switch (c) {
       case 's': f->shm = optarg; break;
-      case 'o': f->outbound = optarg; break;
+      case 'o':
+        if (!outbound_flag_seen) f->outbound.clear();
+        outbound_flag_seen = true;
+        f->outbound.push_back(optarg);
+        break;
       case 'a': f->admin = optarg; break;
       case 'w': f->workers = std::atoi(optarg); break;
       case 'd': f->drain_timeout_s = std::atof(optarg); break;
@@ -108,6 +160,8 @@ int parseFlags(int argc, char** argv, Flags* f) {
       case 'L': f->log_level = optarg; break;
       case 'm': f->max_upstream_connections = parseCount(optarg); break;
       case 'u': f->io_uring = optarg; break;
+      case 'M': f->max_connections = parseCount(optarg); break;
+      case 'H': f->request_header_timeout = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("mulligan-sidecar %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
       default: std::fputs(kUsage, stderr); return 2;
@@ -123,6 +177,21 @@ int parseFlags(int argc, char** argv, Flags* f) {
   }
   if (f->max_upstream_connections < 0 || f->max_upstream_connections > 1'000'000) {
     std::fprintf(stderr, "mulligan-sidecar: --max-upstream-connections must be 0..1000000\n");
+    return 2;
+  }
+  if (f->max_connections == -1 || f->max_connections > 10'000'000) {
+    std::fprintf(stderr, "mulligan-sidecar: --max-connections must be 0..10000000\n");
+    return 2;
+  }
+  if (auto t = parseTimeout(f->request_header_timeout); !t || *t > 3'600'000'000) {
+    std::fprintf(stderr,
+                 "mulligan-sidecar: --request-header-timeout \"%s\" is not a duration up to 1h (e.g. 10s, 500ms; 0 = "
+                 "none)\n",
+                 f->request_header_timeout.c_str());
+    return 2;
+  }
+  if (f->outbound.empty()) {
+    std::fprintf(stderr, "mulligan-sidecar: --outbound needs at least one ADDR:PORT\n");
     return 2;
   }
   if (f->io_uring != "on" && f->io_uring != "off") {
@@ -149,11 +218,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   g_log_level.store(static_cast<int>(level));
-  auto outbound = net::Address::parseNumeric(flags.outbound, /*allow_port_zero=*/true);
-  if (!outbound) {
-    std::fprintf(stderr, "mulligan-sidecar: --outbound \"%s\" is not a numeric ADDR:PORT (port 0 allowed)\n",
-                 flags.outbound.c_str());
-    return 2;
+  std::vector<net::Address> outbound;
+  for (const std::string& text : flags.outbound) {
+    auto addr = net::Address::parseNumeric(text, /*allow_port_zero=*/true);
+    if (!addr) {
+      std::fprintf(stderr, "mulligan-sidecar: --outbound \"%s\" is not a numeric ADDR:PORT (port 0 allowed)\n",
+                   text.c_str());
+      return 2;
+    }
+    for (const net::Address& earlier : outbound) {
+      if (earlier == *addr && addr->port() != 0) {
+        std::fprintf(stderr, "mulligan-sidecar: --outbound %s given twice\n", text.c_str());
+        return 2;
+      }
+    }
+    outbound.push_back(*addr);
   }
 
   // SIGTERM/SIGINT are taken synchronously by the main thread (sigwait);
@@ -168,7 +247,14 @@ int main(int argc, char** argv) {
 
   auto shared = std::make_unique<proxy::SharedState>();
   shared->config.shm = flags.shm;
-  shared->config.outbound = *outbound;
+  shared->config.outbound = outbound;
+  // Descriptors: the soft limit raised to the hard one, then the default
+  // bound on connections derived from what that allows.
+  shared->config.descriptor_limit = net::raiseDescriptorLimit();
+  shared->config.max_connections =
+      flags.max_connections >= 0 ? static_cast<size_t>(flags.max_connections)
+                                 : net::defaultMaxConnectionsPerWorker(shared->config.descriptor_limit, flags.workers);
+  shared->config.request_header_timeout_us = *parseTimeout(flags.request_header_timeout);
   shared->config.admin = flags.admin;
   shared->config.workers = flags.workers;
   shared->config.max_upstream_connections = static_cast<size_t>(flags.max_upstream_connections);
@@ -185,15 +271,17 @@ int main(int argc, char** argv) {
   }
 
   std::vector<std::unique_ptr<proxy::Worker>> workers;
-  net::Address bind_addr = *outbound;
   for (int i = 0; i < flags.workers; ++i) {
     auto w = std::make_unique<proxy::Worker>(i, shared.get());
-    std::string error;
-    if (!w->listen(bind_addr, &error)) {
-      LOG_ERROR("%s", error.c_str());
-      return 1;
+    for (size_t a = 0; a < outbound.size(); ++a) {
+      // Port 0: the other workers join the port the first one got.
+      const net::Address& bind_addr = i == 0 ? outbound[a] : workers[0]->listenAddresses()[a];
+      std::string error;
+      if (!w->listen(bind_addr, &error)) {
+        LOG_ERROR("%s", error.c_str());
+        return 1;
+      }
     }
-    bind_addr = w->listenAddress();  // port 0: the others join the first one's port
     shared->worker_counters.push_back(&w->counters());
     shared->worker_stats.push_back(&w->routeStats());
     workers.push_back(std::move(w));
@@ -207,8 +295,18 @@ int main(int argc, char** argv) {
   }
 
   for (auto& w : workers) w->start();
-  LOG_INFO("listening outbound %s (%d worker%s), policy from %s", workers[0]->listenAddress().toString().c_str(),
-           flags.workers, flags.workers == 1 ? "" : "s", flags.shm.c_str());
+  for (const net::Address& a : workers[0]->listenAddresses()) {
+    LOG_INFO("listening outbound %s (%d worker%s), policy from %s", a.toString().c_str(), flags.workers,
+             flags.workers == 1 ? "" : "s", flags.shm.c_str());
+  }
+  if (shared->config.max_connections == 0) {
+    LOG_INFO("no bound on connections per worker (--max-connections 0); descriptor limit %llu",
+             static_cast<unsigned long long>(shared->config.descriptor_limit));
+  } else {
+    LOG_INFO("at most %zu connections per worker (%s; descriptor limit %llu)", shared->config.max_connections,
+             flags.max_connections >= 0 ? "--max-connections" : "from RLIMIT_NOFILE",
+             static_cast<unsigned long long>(shared->config.descriptor_limit));
+  }
   LOG_INFO("listening admin %s", admin_server.address().c_str());
 
   int sig = 0;

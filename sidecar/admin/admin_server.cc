@@ -56,11 +56,14 @@ bool AdminServer::start(const std::string& addr, std::string* error) {
     if (fd >= 0) close(fd);
     return false;
   }
-  if (!evhttp_accept_socket_with_handle(http_, fd)) {
+  evhttp_bound_socket* handle = evhttp_accept_socket_with_handle(http_, fd);
+  if (!handle) {
     *error = "cannot serve admin on " + addr;
     close(fd);
     return false;
   }
+  gate_ = std::make_unique<proxy::AcceptGate>(base_, "admin", /*keep_spare=*/true);
+  gate_->add(evhttp_bound_socket_get_listener(handle));
   auto bound = net::localAddress(fd);
   bound_ = bound ? bound->toString() : addr;
   // stop() wakes the loop through an eventfd: libevent is used without its
@@ -84,7 +87,8 @@ void AdminServer::stop() {
   }
   if (stop_event_) event_free(stop_event_);
   if (stop_fd_ >= 0) ::close(stop_fd_);
-  evhttp_free(http_);
+  evhttp_free(http_);  // (its connections' close callbacks still use the gate)
+  gate_.reset();
   event_base_free(base_);
   base_ = nullptr;
   http_ = nullptr;
@@ -99,7 +103,15 @@ StatsSnapshot AdminServer::snapshot() {
 
 void AdminServer::onRequest(evhttp_request* req, void* arg) { static_cast<AdminServer*>(arg)->handle(req); }
 
+// Its descriptor is closed right after this (on the same thread): the gate
+// takes its reserve back from the next loop iteration.
+void AdminServer::onConnectionClosed(evhttp_connection*, void* arg) {
+  static_cast<AdminServer*>(arg)->gate_->connectionClosed();
+}
+
 void AdminServer::handle(evhttp_request* req) {
+  gate_->accepted();  // a connection got through: ends an out-of-descriptors episode
+  evhttp_connection_set_closecb(evhttp_request_get_connection(req), &AdminServer::onConnectionClosed, this);
   const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
   std::string path = uri && evhttp_uri_get_path(uri) ? evhttp_uri_get_path(uri) : "/";
   evhttp_cmd_type method = evhttp_request_get_command(req);

@@ -12,11 +12,13 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <memory>
 #include <string>
 #include <thread>
 
 #include "sidecar/admin/stats_render.h"
 #include "sidecar/policy/agent_refusal.h"
+#include "sidecar/proxy/accept_gate.h"
 #include "sidecar/proxy/shared_state.h"
 
 namespace mulligan::admin {
@@ -31,6 +33,7 @@ class AdminServer {
   const std::string& address() const { return bound_; }
 
  private:
+  static void onConnectionClosed(evhttp_connection* conn, void* arg);
   static void onRequest(evhttp_request* req, void* arg);
   void handle(evhttp_request* req);
   // takeSnapshot() plus what only the admin thread reads (the agent's refusal).
@@ -40,9 +43,13 @@ class AdminServer {
   policy::AgentRefusalReader agent_refusal_;  // admin thread only
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
+  // Keeps a descriptor in reserve for the admin's own accept, and pauses
+  // with back-off instead of spinning when there is none (see AcceptGate):
+  // the admin answers while the workers are out of descriptors.
+  std::unique_ptr<proxy::AcceptGate> gate_;
   std::string bound_;
   int stop_fd_ = -1;
-  event* stop_event_ = nullptr;
+  ::event* stop_event_ = nullptr;
   std::thread thread_;
 };
 

@@ -114,7 +114,13 @@ StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
     g.bad_requests += w->bad_requests.get();
     g.upstream_overflow += w->upstream_overflow.get();
     g.io_uring_workers += w->io_uring.get();
+    g.accept_paused_resources += w->accept_paused_resources.get();
+    g.accept_paused_max_connections += w->accept_paused_bound.get();
+    if (w->accept_paused_resources_now.get() || w->accept_paused_bound_now.get()) ++g.accept_paused_workers;
+    g.request_header_timeouts += w->request_header_timeouts.get();
   }
+  g.max_connections = shared.config.max_connections;
+  g.descriptor_limit = shared.config.descriptor_limit;
   s.routes = stats::collect(shared.worker_stats);
   s.policy = shared.policy_status.snapshot();
   s.table = shared.policy_status.table();
@@ -173,6 +179,12 @@ std::string statsJson(const StatsSnapshot& s) {
   field("bad_requests", g.bad_requests);
   field("upstream_overflow", g.upstream_overflow);
   field("io_uring_workers", g.io_uring_workers);
+  field("accept_paused_resources", g.accept_paused_resources);
+  field("accept_paused_max_connections", g.accept_paused_max_connections);
+  field("accept_paused_workers", g.accept_paused_workers);
+  field("max_connections_per_worker", g.max_connections);
+  field("descriptor_limit", g.descriptor_limit);
+  field("request_header_timeouts", g.request_header_timeouts);
   b += "\"responses\":{";
   for (int c = 1; c <= 5; ++c) b += "\"" + std::string(kClassNames[c]) + "\":" + std::to_string(g.responses[c]) + (c < 5 ? "," : "");
   b += "},";
@@ -267,6 +279,18 @@ std::string metricsText(const StatsSnapshot& s) {
   global("mulligan_io_uring_workers", "gauge",
          "Workers whose HTTP/1 sockets receive and send through io_uring (0: epoll, see the log).",
          g.io_uring_workers);
+  m.family("mulligan_accept_paused_total", "counter",
+           "Episodes in which a worker stopped accepting: reason=\"resources\" when accept ran out of file "
+           "descriptors or memory, reason=\"max-connections\" at --max-connections (clients wait in the backlog).");
+  m.sample("mulligan_accept_paused_total", "reason=\"resources\"", g.accept_paused_resources);
+  m.sample("mulligan_accept_paused_total", "reason=\"max-connections\"", g.accept_paused_max_connections);
+  global("mulligan_accept_paused_workers", "gauge", "Workers in an accept pause now (out of descriptors, or at --max-connections).",
+         g.accept_paused_workers);
+  global("mulligan_downstream_connections_max", "gauge",
+         "Connections from the app each worker holds at most (--max-connections; 0 = no bound).", g.max_connections);
+  global("mulligan_request_header_timeouts_total", "counter",
+         "Connections cut (408, or closed when nothing was sent) by --request-header-timeout.",
+         g.request_header_timeouts);
 
   auto perRoute = [&](const char* name, const char* help, uint64_t stats::RouteTotals::*field) {
     m.family(name, "counter", help);

@@ -44,6 +44,12 @@ struct StatsSnapshot {
     uint64_t bad_requests = 0;
     uint64_t upstream_overflow = 0;  // calls refused at --max-upstream-connections
     uint64_t io_uring_workers = 0;   // workers whose HTTP/1 sockets go through io_uring
+    uint64_t accept_paused_resources = 0;  // episodes: accept(2) out of descriptors or memory
+    uint64_t accept_paused_max_connections = 0;  // episodes: --max-connections reached
+    uint64_t accept_paused_workers = 0;    // workers not accepting now (either reason)
+    uint64_t max_connections = 0;          // per worker; 0 = no bound
+    uint64_t descriptor_limit = 0;         // soft RLIMIT_NOFILE
+    uint64_t request_header_timeouts = 0;
   } globals;
   std::vector<stats::RouteTotals> routes;  // every service/route that had traffic
   // Per routes[i]: the route's match in the enforced table ("path_prefix =

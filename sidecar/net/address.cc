@@ -41,16 +41,36 @@ std::string Address::toString() const {
   return "?";
 }
 
+// The endpoint, not the bytes: the kernel fills sockaddrs differently from
+// one call to the next (SO_ORIGINAL_DST leaves the length the caller passed
+// and carries the socket's flow label; getsockname reports neither), so a
+// byte comparison calls the same address different.
 bool Address::operator==(const Address& o) const {
+  if (family() != o.family()) return false;
+  if (family() == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&storage);
+    const auto* b = reinterpret_cast<const sockaddr_in*>(&o.storage);
+    return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+  }
+  if (family() == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&storage);
+    const auto* b = reinterpret_cast<const sockaddr_in6*>(&o.storage);
+    return a->sin6_port == b->sin6_port && a->sin6_scope_id == b->sin6_scope_id &&
+           std::memcmp(&a->sin6_addr, &b->sin6_addr, sizeof a->sin6_addr) == 0;
+  }
   return len == o.len && std::memcmp(&storage, &o.storage, len) == 0;
 }
 
 std::optional<Address> Address::fromSockaddr(const sockaddr* sa, socklen_t len) {
   if (!sa || len > sizeof(sockaddr_storage)) return std::nullopt;
   if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6) return std::nullopt;
+  // The family's own size: SO_ORIGINAL_DST does not shorten `len` to what
+  // it wrote (it stays sizeof(sockaddr_storage)).
+  socklen_t own = sa->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  if (len < own) return std::nullopt;
   Address a;
-  std::memcpy(&a.storage, sa, len);
-  a.len = len;
+  std::memcpy(&a.storage, sa, own);
+  a.len = own;
   return a;
 }
 
@@ -114,8 +134,9 @@ std::optional<Address> originalDestination(int fd, int family) {
   if (rc != 0) return std::nullopt;  // no conntrack entry: not redirected
   auto orig = Address::fromSockaddr(reinterpret_cast<sockaddr*>(&ss), len);
   if (!orig) return std::nullopt;
-  // A conntrack entry without a REDIRECT (e.g. any NAT table loaded) reports
-  // the address the app dialled, which is then simply our own.
+  // A conntrack entry without a REDIRECT (any NAT table loaded: every pod
+  // with the redirect) reports the address the app dialled, which is then
+  // our own listener's (DESIGN.md "Where a request goes"): not redirected.
   auto local = localAddress(fd);
   if (local && *orig == *local) return std::nullopt;
   return orig;

@@ -2,6 +2,9 @@
 
 #include <event2/buffer.h>
 
+#include <sys/socket.h>
+
+#include <algorithm>
 #include <cstring>
 
 #include "sidecar/core/logging.h"
@@ -26,7 +29,10 @@ constexpr size_t kSniffBytes = 32;
 }  // namespace
 
 Connection::Connection(Worker* worker, evutil_socket_t fd, const net::Address& peer)
-    : worker_(worker), peer_(peer), original_dst_(net::originalDestination(fd, peer.family())) {
+    : worker_(worker),
+      peer_(peer),
+      accepted_us_(event::monotonicNowUs()),
+      original_dst_(net::originalDestination(fd, peer.family())) {
   bev_ = bufferevent_socket_new(worker->base(), fd, BEV_OPT_CLOSE_ON_FREE);
 }
 
@@ -49,6 +55,7 @@ Connection::~Connection() {
   tunnel_.reset();
   if (upstream_bev_) bufferevent_free(upstream_bev_);
   if (bev_) bufferevent_free(bev_);
+  worker_->connectionFreed();  // its descriptors are closed now
 }
 
 void Connection::start() {
@@ -89,9 +96,19 @@ bool Connection::readFirstBytes() {
 
 void Connection::waitForFirstBytes() {
   bufferevent_setcb(bev_, &Connection::onSniffRead, nullptr, &Connection::onSniffEvent, this);
-  // A client that connects and says nothing is closed after the idle timeout.
-  int64_t idle = worker_->downstreamIdleTimeoutUs();
-  timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
+  // A client that connects and says nothing (or too little to tell) is
+  // closed after the request-header timeout, counted from accept (nginx's
+  // client_header_timeout, HAProxy's timeout http-request do the same for
+  // a new connection), or the idle timeout when that is shorter.
+  int64_t wait = worker_->downstreamIdleTimeoutUs();
+  int64_t header = worker_->shared().config.request_header_timeout_us;
+  // (A redirected connection still silent at kSniffTimeoutUs is relayed as
+  // opaque TCP: a shorter header timeout must not close it first.)
+  if (header > 0 && (wait <= 0 || header <= wait) && (!original_dst_ || header > kSniffTimeoutUs)) {
+    wait = std::max<int64_t>(accepted_us_ + header - event::monotonicNowUs(), 1);
+    header_timeout_armed_ = true;
+  }
+  timeval tv{static_cast<time_t>(wait / 1000000), static_cast<suseconds_t>(wait % 1000000)};
   bufferevent_set_timeouts(bev_, &tv, nullptr);
   bufferevent_enable(bev_, EV_READ);
   if (original_dst_) {
@@ -103,9 +120,38 @@ void Connection::waitForFirstBytes() {
 
 void Connection::onSniffRead(bufferevent*, void* arg) { static_cast<Connection*>(arg)->sniff(); }
 
-void Connection::onSniffEvent(bufferevent*, short, void* arg) {
-  // EOF or error before we knew the protocol: nothing to relay.
-  static_cast<Connection*>(arg)->close();
+void Connection::onSniffEvent(bufferevent*, short what, void* arg) {
+  auto* c = static_cast<Connection*>(arg);
+  if ((what & BEV_EVENT_TIMEOUT) && c->header_timeout_armed_) {
+    c->onHeaderTimeout();
+    return;
+  }
+  // EOF, error or the idle timeout before we knew the protocol: nothing to relay.
+  c->close();
+}
+
+void Connection::onHeaderTimeout() {
+  worker_->counters().request_header_timeouts.add();
+  evbuffer* in = bufferevent_get_input(bev_);
+  size_t n = std::min(evbuffer_get_length(in), kSniffBytes);
+  const unsigned char* p = evbuffer_pullup(in, static_cast<ev_ssize_t>(n));
+  // Still undecided means: a prefix of the HTTP/2 preface, or of an HTTP/1
+  // method. A begun HTTP/1 request is told why (RFC 9110 §15.5.9);
+  // anything else is just closed.
+  bool http1_begun = n > 0 && std::memcmp(p, kH2Preface.data(), std::min(n, kH2Preface.size())) != 0;
+  LOG_DEBUG("connection from %s: request header timeout after %zu bytes", peer_.toString().c_str(),
+            evbuffer_get_length(in));
+  if (http1_begun) {
+    static const char k408[] =
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\nconnection: close\r\n"
+        "content-length: 23\r\n\r\nrequest header timeout\n";
+    evutil_socket_t fd = bufferevent_getfd(bev_);
+    // Small enough for any socket buffer: one send, then our FIN behind it.
+    ssize_t sent = ::send(fd, k408, sizeof k408 - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)sent;
+    ::shutdown(fd, SHUT_WR);
+  }
+  close();
 }
 
 void Connection::onSniffTimeout(evutil_socket_t, short, void* arg) {
@@ -129,6 +175,14 @@ void Connection::handOn(Sniffed kind) {
       return;
     case Sniffed::kHttp2:
       sniff_timer_.reset();
+      if (header_timeout_armed_) {
+        // The preface is here: the session's silence is the idle timeout's
+        // again, as it was before the request-header timeout stood in.
+        int64_t idle = worker_->downstreamIdleTimeoutUs();
+        timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
+        bufferevent_set_timeouts(bev_, idle > 0 ? &tv : nullptr, nullptr);
+        header_timeout_armed_ = false;
+      }
       state_ = State::kHttp2;
       http2_ = std::make_unique<Http2ServerSession>(this, bev_);
       bev_ = nullptr;  // the session owns it now

@@ -35,6 +35,9 @@ class Connection : public event::Deletable {
 
   Worker& worker() { return *worker_; }
   const net::Address& peer() const { return peer_; }
+  // When the worker accepted it (monotonicNowUs): the first request head's
+  // --request-header-timeout counts from here.
+  int64_t acceptedUs() const { return accepted_us_; }
   // Where iptables meant this connection to go, if it was redirected.
   const std::optional<net::Address>& originalDst() const { return original_dst_; }
   // Ends the connection (idempotent): the worker frees it from the loop.
@@ -64,11 +67,15 @@ class Connection : public event::Deletable {
   // the connection was handed on (or closed); false when it must wait.
   bool readFirstBytes();
   // The slow path: sniff through the bufferevent's read side, bounded by
-  // the idle timeout (and, for a redirected connection, kSniffTimeoutUs).
+  // the request-header timeout from accept (else the idle timeout) and, for
+  // a redirected connection, kSniffTimeoutUs.
   void waitForFirstBytes();
   static void onSniffRead(bufferevent* bev, void* arg);
   static void onSniffEvent(bufferevent* bev, short what, void* arg);
   static void onSniffTimeout(evutil_socket_t, short, void* arg);
+  // The request-header timeout passed before the protocol was known: 408
+  // if the bytes so far begin an HTTP/1 request, else just close.
+  void onHeaderTimeout();
   void sniff();
   // Gives the socket to the session (or tunnel) for `kind`; the sniffed
   // bytes wait in the bufferevent's input.
@@ -80,6 +87,8 @@ class Connection : public event::Deletable {
 
   Worker* worker_;
   net::Address peer_;
+  int64_t accepted_us_;
+  bool header_timeout_armed_ = false;  // the read timeout waiting for bytes is --request-header-timeout
   std::optional<net::Address> original_dst_;
   State state_ = State::kSniffing;
   bufferevent* bev_ = nullptr;           // downstream socket, until handed on

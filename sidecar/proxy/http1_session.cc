@@ -27,7 +27,8 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
               Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
                                   conn->worker().shared().config.max_headers}),
       abort_watch_(conn->worker().base(), [this] { onAbortWatch(); }),
-      idle_timer_(conn->worker().base(), [this] { onIdleTimer(); }) {
+      idle_timer_(conn->worker().base(), [this] { onIdleTimer(); }),
+      head_timer_(conn->worker().base(), [this] { onHeadTimeout(); }) {
   event_assign(&read_ev_, conn->worker().base(), fd_, EV_READ | EV_PERSIST,
                &Http1Session::onReadable, this);
   ring_ = conn->worker().ioRing();
@@ -316,6 +317,11 @@ void Http1Session::processInput(const char* fresh, size_t fresh_len) {
       return;
     }
     if (res.paused) {
+      awaiting_head_ = true;  // a message ended: the next bytes begin a head
+    } else if (awaiting_head_ && !reader_.idle() && !head_timer_.armed()) {
+      armHeadTimer();  // a head begun and not finished
+    }
+    if (res.paused) {
       if (finished_early_) {
         finished_early_ = false;  // its response is already out
         reader_.resume();
@@ -423,7 +429,30 @@ void appendLastChunk(evbuffer* out, const HeaderList* trailers) {
 
 }  // namespace
 
+void Http1Session::armHeadTimer() {
+  int64_t timeout = worker().shared().config.request_header_timeout_us;
+  if (timeout <= 0) return;
+  int64_t now = event::monotonicNowUs();
+  int64_t anchor = first_head_ ? conn_->acceptedUs() : now;
+  first_head_ = false;
+  head_timer_.armUs(std::max<int64_t>(anchor + timeout - now, 0));
+}
+
+void Http1Session::onHeadTimeout() {
+  if (closed_ || closing_ || lingering_ || !awaiting_head_) return;
+  worker().counters().request_header_timeouts.add();
+  LOG_DEBUG("connection from %s: request header timeout", conn_->peer().toString().c_str());
+  // RFC 9110 §15.5.9: the server would not wait longer; the connection ends.
+  static const char k408[] =
+      "HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\nconnection: close\r\n"
+      "content-length: 23\r\n\r\nrequest header timeout\n";
+  stage(k408, sizeof k408 - 1);
+  closeWhenFlushed();
+}
+
 void Http1Session::onHead(MessageHead& head) {
+  awaiting_head_ = first_head_ = false;
+  head_timer_.cancel();
   if (worker().draining()) close_after_response_ = true;
   auto expect = findHeader(head.headers, "expect");
   bool expect_continue = expect && iequals(*expect, "100-continue");

@@ -119,6 +119,10 @@ class Http1Session : public event::Deletable,
   void onIdleTimer();
   // startReadingIdle, unless closed or already reading.
   void onAbortWatch();
+  // --request-header-timeout: armed when a request head begins (see
+  // head_timer_), cancelled when it is complete; expired, it answers 408.
+  void armHeadTimer();
+  void onHeadTimeout();
   void stopReading();
   // Stops reading the app while the upstream (or the current response) is
   // behind, and starts again once it caught up (see kInputHighWater).
@@ -192,6 +196,15 @@ class Http1Session : public event::Deletable,
   // re-added by libevent — a timer-heap update — after every read.
   event::ExpiryTimer idle_timer_;
   int64_t idle_us_ = 0;  // the policy's idle timeout when reading (re)started; 0 = none
+  // The request-header timeout (nginx client_header_timeout, HAProxy timeout
+  // http-request, Envoy request_headers_timeout): from the first byte of a
+  // request head — for the connection's first request, from its accept —
+  // to the head's end. Between keep-alive requests the idle timeout alone
+  // applies; a pipelined request's head counts from when the previous
+  // response is done and its bytes are parsed. The body is not bounded by it.
+  event::Timer head_timer_;
+  bool awaiting_head_ = true;  // the next bytes parsed belong to a request head
+  bool first_head_ = true;     // the connection's first request: anchored at accept
   std::unique_ptr<ProxyStream> stream_;
   bool waiting_for_response_ = false;  // reader paused after a complete request
   bool finished_early_ = false;        // response done before the request ended

@@ -33,11 +33,19 @@ struct WorkerCounters {
   Counter upstream_overflow;  // calls answered 503: max upstream connections reached
   Counter bad_requests;     // 400 / 431 / 414 answered by us
   Counter io_uring;         // 1 while the worker's HTTP/1 sockets go through io_uring (net::IoRing)
+  // Accept pauses (AcceptGate): episodes, and 1 while one lasts.
+  Counter accept_paused_resources;      // accept(2) failed: EMFILE, ENFILE, ENOBUFS, ENOMEM
+  Counter accept_paused_resources_now;
+  Counter accept_paused_bound;          // --max-connections reached
+  Counter accept_paused_bound_now;
+  // Connections cut because a request head (or the first bytes of a new
+  // connection) took longer than --request-header-timeout.
+  Counter request_header_timeouts;
 };
 
 struct Config {
   std::string shm = "mulligan-policy";
-  net::Address outbound;
+  std::vector<net::Address> outbound;  // --outbound, each listened on by every worker
   std::string admin = "127.0.0.1:15000";
   int workers = 1;
   int64_t drain_timeout_us = 10'000'000;
@@ -48,6 +56,14 @@ struct Config {
   // Open upstream HTTP/1 connections per destination per worker (in use +
   // idle); 0 = no cap. --max-upstream-connections.
   size_t max_upstream_connections = 1024;
+  // Downstream connections per worker before it stops accepting (the rest
+  // wait in the listen backlog); 0 = no bound. --max-connections, by
+  // default derived from RLIMIT_NOFILE (net::defaultMaxConnectionsPerWorker).
+  size_t max_connections = 0;
+  uint64_t descriptor_limit = 0;  // the soft RLIMIT_NOFILE in force (reported)
+  // From a new connection's accept (and from a later request's first byte)
+  // to the end of its request head; 0 = none. --request-header-timeout.
+  int64_t request_header_timeout_us = 10'000'000;
   // Receive on downstream HTTP/1 sockets through io_uring (net::IoRing)
   // when the kernel allows it; false: epoll only. --io-uring.
   bool io_uring = true;

@@ -59,6 +59,9 @@ Worker::Worker(int index, SharedState* shared)
     LOG_INFO("io_uring off (--io-uring off): sockets use epoll and send(2)");
   }
   resolver_ = std::make_unique<net::Resolver>(dns_);
+  max_connections_ = shared->config.max_connections;
+  gate_ = std::make_unique<AcceptGate>(base_, "worker " + std::to_string(index), /*keep_spare=*/false,
+                                       [this](AcceptGate::Reason r, bool paused) { onAcceptPause(r, paused); });
   // Requests check the policy generation themselves; this tick keeps the
   // view (and /ready) current when no traffic flows.
   policy_tick_.reset(event_new(base_, -1, EV_PERSIST, &Worker::onPolicyTick, this));
@@ -78,7 +81,8 @@ void Worker::onPolicyTick(evutil_socket_t, short, void* arg) {
 
 Worker::~Worker() {
   if (thread_.joinable()) thread_.join();
-  if (listener_) evconnlistener_free(listener_);
+  gate_.reset();  // (the connections freed below report to no gate)
+  for (evconnlistener* l : listeners_) evconnlistener_free(l);
   for (Connection* c : connections_) delete c;
   connections_.clear();
   deleter_.reset();
@@ -99,9 +103,9 @@ bool Worker::listen(const net::Address& addr, std::string* error) {
   // SO_REUSEPORT: every worker has its own listening socket on the same port
   // and the kernel spreads connections across them — no shared accept lock.
   unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC;
-  listener_ = evconnlistener_new_bind(base_, &Worker::onAccept, this, flags, 1024, addr.sa(),
-                                      static_cast<int>(addr.len));
-  if (!listener_) {
+  evconnlistener* listener = evconnlistener_new_bind(base_, &Worker::onAccept, this, flags, 1024, addr.sa(),
+                                                     static_cast<int>(addr.len));
+  if (!listener) {
     *error = "cannot listen on " + addr.toString() + ": " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
     return false;
   }
@@ -110,9 +114,11 @@ bool Worker::listen(const net::Address& addr, std::string* error) {
   // here instead of one per connection. The sessions write whole responses
   // and frames and must not wait for the previous segment's ACK (Nagle).
   int one = 1;
-  setsockopt(evconnlistener_get_fd(listener_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  auto bound = net::localAddress(evconnlistener_get_fd(listener_));
-  listen_addr_ = bound ? *bound : addr;
+  setsockopt(evconnlistener_get_fd(listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  auto bound = net::localAddress(evconnlistener_get_fd(listener));
+  listen_addrs_.push_back(bound ? *bound : addr);
+  listeners_.push_back(listener);
+  gate_->add(listener);
   return true;
 }
 
@@ -144,10 +150,9 @@ void Worker::onDrainDeadline(evutil_socket_t, short, void* arg) {
 void Worker::beginDrain() {
   if (draining_) return;
   draining_ = true;
-  if (listener_) {
-    evconnlistener_free(listener_);
-    listener_ = nullptr;
-  }
+  gate_->clear();
+  for (evconnlistener* l : listeners_) evconnlistener_free(l);
+  listeners_.clear();
   policy_tick_.reset();  // nothing left to keep current; lets the loop end
   int64_t us = shared_->config.drain_timeout_us;
   timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
@@ -173,9 +178,29 @@ void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int l
   }
   w->counters_.downstream_accepted.add();
   w->counters_.downstream_active.add();
+  w->gate_->accepted();
   auto* c = new Connection(w, fd, *peer);
   w->connections_.insert(c);
+  // At the bound the listeners stop before the next accept (libevent's
+  // accept loop checks after each callback): the rest wait in the backlog.
+  ++w->held_;
+  w->gate_->setOpen(w->held_, w->max_connections_);
   c->start();
+}
+
+void Worker::onAcceptPause(AcceptGate::Reason reason, bool paused) {
+  Counter& now = reason == AcceptGate::Reason::kResources ? counters_.accept_paused_resources_now
+                                                          : counters_.accept_paused_bound_now;
+  if (!paused) {
+    now.sub();
+    return;
+  }
+  now.add();
+  if (reason == AcceptGate::Reason::kResources) {
+    counters_.accept_paused_resources.add();
+  } else {
+    counters_.accept_paused_bound.add();
+  }
 }
 
 void Worker::connectionClosed(Connection* c) {
@@ -183,6 +208,13 @@ void Worker::connectionClosed(Connection* c) {
   counters_.downstream_active.sub();
   deleter_->defer(std::unique_ptr<event::Deletable>(c));
   maybeExit();
+}
+
+void Worker::connectionFreed() {
+  --held_;
+  if (draining_ || !gate_) return;  // not accepting any more (or tearing down)
+  gate_->setOpen(held_, max_connections_);
+  gate_->connectionClosed();  // descriptors came free: accept again if that was what stopped it
 }
 
 }  // namespace mulligan::proxy

@@ -1,5 +1,5 @@
 // Worker: one thread, one libevent loop, and everything a request needs on
-// it — its own listener on the shared outbound port (SO_REUSEPORT), policy
+// it — its own listener on each outbound address (SO_REUSEPORT), policy
 // view, upstream connection pool, DNS resolver and counters — so that
 // nothing on the request path takes a lock. The only state shared between
 // workers is read-mostly (the policy status) or atomic (retry budgets).
@@ -13,6 +13,7 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <vector>
 
 #include "sidecar/event/event_loop.h"
 #include "sidecar/event/timer_queue.h"
@@ -22,6 +23,7 @@
 #include "sidecar/core/random.h"
 #include "sidecar/retry/retry_state.h"
 #include "sidecar/policy/policy_view.h"
+#include "sidecar/proxy/accept_gate.h"
 #include "sidecar/proxy/conn_pool.h"
 #include "sidecar/proxy/http2_client.h"
 #include "sidecar/proxy/shared_state.h"
@@ -37,10 +39,13 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Binds the outbound listener (port 0 picks one; workers after the first
-  // pass the port the first one got). Called before start().
+  // Binds one more outbound listener (port 0 picks one; workers after the
+  // first pass the address the first one got). Called before start(), once
+  // per --outbound address.
   bool listen(const net::Address& addr, std::string* error);
-  const net::Address& listenAddress() const { return listen_addr_; }
+  // The first listener's address (the loop check compares its port).
+  const net::Address& listenAddress() const { return listen_addrs_.front(); }
+  const std::vector<net::Address>& listenAddresses() const { return listen_addrs_; }
 
   void start();  // runs the loop on a new thread
   void join();
@@ -63,6 +68,10 @@ class Worker {
   int index() const { return index_; }
   // Connections report their end; the worker destroys them from the loop.
   void connectionClosed(Connection* c);
+  // From ~Connection: its sockets are closed. The bound on connections
+  // counts until here, not until connectionClosed(): a connection ended in
+  // this loop iteration still holds its descriptors until it is freed.
+  void connectionFreed();
   // Destroys `obj` on the next loop iteration (never inside its own callback).
   void deferDelete(std::unique_ptr<event::Deletable> obj) { deleter_->defer(std::move(obj)); }
   net::Resolver& resolver() { return *resolver_; }
@@ -77,6 +86,7 @@ class Worker {
 
  private:
   static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
+  void onAcceptPause(AcceptGate::Reason reason, bool paused);
   static void onDrain(evutil_socket_t, short, void* arg);
   static void onDrainDeadline(evutil_socket_t, short, void* arg);
   static void onPolicyTick(evutil_socket_t, short, void* arg);
@@ -87,8 +97,13 @@ class Worker {
   SharedState* shared_;
   event_base* base_ = nullptr;
   evdns_base* dns_ = nullptr;
-  evconnlistener* listener_ = nullptr;
-  net::Address listen_addr_;
+  std::vector<evconnlistener*> listeners_;  // one per --outbound address
+  std::vector<net::Address> listen_addrs_;
+  // Pauses the listeners at --max-connections and when accept runs out of
+  // descriptors (see AcceptGate); max_connections_ 0 = no bound.
+  std::unique_ptr<AcceptGate> gate_;
+  size_t max_connections_ = 0;
+  size_t held_ = 0;  // accepted connections not yet freed (what the bound counts)
   policy::PolicyView policy_;
   std::unique_ptr<ConnPool> pool_;  // freed before the loop it lives on
   std::unique_ptr<Http2Pool> h2pool_;
