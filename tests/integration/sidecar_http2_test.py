@@ -6,18 +6,15 @@ retried for any method, deadlines, and HTTP/1 still going to HTTP/1."""
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import time
 import unittest
 
-from harness import Stack, wait_for
+from harness import Stack, need_tool, wait_for
 
 
 def need(tool):
-    if not shutil.which(tool):
-        raise unittest.SkipTest(f"{tool} is not installed")
-    return tool
+    return need_tool(tool, "nghttp2-client")
 
 
 def policy(port, extra=""):
