@@ -448,7 +448,17 @@ void ProxyStream::onAttemptTrailers(HeaderList& trailers) {
   if (state_ != State::kStreaming) return;
   if (grpc_) {
     int g = parseGrpcStatus(findHeader(trailers, "grpc-status"));
-    if (g != retry::kNoGrpcStatus) grpc_status_ = g;
+    if (g != retry::kNoGrpcStatus) {
+      grpc_status_ = g;
+      // A status retry_on names, after a message went downstream: never
+      // retried, but the refusal is told (DESIGN.md: a retry that policy
+      // allowed but that did not happen says why — response-started).
+      retry::Outcome o;
+      o.kind = retry::OutcomeKind::kResponse;
+      o.status = status_;
+      o.grpc_status = g;
+      maybeRetry(o);  // response_started_: always refused
+    }
   }
   down_->writeTrailers(trailers);
 }
