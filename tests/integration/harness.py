@@ -108,7 +108,10 @@ class Case(unittest.TestCase):
                 pass
             fillers.append(f)
         self.addCleanup(lambda: [f.close() for f in fillers])
-        time.sleep(0.2)
+        # Waited for, not slept on: the handshakes that fit the queue are
+        # done (their sockets writable), so the next SYN is the one dropped.
+        import select
+        wait_for(lambda: len(select.select([], fillers, [], 0)[1]) >= 1, what="the accept queue full")
         return hole.getsockname()[1]
 
     def path(self, name):
