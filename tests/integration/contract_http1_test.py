@@ -123,13 +123,15 @@ class ContractHttp1Test(Stack):
 
     def test_retry_after_as_an_http_date_is_waited_for(self):
         """Mutant retry-after-date: HTTP-dates not parsed (plain backoff
-        instead). A 503 with Retry-After three seconds ahead as an HTTP-date:
+        instead). A 503 with Retry-After four seconds ahead as an HTTP-date:
         the retry comes at least 1.5 s later (the date's resolution is one
         second), and the call succeeds."""
         port, log = self.start_upstream()
         self.publish(policy(port))
         self.start_sidecar()
-        date = http_date(int(time.time()) + 3)
+        # Four seconds ahead (within the default retry_after_max of 5 s): the
+        # wait is at least 1.5 s even if this machine stalls 2.5 s first.
+        date = http_date(int(time.time()) + 4)
         status, _, body = self.call("/ra?fail_first=1&id=date1&retry_after=" + date.replace(" ", "+"))
         self.assertEqual((status, body), (200, b"ok\n"))
         seen = self.seen(log, "date1")
