@@ -223,24 +223,28 @@ def identity(b):
 
 
 class ContractGrpcTest(Stack):
-    def test_H2ToH2_GrpcFailureAfterAMessageIsNotRetriedAndSaysResponseStarted(self):
-        """Mutant response-started-silent: a retriable status that arrives
-        after a message went downstream is not retried — and the refusal
-        shows as `response-started` in the access log and the counters
-        (DESIGN.md: a retry that policy allowed but that did not happen says
-        why)."""
+    """A python3-grpcio server that fails on purpose, behind the sidecar."""
+
+    def grpc_stack(self, budget=""):
         grpc = need_module("grpc", "python3-grpcio")
         from concurrent import futures
-        calls = []
+        self.calls = {}
 
         def stream_then_fail(req, context):
-            calls.append(1)
+            self.calls["StreamThenFail"] = self.calls.get("StreamThenFail", 0) + 1
             yield b"first"
             context.abort(grpc.StatusCode.UNAVAILABLE, "broke after the first message")
+
+        def headers_then_unavailable(req, context):
+            self.calls["HeadersThenUnavailable"] = self.calls.get("HeadersThenUnavailable", 0) + 1
+            context.send_initial_metadata((("x-early", "1"),))  # headers, then the error, no message
+            context.abort(grpc.StatusCode.UNAVAILABLE, "not now")
+        ser = dict(request_deserializer=identity, response_serializer=identity)
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Svc", {
-            "StreamThenFail": grpc.unary_stream_rpc_method_handler(
-                stream_then_fail, request_deserializer=identity, response_serializer=identity)}),))
+            "StreamThenFail": grpc.unary_stream_rpc_method_handler(stream_then_fail, **ser),
+            "HeadersThenUnavailable": grpc.unary_unary_rpc_method_handler(headers_then_unavailable, **ser),
+        }),))
         port = server.add_insecure_port("127.0.0.1:0")
         server.start()
         self.addCleanup(server.stop, 0)
@@ -250,11 +254,27 @@ name = "g"
 hosts = ["g"]
 upstream = "127.0.0.1:{port}"
 retry = {{ retry_on = ["unavailable"], num_retries = 3, backoff_base = "1ms", backoff_max = "2ms" }}
+{budget}
 """)
         self.start_sidecar()
         ch = grpc.insecure_channel(f"127.0.0.1:{self.outbound_port}",
                                    options=[("grpc.default_authority", "g"), ("grpc.enable_retries", 0)])
         self.addCleanup(ch.close)
+        return grpc, ch
+
+    def refusals(self):
+        stats = json.loads(subprocess.run(["curl", "-s", f"http://127.0.0.1:{self.admin_port}/stats"],
+                                          capture_output=True, text=True, timeout=10).stdout)
+        return [r for r in stats["routes"] if r["service"] == "g"][0]["retries_refused"]
+
+    def test_H2ToH2_GrpcFailureAfterAMessageIsNotRetriedAndSaysResponseStarted(self):
+        """Mutant response-started-silent: a retriable status that arrives
+        after a message went downstream is not retried — and the refusal
+        shows as `response-started` in the access log and the counters
+        (DESIGN.md: a retry that policy allowed but that did not happen says
+        why). Failed before the fix in ProxyStream::onAttemptTrailers: the
+        log said nothing and no counter moved."""
+        grpc, ch = self.grpc_stack()
         call = ch.unary_stream("/test.Svc/StreamThenFail", request_serializer=identity,
                                response_deserializer=identity)(b"x", timeout=10)
         got = []
@@ -264,16 +284,29 @@ retry = {{ retry_on = ["unavailable"], num_retries = 3, backoff_base = "1ms", ba
         self.assertEqual(got, [b"first"])
         self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
         self.assertEqual(cm.exception.details(), "broke after the first message")
-        self.assertEqual(len(calls), 1)
+        self.assertEqual(self.calls["StreamThenFail"], 1)
         rec = wait_for(lambda: self.access_records(), what="access log")[-1]
         self.assertEqual((rec["grpc_status"], rec["attempts"], rec["retry_refused"]), (14, 1, "response-started"))
-        stats = json.loads(subprocess.run(["curl", "-s", f"http://127.0.0.1:{self.admin_port}/stats"],
-                                          capture_output=True, text=True, timeout=10).stdout)
-        route = [r for r in stats["routes"] if r["service"] == "g"][0]
-        self.assertEqual(route["retries_refused"]["response-started"], 1)
+        self.assertEqual(self.refusals()["response-started"], 1)
         metrics = subprocess.run(["curl", "-s", f"http://127.0.0.1:{self.admin_port}/metrics"],
                                  capture_output=True, text=True, timeout=10).stdout
         self.assertRegex(metrics, r'mulligan_retries_refused_total\{service="g"[^}]*reason="response-started"\} 1\b')
+
+    def test_H2ToH2_GrpcHeadersThenUnavailableRefusedByTheBudgetSaysBudgetOnce(self):
+        """The held-headers path (headers, then trailers, no message) decides
+        once: a retry the empty budget refuses is logged and counted as
+        `budget`, not also as response-started once the held headers are
+        committed."""
+        grpc, ch = self.grpc_stack(budget="budget = { retry_ratio = 0.0, min_retries_per_second = 0 }")
+        with self.assertRaises(grpc.RpcError) as cm:
+            ch.unary_unary("/test.Svc/HeadersThenUnavailable", request_serializer=identity,
+                           response_deserializer=identity)(b"x", timeout=10)
+        self.assertEqual((cm.exception.code(), cm.exception.details()), (grpc.StatusCode.UNAVAILABLE, "not now"))
+        self.assertEqual(self.calls["HeadersThenUnavailable"], 1)
+        rec = wait_for(lambda: self.access_records(), what="access log")[-1]
+        self.assertEqual((rec["grpc_status"], rec["attempts"], rec["retry_refused"]), (14, 1, "budget"))
+        refused = self.refusals()
+        self.assertEqual((refused["budget"], refused["response-started"]), (1, 0))
 
 
 if __name__ == "__main__":
