@@ -8,8 +8,6 @@ import json
 import re
 import socket
 import subprocess
-import threading
-import time
 import unittest
 
 from harness import Stack, need_module, wait_for

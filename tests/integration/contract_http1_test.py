@@ -6,7 +6,6 @@ not just a status code. Each test's docstring names the mutant it catches
 import email.utils
 import http.client
 import json
-import os
 import socket
 import subprocess
 import time
