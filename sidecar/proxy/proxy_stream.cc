@@ -434,6 +434,7 @@ void ProxyStream::onAttemptBody(const char* data, size_t len) {
 }
 
 void ProxyStream::onAttemptTrailers(HeaderList& trailers) {
+  bool decided = false;  // this outcome went through maybeRetry already
   if (held_head_) {
     // Headers, then trailers, no message: the trailers' grpc-status is the
     // attempt's outcome, as for a trailers-only response.
@@ -444,11 +445,24 @@ void ProxyStream::onAttemptTrailers(HeaderList& trailers) {
     o.grpc_pushback = findHeader(trailers, "grpc-retry-pushback-ms");
     if (maybeRetry(o)) return;
     commitHeldHead();
+    decided = true;
   }
   if (state_ != State::kStreaming) return;
   if (grpc_) {
     int g = parseGrpcStatus(findHeader(trailers, "grpc-status"));
-    if (g != retry::kNoGrpcStatus) grpc_status_ = g;
+    if (g != retry::kNoGrpcStatus) {
+      grpc_status_ = g;
+      // A status retry_on names, after a message went downstream: never
+      // retried, but the refusal is told (DESIGN.md: a retry that policy
+      // allowed but that did not happen says why — response-started).
+      if (!decided) {
+        retry::Outcome o;
+        o.kind = retry::OutcomeKind::kResponse;
+        o.status = status_;
+        o.grpc_status = g;
+        maybeRetry(o);  // response_started_: always refused
+      }
+    }
   }
   down_->writeTrailers(trailers);
 }

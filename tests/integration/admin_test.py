@@ -15,7 +15,7 @@ import threading
 import time
 import unittest
 
-from harness import Stack, binary, wait_for
+from harness import Stack, binary, note_skip, wait_for
 
 
 def curl(*args):
@@ -111,10 +111,13 @@ class CorruptTableTest(Stack):
             m[offset + 200] ^= 0xFF
             struct.pack_into("<Q", m, 72, generation + 1)
             m.close()
-        time.sleep(0.6)  # the workers' policy tick notices within 250 ms
+        def stats():
+            return json.loads(subprocess.run(["curl", "-s", f"http://127.0.0.1:{self.admin_port}/stats"],
+                                             capture_output=True, text=True, timeout=10).stdout)
+        # The workers' policy tick notices (within 250 ms): waited for, not slept on.
+        wait_for(lambda: stats()["policy_refused"] >= 1, what="the corrupt table refused")
         self.assertEqual(get(), "ok\n")  # still routed by the last good table
-        stats = json.loads(subprocess.run(["curl", "-s", f"http://127.0.0.1:{self.admin_port}/stats"],
-                                          capture_output=True, text=True, timeout=10).stdout)
+        stats = stats()
         self.assertGreaterEqual(stats["policy_refused"], 1)
         self.assertEqual(stats["policy_generation"], 1)
         self.assertIn("checksum mismatch", open(self.sidecar_err).read())
@@ -191,10 +194,10 @@ class AdminRoutesTest(Stack):
         self.publish(f'version = 1\n[[service]]\nname = "web"\nhosts = ["web"]\nupstream = "127.0.0.1:{self.port}"\n')
         wait_for(lambda: self.status_and_headers("GET", "/ready")[0] == 200, what="ready after publish")
         # A slow call in flight keeps the draining sidecar (and its admin) up.
-        slow = subprocess.Popen(["curl", "-s", "-H", "Host: web", f"http://127.0.0.1:{self.outbound_port}/x?delay=1500ms"],
+        slow = subprocess.Popen(["curl", "-s", "-H", "Host: web", f"http://127.0.0.1:{self.outbound_port}/x?delay=3s"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.addCleanup(slow.wait)
-        time.sleep(0.2)
+        wait_for(lambda: get_json(self.admin_port, "/stats")["requests"] >= 1, what="the slow call in flight")
         self.assertEqual(self.status_and_headers("POST", "/drain")[0], 202)
         r = curl("-w", "\n%{http_code}", f"http://127.0.0.1:{self.admin_port}/ready")
         self.assertEqual(r.stdout, "draining\n\n503")
@@ -261,7 +264,13 @@ class CountersTest(Stack):
             self.assertEqual(self.call("stingy", "/x?status=503"), "503")          # the budget refuses
         self.assertEqual(self.call("slow", "/x?delay=1s"), "504")                 # per-try twice
         self.assertEqual(self.call("slow", "/whole/x?delay=1s"), "504")           # request timeout
-        self.call("slow", "/stall/x?stall_body=1")                                # read timeout mid-body
+        # Read timeout mid-body: the 200's head went out, then the connection
+        # ends short (curl: 18, partial file), recorded as an aborted response.
+        r = curl("-o", "/dev/null", "-w", "%{http_code}", "-H", "Host: slow",
+                 f"http://127.0.0.1:{self.outbound_port}/stall/x?stall_body=1")
+        self.assertEqual((r.stdout, r.returncode), ("200", 18), r.stderr)
+        stall = wait_for(lambda: [x for x in self.access_records() if "stall_body" in x["path"]], what="access log")
+        self.assertEqual([(x["status"], x["sidecar_error"]) for x in stall], [(200, "response-aborted")])
         self.assertEqual(self.call("down", "/x"), "502")                          # connect refused twice
 
         stats = get_json(self.admin_port, "/stats")
@@ -314,6 +323,8 @@ class CountersTest(Stack):
         if shutil.which("promtool"):
             r = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        else:  # the counters were checked; only promtool's part of it is skipped, visibly
+            note_skip(self.id(), "promtool is not installed (Debian package prometheus): /metrics not checked by it")
 
 
     def test_a_connect_timeout_is_counted_as_a_timeout_of_kind_connect(self):
@@ -478,25 +489,36 @@ class SaturationTest(Stack):
         self.publish(f'version = 1\n[[service]]\nname = "web"\nhosts = ["web"]\nupstream = "127.0.0.1:{port}"\n')
         self.start_sidecar("--access-log", "off")
         wait_for(lambda: get_json(self.admin_port, "/config")["enforced"], what="policy loaded")
-        load = self.start(wrk, "-t1", "-c64", "-d2s", "-H", "Host: web", f"http://127.0.0.1:{self.outbound_port}/x")
-        time.sleep(0.3)  # let it ramp up
-        slowest, calls = 0.0, 0
-        seen = []
-        while load.poll() is None:
+        def admin_round(seen):
+            slowest = 0.0
             for route in ("/ready", "/stats", "/metrics"):
                 t0 = time.monotonic()
-                conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
+                conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=30)
                 conn.request("GET", route)
                 resp = conn.getresponse()
                 body = resp.read()
                 conn.close()
                 slowest = max(slowest, time.monotonic() - t0)
-                calls += 1
                 self.assertEqual(resp.status, 200, route)
                 if route == "/stats":
                     seen.append(json.loads(body)["requests"])
+            return slowest
+
+        # The baseline: the admin on this machine, now, without the load.
+        baseline = max(admin_round([]) for _ in range(5))
+        load = self.start(wrk, "-t1", "-c64", "-d3s", "-H", "Host: web", f"http://127.0.0.1:{self.outbound_port}/x")
+        wait_for(lambda: get_json(self.admin_port, "/stats")["requests"] > 0, what="wrk's load arriving")
+        slowest, calls = 0.0, 0
+        seen = []
+        while load.poll() is None:
+            slowest = max(slowest, admin_round(seen))
+            calls += 3
         out = load.stdout.read()
         self.assertEqual(load.returncode, 0, out)
         self.assertGreater(calls, 10)
-        self.assertLess(slowest, 1.0, f"slowest admin call {slowest:.3f}s over {calls} calls")
+        # Generous against the baseline of this run (a loaded CI machine
+        # stretches both): the admin's own thread keeps answering, where a
+        # data-plane loop serving it would queue it behind 64 connections.
+        self.assertLess(slowest, 2.0 + 20 * baseline,
+                        f"slowest admin call {slowest:.3f}s over {calls} calls (baseline {baseline:.3f}s)")
         self.assertGreater(seen[-1], seen[0], "the data plane was busy while the admin answered")

@@ -199,16 +199,15 @@ class GrpcTest(Stack):
 
     def test_H2ToH2_GrpcRouteTimeoutEndsTheCallWithDeadlineExceeded(self):
         ch = self.sidecar()
-        t0 = time.monotonic()
         with self.assertRaises(grpc.RpcError) as cm:
             self.unary(ch, "Slow")(b"x", timeout=5)
-        elapsed = time.monotonic() - t0
         self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
         # Whichever fires first: the sidecar's timer, or the server's own
         # timer for the grpc-timeout the sidecar sent it (both are 300 ms).
+        # That the sidecar enforces its own deadline when the server does
+        # not is HangNoPropagate's test below; here, that the deadline is the
+        # route's 300 ms, not the client's 5 s, as the sidecar recorded it.
         self.assertIn(cm.exception.details(), ("upstream request timeout", "Deadline Exceeded"))
-        self.assertGreater(elapsed, 0.28)
-        self.assertLess(elapsed, 1.0)  # the route's 300 ms, not the client's 5 s
         # The server was told the smaller deadline: the route's 300 ms.
         seen = self.rec.get("Slow")
         self.assertEqual(len(seen), 1)
@@ -217,61 +216,60 @@ class GrpcTest(Stack):
         rec = self.records(1)[-1]
         self.assertEqual(rec["protocol"], "HTTP/2")
         self.assertEqual(rec["grpc_status"], 4)
+        self.assertEqual(rec["deadline_ms"], 300)
 
     def test_H2ToH2_SidecarDeadlineAnswersTrailersOnlyStatus4WithItsMessage(self):
         # deadline.propagate off on this route: the server keeps the client's
         # 5 s, so the 300 ms deadline can only be the sidecar's own.
         ch = self.sidecar()
-        t0 = time.monotonic()
         with self.assertRaises(grpc.RpcError) as cm:
             self.unary(ch, "HangNoPropagate")(b"x", timeout=5)
-        elapsed = time.monotonic() - t0
         self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
         self.assertEqual(cm.exception.details(), "upstream request timeout")
-        self.assertGreater(elapsed, 0.28)
-        self.assertLess(elapsed, 1.0)
         self.assertGreater(self.rec.get("Hang")[0]["time_remaining"], 3)  # the client's own deadline
-        ended = wait_for(lambda: self.rec.get("HangEnded"), timeout=3, what="upstream cancellation")
+        ended = wait_for(lambda: self.rec.get("HangEnded"), timeout=10, what="upstream cancellation")
         self.assertFalse(ended[0]["active"])  # the upstream stream was cancelled
         rec = self.records(1)[-1]
         self.assertEqual((rec["status"], rec["grpc_status"], rec["timeout"]), (200, 4, "request"))
+        self.assertEqual(rec["deadline_ms"], 300)  # the route's, not the client's 5 s
+        self.assertGreaterEqual(rec["duration_us"], 300_000)
 
     def test_H2ToH2_DeadlineAfterResponseHeadersCancelsUpstreamAndEndsWithStatus4(self):
         ch = self.sidecar()
-        t0 = time.monotonic()
         call = ch.unary_stream("/test.Svc/StallStream", request_serializer=identity,
                                response_deserializer=identity)(b"x", timeout=5)
         got = []
         with self.assertRaises(grpc.RpcError) as cm:
             for m in call:
                 got.append(m)
-        elapsed = time.monotonic() - t0
         self.assertEqual(got, [b"first"])
         self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
         self.assertIn(cm.exception.details(), ("upstream request timeout", "Deadline Exceeded"))
-        self.assertLess(elapsed, 1.0)
-        # The upstream stream was reset (CANCEL): the server saw the call end.
-        ended = wait_for(lambda: self.rec.get("StallStreamEnded"), timeout=3, what="upstream cancellation")
+        # The upstream stream was reset (CANCEL): the server saw the call end
+        # (its loop would otherwise run 3 s with the call still active).
+        ended = wait_for(lambda: self.rec.get("StallStreamEnded"), timeout=10, what="upstream cancellation")
         self.assertFalse(ended[0]["active"])
-        self.assertLess(ended[0]["after"], 1.5)
         rec = self.records(1)[-1]
         self.assertEqual(rec["grpc_status"], 4)
         self.assertEqual(rec["attempts"], 1)
+        self.assertEqual(rec["deadline_ms"], 300)  # the route's, not the client's 5 s
 
     def test_H2ToH2_ClientDeadlineShorterThanRouteIsPropagated(self):
         ch = self.sidecar()
-        t0 = time.monotonic()
         with self.assertRaises(grpc.RpcError) as cm:
             self.unary(ch, "Slow")(b"x", timeout=0.15)
         self.assertEqual(cm.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED)
-        self.assertLess(time.monotonic() - t0, 0.6)
         seen = wait_for(lambda: self.rec.get("Slow"), what="server call")
         self.assertLessEqual(seen[0]["time_remaining"], 0.15)
         self.assertGreater(seen[0]["time_remaining"], 0.0)
-        # grpc-timeout went out rewritten, in the wire format (<= 8 digits + unit).
-        gt = seen[0]["metadata"].get("grpc-timeout")
-        if gt is not None:  # grpc-core consumes it; when visible, check its form
-            self.assertRegex(gt, r"^\d{1,8}[HMSmun]$")
+        # The client's deadline (grpc-core rounds its 150 ms up to the wire
+        # format), not the route's 300 ms, as the sidecar recorded it.
+        rec = self.records(1)[-1]
+        self.assertLessEqual(rec["deadline_ms"], 151)
+        self.assertGreater(rec["deadline_ms"], 100)
+        # grpc-core consumes grpc-timeout, so the server cannot show its wire
+        # form: contract_h2_grpc_test and sidecar_http2_test check it with
+        # mulligan-h2-upstream, whose log records it as sent.
 
     def test_H2ToH2_GrpcUnavailableRetriedWithPreviousAttempts(self):
         ch = self.sidecar()
@@ -378,9 +376,9 @@ class GrpcTest(Stack):
         fut = self.unary(ch, "Hang").future(b"x", timeout=10)
         wait_for(lambda: self.rec.get("Hang"), what="server call")
         fut.cancel()
-        ended = wait_for(lambda: self.rec.get("HangEnded"), timeout=3, what="upstream cancellation")
+        # Cancelled: the server's loop would otherwise run 5 s with the call active.
+        ended = wait_for(lambda: self.rec.get("HangEnded"), timeout=10, what="upstream cancellation")
         self.assertFalse(ended[0]["active"])
-        self.assertLess(ended[0]["after"], 2)
 
     def test_H2ToH2_SigtermDrainsInFlightCallsWithGoawayThenExitsZero(self):
         import signal

@@ -136,18 +136,22 @@ class Http1Test(Stack):
   retry = { retry_on = ["per-try-timeout"], num_retries = 5, per_try_timeout = "100ms", backoff_base = "1ms", backoff_max = "1ms" }
 '''))
         self.start_sidecar()
-        t0 = time.monotonic()
         status, headers, body = self.get("/slow?delay=1s")
-        elapsed = time.monotonic() - t0
         self.assertEqual(status, 504)
         self.assertEqual(body, b"upstream request timeout")
         self.assertEqual(headers.get("x-mulligan-timeout"), "request")
-        self.assertGreater(elapsed, 0.39)
-        self.assertLess(elapsed, 0.8)
-        # 100 ms tries inside a 400 ms budget: about four attempts.
+        # The deadline enforced and how long the call took, as the sidecar
+        # recorded them (a loaded machine stretches the call, not the deadline).
+        rec = wait_for(lambda: self.access_records(), what="access log")[-1]
+        self.assertEqual((rec["deadline_ms"], rec["timeout"]), (400, "request"))
+        self.assertGreaterEqual(rec["duration_us"], 400_000)
+        # 100 ms tries inside a 400 ms budget: at most four or five attempts
+        # (fewer when the machine is slow), each one a per-try timeout retried.
         n = len(self.upstream_log(log))
-        self.assertGreaterEqual(n, 3)
+        self.assertEqual(rec["attempts"], n)
+        self.assertGreaterEqual(n, 2)
         self.assertLessEqual(n, 5)
+        self.assertEqual(rec["retry_reasons"], ",".join(["per-try-timeout"] * (n - 1)))
         budgets = [int(s["x-timeout-budget"]) for s in self.upstream_log(log)]
         self.assertTrue(all(b1 > b2 for b1, b2 in zip(budgets, budgets[1:])), budgets)
         self.assertLessEqual(budgets[0], 400)
@@ -173,17 +177,23 @@ class Http1Test(Stack):
         elapsed = time.monotonic() - t0
         self.assertEqual(status, 200)
         self.assertGreaterEqual(elapsed, 0.95)
-        t0 = time.monotonic()
         status, headers, _ = self.get("/short?fail_first=1&id=ra2&retry_after=1")
         self.assertEqual(status, 503)
         self.assertEqual(headers.get("retry-after"), "1")
-        self.assertLess(time.monotonic() - t0, 0.4)
-        self.assertEqual(self.access_records()[-1]["retry_refused"], "deadline")
+        # Not waited for: one attempt, refused for the deadline, answered
+        # well before the 1 s pushback would have ended (as recorded).
+        rec = self.access_records()[-1]
+        self.assertEqual((rec["retry_refused"], rec["attempts"], rec["deadline_ms"]), ("deadline", 1, 500))
+        self.assertLess(rec["duration_us"], 500_000)
+        self.assertEqual(len([s for s in self.upstream_log(log) if s.get("id") == "ra2"]), 1)
 
     def test_budget_caps_retries_against_an_always_failing_upstream(self):
         port, log = self.start_upstream()
+        # No per-second floor and a window longer than the test: the budget
+        # is exactly 20% of the requests it recorded, so a sidecar that
+        # never recorded requests would retry nothing.
         self.publish(policy(port, 'retry = { num_retries = 3, backoff_base = "1ms", backoff_max = "1ms" }\n'
-                                  'budget = { retry_ratio = 0.2, min_retries_per_second = 1, window = "10s" }'))
+                                  'budget = { retry_ratio = 0.2, min_retries_per_second = 0, window = "5m" }'))
         self.start_sidecar()
         conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
         calls = 200
@@ -192,11 +202,12 @@ class Http1Test(Stack):
             self.assertEqual(status, 503)
         conn.close()
         seen = len(self.upstream_log(log))
-        # (1 + ratio) x calls plus the per-second floor over the window.
-        self.assertLessEqual(seen, calls * 1.2 + 10)
-        self.assertGreater(seen, calls)
-        refused = [r for r in self.access_records() if r["retry_refused"] == "budget"]
-        self.assertGreater(len(refused), 100)
+        # (1 + ratio) x calls: call i may retry while retries + 1 <= 0.2 i.
+        self.assertEqual(seen, calls + calls // 5)
+        recs = wait_for(lambda: len(self.access_records()) >= calls and self.access_records(), what="access log")
+        self.assertEqual(sum(r["attempts"] - 1 for r in recs), calls // 5)
+        # Every call ended on the budget (none reached num_retries).
+        self.assertEqual([r["retry_refused"] for r in recs], ["budget"] * calls)
 
     def test_connection_refused_is_retried_then_502(self):
         s = socket.socket()
@@ -205,10 +216,8 @@ class Http1Test(Stack):
         s.close()  # nothing listens there now
         self.publish(policy(dead_port, 'retry = { num_retries = 2, backoff_base = "1ms", backoff_max = "1ms" }'))
         self.start_sidecar()
-        t0 = time.monotonic()
         status, _, body = self.get("/x")
         self.assertEqual(status, 502)
-        self.assertLess(time.monotonic() - t0, 2)
         self.assertIn(b"connect", body)
         rec = self.access_records()[-1]
         self.assertEqual(rec["attempts"], 3)
@@ -273,6 +282,11 @@ class Http1Test(Stack):
         reqs += b"GET /last HTTP/1.1\r\nHost: flaky\r\nConnection: close\r\n\r\n"
         resp = self.raw(reqs)
         self.assertEqual(resp.count(b"HTTP/1.1 200"), 4, resp)
+        # In order: the slow first answer holds the others back, each body
+        # names its request.
+        bodies = [part.split(b"\r\n\r\n", 1)[1] for part in resp.split(b"HTTP/1.1 200")[1:]]
+        self.assertEqual(bodies, [b"/p?delay=50ms&echo_path=1\n", b"/p?delay=0ms&echo_path=1\n",
+                                  b"/p?delay=20ms&echo_path=1\n", b"ok\n"], resp)
 
     def test_large_streamed_response_and_chunked_upload_pass_intact(self):
         port, _ = self.start_upstream()
@@ -330,7 +344,7 @@ class Http1Test(Stack):
         conn.close()
 
     def test_sigterm_drains_in_flight_requests_then_exits_zero(self):
-        port, _ = self.start_upstream()
+        port, log = self.start_upstream()
         self.publish(policy(port))
         proc = self.start_sidecar()
         import threading
@@ -340,7 +354,7 @@ class Http1Test(Stack):
             result["r"] = self.get("/slow?delay=500ms")
         t = threading.Thread(target=slow)
         t.start()
-        time.sleep(0.15)
+        wait_for(lambda: self.upstream_log(log), what="the call in flight upstream")
         proc.terminate()
         t.join(10)
         self.assertEqual(result["r"][0], 200)
@@ -445,63 +459,73 @@ class BlackholeTest(Stack):
         self.publish(policy(port, 'connect_timeout = "200ms"\n'
                                   'retry = { num_retries = 2, backoff_base = "1ms", backoff_max = "1ms" }'))
         self.start_sidecar()
-        t0 = time.monotonic()
-        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=10)
+        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
         c.request("GET", "/x", headers={"Host": "flaky"})
         r = c.getresponse()
         body = r.read()
-        elapsed = time.monotonic() - t0
         self.assertEqual(r.status, 502, body)
         self.assertIn(b"timed out", body)
-        self.assertGreater(elapsed, 0.55)  # three 200 ms connect timeouts...
-        self.assertLess(elapsed, 1.5)      # ...and not much more
         rec = self.access_records()[-1]
+        self.assertGreaterEqual(rec["duration_us"], 600_000)  # three 200 ms connect timeouts...
+        self.assertLess(rec["duration_us"], 10_000_000)       # ...not the kernel's SYN retries
         self.assertEqual(rec["attempts"], 3)
         self.assertEqual(rec["retry_reasons"], "connect-failure,connect-failure")
 
 
 class IdleTest(Stack):
+    def table_loaded(self):
+        """Wait until the (single) worker enforces the published table: its
+        generation shows on /stats."""
+        def generation():
+            r = subprocess.run(["curl", "-s", f"http://127.0.0.1:{self.admin_port}/stats"],
+                               capture_output=True, text=True, timeout=10)
+            return r.stdout and json.loads(r.stdout)["policy_generation"] == 1
+        wait_for(generation, what="the policy table loaded")
+
     def test_silent_and_idle_keepalive_connections_are_closed_after_idle_timeout(self):
         port, _ = self.start_upstream()
         self.publish(policy(port, defaults='idle_timeout = "300ms"'))
         self.start_sidecar()
-        time.sleep(0.3)  # let the workers load the table
-        silent = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=5)
+        self.table_loaded()
+        silent = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=30)
         t0 = time.monotonic()
-        self.assertEqual(silent.recv(10), b"")  # closed by the sidecar
-        self.assertLess(time.monotonic() - t0, 2)
+        self.assertEqual(silent.recv(10), b"")  # closed by the sidecar (the 60 s default would time out)
+        self.assertGreater(time.monotonic() - t0, 0.2)
         silent.close()
-        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=5)
+        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
         c.request("GET", "/a", headers={"Host": "flaky"})
         self.assertEqual(c.getresponse().read(), b"ok\n")
         # A slow upstream answer (longer than the idle timeout) is not cut off.
         c.request("GET", "/b?delay=700ms", headers={"Host": "flaky"})
         self.assertEqual(c.getresponse().read(), b"ok\n")
-        time.sleep(0.8)
-        with self.assertRaises((http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)):
-            c.request("GET", "/c", headers={"Host": "flaky"})
-            c.getresponse()
+        # Then, silent, the connection is closed by the sidecar (waited for, not slept on).
+        self.assertEqual(c.sock.recv(10), b"")
+        c.close()
 
     def test_idle_timeout_counts_from_the_last_request_not_the_first(self):
         # The idle timer is re-armed lazily (it fires, sees the app spoke
         # since, and waits out the rest): a connection that keeps talking for
         # several timeouts stays open, and one that falls silent is closed
         # about one timeout after its last request.
+        # A 2 s idle timeout against 0.5 s gaps: the gaps stay well inside
+        # it even when the machine is loaded (150 ms against 300 ms did not).
         port, _ = self.start_upstream()
-        self.publish(policy(port, defaults='idle_timeout = "300ms"'))
+        self.publish(policy(port, defaults='idle_timeout = "2s"'))
         self.start_sidecar()
-        time.sleep(0.3)  # let the workers load the table
-        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=5)
-        for i in range(8):  # 8 x 150 ms: four idle timeouts' worth of talking
+        self.table_loaded()
+        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        local_ports = set()
+        for i in range(9):  # 8 x 0.5 s: two idle timeouts' worth of talking
             if i:
-                time.sleep(0.15)
+                time.sleep(0.5)
             c.request("GET", "/k%d" % i, headers={"Host": "flaky"})
-            self.assertEqual(c.getresponse().read(), b"ok\n", i)  # the same connection each time
+            self.assertEqual(c.getresponse().read(), b"ok\n", i)
+            local_ports.add(c.sock.getsockname()[1])
+        self.assertEqual(len(local_ports), 1)  # the same downstream connection each time
         last = time.monotonic()
         self.assertEqual(c.sock.recv(10), b"")  # then closed by the sidecar
         silent_for = time.monotonic() - last
-        self.assertGreater(silent_for, 0.2)  # a timeout after the last request, not the first
-        self.assertLess(silent_for, 1.5)
+        self.assertGreater(silent_for, 1.5)  # a timeout after the last request, not the first
         c.close()
 
 

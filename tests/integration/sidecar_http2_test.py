@@ -6,18 +6,15 @@ retried for any method, deadlines, and HTTP/1 still going to HTTP/1."""
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import time
 import unittest
 
-from harness import Stack, wait_for
+from harness import Stack, need_tool, wait_for
 
 
 def need(tool):
-    if not shutil.which(tool):
-        raise unittest.SkipTest(f"{tool} is not installed")
-    return tool
+    return need_tool(tool, "nghttp2-client")
 
 
 def policy(port, extra=""):
@@ -136,14 +133,15 @@ class Http2Test(Stack):
   path_prefix = "/slow"
   request_timeout = "300ms"
 ''')
-        t0 = time.monotonic()
         code, _, body = self.curl(base + "/slow?delay=2000&id=s1", "-D", self.path("h.txt"))
-        elapsed = time.monotonic() - t0
         self.assertEqual(code, 504)
         self.assertEqual(body, b"upstream request timeout")
         self.assertIn("x-mulligan-timeout: request", open(self.path("h.txt")).read())
-        self.assertGreater(elapsed, 0.28)
-        self.assertLess(elapsed, 1.5)
+        # The deadline enforced, as the sidecar recorded it (not timed).
+        rec = self.records(1)[-1]
+        self.assertEqual((rec["deadline_ms"], rec["timeout"], rec["status"]), (300, "request", 504))
+        self.assertGreaterEqual(rec["duration_us"], 300_000)
+        self.assertEqual([s["outcome"] for s in wait_for(lambda: self.seen("s1"), what="upstream reset")], ["reset"])
 
     def test_H2ToH2_PerTryTimeoutResetsTheUpstreamStreamAndRetries(self):
         base = self.stack(extra='''
@@ -152,12 +150,13 @@ class Http2Test(Stack):
   request_timeout = "2s"
   retry = { retry_on = ["per-try-timeout"], num_retries = 2, per_try_timeout = "100ms", backoff_base = "1ms", backoff_max = "2ms" }
 ''')
-        t0 = time.monotonic()
         code, _, body = self.curl(base + "/pt?delay=1500&id=pt", "-D", self.path("h.txt"))
-        elapsed = time.monotonic() - t0
         self.assertEqual(code, 504)
         self.assertIn("x-mulligan-timeout: per-try", open(self.path("h.txt")).read())
-        self.assertLess(elapsed, 1.0)  # three 100 ms tries, not the upstream's 1.5 s
+        # Three 100 ms tries, not the upstream's 1.5 s: the record says per-try.
+        rec = self.records(1)[-1]
+        self.assertEqual((rec["timeout"], rec["attempts"], rec["retry_reasons"]),
+                         ("per-try", 3, "per-try-timeout,per-try-timeout"))
         # Each try's stream was reset (CANCEL) upstream, not left to run.
         seen = wait_for(lambda: len(self.seen("pt")) >= 3 and self.seen("pt"), what="upstream resets")
         self.assertEqual([(s["outcome"], s["attempt"]) for s in seen], [("reset", "1"), ("reset", "2"), ("reset", "3")])
@@ -185,13 +184,10 @@ class Http2Test(Stack):
 ''')
         # A valid inbound grpc-timeout shorter than the route: it wins, and the
         # upstream gets what is left, in the wire format, never more.
-        t0 = time.monotonic()
         code, headers = self.grpc_call(base, "/pkg.Svc/Get?delay=2000&id=g150", "-H", "grpc-timeout: 150000u")
-        elapsed = time.monotonic() - t0
         self.assertEqual(code, 200)  # trailers-only, HTTP 200
         self.assertIn("grpc-status: 4", headers)
         self.assertIn("grpc-message: upstream request timeout", headers)
-        self.assertLess(elapsed, 1.5)  # not the upstream's 2 s
         # The deadline the sidecar enforced: the inbound 150 ms, not the
         # route's 400 ms (read from its access log rather than timed: a
         # loaded machine stretches the call, not the deadline).
@@ -203,11 +199,8 @@ class Http2Test(Stack):
         self.assertLessEqual(int(sent[:-1]) * (1 if sent[-1] == "u" else 1000), 150000)
         # Malformed values (9 digits, no unit, zero) are ignored: the route's 400 ms applies.
         for i, bad in enumerate(["123456789m", "100", "0m", "5x"]):
-            t0 = time.monotonic()
             code, headers = self.grpc_call(base, f"/pkg.Svc/Get?delay=2000&id=bad{i}", "-H", f"grpc-timeout: {bad}")
-            elapsed = time.monotonic() - t0
             self.assertIn("grpc-status: 4", headers, bad)
-            self.assertGreater(elapsed, 0.38, bad)
             rec = wait_for(lambda: [r for r in self.access_records() if f"bad{i}" in r["path"]], what="access log")[0]
             self.assertEqual(rec["deadline_ms"], 400, bad)
             sent = wait_for(lambda: self.seen(f"bad{i}"), what="upstream reset")[0]["grpc_timeout"]
