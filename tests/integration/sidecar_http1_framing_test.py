@@ -78,10 +78,14 @@ class RecordingUpstream:
                     rec[2] += b
                 while b"\r\n\r\n" in rec[2]:
                     head, rec[2] = rec[2].split(b"\r\n\r\n", 1)
-                    if b"/bad" in head.split(b"\r\n", 1)[0]:
+                    line = head.split(b"\r\n", 1)[0]
+                    if b"/bad" in line:
                         continue  # never answered: its body may follow
+                    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+                    if b"/resp-" in line:
+                        answer = BAD_RESPONSES[int(line.split(b"/resp-")[1].split()[0])][1]
                     try:
-                        s.sendall(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        s.sendall(answer)
                     except OSError:
                         pass
         return bool(r)
@@ -163,6 +167,19 @@ BAD = [
     ("space-in-method-line", b"GET /bad  HTTP/1.1\r\nHost: svc\r\n\r\n"),
     ("star-outside-options", b"GET * HTTP/1.1\r\nHost: svc\r\n\r\n"),
     ("absolute-userinfo", b"GET http://u@svc/bad HTTP/1.1\r\nHost: svc\r\n\r\n"),
+]
+
+
+# Upstream responses held to the same rules: each is a failed attempt, 502.
+BAD_RESPONSES = [
+    ("te-and-cl", b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    ("cl-twice", b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 2\r\n\r\nok"),
+    ("te-gzip-chunked", b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    ("status-line-bare-lf", b"HTTP/1.1 200 OK\ncontent-length: 2\r\n\r\nok"),
+    ("head-ends-bare-lf", b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\nok"),
+    ("obs-fold", b"HTTP/1.1 200 OK\r\nx-a: 1\r\n 2\r\ncontent-length: 2\r\n\r\nok"),
+    ("te-http10", b"HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+    ("two-digit-status", b"HTTP/1.1 20 OK\r\ncontent-length: 2\r\n\r\nok"),
 ]
 
 
@@ -269,6 +286,17 @@ class Http1FramingTest(Stack):
         self.assertIn(b"get /abs http/1.1\r\n", got)
         self.assertIn(b"\r\nhost: " + authority + b"\r\n", got)
         self.assertNotIn(b"evil", got)
+
+    def test_bad_upstream_responses_are_failed_attempts(self):
+        failures = []
+        for i, (name, _) in enumerate(BAD_RESPONSES):
+            s = self.connect()
+            s.sendall(b"GET /resp-%d HTTP/1.1\r\nHost: svc\r\n\r\n" % i)
+            status, _, body, _ = read_response(s)
+            s.close()
+            if status != 502 or b"malformed response" not in body:
+                failures.append(f"{name}: {status} {body!r}")
+        self.assertEqual(failures, [], "\n".join(failures))
 
     def test_bad_chunk_after_the_head_went_out_fails_the_attempt(self):
         # The head and a good chunk go upstream; the bad chunk size comes
