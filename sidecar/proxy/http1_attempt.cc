@@ -304,7 +304,10 @@ void Http1Attempt::endRequest(const HeaderList* trailers) {
   if (!chunked_) return;
   std::string out = "0\r\n";
   if (trailers) {
-    for (const auto& [k, v] : *trailers) out.append(k).append(": ").append(v).append("\r\n");
+    for (const auto& [k, v] : *trailers) {
+      if (notATrailer(k)) continue;
+      out.append(k).append(": ").append(v).append("\r\n");
+    }
   }
   out.append("\r\n");
   send(out.data(), out.size());

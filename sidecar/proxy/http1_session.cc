@@ -424,6 +424,7 @@ void appendLastChunk(evbuffer* out, const HeaderList* trailers) {
   evbuffer_add(out, "0\r\n", 3);
   if (trailers) {
     for (const auto& [k, v] : *trailers) {
+      if (notATrailer(k)) continue;
       evbuffer_add_printf(out, "%.*s: %.*s\r\n", static_cast<int>(k.size()), k.data(), static_cast<int>(v.size()), v.data());
     }
   }

@@ -261,6 +261,28 @@ class Http1FramingTest(Stack):
             got = b"".join(c[0] for c in self.up.snapshot())
             self.assertIn(method + b" /m HTTP/1.1\r\n", got)
 
+    def test_a_lowercase_word_without_an_http_version_is_not_http(self):
+        # memcached's "get key" is not an HTTP/1 request: no 400 from the
+        # sidecar (opaque, and with no original destination, closed).
+        s = self.connect()
+        s.sendall(b"get somekey\r\n")
+        self.assertEqual(s.recv(65536), b"")
+
+    def test_framing_fields_in_trailers_are_not_forwarded(self):
+        self.marker()
+        s = self.connect()
+        s.sendall(b"POST /trailers HTTP/1.1\r\nHost: svc\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  b"2\r\nok\r\n0\r\nContent-Length: 5\r\nHost: evil\r\nX-Sum: 1\r\n\r\n")
+        status, _, body, _ = read_response(s)
+        self.assertEqual((status, body), (200, b"ok"))
+        wait_for(lambda: (self.up.sweep(), any(b"x-sum" in c[0].lower() for c in self.up.snapshot()))[1],
+                 what="the trailers upstream")
+        got = b"".join(c[0] for c in self.up.snapshot()).lower()
+        tail = got.split(b"post /trailers", 1)[1].split(b"\r\n\r\n", 1)[1]
+        self.assertIn(b"x-sum: 1\r\n", tail)
+        self.assertNotIn(b"content-length", tail)
+        self.assertNotIn(b"evil", tail)
+
     def test_h2c_upgrade_is_stripped_and_websocket_upgrade_kept(self):
         s = self.connect()
         s.sendall(b"GET /h2c HTTP/1.1\r\nHost: svc\r\nConnection: Upgrade, HTTP2-Settings\r\n"
