@@ -438,8 +438,8 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
     } else {
       evbuffer_drain(in, res.consumed);
     }
-    // A framing error after the response completed (a chunked body's last
-    // line ending in a bare LF): the response went on, the connection not.
+    // A framing error in what followed a completed (or cancelled) response
+    // leaves the connection's framing unknown: never pooled again.
     if (res.error != Http1Reader::Error::kNone) reusable_ = false;
     if (state_ == State::kDone) {
       // Completed (or cancelled) inside the feed. Bytes after a complete

@@ -121,6 +121,7 @@ Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
     st.on_headers_complete = &Http1Reader::onHeadersComplete;
     st.on_body = &Http1Reader::onBody;
     st.on_message_complete = &Http1Reader::onMessageComplete;
+    st.on_chunk_header = &Http1Reader::onChunkHeader;
     return st;
   }();
   llhttp_init(&parser_, mode == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
@@ -343,6 +344,14 @@ int Http1Reader::onBody(llhttp_t* p, const char* at, size_t len) {
   return 0;
 }
 
+int Http1Reader::onChunkHeader(llhttp_t* p) {
+  // The last chunk: pause, so that feed() checks the trailer section's
+  // lines from its first byte (llhttp takes a bare LF for its end).
+  if (p->content_length != 0) return 0;
+  self(p)->last_chunk_ = true;
+  return HPE_PAUSED;
+}
+
 int Http1Reader::onMessageComplete(llhttp_t* p) {
   Http1Reader* r = self(p);
   // 1xx interim responses (100 Continue) are complete messages of their own;
@@ -529,22 +538,12 @@ Http1Reader::Result Http1Reader::feed(const char* data, size_t len) {
   last_value_end_ = nullptr;
   const char* end = data + len;
   const char* from = data;
-  // The two bytes before `data` + i, for i = 1, 2 (from earlier feeds when
-  // this one is shorter).
-  auto before = [&](const char* at, size_t i) { return at - data >= static_cast<ptrdiff_t>(i) ? at[-static_cast<ptrdiff_t>(i)] : tail_[2 - (i - static_cast<size_t>(at - data))]; };
   auto keepTail = [&] {
     for (size_t i = len; i > 0; --i) {
       if (data[i - 1] != ' ' && data[i - 1] != '\t') {
         prev_nonblank_ = data[i - 1];
         break;
       }
-    }
-    if (len >= 2) {
-      tail_[0] = end[-2];
-      tail_[1] = end[-1];
-    } else if (len == 1) {
-      tail_[0] = tail_[1];
-      tail_[1] = end[-1];
     }
   };
   llhttp_errno_t err = HPE_OK;
@@ -584,12 +583,18 @@ Http1Reader::Result Http1Reader::feed(const char* data, size_t len) {
     if (err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) return errorResult(err, len);
     const char* pos = llhttp_get_error_pos(&parser_);
     if (pos == nullptr) pos = end;
-    // RFC 9112 §7.1: a chunked body ends with CRLF after its trailer
-    // section; llhttp takes a bare LF there (the message completed, so the
-    // handler has seen onComplete: the caller must drop this message).
-    if (err == HPE_PAUSED && head_.chunked && (before(pos, 1) != '\n' || before(pos, 2) != '\r')) {
-      refuse("chunked body ends in a bare LF");
-      return errorResult(HPE_USER, len);
+    if (last_chunk_) {
+      // RFC 9112 §7.1: the trailer section and the CRLF that ends the body
+      // follow the last chunk; every line of them ends in CRLF (llhttp
+      // takes a bare LF for the last one).
+      last_chunk_ = false;
+      llhttp_resume(&parser_);
+      scan_head_ = true;
+      start_line_seen_ = true;
+      line_len_ = 0;
+      last_byte_ = '\n';
+      from = pos;
+      continue;
     }
     if (interim_done_) {
       // A 1xx response ended: the final one follows in the same feed.

@@ -127,6 +127,7 @@ class Http1Reader {
   static int onHeadersComplete(llhttp_t* p);
   static int onBody(llhttp_t* p, const char* at, size_t len);
   static int onMessageComplete(llhttp_t* p);
+  static int onChunkHeader(llhttp_t* p);
   // Counts `len` more bytes of the header section against the limit.
   int addHeaderBytes(size_t len) {
     header_bytes_ += len;
@@ -185,14 +186,13 @@ class Http1Reader {
   uint64_t url_at_ = UINT64_MAX;
   uint64_t url_len_ = 0;
   bool version_seen_ = false;
-  // scanHeadLines: on while the head is read; the current line's length
+  // scanHeadLines: on while the head (or a trailer section) is read; the current line's length
   // so far and last byte; whether the start line was seen.
   bool scan_head_ = false;
   bool start_line_seen_ = false;
   uint64_t line_len_ = 0;
   char last_byte_ = 0;
-  // The two bytes before the current feed (a chunked body's last CRLF).
-  char tail_[2] = {0, 0};
+  bool last_chunk_ = false;    // llhttp paused at the last chunk: check the trailer lines
   bool interim_done_ = false;  // a 1xx response completed: go on to the final one
   Error user_error_ = Error::kNone;
   std::string user_why_;

@@ -31,7 +31,7 @@ enum class Want {
   kOk,        // parsed: one complete message
   kBadHead,   // refused before onHead
   kBadBody,   // refused after the head (in the body's framing)
-  kBadEnd,    // refused once the message ended (its last byte is the fault)
+  kBadEnd,    // refused after an earlier message (a 1xx) completed
 };
 
 struct Row {
@@ -233,8 +233,11 @@ std::vector<Row> requestRows() {
       {"chunk data too long", kChunked + "5\r\nhelloXX\r\n0\r\n\r\n", Want::kBadBody},
       {"chunk data ends without CRLF", kChunked + "5\r\nhelloXX0\r\n\r\n", Want::kBadBody},
       {"last chunk ends in bare LF", kChunked + "0\n\r\n", Want::kBadBody},
-      {"body ends in bare LF", kChunked + "0\r\n\n", Want::kBadEnd},
-      {"body ends in bare LF after a trailer", kChunked + "0\r\nX-T: 1\r\n\n", Want::kBadEnd},
+      {"body ends in bare LF", kChunked + "0\r\n\n", Want::kBadBody},
+      {"body ends in bare LF after a trailer", kChunked + "0\r\nX-T: 1\r\n\n", Want::kBadBody},
+      {"trailer ends in bare LF after a CR", kChunked + "0\r\nX-T: 1\r\n\r\r\n", Want::kBadBody},
+      {"last chunk with extension then bare LF", kChunked + "0;a=b\r\n\n", Want::kBadBody},
+      {"two trailers", kChunked + "0\r\nX-T: 1\r\nX-U: 2\r\n\r\n", Want::kOk},
       {"chunk extension with bare CR", kChunked + "5;a\rb\r\nhello\r\n0\r\n\r\n", Want::kBadBody},
       {"chunk extension with bare LF", kChunked + "5;a\nb\r\nhello\r\n0\r\n\r\n", Want::kBadBody},
       {"chunk extension with NUL", kChunked + std::string("5;a\0b\r\nhello\r\n0\r\n\r\n", 14), Want::kBadBody},
@@ -298,7 +301,7 @@ std::vector<Row> responseRows() {
       {"chunk data ends in bare LF", ok + "Transfer-Encoding: chunked\r\n\r\n2\r\nok\n0\r\n\r\n", Want::kBadBody},
       {"chunk extension with bare CR", ok + "Transfer-Encoding: chunked\r\n\r\n2;a\rb\r\nok\r\n0\r\n\r\n", Want::kBadBody},
       {"trailer line ends in bare LF", ok + "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\n\r\n", Want::kBadBody},
-      {"body ends in bare LF", ok + "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\n", Want::kBadEnd},
+      {"body ends in bare LF", ok + "Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\n", Want::kBadBody},
       {"interim then bare LF in the final head", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok", Want::kBadEnd},
       {"interim then final", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", Want::kOk},
   };
