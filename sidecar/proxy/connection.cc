@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "sidecar/core/logging.h"
 #include "sidecar/net/socket_read.h"
@@ -23,8 +24,9 @@ constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr int64_t kSniffTimeoutUs = 200'000;
 
 // Enough to tell: the request line's method (at most 24 bytes) and a space,
-// or the HTTP/2 preface's first bytes.
-constexpr size_t kSniffBytes = 32;
+// or the HTTP/2 preface's first bytes — or, for a method that is not all
+// capitals, the whole request line (see sniffBytes).
+constexpr size_t kSniffBytes = 1024;
 
 }  // namespace
 
@@ -41,10 +43,29 @@ Connection::Connection(Worker* worker, evutil_socket_t fd, const net::Address& p
 Connection::Sniffed Connection::sniffBytes(const unsigned char* p, size_t n) {
   size_t h2 = std::min(n, kH2Preface.size());
   if (std::memcmp(p, kH2Preface.data(), h2) == 0) return h2 == kH2Preface.size() ? Sniffed::kHttp2 : Sniffed::kNeedMore;
+  bool capitals = true;
   for (size_t i = 0; i < n && i <= 24; ++i) {
     unsigned char c = p[i];
-    if (c == ' ') return i > 0 ? Sniffed::kHttp1 : Sniffed::kOpaque;
-    if (!((c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return Sniffed::kOpaque;
+    if (c == ' ') {
+      if (i == 0) return Sniffed::kOpaque;
+      if (capitals) return Sniffed::kHttp1;
+      // Any token is a method ("get" is one; Http1Reader forwards it as it
+      // is), but a lower-case word and a space also start text protocols
+      // (memcached's "get key"): HTTP/1 only when the line ends in an HTTP
+      // version, else opaque, as before.
+      std::string_view line(reinterpret_cast<const char*>(p), n);
+      size_t eol = line.find('\n');
+      if (eol == std::string_view::npos) return n >= kSniffBytes ? Sniffed::kOpaque : Sniffed::kNeedMore;
+      return line.substr(0, eol).find(" HTTP/1.") != std::string_view::npos ? Sniffed::kHttp1 : Sniffed::kOpaque;
+    }
+    if (c >= 'A' && c <= 'Z') continue;
+    if (c == '-' || c == '_') continue;
+    // RFC 9110 §5.6.2 tchar.
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+          std::string_view("!#$%&'*+.^`|~").find(static_cast<char>(c)) != std::string_view::npos)) {
+      return Sniffed::kOpaque;
+    }
+    capitals = false;
   }
   return n > 24 ? Sniffed::kOpaque : Sniffed::kNeedMore;
 }

@@ -31,6 +31,10 @@ bool isHopByHop(std::string_view name) {
       return iequals(name, "upgrade") || iequals(name, "trailer");
     case 10:
       return iequals(name, "connection") || iequals(name, "keep-alive");
+    case 14:
+      // RFC 9113 §3.1 (RFC 7540 §3.2.1): only an h2c upgrade uses it, and
+      // the sidecar never lets one through (Http1Reader).
+      return iequals(name, "http2-settings");
     case 16:
       return iequals(name, "proxy-connection");
     case 17:

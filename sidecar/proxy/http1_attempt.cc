@@ -255,10 +255,16 @@ void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
   {
     HeadFormat f(head_out_);
     f.add(head.method).add(" ").add(head.path).add(" HTTP/1.1\r\n");
-    if (!findHeader(head.headers, "host") && !head.authority.empty()) f.field("host", head.authority);
+    // Host is the request's authority, first (RFC 9110 §7.2): for an
+    // absolute-form request the target's authority replaces the Host the
+    // client sent (RFC 9112 §3.2.2: what we routed by is what the upstream
+    // reads), and a Host the Connection field names still goes.
+    if (!head.authority.empty()) f.field("host", head.authority);
     HopByHopFilter hop(head.headers);
     for (const auto& [k, v] : head.headers) {
-      if (hop.drops(k) || iequals(k, "content-length") || replacedByAttemptHeaders(extra, k)) continue;
+      if (hop.drops(k) || iequals(k, "content-length") || iequals(k, "host") || replacedByAttemptHeaders(extra, k)) {
+        continue;
+      }
       f.field(k, v);
     }
     if (head.upgrade) {
@@ -298,7 +304,10 @@ void Http1Attempt::endRequest(const HeaderList* trailers) {
   if (!chunked_) return;
   std::string out = "0\r\n";
   if (trailers) {
-    for (const auto& [k, v] : *trailers) out.append(k).append(": ").append(v).append("\r\n");
+    for (const auto& [k, v] : *trailers) {
+      if (notATrailer(k)) continue;
+      out.append(k).append(": ").append(v).append("\r\n");
+    }
   }
   out.append("\r\n");
   send(out.data(), out.size());
@@ -429,6 +438,9 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
     } else {
       evbuffer_drain(in, res.consumed);
     }
+    // A framing error in what followed a completed (or cancelled) response
+    // leaves the connection's framing unknown: never pooled again.
+    if (res.error != Http1Reader::Error::kNone) reusable_ = false;
     if (state_ == State::kDone) {
       // Completed (or cancelled) inside the feed. Bytes after a complete
       // response on an HTTP/1 connection make it unusable. (After a cancel

@@ -1,15 +1,34 @@
 // Http1Reader: the proxy's view of one direction of an HTTP/1.1 connection,
-// parsed by llhttp (never a hand-written parser). It turns bytes into
-// events — head, body pieces, trailers, end — and enforces the framing rules
-// that keep a proxy safe from request smuggling (RFC 9112 §6.3, §11.2):
-// Content-Length together with Transfer-Encoding, duplicate differing
-// Content-Length, a Transfer-Encoding other than a final "chunked", bad chunk
-// sizes and obs-fold are errors; llhttp's lenient modes are all off.
+// parsed by llhttp (never a hand-written parser; llhttp is built in its
+// strict mode and none of its lenient flags is ever set). It turns bytes
+// into events — head, body pieces, trailers, end — and holds both
+// directions to the framing rules of the strictest proxies (HAProxy,
+// nginx), which keep a proxy safe from request smuggling (RFC 9112 §2-§7,
+// RFC 9110 §5; tests/unit/proxy/http1_framing_test.cc lists every rule):
+//   - every line of a head ends in CRLF (no bare LF, no bare CR), and so
+//     does the end of a chunked body; no obs-fold; names are tokens with
+//     no space before the colon; values hold no NUL or other control byte;
+//   - the request line is exactly method SP target SP HTTP/1.x: one space
+//     each, a token method (any token: "get" and "FROB" are methods, sent
+//     on as they are), a target with no control byte, space, non-ASCII
+//     byte or '#', version 1.0 or 1.1; a status line's code is 3 digits and
+//     its reason holds no control byte;
+//   - Content-Length at most once, digits only, no overflow; Transfer-
+//     Encoding at most once and exactly "chunked", never with
+//     Content-Length and never in an HTTP/1.0 message; chunk sizes hex
+//     with no space or sign, CRLF after each chunk's data;
+//   - requests: exactly one Host in HTTP/1.1 (absolute-form may omit it),
+//     never two, a valid authority in it and in an absolute-form target
+//     (no userinfo, not empty); '*' only for OPTIONS.
+// A refused head never reaches Handler::onHead. `Upgrade: h2c` is not an
+// upgrade here (MessageHead::upgrade stays false and the body is parsed as
+// HTTP/1): a proxy must not let an h2c upgrade through (h2c smuggling).
 //
 // The reader pauses after each complete message, so a connection's next
 // pipelined request is not even parsed until the caller resume()s: responses
 // go out in order by construction. Body pieces point into the caller's
-// buffer and are valid only during the callback.
+// buffer and are valid only while that buffer is (a caller may keep them
+// until feed() returns and hand them on only then).
 #pragma once
 
 #include <llhttp.h>
@@ -99,6 +118,7 @@ class Http1Reader {
  private:
   static int onMessageBegin(llhttp_t* p);
   static int onUrl(llhttp_t* p, const char* at, size_t len);
+  static int onVersion(llhttp_t* p, const char* at, size_t len);
   static int onStatus(llhttp_t* p, const char* at, size_t len);
   static int onMethod(llhttp_t* p, const char* at, size_t len);
   static int onHeaderField(llhttp_t* p, const char* at, size_t len);
@@ -107,12 +127,31 @@ class Http1Reader {
   static int onHeadersComplete(llhttp_t* p);
   static int onBody(llhttp_t* p, const char* at, size_t len);
   static int onMessageComplete(llhttp_t* p);
+  static int onChunkHeader(llhttp_t* p);
   // Counts `len` more bytes of the header section against the limit.
   int addHeaderBytes(size_t len) {
     header_bytes_ += len;
     return header_bytes_ > limits_.max_header_bytes ? headerBytesTooMany() : 0;
   }
   int headerBytesTooMany();
+  // A new message: every field of head_ reset (requests: from feed(), at the
+  // method's first byte; responses: llhttp's on_message_begin).
+  void beginMessage();
+  int refuse(std::string why);
+  // Requests: reads the method at the start of a message (our own token
+  // check: llhttp knows a fixed list of methods). Returns bytes taken.
+  size_t scanMethod(const char* p, size_t n);
+  // Checks line ends in the head being read: every LF right after a CR.
+  // False (with the error set) on a bare LF; stops at the head's end.
+  bool scanHeadLines(const char* p, const char* end);
+  // One llhttp_execute over [p, p + n), keeping the offsets the request
+  // line checks use.
+  llhttp_errno_t execute(const char* p, size_t n);
+  // The rules llhttp leaves to us, on a complete head (see the top).
+  int checkHead(llhttp_t* p);
+  // Sets *absolute for an absolute-form target.
+  int checkRequestTarget(bool* absolute);
+  Result errorResult(llhttp_errno_t err, size_t len);
 
   Mode mode_;
   Handler* handler_;
@@ -133,6 +172,28 @@ class Http1Reader {
   char prev_nonblank_ = 0;            // last non-SP/HT byte of earlier buffers
   bool head_request_ = false;
   size_t header_bytes_ = 0;
+  // Requests' method (scanMethod): complete (the space after it seen), and
+  // whether llhttp was shown another one in its place ("GET" for a token
+  // it does not know: same framing, since a request's body length never
+  // depends on its method, RFC 9112 §6.3).
+  bool method_done_ = false;
+  size_t llhttp_method_len_ = 0;
+  // Offsets in the bytes llhttp was given for this request (the request
+  // line's single spaces): before the current execute, the current
+  // execute's start, where the target began (SIZE_MAX: not yet), its length.
+  uint64_t exec_base_ = 0;
+  const char* exec_begin_ = nullptr;
+  uint64_t url_at_ = UINT64_MAX;
+  uint64_t url_len_ = 0;
+  bool version_seen_ = false;
+  // scanHeadLines: on while the head (or a trailer section) is read; the current line's length
+  // so far and last byte; whether the start line was seen.
+  bool scan_head_ = false;
+  bool start_line_seen_ = false;
+  uint64_t line_len_ = 0;
+  char last_byte_ = 0;
+  bool last_chunk_ = false;    // llhttp paused at the last chunk: check the trailer lines
+  bool interim_done_ = false;  // a 1xx response completed: go on to the final one
   Error user_error_ = Error::kNone;
   std::string user_why_;
 };

@@ -306,16 +306,24 @@ void Http1Session::processInput(const char* fresh, size_t fresh_len) {
     // What the parser left of fresh bytes (a pipelined request, the start
     // of a tunnel) goes where unread bytes belong, whatever happened.
     if (from_fresh && res.consumed < len) evbuffer_add(in, data + res.consumed, len - res.consumed);
+    if (res.error != Http1Reader::Error::kNone) {
+      // Nothing of these bytes goes on (parsed_ is dropped); what went
+      // before them is the stream's to abort (rejectRequest).
+      parsed_.head = nullptr;
+      parsed_.body.clear();
+      parsed_.trailers = nullptr;
+      parsed_.complete = false;
+      if (!from_fresh) evbuffer_drain(in, res.consumed);
+      if (res.error == Http1Reader::Error::kHeadersTooLarge) {
+        rejectRequest(431, "Request Header Fields Too Large", res.why);
+      } else {
+        rejectRequest(400, "Bad Request", res.why);
+      }
+      return;
+    }
+    deliverParsed();  // before the drain: body pieces point into `data`
     if (closed_) return;
     if (!from_fresh) evbuffer_drain(in, res.consumed);
-    if (res.error == Http1Reader::Error::kHeadersTooLarge) {
-      rejectRequest(431, "Request Header Fields Too Large", res.why);
-      return;
-    }
-    if (res.error == Http1Reader::Error::kBadMessage) {
-      rejectRequest(400, "Bad Request", res.why);
-      return;
-    }
     if (res.paused) {
       awaiting_head_ = true;  // a message ended: the next bytes begin a head
     } else if (awaiting_head_ && !reader_.idle() && !head_timer_.armed()) {
@@ -393,7 +401,8 @@ void requestHeadFromHttp1(MessageHead& head, RequestHead& r) {
       r.absolute_host = std::string(h);
       r.absolute_port = port;
     }
-  } else if (target.compare(0, 7, "http://") == 0) {
+  } else if (target.size() >= 7 && iequals(std::string_view(target).substr(0, 7), "http://")) {
+    // (The reader checked the authority: not empty, no userinfo.)
     size_t host_end = target.find_first_of("/?", 7);
     std::string authority = target.substr(7, host_end == std::string::npos ? std::string::npos : host_end - 7);
     r.path = host_end == std::string::npos ? "/" : target.substr(host_end);
@@ -421,6 +430,7 @@ void appendLastChunk(evbuffer* out, const HeaderList* trailers) {
   evbuffer_add(out, "0\r\n", 3);
   if (trailers) {
     for (const auto& [k, v] : *trailers) {
+      if (notATrailer(k)) continue;
       evbuffer_add_printf(out, "%.*s: %.*s\r\n", static_cast<int>(k.size()), k.data(), static_cast<int>(v.size()), v.data());
     }
   }
@@ -451,21 +461,40 @@ void Http1Session::onHeadTimeout() {
 }
 
 void Http1Session::onHead(MessageHead& head) {
+  // The head is whole: the request-header timeout is done with it, whatever
+  // the rest of this read turns out to hold.
   awaiting_head_ = first_head_ = false;
   head_timer_.cancel();
-  if (worker().draining()) close_after_response_ = true;
-  auto expect = findHeader(head.headers, "expect");
-  bool expect_continue = expect && iequals(*expect, "100-continue");
-  stream_ = std::make_unique<ProxyStream>(this, event::monotonicNowUs());
-  const RequestHead& req = stream_->request();
-  requestHeadFromHttp1(head, stream_->request());
-  head_request_ = std::string_view(req.method) == "HEAD";
-  version_minor_ = req.version_minor;
-  keep_alive_ = req.keep_alive;
-  upgrade_ = req.upgrade;
-  head_written_ = head_only_ = downstream_chunked_ = downstream_close_ = trailers_sent_ = false;
-  if (expect_continue) sendContinue();
-  stream_->start();
+  parsed_.head = &head;
+}
+
+void Http1Session::deliverParsed() {
+  if (MessageHead* head = std::exchange(parsed_.head, nullptr)) {
+    if (worker().draining()) close_after_response_ = true;
+    auto expect = findHeader(head->headers, "expect");
+    bool expect_continue = expect && iequals(*expect, "100-continue");
+    stream_ = std::make_unique<ProxyStream>(this, event::monotonicNowUs());
+    const RequestHead& req = stream_->request();
+    requestHeadFromHttp1(*head, stream_->request());
+    head_request_ = std::string_view(req.method) == "HEAD";
+    version_minor_ = req.version_minor;
+    keep_alive_ = req.keep_alive;
+    upgrade_ = req.upgrade;
+    head_written_ = head_only_ = downstream_chunked_ = downstream_close_ = trailers_sent_ = false;
+    if (expect_continue) sendContinue();
+    stream_->start();
+  }
+  // The stream may be gone by now (answered at once): each step asks.
+  for (const auto& [data, len] : parsed_.body) {
+    if (stream_) stream_->onRequestBody(data, len);
+  }
+  parsed_.body.clear();
+  // A read of many tiny chunks needs many entries once; not kept for life.
+  if (parsed_.body.capacity() > 256) parsed_.body = {};
+  if (HeaderList* trailers = std::exchange(parsed_.trailers, nullptr)) {
+    if (stream_) stream_->onRequestTrailers(*trailers);
+  }
+  if (std::exchange(parsed_.complete, false) && stream_) stream_->onRequestComplete();
 }
 
 const std::optional<net::Address>& Http1Session::originalDst() const { return conn_->originalDst(); }
@@ -599,17 +628,11 @@ void Http1Session::localReply(const LocalReply& r) {
   streamFinished(!close);
 }
 
-void Http1Session::onBody(const char* data, size_t len) {
-  if (stream_) stream_->onRequestBody(data, len);
-}
+void Http1Session::onBody(const char* data, size_t len) { parsed_.body.emplace_back(data, len); }
 
-void Http1Session::onTrailers(HeaderList& trailers) {
-  if (stream_) stream_->onRequestTrailers(trailers);
-}
+void Http1Session::onTrailers(HeaderList& trailers) { parsed_.trailers = &trailers; }
 
-void Http1Session::onComplete() {
-  if (stream_) stream_->onRequestComplete();
-}
+void Http1Session::onComplete() { parsed_.complete = true; }
 
 void Http1Session::sendContinue() {
   static const char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";

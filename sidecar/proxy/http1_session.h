@@ -23,6 +23,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/io_ring.h"
@@ -154,7 +156,10 @@ class Http1Session : public event::Deletable,
   // buffer the body (the upstream gets no Expect; we may replay the body).
   void sendContinue();
 
-  // Http1Reader::Handler
+  // Hands what the last feed parsed to the stream (see parsed_).
+  void deliverParsed();
+
+  // Http1Reader::Handler: each records what it got in parsed_ only.
   void onHead(MessageHead& head) override;
   void onBody(const char* data, size_t len) override;
   void onTrailers(HeaderList& trailers) override;
@@ -205,6 +210,19 @@ class Http1Session : public event::Deletable,
   event::Timer head_timer_;
   bool awaiting_head_ = true;  // the next bytes parsed belong to a request head
   bool first_head_ = true;     // the connection's first request: anchored at accept
+  // What one reader_.feed() parsed, handed to the stream only once the
+  // feed returned without error: nothing of a read goes upstream before
+  // every byte of it was parsed (a framing error later in the same bytes
+  // answers 400 with nothing sent). Body pieces point into the bytes fed,
+  // which stay put until processInput drains them after delivery. The
+  // vector's capacity is kept (no allocation per request).
+  struct Parsed {
+    MessageHead* head = nullptr;  // a request head (the reader's, until it resumes)
+    std::vector<std::pair<const char*, size_t>> body;
+    HeaderList* trailers = nullptr;
+    bool complete = false;
+  };
+  Parsed parsed_;
   std::unique_ptr<ProxyStream> stream_;
   bool waiting_for_response_ = false;  // reader paused after a complete request
   bool finished_early_ = false;        // response done before the request ended

@@ -135,7 +135,8 @@ class Http1SemanticsTest(Stack):
                   b"5\r\nhello\r\n0\r\nX Sum: 42\r\n\r\n")
         status, headers, body = read_response(s)
         self.assertEqual(status, 400)
-        self.assertIn(b"invalid trailer name", body)
+        # Our words, or llhttp's (its strict build refuses the space itself).
+        self.assertRegex(body, b"invalid trailer name|Invalid header token")
         self.assertEqual(headers["connection"], ["close"])
         s.settimeout(5)
         self.assertEqual(s.recv(100), b"")  # closed after the answer
