@@ -113,6 +113,10 @@ StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
     g.bad_requests += w->bad_requests.get();
     g.upstream_overflow += w->upstream_overflow.get();
     g.io_uring_workers += w->io_uring.get();
+    for (size_t side = 0; side < 2; ++side) {
+      for (size_t r = 0; r < proxy::kHttp2OffenceCount; ++r) g.http2_goaways[side][r] += w->http2_goaways[side][r].get();
+    }
+    g.http2_streams_refused += w->http2_streams_refused.get();
   }
   s.routes = stats::collect(shared.worker_stats);
   s.policy = shared.policy_status.snapshot();
@@ -172,6 +176,17 @@ std::string statsJson(const StatsSnapshot& s) {
   field("bad_requests", g.bad_requests);
   field("upstream_overflow", g.upstream_overflow);
   field("io_uring_workers", g.io_uring_workers);
+  field("http2_streams_refused", g.http2_streams_refused);
+  b += "\"http2_goaways\":{";
+  for (size_t side = 0; side < 2; ++side) {
+    b += side == 0 ? "\"downstream\":{" : ",\"upstream\":{";
+    for (size_t r = 0; r < proxy::kHttp2OffenceCount; ++r) {
+      b += (r ? ",\"" : "\"") + std::string(proxy::offenceName(static_cast<proxy::Http2Offence>(r))) +
+           "\":" + std::to_string(g.http2_goaways[side][r]);
+    }
+    b += "}";
+  }
+  b += "},";
   b += "\"responses\":{";
   for (int c = 1; c <= 5; ++c) b += "\"" + std::string(kClassNames[c]) + "\":" + std::to_string(g.responses[c]) + (c < 5 ? "," : "");
   b += "},";
@@ -262,6 +277,20 @@ std::string metricsText(const StatsSnapshot& s) {
          g.bad_requests);
   global("mulligan_upstream_overflow_total", "counter",
          "Calls answered 503 because the destination had --max-upstream-connections open.", g.upstream_overflow);
+  m.family("mulligan_http2_goaways_total", "counter",
+           "HTTP/2 connections ended with GOAWAY because the peer went beyond a limit, by side (downstream: the "
+           "app; upstream) and reason.");
+  for (size_t side = 0; side < 2; ++side) {
+    for (size_t r = 0; r < proxy::kHttp2OffenceCount; ++r) {
+      m.sample("mulligan_http2_goaways_total",
+               std::string("side=\"") + (side == 0 ? "downstream" : "upstream") + "\",reason=\"" +
+                   std::string(proxy::offenceName(static_cast<proxy::Http2Offence>(r))) + "\"",
+               g.http2_goaways[side][r]);
+    }
+  }
+  global("mulligan_http2_streams_refused_total", "counter",
+         "HTTP/2 request streams refused (REFUSED_STREAM) because the worker had its limit of streams open.",
+         g.http2_streams_refused);
   global("mulligan_io_uring_workers", "gauge",
          "Workers whose HTTP/1 sockets receive and send through io_uring (0: epoll, see the log).",
          g.io_uring_workers);

@@ -43,6 +43,9 @@ struct StatsSnapshot {
     uint64_t bad_requests = 0;
     uint64_t upstream_overflow = 0;  // calls refused at --max-upstream-connections
     uint64_t io_uring_workers = 0;   // workers whose HTTP/1 sockets go through io_uring
+    // HTTP/2 GOAWAYs for a peer's offence, [proxy::Http2Side][proxy::Http2Offence].
+    uint64_t http2_goaways[2][proxy::kHttp2OffenceCount] = {};
+    uint64_t http2_streams_refused = 0;  // REFUSED_STREAM: a worker's open-stream limit
   } globals;
   std::vector<stats::RouteTotals> routes;  // every service/route that had traffic
   // Per routes[i]: the route's match in the enforced table ("path_prefix =

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sidecar/net/address.h"
+#include "sidecar/proxy/http2_offence.h"
 #include "sidecar/policy/policy_view.h"
 #include "sidecar/retry/budget.h"
 #include "sidecar/stats/route_stats.h"
@@ -33,6 +34,12 @@ struct WorkerCounters {
   Counter upstream_overflow;  // calls answered 503: max upstream connections reached
   Counter bad_requests;     // 400 / 431 / 414 answered by us
   Counter io_uring;         // 1 while the worker's HTTP/1 sockets go through io_uring (net::IoRing)
+  // HTTP/2 peers sent GOAWAY for going beyond a limit (http2_limits.h), by
+  // [Http2Side][Http2Offence].
+  Counter http2_goaways[2][kHttp2OffenceCount];
+  // HTTP/2 request streams refused (REFUSED_STREAM): the worker had
+  // Http2ServerSession::kMaxStreamsPerWorker open.
+  Counter http2_streams_refused;
 };
 
 struct Config {

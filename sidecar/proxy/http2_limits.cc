@@ -1,0 +1,127 @@
+#include "sidecar/proxy/http2_limits.h"
+
+#include <string>
+
+#include "sidecar/core/logging.h"
+
+namespace mulligan::proxy {
+
+std::string_view offenceName(Http2Offence o) {
+  switch (o) {
+    case Http2Offence::kPingFlood: return "ping-flood";
+    case Http2Offence::kSettingsFlood: return "settings-flood";
+    case Http2Offence::kOutboundFlood: return "outbound-flood";
+    case Http2Offence::kEmptyFrames: return "empty-frames";
+    case Http2Offence::kContinuationFlood: return "continuation-flood";
+    case Http2Offence::kRapidReset: return "rapid-reset";
+    case Http2Offence::kStreamId: return "stream-id";
+    case Http2Offence::kProtocol: return "protocol-error";
+    case Http2Offence::kCount: break;
+  }
+  return "protocol-error";
+}
+
+uint32_t offenceErrorCode(Http2Offence o) {
+  switch (o) {
+    case Http2Offence::kStreamId:
+    case Http2Offence::kProtocol:
+      return NGHTTP2_PROTOCOL_ERROR;
+    default:
+      return NGHTTP2_ENHANCE_YOUR_CALM;
+  }
+}
+
+Http2Offence offenceOfNghttp2Error(int rv) {
+  switch (rv) {
+    case NGHTTP2_ERR_FLOODED: return Http2Offence::kOutboundFlood;
+    case NGHTTP2_ERR_TOO_MANY_SETTINGS: return Http2Offence::kSettingsFlood;
+#ifdef NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+    case NGHTTP2_ERR_TOO_MANY_CONTINUATIONS: return Http2Offence::kContinuationFlood;
+#endif
+    default: return Http2Offence::kProtocol;
+  }
+}
+
+void applyNghttp2Limits(nghttp2_option* opt) {
+  nghttp2_option_set_max_outbound_ack(opt, Http2FloodGuard::kMaxOutboundAcks);
+  nghttp2_option_set_max_settings(opt, Http2FloodGuard::kMaxSettingsEntries);
+  // Debian 12's 1.52.0 carries the CVE-2023-44487 and CVE-2024-27316
+  // backports (the functions below); they are nghttp2 1.57 / 1.61 upstream.
+  nghttp2_option_set_max_continuations(opt, Http2FloodGuard::kMaxContinuations);
+  // Ours trips first (ENHANCE_YOUR_CALM, counted); nghttp2's is the backstop.
+  nghttp2_option_set_stream_reset_rate_limit(opt, 2 * Http2FloodGuard::kResetBurst,
+                                             2 * Http2FloodGuard::kResetPerSecond);
+}
+
+bool TokenBucket::take(int64_t now_us) {
+  if (last_us_ >= 0 && now_us > last_us_) {
+    tokens_ += static_cast<double>(now_us - last_us_) * per_second_ / 1e6;
+    if (tokens_ > burst_) tokens_ = burst_;
+  }
+  last_us_ = now_us;
+  if (tokens_ < 1) return false;
+  tokens_ -= 1;
+  return true;
+}
+
+bool Http2FloodGuard::onFrameHeader(const nghttp2_frame_hd& hd, int64_t now_us) {
+  switch (hd.type) {
+    case NGHTTP2_DATA:
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_CONTINUATION: {
+      // "Empty" means no payload and nothing ended: a frame that moves
+      // nothing forward (an END_STREAM or END_HEADERS frame may be empty).
+      bool ends = (hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+                  (hd.type != NGHTTP2_DATA && (hd.flags & NGHTTP2_FLAG_END_HEADERS));
+      if (hd.length != 0 || ends) {
+        empty_in_a_row_ = 0;
+      } else if (++empty_in_a_row_ > kMaxEmptyFrames) {
+        return offend(Http2Offence::kEmptyFrames);
+      }
+      return false;
+    }
+    case NGHTTP2_PING:
+      if (!(hd.flags & NGHTTP2_FLAG_ACK) && !control_.take(now_us)) return offend(Http2Offence::kPingFlood);
+      return false;
+    case NGHTTP2_SETTINGS:
+      if (!(hd.flags & NGHTTP2_FLAG_ACK) && !control_.take(now_us)) return offend(Http2Offence::kSettingsFlood);
+      return false;
+    case NGHTTP2_RST_STREAM:
+      if (count_resets_ && !resets_.take(now_us)) return offend(Http2Offence::kRapidReset);
+      return false;
+    default:
+      return false;
+  }
+}
+
+namespace {
+
+// Per worker thread: when each (side, reason) was last logged, and how
+// many were not logged since.
+struct OffenceLog {
+  int64_t last_us[2][kHttp2OffenceCount] = {};
+  uint64_t quiet[2][kHttp2OffenceCount] = {};
+  bool logged[2][kHttp2OffenceCount] = {};
+};
+thread_local OffenceLog t_log;
+
+}  // namespace
+
+void noteOffence(Http2Side side, Http2Offence o, const char* peer, int64_t now_us) {
+  size_t s = static_cast<size_t>(side), r = static_cast<size_t>(o);
+  if (t_log.logged[s][r] && now_us - t_log.last_us[s][r] < kOffenceLogIntervalUs) {
+    ++t_log.quiet[s][r];
+    return;
+  }
+  uint64_t quiet = t_log.quiet[s][r];
+  t_log.logged[s][r] = true;
+  t_log.last_us[s][r] = now_us;
+  t_log.quiet[s][r] = 0;
+  std::string name(offenceName(o));
+  std::string more = quiet ? " (" + std::to_string(quiet) + " more since the last such line)" : "";
+  LOG_WARN("HTTP/2 %s %s: %s, GOAWAY %s, connection closed%s",
+           side == Http2Side::kDownstream ? "client" : "upstream", peer, name.c_str(),
+           offenceErrorCode(o) == NGHTTP2_PROTOCOL_ERROR ? "PROTOCOL_ERROR" : "ENHANCE_YOUR_CALM", more.c_str());
+}
+
+}  // namespace mulligan::proxy
