@@ -424,9 +424,11 @@ void Http2ClientSession::goAway(Http2Offence o, const char* what) {
   evbuffer* out = bufferevent_get_output(bev_);
   const uint8_t* data = nullptr;
   for (ssize_t n; (n = nghttp2_session_mem_send(session_, &data)) > 0;) evbuffer_add(out, data, static_cast<size_t>(n));
-  // One try at writing it: the connection ends now either way (its streams
-  // are retried or fail as for any lost connection).
-  evbuffer_write(out, bufferevent_getfd(bev_));
+  // The session ends now (its streams are retried or fail as for any lost
+  // connection); the socket lives on until the GOAWAY is written.
+  bufferevent* bev = bev_;
+  bev_ = nullptr;
+  lingerClose(bev, kGoawayLingerUs);
   closeWith(std::string("HTTP/2 connection error from upstream (") + std::string(offenceName(o)) + "): " + what,
             false);
 }

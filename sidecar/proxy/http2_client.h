@@ -102,6 +102,8 @@ class Http2ClientSession : public event::Deletable {
   // CVE-2023-44487 rate limit), and a retry of every 503 would be one each.
   void orphan(Http2Attempt* a);
   static constexpr int64_t kOrphanGraceUs = 1'000'000;
+  // After a GOAWAY for an offence, the longest wait for it to be written.
+  static constexpr int64_t kGoawayLingerUs = 1'000'000;
   void resumeData(int32_t stream_id);
   void consume(int32_t stream_id, size_t n);
   void scheduleFlush();

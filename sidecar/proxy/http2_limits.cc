@@ -1,5 +1,8 @@
 #include "sidecar/proxy/http2_limits.h"
 
+#include <event2/buffer.h>
+#include <event2/event.h>
+
 #include <string>
 
 #include "sidecar/core/logging.h"
@@ -91,6 +94,43 @@ bool Http2FloodGuard::onFrameHeader(const nghttp2_frame_hd& hd, int64_t now_us) 
       return false;
     default:
       return false;
+  }
+}
+
+namespace {
+
+struct Lingering {
+  bufferevent* bev;
+  event* timer;
+  static void done(Lingering* l) {
+    event_free(l->timer);
+    bufferevent_free(l->bev);
+    delete l;
+  }
+  static void onRead(bufferevent* bev, void*) {
+    evbuffer* in = bufferevent_get_input(bev);
+    evbuffer_drain(in, evbuffer_get_length(in));
+  }
+  static void onWrite(bufferevent*, void* arg) { done(static_cast<Lingering*>(arg)); }
+  static void onEvent(bufferevent*, short, void* arg) { done(static_cast<Lingering*>(arg)); }
+  static void onTimeout(evutil_socket_t, short, void* arg) { done(static_cast<Lingering*>(arg)); }
+};
+
+}  // namespace
+
+void lingerClose(bufferevent* bev, int64_t linger_us) {
+  auto* l = new Lingering{bev, nullptr};
+  l->timer = evtimer_new(bufferevent_get_base(bev), &Lingering::onTimeout, l);
+  timeval tv{static_cast<time_t>(linger_us / 1'000'000), static_cast<suseconds_t>(linger_us % 1'000'000)};
+  evtimer_add(l->timer, &tv);
+  // The write callback runs when the output drains to the low watermark (0).
+  bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+  bufferevent_setcb(bev, &Lingering::onRead, &Lingering::onWrite, &Lingering::onEvent, l);
+  bufferevent_enable(bev, EV_READ | EV_WRITE);
+  Lingering::onRead(bev, l);
+  if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+    // Nothing left to write: a write callback would never come.
+    event_active(l->timer, EV_TIMEOUT, 0);
   }
 }
 

@@ -25,6 +25,7 @@
 // Threading: a guard belongs to one session (one worker thread).
 #pragma once
 
+#include <event2/bufferevent.h>
 #include <nghttp2/nghttp2.h>
 
 #include <cstddef>
@@ -94,6 +95,13 @@ class Http2FloodGuard {
   uint32_t empty_in_a_row_ = 0;
   Http2Offence offence_ = Http2Offence::kProtocol;
 };
+
+// Takes over `bev` (a connection its owner is done with) and frees it once
+// its output is written, or after `linger_us` at most. What arrives
+// meanwhile is read and dropped, so that the close is a FIN after the last
+// frame rather than a reset that could discard it (close() with unread
+// input sends RST).
+void lingerClose(bufferevent* bev, int64_t linger_us);
 
 // Counts an offence in this worker's counters' slot (the caller passes it)
 // and logs it at most once per episode: the first offence of a (side,
