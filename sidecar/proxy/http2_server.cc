@@ -22,28 +22,49 @@ constexpr size_t kOutputHighWater = 64 * 1024;  // stop producing frames above t
 constexpr uint32_t kStreamWindow = 256 * 1024;
 constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
 
-// Request streams open on this thread (see kMaxStreamsPerWorker), and the
-// most open at once since the heap was last trimmed.
+// Request streams and sessions open on this thread (see
+// kMaxStreamsPerWorker).
 thread_local size_t t_open_streams = 0;
-thread_local size_t t_open_peak = 0;
+thread_local size_t t_sessions = 0;
+// A storm (half the worker's stream limit open at once) happened and its
+// memory has not been given back yet: once its streams are gone, and once
+// its connections are gone.
+thread_local bool t_trim_streams = false;
+thread_local bool t_trim_sessions = false;
 
-// After a storm of streams (half the worker's limit open at once) the
-// worker is quiet again: give the freed memory back. glibc keeps it
-// otherwise: what a storm leaves in use at the top of the heap (a buffer,
-// a pooled block) pins everything below it, and RSS stays at the storm's
-// peak for good (issue 15 measured 518 MiB that never came back).
-// malloc_trim returns every free page, not only the top; it costs a walk
-// of the heap, so it runs once per storm, not per stream.
+// After a storm the worker is quiet again: give the freed memory back.
+// glibc keeps it otherwise: what a storm leaves in use at the top of the
+// heap (a buffer, a pooled block) pins everything below it, and RSS stays
+// at the storm's peak for good (issue 15 measured 518 MiB that never came
+// back). malloc_trim returns every free page, not only the top; it costs a
+// walk of the heap, so it runs twice per storm, never per stream.
 constexpr size_t kStormStreams = Http2ServerSession::kMaxStreamsPerWorker / 2;
 constexpr size_t kQuietStreams = Http2ServerSession::kMaxStreamsPerWorker / 64;
+constexpr size_t kQuietSessions = 16;
+
+void trimHeap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+void streamOpenedOnThread() {
+  if (++t_open_streams >= kStormStreams) t_trim_streams = t_trim_sessions = true;
+}
 
 void streamClosedOnThread() {
   --t_open_streams;
-  if (t_open_peak >= kStormStreams && t_open_streams <= kQuietStreams) {
-    t_open_peak = 0;
-#ifdef __GLIBC__
-    malloc_trim(0);
-#endif
+  if (t_trim_streams && t_open_streams <= kQuietStreams) {
+    t_trim_streams = false;
+    trimHeap();
+  }
+}
+
+void sessionClosedOnThread() {
+  --t_sessions;
+  if (t_trim_sessions && t_open_streams <= kQuietStreams && t_sessions <= kQuietSessions) {
+    t_trim_sessions = false;
+    trimHeap();
   }
 }
 
@@ -130,7 +151,7 @@ struct NvList {
 
 Http2ServerStream::Http2ServerStream(Http2ServerSession* session, int32_t id)
     : session_(session), id_(id), out_(evbuffer_new()) {
-  if (++t_open_streams > t_open_peak) t_open_peak = t_open_streams;
+  streamOpenedOnThread();
   // The request's fields go into kept storage (the ProxyStream gives it back).
   head_.headers = HeaderStock::local().takeList();
 }
@@ -358,6 +379,7 @@ ssize_t Http2ServerStream::readResponse(uint8_t* buf, size_t len, uint32_t* flag
 
 Http2ServerSession::Http2ServerSession(Connection* conn, bufferevent* bev)
     : conn_(conn), bev_(bev), linger_(conn->worker().base(), [this] { closeNow(); }) {
+  ++t_sessions;
   flush_ev_.reset(event_new(conn->worker().base(), -1, 0, &Http2ServerSession::onFlushEvent, this));
 }
 
@@ -365,6 +387,7 @@ Http2ServerSession::~Http2ServerSession() {
   streams_.clear();  // aborts unfinished calls
   if (session_) nghttp2_session_del(session_);
   if (bev_) bufferevent_free(bev_);
+  sessionClosedOnThread();  // last: may trim the heap
 }
 
 Worker& Http2ServerSession::worker() { return conn_->worker(); }
