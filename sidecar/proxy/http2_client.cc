@@ -404,21 +404,21 @@ int Http2ClientSession::onBeginFrame(const nghttp2_frame_hd& hd) {
 int Http2ClientSession::onFrameSend(const nghttp2_frame* frame) {
   if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
     // A connection error nghttp2 answered by itself: counted as ours are.
-    noteGoAway(offence_ ? *offence_ : Http2Offence::kProtocol);
+    noteGoAway(offence_ ? *offence_ : Http2Offence::kProtocol, frame->goaway.error_code);
   }
   return 0;
 }
 
-void Http2ClientSession::noteGoAway(Http2Offence o) {
+void Http2ClientSession::noteGoAway(Http2Offence o, uint32_t code) {
   if (goaway_noted_) return;
   goaway_noted_ = true;
   worker_->counters().http2_goaways[static_cast<size_t>(Http2Side::kUpstream)][static_cast<size_t>(o)].add();
-  noteOffence(Http2Side::kUpstream, o, dest_.toString().c_str(), event::monotonicNowUs());
+  noteOffence(Http2Side::kUpstream, o, code, dest_.toString().c_str(), event::monotonicNowUs());
 }
 
 void Http2ClientSession::goAway(Http2Offence o, const char* what) {
   if (state_ == State::kClosed) return;
-  noteGoAway(o);
+  noteGoAway(o, offenceErrorCode(o));
   // No-op when nghttp2 queued its own GOAWAY already.
   nghttp2_session_terminate_session(session_, offenceErrorCode(o));
   evbuffer* out = bufferevent_get_output(bev_);

@@ -140,7 +140,7 @@ class Http2ClientSession : public event::Deletable {
   // The upstream went beyond a limit (or nghttp2 found a connection error):
   // GOAWAY, counted and logged, and the connection ends.
   void goAway(Http2Offence o, const char* what);
-  void noteGoAway(Http2Offence o);
+  void noteGoAway(Http2Offence o, uint32_t code);
 
   Http2Pool* pool_;
   Worker* worker_;

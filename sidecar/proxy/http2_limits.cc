@@ -152,7 +152,7 @@ thread_local OffenceLog t_log;
 
 }  // namespace
 
-void noteOffence(Http2Side side, Http2Offence o, const char* peer, int64_t now_us) {
+void noteOffence(Http2Side side, Http2Offence o, uint32_t code, const char* peer, int64_t now_us) {
   size_t s = static_cast<size_t>(side), r = static_cast<size_t>(o);
   if (t_log.logged[s][r] && now_us - t_log.last_us[s][r] < kOffenceLogIntervalUs) {
     ++t_log.quiet[s][r];
@@ -165,8 +165,8 @@ void noteOffence(Http2Side side, Http2Offence o, const char* peer, int64_t now_u
   std::string name(offenceName(o));
   std::string more = quiet ? " (" + std::to_string(quiet) + " more since the last such line)" : "";
   LOG_WARN("HTTP/2 %s %s: %s, GOAWAY %s, connection closed%s",
-           side == Http2Side::kDownstream ? "client" : "upstream", peer, name.c_str(),
-           offenceErrorCode(o) == NGHTTP2_PROTOCOL_ERROR ? "PROTOCOL_ERROR" : "ENHANCE_YOUR_CALM", more.c_str());
+           side == Http2Side::kDownstream ? "client" : "upstream", peer, name.c_str(), nghttp2_http2_strerror(code),
+           more.c_str());
 }
 
 }  // namespace mulligan::proxy

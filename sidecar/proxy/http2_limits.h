@@ -107,7 +107,8 @@ void lingerClose(bufferevent* bev, int64_t linger_us);
 // and logs it at most once per episode: the first offence of a (side,
 // reason) logs at once, later ones within kOffenceLogIntervalUs only count,
 // and the next line says how many there were.
-void noteOffence(Http2Side side, Http2Offence o, const char* peer, int64_t now_us);
+// `code`: the GOAWAY's error code (nghttp2 picks its own for errors it finds).
+void noteOffence(Http2Side side, Http2Offence o, uint32_t code, const char* peer, int64_t now_us);
 constexpr int64_t kOffenceLogIntervalUs = 10'000'000;
 
 }  // namespace mulligan::proxy

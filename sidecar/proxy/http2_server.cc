@@ -452,7 +452,7 @@ int Http2ServerSession::offend(Http2Offence o) {
 
 void Http2ServerSession::goAway(Http2Offence o, int) {
   if (closed_) return;
-  noteGoAway(o);
+  noteGoAway(o, offenceErrorCode(o));
   // nghttp2 may have queued its own GOAWAY for an error it found (with the
   // code it chose): then this adds nothing.
   nghttp2_session_terminate_session(session_, offenceErrorCode(o));
@@ -463,12 +463,12 @@ void Http2ServerSession::goAway(Http2Offence o, int) {
   flush();         // closes once the GOAWAY is out
 }
 
-void Http2ServerSession::noteGoAway(Http2Offence o) {
+void Http2ServerSession::noteGoAway(Http2Offence o, uint32_t code) {
   if (going_away_) return;
   going_away_ = true;
   if (o == Http2Offence::kProtocol) worker().counters().bad_requests.add();
   worker().counters().http2_goaways[static_cast<size_t>(Http2Side::kDownstream)][static_cast<size_t>(o)].add();
-  noteOffence(Http2Side::kDownstream, o, conn_->peer().toString().c_str(), event::monotonicNowUs());
+  noteOffence(Http2Side::kDownstream, o, code, conn_->peer().toString().c_str(), event::monotonicNowUs());
   linger_.armUs(kGoawayLingerUs);
 }
 
@@ -551,7 +551,7 @@ int Http2ServerSession::onFrameSend(const nghttp2_frame* frame) {
   } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
     // A connection error nghttp2 answered by itself (a bad header block,
     // a frame on a closed stream, ...): counted and closed as ours are.
-    noteGoAway(Http2Offence::kProtocol);
+    noteGoAway(Http2Offence::kProtocol, frame->goaway.error_code);
   }
   return 0;
 }

@@ -169,7 +169,7 @@ class Http2ServerSession : public event::Deletable {
   // connection closes once the GOAWAY is written (or after kGoawayLingerUs).
   void goAway(Http2Offence o, int nghttp2_error = 0);
   // Counts and logs the GOAWAY and arms the linger timer (once).
-  void noteGoAway(Http2Offence o);
+  void noteGoAway(Http2Offence o, uint32_t code);
   bool wasReset(int32_t id) const;
 
   Connection* conn_;
