@@ -53,7 +53,8 @@ struct Config {
   size_t max_headers = 100;
   int64_t downstream_idle_timeout_us = 60'000'000;  // used when no policy gives one
   // Open upstream HTTP/1 connections per destination per worker (in use +
-  // idle); 0 = no cap. --max-upstream-connections.
+  // idle); for HTTP/2, sessions and calls in flight on them (Http2Pool);
+  // 0 = no cap. --max-upstream-connections.
   size_t max_upstream_connections = 1024;
   // Receive on downstream HTTP/1 sockets through io_uring (net::IoRing)
   // when the kernel allows it; false: epoll only. --io-uring.
