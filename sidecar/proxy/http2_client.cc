@@ -562,12 +562,13 @@ Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t conn
 }
 
 void Http2Pool::remove(Http2ClientSession* s) {
-  for (auto& [key, list] : sessions_) {
+  for (auto mit = sessions_.begin(); mit != sessions_.end(); ++mit) {
+    auto& list = mit->second;
     for (auto it = list.begin(); it != list.end(); ++it) {
       if (it->get() == s) {
         worker_->deferDelete(std::move(*it));
         list.erase(it);
-        if (list.empty()) sessions_.erase(key);  // destinations come and go (proxy requests)
+        if (list.empty()) sessions_.erase(mit);  // destinations come and go (proxy requests)
         return;
       }
     }
