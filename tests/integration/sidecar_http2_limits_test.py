@@ -362,6 +362,25 @@ class Http2AbandonedConnectsTest(Stack):
                    for r in ("ping-flood", "outbound-flood")]
         self.assertEqual(sum(counted), 1, counted)
 
+    def test_H2load_CallsInFlightPerDestinationAreCapped(self):
+        import shutil
+        import subprocess
+        if not shutil.which("h2load"):
+            self.skipTest("h2load (nghttp2-client) is not installed")
+        port, log = self.start_h2_upstream(max_streams=10)
+        self.publish(policy(port))
+        self.start_sidecar("--max-upstream-connections", "30")
+        # 100 calls at once, each held 3 s upstream: 30 go (on 3 connections of
+        # 10 streams), 70 are answered 503 by the sidecar at once.
+        r = subprocess.run(["h2load", "-n", "100", "-c", "1", "-m", "100", "-H", ":authority: h2",
+                            f"http://127.0.0.1:{self.outbound_port}/held?delay=3000"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertIn("status codes: 30 2xx, 0 3xx, 0 4xx, 70 5xx", r.stdout, r.stdout + r.stderr)
+        st = self.stats()
+        self.assertEqual(st["upstream_overflow"], 70, st)
+        self.assertLessEqual(st["upstream_connects"], 3, st)
+        self.assertEqual(len(self.upstream_log(log)), 30)
+
     stats = Http2LimitsTest.stats
     metric = Http2LimitsTest.metric
 
