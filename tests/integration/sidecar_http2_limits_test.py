@@ -311,14 +311,17 @@ class Http2LimitsTest(Stack):
 
     def test_H2Storm_AbandonedStreamsFreeTheirMemory(self):
         before = vm_kib(self.sidecar_proc.pid, "VmRSS")
+        connects = 0
         for _ in range(2):
             self.assertEqual(storm(self.outbound_port, 200, 100), 200)
             wait_for(lambda: self.stats()["downstream_active"] == 0, timeout=60, what="every connection closed")
-        st = self.stats()
-        # 20,000 streams per round went nowhere near 200 upstream connections:
-        # calls in flight to one destination are capped (1024) and one
-        # connection carries 100 of them.
-        self.assertLessEqual(st["upstream_connects"], 12, st)
+            # 20,000 streams went nowhere near 200 upstream connections: calls
+            # in flight to one destination are capped (1024) and one
+            # connection carries 100 of them. (Whether round 2 reuses round
+            # 1's depends on whether they were ready before their clients left.)
+            st = self.stats()
+            self.assertLessEqual(st["upstream_connects"] - connects, 12, st)
+            connects = st["upstream_connects"]
         after = vm_kib(self.sidecar_proc.pid, "VmRSS")
         peak = vm_kib(self.sidecar_proc.pid, "VmHWM")
         print(f"storm 2 x 200 x 100: VmRSS {before} KiB before, {after} KiB after, VmHWM {peak} KiB")
