@@ -402,7 +402,9 @@ int Http2ClientSession::onBeginFrame(const nghttp2_frame_hd& hd) {
 }
 
 int Http2ClientSession::onFrameSend(const nghttp2_frame* frame) {
-  if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+  if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) {
+    guard_.onDataSent();
+  } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
     // A connection error nghttp2 answered by itself: counted as ours are.
     noteGoAway(offence_ ? *offence_ : Http2Offence::kProtocol, frame->goaway.error_code);
   }

@@ -89,10 +89,10 @@ bool Http2FloodGuard::onFrameHeader(const nghttp2_frame_hd& hd, int64_t now_us) 
       return false;
     }
     case NGHTTP2_PING:
-      if (!(hd.flags & NGHTTP2_FLAG_ACK) && !control_.take(now_us)) return offend(Http2Offence::kPingFlood);
+      if (!(hd.flags & NGHTTP2_FLAG_ACK) && !pings_.take(now_us)) return offend(Http2Offence::kPingFlood);
       return false;
     case NGHTTP2_SETTINGS:
-      if (!(hd.flags & NGHTTP2_FLAG_ACK) && !control_.take(now_us)) return offend(Http2Offence::kSettingsFlood);
+      if (!(hd.flags & NGHTTP2_FLAG_ACK) && !settings_.take(now_us)) return offend(Http2Offence::kSettingsFlood);
       return false;
     case NGHTTP2_RST_STREAM:
       if (count_resets_ && !resets_.take(now_us)) return offend(Http2Offence::kRapidReset);

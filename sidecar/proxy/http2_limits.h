@@ -8,10 +8,15 @@
 // as a backstop. Where nghttp2 has no limit, or answers one with the wrong
 // code, Http2FloodGuard counts from the frame headers as they arrive
 // (nghttp2's on_begin_frame callback):
-//  - PING and SETTINGS that ask for an ACK: a token bucket (kControlBurst,
+//  - PING and SETTINGS that ask for an ACK: token buckets (kControlBurst,
 //    refilled kControlPerSecond). Each one makes us write; a peer that
 //    sends them without reading fills our output, which is what Envoy's
-//    outbound control-frame limit and CVE-2019-9512/9515 are about.
+//    outbound control-frame limit and CVE-2019-9512/9515 are about. The PING
+//    bucket is full again whenever we send the peer HEADERS or DATA: a
+//    receiver measuring the bandwidth-delay product (gRPC's BDP estimator)
+//    pings once per round trip while data flows, which on loopback is
+//    thousands a second; gRPC's own servers forgive pings the same way
+//    (ping strikes reset when data is sent).
 //  - consecutive DATA / HEADERS / CONTINUATION frames with an empty payload
 //    that end nothing (kMaxEmptyFrames; CVE-2019-9518, Envoy's
 //    max_consecutive_inbound_frames_with_empty_payload);
@@ -82,6 +87,8 @@ class Http2FloodGuard {
   // which.
   bool onFrameHeader(const nghttp2_frame_hd& hd, int64_t now_us);
   Http2Offence offence() const { return offence_; }
+  // We sent the peer HEADERS or DATA (nghttp2's on_frame_send).
+  void onDataSent() { pings_ = TokenBucket(kControlBurst, kControlPerSecond); }
 
  private:
   bool offend(Http2Offence o) {
@@ -90,7 +97,8 @@ class Http2FloodGuard {
   }
 
   bool count_resets_;
-  TokenBucket control_{kControlBurst, kControlPerSecond};
+  TokenBucket pings_{kControlBurst, kControlPerSecond};
+  TokenBucket settings_{kControlBurst, kControlPerSecond};
   TokenBucket resets_{kResetBurst, kResetPerSecond};
   uint32_t empty_in_a_row_ = 0;
   Http2Offence offence_ = Http2Offence::kProtocol;

@@ -545,7 +545,9 @@ int Http2ServerSession::onBeginFrame(const nghttp2_frame_hd& hd) {
 }
 
 int Http2ServerSession::onFrameSend(const nghttp2_frame* frame) {
-  if (frame->hd.type == NGHTTP2_RST_STREAM) {
+  if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) {
+    guard_.onDataSent();
+  } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
     reset_ids_[reset_next_] = frame->hd.stream_id;
     reset_next_ = (reset_next_ + 1) % reset_ids_.size();
   } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {

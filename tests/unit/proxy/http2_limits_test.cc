@@ -39,7 +39,16 @@ TEST(Http2FloodGuardTest, PingFloodTripsAfterTheBurstAndAcksAreFree) {
   EXPECT_EQ(g.offence(), Http2Offence::kPingFlood);
 }
 
-TEST(Http2FloodGuardTest, SettingsShareTheControlBudgetAtAPeacefulRate) {
+TEST(Http2FloodGuardTest, PingsWhileWeSendDataAreForgiven) {
+  // A BDP estimator: one PING per round trip while the response flows.
+  Http2FloodGuard g(false);
+  for (int i = 0; i < 100000; ++i) {
+    ASSERT_FALSE(g.onFrameHeader(hd(NGHTTP2_PING), 0));
+    if (i % 100 == 0) g.onDataSent();
+  }
+}
+
+TEST(Http2FloodGuardTest, SettingsHaveTheirBudgetAtAPeacefulRate) {
   Http2FloodGuard g(false);
   // One a second for an hour: always within the budget.
   for (int64_t s = 0; s < 3600; ++s) ASSERT_FALSE(g.onFrameHeader(hd(NGHTTP2_SETTINGS), s * 1'000'000));
