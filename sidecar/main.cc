@@ -41,6 +41,7 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
   --max-upstream-connections N
                         open HTTP/1 connections per upstream address, per
                         worker (in use + idle; default 1024, 0 = no cap);
+                        HTTP/2: connections and calls in flight;
                         beyond it a call is answered 503 with
                         x-mulligan-overloaded: upstream-connections
                                                 [MULLIGAN_MAX_UPSTREAM_CONNECTIONS]

@@ -118,6 +118,10 @@ StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
     g.accept_paused_max_connections += w->accept_paused_bound.get();
     if (w->accept_paused_resources_now.get() || w->accept_paused_bound_now.get()) ++g.accept_paused_workers;
     g.request_header_timeouts += w->request_header_timeouts.get();
+    for (size_t side = 0; side < 2; ++side) {
+      for (size_t r = 0; r < proxy::kHttp2OffenceCount; ++r) g.http2_goaways[side][r] += w->http2_goaways[side][r].get();
+    }
+    g.http2_streams_refused += w->http2_streams_refused.get();
   }
   g.max_connections = shared.config.max_connections;
   g.descriptor_limit = shared.config.descriptor_limit;
@@ -185,6 +189,17 @@ std::string statsJson(const StatsSnapshot& s) {
   field("max_connections_per_worker", g.max_connections);
   field("descriptor_limit", g.descriptor_limit);
   field("request_header_timeouts", g.request_header_timeouts);
+  field("http2_streams_refused", g.http2_streams_refused);
+  b += "\"http2_goaways\":{";
+  for (size_t side = 0; side < 2; ++side) {
+    b += side == 0 ? "\"downstream\":{" : ",\"upstream\":{";
+    for (size_t r = 0; r < proxy::kHttp2OffenceCount; ++r) {
+      b += (r ? ",\"" : "\"") + std::string(proxy::offenceName(static_cast<proxy::Http2Offence>(r))) +
+           "\":" + std::to_string(g.http2_goaways[side][r]);
+    }
+    b += "}";
+  }
+  b += "},";
   b += "\"responses\":{";
   for (int c = 1; c <= 5; ++c) b += "\"" + std::string(kClassNames[c]) + "\":" + std::to_string(g.responses[c]) + (c < 5 ? "," : "");
   b += "},";
@@ -276,6 +291,20 @@ std::string metricsText(const StatsSnapshot& s) {
          g.bad_requests);
   global("mulligan_upstream_overflow_total", "counter",
          "Calls answered 503 because the destination had --max-upstream-connections open.", g.upstream_overflow);
+  m.family("mulligan_http2_goaways_total", "counter",
+           "HTTP/2 connections ended with GOAWAY because the peer went beyond a limit, by side (downstream: the "
+           "app; upstream) and reason.");
+  for (size_t side = 0; side < 2; ++side) {
+    for (size_t r = 0; r < proxy::kHttp2OffenceCount; ++r) {
+      m.sample("mulligan_http2_goaways_total",
+               std::string("side=\"") + (side == 0 ? "downstream" : "upstream") + "\",reason=\"" +
+                   std::string(proxy::offenceName(static_cast<proxy::Http2Offence>(r))) + "\"",
+               g.http2_goaways[side][r]);
+    }
+  }
+  global("mulligan_http2_streams_refused_total", "counter",
+         "HTTP/2 request streams refused (REFUSED_STREAM) because the worker had its limit of streams open.",
+         g.http2_streams_refused);
   global("mulligan_io_uring_workers", "gauge",
          "Workers whose HTTP/1 sockets receive and send through io_uring (0: epoll, see the log).",
          g.io_uring_workers);

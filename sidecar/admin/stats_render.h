@@ -50,6 +50,9 @@ struct StatsSnapshot {
     uint64_t max_connections = 0;          // per worker; 0 = no bound
     uint64_t descriptor_limit = 0;         // soft RLIMIT_NOFILE
     uint64_t request_header_timeouts = 0;
+    // HTTP/2 GOAWAYs for a peer's offence, [proxy::Http2Side][proxy::Http2Offence].
+    uint64_t http2_goaways[2][proxy::kHttp2OffenceCount] = {};
+    uint64_t http2_streams_refused = 0;  // REFUSED_STREAM: a worker's open-stream limit
   } globals;
   std::vector<stats::RouteTotals> routes;  // every service/route that had traffic
   // Per routes[i]: the route's match in the enforced table ("path_prefix =

@@ -22,6 +22,8 @@ constexpr uint32_t kAssumedMaxStreams = 100;
 Http2ClientSession* sessionOf(void* ud) { return static_cast<Http2ClientSession*>(ud); }
 
 // --- nghttp2 trampolines (STYLE.md: cast, call one member, translate) ---
+int onBeginFrameCb(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) { return sessionOf(ud)->onBeginFrame(*hd); }
+int onFrameSendCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) { return sessionOf(ud)->onFrameSend(frame); }
 int onHeaderCb(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
                const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
   return sessionOf(ud)->onHeader(frame, {reinterpret_cast<const char*>(name), namelen},
@@ -43,6 +45,8 @@ nghttp2_session_callbacks* clientCallbacks() {
   static nghttp2_session_callbacks* cbs = [] {
     nghttp2_session_callbacks* c;
     nghttp2_session_callbacks_new(&c);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(c, onBeginFrameCb);
+    nghttp2_session_callbacks_set_on_frame_send_callback(c, onFrameSendCb);
     nghttp2_session_callbacks_set_on_header_callback(c, onHeaderCb);
     nghttp2_session_callbacks_set_on_frame_recv_callback(c, onFrameRecvCb);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, onDataChunkCb);
@@ -59,6 +63,7 @@ nghttp2_option* clientOptions() {
     // Window credit is returned only as the downstream takes the data.
     nghttp2_option_set_no_auto_window_update(o, 1);
     nghttp2_option_set_peer_max_concurrent_streams(o, kAssumedMaxStreams);
+    applyNghttp2Limits(o);
     return o;
   }();
   return opt;
@@ -273,6 +278,12 @@ void Http2ClientSession::onOrphanTimer() {
 
 void Http2ClientSession::maybeIdle() {
   if (!streams_.empty() || !waiting_.empty() || !orphans_.empty() || state_ == State::kClosed) return;
+  if (state_ == State::kConnecting || state_ == State::kHandshaking) {
+    // Every call that wanted this connection went away before it was
+    // ready (their clients closed or cancelled): nothing would use it.
+    closeWith("no call is waiting for it any more", false);
+    return;
+  }
   if (state_ == State::kClosing) {
     scheduleFlush();  // flush() ends the session once nothing is left to say
     return;
@@ -333,8 +344,8 @@ void Http2ClientSession::onRead(bufferevent*, void* arg) {
     if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
     ssize_t n = nghttp2_session_mem_recv(s->session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
     if (n < 0) {
-      s->closeWith(std::string("HTTP/2 protocol error from upstream: ") + nghttp2_strerror(static_cast<int>(n)),
-                   false);
+      s->goAway(s->offence_ ? *s->offence_ : offenceOfNghttp2Error(static_cast<int>(n)),
+                nghttp2_strerror(static_cast<int>(n)));
       return;
     }
     evbuffer_drain(in, static_cast<size_t>(n));
@@ -380,6 +391,48 @@ void Http2ClientSession::closeWith(const std::string& why, bool connect_failed) 
 Http2Attempt* Http2ClientSession::attemptFor(int32_t stream_id) {
   auto it = streams_.find(stream_id);
   return it == streams_.end() ? nullptr : it->second;
+}
+
+int Http2ClientSession::onBeginFrame(const nghttp2_frame_hd& hd) {
+  if (guard_.onFrameHeader(hd, event::monotonicNowUs())) {
+    if (!offence_) offence_ = guard_.offence();
+    return NGHTTP2_ERR_CALLBACK_FAILURE;  // mem_recv stops; onRead calls goAway
+  }
+  return 0;
+}
+
+int Http2ClientSession::onFrameSend(const nghttp2_frame* frame) {
+  if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) {
+    guard_.onDataSent();
+  } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+    // A connection error nghttp2 answered by itself: counted as ours are.
+    noteGoAway(offence_ ? *offence_ : Http2Offence::kProtocol, frame->goaway.error_code);
+  }
+  return 0;
+}
+
+void Http2ClientSession::noteGoAway(Http2Offence o, uint32_t code) {
+  if (goaway_noted_) return;
+  goaway_noted_ = true;
+  worker_->counters().http2_goaways[static_cast<size_t>(Http2Side::kUpstream)][static_cast<size_t>(o)].add();
+  noteOffence(Http2Side::kUpstream, o, code, dest_.toString().c_str(), event::monotonicNowUs());
+}
+
+void Http2ClientSession::goAway(Http2Offence o, const char* what) {
+  if (state_ == State::kClosed) return;
+  noteGoAway(o, offenceErrorCode(o));
+  // No-op when nghttp2 queued its own GOAWAY already.
+  nghttp2_session_terminate_session(session_, offenceErrorCode(o));
+  evbuffer* out = bufferevent_get_output(bev_);
+  const uint8_t* data = nullptr;
+  for (ssize_t n; (n = nghttp2_session_mem_send(session_, &data)) > 0;) evbuffer_add(out, data, static_cast<size_t>(n));
+  // The session ends now (its streams are retried or fail as for any lost
+  // connection); the socket lives on until the GOAWAY is written.
+  bufferevent* bev = bev_;
+  bev_ = nullptr;
+  lingerClose(bev, kGoawayLingerUs);
+  closeWith(std::string("HTTP/2 connection error from upstream (") + std::string(offenceName(o)) + "): " + what,
+            false);
 }
 
 int Http2ClientSession::onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value) {
@@ -474,15 +527,32 @@ ssize_t Http2ClientSession::readRequestBody(int32_t stream_id, uint8_t* buf, siz
 
 Http2Pool::~Http2Pool() = default;
 
-Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused) {
+Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused,
+                                          bool* overflow) {
   if (reused) *reused = false;
+  if (overflow) *overflow = false;
   auto& list = sessions_[dest.toString()];
+  // The cap counts calls, not only connections: HTTP/2 multiplexes, so a
+  // call beyond it would otherwise wait (holding its client, its memory)
+  // on a session that cannot take it yet, as Envoy's max_requests circuit
+  // breaker also refuses.
+  size_t cap = worker_->shared().config.max_upstream_connections;
+  size_t load = 0;
+  for (auto& s : list) load += s->load();
+  if (cap != 0 && load >= cap) {
+    if (overflow) *overflow = true;
+    return nullptr;
+  }
   for (auto& s : list) {
     if (s->canTakeStream()) {
       worker_->counters().upstream_reused.add();
       if (reused) *reused = true;
       return s.get();
     }
+  }
+  if (cap != 0 && list.size() >= cap) {
+    if (overflow) *overflow = true;
+    return nullptr;
   }
   auto s = std::make_unique<Http2ClientSession>(this, worker_, dest, connect_timeout_us);
   if (!s->connect()) {
@@ -494,11 +564,13 @@ Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t conn
 }
 
 void Http2Pool::remove(Http2ClientSession* s) {
-  for (auto& [key, list] : sessions_) {
+  for (auto mit = sessions_.begin(); mit != sessions_.end(); ++mit) {
+    auto& list = mit->second;
     for (auto it = list.begin(); it != list.end(); ++it) {
       if (it->get() == s) {
         worker_->deferDelete(std::move(*it));
         list.erase(it);
+        if (list.empty()) sessions_.erase(mit);  // destinations come and go (proxy requests)
         return;
       }
     }
@@ -577,9 +649,11 @@ void Http2Attempt::endRequest(const HeaderList* trailers) {
 
 void Http2Attempt::start() {
   worker_->counters().attempts.add();
-  session_ = worker_->h2pool().sessionFor(dest_, connect_timeout_us_, &reused_);
+  session_ = worker_->h2pool().sessionFor(dest_, connect_timeout_us_, &reused_, &overflow_);
   if (!session_) {
-    // Immediate failure (e.g. no route); report from the loop, never inline.
+    // Immediate failure (no route, or the destination's limit); report
+    // from the loop, never inline.
+    if (overflow_) worker_->counters().upstream_overflow.add();
     timer_.armUs(0);
     return;
   }
@@ -630,6 +704,11 @@ void Http2Attempt::abortResponse(const std::string& why) {
 void Http2Attempt::onTimer() {
   switch (state_) {
     case State::kConnecting:
+      if (overflow_) {
+        fail(retry::OutcomeKind::kOverflow,
+             "max upstream connections (calls in flight) to " + dest_.toString() + " reached");
+        break;
+      }
       connect_timed_out_ = session_ != nullptr;
       fail(retry::OutcomeKind::kConnectFailure,
            session_ ? "connect to " + dest_.toString() + " timed out" : "connect to " + dest_.toString() + " failed");

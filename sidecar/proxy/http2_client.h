@@ -23,7 +23,19 @@
 //   owner took it and downstream is not congested: a slow client slows the
 //   upstream, the sidecar does not buffer without bound.
 //
-// Http2Pool: the worker's sessions per destination ("ip:port"). Not
+//   A session that is still connecting or handshaking when its last waiting
+//   attempt goes away (the app closed, the call was cancelled) is closed at
+//   once: nothing would use it.
+//   Limits (http2_limits.h): an upstream that floods (PING, SETTINGS, empty
+//   frames, ACKs it does not read) gets GOAWAY ENHANCE_YOUR_CALM and the
+//   connection closes, as after any connection error; the attempts on it
+//   see the connection lost.
+//
+// Http2Pool: the worker's sessions per destination ("ip:port"). At most
+// --max-upstream-connections (Config::max_upstream_connections, 0 = no cap)
+// sessions per destination, and as many calls in flight on them (submitted
+// or waiting for a session): a call beyond either is not queued, it fails
+// at once with the `overflow` outcome (503, as for HTTP/1). Not
 // thread-safe: one per worker.
 //
 // Http2Attempt: the Attempt state machine (downstream.h) over a stream.
@@ -43,6 +55,7 @@
 #include <cstdint>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -50,6 +63,7 @@
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
 #include "sidecar/proxy/downstream.h"
+#include "sidecar/proxy/http2_limits.h"
 
 namespace mulligan::proxy {
 
@@ -88,13 +102,20 @@ class Http2ClientSession : public event::Deletable {
   // CVE-2023-44487 rate limit), and a retry of every 503 would be one each.
   void orphan(Http2Attempt* a);
   static constexpr int64_t kOrphanGraceUs = 1'000'000;
+  // After a GOAWAY for an offence, the longest wait for it to be written.
+  static constexpr int64_t kGoawayLingerUs = 1'000'000;
   void resumeData(int32_t stream_id);
   void consume(int32_t stream_id, size_t n);
   void scheduleFlush();
   void setIdleTimeoutUs(int64_t us) { idle_timeout_us_ = us; }
   Worker& worker() { return *worker_; }
 
+  // Calls on this session: submitted, waiting for the handshake, or left to finish.
+  size_t load() const { return streams_.size() + waiting_.size() + orphans_.size(); }
+
   // nghttp2 callbacks (trampolines call these).
+  int onBeginFrame(const nghttp2_frame_hd& hd);
+  int onFrameSend(const nghttp2_frame* frame);
   int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value);
   int onFrameRecv(const nghttp2_frame* frame);
   int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
@@ -116,6 +137,10 @@ class Http2ClientSession : public event::Deletable {
   void closeWith(const std::string& why, bool connect_failed);
   void maybeIdle();
   Http2Attempt* attemptFor(int32_t stream_id);
+  // The upstream went beyond a limit (or nghttp2 found a connection error):
+  // GOAWAY, counted and logged, and the connection ends.
+  void goAway(Http2Offence o, const char* what);
+  void noteGoAway(Http2Offence o, uint32_t code);
 
   Http2Pool* pool_;
   Worker* worker_;
@@ -132,6 +157,9 @@ class Http2ClientSession : public event::Deletable {
   // Streams left to finish (see orphan()): id and the time to reset it.
   std::vector<std::pair<int32_t, int64_t>> orphans_;
   event::Timer orphan_timer_;
+  Http2FloodGuard guard_{false};
+  std::optional<Http2Offence> offence_;  // found by a callback, acted on by onRead
+  bool goaway_noted_ = false;
   void onOrphanTimer();
   bool isOrphan(int32_t stream_id) const;
   void dropOrphan(int32_t stream_id);
@@ -145,9 +173,11 @@ class Http2Pool {
   Http2Pool& operator=(const Http2Pool&) = delete;
 
   // A session to `dest` with room for one more stream: an existing one, or a
-  // new connection (null when even the connect could not start).
+  // new connection (null when even the connect could not start, or when
+  // the destination is at its limits: then `overflow` is set).
   // `reused` (optional) says whether the session was already open.
-  Http2ClientSession* sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused = nullptr);
+  Http2ClientSession* sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused = nullptr,
+                                 bool* overflow = nullptr);
   // A session ended: the pool forgets it and frees it from the loop.
   void remove(Http2ClientSession* s);
   size_t sessionCount() const;
@@ -226,6 +256,7 @@ class Http2Attempt : public Attempt {
   bool reused_ = false;             // the stream went on an already open session
   bool connect_timed_out_ = false;  // the connect timer ended it
   bool read_timed_out_ = false;     // the read timer ended it mid-response
+  bool overflow_ = false;           // the pool refused: the destination is at its limit
 
   // Request.
   std::vector<std::string> nv_storage_;  // names and values, lower-cased names

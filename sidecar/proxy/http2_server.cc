@@ -1,5 +1,6 @@
 #include "sidecar/proxy/http2_server.h"
 
+#include <malloc.h>
 #include <netinet/in.h>
 
 #include <string>
@@ -21,9 +22,57 @@ constexpr size_t kOutputHighWater = 64 * 1024;  // stop producing frames above t
 constexpr uint32_t kStreamWindow = 256 * 1024;
 constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
 
+// Request streams and sessions open on this thread (see
+// kMaxStreamsPerWorker).
+thread_local size_t t_open_streams = 0;
+thread_local size_t t_sessions = 0;
+// A storm (half the worker's stream limit open at once) happened and its
+// memory has not been given back yet: once its streams are gone, and once
+// its connections are gone.
+thread_local bool t_trim_streams = false;
+thread_local bool t_trim_sessions = false;
+
+// After a storm the worker is quiet again: give the freed memory back.
+// glibc keeps it otherwise: what a storm leaves in use at the top of the
+// heap (a buffer, a pooled block) pins everything below it, and RSS stays
+// at the storm's peak for good (issue 15 measured 518 MiB that never came
+// back). malloc_trim returns every free page, not only the top; it costs a
+// walk of the heap, so it runs twice per storm, never per stream.
+constexpr size_t kStormStreams = Http2ServerSession::kMaxStreamsPerWorker / 2;
+constexpr size_t kQuietStreams = Http2ServerSession::kMaxStreamsPerWorker / 64;
+constexpr size_t kQuietSessions = 16;
+
+void trimHeap() {
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
+}
+
+void streamOpenedOnThread() {
+  if (++t_open_streams >= kStormStreams) t_trim_streams = t_trim_sessions = true;
+}
+
+void streamClosedOnThread() {
+  --t_open_streams;
+  if (t_trim_streams && t_open_streams <= kQuietStreams) {
+    t_trim_streams = false;
+    trimHeap();
+  }
+}
+
+void sessionClosedOnThread() {
+  --t_sessions;
+  if (t_trim_sessions && t_open_streams <= kQuietStreams && t_sessions <= kQuietSessions) {
+    t_trim_sessions = false;
+    trimHeap();
+  }
+}
+
 Http2ServerSession* sessionOf(void* ud) { return static_cast<Http2ServerSession*>(ud); }
 
 // --- nghttp2 trampolines ---
+int onBeginFrameCb(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) { return sessionOf(ud)->onBeginFrame(*hd); }
+int onFrameSendCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) { return sessionOf(ud)->onFrameSend(frame); }
 int onBeginHeadersCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
   return sessionOf(ud)->onBeginHeaders(frame);
 }
@@ -48,6 +97,8 @@ nghttp2_session_callbacks* serverCallbacks() {
   static nghttp2_session_callbacks* cbs = [] {
     nghttp2_session_callbacks* c;
     nghttp2_session_callbacks_new(&c);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(c, onBeginFrameCb);
+    nghttp2_session_callbacks_set_on_frame_send_callback(c, onFrameSendCb);
     nghttp2_session_callbacks_set_on_begin_headers_callback(c, onBeginHeadersCb);
     nghttp2_session_callbacks_set_on_header_callback(c, onHeaderCb);
     nghttp2_session_callbacks_set_on_frame_recv_callback(c, onFrameRecvCb);
@@ -63,6 +114,7 @@ nghttp2_option* serverOptions() {
     nghttp2_option* o;
     nghttp2_option_new(&o);
     nghttp2_option_set_no_auto_window_update(o, 1);
+    applyNghttp2Limits(o);
     return o;
   }();
   return opt;
@@ -99,6 +151,7 @@ struct NvList {
 
 Http2ServerStream::Http2ServerStream(Http2ServerSession* session, int32_t id)
     : session_(session), id_(id), out_(evbuffer_new()) {
+  streamOpenedOnThread();
   // The request's fields go into kept storage (the ProxyStream gives it back).
   head_.headers = HeaderStock::local().takeList();
 }
@@ -107,6 +160,7 @@ Http2ServerStream::~Http2ServerStream() {
   if (proxy_) proxy_->abort("HTTP/2 stream closed");
   proxy_.reset();
   evbuffer_free(out_);
+  streamClosedOnThread();  // last: may trim the heap
 }
 
 Worker& Http2ServerStream::worker() { return session_->worker(); }
@@ -323,7 +377,9 @@ ssize_t Http2ServerStream::readResponse(uint8_t* buf, size_t len, uint32_t* flag
 
 // ===================================================== Http2ServerSession ==
 
-Http2ServerSession::Http2ServerSession(Connection* conn, bufferevent* bev) : conn_(conn), bev_(bev) {
+Http2ServerSession::Http2ServerSession(Connection* conn, bufferevent* bev)
+    : conn_(conn), bev_(bev), linger_(conn->worker().base(), [this] { closeNow(); }) {
+  ++t_sessions;
   flush_ev_.reset(event_new(conn->worker().base(), -1, 0, &Http2ServerSession::onFlushEvent, this));
 }
 
@@ -331,6 +387,7 @@ Http2ServerSession::~Http2ServerSession() {
   streams_.clear();  // aborts unfinished calls
   if (session_) nghttp2_session_del(session_);
   if (bev_) bufferevent_free(bev_);
+  sessionClosedOnThread();  // last: may trim the heap
 }
 
 Worker& Http2ServerSession::worker() { return conn_->worker(); }
@@ -368,20 +425,51 @@ void Http2ServerSession::onRead(bufferevent*, void* arg) {
 
 void Http2ServerSession::processInput() {
   evbuffer* in = bufferevent_get_input(bev_);
+  if (going_away_) {
+    // Read and dropped, so that the close is a FIN after the GOAWAY, not a
+    // reset that could discard it (unread input makes close() send RST).
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return;
+  }
   while (!closed_ && evbuffer_get_length(in) > 0) {
     evbuffer_iovec vec;
     if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
     ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
     if (n < 0) {
       LOG_DEBUG("HTTP/2 error from %s: %s", conn_->peer().toString().c_str(), nghttp2_strerror(static_cast<int>(n)));
-      worker().counters().bad_requests.add();
-      flush();  // nghttp2 queued a GOAWAY
-      closeNow();
+      goAway(offence_ ? *offence_ : offenceOfNghttp2Error(static_cast<int>(n)), static_cast<int>(n));
       return;
     }
     evbuffer_drain(in, static_cast<size_t>(n));
   }
   flush();
+}
+
+int Http2ServerSession::offend(Http2Offence o) {
+  if (!offence_) offence_ = o;
+  return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+void Http2ServerSession::goAway(Http2Offence o, int) {
+  if (closed_) return;
+  noteGoAway(o, offenceErrorCode(o));
+  // nghttp2 may have queued its own GOAWAY for an error it found (with the
+  // code it chose): then this adds nothing.
+  nghttp2_session_terminate_session(session_, offenceErrorCode(o));
+  // The calls on this connection are over: their upstream streams are
+  // cancelled now, not when the socket finally closes.
+  for (auto& [id, st] : streams_) st->onClosed(NGHTTP2_CANCEL);
+  processInput();  // drops what is left
+  flush();         // closes once the GOAWAY is out
+}
+
+void Http2ServerSession::noteGoAway(Http2Offence o, uint32_t code) {
+  if (going_away_) return;
+  going_away_ = true;
+  if (o == Http2Offence::kProtocol) worker().counters().bad_requests.add();
+  worker().counters().http2_goaways[static_cast<size_t>(Http2Side::kDownstream)][static_cast<size_t>(o)].add();
+  noteOffence(Http2Side::kDownstream, o, code, conn_->peer().toString().c_str(), event::monotonicNowUs());
+  linger_.armUs(kGoawayLingerUs);
 }
 
 void Http2ServerSession::scheduleFlush() {
@@ -428,6 +516,7 @@ void Http2ServerSession::onEvent(bufferevent*, short what, void* arg) {
 void Http2ServerSession::closeNow() {
   if (closed_) return;
   closed_ = true;
+  linger_.cancel();
   for (auto& [id, st] : streams_) st->onClosed(NGHTTP2_CANCEL);
   bufferevent_disable(bev_, EV_READ | EV_WRITE);
   conn_->close();
@@ -438,9 +527,55 @@ Http2ServerStream* Http2ServerSession::streamFor(int32_t id) {
   return it == streams_.end() ? nullptr : it->second.get();
 }
 
+int Http2ServerSession::onBeginFrame(const nghttp2_frame_hd& hd) {
+  if (guard_.onFrameHeader(hd, event::monotonicNowUs())) return offend(guard_.offence());
+  if (hd.type == NGHTTP2_HEADERS && (hd.stream_id & 1)) {
+    // RFC 9113 §5.1.1: a new stream's id must exceed every id the client
+    // used before ("MUST ... PROTOCOL_ERROR"). A HEADERS frame on a lower
+    // id is legal only as trailers on a stream still open, or on one we
+    // reset and the client had not heard of yet (§5.4.2). nghttp2 forgets
+    // closed streams and ignores such a frame; we answer it.
+    if (hd.stream_id > highest_stream_id_) {
+      highest_stream_id_ = hd.stream_id;
+    } else if (!nghttp2_session_find_stream(session_, hd.stream_id) && !wasReset(hd.stream_id)) {
+      return offend(Http2Offence::kStreamId);
+    }
+  }
+  return 0;
+}
+
+int Http2ServerSession::onFrameSend(const nghttp2_frame* frame) {
+  if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) {
+    guard_.onDataSent();
+  } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+    reset_ids_[reset_next_] = frame->hd.stream_id;
+    reset_next_ = (reset_next_ + 1) % reset_ids_.size();
+  } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+    // A connection error nghttp2 answered by itself (a bad header block,
+    // a frame on a closed stream, ...): counted and closed as ours are.
+    noteGoAway(Http2Offence::kProtocol, frame->goaway.error_code);
+  }
+  return 0;
+}
+
+bool Http2ServerSession::wasReset(int32_t id) const {
+  for (int32_t r : reset_ids_) {
+    if (r == id) return true;
+  }
+  return false;
+}
+
+size_t Http2ServerSession::openStreams() { return t_open_streams; }
+
 int Http2ServerSession::onBeginHeaders(const nghttp2_frame* frame) {
   if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
   int32_t id = frame->hd.stream_id;
+  if (t_open_streams >= kMaxStreamsPerWorker) {
+    // The header block is still decoded (HPACK state), into nothing.
+    worker().counters().http2_streams_refused.add();
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
+    return 0;
+  }
   streams_[id] = std::make_unique<Http2ServerStream>(this, id);
   return 0;
 }

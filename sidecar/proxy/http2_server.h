@@ -8,6 +8,14 @@
 // PING and SETTINGS are answered by nghttp2; a client's GOAWAY or RST_STREAM
 // ends the affected ProxyStreams (which cancel their upstream streams).
 //
+// Limits (http2_limits.h): a client that floods (PING, SETTINGS, empty
+// frames, resets, ACKs it does not read) or opens a stream whose id is at or
+// below one it already used (RFC 9113 §5.1.1) gets GOAWAY (ENHANCE_YOUR_CALM
+// or PROTOCOL_ERROR) and the connection closes once that is written (at
+// most kGoawayLingerUs later); its streams are cancelled. Any other
+// connection error nghttp2 finds ends the same way (PROTOCOL_ERROR, or the
+// code nghttp2 chose).
+//
 // Flow control, both ways (no automatic WINDOW_UPDATE):
 //  - request bodies: credit goes back to the app (nghttp2_session_consume)
 //    only while the call's upstream backlog is small, so a slow upstream
@@ -26,12 +34,15 @@
 #include <event2/bufferevent.h>
 #include <nghttp2/nghttp2.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 #include "sidecar/event/event_loop.h"
 #include "sidecar/proxy/downstream.h"
+#include "sidecar/proxy/http2_limits.h"
 
 namespace mulligan::proxy {
 
@@ -100,6 +111,16 @@ class Http2ServerStream : public event::Deletable, public Downstream {
 class Http2ServerSession : public event::Deletable {
  public:
   static constexpr uint32_t kMaxConcurrentStreams = 256;
+  // Request streams open at once in one worker, all its connections
+  // together; a stream beyond it is refused at once (RST_STREAM
+  // REFUSED_STREAM: never processed, safe for the client to retry, RFC 9113
+  // §8.7) before anything is allocated for it. Each open stream holds a few
+  // KiB (its call, its attempt, both sides' nghttp2 state): this bounds what
+  // many connections that each open their 256 streams can make a worker
+  // hold (issue 15: 1,000 connections x 100 abandoned streams).
+  static constexpr size_t kMaxStreamsPerWorker = 2048;
+  // Request streams open now on this thread (tests).
+  static size_t openStreams();
 
   // Takes over `bev` (with the sniffed preface still in its input).
   Http2ServerSession(Connection* conn, bufferevent* bev);
@@ -115,7 +136,16 @@ class Http2ServerSession : public event::Deletable {
   nghttp2_session* session() { return session_; }
   void scheduleFlush();
 
+  // After a GOAWAY for an offence, the longest wait for it to be written
+  // before the connection closes anyway (a peer that does not read).
+  static constexpr int64_t kGoawayLingerUs = 1'000'000;
+  // Stream ids we reset that the client may still send frames on (RFC 9113
+  // §5.4.2: it may not have seen the reset yet); more are forgotten.
+  static constexpr size_t kResetMemory = 256;
+
   // nghttp2 callbacks (trampolines call these).
+  int onBeginFrame(const nghttp2_frame_hd& hd);
+  int onFrameSend(const nghttp2_frame* frame);
   int onBeginHeaders(const nghttp2_frame* frame);
   int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value);
   int onFrameRecv(const nghttp2_frame* frame);
@@ -132,6 +162,15 @@ class Http2ServerSession : public event::Deletable {
   void flush();
   void closeNow();
   Http2ServerStream* streamFor(int32_t id);
+  // A callback found an offence: remember it and make nghttp2 stop
+  // (mem_recv fails; processInput then calls goAway).
+  int offend(Http2Offence o);
+  // GOAWAY for `o`, counted and logged; the streams are cancelled and the
+  // connection closes once the GOAWAY is written (or after kGoawayLingerUs).
+  void goAway(Http2Offence o, int nghttp2_error = 0);
+  // Counts and logs the GOAWAY and arms the linger timer (once).
+  void noteGoAway(Http2Offence o, uint32_t code);
+  bool wasReset(int32_t id) const;
 
   Connection* conn_;
   bufferevent* bev_;
@@ -140,6 +179,13 @@ class Http2ServerSession : public event::Deletable {
   std::unordered_map<int32_t, std::unique_ptr<Http2ServerStream>> streams_;
   bool draining_ = false;
   bool closed_ = false;
+  Http2FloodGuard guard_{true};
+  std::optional<Http2Offence> offence_;  // set by offend(), then goAway()
+  bool going_away_ = false;              // GOAWAY for an offence sent: input is discarded
+  event::Timer linger_;
+  int32_t highest_stream_id_ = 0;        // of the client's HEADERS frames so far
+  std::array<int32_t, kResetMemory> reset_ids_{};
+  size_t reset_next_ = 0;
 };
 
 }  // namespace mulligan::proxy

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "sidecar/net/address.h"
+#include "sidecar/proxy/http2_offence.h"
 #include "sidecar/policy/policy_view.h"
 #include "sidecar/retry/budget.h"
 #include "sidecar/stats/route_stats.h"
@@ -41,6 +42,12 @@ struct WorkerCounters {
   // Connections cut because a request head (or the first bytes of a new
   // connection) took longer than --request-header-timeout.
   Counter request_header_timeouts;
+  // HTTP/2 peers sent GOAWAY for going beyond a limit (http2_limits.h), by
+  // [Http2Side][Http2Offence].
+  Counter http2_goaways[2][kHttp2OffenceCount];
+  // HTTP/2 request streams refused (REFUSED_STREAM): the worker had
+  // Http2ServerSession::kMaxStreamsPerWorker open.
+  Counter http2_streams_refused;
 };
 
 struct Config {
@@ -54,7 +61,8 @@ struct Config {
   size_t max_headers = 100;
   int64_t downstream_idle_timeout_us = 60'000'000;  // used when no policy gives one
   // Open upstream HTTP/1 connections per destination per worker (in use +
-  // idle); 0 = no cap. --max-upstream-connections.
+  // idle); for HTTP/2, sessions and calls in flight on them (Http2Pool);
+  // 0 = no cap. --max-upstream-connections.
   size_t max_upstream_connections = 1024;
   // Downstream connections per worker before it stops accepting (the rest
   // wait in the listen backlog); 0 = no bound. --max-connections, by
