@@ -235,6 +235,20 @@ int main(int argc, char** argv) {
     }
     outbound.push_back(*addr);
   }
+  // A node with IPv6 turned off cannot bind [::1]: with another address to
+  // serve, say so and go on (the pod's IPv4 traffic must not lose its proxy
+  // over it); alone, it is the startup error it would be anyway.
+  if (outbound.size() > 1) {
+    std::vector<net::Address> usable;
+    for (const net::Address& a : outbound) {
+      if (net::ipv6Unavailable(a)) {
+        LOG_WARN("--outbound %s skipped: IPv6 is turned off on this host", a.toString().c_str());
+      } else {
+        usable.push_back(a);
+      }
+    }
+    if (!usable.empty()) outbound = std::move(usable);
+  }
 
   // SIGTERM/SIGINT are taken synchronously by the main thread (sigwait);
   // workers never see them. SIGPIPE: a peer that went away is an EOF, not death.

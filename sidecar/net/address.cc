@@ -4,6 +4,9 @@
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
 #include <cstring>
 
@@ -140,6 +143,22 @@ std::optional<Address> originalDestination(int fd, int family) {
   auto local = localAddress(fd);
   if (local && *orig == *local) return std::nullopt;
   return orig;
+}
+
+bool ipv6Unavailable(const Address& a) {
+  if (a.family() != AF_INET6) return false;
+  int fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno == EAFNOSUPPORT;
+  bool loopback = IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr);
+  bool missing = false;
+  if (loopback) {
+    sockaddr_in6 probe{};
+    probe.sin6_family = AF_INET6;
+    probe.sin6_addr = in6addr_loopback;  // port 0: only whether ::1 exists is asked
+    missing = ::bind(fd, reinterpret_cast<const sockaddr*>(&probe), sizeof probe) != 0 && errno == EADDRNOTAVAIL;
+  }
+  ::close(fd);
+  return missing;
 }
 
 }  // namespace mulligan::net

@@ -47,4 +47,11 @@ std::optional<Address> originalDestination(int fd, int family);
 // The local address a socket is bound to.
 std::optional<Address> localAddress(int fd);
 
+// True when `a` is an IPv6 address and this kernel (or network namespace)
+// has IPv6 turned off: no AF_INET6 sockets at all, or `::1` not assigned
+// (net.ipv6.conf.lo.disable_ipv6=1). A pod's second listener, [::1]:15001,
+// is then skipped with a warning rather than keeping the sidecar — and the
+// pod's network — from starting. Any other bind failure stays an error.
+bool ipv6Unavailable(const Address& a);
+
 }  // namespace mulligan::net

@@ -13,6 +13,7 @@ import os
 import re
 import resource
 import selectors
+import shutil
 import socket
 import time
 import unittest
@@ -383,6 +384,35 @@ class OutboundAddressesTest(LimitsStack):
     def test_environment_variable_takes_a_comma_separated_list(self):
         _, ports, _ = self.start_limited_sidecar(outbound=(), env={"MULLIGAN_OUTBOUND": "127.0.0.1:0, [::1]:0"})
         self.assertEqual(len(ports), 2)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("unshare"), "needs root for a network namespace")
+    def test_ipv6_loopback_on_a_host_with_ipv6_off_is_skipped_with_a_warning(self):
+        # A node with IPv6 turned off: a fresh network namespace whose
+        # loopback has no ::1. The injected pair of listeners must not keep
+        # the sidecar (and the pod's IPv4 traffic) from starting.
+        err = self.path("nov6.err")
+        script = ("ip link set lo up && sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+                  "net.ipv6.conf.lo.disable_ipv6=1 && exec \"$@\"")
+        args = [binary("mulligan-sidecar"), "--shm", self.shm, "--admin", "127.0.0.1:0",
+                "--access-log", "off", "--outbound", "127.0.0.1:0", "--outbound", "[::1]:0"]
+        proc = self.start("unshare", "-n", "sh", "-c", script, "sh", *args, stderr_file=err)
+
+        def started():
+            with open(err) as f:
+                text = f.read()
+            if proc.poll() is not None:
+                raise AssertionError(f"sidecar exited {proc.returncode}: {text}")
+            return text if "listening admin " in text else None
+        text = wait_for(started, what="sidecar listening")
+        self.assertIn("--outbound [::1]:0 skipped: IPv6 is turned off on this host", text)
+        listening = [l for l in text.splitlines() if "listening outbound " in l]
+        self.assertEqual(len(listening), 1, text)
+        self.assertIn("listening outbound 127.0.0.1:", listening[0])
+        # Alone, the same address is still the startup error it always was.
+        r = self.run_cmd("unshare", "-n", "sh", "-c", script, "sh", binary("mulligan-sidecar"), "--shm", self.shm,
+                         "--admin", "127.0.0.1:0", "--outbound", "[::1]:0")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("cannot listen on [::1]:0", r.stderr)
 
     def test_an_address_that_cannot_be_bound_is_a_startup_error(self):
         r = self.run_cmd(binary("mulligan-sidecar"), "--shm", self.shm, "--admin", "127.0.0.1:0",
