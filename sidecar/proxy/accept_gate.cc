@@ -18,6 +18,12 @@ namespace {
 constexpr int64_t kFirstBackoffUs = 10'000;
 constexpr int64_t kMaxBackoffUs = 1'000'000;
 constexpr int64_t kSpareRetryUs = 100'000;
+// A resources episode ends (and says so) only after accepts have gone this
+// long without failing: at the descriptor limit every closed connection
+// lets exactly one accept through before the next fails, and ending the
+// episode at each would log two lines per connection — the flood the gate
+// exists to prevent.
+constexpr int64_t kCalmUs = 1'000'000;
 
 bool outOfDescriptors(int err) { return err == EMFILE || err == ENFILE; }
 
@@ -40,7 +46,8 @@ AcceptGate::AcceptGate(event_base* base, std::string who, bool keep_spare, OnPau
       on_pause_(std::move(on_pause)),
       want_spare_(keep_spare),
       spare_timer_(base, [this] { onSpareTimer(); }),
-      retry_timer_(base, [this] { onRetryTimer(); }) {
+      retry_timer_(base, [this] { onRetryTimer(); }),
+      calm_timer_(base, [this] { onCalmTimer(); }) {
   if (want_spare_) takeSpare();
 }
 
@@ -75,6 +82,7 @@ void AcceptGate::clear() {
   listeners_.clear();
   retry_timer_.cancel();
   spare_timer_.cancel();
+  calm_timer_.cancel();
 }
 
 void AcceptGate::onError(evconnlistener* l, void*) {
@@ -107,6 +115,7 @@ void AcceptGate::onAcceptError(int err) {
   } else {
     ++retries_;
   }
+  calm_timer_.cancel();  // not calm yet: the same episode goes on
   if (use_spare) {
     // The waiting connection gets the spare's slot at the next accept (the
     // listener stays on: level-triggered, it is woken again at once).
@@ -124,6 +133,9 @@ void AcceptGate::onRetryTimer() {
   if (!resources_paused_) return;
   resources_paused_ = false;
   apply();  // a failure pauses again, with a longer back-off
+  // Listening again; unless a failure comes within kCalmUs (and cancels
+  // this), the episode is over — whether or not anyone connects meanwhile.
+  if (resources_episode_ && !calm_timer_.armed()) calm_timer_.armUs(kCalmUs);
 }
 
 void AcceptGate::connectionClosed() {
@@ -143,6 +155,11 @@ void AcceptGate::accepted() {
   if (!resources_episode_) return;
   // With a spare, the episode lasts until an accept needs it no more.
   if (want_spare_ && spare_fd_ < 0) return;
+  if (!calm_timer_.armed()) calm_timer_.armUs(kCalmUs);
+}
+
+void AcceptGate::onCalmTimer() {
+  if (!resources_episode_) return;
   resources_episode_ = false;
   if (on_pause_) on_pause_(Reason::kResources, false);
   LOG_WARN("%s: accepting again after %.3fs (%d retr%s after %s)", who_.c_str(), secondsSince(resources_since_us_),

@@ -8,6 +8,7 @@
 //    disables the listeners and tries again after a back-off (10 ms,
 //    doubling, at most 1 s) or as soon as one of the owner's connections
 //    closes, whichever comes first — as nginx and HAProxy pause accepting.
+//    The episode ends once accepts have gone a second without failing.
 //  - at the bound: the owner has `bound` connections open
 //    (--max-connections). New connections wait, completed by the kernel, in
 //    the listen backlog until one closes. For logging, the episode lasts
@@ -61,7 +62,9 @@ class AcceptGate {
   void add(evconnlistener* l);
   // Forgets every listener (they are being freed) and stops the timers.
   void clear();
-  // A connection was accepted: ends a resources episode.
+  // A connection was accepted: ends a resources episode once accepts have
+  // gone a second without failing (one logged end, not one per connection
+  // let through at the limit).
   void accepted();
   // The owner has `open` connections; `bound` 0 means no bound.
   void setOpen(size_t open, size_t bound);
@@ -79,6 +82,7 @@ class AcceptGate {
   void onAcceptError(int err);
   void onRetryTimer();
   void onSpareTimer();
+  void onCalmTimer();
   bool takeSpare();
   void apply();  // listeners enabled exactly when nothing stops them
 
@@ -98,6 +102,7 @@ class AcceptGate {
   int retries_ = 0;
   int last_error_ = 0;
   event::Timer retry_timer_;
+  event::Timer calm_timer_;  // armed by an accept during an episode; a failure cancels it
 
   bool at_bound_ = false;
   bool bound_episode_ = false;
