@@ -571,7 +571,13 @@ Http1Reader::Result Http1Reader::feed(const char* data, size_t len) {
         from += took;
       }
     }
-    if (mode_ == Mode::kResponse && !in_message_) {
+    // A response's line check starts with the bytes after the previous
+    // message, once: empty lines before a status line (llhttp skips them
+    // without beginning a message) may end in a later read, and their CR
+    // must still be there when the LF arrives — whether an upstream's
+    // response is refused must not depend on TCP segmentation (fuzzing
+    // found that).
+    if (mode_ == Mode::kResponse && !in_message_ && !scan_head_) {
       scan_head_ = true;
       start_line_seen_ = false;
       line_len_ = 0;
