@@ -571,13 +571,14 @@ Http1Reader::Result Http1Reader::feed(const char* data, size_t len) {
         from += took;
       }
     }
-    // A response's line check starts with the bytes after the previous
-    // message, once: empty lines before a status line (llhttp skips them
-    // without beginning a message) may end in a later read, and their CR
-    // must still be there when the LF arrives — whether an upstream's
-    // response is refused must not depend on TCP segmentation (fuzzing
-    // found that).
-    if (mode_ == Mode::kResponse && !in_message_ && !scan_head_) {
+    if (mode_ == Mode::kResponse && !in_message_) {
+      // Empty lines before a status line are skipped, as before a request
+      // line (llhttp skips them too): whatever CRs and LFs come first,
+      // however TCP split them — fuzzing found the line check refusing a
+      // CR and its LF that arrived in different reads, and a run of CRs
+      // taken for a start line. The check starts at the status line.
+      while (from < end && (*from == '\r' || *from == '\n')) ++from;
+      if (from == end) break;
       scan_head_ = true;
       start_line_seen_ = false;
       line_len_ = 0;
