@@ -224,6 +224,15 @@ print(json.dumps(out))
         # an IPv6 call goes through it instead of to a closed port.
         if subprocess.run(["ip6tables", "-t", "nat", "-L", "-n"], capture_output=True).returncode != 0:
             self.skipTest("no ip6tables nat table here: scripts/iptables installs no IPv6 redirect")
+        # The pod's first IPv6 packet to the service waits on neighbour
+        # discovery of a link just made; under the ASan build the sidecar's
+        # 1 s connect timeout sometimes ran out on it (a connect-failure
+        # retry, then fail_first's 503). Wait until the path is there, as
+        # the sidecar's own user (exempt from the redirect), before the call.
+        probe = f"import socket; socket.create_connection(('{self.svc6}', 8080), timeout=0.5).close()"
+        wait_for(lambda: subprocess.run([POD_SIM, "exec", "pod", "--name", NAME, "--uid", "1337", "--",
+                                         "/usr/bin/python3", "-c", probe], capture_output=True).returncode == 0,
+                 timeout=20, interval=0.2, what="the pod reaching the service over IPv6")
         r = self.in_pod("curl", "-6", "-sS", "-m", "10", f"http://[{self.svc6}]:8080/v6?fail_first=1&id=v6")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout, "ok\n")
