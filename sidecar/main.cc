@@ -18,8 +18,8 @@
 #include "proto-free-config/duration.h"
 #include "sidecar/core/logging.h"
 #include "sidecar/net/fd_limits.h"
-#include "sidecar/proxy/shared_state.h"
-#include "sidecar/proxy/worker.h"
+#include "sidecar/worker/shared_state.h"
+#include "sidecar/worker/worker.h"
 
 namespace mulligan {
 namespace {

@@ -18,8 +18,8 @@
 
 #include "sidecar/admin/stats_render.h"
 #include "sidecar/policy/agent_refusal.h"
-#include "sidecar/proxy/accept_gate.h"
-#include "sidecar/proxy/shared_state.h"
+#include "sidecar/worker/accept_gate.h"
+#include "sidecar/worker/shared_state.h"
 
 namespace mulligan::admin {
 

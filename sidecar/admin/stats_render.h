@@ -22,7 +22,7 @@
 
 #include "proto-free-config/table_reader.h"
 #include "sidecar/policy/agent_refusal.h"
-#include "sidecar/proxy/shared_state.h"
+#include "sidecar/worker/shared_state.h"
 #include "sidecar/retry/budget.h"
 #include "sidecar/stats/route_stats.h"
 

@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "sidecar/proxy/http1_reader.h"
+#include "sidecar/codec/http1/http1_reader.h"
 #include "tests/fuzz/fuzz_target.h"
 
 namespace mulligan::fuzz {

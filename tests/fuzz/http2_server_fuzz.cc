@@ -31,9 +31,9 @@
 
 #include "sidecar/core/logging.h"
 #include "sidecar/net/address.h"
-#include "sidecar/proxy/connection.h"
-#include "sidecar/proxy/shared_state.h"
-#include "sidecar/proxy/worker.h"
+#include "sidecar/downstream/connection.h"
+#include "sidecar/worker/shared_state.h"
+#include "sidecar/worker/worker.h"
 #include "tests/fuzz/fuzz_target.h"
 
 using namespace mulligan;

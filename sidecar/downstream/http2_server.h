@@ -1,0 +1,192 @@
+// Http2ServerSession: the downstream (app-facing) side of an h2c connection
+// (prior knowledge: the connection began with the HTTP/2 preface, as gRPC's
+// do). An nghttp2 server session; each request stream is an
+// Http2ServerStream, the Downstream of one ProxyStream, and many run at once.
+//
+// SETTINGS: MAX_CONCURRENT_STREAMS kMaxConcurrentStreams, MAX_HEADER_LIST_SIZE
+// from --max-header-bytes (a larger header block is answered 431), push off.
+// PING and SETTINGS are answered by nghttp2; a client's GOAWAY or RST_STREAM
+// ends the affected ProxyStreams (which cancel their upstream streams).
+//
+// Limits (http2_limits.h): a client that floods (PING, SETTINGS, empty
+// frames, resets, ACKs it does not read) or opens a stream whose id is at or
+// below one it already used (RFC 9113 §5.1.1) gets GOAWAY (ENHANCE_YOUR_CALM
+// or PROTOCOL_ERROR) and the connection closes once that is written (at
+// most kGoawayLingerUs later); its streams are cancelled. Any other
+// connection error nghttp2 finds ends the same way (PROTOCOL_ERROR, or the
+// code nghttp2 chose).
+//
+// Flow control, both ways (no automatic WINDOW_UPDATE):
+//  - request bodies: credit goes back to the app (nghttp2_session_consume)
+//    only while the call's upstream backlog is small, so a slow upstream
+//    slows the app instead of filling the sidecar;
+//  - responses: data waits in the stream's buffer for nghttp2 (a deferred
+//    data provider, resumed as data arrives); above kHighWater the
+//    ProxyStream pauses its upstream, which stops returning credit there.
+//
+// Why in proxy/ and not codec/: see http2_client.h.
+//
+// Lifetime: owned by its Connection. Streams are destroyed from the loop
+// after nghttp2 closes them (never inside nghttp2's callbacks).
+#pragma once
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <nghttp2/nghttp2.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+#include "sidecar/event/event_loop.h"
+#include "sidecar/codec/fields.h"
+#include "sidecar/stream/downstream.h"
+#include "sidecar/codec/http2/http2_limits.h"
+
+namespace mulligan::proxy {
+
+class Connection;
+class ProxyStream;
+class Http2ServerSession;
+
+class Http2ServerStream : public event::Deletable, public Downstream {
+ public:
+  static constexpr size_t kHighWater = 256 * 1024;  // response bytes waiting for the app
+  static constexpr size_t kLowWater = 64 * 1024;
+  // Request body bytes the upstream may hold back before the app gets no more credit.
+  static constexpr size_t kRequestBacklogLimit = 256 * 1024;
+
+  Http2ServerStream(Http2ServerSession* session, int32_t id);
+  ~Http2ServerStream() override;
+
+  // --- from the session (nghttp2 callbacks) ---
+  void onHeader(std::string_view name, std::string_view value);
+  void onHeadersEnd(bool end_stream);
+  void onData(const uint8_t* data, size_t len);
+  void onRemoteEnd();
+  void onClosed(uint32_t error_code);
+  ssize_t readResponse(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers);
+  const HeaderList& responseTrailers() const { return trailers_; }
+  int32_t id() const { return id_; }
+
+  // --- Downstream ---
+  Worker& worker() override;
+  Protocol protocol() const override { return Protocol::kHttp2; }
+  const std::optional<net::Address>& originalDst() const override;
+  void writeHead(const MessageHead& head, bool end_stream) override;
+  void writeBody(const char* data, size_t len) override;
+  void writeTrailers(const HeaderList& trailers) override;
+  void responseComplete() override;
+  void responseAborted() override;
+  void localReply(const LocalReply& reply) override;
+  void upgradeToTunnel(bufferevent* upstream) override;
+  bool congested() const override { return evbuffer_get_length(out_) >= kHighWater; }
+  void flush() override;
+  void requestBodyConsumed() override;
+
+ private:
+  void submitHead(int status, const HeaderList& headers, bool end_stream);
+
+  Http2ServerSession* session_;
+  int32_t id_;
+  RequestHead head_;
+  size_t header_bytes_ = 0;
+  size_t header_count_ = 0;
+  bool too_large_ = false;
+  bool in_trailers_ = false;
+  HeaderList req_trailers_;
+  bool request_ended_ = false;
+  std::unique_ptr<ProxyStream> proxy_;
+  size_t held_ = 0;  // request bytes not yet credited back to the app
+
+  evbuffer* out_;               // response body waiting for nghttp2
+  bool head_submitted_ = false;
+  bool out_ended_ = false;      // no more response data
+  HeaderList trailers_;
+  bool was_congested_ = false;
+  bool closed_ = false;
+};
+
+class Http2ServerSession : public event::Deletable {
+ public:
+  static constexpr uint32_t kMaxConcurrentStreams = 256;
+  // Request streams open at once in one worker, all its connections
+  // together; a stream beyond it is refused at once (RST_STREAM
+  // REFUSED_STREAM: never processed, safe for the client to retry, RFC 9113
+  // §8.7) before anything is allocated for it. Each open stream holds a few
+  // KiB (its call, its attempt, both sides' nghttp2 state): this bounds what
+  // many connections that each open their 256 streams can make a worker
+  // hold (issue 15: 1,000 connections x 100 abandoned streams).
+  static constexpr size_t kMaxStreamsPerWorker = 2048;
+  // Request streams open now on this thread (tests).
+  static size_t openStreams();
+
+  // Takes over `bev` (with the sniffed preface still in its input).
+  Http2ServerSession(Connection* conn, bufferevent* bev);
+  ~Http2ServerSession() override;
+
+  void start();
+  // Graceful stop: GOAWAY, finish the streams in flight, then close.
+  void drain();
+
+  // --- for streams ---
+  Connection& connection() { return *conn_; }
+  Worker& worker();
+  nghttp2_session* session() { return session_; }
+  void scheduleFlush();
+
+  // After a GOAWAY for an offence, the longest wait for it to be written
+  // before the connection closes anyway (a peer that does not read).
+  static constexpr int64_t kGoawayLingerUs = 1'000'000;
+  // Stream ids we reset that the client may still send frames on (RFC 9113
+  // §5.4.2: it may not have seen the reset yet); more are forgotten.
+  static constexpr size_t kResetMemory = 256;
+
+  // nghttp2 callbacks (trampolines call these).
+  int onBeginFrame(const nghttp2_frame_hd& hd);
+  int onFrameSend(const nghttp2_frame* frame);
+  int onBeginHeaders(const nghttp2_frame* frame);
+  int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value);
+  int onFrameRecv(const nghttp2_frame* frame);
+  int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
+  int onStreamClose(int32_t stream_id, uint32_t error_code);
+  ssize_t readResponse(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags);
+
+ private:
+  static void onRead(bufferevent* bev, void* arg);
+  static void onWrite(bufferevent* bev, void* arg);
+  static void onEvent(bufferevent* bev, short what, void* arg);
+  static void onFlushEvent(evutil_socket_t, short, void* arg);
+  void processInput();
+  void flush();
+  void closeNow();
+  Http2ServerStream* streamFor(int32_t id);
+  // A callback found an offence: remember it and make nghttp2 stop
+  // (mem_recv fails; processInput then calls goAway).
+  int offend(Http2Offence o);
+  // GOAWAY for `o`, counted and logged; the streams are cancelled and the
+  // connection closes once the GOAWAY is written (or after kGoawayLingerUs).
+  void goAway(Http2Offence o, int nghttp2_error = 0);
+  // Counts and logs the GOAWAY and arms the linger timer (once).
+  void noteGoAway(Http2Offence o, uint32_t code);
+  bool wasReset(int32_t id) const;
+
+  Connection* conn_;
+  bufferevent* bev_;
+  nghttp2_session* session_ = nullptr;
+  event::EventPtr flush_ev_;
+  std::unordered_map<int32_t, std::unique_ptr<Http2ServerStream>> streams_;
+  bool draining_ = false;
+  bool closed_ = false;
+  Http2FloodGuard guard_{true};
+  std::optional<Http2Offence> offence_;  // set by offend(), then goAway()
+  bool going_away_ = false;              // GOAWAY for an offence sent: input is discarded
+  event::Timer linger_;
+  int32_t highest_stream_id_ = 0;        // of the client's HEADERS frames so far
+  std::array<int32_t, kResetMemory> reset_ids_{};
+  size_t reset_next_ = 0;
+};
+
+}  // namespace mulligan::proxy

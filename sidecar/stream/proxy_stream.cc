@@ -1,0 +1,624 @@
+#include "sidecar/stream/proxy_stream.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "sidecar/core/clock.h"
+#include "sidecar/core/logging.h"
+#include "sidecar/codec/header_stock.h"
+#include "sidecar/upstream/http1_attempt.h"
+#include "sidecar/upstream/http2_client.h"
+#include "sidecar/worker/worker.h"
+#include "sidecar/retry/attempt_headers.h"
+
+namespace mulligan::proxy {
+namespace {
+
+int64_t unixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+const pfc::EffectivePolicy& builtinPolicy() {
+  static const pfc::EffectivePolicy p = pfc::builtinDefaults();
+  return p;
+}
+
+// The sidecar's own gRPC answers (DESIGN.md "Deadlines").
+constexpr int kGrpcDeadlineExceeded = 4;
+constexpr int kGrpcUnavailable = 14;
+
+}  // namespace
+
+ProxyStream::ProxyStream(Downstream* downstream, int64_t start_us)
+    : down_(downstream),
+      worker_(&downstream->worker()),
+      start_us_(start_us),
+      deadline_timer_(&worker_->timerQueues(), worker_->base(), [this] { onDeadline(); }),
+      backoff_timer_(worker_->base(), [this] { startAttempt(); }) {}
+
+ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us)
+    : ProxyStream(downstream, start_us) {
+  req_ = std::move(head);
+}
+
+ProxyStream::~ProxyStream() {
+  if (connect_bev_) bufferevent_free(connect_bev_);
+  attempt_.reset();
+  resolving_.reset();
+  if (replay_) evbuffer_free(replay_);
+  // The request's header storage serves the next request's head.
+  HeaderStock& stock = HeaderStock::local();
+  stock.give(std::move(req_.headers));
+  if (request_trailers_) stock.give(std::move(*request_trailers_));
+  stock.giveString(std::move(req_.path));
+  stock.giveString(std::move(req_.authority));
+}
+
+size_t ProxyStream::requestBacklog() const {
+  // No body, no backlog: the common case answers without asking the attempt
+  // (the downstream asks after every read and every drain).
+  if (!req_.body_follows) return 0;
+  if (!attempt_started_) return replay_ ? evbuffer_get_length(replay_) : 0;
+  return attempt_ ? attempt_->requestBacklog() : 0;
+}
+
+// ------------------------------------------------------------- the start --
+
+void ProxyStream::start() {
+  connect_ = std::string_view(req_.method) == "CONNECT" && down_->protocol() == Protocol::kHttp1;
+  request_complete_ = !req_.body_follows;
+  grpc_ = isGrpcContentType(findHeader(req_.headers, "content-type"));
+  worker_->counters().requests.add();
+  // The policy snapshot this request keeps to its end (DESIGN.md: requests
+  // in flight keep the snapshot they started with).
+  table_ = worker_->policy().current(start_us_);
+  const auto& orig = down_->originalDst();
+  uint16_t port = orig ? orig->port() : req_.absolute_port;
+  if (port == 0) {
+    std::string_view h;
+    uint16_t p = 0;
+    port = net::splitHostPort(req_.authority, &h, &p) ? p : 80;
+  }
+  if (table_) {
+    match_ = table_->lookup(pfc::RequestKey{req_.authority, port, req_.method, req_.path, grpc_});
+    policy_ = match_.policy;
+    if (match_.service != pfc::Match::kNone) service_name_ = table_->str(table_->services()[match_.service].name);
+  } else {
+    policy_ = &builtinPolicy();
+  }
+  route_stats_ = &worker_->routeStats().forMatch(table_.get(), match_);
+  route_stats_->request();
+  budget_ = &worker_->shared().budgets.get(service_name_);
+  budget_->recordRequest(start_us_, policy_->budget);
+
+  deadline_ = retry::computeDeadline(start_us_, *policy_, findHeader(req_.headers, "grpc-timeout"),
+                                     findHeader(req_.headers, "x-timeout-budget"));
+  // A policy's request_timeout is one duration for many calls: the worker's
+  // queue for it costs no libevent call per request. A caller's own deadline
+  // (grpc-timeout, x-timeout-budget) is any duration: a plain timer.
+  if (!deadline_.none()) deadline_timer_.armUs(deadline_.remaining(start_us_), !deadline_.fromInbound());
+  std::optional<std::string_view> key;
+  if (!policy_->retry.idempotencyHeader().empty()) key = findHeader(req_.headers, policy_->retry.idempotencyHeader());
+  retry::RequestFacts facts;
+  facts.method = req_.method;
+  facts.grpc = grpc_;
+  facts.has_idempotency_key = key.has_value();
+  if (req_.has_content_length) facts.body_size = req_.content_length;
+  retry_.emplace(*policy_, facts, deadline_);
+  if (policy_->retry.num_retries == 0) replayable_ = false;  // nothing to replay for
+  pickDestination();
+}
+
+void ProxyStream::pickDestination() {
+  // DESIGN.md "Where a request goes", in order.
+  const auto& orig = down_->originalDst();
+  if (orig) {
+    destinationResolved(*orig);
+    return;
+  }
+  std::string host;
+  uint16_t port = 0;
+  if (!req_.absolute_host.empty()) {
+    host = req_.absolute_host;
+    port = req_.absolute_port;
+  } else if (table_ && match_.service != pfc::Match::kNone) {
+    std::string_view upstream = table_->str(table_->services()[match_.service].upstream);
+    if (const net::Address* numeric = worker_->resolver().numericHostPort(upstream)) {
+      destinationResolved(*numeric);  // an IP literal (most upstreams): no lookup, no strings
+      return;
+    }
+    std::string_view h;
+    if (!upstream.empty() && net::splitHostPort(upstream, &h, &port)) host = std::string(h);
+  }
+  if (host.empty()) {
+    sidecar_error_ = "no-destination";
+    sendLocalReply(502, "Bad Gateway",
+                   "no destination for \"" + req_.authority +
+                       "\": not an iptables-redirected connection, not a proxy request, and no policy service with "
+                       "an upstream matches this host\n",
+                   {}, kGrpcUnavailable);
+    return;
+  }
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  auto cb = [this](const net::Address* addr, const char* error) {
+    resolving_.reset();
+    if (!addr) {
+      sidecar_error_ = "dns";
+      sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + error + "\n", {}, kGrpcUnavailable);
+      return;
+    }
+    destinationResolved(*addr);
+  };
+  resolving_ = worker_->resolver().resolve(host, port, event::monotonicNowUs(), cb);
+}
+
+void ProxyStream::destinationResolved(const net::Address& addr) {
+  if (state_ == State::kDone) return;
+  if (connect_) {
+    dest_ = addr;
+    startConnectTunnel();
+    return;
+  }
+  const net::Address& self = worker_->listenAddress();
+  if (addr.port() == self.port() && (addr == self || addr.isLoopback())) {
+    sidecar_error_ = "loop";
+    sendLocalReply(502, "Bad Gateway", "refusing to proxy to the sidecar's own listener (a redirect loop)\n", {},
+                   kGrpcUnavailable);
+    return;
+  }
+  dest_ = addr;
+  startAttempt();
+}
+
+void ProxyStream::startConnectTunnel() {
+  // CONNECT is not retried: a tunnel's bytes are opaque to us.
+  retry_->attemptStarted();
+  worker_->counters().upstream_connects.add();
+  connect_bev_ = bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE);
+  bufferevent_setcb(connect_bev_, nullptr, nullptr, &ProxyStream::onConnectTunnelEvent, this);
+  timeval tv{static_cast<time_t>(policy_->connect_timeout_us / 1000000),
+             static_cast<suseconds_t>(policy_->connect_timeout_us % 1000000)};
+  bufferevent_set_timeouts(connect_bev_, nullptr, &tv);  // bounds the connect
+  bufferevent_enable(connect_bev_, EV_WRITE);
+  if (bufferevent_socket_connect(connect_bev_, dest_.sa(), static_cast<int>(dest_.len)) != 0) {
+    bufferevent_free(connect_bev_);
+    connect_bev_ = nullptr;
+    sidecar_error_ = "connect-failure";
+    sendLocalReply(502, "Bad Gateway", "CONNECT to " + dest_.toString() + " failed\n", {}, kGrpcUnavailable);
+  }
+}
+
+void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) {
+  auto* self = static_cast<ProxyStream*>(arg);
+  if (!(what & BEV_EVENT_CONNECTED)) {
+    bufferevent_free(bev);
+    self->connect_bev_ = nullptr;
+    self->worker_->counters().upstream_connect_failures.add();
+    self->sidecar_error_ = "connect-failure";
+    self->sendLocalReply(502, "Bad Gateway", "CONNECT to " + self->dest_.toString() + " failed\n", {},
+                         kGrpcUnavailable);
+    return;
+  }
+  bufferevent_set_timeouts(bev, nullptr, nullptr);
+  self->connect_bev_ = nullptr;
+  self->status_ = 200;
+  self->response_started_ = true;
+  self->state_ = State::kDone;
+  self->deadline_timer_.cancel();  // a tunnel lives as long as its peers
+  self->worker_->counters().responses_by_class[2].add();
+  self->route_stats_->response(200);
+  self->logAccess();
+  self->down_->upgradeToTunnel(bev);  // writes the 200; may defer-delete us
+}
+
+// ------------------------------------------------------------- attempts --
+
+std::unique_ptr<Attempt> ProxyStream::newAttempt() {
+  // HTTP/1 clients go to HTTP/1 upstreams, HTTP/2 (and gRPC) to HTTP/2.
+  if (down_->protocol() == Protocol::kHttp2) {
+    return std::make_unique<Http2Attempt>(worker_, static_cast<Attempt::Owner*>(this), dest_,
+                                          policy_->connect_timeout_us, policy_->read_timeout_us);
+  }
+  return std::make_unique<Http1Attempt>(worker_, static_cast<Attempt::Owner*>(this), dest_, req_.method,
+                                        policy_->connect_timeout_us, policy_->read_timeout_us);
+}
+
+void ProxyStream::startAttempt() {
+  if (state_ == State::kDone) return;
+  int64_t now = event::monotonicNowUs();
+  // DESIGN.md: no attempt with less than min_attempt_budget left.
+  if (!deadline_.none() && deadline_.remaining(now) < policy_->deadline.min_attempt_budget_us) {
+    onDeadline();
+    return;
+  }
+  state_ = State::kAttempting;
+  retry_->attemptStarted();
+  attempt_ = newAttempt();
+  // The deadline timer answers for the whole call ("request"); the attempt's
+  // own timer is armed only when the per-try timeout ends sooner.
+  int64_t per_try = policy_->retry.per_try_timeout_us;
+  int64_t left = deadline_.remaining(now);
+  attempt_->setHeaderTimeoutUs(per_try > 0 && per_try < left ? per_try : -1);
+  attempt_->setIdleTimeoutUs(policy_->idle_timeout_us);
+  // x-envoy-attempt-count, grpc-previous-rpc-attempts and the deadline
+  // headers (grpc-timeout in its wire format), from the engine.
+  attempt_->sendHead(req_, retry::attemptHeaders(*retry_, now));
+  // Replay what we hold of the body (the first attempt: what arrived so far).
+  evbuffer_iovec vecs[16];
+  int n = replay_ ? evbuffer_peek(replay_, -1, nullptr, vecs, 16) : 0;
+  if (n > 16) {
+    evbuffer_pullup(replay_, -1);
+    n = evbuffer_peek(replay_, -1, nullptr, vecs, 16);
+  }
+  for (int i = 0; i < n && i < 16; ++i) attempt_->sendBody(static_cast<const char*>(vecs[i].iov_base), vecs[i].iov_len);
+  if (request_complete_ && req_.body_follows) attempt_->endRequest(request_trailers_ ? &*request_trailers_ : nullptr);
+  attempt_started_ = true;
+  if (!replayable_ && replay_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
+  attempt_->start();  // a pooled connection flushes at once
+  route_stats_->attemptStarted(attempt_->reused());
+  // The body held in replay_ is the attempt's now: the app may send more.
+  down_->requestBodyConsumed();
+}
+
+void ProxyStream::onRequestBody(const char* data, size_t len) {
+  request_bytes_ += len;
+  if (retry_) retry_->addRequestBodyBytes(len);
+  if (state_ == State::kDone) return;  // answered already; the body is discarded
+  if (!replay_) replay_ = evbuffer_new();
+  // Before the first attempt everything waits in replay_ (the first attempt
+  // needs it whatever its size); afterwards replay_ keeps a copy only while
+  // the body fits max_buffered_body, and the live attempt gets the bytes.
+  if (replayable_ && policy_ && evbuffer_get_length(replay_) + len > policy_->retry.max_buffered_body) {
+    replayable_ = false;
+    if (attempt_started_) evbuffer_drain(replay_, evbuffer_get_length(replay_));
+    if (state_ == State::kBackoff) {
+      // A retry was decided while the body still fit; it has outgrown the
+      // replay buffer during the wait, so the next attempt could not send
+      // it whole. Never send a truncated body: answer instead.
+      retry_refused_ = retry::refusalName(retry::Refusal::kBodyTooLarge);
+      sidecar_error_ = "body-too-large";
+      sendLocalReply(502, "Bad Gateway",
+                     "request body outgrew max_buffered_body while waiting to retry; not replayed\n", {},
+                     kGrpcUnavailable);
+      return;
+    }
+  }
+  if (!attempt_started_) {
+    evbuffer_add(replay_, data, len);
+    return;
+  }
+  if (replayable_) evbuffer_add(replay_, data, len);
+  if (attempt_ && attempt_->state() != Attempt::State::kDone) {
+    attempt_->sendBody(data, len);
+    attempt_->flush();
+  }
+}
+
+void ProxyStream::onRequestTrailers(HeaderList& trailers) { request_trailers_ = std::move(trailers); }
+
+void ProxyStream::onRequestComplete() {
+  request_complete_ = true;
+  if (state_ == State::kDone || !attempt_started_) return;
+  if (attempt_ && attempt_->state() != Attempt::State::kDone) {
+    attempt_->endRequest(request_trailers_ ? &*request_trailers_ : nullptr);
+    attempt_->flush();
+  }
+}
+
+void ProxyStream::onAttemptRequestDrained(size_t) { down_->requestBodyConsumed(); }
+
+bool ProxyStream::maybeRetry(const retry::Outcome& o) {
+  if (response_started_) retry_->responseStarted();
+  retry::Decision d = retry_->decide(o, core::systemClock(), *budget_, worker_->random());
+  if (!d.retry) {
+    route_stats_->refused(d.refusal);
+    if (d.refusal != retry::Refusal::kNotRetriable && d.refusal != retry::Refusal::kRetriesExhausted) {
+      retry_refused_ = retry::refusalName(d.refusal);
+    }
+    return false;
+  }
+  route_stats_->retried(o);
+  retryAfter(d.wait_us, o.reason());
+  return true;
+}
+
+void ProxyStream::retryAfter(int64_t wait_us, std::string_view reason) {
+  worker_->counters().retries.add();
+  held_head_.reset();
+  if (!retry_reasons_.empty()) retry_reasons_ += ",";
+  retry_reasons_ += reason;
+  if (attempt_) {
+    attempt_->cancel();  // we walked away from its response
+    worker_->deferDelete(std::move(attempt_));
+  }
+  state_ = State::kBackoff;
+  backoff_timer_.armUs(wait_us);
+  // The body is in replay_ now; the downstream may send more.
+  down_->requestBodyConsumed();
+}
+
+void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& why) {
+  route_stats_->attemptFailed(kind, attempt_ && attempt_->connectTimedOut());
+  retry::Outcome o;
+  o.kind = kind;
+  LOG_DEBUG("attempt %u for %s %s%s: %s", retry_->attempts(), req_.method.c_str(), req_.authority.c_str(),
+            req_.path.c_str(), why.c_str());
+  if (kind == retry::OutcomeKind::kOverflow) {
+    // Our own limit: answered at once, never retried (DESIGN.md: 503 for the
+    // sidecar's own overload limits).
+    sidecar_error_ = "overflow";
+    sendLocalReply(503, "Service Unavailable", "upstream overloaded: " + why + "\n", {}, kGrpcUnavailable,
+                   "upstream-connections");
+    return;
+  }
+  if (maybeRetry(o)) return;
+  switch (kind) {
+    case retry::OutcomeKind::kPerTryTimeout:
+      sendLocalReply(504, "Gateway Timeout", "upstream request timeout", "per-try", kGrpcDeadlineExceeded);
+      break;
+    case retry::OutcomeKind::kConnectFailure:
+      sidecar_error_ = "connect-failure";
+      sendLocalReply(502, "Bad Gateway", "upstream connect error: " + why + "\n", {}, kGrpcUnavailable);
+      break;
+    case retry::OutcomeKind::kRefusedStream:
+      sidecar_error_ = "refused-stream";
+      sendLocalReply(502, "Bad Gateway", "upstream refused the stream: " + why + "\n", {}, kGrpcUnavailable);
+      break;
+    default:
+      sidecar_error_ = "reset";
+      sendLocalReply(502, "Bad Gateway", "upstream reset before response: " + why + "\n", {}, kGrpcUnavailable);
+      break;
+  }
+}
+
+void ProxyStream::onAttemptHead(MessageHead& head, bool end_stream) {
+  upstream_head_us_ = event::monotonicNowUs() - attempt_->sentAtUs();
+  route_stats_->upstreamLatency(upstream_head_us_);
+  if (!request_complete_) attempt_->forbidReuse();
+  retry::Outcome o;
+  o.kind = retry::OutcomeKind::kResponse;
+  o.status = head.status;
+  o.retry_after = findHeader(head.headers, "retry-after");
+  if (grpc_) {
+    // A trailers-only response carries its grpc-status in the only HEADERS
+    // frame; some servers also put it in headers before a body.
+    o.grpc_status = parseGrpcStatus(findHeader(head.headers, "grpc-status"));
+    o.grpc_pushback = findHeader(head.headers, "grpc-retry-pushback-ms");
+    grpc_status_ = o.grpc_status;
+  }
+  if (head.status != 101 && maybeRetry(o)) return;
+  if (grpc_ && !end_stream && head.status == 200 && o.grpc_status == retry::kNoGrpcStatus &&
+      policy_->retry.grpc_codes != 0 && retry_->mayRetry() && request_complete_) {
+    // Hold the headers: the call's status comes with the trailers, and until
+    // a message flows a retriable one can still be retried. Only once the
+    // request is complete (unary, server streaming): a client or bidi stream
+    // may wait for the headers before it sends on.
+    held_head_ = std::make_unique<MessageHead>(std::move(head));
+    return;
+  }
+  commitHead(head, end_stream);
+}
+
+void ProxyStream::commitHeldHead() {
+  std::unique_ptr<MessageHead> head = std::move(held_head_);
+  commitHead(*head, false);
+}
+
+void ProxyStream::commitHead(MessageHead& head, bool end_stream) {
+  // Commit: this response is the one the client gets.
+  state_ = State::kStreaming;
+  status_ = head.status;
+  response_started_ = true;
+  // For HTTP the deadline bounds the wait for headers; a gRPC deadline bounds
+  // the whole call (gRPC "PROTOCOL-HTTP2.md": the server ends it with
+  // DEADLINE_EXCEEDED wherever it is).
+  if (!grpc_) deadline_timer_.cancel();
+  if (head.status == 101 && down_->protocol() == Protocol::kHttp1) {
+    // Upgrade (WebSocket): the rest is a tunnel. Hand both sockets over.
+    down_->writeHead(head, false);
+    state_ = State::kDone;
+    logAccess();
+    down_->upgradeToTunnel(attempt_->releaseConnection());
+    return;
+  }
+  down_->writeHead(head, end_stream);
+}
+
+void ProxyStream::onAttemptBody(const char* data, size_t len) {
+  if (held_head_) commitHeldHead();  // the first message: committed now
+  if (state_ != State::kStreaming) return;
+  response_bytes_ += len;
+  down_->writeBody(data, len);
+  if (down_->congested()) attempt_->pauseReading(true);
+}
+
+void ProxyStream::onAttemptTrailers(HeaderList& trailers) {
+  bool decided = false;  // this outcome went through maybeRetry already
+  if (held_head_) {
+    // Headers, then trailers, no message: the trailers' grpc-status is the
+    // attempt's outcome, as for a trailers-only response.
+    retry::Outcome o;
+    o.kind = retry::OutcomeKind::kResponse;
+    o.status = held_head_->status;
+    o.grpc_status = parseGrpcStatus(findHeader(trailers, "grpc-status"));
+    o.grpc_pushback = findHeader(trailers, "grpc-retry-pushback-ms");
+    if (maybeRetry(o)) return;
+    commitHeldHead();
+    decided = true;
+  }
+  if (state_ != State::kStreaming) return;
+  if (grpc_) {
+    int g = parseGrpcStatus(findHeader(trailers, "grpc-status"));
+    if (g != retry::kNoGrpcStatus) {
+      grpc_status_ = g;
+      // A status retry_on names, after a message went downstream: never
+      // retried, but the refusal is told (DESIGN.md: a retry that policy
+      // allowed but that did not happen says why — response-started).
+      if (!decided) {
+        retry::Outcome o;
+        o.kind = retry::OutcomeKind::kResponse;
+        o.status = status_;
+        o.grpc_status = g;
+        maybeRetry(o);  // response_started_: always refused
+      }
+    }
+  }
+  down_->writeTrailers(trailers);
+}
+
+void ProxyStream::onAttemptComplete() {
+  if (held_head_) commitHeldHead();
+  finish();
+}
+
+void ProxyStream::onAttemptAborted(const std::string& why) {
+  LOG_DEBUG("response from %s broke off: %s", dest_.toString().c_str(), why.c_str());
+  if (state_ == State::kDone) return;
+  if (held_head_) {
+    // Nothing went downstream yet: a reset before the response, as far as
+    // the client can tell.
+    held_head_.reset();
+    onAttemptFailed(retry::OutcomeKind::kReset, why);
+    return;
+  }
+  route_stats_->attemptAborted(attempt_ && attempt_->readTimedOut());
+  sidecar_error_ = "response-aborted";
+  state_ = State::kDone;
+  deadline_timer_.cancel();
+  backoff_timer_.cancel();
+  logAccess();
+  down_->responseAborted();
+}
+
+void ProxyStream::onAttemptReadDone() {
+  if (state_ == State::kStreaming) down_->flush();
+}
+
+void ProxyStream::onDownstreamDrained() {
+  if (attempt_ && state_ == State::kStreaming) attempt_->pauseReading(false);
+}
+
+// ------------------------------------------------------------ endings --
+
+void ProxyStream::onDeadline() {
+  if (state_ == State::kDone) return;
+  route_stats_->timeout(stats::TimeoutKind::kRequest);
+  if (response_started_) {
+    if (grpc_) {
+      // After response headers: cancel the upstream stream (RST_STREAM
+      // CANCEL) and end the call with DEADLINE_EXCEEDED in trailers.
+      if (attempt_) attempt_->cancel();
+      timeout_kind_ = "request";
+      grpc_status_ = kGrpcDeadlineExceeded;
+      HeaderList trailers;
+      trailers.emplace_back("grpc-status", "4");
+      trailers.emplace_back("grpc-message", std::string(retry::timeoutMessage(retry::TimeoutKind::kRequest)));
+      down_->writeTrailers(trailers);
+      finish();
+      return;
+    }
+    // HTTP/1 cannot say "timed out" mid-body; the close tells the client.
+    onAttemptAborted("request timeout mid-response");
+    return;
+  }
+  sendLocalReply(504, "Gateway Timeout", "upstream request timeout", "request", kGrpcDeadlineExceeded);
+}
+
+void ProxyStream::sendLocalReply(int status, std::string_view reason, std::string body,
+                                 std::string_view timeout_kind, int grpc_status, std::string_view overloaded) {
+  if (state_ == State::kDone) return;
+  if (attempt_) {
+    attempt_->cancel();
+    worker_->deferDelete(std::move(attempt_));
+  }
+  resolving_.reset();
+  held_head_.reset();
+  state_ = State::kDone;
+  deadline_timer_.cancel();
+  backoff_timer_.cancel();
+  LocalReply r;
+  r.status = status;
+  r.reason = reason;
+  r.timeout_kind = timeout_kind;
+  r.overloaded = overloaded;
+  r.request_complete = request_complete_;
+  if (!timeout_kind.empty()) timeout_kind_ = timeout_kind;
+  if (grpc_) {
+    // gRPC: a trailers-only response, HTTP 200 (DESIGN.md "Deadlines").
+    r.grpc = true;
+    r.status = 200;
+    r.grpc_status = grpc_status;
+    while (!body.empty() && body.back() == '\n') body.pop_back();
+    r.grpc_message = timeout_kind.empty() ? body
+                     : timeout_kind == "per-try" ? std::string(retry::timeoutMessage(retry::TimeoutKind::kPerTry))
+                                                 : std::string(retry::timeoutMessage(retry::TimeoutKind::kRequest));
+    grpc_status_ = grpc_status;
+  } else {
+    r.body = std::move(body);
+    response_bytes_ = r.body.size();
+  }
+  status_ = r.status;
+  response_started_ = true;
+  if (status_ >= 100 && status_ < 600) worker_->counters().responses_by_class[status_ / 100].add();
+  route_stats_->response(status_);
+  logAccess();
+  down_->localReply(r);  // may defer-delete us
+}
+
+void ProxyStream::finish() {
+  if (state_ == State::kDone) return;
+  state_ = State::kDone;
+  deadline_timer_.cancel();
+  backoff_timer_.cancel();
+  if (status_ >= 100 && status_ < 600) worker_->counters().responses_by_class[status_ / 100].add();
+  route_stats_->response(status_);
+  logAccess();
+  down_->responseComplete();  // may defer-delete us
+}
+
+void ProxyStream::abort(const char* why) {
+  if (state_ == State::kDone) return;
+  LOG_DEBUG("%s %s%s abandoned: %s", req_.method.c_str(), req_.authority.c_str(), req_.path.c_str(), why);
+  state_ = State::kDone;
+  deadline_timer_.cancel();
+  backoff_timer_.cancel();
+  resolving_.reset();
+  if (attempt_) attempt_->cancel();
+  if (!sidecar_error_.size()) sidecar_error_ = "downstream-closed";
+  logAccess();
+}
+
+void ProxyStream::logAccess() {
+  FILE* out = worker_->shared().config.access_log;
+  if (!out) return;
+  AccessRecord r;
+  // The wall-clock start, worked out only when a line is written: a call
+  // with no access log never reads the wall clock.
+  int64_t now_us = event::monotonicNowUs();
+  r.start_unix_ms = unixMs() - (now_us - start_us_) / 1000;
+  r.method = req_.method;
+  r.authority = req_.authority;
+  r.path = req_.path;
+  r.protocol = down_->protocol() == Protocol::kHttp2 ? "HTTP/2" : req_.version_minor ? "HTTP/1.1" : "HTTP/1.0";
+  r.status = status_;
+  r.grpc_status = grpc_ ? grpc_status_ : -1;
+  r.service = service_name_;
+  if (table_ && match_.route != pfc::Match::kNone && match_.service != pfc::Match::kNone) {
+    r.route = static_cast<int>(match_.route - table_->services()[match_.service].route_begin);
+  }
+  r.attempts = retry_ ? retry_->attempts() : 0;
+  r.retry_reasons = retry_reasons_;
+  r.retry_refused = retry_refused_;
+  r.timeout = timeout_kind_;
+  r.sidecar_error = sidecar_error_;
+  r.deadline_ms = deadline_.none() ? -1 : deadline_.budgetUs() / 1000;
+  if (dest_.len) r.upstream = dest_.toString();
+  r.duration_us = now_us - start_us_;
+  r.upstream_us = upstream_head_us_;
+  r.request_bytes = request_bytes_;
+  r.response_bytes = response_bytes_;
+  writeAccessLog(out, r);
+}
+
+}  // namespace mulligan::proxy

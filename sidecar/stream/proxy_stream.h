@@ -1,0 +1,174 @@
+// ProxyStream: one call through the sidecar, from its request head to the
+// last byte of its response, whatever the protocol. It owns the call's
+// deadline, its policy snapshot, the capped replay buffer for its body, its
+// retry::RetryState, and the current Attempt; it asks the engine (retry/)
+// what to do after each attempt and does it: retry after a wait, or commit
+// to the response in hand. Once a response byte went downstream nothing
+// retries it.
+//
+// It is the ONE orchestration of a call: HTTP/1 and HTTP/2 differ only behind
+// its two seams (downstream.h): the Downstream it answers (Http1Session, or an
+// Http2ServerSession stream) and the Attempts it starts (Http1Attempt or
+// Http2Attempt, picked by Downstream::protocol()).
+//
+// gRPC calls (content-type application/grpc*) are recognised here: their
+// grpc-status counts as the outcome (RetryState) — from a trailers-only
+// response, or from trailers that follow headers with no message (the
+// headers are held back until a message flows: a call is retried only while
+// no response message has gone downstream) — their deadline also bounds
+// the response body (expiry after headers: the upstream stream is cancelled
+// and the client gets trailers with grpc-status 4), and the sidecar's own
+// failures answer in gRPC form (DESIGN.md "Deadlines": 4 or 14, never a bare
+// HTTP 502).
+//
+// Lifetime: owned by its Downstream; destroyed from the loop (never inside
+// its own callbacks).
+#pragma once
+
+#include <event2/buffer.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "proto-free-config/table_reader.h"
+#include "sidecar/core/recycled.h"
+#include "sidecar/event/event_loop.h"
+#include "sidecar/event/timer_queue.h"
+#include "sidecar/net/resolver.h"
+#include "sidecar/stream/access_log.h"
+#include "sidecar/codec/fields.h"
+#include "sidecar/stream/downstream.h"
+#include "sidecar/retry/deadline.h"
+#include "sidecar/retry/retry_state.h"
+#include "sidecar/stats/route_stats.h"
+
+namespace mulligan::proxy {
+
+class Worker;
+
+// Recycled: one is made per request; its memory is reused from a per-thread
+// list instead of malloc/free each time (core/recycled.h).
+class ProxyStream : public event::Deletable, private Attempt::Owner, public core::Recycled<ProxyStream> {
+ public:
+  // The request head is filled in place through request() before start()
+  // (no move of its fields at all), or moved in: `head` is moved from.
+  ProxyStream(Downstream* downstream, int64_t start_us);
+  ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us);
+  RequestHead& request() { return req_; }
+  ~ProxyStream() override;
+
+  // Finds the destination and starts the first attempt (or answers at once).
+  void start();
+  // Request body as it arrives from downstream (decoded; framing is the codecs').
+  void onRequestBody(const char* data, size_t len);
+  void onRequestTrailers(HeaderList& trailers);
+  void onRequestComplete();
+  // The downstream output drained: upstream reading may resume.
+  void onDownstreamDrained();
+  // The downstream is gone (connection closed, stream reset): stop
+  // everything, log what happened. No Downstream call follows.
+  void abort(const char* why);
+
+  bool requestComplete() const { return request_complete_; }
+  bool finished() const { return state_ == State::kDone; }
+  bool grpc() const { return grpc_; }
+  // Request body bytes accepted but not yet taken by the upstream (the
+  // downstream holds back flow-control credit while this is large).
+  size_t requestBacklog() const;
+
+ private:
+  enum class State {
+    kResolving,   // finding the destination address
+    kAttempting,  // an attempt is in flight
+    kBackoff,     // waiting before the next attempt
+    kStreaming,   // committed: the response is flowing downstream
+    kDone,        // response complete or abandoned; waiting to be freed
+  };
+
+  // Attempt::Owner
+  void onAttemptFailed(retry::OutcomeKind kind, const std::string& why) override;
+  void onAttemptHead(MessageHead& head, bool end_stream) override;
+  void onAttemptBody(const char* data, size_t len) override;
+  void onAttemptTrailers(HeaderList& trailers) override;
+  void onAttemptComplete() override;
+  void onAttemptAborted(const std::string& why) override;
+  void onAttemptReadDone() override;
+  void onAttemptRequestDrained(size_t n) override;
+
+  void pickDestination();
+  void destinationResolved(const net::Address& addr);
+  void startAttempt();
+  std::unique_ptr<Attempt> newAttempt();
+  // CONNECT: a plain TCP connection to the target, then a tunnel.
+  void startConnectTunnel();
+  static void onConnectTunnelEvent(bufferevent* bev, short what, void* arg);
+  void retryAfter(int64_t wait_us, std::string_view reason);
+  // Considers a retry for `o`; true when one was scheduled.
+  bool maybeRetry(const retry::Outcome& o);
+  // A reply of our own: HTTP `status` or, for gRPC, `grpc_status`.
+  void sendLocalReply(int status, std::string_view reason, std::string body, std::string_view timeout_kind,
+                      int grpc_status, std::string_view overloaded = {});
+  // Commits to `head`: from now on it is the client's response.
+  void commitHead(MessageHead& head, bool end_stream);
+  void commitHeldHead();
+  void finish();
+  void onDeadline();
+  void logAccess();
+
+  Downstream* down_;
+  Worker* worker_;
+  State state_ = State::kResolving;
+  int64_t start_us_;
+
+  // The request.
+  RequestHead req_;
+  bool grpc_ = false;
+  bool connect_ = false;     // CONNECT host:port: we connect and tunnel
+  bool request_complete_ = false;
+  uint64_t request_bytes_ = 0;
+  std::optional<HeaderList> request_trailers_;
+
+  // Policy snapshot and engine state.
+  std::shared_ptr<const pfc::Table> table_;
+  pfc::Match match_;
+  const pfc::EffectivePolicy* policy_ = nullptr;
+  std::string_view service_name_;
+  retry::Deadline deadline_;
+  std::optional<retry::RetryState> retry_;  // set in start(); embedded: no allocation
+  retry::RetryBudget* budget_ = nullptr;
+  stats::RouteCounters* route_stats_ = nullptr;  // this request's service/route counters (set in start)
+
+  // Body replay: the (decoded) request body, while within max_buffered_body.
+  // Made with the first body byte: most calls have no body.
+  evbuffer* replay_ = nullptr;
+  bool replayable_ = true;
+  bool attempt_started_ = false;
+
+  net::Address dest_;
+  std::unique_ptr<net::Resolver::Request> resolving_;
+  std::unique_ptr<Attempt> attempt_;
+  bufferevent* connect_bev_ = nullptr;
+  event::QueuedTimer deadline_timer_;  // a policy deadline goes through the worker's queue
+  event::Timer backoff_timer_;
+
+  // Response.
+  // gRPC with gRPC codes in retry_on: response headers are held back until
+  // the first response message or the trailers, so that headers followed by
+  // trailers with a retriable grpc-status (no message) can still be retried.
+  std::unique_ptr<MessageHead> held_head_;
+  bool response_started_ = false;
+  int status_ = 0;
+  int grpc_status_ = -1;  // what the client got, for the access log
+  uint64_t response_bytes_ = 0;
+  int64_t upstream_head_us_ = 0;
+
+  // What happened, for the access log.
+  std::string retry_reasons_;
+  std::string_view retry_refused_;
+  std::string_view timeout_kind_;
+  std::string_view sidecar_error_;
+};
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,874 @@
+#include "sidecar/upstream/http2_client.h"
+
+#include <event2/buffer.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "sidecar/core/logging.h"
+#include "sidecar/worker/worker.h"
+
+namespace mulligan::proxy {
+namespace {
+
+constexpr size_t kOutputHighWater = 64 * 1024;  // stop producing frames above this
+constexpr int32_t kStreamWindow = 256 * 1024;   // per-stream receive window
+constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
+// Streams a session takes before the peer's SETTINGS say how many it allows.
+constexpr uint32_t kAssumedMaxStreams = 100;
+
+Http2ClientSession* sessionOf(void* ud) { return static_cast<Http2ClientSession*>(ud); }
+
+// --- nghttp2 trampolines (STYLE.md: cast, call one member, translate) ---
+int onBeginFrameCb(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) { return sessionOf(ud)->onBeginFrame(*hd); }
+int onFrameSendCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) { return sessionOf(ud)->onFrameSend(frame); }
+int onHeaderCb(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+               const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
+  return sessionOf(ud)->onHeader(frame, {reinterpret_cast<const char*>(name), namelen},
+                                 {reinterpret_cast<const char*>(value), valuelen});
+}
+int onFrameRecvCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) { return sessionOf(ud)->onFrameRecv(frame); }
+int onDataChunkCb(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len, void* ud) {
+  return sessionOf(ud)->onDataChunk(stream_id, data, len);
+}
+int onStreamCloseCb(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
+  return sessionOf(ud)->onStreamClose(stream_id, error_code);
+}
+ssize_t readBodyCb(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags,
+                   nghttp2_data_source*, void* ud) {
+  return sessionOf(ud)->readRequestBody(stream_id, buf, len, flags);
+}
+
+nghttp2_session_callbacks* clientCallbacks() {
+  static nghttp2_session_callbacks* cbs = [] {
+    nghttp2_session_callbacks* c;
+    nghttp2_session_callbacks_new(&c);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(c, onBeginFrameCb);
+    nghttp2_session_callbacks_set_on_frame_send_callback(c, onFrameSendCb);
+    nghttp2_session_callbacks_set_on_header_callback(c, onHeaderCb);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(c, onFrameRecvCb);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, onDataChunkCb);
+    nghttp2_session_callbacks_set_on_stream_close_callback(c, onStreamCloseCb);
+    return c;
+  }();
+  return cbs;
+}
+
+nghttp2_option* clientOptions() {
+  static nghttp2_option* opt = [] {
+    nghttp2_option* o;
+    nghttp2_option_new(&o);
+    // Window credit is returned only as the downstream takes the data.
+    nghttp2_option_set_no_auto_window_update(o, 1);
+    nghttp2_option_set_peer_max_concurrent_streams(o, kAssumedMaxStreams);
+    applyNghttp2Limits(o);
+    return o;
+  }();
+  return opt;
+}
+
+nghttp2_nv makeNv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE};
+}
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return out;
+}
+
+}  // namespace
+
+// ===================================================== Http2ClientSession ==
+
+Http2ClientSession::Http2ClientSession(Http2Pool* pool, Worker* worker, const net::Address& dest,
+                                       int64_t connect_timeout_us)
+    : pool_(pool),
+      worker_(worker),
+      dest_(dest),
+      connect_timeout_us_(connect_timeout_us),
+      timer_(worker->base(), [this] {
+        if (state_ == State::kConnecting || state_ == State::kHandshaking) {
+          closeWith("connect to " + dest_.toString() + " timed out", true);
+        } else if (streams_.empty() && waiting_.empty() && orphans_.empty()) {
+          closeWith("idle", false);
+        }
+      }),
+      orphan_timer_(worker->base(), [this] { onOrphanTimer(); }) {
+  flush_ev_.reset(event_new(worker->base(), -1, 0, &Http2ClientSession::onFlushEvent, this));
+}
+
+Http2ClientSession::~Http2ClientSession() {
+  timer_.cancel();
+  // Only at worker teardown can attempts still be attached: no callbacks then.
+  for (auto& [id, a] : streams_) a->forgetSession();
+  for (Http2Attempt* a : waiting_) a->forgetSession();
+  if (session_) nghttp2_session_del(session_);
+  if (bev_) bufferevent_free(bev_);
+}
+
+bool Http2ClientSession::connect() {
+  worker_->counters().upstream_connects.add();
+  bev_ = bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE);
+  bufferevent_setcb(bev_, nullptr, nullptr, &Http2ClientSession::onConnectEvent, this);
+  if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
+  if (bufferevent_socket_connect(bev_, dest_.sa(), static_cast<int>(dest_.len)) != 0) {
+    worker_->counters().upstream_connect_failures.add();
+    state_ = State::kClosed;
+    return false;
+  }
+  return true;
+}
+
+bool Http2ClientSession::canTakeStream() const {
+  switch (state_) {
+    case State::kConnecting:
+    case State::kHandshaking:
+      return waiting_.size() < kAssumedMaxStreams;
+    case State::kReady: {
+      uint32_t max = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+      // Near the end of the stream id space the connection must be replaced.
+      if (nghttp2_session_get_next_stream_id(session_) > (1u << 30)) return false;
+      return streams_.size() + orphans_.size() + waiting_.size() < max;
+    }
+    case State::kClosing:
+    case State::kClosed:
+      return false;
+  }
+  return false;
+}
+
+void Http2ClientSession::onConnectEvent(bufferevent*, short what, void* arg) {
+  auto* s = static_cast<Http2ClientSession*>(arg);
+  if (what & BEV_EVENT_CONNECTED) {
+    s->connected();
+    return;
+  }
+  s->worker_->counters().upstream_connect_failures.add();
+  int err = EVUTIL_SOCKET_ERROR();
+  s->closeWith("connect to " + s->dest_.toString() + " failed: " + evutil_socket_error_to_string(err), true);
+}
+
+void Http2ClientSession::connected() {
+  timer_.cancel();
+  int one = 1;
+  setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  nghttp2_session_client_new2(&session_, clientCallbacks(), this, clientOptions());
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(worker_->shared().config.max_header_bytes)},
+  };
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  state_ = State::kHandshaking;
+  bufferevent_setcb(bev_, &Http2ClientSession::onRead, &Http2ClientSession::onWrite, &Http2ClientSession::onEvent,
+                    this);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // The connect timeout also bounds the wait for the peer's SETTINGS.
+  if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
+  flush();
+}
+
+void Http2ClientSession::handshakeDone() {
+  timer_.cancel();
+  state_ = State::kReady;
+  uint32_t max = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  std::vector<Http2Attempt*> waiting;
+  waiting.swap(waiting_);
+  for (Http2Attempt* a : waiting) {
+    if (streams_.size() < max) {
+      submit(a);
+      continue;
+    }
+    // Beyond this peer's limit: another connection takes it.
+    Http2ClientSession* other = pool_->sessionFor(dest_, connect_timeout_us_);
+    if (!other || other == this) {
+      a->onSessionLost("no HTTP/2 session to " + dest_.toString() + " can take the stream", true, false);
+      continue;
+    }
+    a->rehome(other);
+    other->attach(a);
+  }
+  scheduleFlush();
+  maybeIdle();
+}
+
+void Http2ClientSession::attach(Http2Attempt* a) {
+  if (state_ == State::kReady) timer_.cancel();  // the idle timer
+  if (state_ == State::kConnecting || state_ == State::kHandshaking) {
+    waiting_.push_back(a);
+    return;
+  }
+  submit(a);
+  scheduleFlush();
+}
+
+void Http2ClientSession::submit(Http2Attempt* a) {
+  nghttp2_data_provider prd;
+  prd.source.ptr = nullptr;
+  prd.read_callback = readBodyCb;
+  const auto& nv = a->requestNv();
+  int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), a->hasBody() ? &prd : nullptr, nullptr);
+  if (id < 0) {
+    a->onSessionLost(std::string("cannot submit a stream: ") + nghttp2_strerror(id), false, false);
+    return;
+  }
+  streams_[id] = a;
+  a->submitted(id);
+}
+
+void Http2ClientSession::detach(Http2Attempt* a, bool reset) {
+  waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), a), waiting_.end());
+  int32_t id = a->streamId();
+  auto it = id > 0 ? streams_.find(id) : streams_.end();
+  if (it != streams_.end() && it->second == a) {
+    streams_.erase(it);
+    if (reset && session_ && state_ != State::kClosed) {
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+      scheduleFlush();
+    }
+  }
+  maybeIdle();
+}
+
+void Http2ClientSession::orphan(Http2Attempt* a) {
+  int32_t id = a->streamId();
+  detach(a, false);
+  if (id <= 0 || !session_ || state_ == State::kClosed) return;
+  orphans_.emplace_back(id, event::monotonicNowUs() + kOrphanGraceUs);
+  if (!orphan_timer_.armed()) orphan_timer_.armUs(kOrphanGraceUs);
+}
+
+bool Http2ClientSession::isOrphan(int32_t stream_id) const {
+  for (const auto& [id, deadline] : orphans_) {
+    if (id == stream_id) return true;
+  }
+  return false;
+}
+
+void Http2ClientSession::dropOrphan(int32_t stream_id) {
+  for (size_t i = 0; i < orphans_.size(); ++i) {
+    if (orphans_[i].first == stream_id) {
+      orphans_.erase(orphans_.begin() + static_cast<std::ptrdiff_t>(i));
+      return;
+    }
+  }
+}
+
+void Http2ClientSession::onOrphanTimer() {
+  // Orphans are added in time order: the expired ones lead the vector.
+  int64_t now = event::monotonicNowUs();
+  size_t n = 0;
+  while (n < orphans_.size() && orphans_[n].second <= now) {
+    if (session_ && state_ != State::kClosed) {
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, orphans_[n].first, NGHTTP2_CANCEL);
+    }
+    ++n;
+  }
+  orphans_.erase(orphans_.begin(), orphans_.begin() + static_cast<std::ptrdiff_t>(n));
+  if (n > 0) scheduleFlush();
+  if (!orphans_.empty()) orphan_timer_.armUs(orphans_.front().second - now);
+  maybeIdle();
+}
+
+void Http2ClientSession::maybeIdle() {
+  if (!streams_.empty() || !waiting_.empty() || !orphans_.empty() || state_ == State::kClosed) return;
+  if (state_ == State::kConnecting || state_ == State::kHandshaking) {
+    // Every call that wanted this connection went away before it was
+    // ready (their clients closed or cancelled): nothing would use it.
+    closeWith("no call is waiting for it any more", false);
+    return;
+  }
+  if (state_ == State::kClosing) {
+    scheduleFlush();  // flush() ends the session once nothing is left to say
+    return;
+  }
+  if (state_ == State::kReady) timer_.armUs(idle_timeout_us_ > 0 ? idle_timeout_us_ : 0);
+}
+
+void Http2ClientSession::resumeData(int32_t stream_id) {
+  if (!session_ || state_ == State::kClosed) return;
+  nghttp2_session_resume_data(session_, stream_id);
+  scheduleFlush();
+}
+
+void Http2ClientSession::consume(int32_t stream_id, size_t n) {
+  if (!session_ || state_ == State::kClosed || n == 0) return;
+  nghttp2_session_consume(session_, stream_id, n);
+  scheduleFlush();
+}
+
+void Http2ClientSession::scheduleFlush() {
+  if (state_ == State::kClosed || !flush_ev_) return;
+  if (!event_pending(flush_ev_.get(), EV_TIMEOUT, nullptr)) event_active(flush_ev_.get(), EV_TIMEOUT, 0);
+}
+
+void Http2ClientSession::onFlushEvent(evutil_socket_t, short, void* arg) {
+  static_cast<Http2ClientSession*>(arg)->flush();
+}
+
+void Http2ClientSession::flush() {
+  if (!session_ || state_ == State::kClosed || state_ == State::kConnecting) return;
+  evbuffer* out = bufferevent_get_output(bev_);
+  while (evbuffer_get_length(out) < kOutputHighWater) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      closeWith(std::string("HTTP/2 error: ") + nghttp2_strerror(static_cast<int>(n)), false);
+      return;
+    }
+    if (n == 0) break;
+    evbuffer_add(out, data, static_cast<size_t>(n));
+  }
+  if (state_ == State::kClosing && streams_.empty() && waiting_.empty() && evbuffer_get_length(out) == 0) {
+    closeWith("going away", false);
+    return;
+  }
+  if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) &&
+      evbuffer_get_length(out) == 0) {
+    closeWith("session ended", false);
+  }
+}
+
+void Http2ClientSession::onRead(bufferevent*, void* arg) {
+  event::ClockScope now;  // the responses these frames carry share one clock read
+  auto* s = static_cast<Http2ClientSession*>(arg);
+  evbuffer* in = bufferevent_get_input(s->bev_);
+  while (s->state_ != State::kClosed && evbuffer_get_length(in) > 0) {
+    evbuffer_iovec vec;
+    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
+    ssize_t n = nghttp2_session_mem_recv(s->session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
+    if (n < 0) {
+      s->goAway(s->offence_ ? *s->offence_ : offenceOfNghttp2Error(static_cast<int>(n)),
+                nghttp2_strerror(static_cast<int>(n)));
+      return;
+    }
+    evbuffer_drain(in, static_cast<size_t>(n));
+  }
+  // Attempts flush downstream at the end of each burst.
+  std::vector<Http2Attempt*> active;
+  active.reserve(s->streams_.size());
+  for (auto& [id, a] : s->streams_) active.push_back(a);
+  for (Http2Attempt* a : active) {
+    if (s->attemptFor(a->streamId()) == a) a->onReadDone();
+  }
+  s->flush();
+}
+
+void Http2ClientSession::onWrite(bufferevent*, void* arg) { static_cast<Http2ClientSession*>(arg)->flush(); }
+
+void Http2ClientSession::onEvent(bufferevent*, short what, void* arg) {
+  auto* s = static_cast<Http2ClientSession*>(arg);
+  s->closeWith(s->dest_.toString() + ((what & BEV_EVENT_EOF) ? " closed the connection" : " reset the connection"),
+               false);
+}
+
+void Http2ClientSession::closeWith(const std::string& why, bool connect_failed) {
+  if (state_ == State::kClosed) return;
+  LOG_DEBUG("HTTP/2 session to %s ends: %s", dest_.toString().c_str(), why.c_str());
+  // Streams still waiting for the handshake never left: a connect failure.
+  connect_failed = connect_failed || state_ == State::kConnecting || state_ == State::kHandshaking;
+  state_ = State::kClosed;
+  timer_.cancel();
+  if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+  // Tell every attempt (they may detach, or start new attempts: work on copies).
+  auto streams = std::move(streams_);
+  streams_.clear();
+  auto waiting = std::move(waiting_);
+  waiting_.clear();
+  orphans_.clear();
+  orphan_timer_.cancel();
+  for (auto& [id, a] : streams) a->onSessionLost(why, false, true);
+  for (Http2Attempt* a : waiting) a->onSessionLost(why, connect_failed, false);
+  pool_->remove(this);  // frees us from the loop
+}
+
+Http2Attempt* Http2ClientSession::attemptFor(int32_t stream_id) {
+  auto it = streams_.find(stream_id);
+  return it == streams_.end() ? nullptr : it->second;
+}
+
+int Http2ClientSession::onBeginFrame(const nghttp2_frame_hd& hd) {
+  if (guard_.onFrameHeader(hd, event::monotonicNowUs())) {
+    if (!offence_) offence_ = guard_.offence();
+    return NGHTTP2_ERR_CALLBACK_FAILURE;  // mem_recv stops; onRead calls goAway
+  }
+  return 0;
+}
+
+int Http2ClientSession::onFrameSend(const nghttp2_frame* frame) {
+  if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) {
+    guard_.onDataSent();
+  } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+    // A connection error nghttp2 answered by itself: counted as ours are.
+    noteGoAway(offence_ ? *offence_ : Http2Offence::kProtocol, frame->goaway.error_code);
+  }
+  return 0;
+}
+
+void Http2ClientSession::noteGoAway(Http2Offence o, uint32_t code) {
+  if (goaway_noted_) return;
+  goaway_noted_ = true;
+  worker_->counters().http2_goaways[static_cast<size_t>(Http2Side::kUpstream)][static_cast<size_t>(o)].add();
+  noteOffence(Http2Side::kUpstream, o, code, dest_.toString().c_str(), event::monotonicNowUs());
+}
+
+void Http2ClientSession::goAway(Http2Offence o, const char* what) {
+  if (state_ == State::kClosed) return;
+  noteGoAway(o, offenceErrorCode(o));
+  // No-op when nghttp2 queued its own GOAWAY already.
+  nghttp2_session_terminate_session(session_, offenceErrorCode(o));
+  evbuffer* out = bufferevent_get_output(bev_);
+  const uint8_t* data = nullptr;
+  for (ssize_t n; (n = nghttp2_session_mem_send(session_, &data)) > 0;) evbuffer_add(out, data, static_cast<size_t>(n));
+  // The session ends now (its streams are retried or fail as for any lost
+  // connection); the socket lives on until the GOAWAY is written.
+  bufferevent* bev = bev_;
+  bev_ = nullptr;
+  lingerClose(bev, kGoawayLingerUs);
+  closeWith(std::string("HTTP/2 connection error from upstream (") + std::string(offenceName(o)) + "): " + what,
+            false);
+}
+
+int Http2ClientSession::onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value) {
+  if (frame->hd.type != NGHTTP2_HEADERS) return 0;
+  if (Http2Attempt* a = attemptFor(frame->hd.stream_id)) a->onHeader(name, value);
+  return 0;
+}
+
+int Http2ClientSession::onFrameRecv(const nghttp2_frame* frame) {
+  switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+      if (Http2Attempt* a = attemptFor(frame->hd.stream_id)) a->onHeadersEnd(frame->hd.flags & NGHTTP2_FLAG_END_STREAM);
+      break;
+    case NGHTTP2_DATA:
+      if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        if (Http2Attempt* a = attemptFor(frame->hd.stream_id)) a->onRemoteEnd();
+      }
+      break;
+    case NGHTTP2_SETTINGS:
+      if (state_ == State::kHandshaking && !(frame->hd.flags & NGHTTP2_FLAG_ACK)) handshakeDone();
+      break;
+    case NGHTTP2_GOAWAY:
+      // No new streams here; the ones beyond last_stream_id are closed by
+      // nghttp2 with REFUSED_STREAM (retried as `refused-stream`).
+      LOG_DEBUG("GOAWAY from %s (last stream %d, error %u)", dest_.toString().c_str(), frame->goaway.last_stream_id,
+                frame->goaway.error_code);
+      if (state_ == State::kReady || state_ == State::kHandshaking) state_ = State::kClosing;
+      if (!waiting_.empty()) {
+        // Never submitted here: refused, so retried elsewhere at no cost.
+        std::vector<Http2Attempt*> waiting;
+        waiting.swap(waiting_);
+        for (Http2Attempt* a : waiting) a->onSessionLost("GOAWAY from " + dest_.toString(), false, false);
+      }
+      maybeIdle();
+      break;
+    default:
+      break;
+  }
+  return 0;
+}
+
+int Http2ClientSession::onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) {
+  if (Http2Attempt* a = attemptFor(stream_id)) {
+    a->onData(data, len);
+  } else if (isOrphan(stream_id)) {
+    // Left to finish: discarded, with window credit for the stream and the
+    // connection (the stream is still open).
+    nghttp2_session_consume(session_, stream_id, len);
+  } else {
+    // A stream we walked away from: its bytes still count against the
+    // connection window.
+    nghttp2_session_consume_connection(session_, len);
+  }
+  return 0;
+}
+
+int Http2ClientSession::onStreamClose(int32_t stream_id, uint32_t error_code) {
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) {
+    if (isOrphan(stream_id)) {
+      dropOrphan(stream_id);
+      maybeIdle();
+    }
+    return 0;
+  }
+  Http2Attempt* a = it->second;
+  streams_.erase(it);
+  a->onStreamClose(error_code);
+  maybeIdle();
+  return 0;
+}
+
+ssize_t Http2ClientSession::readRequestBody(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) {
+  Http2Attempt* a = attemptFor(stream_id);
+  if (!a) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
+  bool trailers = false;
+  ssize_t n = a->readBody(buf, len, flags, &trailers);
+  if (trailers) {
+    std::vector<std::string> storage;
+    for (const auto& [k, v] : a->requestTrailers()) {
+      storage.push_back(lower(k));
+      storage.emplace_back(v);
+    }
+    std::vector<nghttp2_nv> nv;
+    for (size_t i = 0; i + 1 < storage.size(); i += 2) nv.push_back(makeNv(storage[i], storage[i + 1]));
+    nghttp2_submit_trailer(session_, stream_id, nv.data(), nv.size());  // copies
+  }
+  return n;
+}
+
+// ============================================================== Http2Pool ==
+
+Http2Pool::~Http2Pool() = default;
+
+Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused,
+                                          bool* overflow) {
+  if (reused) *reused = false;
+  if (overflow) *overflow = false;
+  auto& list = sessions_[dest.toString()];
+  // The cap counts calls, not only connections: HTTP/2 multiplexes, so a
+  // call beyond it would otherwise wait (holding its client, its memory)
+  // on a session that cannot take it yet, as Envoy's max_requests circuit
+  // breaker also refuses.
+  size_t cap = worker_->shared().config.max_upstream_connections;
+  size_t load = 0;
+  for (auto& s : list) load += s->load();
+  if (cap != 0 && load >= cap) {
+    if (overflow) *overflow = true;
+    return nullptr;
+  }
+  for (auto& s : list) {
+    if (s->canTakeStream()) {
+      worker_->counters().upstream_reused.add();
+      if (reused) *reused = true;
+      return s.get();
+    }
+  }
+  if (cap != 0 && list.size() >= cap) {
+    if (overflow) *overflow = true;
+    return nullptr;
+  }
+  auto s = std::make_unique<Http2ClientSession>(this, worker_, dest, connect_timeout_us);
+  if (!s->connect()) {
+    worker_->deferDelete(std::move(s));
+    return nullptr;
+  }
+  list.push_back(std::move(s));
+  return list.back().get();
+}
+
+void Http2Pool::remove(Http2ClientSession* s) {
+  for (auto mit = sessions_.begin(); mit != sessions_.end(); ++mit) {
+    auto& list = mit->second;
+    for (auto it = list.begin(); it != list.end(); ++it) {
+      if (it->get() == s) {
+        worker_->deferDelete(std::move(*it));
+        list.erase(it);
+        if (list.empty()) sessions_.erase(mit);  // destinations come and go (proxy requests)
+        return;
+      }
+    }
+  }
+}
+
+size_t Http2Pool::sessionCount() const {
+  size_t n = 0;
+  for (const auto& [k, list] : sessions_) n += list.size();
+  return n;
+}
+
+// =========================================================== Http2Attempt ==
+
+Http2Attempt::Http2Attempt(Worker* worker, Owner* owner, const net::Address& dest, int64_t connect_timeout_us,
+                           int64_t read_timeout_us)
+    : worker_(worker),
+      owner_(owner),
+      dest_(dest),
+      connect_timeout_us_(connect_timeout_us),
+      read_timeout_us_(read_timeout_us),
+      timer_(worker->base(), [this] { onTimer(); }),
+      body_(evbuffer_new()) {}
+
+Http2Attempt::~Http2Attempt() {
+  timer_.cancel();
+  if (session_) session_->detach(this, state_ != State::kDone || !remote_ended_);
+  evbuffer_free(body_);
+}
+
+void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
+  // RFC 9113 §8.3.1: pseudo-headers first; §8.2.2: no connection-specific
+  // fields, except TE: trailers (which gRPC requires).
+  nv_storage_.clear();
+  auto add = [this](std::string name, std::string value) {
+    nv_storage_.push_back(std::move(name));
+    nv_storage_.push_back(std::move(value));
+  };
+  std::string authority = head.authority;
+  if (authority.empty()) {
+    if (auto h = findHeader(head.headers, "host")) authority = *h;
+  }
+  add(":method", head.method);
+  add(":scheme", head.scheme.empty() ? "http" : head.scheme);
+  add(":authority", authority);
+  add(":path", head.path);
+  HopByHopFilter hop(head.headers);
+  for (const auto& [k, v] : head.headers) {
+    if (iequals(k, "te")) {
+      if (iequals(v, "trailers")) add("te", "trailers");
+      continue;
+    }
+    if (iequals(k, "host") || hop.drops(k) || replacedByAttemptHeaders(extra, k)) {
+      continue;
+    }
+    add(lower(k), std::string(v));
+  }
+  for (retry::HeaderField f : extra) add(std::string(f.name), std::string(f.value));
+  nv_.clear();
+  for (size_t i = 0; i + 1 < nv_storage_.size(); i += 2) nv_.push_back(makeNv(nv_storage_[i], nv_storage_[i + 1]));
+  has_body_ = head.body_follows;
+}
+
+void Http2Attempt::sendBody(const char* data, size_t len) {
+  if (state_ == State::kDone || !has_body_ || len == 0) return;
+  evbuffer_add(body_, data, len);
+  if (session_ && stream_id_ > 0) session_->resumeData(stream_id_);
+}
+
+void Http2Attempt::endRequest(const HeaderList* trailers) {
+  if (state_ == State::kDone || !has_body_ || body_ended_) return;
+  body_ended_ = true;
+  if (trailers) trailers_ = *trailers;
+  if (session_ && stream_id_ > 0) session_->resumeData(stream_id_);
+}
+
+void Http2Attempt::start() {
+  worker_->counters().attempts.add();
+  session_ = worker_->h2pool().sessionFor(dest_, connect_timeout_us_, &reused_, &overflow_);
+  if (!session_) {
+    // Immediate failure (no route, or the destination's limit); report
+    // from the loop, never inline.
+    if (overflow_) worker_->counters().upstream_overflow.add();
+    timer_.armUs(0);
+    return;
+  }
+  session_->setIdleTimeoutUs(idle_timeout_us_);
+  if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
+  session_->attach(this);  // may submit at once (a ready session)
+}
+
+void Http2Attempt::flush() {
+  if (session_) session_->scheduleFlush();
+}
+
+void Http2Attempt::submitted(int32_t stream_id) {
+  stream_id_ = stream_id;
+  sent_at_us_ = event::monotonicNowUs();
+  transitionTo(State::kAwaitingHeaders);
+}
+
+void Http2Attempt::transitionTo(State s) {
+  state_ = s;
+  armAttemptTimer(timer_, s, header_timeout_us_, read_timeout_us_);
+}
+
+void Http2Attempt::detach(bool reset) {
+  if (!session_) return;
+  Http2ClientSession* s = session_;
+  session_ = nullptr;
+  if (unconsumed_ > 0 && stream_id_ > 0) s->consume(stream_id_, unconsumed_);
+  unconsumed_ = 0;
+  s->detach(this, reset);
+}
+
+void Http2Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
+  if (state_ == State::kDone) return;
+  if (kind == retry::OutcomeKind::kConnectFailure) worker_->counters().upstream_connect_failures.add();
+  transitionTo(State::kDone);
+  detach(true);
+  owner_->onAttemptFailed(kind, why);  // may cancel us; never destroys us inline
+}
+
+void Http2Attempt::abortResponse(const std::string& why) {
+  if (state_ == State::kDone) return;
+  transitionTo(State::kDone);
+  detach(true);
+  owner_->onAttemptAborted(why);
+}
+
+void Http2Attempt::onTimer() {
+  switch (state_) {
+    case State::kConnecting:
+      if (overflow_) {
+        fail(retry::OutcomeKind::kOverflow,
+             "max upstream connections (calls in flight) to " + dest_.toString() + " reached");
+        break;
+      }
+      connect_timed_out_ = session_ != nullptr;
+      fail(retry::OutcomeKind::kConnectFailure,
+           session_ ? "connect to " + dest_.toString() + " timed out" : "connect to " + dest_.toString() + " failed");
+      break;
+    case State::kAwaitingHeaders:
+      fail(retry::OutcomeKind::kPerTryTimeout, "no response headers from " + dest_.toString() + " in time");
+      break;
+    case State::kStreaming:
+      read_timed_out_ = true;
+      abortResponse("read timeout: " + dest_.toString() + " went silent mid-response");
+      break;
+    case State::kDone:
+      break;
+  }
+}
+
+void Http2Attempt::onHeader(std::string_view name, std::string_view value) {
+  if (state_ == State::kAwaitingHeaders) {
+    if (name == ":status") {
+      int st = 0;
+      for (char c : value) st = c >= '0' && c <= '9' ? st * 10 + (c - '0') : st;
+      head_.status = st;
+      return;
+    }
+    if (!name.empty() && name[0] == ':') return;
+    if (name == "content-length") {
+      uint64_t n = 0;
+      for (char c : value) n = n * 10 + static_cast<uint64_t>(c - '0');  // nghttp2 validated it
+      head_.has_content_length = true;
+      head_.content_length = n;
+    }
+    head_.headers.emplace_back(name, value);
+  } else if (state_ == State::kStreaming) {
+    if (!name.empty() && name[0] == ':') return;
+    resp_trailers_.emplace_back(name, value);
+  }
+}
+
+void Http2Attempt::onHeadersEnd(bool end_stream) {
+  if (state_ == State::kAwaitingHeaders) {
+    if (head_.status >= 100 && head_.status < 200) {
+      head_ = MessageHead();  // interim: wait for the final one
+      return;
+    }
+    transitionTo(State::kStreaming);
+    head_.reason = "";
+    head_.version_minor = 1;
+    head_end_stream_ = end_stream;
+    owner_->onAttemptHead(head_, end_stream);
+    if (end_stream) onRemoteEnd();
+    return;
+  }
+  if (state_ == State::kStreaming) {
+    owner_->onAttemptTrailers(resp_trailers_);
+    if (end_stream) onRemoteEnd();
+  }
+}
+
+void Http2Attempt::onData(const uint8_t* data, size_t len) {
+  if (state_ != State::kStreaming) {
+    if (session_) session_->consume(stream_id_, len);
+    return;
+  }
+  if (read_timeout_us_ > 0) timer_.armUs(read_timeout_us_);
+  owner_->onAttemptBody(reinterpret_cast<const char*>(data), len);
+  if (paused_) {
+    unconsumed_ += len;
+  } else if (session_) {
+    session_->consume(stream_id_, len);
+  }
+}
+
+void Http2Attempt::onRemoteEnd() {
+  if (state_ != State::kStreaming) return;
+  remote_ended_ = true;
+  transitionTo(State::kDone);
+  // Our request side may still be open (the server answered early): RFC
+  // 9113 §8.1 lets us end it with a reset; otherwise the stream is closed.
+  detach(!body_ended_ && has_body_);
+  owner_->onAttemptComplete();
+}
+
+void Http2Attempt::onStreamClose(uint32_t error_code) {
+  session_ = nullptr;  // the session already forgot us
+  if (state_ == State::kDone) return;
+  std::string why = "stream " + std::to_string(stream_id_) + " to " + dest_.toString() + " reset (" +
+                    nghttp2_http2_strerror(error_code) + ")";
+  if (state_ == State::kAwaitingHeaders || state_ == State::kConnecting) {
+    fail(error_code == NGHTTP2_REFUSED_STREAM ? retry::OutcomeKind::kRefusedStream : retry::OutcomeKind::kReset, why);
+    return;
+  }
+  abortResponse(why);
+}
+
+void Http2Attempt::onSessionLost(const std::string& why, bool connect_failed, bool submitted) {
+  session_ = nullptr;
+  if (state_ == State::kDone) return;
+  if (!submitted) {
+    fail(connect_failed ? retry::OutcomeKind::kConnectFailure : retry::OutcomeKind::kRefusedStream, why);
+    return;
+  }
+  if (state_ == State::kAwaitingHeaders) {
+    fail(retry::OutcomeKind::kReset, why + " before response headers");
+    return;
+  }
+  abortResponse(why + " mid-response");
+}
+
+ssize_t Http2Attempt::readBody(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers) {
+  int n = evbuffer_remove(body_, buf, len);
+  if (n < 0) n = 0;
+  if (evbuffer_get_length(body_) == 0 && body_ended_) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!trailers_.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      *submit_trailers = true;
+    }
+  } else if (n == 0) {
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  if (n > 0) owner_->onAttemptRequestDrained(static_cast<size_t>(n));
+  return n;
+}
+
+void Http2Attempt::onReadDone() {
+  if (state_ == State::kStreaming) owner_->onAttemptReadDone();
+}
+
+void Http2Attempt::pauseReading(bool paused) {
+  paused_ = paused;
+  if (!paused && unconsumed_ > 0 && session_) {
+    session_->consume(stream_id_, unconsumed_);
+    unconsumed_ = 0;
+  }
+}
+
+void Http2Attempt::cancel() {
+  if (state_ == State::kDone) {
+    detach(false);
+    return;
+  }
+  bool streaming = state_ == State::kStreaming;
+  transitionTo(State::kDone);
+  bool request_sent = !has_body_ || (body_ended_ && evbuffer_get_length(body_) == 0);
+  if (streaming && head_end_stream_ && request_sent) {
+    detach(false);  // the response ended with its head: nothing to reset
+    return;
+  }
+  if (streaming && session_ && !has_body_ && head_.has_content_length && head_.content_length <= kOrphanMaxBody) {
+    // A retry walking away from a small answer (a 503, say) to a request
+    // that sent all it had (no body): let it finish rather than reset it
+    // (see Http2ClientSession::orphan).
+    Http2ClientSession* s = session_;
+    session_ = nullptr;
+    if (unconsumed_ > 0 && stream_id_ > 0) s->consume(stream_id_, unconsumed_);
+    unconsumed_ = 0;
+    s->orphan(this);
+    return;
+  }
+  detach(true);  // RST_STREAM(CANCEL)
+}
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,282 @@
+// The upstream side of HTTP/2: nghttp2 client sessions, pooled per
+// destination, and Http2Attempt, one try of a call as one stream on one of
+// them.
+//
+// Why here and not in a codec/ directory: like Http1Attempt and ConnPool,
+// these own sockets, timers and the worker's pool, and report to
+// ProxyStream; nghttp2 itself is the codec (framing, HPACK, flow control),
+// and these classes are the thin glue from its C callbacks (trampolines) to
+// our objects.
+//
+// Http2ClientSession: one TCP connection to one upstream, many streams.
+//   Connecting -> Handshaking -> Ready -> (GOAWAY received / idle / error)
+//   Closing. Streams wait (not submitted) until the peer's first SETTINGS
+//   arrived, so that its SETTINGS_MAX_CONCURRENT_STREAMS is known before a
+//   stream goes out (one round trip per new connection, never a stream
+//   refused for a limit we could have known). A session takes new streams
+//   while that limit allows; past it, Http2Pool opens another connection, and
+//   streams that waited beyond the limit move to another session. After a GOAWAY it takes no new stream (the pool
+//   connects anew) and finishes the streams at or below the last stream id;
+//   nghttp2 closes the ones beyond it with REFUSED_STREAM, which Http2Attempt
+//   reports as the `refused-stream` outcome. Received DATA is acknowledged
+//   (WINDOW_UPDATE, via nghttp2_session_consume) only once the attempt's
+//   owner took it and downstream is not congested: a slow client slows the
+//   upstream, the sidecar does not buffer without bound.
+//
+//   A session that is still connecting or handshaking when its last waiting
+//   attempt goes away (the app closed, the call was cancelled) is closed at
+//   once: nothing would use it.
+//   Limits (http2_limits.h): an upstream that floods (PING, SETTINGS, empty
+//   frames, ACKs it does not read) gets GOAWAY ENHANCE_YOUR_CALM and the
+//   connection closes, as after any connection error; the attempts on it
+//   see the connection lost.
+//
+// Http2Pool: the worker's sessions per destination ("ip:port"). At most
+// --max-upstream-connections (Config::max_upstream_connections, 0 = no cap)
+// sessions per destination, and as many calls in flight on them (submitted
+// or waiting for a session): a call beyond either is not queued, it fails
+// at once with the `overflow` outcome (503, as for HTTP/1). Not
+// thread-safe: one per worker.
+//
+// Http2Attempt: the Attempt state machine (downstream.h) over a stream.
+// Connecting (waiting for its session) -> AwaitingHeaders -> Streaming ->
+// Done, one timer re-armed per phase (connect timeout, per-try header
+// timeout, read timeout). cancel() resets the stream with CANCEL.
+//
+// Lifetime: sessions are owned by the pool and freed from the loop; attempts
+// are owned by their ProxyStream and detach from their session when they end
+// (a session never outlives its pool; an attempt may outlive its session).
+#pragma once
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <nghttp2/nghttp2.h>
+
+#include <cstdint>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "sidecar/event/event_loop.h"
+#include "sidecar/net/address.h"
+#include "sidecar/codec/fields.h"
+#include "sidecar/upstream/attempt.h"
+#include "sidecar/codec/http2/http2_limits.h"
+
+namespace mulligan::proxy {
+
+class Worker;
+class Http2Attempt;
+class Http2Pool;
+
+class Http2ClientSession : public event::Deletable {
+ public:
+  enum class State {
+    kConnecting,  // TCP connect in progress; attempts wait
+    kHandshaking, // connected, waiting for the peer's SETTINGS (its stream limit); attempts wait
+    kReady,       // connected; streams flow
+    kClosing,     // GOAWAY received or sent, or idle: no new streams
+    kClosed,      // the connection is gone; waiting to be freed
+  };
+
+  Http2ClientSession(Http2Pool* pool, Worker* worker, const net::Address& dest, int64_t connect_timeout_us);
+  ~Http2ClientSession() override;
+
+  // Starts the connect (false when it failed at once).
+  bool connect();
+  // Room for one more stream (counting the ones waiting to be submitted).
+  bool canTakeStream() const;
+  State state() const { return state_; }
+
+  // --- for Http2Attempt ---
+  void attach(Http2Attempt* a);
+  // The attempt is done or walked away: reset its stream if still open.
+  void detach(Http2Attempt* a, bool reset);
+  // The attempt walked away from a response that is about to end by itself
+  // (a small declared body): instead of RST_STREAM the stream is left to
+  // finish, its data discarded, and reset only if it is not done within
+  // kOrphanGraceUs. nghttp2-based servers (nghttpx, Apache, Node) tear the
+  // connection down with GOAWAY after ~1000 received resets (their
+  // CVE-2023-44487 rate limit), and a retry of every 503 would be one each.
+  void orphan(Http2Attempt* a);
+  static constexpr int64_t kOrphanGraceUs = 1'000'000;
+  // After a GOAWAY for an offence, the longest wait for it to be written.
+  static constexpr int64_t kGoawayLingerUs = 1'000'000;
+  void resumeData(int32_t stream_id);
+  void consume(int32_t stream_id, size_t n);
+  void scheduleFlush();
+  void setIdleTimeoutUs(int64_t us) { idle_timeout_us_ = us; }
+  Worker& worker() { return *worker_; }
+
+  // Calls on this session: submitted, waiting for the handshake, or left to finish.
+  size_t load() const { return streams_.size() + waiting_.size() + orphans_.size(); }
+
+  // nghttp2 callbacks (trampolines call these).
+  int onBeginFrame(const nghttp2_frame_hd& hd);
+  int onFrameSend(const nghttp2_frame* frame);
+  int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value);
+  int onFrameRecv(const nghttp2_frame* frame);
+  int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
+  int onStreamClose(int32_t stream_id, uint32_t error_code);
+  ssize_t readRequestBody(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags);
+
+ private:
+  static void onConnectEvent(bufferevent* bev, short what, void* arg);
+  static void onRead(bufferevent* bev, void* arg);
+  static void onWrite(bufferevent* bev, void* arg);
+  static void onEvent(bufferevent* bev, short what, void* arg);
+  static void onFlushEvent(evutil_socket_t, short, void* arg);
+  void connected();
+  // The peer's first SETTINGS: submit what waited, up to its stream limit.
+  void handshakeDone();
+  void submit(Http2Attempt* a);
+  void flush();
+  // The connection ended: every attempt still attached is told.
+  void closeWith(const std::string& why, bool connect_failed);
+  void maybeIdle();
+  Http2Attempt* attemptFor(int32_t stream_id);
+  // The upstream went beyond a limit (or nghttp2 found a connection error):
+  // GOAWAY, counted and logged, and the connection ends.
+  void goAway(Http2Offence o, const char* what);
+  void noteGoAway(Http2Offence o, uint32_t code);
+
+  Http2Pool* pool_;
+  Worker* worker_;
+  net::Address dest_;
+  int64_t connect_timeout_us_;
+  int64_t idle_timeout_us_ = 60'000'000;
+  State state_ = State::kConnecting;
+  bufferevent* bev_ = nullptr;
+  nghttp2_session* session_ = nullptr;
+  event::EventPtr flush_ev_;
+  event::Timer timer_;  // connect timeout, then idle timeout
+  std::vector<Http2Attempt*> waiting_;                  // not yet submitted
+  std::unordered_map<int32_t, Http2Attempt*> streams_;  // submitted, open
+  // Streams left to finish (see orphan()): id and the time to reset it.
+  std::vector<std::pair<int32_t, int64_t>> orphans_;
+  event::Timer orphan_timer_;
+  Http2FloodGuard guard_{false};
+  std::optional<Http2Offence> offence_;  // found by a callback, acted on by onRead
+  bool goaway_noted_ = false;
+  void onOrphanTimer();
+  bool isOrphan(int32_t stream_id) const;
+  void dropOrphan(int32_t stream_id);
+};
+
+class Http2Pool {
+ public:
+  explicit Http2Pool(Worker* worker) : worker_(worker) {}
+  ~Http2Pool();
+  Http2Pool(const Http2Pool&) = delete;
+  Http2Pool& operator=(const Http2Pool&) = delete;
+
+  // A session to `dest` with room for one more stream: an existing one, or a
+  // new connection (null when even the connect could not start, or when
+  // the destination is at its limits: then `overflow` is set).
+  // `reused` (optional) says whether the session was already open.
+  Http2ClientSession* sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused = nullptr,
+                                 bool* overflow = nullptr);
+  // A session ended: the pool forgets it and frees it from the loop.
+  void remove(Http2ClientSession* s);
+  size_t sessionCount() const;
+
+ private:
+  Worker* worker_;
+  std::unordered_map<std::string, std::vector<std::unique_ptr<Http2ClientSession>>> sessions_;
+};
+
+class Http2Attempt : public Attempt {
+ public:
+  Http2Attempt(Worker* worker, Owner* owner, const net::Address& dest, int64_t connect_timeout_us,
+               int64_t read_timeout_us);
+  ~Http2Attempt() override;
+
+  // Attempt
+  void sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) override;
+  void sendBody(const char* data, size_t len) override;
+  void endRequest(const HeaderList* trailers) override;
+  void start() override;
+  void flush() override;
+  void setHeaderTimeoutUs(int64_t us) override { header_timeout_us_ = us; }
+  void setIdleTimeoutUs(int64_t us) override { idle_timeout_us_ = us; }
+  void forbidReuse() override {}  // streams are independent: nothing to forbid
+  void pauseReading(bool paused) override;
+  void cancel() override;
+  bufferevent* releaseConnection() override { return nullptr; }
+  size_t requestBacklog() const override { return evbuffer_get_length(body_); }
+  State state() const override { return state_; }
+  int64_t sentAtUs() const override { return sent_at_us_; }
+  bool reused() const override { return reused_; }
+  bool connectTimedOut() const override { return connect_timed_out_; }
+  bool readTimedOut() const override { return read_timed_out_; }
+
+  // --- for Http2ClientSession ---
+  // The request as nghttp2 name/value pairs (valid while this lives).
+  const std::vector<nghttp2_nv>& requestNv() const { return nv_; }
+  bool hasBody() const { return has_body_; }
+  int32_t streamId() const { return stream_id_; }
+  void submitted(int32_t stream_id);
+  void onSessionConnected();
+  void onHeader(std::string_view name, std::string_view value);
+  void onHeadersEnd(bool end_stream);
+  void onData(const uint8_t* data, size_t len);
+  void onRemoteEnd();
+  void onStreamClose(uint32_t error_code);
+  // The session died (connection closed or never made).
+  void onSessionLost(const std::string& why, bool connect_failed, bool submitted);
+  ssize_t readBody(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers);
+  const HeaderList& requestTrailers() const { return trailers_; }
+  void onReadDone();
+  // Moves a waiting attempt to another session of the pool.
+  void rehome(Http2ClientSession* s) { session_ = s; }
+  // The session is being freed (worker teardown): forget it, no callbacks.
+  void forgetSession() { session_ = nullptr; }
+
+ private:
+  void transitionTo(State s);
+  void fail(retry::OutcomeKind kind, const std::string& why);
+  void abortResponse(const std::string& why);
+  void onTimer();
+  void detach(bool reset);
+
+  Worker* worker_;
+  Owner* owner_;
+  net::Address dest_;
+  int64_t connect_timeout_us_;
+  int64_t read_timeout_us_;
+  int64_t header_timeout_us_ = -1;
+  int64_t idle_timeout_us_ = 0;
+  State state_ = State::kConnecting;
+  Http2ClientSession* session_ = nullptr;
+  int32_t stream_id_ = -1;
+  event::Timer timer_;
+  int64_t sent_at_us_ = 0;
+  bool reused_ = false;             // the stream went on an already open session
+  bool connect_timed_out_ = false;  // the connect timer ended it
+  bool read_timed_out_ = false;     // the read timer ended it mid-response
+  bool overflow_ = false;           // the pool refused: the destination is at its limit
+
+  // Request.
+  std::vector<std::string> nv_storage_;  // names and values, lower-cased names
+  std::vector<nghttp2_nv> nv_;
+  evbuffer* body_;           // request body not yet taken by nghttp2
+  bool has_body_ = false;    // a body follows the HEADERS
+  bool body_ended_ = false;  // endRequest() seen
+  HeaderList trailers_;
+
+  // Response.
+  // Largest declared response body cancel() lets finish instead of resetting.
+  static constexpr uint64_t kOrphanMaxBody = 64 << 10;
+  MessageHead head_;
+  bool head_end_stream_ = false;  // the final head came with END_STREAM
+  HeaderList resp_trailers_;
+  bool in_trailers_ = false;
+  bool paused_ = false;
+  size_t unconsumed_ = 0;  // DATA held back from WINDOW_UPDATE while paused
+  bool remote_ended_ = false;
+};
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,89 @@
+// What the workers of one sidecar process share: configuration (read-only
+// after start), the policy status (for reporting), and per-worker counters
+// that the admin thread sums without stopping anyone.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "sidecar/net/address.h"
+#include "sidecar/codec/http2/http2_offence.h"
+#include "sidecar/policy/policy_view.h"
+#include "sidecar/retry/budget.h"
+#include "sidecar/stats/route_stats.h"
+
+namespace mulligan::proxy {
+
+// A counter with exactly one writer (its worker): see stats/route_stats.h.
+using Counter = stats::Counter;
+
+struct WorkerCounters {
+  Counter downstream_accepted;
+  Counter downstream_active;
+  Counter tunnels;          // opaque TCP, CONNECT and upgraded connections
+  Counter requests;         // HTTP requests answered
+  Counter responses_by_class[6];  // index = status / 100 (0 unused)
+  Counter attempts;
+  Counter retries;
+  Counter upstream_connects;
+  Counter upstream_connect_failures;
+  Counter upstream_reused;
+  Counter upstream_overflow;  // calls answered 503: max upstream connections reached
+  Counter bad_requests;     // 400 / 431 / 414 answered by us
+  Counter io_uring;         // 1 while the worker's HTTP/1 sockets go through io_uring (net::IoRing)
+  // Accept pauses (AcceptGate): episodes, and 1 while one lasts.
+  Counter accept_paused_resources;      // accept(2) failed: EMFILE, ENFILE, ENOBUFS, ENOMEM
+  Counter accept_paused_resources_now;
+  Counter accept_paused_bound;          // --max-connections reached
+  Counter accept_paused_bound_now;
+  // Connections cut because a request head (or the first bytes of a new
+  // connection) took longer than --request-header-timeout.
+  Counter request_header_timeouts;
+  // HTTP/2 peers sent GOAWAY for going beyond a limit (http2_limits.h), by
+  // [Http2Side][Http2Offence].
+  Counter http2_goaways[2][kHttp2OffenceCount];
+  // HTTP/2 request streams refused (REFUSED_STREAM): the worker had
+  // Http2ServerSession::kMaxStreamsPerWorker open.
+  Counter http2_streams_refused;
+};
+
+struct Config {
+  std::string shm = "mulligan-policy";
+  std::vector<net::Address> outbound;  // --outbound, each listened on by every worker
+  std::string admin = "127.0.0.1:15000";
+  int workers = 1;
+  int64_t drain_timeout_us = 10'000'000;
+  FILE* access_log = stdout;        // null = off
+  size_t max_header_bytes = 64 * 1024;
+  size_t max_headers = 100;
+  int64_t downstream_idle_timeout_us = 60'000'000;  // used when no policy gives one
+  // Open upstream HTTP/1 connections per destination per worker (in use +
+  // idle); for HTTP/2, sessions and calls in flight on them (Http2Pool);
+  // 0 = no cap. --max-upstream-connections.
+  size_t max_upstream_connections = 1024;
+  // Downstream connections per worker before it stops accepting (the rest
+  // wait in the listen backlog); 0 = no bound. --max-connections, by
+  // default derived from RLIMIT_NOFILE (net::defaultMaxConnectionsPerWorker).
+  size_t max_connections = 0;
+  uint64_t descriptor_limit = 0;  // the soft RLIMIT_NOFILE in force (reported)
+  // From a new connection's accept (and from a later request's first byte)
+  // to the end of its request head; 0 = none. --request-header-timeout.
+  int64_t request_header_timeout_us = 10'000'000;
+  // Receive on downstream HTTP/1 sockets through io_uring (net::IoRing)
+  // when the kernel allows it; false: epoll only. --io-uring.
+  bool io_uring = true;
+};
+
+struct SharedState {
+  Config config;
+  policy::PolicyStatus policy_status;
+  std::atomic<bool> draining{false};
+  std::vector<WorkerCounters*> worker_counters;  // filled before workers start
+  std::vector<const stats::WorkerStats*> worker_stats;  // per service/route; filled before workers start
+  retry::BudgetRegistry budgets;                 // per service, shared by all workers
+};
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,220 @@
+#include "sidecar/worker/worker.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "sidecar/core/logging.h"
+#include "sidecar/downstream/connection.h"
+
+namespace mulligan::proxy {
+namespace {
+
+// With EPOLL_USE_CHANGELIST libevent folds the event changes made during one
+// loop iteration into one epoll_ctl per socket (a connection registered for
+// reading and writing, then for reading only, costs one call, not three).
+// libevent's documented caveat is sockets cloned with dup(), which we never
+// make.
+event_base* newWorkerBase() {
+  event_config* cfg = event_config_new();
+  event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+  event_base* base = event_base_new_with_config(cfg);
+  event_config_free(cfg);
+  return base ? base : event_base_new();
+}
+
+}  // namespace
+
+Worker::Worker(int index, SharedState* shared)
+    : index_(index),
+      shared_(shared),
+      base_(newWorkerBase()),
+      policy_(shared->config.shm, &shared->policy_status),
+      pool_(std::make_unique<ConnPool>(
+          base_, ConnPool::Limits{.max_connections_per_destination = shared->config.max_upstream_connections})),
+      h2pool_(std::make_unique<Http2Pool>(this)),
+      random_(static_cast<uint64_t>(event::monotonicNowUs()) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(index)) {
+  // Resolver: the system's /etc/resolv.conf, as the app in the pod sees it.
+  dns_ = evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  if (!dns_) dns_ = evdns_base_new(base_, 0);  // no resolv.conf: numeric addresses still work
+  // Cross-thread wake-up through an eventfd: libevent's own thread support
+  // (evthread_use_pthreads) would put a mutex on every event operation.
+  drain_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  drain_event_.reset(event_new(base_, drain_fd_, EV_READ, &Worker::onDrain, this));
+  event_add(drain_event_.get(), nullptr);
+  drain_deadline_.reset(evtimer_new(base_, &Worker::onDrainDeadline, this));
+  deleter_ = std::make_unique<event::DeferredDeleter>(base_);
+  timer_queues_ = std::make_unique<event::TimerQueues>(base_);
+  // HTTP/1 sockets receive through io_uring where the kernel allows it.
+  if (shared->config.io_uring) {
+    std::string why;
+    io_ring_ = net::IoRing::create(base_, &why);
+    if (io_ring_) counters_.io_uring.add();
+    if (!io_ring_ && index == 0) LOG_INFO("io_uring unavailable (%s): sockets use epoll and send(2)", why.c_str());
+  } else if (index == 0) {
+    LOG_INFO("io_uring off (--io-uring off): sockets use epoll and send(2)");
+  }
+  resolver_ = std::make_unique<net::Resolver>(dns_);
+  max_connections_ = shared->config.max_connections;
+  gate_ = std::make_unique<AcceptGate>(base_, "worker " + std::to_string(index), /*keep_spare=*/false,
+                                       [this](AcceptGate::Reason r, bool paused) { onAcceptPause(r, paused); });
+  // Requests check the policy generation themselves; this tick keeps the
+  // view (and /ready) current when no traffic flows.
+  policy_tick_.reset(event_new(base_, -1, EV_PERSIST, &Worker::onPolicyTick, this));
+  timeval tv{0, 250'000};
+  event_add(policy_tick_.get(), &tv);
+}
+
+int64_t Worker::downstreamIdleTimeoutUs() {
+  const auto& table = policy_.current(event::monotonicNowUs());
+  return table ? table->defaults().idle_timeout_us : shared_->config.downstream_idle_timeout_us;
+}
+
+void Worker::onPolicyTick(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  w->policy_.current(event::monotonicNowUs());
+}
+
+Worker::~Worker() {
+  if (thread_.joinable()) thread_.join();
+  gate_.reset();  // (the connections freed below report to no gate)
+  for (evconnlistener* l : listeners_) evconnlistener_free(l);
+  for (Connection* c : connections_) delete c;
+  connections_.clear();
+  deleter_.reset();
+  h2pool_.reset();  // after the calls that used its sessions
+  timer_queues_.reset();  // after the calls that armed them
+  resolver_.reset();
+  drain_event_.reset();
+  drain_deadline_.reset();
+  policy_tick_.reset();
+  if (drain_fd_ >= 0) ::close(drain_fd_);
+  if (dns_) evdns_base_free(dns_, 0);
+  pool_.reset();  // its bufferevents must go before the base
+  io_ring_.reset();  // after every reader detached
+  event_base_free(base_);
+}
+
+bool Worker::listen(const net::Address& addr, std::string* error) {
+  // SO_REUSEPORT: every worker has its own listening socket on the same port
+  // and the kernel spreads connections across them — no shared accept lock.
+  unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_EXEC;
+  evconnlistener* listener = evconnlistener_new_bind(base_, &Worker::onAccept, this, flags, 1024, addr.sa(),
+                                                     static_cast<int>(addr.len));
+  if (!listener) {
+    *error = "cannot listen on " + addr.toString() + ": " + evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR());
+    return false;
+  }
+  // Accepted sockets inherit TCP_NODELAY from their listener (Linux copies
+  // the listener's socket options into each new connection): one setsockopt
+  // here instead of one per connection. The sessions write whole responses
+  // and frames and must not wait for the previous segment's ACK (Nagle).
+  int one = 1;
+  setsockopt(evconnlistener_get_fd(listener), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  auto bound = net::localAddress(evconnlistener_get_fd(listener));
+  listen_addrs_.push_back(bound ? *bound : addr);
+  listeners_.push_back(listener);
+  gate_->add(listener);
+  return true;
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    event_base_dispatch(base_);
+    LOG_DEBUG("worker %d stopped", index_);
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::requestDrain() {
+  uint64_t one = 1;
+  ssize_t n = ::write(drain_fd_, &one, sizeof one);
+  (void)n;  // an eventfd write of 1 cannot fail short of overflow
+}
+
+void Worker::onDrain(evutil_socket_t, short, void* arg) { static_cast<Worker*>(arg)->beginDrain(); }
+
+void Worker::onDrainDeadline(evutil_socket_t, short, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  LOG_WARN("worker %d: drain timeout with %zu connections open; closing them", w->index_, w->connections_.size());
+  event_base_loopbreak(w->base_);
+}
+
+void Worker::beginDrain() {
+  if (draining_) return;
+  draining_ = true;
+  gate_->clear();
+  for (evconnlistener* l : listeners_) evconnlistener_free(l);
+  listeners_.clear();
+  policy_tick_.reset();  // nothing left to keep current; lets the loop end
+  int64_t us = shared_->config.drain_timeout_us;
+  timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+  evtimer_add(drain_deadline_.get(), &tv);
+  // Copy: drain() may close connections, which edits the set.
+  std::vector<Connection*> conns(connections_.begin(), connections_.end());
+  for (Connection* c : conns) c->drain();
+  maybeExit();
+}
+
+void Worker::maybeExit() {
+  if (!draining_ || !connections_.empty()) return;
+  // Idle pooled connections and DNS are not worth waiting for.
+  event_base_loopexit(base_, nullptr);
+}
+
+void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg) {
+  auto* w = static_cast<Worker*>(arg);
+  auto peer = net::Address::fromSockaddr(addr, static_cast<socklen_t>(len));
+  if (!peer || w->draining_) {
+    evutil_closesocket(fd);
+    return;
+  }
+  w->counters_.downstream_accepted.add();
+  w->counters_.downstream_active.add();
+  w->gate_->accepted();
+  auto* c = new Connection(w, fd, *peer);
+  w->connections_.insert(c);
+  // At the bound the listeners stop before the next accept (libevent's
+  // accept loop checks after each callback): the rest wait in the backlog.
+  ++w->held_;
+  w->gate_->setOpen(w->held_, w->max_connections_);
+  c->start();
+}
+
+void Worker::onAcceptPause(AcceptGate::Reason reason, bool paused) {
+  Counter& now = reason == AcceptGate::Reason::kResources ? counters_.accept_paused_resources_now
+                                                          : counters_.accept_paused_bound_now;
+  if (!paused) {
+    now.sub();
+    return;
+  }
+  now.add();
+  if (reason == AcceptGate::Reason::kResources) {
+    counters_.accept_paused_resources.add();
+  } else {
+    counters_.accept_paused_bound.add();
+  }
+}
+
+void Worker::connectionClosed(Connection* c) {
+  if (connections_.erase(c) == 0) return;
+  counters_.downstream_active.sub();
+  deleter_->defer(std::unique_ptr<event::Deletable>(c));
+  maybeExit();
+}
+
+void Worker::connectionFreed() {
+  --held_;
+  if (draining_ || !gate_) return;  // not accepting any more (or tearing down)
+  gate_->setOpen(held_, max_connections_);
+  gate_->connectionClosed();  // descriptors came free: accept again if that was what stopped it
+}
+
+}  // namespace mulligan::proxy
