@@ -1,4 +1,4 @@
-// Fuzz target: the sidecar's HTTP/2 server session (sidecar/proxy/
+// Fuzz target: the sidecar's HTTP/2 server session (sidecar/downstream/
 // http2_server.h) fed raw frames, through the same path an app's h2c
 // connection takes: a Connection on one end of a socketpair sniffs the
 // preface and hands the socket to an Http2ServerSession on a Worker's event

@@ -4,7 +4,7 @@
 // into events — head, body pieces, trailers, end — and holds both
 // directions to the framing rules of the strictest proxies (HAProxy,
 // nginx), which keep a proxy safe from request smuggling (RFC 9112 §2-§7,
-// RFC 9110 §5; tests/unit/proxy/http1_framing_test.cc lists every rule):
+// RFC 9110 §5; tests/unit/codec/http1_framing_test.cc lists every rule):
 //   - every line of a head ends in CRLF (no bare LF, no bare CR), and so
 //     does the end of a chunked body; no obs-fold; names are tokens with
 //     no space before the colon; values hold no NUL or other control byte;
