@@ -451,24 +451,28 @@ class Compiler {
   // Applies the policy fields present in `t` onto `p`, field by field.
   // Keys are checked by the caller (they depend on the level).
   void applyPolicy(const toml::table& t, Level level, const Where& where, EffectivePolicy* p) {
+    // A key the level may not set was reported by the caller's key check;
+    // the field descriptions say which (idle_timeout and budget are not
+    // per route).
+    LevelBit bit = level == Level::kDefaults ? kAtDefaults : level == Level::kService ? kAtService : kAtRoute;
+    auto settable = [&](const char* key) { return (policyField(Section::kPolicy, key).levels & bit) != 0; };
     auto timeout = [&](const char* key, int64_t* field) {
+      if (!settable(key)) return;
       if (const toml::node* n = t.get(key)) {
         if (auto v = readDuration(*n, policyField(Section::kPolicy, key))) *field = *v;
       }
     };
     timeout("connect_timeout", &p->connect_timeout_us);
     timeout("request_timeout", &p->request_timeout_us);
-    if (level != Level::kRoute) timeout("idle_timeout", &p->idle_timeout_us);
+    timeout("idle_timeout", &p->idle_timeout_us);
     timeout("read_timeout", &p->read_timeout_us);
-    if (const toml::node* n = t.get("retry")) {
+    if (const toml::node* n = settable("retry") ? t.get("retry") : nullptr) {
       if (auto rt = readTable(*n, "retry", where.header("retry"))) applyRetry(*rt, where.sub("retry"), p);
     }
-    if (level != Level::kRoute) {
-      if (const toml::node* n = t.get("budget")) {
-        if (auto bt = readTable(*n, "budget", where.header("budget"))) applyBudget(*bt, where.sub("budget"), p);
-      }
+    if (const toml::node* n = settable("budget") ? t.get("budget") : nullptr) {
+      if (auto bt = readTable(*n, "budget", where.header("budget"))) applyBudget(*bt, where.sub("budget"), p);
     }
-    if (const toml::node* n = t.get("deadline")) {
+    if (const toml::node* n = settable("deadline") ? t.get("deadline") : nullptr) {
       if (auto dt = readTable(*n, "deadline", where.header("deadline"))) applyDeadline(*dt, where.sub("deadline"), p);
     }
   }
