@@ -612,7 +612,7 @@ std::string policyReferenceMarkdown() {
   o += "`retry_on` lists the outcomes that are retried. Besides the names below it takes any HTTP status code, "
        "as a string (`\"429\"`) or an integer (`429`), 100 to 599. gRPC names match the `grpc-status` of a "
        "trailers-only response, of response headers, or of the trailers of a response that sent no message "
-       "(for Connect calls, the error code); naming a gRPC code is what opts gRPC calls into retries. gRPC "
+       "; naming a gRPC code is what opts gRPC calls into retries. gRPC "
        "codes that a retry does not fix (`invalid-argument`, `not-found`, ...) are refused with an "
        "explanation.\n\n";
   o += "| name | meaning |\n|---|---|\n";
