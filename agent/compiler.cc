@@ -14,22 +14,13 @@
 #include <map>
 
 #include "agent/duration.h"
+#include "agent/policy_fields.h"
 
 namespace mulligan::agent {
 namespace {
 
 using pfc::EffectivePolicy;
 
-constexpr int64_t kMillisecond = 1000;
-constexpr int64_t kSecond = 1000 * kMillisecond;
-constexpr int64_t kHour = 3600 * kSecond;
-constexpr int64_t kMaxTimeout = 24 * kHour;
-constexpr int64_t kMaxBackoff = kHour;
-constexpr int64_t kMaxRetries = 25;
-constexpr uint64_t kMaxBufferedBody = uint64_t{64} << 20;
-constexpr double kMaxRetryRatio = 10;
-constexpr int64_t kMaxMinRetriesPerSecond = 1'000'000;
-constexpr size_t kMaxServiceName = 128;
 constexpr std::string_view kDurationHint = " is not a duration (use e.g. \"500ms\", \"2s\")";
 
 // Which table a key sits in; decides what is allowed there.
@@ -41,16 +32,18 @@ enum class Level {
 
 using Names = std::vector<std::string_view>;
 
-const Names kRootKeys = {"version", "defaults", "service"};
-const Names kTimeoutKeys = {"connect_timeout", "request_timeout", "idle_timeout", "read_timeout"};
-const Names kSubTableKeys = {"retry", "budget", "deadline"};
-const Names kServiceKeys = {"name", "hosts", "port", "upstream", "route"};
-const Names kRouteMatchKeys = {"path_prefix", "path_exact", "grpc"};
-const Names kRouteKeys = {"path_prefix", "path_exact", "grpc", "methods"};
-const Names kRetryKeys = {"retry_on",    "num_retries",     "per_try_timeout",    "backoff_base",     "backoff_max",
-                          "retry_after", "retry_after_max", "idempotency_header", "max_buffered_body"};
-const Names kBudgetKeys = {"retry_ratio", "min_retries_per_second", "window"};
-const Names kDeadlineKeys = {"propagate", "accept_inbound", "grpc_timeout_offset", "min_attempt_budget"};
+// The key lists come from the field descriptions (agent/policy_fields.h), as
+// the limits below do, so what the compiler accepts is what the schema and
+// docs/policy.md describe.
+const Names kRootKeys = fieldNames(Section::kRoot);
+const Names kTimeoutKeys = fieldNames(Section::kPolicy, KindFilter::kValues);
+const Names kSubTableKeys = fieldNames(Section::kPolicy, KindFilter::kTables);
+const Names kServiceKeys = fieldNames(Section::kService);
+const Names kRouteMatchKeys(routeMatchKeys().begin(), routeMatchKeys().end());
+const Names kRouteKeys = fieldNames(Section::kRoute);
+const Names kRetryKeys = fieldNames(Section::kRetry);
+const Names kBudgetKeys = fieldNames(Section::kBudget);
+const Names kDeadlineKeys = fieldNames(Section::kDeadline);
 // gRPC codes that exist but that retry_on may not name: retrying them would
 // repeat a call that failed for a reason a retry does not fix.
 const Names kNonRetriableGrpc = {"ok",
@@ -81,12 +74,11 @@ Names concat(std::initializer_list<const Names*> lists) {
 Names policyKeys(Level level) {
   switch (level) {
     case Level::kDefaults:
-      return concat({&kTimeoutKeys, &kSubTableKeys});
+      return levelKeys(kAtDefaults);
     case Level::kService:
-      return concat({&kTimeoutKeys, &kSubTableKeys, &kServiceKeys});
+      return levelKeys(kAtService);
     case Level::kRoute:
-      return {"connect_timeout", "request_timeout", "read_timeout", "retry",  "deadline",
-              "path_prefix",     "path_exact",      "grpc",         "methods"};
+      return levelKeys(kAtRoute);
   }
   return {};
 }
@@ -413,6 +405,10 @@ class Compiler {
     return us;
   }
 
+  std::optional<int64_t> readDuration(const toml::node& n, const FieldSpec& f) {
+    return readDuration(n, f.name, f.min, f.max);
+  }
+
   std::optional<bool> readBool(const toml::node& n, std::string_view name) {
     if (auto b = n.as_boolean()) return b->get();
     error(n, std::string(name) + ": " + show(n) + " is not a boolean (use true or false)");
@@ -433,6 +429,10 @@ class Compiler {
     return i->get();
   }
 
+  std::optional<int64_t> readInteger(const toml::node& n, const FieldSpec& f) {
+    return readInteger(n, f.name, f.min, f.max);
+  }
+
   std::optional<std::string_view> readString(const toml::node& n, std::string_view name, std::string_view what) {
     if (auto s = n.as_string()) return std::string_view(s->get());
     error(n, std::string(name) + ": " + show(n) + " is not " + std::string(what));
@@ -451,24 +451,28 @@ class Compiler {
   // Applies the policy fields present in `t` onto `p`, field by field.
   // Keys are checked by the caller (they depend on the level).
   void applyPolicy(const toml::table& t, Level level, const Where& where, EffectivePolicy* p) {
-    auto timeout = [&](const char* key, int64_t* field, int64_t min_us) {
+    // A key the level may not set was reported by the caller's key check;
+    // the field descriptions say which (idle_timeout and budget are not
+    // per route).
+    LevelBit bit = level == Level::kDefaults ? kAtDefaults : level == Level::kService ? kAtService : kAtRoute;
+    auto settable = [&](const char* key) { return (policyField(Section::kPolicy, key).levels & bit) != 0; };
+    auto timeout = [&](const char* key, int64_t* field) {
+      if (!settable(key)) return;
       if (const toml::node* n = t.get(key)) {
-        if (auto v = readDuration(*n, key, min_us, kMaxTimeout)) *field = *v;
+        if (auto v = readDuration(*n, policyField(Section::kPolicy, key))) *field = *v;
       }
     };
-    timeout("connect_timeout", &p->connect_timeout_us, 1);
-    timeout("request_timeout", &p->request_timeout_us, 0);
-    if (level != Level::kRoute) timeout("idle_timeout", &p->idle_timeout_us, 1);
-    timeout("read_timeout", &p->read_timeout_us, 0);
-    if (const toml::node* n = t.get("retry")) {
+    timeout("connect_timeout", &p->connect_timeout_us);
+    timeout("request_timeout", &p->request_timeout_us);
+    timeout("idle_timeout", &p->idle_timeout_us);
+    timeout("read_timeout", &p->read_timeout_us);
+    if (const toml::node* n = settable("retry") ? t.get("retry") : nullptr) {
       if (auto rt = readTable(*n, "retry", where.header("retry"))) applyRetry(*rt, where.sub("retry"), p);
     }
-    if (level != Level::kRoute) {
-      if (const toml::node* n = t.get("budget")) {
-        if (auto bt = readTable(*n, "budget", where.header("budget"))) applyBudget(*bt, where.sub("budget"), p);
-      }
+    if (const toml::node* n = settable("budget") ? t.get("budget") : nullptr) {
+      if (auto bt = readTable(*n, "budget", where.header("budget"))) applyBudget(*bt, where.sub("budget"), p);
     }
-    if (const toml::node* n = t.get("deadline")) {
+    if (const toml::node* n = settable("deadline") ? t.get("deadline") : nullptr) {
       if (auto dt = readTable(*n, "deadline", where.header("deadline"))) applyDeadline(*dt, where.sub("deadline"), p);
     }
   }
@@ -478,17 +482,19 @@ class Compiler {
     pfc::RetryPolicy& r = p->retry;
     if (const toml::node* n = t.get("retry_on")) applyRetryOn(*n, &r);
     if (const toml::node* n = t.get("num_retries")) {
-      if (auto v = readInteger(*n, "num_retries", 0, kMaxRetries)) r.num_retries = static_cast<uint32_t>(*v);
+      if (auto v = readInteger(*n, policyField(Section::kRetry, "num_retries"))) {
+        r.num_retries = static_cast<uint32_t>(*v);
+      }
     }
-    auto duration = [&](const char* key, int64_t* field, int64_t min_us, int64_t max_us) {
+    auto duration = [&](const char* key, int64_t* field) {
       if (const toml::node* n = t.get(key)) {
-        if (auto v = readDuration(*n, key, min_us, max_us)) *field = *v;
+        if (auto v = readDuration(*n, policyField(Section::kRetry, key))) *field = *v;
       }
     };
-    duration("per_try_timeout", &r.per_try_timeout_us, 0, kMaxTimeout);
-    duration("backoff_base", &r.backoff_base_us, 1, kMaxBackoff);
-    duration("backoff_max", &r.backoff_max_us, 1, kMaxBackoff);
-    duration("retry_after_max", &r.retry_after_max_us, 0, kHour);
+    duration("per_try_timeout", &r.per_try_timeout_us);
+    duration("backoff_base", &r.backoff_base_us);
+    duration("backoff_max", &r.backoff_max_us);
+    duration("retry_after_max", &r.retry_after_max_us);
     if (const toml::node* n = t.get("retry_after")) {
       if (auto v = readBool(*n, "retry_after")) r.retry_after = *v ? 1 : 0;
     }
@@ -595,7 +601,9 @@ class Compiler {
     // A header name is an RFC 9110 token; stored lower case because header
     // names are case-insensitive and the sidecar compares lower case (HTTP/2
     // sends them lower case anyway). Empty means: no header makes POST safe.
-    if (v->size() > pfc::kMaxHeaderName) {
+    // The table's limit is the layout's (idempotency_header[kMaxHeaderName + 1]).
+    static_assert(pfc::kMaxHeaderName == 63);
+    if (v->size() > static_cast<size_t>(policyField(Section::kRetry, "idempotency_header").max)) {
       error(n, "idempotency_header: " + show(n) + " is too long (at most " + std::to_string(pfc::kMaxHeaderName) +
                    " characters)");
       return;
@@ -620,8 +628,9 @@ class Compiler {
     }
     if (!bytes) {
       error(n, "max_buffered_body: " + show(n) + " is not a size (use e.g. \"64KiB\", \"1MiB\")");
-    } else if (*bytes > kMaxBufferedBody) {
-      error(n, "max_buffered_body: " + show(n) + " is too large (at most " + formatSize(kMaxBufferedBody) + ")");
+    } else if (*bytes > static_cast<uint64_t>(policyField(Section::kRetry, "max_buffered_body").max)) {
+      uint64_t max = static_cast<uint64_t>(policyField(Section::kRetry, "max_buffered_body").max);
+      error(n, "max_buffered_body: " + show(n) + " is too large (at most " + formatSize(max) + ")");
     } else {
       r->max_buffered_body = *bytes;
     }
@@ -635,19 +644,21 @@ class Compiler {
       if (auto i = n->as_integer()) v = static_cast<double>(i->get());
       if (!v) {
         error(*n, "retry_ratio: " + show(*n) + " is not a number (e.g. 0.2)");
-      } else if (!(*v >= 0 && *v <= kMaxRetryRatio)) {  // NaN fails too
-        error(*n, "retry_ratio: " + show(*n) + " is out of range (0..10, e.g. 0.2)");
+      } else if (const FieldSpec& f = policyField(Section::kBudget, "retry_ratio");
+                 !(*v >= static_cast<double>(f.min) && *v <= static_cast<double>(f.max))) {  // NaN fails too
+        error(*n, "retry_ratio: " + show(*n) + " is out of range (" + std::to_string(f.min) + ".." +
+                      std::to_string(f.max) + ", e.g. 0.2)");
       } else {
         p->budget.retry_ratio = *v;
       }
     }
     if (const toml::node* n = t.get("min_retries_per_second")) {
-      if (auto v = readInteger(*n, "min_retries_per_second", 0, kMaxMinRetriesPerSecond)) {
+      if (auto v = readInteger(*n, policyField(Section::kBudget, "min_retries_per_second"))) {
         p->budget.min_retries_per_second = static_cast<uint32_t>(*v);
       }
     }
     if (const toml::node* n = t.get("window")) {
-      if (auto v = readDuration(*n, "window", kSecond, kHour)) p->budget.window_us = *v;
+      if (auto v = readDuration(*n, policyField(Section::kBudget, "window"))) p->budget.window_us = *v;
     }
   }
 
@@ -660,10 +671,14 @@ class Compiler {
       if (auto v = readBool(*n, "accept_inbound")) p->deadline.accept_inbound = *v ? 1 : 0;
     }
     if (const toml::node* n = t.get("grpc_timeout_offset")) {
-      if (auto v = readDuration(*n, "grpc_timeout_offset", 0, kHour)) p->deadline.grpc_timeout_offset_us = *v;
+      if (auto v = readDuration(*n, policyField(Section::kDeadline, "grpc_timeout_offset"))) {
+        p->deadline.grpc_timeout_offset_us = *v;
+      }
     }
     if (const toml::node* n = t.get("min_attempt_budget")) {
-      if (auto v = readDuration(*n, "min_attempt_budget", 0, kHour)) p->deadline.min_attempt_budget_us = *v;
+      if (auto v = readDuration(*n, policyField(Section::kDeadline, "min_attempt_budget"))) {
+        p->deadline.min_attempt_budget_us = *v;
+      }
     }
   }
 
@@ -734,7 +749,7 @@ class Compiler {
       error(t, where.table + " has no hosts (add hosts = [\"...\"], e.g. hosts = [\"orders\"])");
     }
     if (const toml::node* n = t.get("port")) {
-      if (auto v = readInteger(*n, "port", 1, 65535)) svc.port = static_cast<uint32_t>(*v);
+      if (auto v = readInteger(*n, policyField(Section::kService, "port"))) svc.port = static_cast<uint32_t>(*v);
     }
     info->port = svc.port;
     if (const toml::node* n = t.get("upstream")) compileUpstream(*n, &svc);
@@ -755,8 +770,10 @@ class Compiler {
 
   bool validServiceName(const toml::node& n, std::string_view v) {
     auto ok = [](char c) { return (c >= 'a' && c <= 'z') || isDigit(c) || c == '.' || c == '_' || c == '-'; };
-    if (v.empty() || v.size() > kMaxServiceName) {
-      error(n, "name: " + show(n) + " must be 1 to " + std::to_string(kMaxServiceName) + " characters");
+    const FieldSpec& f = policyField(Section::kService, "name");
+    if (v.size() < static_cast<size_t>(f.min) || v.size() > static_cast<size_t>(f.max)) {
+      error(n, "name: " + show(n) + " must be " + std::to_string(f.min) + " to " + std::to_string(f.max) +
+                   " characters");
       return false;
     }
     if (std::all_of(v.begin(), v.end(), ok)) return true;

@@ -19,6 +19,7 @@
 #include "agent/compiler.h"
 #include "agent/json.h"
 #include "agent/log.h"
+#include "agent/policy_docs.h"
 #include "agent/render.h"
 #include "agent/status.h"
 #include "agent/watcher.h"
@@ -35,6 +36,8 @@ constexpr const char* kUsage = R"(usage:
   mulligan-agent run     --policy FILE [--shm NAME]    publish, then watch FILE and republish on change
   mulligan-agent dump    [--shm NAME] [--format json|toml]   print the table in shared memory
   mulligan-agent status  [--admin ADDR:PORT]          what a sidecar enforces and what it did (its /config, /stats)
+  mulligan-agent schema                               print the policy's JSON Schema (draft-07; docs/policy.schema.json)
+  mulligan-agent reference                            print the policy reference (Markdown; docs/policy.md)
 
 options (each may also come from the environment variable in brackets):
   --policy FILE     the TOML policy                              [MULLIGAN_POLICY]
@@ -98,8 +101,10 @@ std::optional<int> parseArgs(int argc, char** argv, Options* o) {
     return 2;
   }
   bool needs_policy = o->command == "check" || o->command == "publish" || o->command == "run";
-  if (!needs_policy && o->command != "dump" && o->command != "status") {
-    std::fprintf(stderr, "mulligan-agent: unknown command \"%s\" (check, publish, run, dump, status)\n",
+  if (!needs_policy && o->command != "dump" && o->command != "status" && o->command != "schema" &&
+      o->command != "reference") {
+    std::fprintf(stderr,
+                 "mulligan-agent: unknown command \"%s\" (check, publish, run, dump, status, schema, reference)\n",
                  o->command.c_str());
     return 2;
   }
@@ -357,5 +362,10 @@ int main(int argc, char** argv) {
   if (o.command == "publish") return cmdPublish(o);
   if (o.command == "run") return cmdRun(o);
   if (o.command == "status") return cmdStatus(o);
+  if (o.command == "schema" || o.command == "reference") {
+    std::string out = o.command == "schema" ? policySchemaJson() : policyReferenceMarkdown();
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  }
   return cmdDump(o);
 }

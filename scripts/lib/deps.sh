@@ -33,7 +33,25 @@ MULLIGAN_BUILD_DEPS=(
   chromium                       # the admin page is loaded in a headless browser
   wrk                            # saturates the data plane while the admin must still answer
   openssl python3-jsonpatch      # the injection webhook test: its certificates, and an independent JSONPatch
+  python3-jsonschema             # docs_test validates policies against docs/policy.schema.json
 )
+
+# npm packages the tests use, installed into MULLIGAN_NPM_PREFIX (not
+# globally): taplo, the TOML toolkit behind VS Code's Even Better TOML,
+# validates the example policies against docs/policy.schema.json as an
+# editor would. Pinned, so a new release cannot change a test's verdict.
+MULLIGAN_NPM_PREFIX=${MULLIGAN_NPM_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/mulligan/npm}
+MULLIGAN_NPM_TOOLS=(@taplo/cli@0.7.0)
+
+# Installs MULLIGAN_NPM_TOOLS into MULLIGAN_NPM_PREFIX when missing (npm from
+# Debian if there is none). Returns non-zero when npm cannot install them.
+mulligan_install_npm_tools() {
+  [ -x "$MULLIGAN_NPM_PREFIX/node_modules/.bin/taplo" ] && return 0
+  command -v npm >/dev/null || mulligan_install_deps npm || return 1
+  mkdir -p "$MULLIGAN_NPM_PREFIX"
+  echo "installing (npm, into $MULLIGAN_NPM_PREFIX): ${MULLIGAN_NPM_TOOLS[*]}" >&2
+  npm install --prefix "$MULLIGAN_NPM_PREFIX" --no-audit --no-fund --silent "${MULLIGAN_NPM_TOOLS[@]}" >&2
+}
 
 # Optional, only for scripts/image: an image engine, and debootstrap to make
 # the debian:12 base where no registry can be reached. Not needed to build or
