@@ -7,7 +7,8 @@
 namespace mulligan::proxy {
 namespace {
 
-void appendInt(std::string* out, int64_t v) {
+template <typename Int>
+void appendInt(std::string* out, Int v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   out->append(buf, end);
@@ -120,7 +121,7 @@ void formatAccessLine(const AccessRecord& r, std::string* out) {
   num("upstream_us", r.upstream_us);
   num("request_bytes", static_cast<int64_t>(r.request_bytes));
   key("response_bytes");
-  appendInt(&line, static_cast<int64_t>(r.response_bytes));
+  appendInt(&line, r.response_bytes);
   line += "}\n";
 }
 

@@ -163,7 +163,8 @@ bool AccessLogWriter::anyPending() const {
 void AccessLogWriter::run() {
   for (;;) {
     const bool stopping = stop_.load();
-    size_t moved = drainAll(stopping ? nowUs() + kStopFlushUs : 0);
+    if (stopping && stop_deadline_us_ == 0) stop_deadline_us_ = nowUs() + kStopFlushUs;
+    size_t moved = drainAll();
     noteDrops();
     if (stopping) break;
     if (moved == 0) {
@@ -194,14 +195,16 @@ void AccessLogWriter::run() {
   // a destination that reads writes everything).
   uint64_t left = 0;
   for (const auto& r : rings_) left += r->head.load() - r->tail.load();
-  if (left) LOG_WARN("access log: %llu bytes not written at exit (destination not reading)",
-                     static_cast<unsigned long long>(left));
+  if (left) {
+    LOG_WARN("access log: %llu bytes not written at exit (destination not reading)",
+             static_cast<unsigned long long>(left));
+  }
   if (dropping_) {
-    LOG_WARN("access log: %llu lines dropped in all", static_cast<unsigned long long>(dropped()));
+    LOG_WARN("access log: %llu lines were dropped", static_cast<unsigned long long>(dropped() - dropped_at_episode_start_));
   }
 }
 
-size_t AccessLogWriter::drainAll(int64_t deadline_us) {
+size_t AccessLogWriter::drainAll() {
   size_t moved = 0;
   for (auto& rp : rings_) {
     Ring& ring = *rp;
@@ -235,8 +238,8 @@ size_t AccessLogWriter::drainAll(int64_t deadline_us) {
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         // The destination is full: wait for room, a little at a time, so
         // that drops are reported while we wait and a stop is not held up.
-        if (deadline_us == 0 && stop_.load()) deadline_us = nowUs() + kStopFlushUs;
-        if (deadline_us && nowUs() >= deadline_us) return moved;
+        if (stop_deadline_us_ == 0 && stop_.load()) stop_deadline_us_ = nowUs() + kStopFlushUs;
+        if (stop_deadline_us_ && nowUs() >= stop_deadline_us_) return moved;
         pollfd p{fd_, POLLOUT, 0};
         ::poll(&p, 1, kPollMs);
         noteDrops();
@@ -274,7 +277,10 @@ void AccessLogWriter::noteDrops() {
     last_drop_us_ = now;
     return;
   }
-  if (dropping_ && now - last_drop_us_ >= kEpisodeQuietUs) {
+  // Over when nothing was dropped for a while AND everything held was
+  // written: a destination still not reading drops nothing new only
+  // because nothing new came.
+  if (dropping_ && now - last_drop_us_ >= kEpisodeQuietUs && !anyPending()) {
     dropping_ = false;
     LOG_WARN("access log: writing again; %llu lines were dropped",
              static_cast<unsigned long long>(total - dropped_at_episode_start_));

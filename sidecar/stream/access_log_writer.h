@@ -103,9 +103,9 @@ class AccessLogWriter {
   enum : int { kRunning = 0, kNapping = 1, kParked = 2 };  // writer's state_
 
   void run();
-  // Writes what each ring holds; returns the bytes written. `deadline_us`
-  // (monotonic) bounds waits on the destination; 0 = wait while running.
-  size_t drainAll(int64_t deadline_us);
+  // Writes what each ring holds; returns the bytes written. Waits on a full
+  // destination until stop_deadline_us_ once stopping, else as long as it takes.
+  size_t drainAll();
   bool anyPending() const;
   void wake();
   void noteDrops();
@@ -124,6 +124,7 @@ class AccessLogWriter {
   std::condition_variable cv_;
   std::atomic<int> state_{kRunning};
   std::atomic<bool> stop_{false};
+  int64_t stop_deadline_us_ = 0;  // writer thread: monotonic, set when it sees stop_
   bool write_failed_logged_ = false;
   // Drop episodes (writer thread only).
   bool dropping_ = false;
