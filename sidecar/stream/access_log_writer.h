@@ -63,9 +63,12 @@ class AccessLogWriter {
   struct Options {
     AccessLogFilter filter = AccessLogFilter::kNotable;
     int workers = 1;
-    // Per worker; a power of two. 256 KiB holds ~800 lines: at 50k lines/s a
-    // worker fills half of it in ~8 ms, which wakes the writer early.
-    size_t ring_bytes = 256 * 1024;
+    // Per worker; a power of two. 1 MiB holds ~3000 lines: a second of a
+    // busy worker's lines while the writer thread (or the reader of its
+    // pipe) is starved of CPU; at 50k lines/s half of it fills in ~10 ms,
+    // which wakes the writer early. Pages are touched only as lines pass
+    // through them: under `notable` most never are.
+    size_t ring_bytes = 1024 * 1024;
     // How long the writer lets lines gather between batches while traffic flows.
     int64_t flush_interval_us = 20'000;
   };

@@ -164,11 +164,11 @@ class AccessLogTest(Stack):
         flags = fcntl.fcntl(wfd, fcntl.F_GETFL)
         reader = PipeReader(rfd)
         sent = 0
-        # Nobody reads: ~1 MB of lines against a 64 KiB pipe and the
-        # sidecar's 256 KiB buffer. Every request is still answered.
+        # Nobody reads: ~2.5 MB of lines against a 64 KiB pipe and the
+        # sidecar's 1 MiB buffer. Every request is still answered.
         conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=20)
         for i in range(4000):
-            self.assertEqual(self.get(f"/stalled/{i}?pad={'p' * 100}", conn=conn), 200)
+            self.assertEqual(self.get(f"/stalled/{i}?pad={'p' * 400}", conn=conn), 200)
             sent += 1
         self.assertEqual(fcntl.fcntl(wfd, fcntl.F_GETFL), flags)
         self.assertFalse(flags & os.O_NONBLOCK)
