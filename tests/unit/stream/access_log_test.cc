@@ -4,6 +4,7 @@
 // blocked worker, the inherited descriptor's flags are left alone, and stop()
 // writes what is left.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -239,6 +240,34 @@ TEST(AccessLogWriterTest, DestinationThatDoesNotReadDropsLinesNeverBlocksAndLeav
   size_t after = 0;
   for (const std::string& l : got) after += l.find("\"path\":\"/after/") != std::string::npos;
   EXPECT_EQ(after, 100u);
+}
+
+// systemd gives a service's stdout as a stream socket to the journal.
+TEST(AccessLogWriterTest, SocketDestinationGetsEveryLineWithItsFlagsUntouched) {
+  int sv[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  const int flags_before = fcntl(sv[1], F_GETFL);
+  PipeReader reader(sv[0]);
+  reader.start();
+  {
+    AccessLogWriter::Options o;
+    o.filter = AccessLogFilter::kAll;
+    AccessLogWriter log(sv[1], /*owns_fd=*/false, o);
+    log.start();
+    for (int i = 0; i < 2000; ++i) {
+      while (!log.append(0, numbered("/sock/" + std::to_string(i)))) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));  // not this test's subject
+      }
+    }
+    log.stop();
+    EXPECT_EQ(fcntl(sv[1], F_GETFL), flags_before);
+  }
+  ::shutdown(sv[1], SHUT_WR);
+  std::vector<std::string> got = lines(reader.join());
+  ::close(sv[0]);
+  ::close(sv[1]);
+  ASSERT_EQ(got.size(), 2000u);
+  EXPECT_NE(got.back().find("\"path\":\"/sock/1999\""), std::string::npos) << got.back();
 }
 
 TEST(AccessLogWriterTest, StopGivesUpOnADestinationThatNeverReads) {
