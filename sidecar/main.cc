@@ -18,6 +18,7 @@
 #include "proto-free-config/duration.h"
 #include "sidecar/core/logging.h"
 #include "sidecar/net/fd_limits.h"
+#include "sidecar/stream/access_log_writer.h"
 #include "sidecar/worker/shared_state.h"
 #include "sidecar/worker/worker.h"
 
@@ -37,6 +38,15 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
   --workers N           worker threads (default 1)                       [MULLIGAN_WORKERS]
   --drain-timeout DUR   graceful stop limit in seconds (default 10)      [MULLIGAN_DRAIN_TIMEOUT]
   --access-log WHERE    "-" (stdout, default), a file path, or "off"     [MULLIGAN_ACCESS_LOG]
+  --access-log-filter all|notable
+                        which requests get a line: every one, or (the
+                        default) the ones worth reading: retried or hedged,
+                        a retry refused, a timeout, answered by the sidecar
+                        itself, 5xx, a failed gRPC status. Lines are written
+                        by a thread of their own; when the destination
+                        cannot keep up they are dropped and counted
+                        (mulligan_access_log_dropped_total), never waited
+                        for                       [MULLIGAN_ACCESS_LOG_FILTER]
   --log-level LEVEL     debug, info, warn, error (default info)          [MULLIGAN_LOG_LEVEL]
   --max-upstream-connections N
                         open HTTP/1 connections per upstream address, per
@@ -77,6 +87,7 @@ struct Flags {
   int workers = 1;
   double drain_timeout_s = 10;
   std::string access_log = "-";
+  std::string access_log_filter = "notable";
   std::string log_level = "info";
   long long max_upstream_connections = 1024;
   std::string io_uring = "on";
@@ -127,6 +138,7 @@ int parseFlags(int argc, char** argv, Flags* f) {
   f->workers = std::atoi(envOr("MULLIGAN_WORKERS", std::to_string(f->workers)).c_str());
   f->drain_timeout_s = std::atof(envOr("MULLIGAN_DRAIN_TIMEOUT", std::to_string(f->drain_timeout_s)).c_str());
   f->access_log = envOr("MULLIGAN_ACCESS_LOG", f->access_log);
+  f->access_log_filter = envOr("MULLIGAN_ACCESS_LOG_FILTER", f->access_log_filter);
   f->log_level = envOr("MULLIGAN_LOG_LEVEL", f->log_level);
   f->max_upstream_connections =
       parseCount(envOr("MULLIGAN_MAX_UPSTREAM_CONNECTIONS", std::to_string(f->max_upstream_connections)).c_str());
@@ -143,6 +155,7 @@ int parseFlags(int argc, char** argv, Flags* f) {
       {"io-uring", required_argument, nullptr, 'u'},
       {"max-connections", required_argument, nullptr, 'M'},
       {"request-header-timeout", required_argument, nullptr, 'H'},
+      {"access-log-filter", required_argument, nullptr, 'F'},
       {nullptr, 0, nullptr, 0},
   };
   int c;
@@ -163,6 +176,7 @@ int parseFlags(int argc, char** argv, Flags* f) {
       case 'u': f->io_uring = optarg; break;
       case 'M': f->max_connections = parseCount(optarg); break;
       case 'H': f->request_header_timeout = optarg; break;
+      case 'F': f->access_log_filter = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("mulligan-sidecar %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
       default: std::fputs(kUsage, stderr); return 2;
@@ -197,6 +211,11 @@ int parseFlags(int argc, char** argv, Flags* f) {
   }
   if (f->io_uring != "on" && f->io_uring != "off") {
     std::fprintf(stderr, "mulligan-sidecar: --io-uring must be on or off, not \"%s\"\n", f->io_uring.c_str());
+    return 2;
+  }
+  if (proxy::AccessLogFilter filter; !proxy::parseAccessLogFilter(f->access_log_filter, &filter)) {
+    std::fprintf(stderr, "mulligan-sidecar: --access-log-filter must be all or notable, not \"%s\"\n",
+                 f->access_log_filter.c_str());
     return 2;
   }
   if (f->drain_timeout_s < 0 || f->drain_timeout_s > 3600) {
@@ -275,14 +294,21 @@ int main(int argc, char** argv) {
   shared->config.max_upstream_connections = static_cast<size_t>(flags.max_upstream_connections);
   shared->config.io_uring = flags.io_uring == "on";
   shared->config.drain_timeout_us = static_cast<int64_t>(flags.drain_timeout_s * 1e6);
-  if (flags.access_log == "off") {
-    shared->config.access_log = nullptr;
-  } else if (flags.access_log != "-") {
-    shared->config.access_log = std::fopen(flags.access_log.c_str(), "a");
-    if (!shared->config.access_log) {
-      std::fprintf(stderr, "mulligan-sidecar: --access-log %s: %s\n", flags.access_log.c_str(), std::strerror(errno));
+  // Declared before the workers: freed after them (stop() below writes
+  // what is left once they have joined).
+  std::unique_ptr<proxy::AccessLogWriter> access_log;
+  if (flags.access_log != "off") {
+    proxy::AccessLogWriter::Options options;
+    proxy::parseAccessLogFilter(flags.access_log_filter, &options.filter);
+    options.workers = flags.workers;
+    std::string error;
+    access_log = proxy::AccessLogWriter::open(flags.access_log, options, &error);
+    if (!access_log) {
+      std::fprintf(stderr, "mulligan-sidecar: --access-log %s: %s\n", flags.access_log.c_str(), error.c_str());
       return 1;
     }
+    shared->config.access_log = access_log.get();
+    access_log->start();
   }
 
   std::vector<std::unique_ptr<proxy::Worker>> workers;
@@ -333,6 +359,7 @@ int main(int argc, char** argv) {
   admin_server.stop();
   workers.clear();
   LOG_INFO("stopped");
-  if (shared->config.access_log && shared->config.access_log != stdout) std::fclose(shared->config.access_log);
+  // Every worker has stopped appending: write what the access log holds.
+  if (access_log) access_log->stop();
   return 0;
 }

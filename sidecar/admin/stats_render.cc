@@ -9,6 +9,7 @@
 #include "proto-free-config/duration.h"
 #include "proto-free-config/render.h"
 #include "sidecar/admin/agent_refusal_render.h"
+#include "sidecar/stream/access_log_writer.h"
 
 namespace mulligan::admin {
 namespace {
@@ -123,6 +124,7 @@ StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
     }
     g.http2_streams_refused += w->http2_streams_refused.get();
   }
+  if (shared.config.access_log) g.access_log_dropped = shared.config.access_log->dropped();
   g.max_connections = shared.config.max_connections;
   g.descriptor_limit = shared.config.descriptor_limit;
   s.routes = stats::collect(shared.worker_stats);
@@ -190,6 +192,7 @@ std::string statsJson(const StatsSnapshot& s) {
   field("descriptor_limit", g.descriptor_limit);
   field("request_header_timeouts", g.request_header_timeouts);
   field("http2_streams_refused", g.http2_streams_refused);
+  field("access_log_dropped", g.access_log_dropped);
   b += "\"http2_goaways\":{";
   for (size_t side = 0; side < 2; ++side) {
     b += side == 0 ? "\"downstream\":{" : ",\"upstream\":{";
@@ -305,6 +308,9 @@ std::string metricsText(const StatsSnapshot& s) {
   global("mulligan_http2_streams_refused_total", "counter",
          "HTTP/2 request streams refused (REFUSED_STREAM) because the worker had its limit of streams open.",
          g.http2_streams_refused);
+  global("mulligan_access_log_dropped_total", "counter",
+         "Access-log lines dropped because their destination was not keeping up (never waited for).",
+         g.access_log_dropped);
   global("mulligan_io_uring_workers", "gauge",
          "Workers whose HTTP/1 sockets receive and send through io_uring (0: epoll, see the log).",
          g.io_uring_workers);

@@ -53,6 +53,7 @@ struct StatsSnapshot {
     // HTTP/2 GOAWAYs for a peer's offence, [proxy::Http2Side][proxy::Http2Offence].
     uint64_t http2_goaways[2][proxy::kHttp2OffenceCount] = {};
     uint64_t http2_streams_refused = 0;  // REFUSED_STREAM: a worker's open-stream limit
+    uint64_t access_log_dropped = 0;     // lines the access log's destination could not take
   } globals;
   std::vector<stats::RouteTotals> routes;  // every service/route that had traffic
   // Per routes[i]: the route's match in the enforced table ("path_prefix =

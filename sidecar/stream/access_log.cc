@@ -1,8 +1,62 @@
 #include "sidecar/stream/access_log.h"
 
-#include <cinttypes>
+#include <arpa/inet.h>
+
+#include <charconv>
 
 namespace mulligan::proxy {
+namespace {
+
+template <typename Int>
+void appendInt(std::string* out, Int v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out->append(buf, end);
+}
+
+// "1.2.3.4:80", "[::1]:80", as net::Address::toString() prints them, into
+// `out` without a temporary string.
+void appendAddress(std::string* out, const net::Address& a) {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (a.family() == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr, buf, sizeof buf);
+    out->append(buf);
+  } else if (a.family() == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr, buf, sizeof buf);
+    *out += '[';
+    out->append(buf);
+    *out += ']';
+  } else {
+    *out += '?';
+    return;
+  }
+  *out += ':';
+  appendInt(out, a.port());
+}
+
+}  // namespace
+
+bool isNotable(const AccessRecord& r) {
+  if (r.attempts > 1 || !r.retry_refused.empty() || !r.timeout.empty() || !r.sidecar_error.empty()) return true;
+  if (r.status >= 500) return true;
+  // gRPC status codes (grpc/doc/statuscodes.md): 2 UNKNOWN, 4
+  // DEADLINE_EXCEEDED, 13 INTERNAL, 14 UNAVAILABLE, 15 DATA_LOSS.
+  switch (r.grpc_status) {
+    case 2: case 4: case 13: case 14: case 15: return true;
+    default: return false;
+  }
+}
+
+bool parseAccessLogFilter(std::string_view text, AccessLogFilter* out) {
+  if (text == "all") {
+    *out = AccessLogFilter::kAll;
+  } else if (text == "notable") {
+    *out = AccessLogFilter::kNotable;
+  } else {
+    return false;
+  }
+  return true;
+}
 
 void appendJsonEscaped(std::string* out, std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
@@ -25,25 +79,25 @@ void appendJsonEscaped(std::string* out, std::string_view s) {
   }
 }
 
-void writeAccessLog(FILE* out, const AccessRecord& r) {
-  if (!out) return;
-  std::string line;
-  line.reserve(512);
-  auto str = [&](const char* key, std::string_view v) {
-    line += "\"";
-    line += key;
-    line += "\":\"";
+void formatAccessLine(const AccessRecord& r, std::string* out) {
+  std::string& line = *out;
+  auto key = [&](std::string_view k) {
+    line += '"';
+    line += k;
+    line += "\":";
+  };
+  auto str = [&](std::string_view k, std::string_view v) {
+    key(k);
+    line += '"';
     appendJsonEscaped(&line, v);
     line += "\",";
   };
-  auto num = [&](const char* key, int64_t v) {
-    line += "\"";
-    line += key;
-    line += "\":";
-    line += std::to_string(v);
-    line += ",";
+  auto num = [&](std::string_view k, int64_t v) {
+    key(k);
+    appendInt(&line, v);
+    line += ',';
   };
-  line += "{";
+  line += '{';
   num("ts_ms", r.start_unix_ms);
   str("method", r.method);
   str("authority", r.authority);
@@ -59,13 +113,16 @@ void writeAccessLog(FILE* out, const AccessRecord& r) {
   str("timeout", r.timeout);
   str("sidecar_error", r.sidecar_error);
   num("deadline_ms", r.deadline_ms);
-  str("upstream", r.upstream);
+  key("upstream");
+  line += '"';
+  if (r.upstream) appendAddress(&line, *r.upstream);  // numeric: nothing to escape
+  line += "\",";
   num("duration_us", r.duration_us);
   num("upstream_us", r.upstream_us);
   num("request_bytes", static_cast<int64_t>(r.request_bytes));
-  line += "\"response_bytes\":" + std::to_string(r.response_bytes) + "}\n";
-  std::fwrite(line.data(), 1, line.size(), out);
-  std::fflush(out);
+  key("response_bytes");
+  appendInt(&line, r.response_bytes);
+  line += "}\n";
 }
 
 }  // namespace mulligan::proxy

@@ -6,6 +6,7 @@
 #include "sidecar/core/clock.h"
 #include "sidecar/core/logging.h"
 #include "sidecar/codec/header_stock.h"
+#include "sidecar/stream/access_log_writer.h"
 #include "sidecar/upstream/http1_attempt.h"
 #include "sidecar/upstream/http2_client.h"
 #include "sidecar/worker/worker.h"
@@ -590,9 +591,17 @@ void ProxyStream::abort(const char* why) {
 }
 
 void ProxyStream::logAccess() {
-  FILE* out = worker_->shared().config.access_log;
-  if (!out) return;
+  AccessLogWriter* log = worker_->shared().config.access_log;
+  if (!log) return;
   AccessRecord r;
+  // What the filter reads first: a call it leaves out costs nothing more.
+  r.status = status_;
+  r.grpc_status = grpc_ ? grpc_status_ : -1;
+  r.attempts = retry_ ? retry_->attempts() : 0;
+  r.retry_refused = retry_refused_;
+  r.timeout = timeout_kind_;
+  r.sidecar_error = sidecar_error_;
+  if (!log->wants(r)) return;
   // The wall-clock start, worked out only when a line is written: a call
   // with no access log never reads the wall clock.
   int64_t now_us = event::monotonicNowUs();
@@ -601,24 +610,18 @@ void ProxyStream::logAccess() {
   r.authority = req_.authority;
   r.path = req_.path;
   r.protocol = down_->protocol() == Protocol::kHttp2 ? "HTTP/2" : req_.version_minor ? "HTTP/1.1" : "HTTP/1.0";
-  r.status = status_;
-  r.grpc_status = grpc_ ? grpc_status_ : -1;
   r.service = service_name_;
   if (table_ && match_.route != pfc::Match::kNone && match_.service != pfc::Match::kNone) {
     r.route = static_cast<int>(match_.route - table_->services()[match_.service].route_begin);
   }
-  r.attempts = retry_ ? retry_->attempts() : 0;
   r.retry_reasons = retry_reasons_;
-  r.retry_refused = retry_refused_;
-  r.timeout = timeout_kind_;
-  r.sidecar_error = sidecar_error_;
   r.deadline_ms = deadline_.none() ? -1 : deadline_.budgetUs() / 1000;
-  if (dest_.len) r.upstream = dest_.toString();
+  if (dest_.len) r.upstream = &dest_;
   r.duration_us = now_us - start_us_;
   r.upstream_us = upstream_head_us_;
   r.request_bytes = request_bytes_;
   r.response_bytes = response_bytes_;
-  writeAccessLog(out, r);
+  log->append(worker_->index(), r);
 }
 
 }  // namespace mulligan::proxy

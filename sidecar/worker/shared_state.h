@@ -17,6 +17,8 @@
 
 namespace mulligan::proxy {
 
+class AccessLogWriter;  // sidecar/stream/access_log_writer.h
+
 // A counter with exactly one writer (its worker): see stats/route_stats.h.
 using Counter = stats::Counter;
 
@@ -56,7 +58,7 @@ struct Config {
   std::string admin = "127.0.0.1:15000";
   int workers = 1;
   int64_t drain_timeout_us = 10'000'000;
-  FILE* access_log = stdout;        // null = off
+  AccessLogWriter* access_log = nullptr;  // --access-log; null = off. Owned by main, outlives the workers
   size_t max_header_bytes = 64 * 1024;
   size_t max_headers = 100;
   int64_t downstream_idle_timeout_us = 60'000'000;  // used when no policy gives one

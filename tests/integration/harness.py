@@ -191,7 +191,8 @@ class Stack(Case):
         err = self.path("sidecar.err")
         self.access_log = self.path("access.log")
         proc = self.start(binary("mulligan-sidecar"), "--shm", self.shm, "--outbound", "127.0.0.1:0",
-                          "--admin", "127.0.0.1:0", "--access-log", self.access_log, *extra, stderr_file=err)
+                          "--admin", "127.0.0.1:0", "--access-log", self.access_log, "--access-log-filter", "all",
+                          *extra, stderr_file=err)
 
         def listening():
             with open(err) as f:
@@ -232,5 +233,15 @@ class Stack(Case):
 
     def access_records(self):
         import json
-        with open(self.access_log) as f:
-            return [json.loads(l) for l in f if l.strip()]
+        try:
+            with open(self.access_log) as f:
+                return [json.loads(l) for l in f if l.strip()]
+        except FileNotFoundError:
+            return []
+
+    def access_record(self, marker):
+        """The last access-log record whose path contains `marker`, waited
+        for: lines are written in batches off the request path, a moment
+        after the response went out."""
+        return wait_for(lambda: [r for r in self.access_records() if marker in r["path"]],
+                        what=f"access-log record of {marker}")[-1]

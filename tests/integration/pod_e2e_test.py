@@ -99,6 +99,15 @@ retry = {{ num_retries = 3, backoff_base = "1ms", backoff_max = "2ms" }}
         wait_for(lambda: self.in_pod("curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
                                      "http://127.0.0.1:15000/ready").stdout == "200", what="ready")
 
+    def access_records(self):
+        return [json.loads(l) for l in open(self.access_log) if l.strip()]
+
+    def access_record(self, marker):
+        """The last access-log record whose path contains `marker`, waited for
+        (lines are written a moment after the response, in batches)."""
+        return wait_for(lambda: [r for r in self.access_records() if marker in r["path"]],
+                        what=f"access-log record of {marker}")[-1]
+
     def wait_listening(self, where, port, family=None):
         def listening():
             r = subprocess.run([POD_SIM, "exec", where, "--name", NAME, "--", "ss", "-Hltn", *([family] if family else []),
@@ -135,7 +144,7 @@ retry = {{ num_retries = 3, backoff_base = "1ms", backoff_max = "2ms" }}
         seen = [s for s in self.upstream_seen() if s.get("id") == "e1"]
         self.assertEqual([s["x-envoy-attempt-count"] for s in seen], ["1", "2", "3"])
         self.assertTrue(all(int(s["x-timeout-budget"]) <= 15000 for s in seen))
-        rec = [json.loads(l) for l in open(self.access_log) if l.strip()][-1]
+        rec = self.access_record("id=e1")
         self.assertEqual(rec["upstream"], f"{self.svc}:8080")  # SO_ORIGINAL_DST
         self.assertEqual(rec["attempts"], 3)
 
@@ -172,8 +181,9 @@ print(json.dumps(out))
         g2 = [s for s in seen if s["id"] == "g2"]
         self.assertEqual(len(g2), 1)
         self.assertLessEqual(g2[0]["time_remaining_ms"], 300)
-        rec = [json.loads(l) for l in open(self.access_log) if l.strip()]
-        self.assertTrue(any(x.get("upstream") == f"{self.svc}:50051" and x["attempts"] == 3 for x in rec), rec)
+        # Lines are written a moment after the response (in batches, off the request path).
+        wait_for(lambda: any(x.get("upstream") == f"{self.svc}:50051" and x["attempts"] == 3
+                             for x in self.access_records()), what="the retried call's access-log line")
 
     def test_non_http_protocol_passes_through_intact(self):
         payload = bytes(range(256)) * 64
@@ -238,7 +248,7 @@ print(json.dumps(out))
         self.assertEqual(r.stdout, "ok\n")
         seen = [json.loads(l) for l in open(self.up6_log) if l.strip()]
         self.assertEqual([s["x-envoy-attempt-count"] for s in seen if s.get("id") == "v6"], ["1", "2"])
-        rec = [json.loads(l) for l in open(self.access_log) if l.strip()][-1]
+        rec = self.access_record("id=v6")
         self.assertEqual(rec["upstream"], f"[{self.svc6}]:8080")  # IP6T_SO_ORIGINAL_DST
 
     def test_direct_connections_to_the_listener_are_not_mistaken_for_a_redirect_loop(self):

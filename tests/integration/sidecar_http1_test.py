@@ -101,7 +101,7 @@ class Http1Test(Stack):
         status, _, _ = self.get("/orders?fail_first=1&id=p1", method="POST", body=body)
         self.assertEqual(status, 503)
         self.assertEqual(len([s for s in self.upstream_log(log) if s.get("id") == "p1"]), 1)
-        rec = self.access_records()[-1]
+        rec = self.access_record("id=p1")
         self.assertEqual(rec["retry_refused"], "idempotency")
         # With the key, the same failure is retried, body intact.
         status, headers, data = self.get("/orders?fail_first=1&id=p2&echo=1", method="POST", body=body,
@@ -182,7 +182,7 @@ class Http1Test(Stack):
         self.assertEqual(headers.get("retry-after"), "1")
         # Not waited for: one attempt, refused for the deadline, answered
         # well before the 1 s pushback would have ended (as recorded).
-        rec = self.access_records()[-1]
+        rec = self.access_record("id=ra2")
         self.assertEqual((rec["retry_refused"], rec["attempts"], rec["deadline_ms"]), ("deadline", 1, 500))
         self.assertLess(rec["duration_us"], 500_000)
         self.assertEqual(len([s for s in self.upstream_log(log) if s.get("id") == "ra2"]), 1)
@@ -219,7 +219,7 @@ class Http1Test(Stack):
         status, _, body = self.get("/x")
         self.assertEqual(status, 502)
         self.assertIn(b"connect", body)
-        rec = self.access_records()[-1]
+        rec = self.access_record("/x")
         self.assertEqual(rec["attempts"], 3)
         self.assertEqual(rec["sidecar_error"], "connect-failure")
 
@@ -465,7 +465,7 @@ class BlackholeTest(Stack):
         body = r.read()
         self.assertEqual(r.status, 502, body)
         self.assertIn(b"timed out", body)
-        rec = self.access_records()[-1]
+        rec = self.access_record("/x")
         self.assertGreaterEqual(rec["duration_us"], 600_000)  # three 200 ms connect timeouts...
         self.assertLess(rec["duration_us"], 10_000_000)       # ...not the kernel's SYN retries
         self.assertEqual(rec["attempts"], 3)
