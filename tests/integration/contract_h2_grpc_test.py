@@ -192,6 +192,37 @@ class ContractH2Test(Stack):
                 self.assertEqual(grpc_timeout_us(r["grpc_timeout"]), 1000, r)
                 self.assertEqual((r["timeout_budget"], r["expected_rq"]), ("1", "1"), r)
 
+    def test_H2ToH2_GrpcCallIsRetriedOnlyWhenItsRouteNamesGrpcCodes(self):
+        """Mutant grpc-opt-in: every gRPC call counted safe to repeat. DESIGN.md:
+        a gRPC call (a POST) is retried when its route's retry_on names gRPC
+        codes — naming them is opting in. The same per-try timeout is retried
+        on the route that names `unavailable` and refused (idempotency) on
+        the route that names only `per-try-timeout`."""
+        retry = 'num_retries = 2, per_try_timeout = "200ms", backoff_base = "1ms", backoff_max = "2ms"'
+        base = self.stack(routes=f'''
+  [[service.route]]
+  grpc = "pkg.Svc/NoOptIn"
+  retry = {{ retry_on = ["per-try-timeout"], {retry} }}
+
+  [[service.route]]
+  grpc = "pkg.Svc/OptIn"
+  retry = {{ retry_on = ["per-try-timeout", "unavailable"], {retry} }}
+''')
+        code, head, _ = self.grpc(base + "/pkg.Svc/NoOptIn?delay=5000&id=oi1")
+        self.assertEqual(code, 200)
+        self.assertIn("grpc-status: 4\n", head)
+        rec = self.record("oi1")
+        self.assertEqual((rec["attempts"], rec["retry_refused"], rec["timeout"]), (1, "idempotency", "per-try"))
+        self.assertEqual([s["attempt"] for s in wait_for(lambda: self.seen("oi1"), what="oi1 upstream")], ["1"])
+        code, head, _ = self.grpc(base + "/pkg.Svc/OptIn?delay=5000&id=oi2")
+        self.assertEqual(code, 200)
+        self.assertIn("grpc-status: 4\n", head)
+        rec = self.record("oi2")
+        self.assertEqual((rec["attempts"], rec["retry_reasons"], rec["timeout"]),
+                         (3, "per-try-timeout,per-try-timeout", "per-try"))
+        seen = wait_for(lambda: len(self.seen("oi2")) == 3 and self.seen("oi2"), what="three oi2 attempts upstream")
+        self.assertEqual(sorted(s["attempt"] for s in seen), ["1", "2", "3"])
+
     # -- What the client gets ----------------------------------------------------
 
     def test_H2ToH2_GrpcPerTryTimeoutSaysSoInGrpcMessage(self):
