@@ -289,6 +289,26 @@ class ContractHttp1Test(Stack):
         rec = self.record("last1")
         self.assertEqual((rec["attempts"], rec["retry_reasons"], rec["sidecar_error"]), (3, "503,503", ""))
 
+    def test_a_body_larger_than_max_buffered_body_is_not_retried_once_sent(self):
+        """Mutant body-too-large: the engine's body check deleted. DESIGN.md:
+        a request body larger than max_buffered_body is not retried once sent
+        (the refusal says body-too-large); the client gets the upstream's
+        answer as it was. A body that fits is replayed whole."""
+        port, log = self.start_upstream()
+        self.publish(policy(port, service='request_timeout = "5s"\n'
+                                          'retry = { retry_on = ["5xx"], num_retries = 2, max_buffered_body = "1KiB", '
+                                          'backoff_base = "1ms", backoff_max = "2ms" }'))
+        self.start_sidecar()
+        status, _, body = self.call("/big?status=503&id=big1", method="PUT", body=b"b" * 4096)
+        self.assertEqual((status, body), (503, b"503 Service Unavailable\n"))
+        self.assertEqual([s["body_bytes"] for s in self.seen(log, "big1")], [4096])
+        rec = self.record("big1")
+        self.assertEqual((rec["attempts"], rec["retry_refused"]), (1, "body-too-large"))
+        status, _, body = self.call("/small?status=503&id=small1", method="PUT", body=b"s" * 1000)
+        self.assertEqual((status, body), (503, b"503 Service Unavailable\n"))
+        self.assertEqual([s["body_bytes"] for s in self.seen(log, "small1")], [1000, 1000, 1000])
+        self.assertEqual(self.record("small1")["retry_reasons"], "503,503")
+
     def test_without_a_policy_live_traffic_gets_the_builtin_defaults(self):
         """Mutant builtin-defaults: the sidecar without a table uses other
         values than DESIGN.md's [defaults] (no retry, no request_timeout).
