@@ -61,7 +61,7 @@ bool waitUntilDelivered(int sender) {
   return false;
 }
 
-// Exactly `n` bytes from `fd`, waiting for each; fewer when 5 s pass first.
+// Exactly `n` bytes from `fd`, waiting for each; fewer when one wait takes 5 s.
 std::string recvExactly(int fd, size_t n) {
   std::string got;
   char buf[65536];
@@ -327,9 +327,10 @@ std::string drain(int fd) {
   }
 }
 
-// What `fd`'s peer had sent before this call: `to` sends a marker behind it
-// (TCP keeps the order), and everything that arrives before the marker is
-// the answer. Proves that nothing was sent without waiting "long enough".
+// What socket `from` had sent to its peer `to` before this call: a marker
+// sent behind it (TCP keeps the order) bounds it, and everything that
+// arrives before the marker is the answer. Proves that nothing was sent
+// without waiting "long enough".
 std::string sentBefore(int from, int to) {
   static const std::string kMarker = "<marker>";
   EXPECT_EQ(send(from, kMarker.data(), kMarker.size(), MSG_NOSIGNAL), static_cast<ssize_t>(kMarker.size()));
