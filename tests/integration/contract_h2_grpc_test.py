@@ -164,6 +164,65 @@ class ContractH2Test(Stack):
         self.assertEqual(code, 200)
         self.assertEqual(grpc_timeout_us(self.seen("off2")[0]["grpc_timeout"]), 1000)  # 1 ms, never 0
 
+    def test_H2ToH2_TinyInboundGrpcTimeoutGoesOutAsAtLeastOneMillisecond(self):
+        """Mutants grpc-timeout-zero (formatGrpcTimeout's 1 ms floor removed)
+        and ms-floor (retry::ceilMs rounds down, no floor). DESIGN.md: times
+        are rounded up and never sent as 0 — at least 1 ms. A gRPC call whose
+        own grpc-timeout is 500u (or 1m), on a route with min_attempt_budget
+        0: the attempt leaves with at most 500 us (1 ms) to go, and the
+        upstream must see grpc-timeout 1 ms (not 500u or less: the mutant
+        sends what is left), x-timeout-budget: 1 and
+        x-envoy-expected-rq-timeout-ms: 1 (the ms-floor mutant: 0).
+        Each call follows a warm-up call, so that it takes the pooled
+        upstream session and its HEADERS leave before the deadline timer
+        can run; the upstream logs the stream whether it answers or the
+        sidecar resets it."""
+        base = self.stack(service='deadline = { min_attempt_budget = "0ms" }')
+        for i in range(3):  # one would do; more in case the pooled session went away meanwhile
+            for marker, timeout in (("tg", "500u"), ("tm", "1m")):
+                code, _, _ = self.grpc(base + f"/pkg.Svc/Warm?id=warm{marker}{i}")
+                self.assertEqual(code, 200)
+                code, head, _ = self.grpc(base + f"/pkg.Svc/Tiny?id={marker}{i}", "-H", f"grpc-timeout: {timeout}")
+                self.assertEqual(code, 200)
+                self.assertRegex(head, r"grpc-status: (0|4)\n")  # answered, or the sidecar's DEADLINE_EXCEEDED
+        for marker in ("tg", "tm"):
+            seen = wait_for(lambda: [r for r in self.upstream_log(self.up_log) if r["id"].startswith(marker)],
+                            what=f"a {marker} call upstream")
+            for r in seen:
+                self.assertEqual(grpc_timeout_us(r["grpc_timeout"]), 1000, r)
+                self.assertEqual((r["timeout_budget"], r["expected_rq"]), ("1", "1"), r)
+
+    def test_H2ToH2_GrpcCallIsRetriedOnlyWhenItsRouteNamesGrpcCodes(self):
+        """Mutant grpc-opt-in: every gRPC call counted safe to repeat. DESIGN.md:
+        a gRPC call (a POST) is retried when its route's retry_on names gRPC
+        codes — naming them is opting in. The same per-try timeout is retried
+        on the route that names `unavailable` and refused (idempotency) on
+        the route that names only `per-try-timeout`."""
+        retry = 'num_retries = 2, per_try_timeout = "200ms", backoff_base = "1ms", backoff_max = "2ms"'
+        base = self.stack(routes=f'''
+  [[service.route]]
+  grpc = "pkg.Svc/NoOptIn"
+  retry = {{ retry_on = ["per-try-timeout"], {retry} }}
+
+  [[service.route]]
+  grpc = "pkg.Svc/OptIn"
+  retry = {{ retry_on = ["per-try-timeout", "unavailable"], {retry} }}
+''')
+        code, head, _ = self.grpc(base + "/pkg.Svc/NoOptIn?delay=5000&id=oi1")
+        self.assertEqual(code, 200)
+        self.assertIn("grpc-status: 4\n", head)
+        rec = self.record("oi1")
+        self.assertEqual((rec["attempts"], rec["retry_refused"], rec["timeout"]), (1, "idempotency", "per-try"))
+        self.assertEqual([s["attempt"] for s in wait_for(lambda: self.seen("oi1"), what="oi1 upstream")], ["1"])
+        code, head, _ = self.grpc(base + "/pkg.Svc/OptIn?delay=5000&id=oi2")
+        self.assertEqual(code, 200)
+        self.assertIn("grpc-status: 4\n", head)
+        rec = self.record("oi2")
+        self.assertEqual((rec["attempts"], rec["retry_reasons"], rec["timeout"]),
+                         (3, "per-try-timeout,per-try-timeout", "per-try"))
+        seen = wait_for(lambda: len(self.seen("oi2")) == 3 and self.seen("oi2"), what="three oi2 attempts upstream")
+        self.assertEqual(sorted(s["attempt"] for s in seen), ["1", "2", "3"])
+
     # -- What the client gets ----------------------------------------------------
 
     def test_H2ToH2_GrpcPerTryTimeoutSaysSoInGrpcMessage(self):

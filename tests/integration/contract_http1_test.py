@@ -117,6 +117,92 @@ class ContractHttp1Test(Stack):
         self.assertLessEqual(budget, 7000)
         self.assertGreater(budget, 0)
         self.assertEqual(self.record("ceil1")["deadline_ms"], 7000)
+        # Mutant expected-rq-capped: a per-try timeout longer than the time
+        # left is the time left (DESIGN.md: the smaller of the two). Both
+        # headers come from one reading of the clock: equal, whatever the load.
+        status, _, _ = self.call("/r?id=ceil2", headers={"x-timeout-budget": "800"})
+        self.assertEqual(status, 200)
+        s = self.seen(log, "ceil2")[0]
+        self.assertEqual(s["x-envoy-expected-rq-timeout-ms"], s["x-timeout-budget"])
+        self.assertLessEqual(int(s["x-timeout-budget"]), 800)
+
+    def test_propagate_off_sends_no_deadline_and_accept_inbound_off_ignores_the_callers(self):
+        """Mutants propagate (deadline.propagate ignored) and accept-inbound
+        (deadline.accept_inbound ignored). propagate = false: the attempt
+        carries its count but none of the deadline headers. accept_inbound =
+        false: a caller's x-timeout-budget does not shorten request_timeout
+        (the access log's deadline_ms, and what goes upstream)."""
+        port, log = self.start_upstream()
+        self.publish(policy(port, routes='''
+  [[service.route]]
+  path_prefix = "/quiet"
+  request_timeout = "7s"
+  deadline = { propagate = false }
+
+  [[service.route]]
+  path_prefix = "/deaf"
+  request_timeout = "7s"
+  deadline = { accept_inbound = false }
+'''))
+        self.start_sidecar()
+        status, _, _ = self.call("/quiet?id=q1")
+        self.assertEqual(status, 200)
+        s = self.seen(log, "q1")[0]
+        self.assertEqual(s["x-envoy-attempt-count"], "1")
+        self.assertNotIn("x-timeout-budget", s)
+        self.assertNotIn("x-envoy-expected-rq-timeout-ms", s)
+        self.assertEqual(self.record("q1")["deadline_ms"], 7000)
+        # A caller's own header is left as it was (not rewritten, nothing added).
+        status, _, _ = self.call("/quiet?id=q2", headers={"x-timeout-budget": "3000"})
+        self.assertEqual(status, 200)
+        s = self.seen(log, "q2")[0]
+        self.assertEqual(s["x-timeout-budget"], "3000")
+        self.assertNotIn("x-envoy-expected-rq-timeout-ms", s)
+        self.assertEqual(self.record("q2")["deadline_ms"], 3000)  # accepted, just not sent on
+        status, _, _ = self.call("/deaf?id=d1", headers={"x-timeout-budget": "1000"})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.record("d1")["deadline_ms"], 7000)
+        s = self.seen(log, "d1")[0]
+        self.assertGreater(int(s["x-timeout-budget"]), 1000)
+        self.assertLessEqual(int(s["x-timeout-budget"]), 7000)
+
+    def test_times_under_a_millisecond_go_out_as_1_never_0(self):
+        """Mutant ms-floor: retry::ceilMs rounds down with no floor
+        (us / 1000). DESIGN.md: times are rounded up and never sent as 0
+        (many peers read 0 as "no deadline"). A route whose request_timeout
+        is 500 us, with min_attempt_budget 0 so that the attempt starts: it
+        goes out with at most 500 us left, so x-timeout-budget and
+        x-envoy-expected-rq-timeout-ms must both say 1 (the mutant: 0). An
+        inbound x-timeout-budget: 1 goes out as 1 as well.
+
+        Why a policy's 500 us and not only the inbound 1 ms: the request's
+        clock and its first attempt share one clock read (event::ClockScope),
+        so an inbound 1 ms leaves exactly 1000 us at the attempt, which the
+        mutant rounds to 1 too. Each tiny call follows a warm-up call on the
+        same worker, so that its attempt takes a pooled connection and is
+        written before the loop can run the deadline timer; the upstream
+        then logs it whether the 504 or its own 200 reaches the client."""
+        port, log = self.start_upstream()
+        self.publish(policy(port, service='deadline = { min_attempt_budget = "0ms" }', routes='''
+  [[service.route]]
+  path_prefix = "/tiny"
+  request_timeout = "500us"
+'''))
+        self.start_sidecar()
+        for i in range(5):  # one would do; a few more in case a pooled connection was closed meanwhile
+            self.assertEqual(self.call(f"/warm?id=warm{i}a")[0], 200)
+            status, _, _ = self.call(f"/tiny?id=tiny{i}")
+            self.assertIn(status, (200, 504))
+            self.assertEqual(self.call(f"/warm?id=warm{i}b")[0], 200)
+            status, _, _ = self.call(f"/inbound?id=inb{i}", headers={"x-timeout-budget": "1"})
+            self.assertIn(status, (200, 504))
+        for prefix, deadline_ms in (("tiny", None), ("inb", 1)):
+            seen = wait_for(lambda: [s for s in self.upstream_log(log) if s.get("id", "").startswith(prefix)],
+                            what=f"a {prefix} request upstream")
+            for s in seen:
+                self.assertEqual((s["x-timeout-budget"], s["x-envoy-expected-rq-timeout-ms"]), ("1", "1"), s)
+            if deadline_ms:
+                self.assertEqual(self.record(seen[0]["id"])["deadline_ms"], deadline_ms)
 
     # -- Retry-After ---------------------------------------------------------
 
@@ -202,6 +288,26 @@ class ContractHttp1Test(Stack):
         self.assertNotIn("x-mulligan-timeout", headers)
         rec = self.record("last1")
         self.assertEqual((rec["attempts"], rec["retry_reasons"], rec["sidecar_error"]), (3, "503,503", ""))
+
+    def test_a_body_larger_than_max_buffered_body_is_not_retried_once_sent(self):
+        """Mutant body-too-large: the engine's body check deleted. DESIGN.md:
+        a request body larger than max_buffered_body is not retried once sent
+        (the refusal says body-too-large); the client gets the upstream's
+        answer as it was. A body that fits is replayed whole."""
+        port, log = self.start_upstream()
+        self.publish(policy(port, service='request_timeout = "5s"\n'
+                                          'retry = { retry_on = ["5xx"], num_retries = 2, max_buffered_body = "1KiB", '
+                                          'backoff_base = "1ms", backoff_max = "2ms" }'))
+        self.start_sidecar()
+        status, _, body = self.call("/big?status=503&id=big1", method="PUT", body=b"b" * 4096)
+        self.assertEqual((status, body), (503, b"503 Service Unavailable\n"))
+        self.assertEqual([s["body_bytes"] for s in self.seen(log, "big1")], [4096])
+        rec = self.record("big1")
+        self.assertEqual((rec["attempts"], rec["retry_refused"]), (1, "body-too-large"))
+        status, _, body = self.call("/small?status=503&id=small1", method="PUT", body=b"s" * 1000)
+        self.assertEqual((status, body), (503, b"503 Service Unavailable\n"))
+        self.assertEqual([s["body_bytes"] for s in self.seen(log, "small1")], [1000, 1000, 1000])
+        self.assertEqual(self.record("small1")["retry_reasons"], "503,503")
 
     def test_without_a_policy_live_traffic_gets_the_builtin_defaults(self):
         """Mutant builtin-defaults: the sidecar without a table uses other

@@ -181,10 +181,12 @@ class Http1Test(Stack):
         self.assertEqual(status, 503)
         self.assertEqual(headers.get("retry-after"), "1")
         # Not waited for: one attempt, refused for the deadline, answered
-        # well before the 1 s pushback would have ended (as recorded).
+        # before the 1 s pushback would have ended (as recorded; the bound is
+        # the pushback's, not the 500 ms deadline's: a loaded machine may
+        # stretch the answer, never by a whole pushback).
         rec = self.access_record("id=ra2")
         self.assertEqual((rec["retry_refused"], rec["attempts"], rec["deadline_ms"]), ("deadline", 1, 500))
-        self.assertLess(rec["duration_us"], 500_000)
+        self.assertLess(rec["duration_us"], 1_000_000)
         self.assertEqual(len([s for s in self.upstream_log(log) if s.get("id") == "ra2"]), 1)
 
     def test_budget_caps_retries_against_an_always_failing_upstream(self):

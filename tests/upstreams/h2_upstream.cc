@@ -120,13 +120,15 @@ struct Stream {
   Conn* conn;
   int32_t id;
   std::string method, path;
-  std::string attempt;       // x-envoy-attempt-count
-  std::string grpc_timeout;  // as the sidecar rewrote it
-  bool grpc = false;         // content-type application/grpc...
-  bool parsed = false;       // `query` holds the path's query
+  std::string attempt;         // x-envoy-attempt-count
+  std::string grpc_timeout;    // as the sidecar rewrote it
+  std::string timeout_budget;  // x-timeout-budget, as the sidecar set it
+  std::string expected_rq;     // x-envoy-expected-rq-timeout-ms
+  bool grpc = false;           // content-type application/grpc...
+  bool parsed = false;         // `query` holds the path's query
   Query query;
-  std::string body;          // the request body
-  std::string out;           // the response body, unless `pattern`
+  std::string body;  // the request body
+  std::string out;   // the response body, unless `pattern`
   uint64_t out_len = 0, out_pos = 0;
   bool pattern = false;      // size=: out_len bytes of 'x', never held
   bool trailers = false;     // gRPC: grpc-status: 0 after the body
@@ -172,9 +174,11 @@ void logLine(Stream* s, const char* outcome) {
   }
   fprintf(g_log,
           "{\"id\":\"%s\",\"method\":\"%s\",\"path\":\"%s\",\"stream\":%d,\"conn\":%d,\"attempt\":\"%s\","
-          "\"grpc_timeout\":\"%s\",\"body_bytes\":%zu,\"outcome\":\"%s\"}\n",
+          "\"grpc_timeout\":\"%s\",\"timeout_budget\":\"%s\",\"expected_rq\":\"%s\",\"body_bytes\":%zu,"
+          "\"outcome\":\"%s\"}\n",
           json(s->query.id).c_str(), json(s->method).c_str(), json(s->path).c_str(), s->id, s->conn->seq,
-          json(s->attempt).c_str(), json(s->grpc_timeout).c_str(), s->body.size(), outcome);
+          json(s->attempt).c_str(), json(s->grpc_timeout).c_str(), json(s->timeout_budget).c_str(),
+          json(s->expected_rq).c_str(), s->body.size(), outcome);
   fflush(g_log);
 }
 
@@ -324,6 +328,8 @@ int onHeader(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name, size
   if (g_log) {  // only the log wants these
     if (n == "x-envoy-attempt-count") s->attempt = v;
     if (n == "grpc-timeout") s->grpc_timeout = v;
+    if (n == "x-timeout-budget") s->timeout_budget = v;
+    if (n == "x-envoy-expected-rq-timeout-ms") s->expected_rq = v;
   }
   return 0;
 }

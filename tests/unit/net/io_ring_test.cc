@@ -9,10 +9,14 @@
 #include <arpa/inet.h>
 #include <event2/event.h>
 #include <gtest/gtest.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <functional>
 #include <string>
 #include <vector>
@@ -36,6 +40,39 @@ void tcpPair(int out[2]) {
   ASSERT_GE(out[0], 0);
   evutil_make_socket_nonblocking(out[0]);
   close(l);
+}
+
+// Waiting on conditions, not for a while: each wait ends as soon as what it
+// waits for happened, and gives up only after 5 s (a failure, never a hang),
+// so that a loaded machine makes the tests slower, not flaky.
+constexpr int kWaitMs = 5000;
+
+// Until everything `sender` wrote has reached its peer's kernel: TCP's
+// send queue holds a byte until the peer acknowledges it, so an empty one
+// means the bytes sit in the peer's socket, or already in the ring that
+// receives from it. Checked every millisecond, 5 s at most.
+bool waitUntilDelivered(int sender) {
+  for (int waited = 0; waited < kWaitMs; ++waited) {
+    int unacked = 0;
+    if (ioctl(sender, SIOCOUTQ, &unacked) != 0) return false;
+    if (unacked == 0) return true;
+    poll(nullptr, 0, 1);
+  }
+  return false;
+}
+
+// Exactly `n` bytes from `fd`, waiting for each; fewer when one wait takes 5 s.
+std::string recvExactly(int fd, size_t n) {
+  std::string got;
+  char buf[65536];
+  while (got.size() < n) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, kWaitMs) != 1) break;
+    ssize_t r = recv(fd, buf, std::min(sizeof buf, n - got.size()), MSG_DONTWAIT);
+    if (r <= 0) break;
+    got.append(buf, static_cast<size_t>(r));
+  }
+  return got;
 }
 
 struct Recorder : IoRing::Reader {
@@ -129,7 +166,7 @@ TEST_F(IoRingTest, StopHandsOverWhatArrivedAndNothingAfter) {
   ring_->start(slot);
   runUntil([&] { return true; });  // the receive is armed in the kernel
   ASSERT_EQ(write(s[1], "before", 6), 6);
-  usleep(20'000);  // received by the kernel, not yet collected by the loop
+  ASSERT_TRUE(waitUntilDelivered(s[1]));  // received by the kernel, not yet collected by the loop
   ring_->stop(slot);
   EXPECT_EQ(r.got, "before");  // handed over inside stop()
   EXPECT_EQ(ring_->armedCount(), 0u);
@@ -290,6 +327,25 @@ std::string drain(int fd) {
   }
 }
 
+// What socket `from` had sent to its peer `to` before this call: a marker
+// sent behind it (TCP keeps the order) bounds it, and everything that
+// arrives before the marker is the answer. Proves that nothing was sent
+// without waiting "long enough".
+std::string sentBefore(int from, int to) {
+  static const std::string kMarker = "<marker>";
+  EXPECT_EQ(send(from, kMarker.data(), kMarker.size(), MSG_NOSIGNAL), static_cast<ssize_t>(kMarker.size()));
+  std::string got;
+  while (got.size() < kMarker.size() || got.compare(got.size() - kMarker.size(), kMarker.size(), kMarker) != 0) {
+    std::string more = recvExactly(to, 1);
+    if (more.empty()) {
+      ADD_FAILURE() << "the marker never arrived";
+      return got;
+    }
+    got += more;
+  }
+  return got.substr(0, got.size() - kMarker.size());
+}
+
 TEST_F(IoRingTest, QueuedWritersSendTogetherAtTheEndOfTheIteration) {
   int s[2], t[2];
   pair(s);
@@ -309,9 +365,10 @@ TEST_F(IoRingTest, QueuedWritersSendTogetherAtTheEndOfTheIteration) {
   EXPECT_EQ(a.results[0], 12);
   ASSERT_EQ(b.results.size(), 1u);
   EXPECT_EQ(b.results[0], 12);
-  usleep(10'000);
-  EXPECT_EQ(drain(s[1]), "response one");
-  EXPECT_EQ(drain(t[1]), "response two");
+  EXPECT_EQ(recvExactly(s[1], 12), "response one");
+  EXPECT_EQ(recvExactly(t[1], 12), "response two");
+  EXPECT_EQ(drain(s[1]), "");  // and nothing else: the sends completed in the submit
+  EXPECT_EQ(drain(t[1]), "");
 }
 
 TEST_F(IoRingTest, AFullSocketTakesPartAndSaysHowMuch) {
@@ -329,8 +386,11 @@ TEST_F(IoRingTest, AFullSocketTakesPartAndSaysHowMuch) {
   long took = a.results[0];
   EXPECT_LT(took, static_cast<long>(a.bytes.size()));
   EXPECT_TRUE(took > 0 || took == -EAGAIN) << took;
-  usleep(10'000);
-  EXPECT_TRUE(drain(s[1]) == a.bytes.substr(0, took > 0 ? static_cast<size_t>(took) : 0));
+  // Exactly what it said it took, nothing more: the send completed in the
+  // submit, so once those bytes are read nothing of it is left in flight.
+  size_t n = took > 0 ? static_cast<size_t>(took) : 0;
+  EXPECT_TRUE(recvExactly(s[1], n) == a.bytes.substr(0, n));
+  EXPECT_EQ(drain(s[1]), "");
 }
 
 TEST_F(IoRingTest, ASocketWithNoRoomTakesNothingAndTheSendDoesNotWait) {
@@ -366,9 +426,8 @@ TEST_F(IoRingTest, ForgottenOrDecliningWritersSendNothing) {
   EXPECT_EQ(declines.asked, 1);
   EXPECT_TRUE(gone.results.empty());
   EXPECT_TRUE(declines.results.empty());
-  usleep(10'000);
-  EXPECT_EQ(drain(s[1]), "");
-  EXPECT_EQ(drain(t[1]), "");
+  EXPECT_EQ(sentBefore(s[0], s[1]), "");
+  EXPECT_EQ(sentBefore(t[0], t[1]), "");
 }
 
 TEST_F(IoRingTest, ASendToAResetPeerReportsTheError) {
@@ -378,7 +437,9 @@ TEST_F(IoRingTest, ASendToAResetPeerReportsTheError) {
   setsockopt(s[1], SOL_SOCKET, SO_LINGER, &l, sizeof l);
   close(s[1]);
   fds_.pop_back();
-  usleep(10'000);
+  pollfd p{s[0], POLLIN, 0};
+  ASSERT_EQ(poll(&p, 1, kWaitMs), 1);  // the reset has arrived
+  ASSERT_TRUE(p.revents & (POLLERR | POLLHUP)) << p.revents;
   Sender a;
   a.fd = s[0];
   a.bytes = "to nobody";
