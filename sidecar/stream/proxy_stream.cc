@@ -8,7 +8,7 @@
 #include "sidecar/codec/header_stock.h"
 #include "sidecar/upstream/http1_attempt.h"
 #include "sidecar/upstream/http2_client.h"
-#include "sidecar/worker/worker.h"
+#include "sidecar/stream/stream_context.h"
 #include "sidecar/retry/attempt_headers.h"
 
 namespace mulligan::proxy {
@@ -89,7 +89,7 @@ void ProxyStream::start() {
   }
   route_stats_ = &worker_->routeStats().forMatch(table_.get(), match_);
   route_stats_->request();
-  budget_ = &worker_->shared().budgets.get(service_name_);
+  budget_ = &worker_->budgets().get(service_name_);
   budget_->recordRequest(start_us_, policy_->budget);
 
   deadline_ = retry::computeDeadline(start_us_, *policy_, findHeader(req_.headers, "grpc-timeout"),
@@ -590,7 +590,7 @@ void ProxyStream::abort(const char* why) {
 }
 
 void ProxyStream::logAccess() {
-  FILE* out = worker_->shared().config.access_log;
+  FILE* out = worker_->accessLog();
   if (!out) return;
   AccessRecord r;
   // The wall-clock start, worked out only when a line is written: a call
