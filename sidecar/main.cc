@@ -323,8 +323,7 @@ int main(int argc, char** argv) {
         return 1;
       }
     }
-    shared->worker_counters.push_back(&w->counters());
-    shared->worker_stats.push_back(&w->routeStats());
+    shared->worker_stats.push_back(&w->stats());
     workers.push_back(std::move(w));
   }
 

@@ -62,7 +62,7 @@ bool AdminServer::start(const std::string& addr, std::string* error) {
     close(fd);
     return false;
   }
-  gate_ = std::make_unique<proxy::AcceptGate>(base_, "admin", /*keep_spare=*/true);
+  gate_ = std::make_unique<net::AcceptGate>(base_, "admin", /*keep_spare=*/true);
   gate_->add(evhttp_bound_socket_get_listener(handle));
   auto bound = net::localAddress(fd);
   bound_ = bound ? bound->toString() : addr;

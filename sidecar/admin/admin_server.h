@@ -18,7 +18,7 @@
 
 #include "sidecar/admin/stats_render.h"
 #include "sidecar/policy/agent_refusal.h"
-#include "sidecar/worker/accept_gate.h"
+#include "sidecar/net/accept_gate.h"
 #include "sidecar/worker/shared_state.h"
 
 namespace mulligan::admin {
@@ -46,7 +46,7 @@ class AdminServer {
   // Keeps a descriptor in reserve for the admin's own accept, and pauses
   // with back-off instead of spinning when there is none (see AcceptGate):
   // the admin answers while the workers are out of descriptors.
-  std::unique_ptr<proxy::AcceptGate> gate_;
+  std::unique_ptr<net::AcceptGate> gate_;
   std::string bound_;
   int stop_fd_ = -1;
   ::event* stop_event_ = nullptr;

@@ -100,34 +100,13 @@ std::string routeMatchText(const pfc::Table& t, const pfc::RouteEntry& r) {
 
 StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
   StatsSnapshot s;
+  stats::Totals totals = stats::collect(shared.worker_stats);
   auto& g = s.globals;
-  for (const proxy::WorkerCounters* w : shared.worker_counters) {
-    g.downstream_accepted += w->downstream_accepted.get();
-    g.downstream_active += w->downstream_active.get();
-    g.tunnels += w->tunnels.get();
-    g.requests += w->requests.get();
-    for (int c = 0; c < 6; ++c) g.responses[c] += w->responses_by_class[c].get();
-    g.attempts += w->attempts.get();
-    g.retries += w->retries.get();
-    g.upstream_connects += w->upstream_connects.get();
-    g.upstream_connect_failures += w->upstream_connect_failures.get();
-    g.upstream_reused += w->upstream_reused.get();
-    g.bad_requests += w->bad_requests.get();
-    g.upstream_overflow += w->upstream_overflow.get();
-    g.io_uring_workers += w->io_uring.get();
-    g.accept_paused_resources += w->accept_paused_resources.get();
-    g.accept_paused_max_connections += w->accept_paused_bound.get();
-    if (w->accept_paused_resources_now.get() || w->accept_paused_bound_now.get()) ++g.accept_paused_workers;
-    g.request_header_timeouts += w->request_header_timeouts.get();
-    for (size_t side = 0; side < 2; ++side) {
-      for (size_t r = 0; r < proxy::kHttp2OffenceCount; ++r) g.http2_goaways[side][r] += w->http2_goaways[side][r].get();
-    }
-    g.http2_streams_refused += w->http2_streams_refused.get();
-  }
+  static_cast<stats::GlobalTotals&>(g) = totals.globals;
   if (shared.config.access_log) g.access_log_dropped = shared.config.access_log->dropped();
   g.max_connections = shared.config.max_connections;
   g.descriptor_limit = shared.config.descriptor_limit;
-  s.routes = stats::collect(shared.worker_stats);
+  s.routes = std::move(totals.routes);
   s.policy = shared.policy_status.snapshot();
   s.table = shared.policy_status.table();
   s.draining = shared.draining.load();

@@ -25,35 +25,17 @@
 #include "sidecar/worker/shared_state.h"
 #include "sidecar/retry/budget.h"
 #include "sidecar/stats/route_stats.h"
+#include "sidecar/stats/worker_stats.h"
 
 namespace mulligan::admin {
 
 struct StatsSnapshot {
-  // Process-wide sums of the workers' WorkerCounters.
-  struct Globals {
-    uint64_t downstream_accepted = 0;
-    uint64_t downstream_active = 0;
-    uint64_t tunnels = 0;
-    uint64_t requests = 0;
-    uint64_t responses[6] = {};
-    uint64_t attempts = 0;
-    uint64_t retries = 0;
-    uint64_t upstream_connects = 0;
-    uint64_t upstream_connect_failures = 0;
-    uint64_t upstream_reused = 0;
-    uint64_t bad_requests = 0;
-    uint64_t upstream_overflow = 0;  // calls refused at --max-upstream-connections
-    uint64_t io_uring_workers = 0;   // workers whose HTTP/1 sockets go through io_uring
-    uint64_t accept_paused_resources = 0;  // episodes: accept(2) out of descriptors or memory
-    uint64_t accept_paused_max_connections = 0;  // episodes: --max-connections reached
-    uint64_t accept_paused_workers = 0;    // workers not accepting now (either reason)
-    uint64_t max_connections = 0;          // per worker; 0 = no bound
-    uint64_t descriptor_limit = 0;         // soft RLIMIT_NOFILE
-    uint64_t request_header_timeouts = 0;
-    // HTTP/2 GOAWAYs for a peer's offence, [proxy::Http2Side][proxy::Http2Offence].
-    uint64_t http2_goaways[2][proxy::kHttp2OffenceCount] = {};
-    uint64_t http2_streams_refused = 0;  // REFUSED_STREAM: a worker's open-stream limit
-    uint64_t access_log_dropped = 0;     // lines the access log's destination could not take
+  // Process-wide sums of the workers' stats::WorkerCounters, and two
+  // settings shown beside them.
+  struct Globals : stats::GlobalTotals {
+    uint64_t max_connections = 0;   // per worker; 0 = no bound
+    uint64_t descriptor_limit = 0;  // soft RLIMIT_NOFILE
+    uint64_t access_log_dropped = 0;  // lines the access log's destination could not take
   } globals;
   std::vector<stats::RouteTotals> routes;  // every service/route that had traffic
   // Per routes[i]: the route's match in the enforced table ("path_prefix =

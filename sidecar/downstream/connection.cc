@@ -13,7 +13,7 @@
 #include "sidecar/downstream/http1_session.h"
 #include "sidecar/downstream/http2_server.h"
 #include "sidecar/downstream/tunnel.h"
-#include "sidecar/worker/worker.h"
+#include "sidecar/downstream/downstream_context.h"
 
 namespace mulligan::proxy {
 namespace {
@@ -30,7 +30,7 @@ constexpr size_t kSniffBytes = 1024;
 
 }  // namespace
 
-Connection::Connection(Worker* worker, evutil_socket_t fd, const net::Address& peer)
+Connection::Connection(DownstreamContext* worker, evutil_socket_t fd, const net::Address& peer)
     : worker_(worker),
       peer_(peer),
       accepted_us_(event::monotonicNowUs()),
@@ -122,7 +122,7 @@ void Connection::waitForFirstBytes() {
   // client_header_timeout, HAProxy's timeout http-request do the same for
   // a new connection), or the idle timeout when that is shorter.
   int64_t wait = worker_->downstreamIdleTimeoutUs();
-  int64_t header = worker_->shared().config.request_header_timeout_us;
+  int64_t header = worker_->downstreamLimits().request_header_timeout_us;
   // (A redirected connection still silent at kSniffTimeoutUs is relayed as
   // opaque TCP: a shorter header timeout must not close it first.)
   if (header > 0 && (wait <= 0 || header <= wait) && (!original_dst_ || header > kSniffTimeoutUs)) {

@@ -2,7 +2,7 @@
 // first bytes (DESIGN.md "Where a request goes"): the HTTP/2 preface, an
 // HTTP/1 request line, or anything else — which is relayed untouched to the
 // original destination as opaque TCP. The worker owns it; it reports its own
-// end with Worker::connectionClosed() and is destroyed later, from the loop.
+// end with DownstreamContext::connectionClosed() (the worker) and is destroyed later, from the loop.
 #pragma once
 
 #include <event2/bufferevent.h>
@@ -15,14 +15,14 @@
 
 namespace mulligan::proxy {
 
-class Worker;
+class DownstreamContext;
 class Tunnel;
 class Http1Session;
 class Http2ServerSession;
 
 class Connection : public event::Deletable {
  public:
-  Connection(Worker* worker, evutil_socket_t fd, const net::Address& peer);
+  Connection(DownstreamContext* worker, evutil_socket_t fd, const net::Address& peer);
   ~Connection() override;
 
   // Begins sniffing with one read: the first bytes are usually there already,
@@ -33,7 +33,7 @@ class Connection : public event::Deletable {
   // current response.
   void drain();
 
-  Worker& worker() { return *worker_; }
+  DownstreamContext& worker() { return *worker_; }
   const net::Address& peer() const { return peer_; }
   // When the worker accepted it (monotonicNowUs): the first request head's
   // --request-header-timeout counts from here.
@@ -85,7 +85,7 @@ class Connection : public event::Deletable {
   void startTunnel();
   static void onUpstreamConnected(bufferevent* bev, short what, void* arg);
 
-  Worker* worker_;
+  DownstreamContext* worker_;
   net::Address peer_;
   int64_t accepted_us_;
   bool header_timeout_armed_ = false;  // the read timeout waiting for bytes is --request-header-timeout

@@ -14,7 +14,7 @@
 #include "sidecar/codec/http1/head_format.h"
 #include "sidecar/codec/header_stock.h"
 #include "sidecar/stream/proxy_stream.h"
-#include "sidecar/worker/worker.h"
+#include "sidecar/downstream/downstream_context.h"
 
 namespace mulligan::proxy {
 
@@ -24,8 +24,8 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
       fd_(bufferevent_getfd(bev)),
       staged_(evbuffer_new()),
       reader_(Http1Reader::Mode::kRequest, this,
-              Http1Reader::Limits{conn->worker().shared().config.max_header_bytes,
-                                  conn->worker().shared().config.max_headers}),
+              Http1Reader::Limits{conn->worker().downstreamLimits().max_header_bytes,
+                                  conn->worker().downstreamLimits().max_headers}),
       abort_watch_(conn->worker().base(), [this] { onAbortWatch(); }),
       idle_timer_(conn->worker().base(), [this] { onIdleTimer(); }),
       head_timer_(conn->worker().base(), [this] { onHeadTimeout(); }) {
@@ -124,7 +124,7 @@ void Http1Session::flushNow() {
   if (evbuffer_get_length(rest) != 0) evbuffer_add_buffer(queued, rest);
 }
 
-Worker& Http1Session::worker() { return conn_->worker(); }
+DownstreamContext& Http1Session::worker() { return conn_->worker(); }
 
 namespace {
 
@@ -440,7 +440,7 @@ void appendLastChunk(evbuffer* out, const HeaderList* trailers) {
 }  // namespace
 
 void Http1Session::armHeadTimer() {
-  int64_t timeout = worker().shared().config.request_header_timeout_us;
+  int64_t timeout = worker().downstreamLimits().request_header_timeout_us;
   if (timeout <= 0) return;
   int64_t now = event::monotonicNowUs();
   int64_t anchor = first_head_ ? conn_->acceptedUs() : now;

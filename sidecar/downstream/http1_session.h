@@ -29,6 +29,7 @@
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/io_ring.h"
 #include "sidecar/codec/fields.h"
+#include "sidecar/downstream/downstream_context.h"
 #include "sidecar/stream/downstream.h"
 #include "sidecar/codec/http1/http1_reader.h"
 
@@ -36,7 +37,6 @@ namespace mulligan::proxy {
 
 class Connection;
 class ProxyStream;
-class Worker;
 
 class Http1Session : public event::Deletable,
                      public Downstream,
@@ -71,7 +71,7 @@ class Http1Session : public event::Deletable,
 
   // --- Downstream, for the current ProxyStream: HTTP/1 response framing
   // (content-length or re-chunked, connection: close, HEAD/204/304) lives here.
-  Worker& worker() override;
+  DownstreamContext& worker() override;
   Protocol protocol() const override { return Protocol::kHttp1; }
   const std::optional<net::Address>& originalDst() const override;
   void writeHead(const MessageHead& head, bool end_stream) override;

@@ -10,7 +10,7 @@
 #include "sidecar/downstream/connection.h"
 #include "sidecar/codec/header_stock.h"
 #include "sidecar/stream/proxy_stream.h"
-#include "sidecar/worker/worker.h"
+#include "sidecar/downstream/downstream_context.h"
 
 namespace mulligan::proxy {
 namespace {
@@ -163,7 +163,7 @@ Http2ServerStream::~Http2ServerStream() {
   streamClosedOnThread();  // last: may trim the heap
 }
 
-Worker& Http2ServerStream::worker() { return session_->worker(); }
+DownstreamContext& Http2ServerStream::worker() { return session_->worker(); }
 
 const std::optional<net::Address>& Http2ServerStream::originalDst() const {
   return session_->connection().originalDst();
@@ -176,7 +176,7 @@ void Http2ServerStream::onHeader(std::string_view name, std::string_view value) 
   }
   // RFC 7541 §4.1 size accounting (name + value + 32), against our
   // SETTINGS_MAX_HEADER_LIST_SIZE.
-  const auto& cfg = worker().shared().config;
+  const auto& cfg = worker().downstreamLimits();
   header_bytes_ += name.size() + value.size() + 32;
   if (header_bytes_ > cfg.max_header_bytes || ++header_count_ > cfg.max_headers) too_large_ = true;
   if (too_large_) return;
@@ -390,14 +390,14 @@ Http2ServerSession::~Http2ServerSession() {
   sessionClosedOnThread();  // last: may trim the heap
 }
 
-Worker& Http2ServerSession::worker() { return conn_->worker(); }
+DownstreamContext& Http2ServerSession::worker() { return conn_->worker(); }
 
 void Http2ServerSession::start() {
   // TCP_NODELAY came from the listener (Worker::listen).
   nghttp2_session_server_new2(&session_, serverCallbacks(), this, serverOptions());
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(worker().shared().config.max_header_bytes)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(worker().downstreamLimits().max_header_bytes)},
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
   };

@@ -42,6 +42,7 @@
 
 #include "sidecar/event/event_loop.h"
 #include "sidecar/codec/fields.h"
+#include "sidecar/downstream/downstream_context.h"
 #include "sidecar/stream/downstream.h"
 #include "sidecar/codec/http2/http2_limits.h"
 
@@ -72,7 +73,7 @@ class Http2ServerStream : public event::Deletable, public Downstream {
   int32_t id() const { return id_; }
 
   // --- Downstream ---
-  Worker& worker() override;
+  DownstreamContext& worker() override;
   Protocol protocol() const override { return Protocol::kHttp2; }
   const std::optional<net::Address>& originalDst() const override;
   void writeHead(const MessageHead& head, bool end_stream) override;
@@ -133,7 +134,7 @@ class Http2ServerSession : public event::Deletable {
 
   // --- for streams ---
   Connection& connection() { return *conn_; }
-  Worker& worker();
+  DownstreamContext& worker();
   nghttp2_session* session() { return session_; }
   void scheduleFlush();
 

@@ -1,7 +1,6 @@
 #include "sidecar/stats/route_stats.h"
 
-#include <algorithm>
-#include <map>
+#include <string>
 
 namespace mulligan::stats {
 
@@ -60,7 +59,7 @@ void RouteCounters::upstreamLatency(int64_t us) {
   latency_sum_us.add(us > 0 ? static_cast<uint64_t>(us) : 0);
 }
 
-WorkerStats::~WorkerStats() {
+RouteStats::~RouteStats() {
   const RouteCounters* n = head_.load(std::memory_order_relaxed);
   while (n) {
     const RouteCounters* next = n->next;
@@ -69,7 +68,7 @@ WorkerStats::~WorkerStats() {
   }
 }
 
-RouteCounters& WorkerStats::find(std::string_view service, int route) {
+RouteCounters& RouteStats::find(std::string_view service, int route) {
   std::string key(service);
   key += '\0';
   key += std::to_string(route);
@@ -82,7 +81,7 @@ RouteCounters& WorkerStats::find(std::string_view service, int route) {
   return *node;
 }
 
-RouteCounters& WorkerStats::forMatch(const pfc::Table* table, const pfc::Match& m) {
+RouteCounters& RouteStats::forMatch(const pfc::Table* table, const pfc::Match& m) {
   if (!table || m.service == pfc::Match::kNone) {
     if (!unmatched_) unmatched_ = &find("", -1);
     return *unmatched_;
@@ -116,37 +115,6 @@ uint64_t RouteTotals::latencyCount() const {
   uint64_t n = 0;
   for (uint64_t b : latency_buckets) n += b;
   return n;
-}
-
-std::vector<RouteTotals> collect(const std::vector<const WorkerStats*>& workers) {
-  std::map<std::pair<std::string_view, int>, RouteTotals> by_key;
-  std::map<std::pair<std::string_view, int>, std::map<std::string_view, uint64_t>> reasons;
-  for (const WorkerStats* w : workers) {
-    for (const RouteCounters* c = w->first(); c; c = c->next) {
-      auto key = std::make_pair(std::string_view(c->service), c->route);
-      RouteTotals& t = by_key[key];
-      t.service = c->service;
-      t.route = c->route;
-      t.requests += c->requests.get();
-      for (size_t i = 0; i < 6; ++i) t.responses[i] += c->responses[i].get();
-      t.attempts += c->attempts.get();
-      t.upstream_connects += c->upstream_connects.get();
-      t.upstream_reused += c->upstream_reused.get();
-      t.upstream_connect_failures += c->upstream_connect_failures.get();
-      c->retries.forEach([&](std::string_view reason, uint64_t n) { reasons[key][reason] += n; });
-      for (size_t i = 0; i < kRefusalCount; ++i) t.refusals[i] += c->refusals[i].get();
-      for (size_t i = 0; i < std::size(t.timeouts); ++i) t.timeouts[i] += c->timeouts[i].get();
-      for (size_t i = 0; i < kLatencyBuckets; ++i) t.latency_buckets[i] += c->latency_buckets[i].get();
-      t.latency_sum_us += c->latency_sum_us.get();
-    }
-  }
-  std::vector<RouteTotals> out;
-  out.reserve(by_key.size());
-  for (auto& [key, t] : by_key) {
-    for (const auto& [reason, n] : reasons[key]) t.retries.emplace_back(reason, n);
-    out.push_back(std::move(t));
-  }
-  return out;
 }
 
 }  // namespace mulligan::stats

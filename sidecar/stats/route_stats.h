@@ -4,13 +4,14 @@
 // from the policy — never by anything a request carries (no raw paths).
 //
 // Writers and readers:
-//   * Each worker owns one WorkerStats and is its ONLY writer. Its hot-path
+//   * Each worker owns one RouteStats (in its WorkerStats, worker_stats.h)
+//     and is its ONLY writer. Its hot-path
 //     cost is one vector index per request (forMatch) and a few relaxed
 //     load+store increments (Counter): no lock, no read-modify-write, no
 //     string lookup except the first time a (service, route) is seen in a
 //     policy generation.
 //   * The admin thread reads every worker's counters at any time without
-//     stopping anyone (collect()). A reader may see one worker's counters a
+//     stopping anyone (stats::collect(), worker_stats.h). A reader may see one worker's counters a
 //     few increments apart from each other (no snapshot across counters);
 //     each value on its own is never torn.
 //
@@ -18,7 +19,7 @@
 // ordinal within the service), not by table indices, so a reload that adds,
 // removes or reorders services keeps every series monotonic. A RouteCounters
 // is created the first time its key sees a request and is NEVER freed while
-// its WorkerStats lives (the worker outlives the admin thread): the admin
+// its RouteStats lives (the worker outlives the admin thread): the admin
 // walks an append-only list published with release/acquire, so it can never
 // read freed memory whatever the policy does. Memory is bounded by the
 // (service, route) pairs that ever had traffic, i.e. by the policies, not by
@@ -35,23 +36,11 @@
 #include <vector>
 
 #include "proto-free-config/table_reader.h"
+#include "sidecar/stats/counter.h"
 #include "sidecar/retry/outcome.h"
 #include "sidecar/retry/retry_state.h"
 
 namespace mulligan::stats {
-
-// A counter with exactly one writer (its worker) and any number of readers.
-// The writer's increment is a relaxed load + store, not a locked
-// read-modify-write; readers never see a torn value.
-class Counter {
- public:
-  void add(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void sub(uint64_t n = 1) { v_.store(v_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
-  uint64_t get() const { return v_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> v_{0};
-};
 
 // Which timeout fired (DESIGN.md "Deadlines"; policy fields of that name).
 enum class TimeoutKind : uint8_t {
@@ -160,16 +149,16 @@ struct RouteCounters {
 };
 
 // One worker's counters for every (service, route) it has served.
-class WorkerStats {
+class RouteStats {
  public:
-  WorkerStats() = default;
-  ~WorkerStats();
-  WorkerStats(const WorkerStats&) = delete;
-  WorkerStats& operator=(const WorkerStats&) = delete;
+  RouteStats() = default;
+  ~RouteStats();
+  RouteStats(const RouteStats&) = delete;
+  RouteStats& operator=(const RouteStats&) = delete;
 
   // Worker thread only. The counters for a request matched as `m` in
   // `table` (null table: no policy loaded). The reference stays valid for
-  // the life of this WorkerStats; keep it for the request.
+  // the life of this RouteStats; keep it for the request.
   RouteCounters& forMatch(const pfc::Table* table, const pfc::Match& m);
 
   // Any thread: every RouteCounters created so far, newest first.
@@ -187,16 +176,20 @@ class WorkerStats {
   RouteCounters* unmatched_ = nullptr;
 };
 
-// Plain sums over workers, for the admin thread.
-struct RouteTotals {
-  std::string service;
-  int route = -1;
+// The families counted both per route and process-wide, summed over workers.
+struct CallTotals {
   uint64_t requests = 0;
-  uint64_t responses[6] = {};
+  uint64_t responses[6] = {};  // index = status / 100; 0 unused
   uint64_t attempts = 0;
   uint64_t upstream_connects = 0;
   uint64_t upstream_reused = 0;
   uint64_t upstream_connect_failures = 0;
+};
+
+// One (service, route)'s counters summed over workers (stats::collect()).
+struct RouteTotals : CallTotals {
+  std::string service;
+  int route = -1;
   std::vector<std::pair<std::string_view, uint64_t>> retries;  // by reason, sorted by reason
   uint64_t refusals[kRefusalCount] = {};
   uint64_t timeouts[static_cast<size_t>(TimeoutKind::kCount)] = {};
@@ -206,9 +199,5 @@ struct RouteTotals {
   uint64_t retriesTotal() const;
   uint64_t latencyCount() const;
 };
-
-// Sums every worker's counters by (service, route); sorted by service name,
-// then route (-1 first). Safe on any thread while the workers run.
-std::vector<RouteTotals> collect(const std::vector<const WorkerStats*>& workers);
 
 }  // namespace mulligan::stats

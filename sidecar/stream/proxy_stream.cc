@@ -9,7 +9,7 @@
 #include "sidecar/stream/access_log_writer.h"
 #include "sidecar/upstream/http1_attempt.h"
 #include "sidecar/upstream/http2_client.h"
-#include "sidecar/worker/worker.h"
+#include "sidecar/stream/stream_context.h"
 #include "sidecar/retry/attempt_headers.h"
 
 namespace mulligan::proxy {
@@ -90,7 +90,7 @@ void ProxyStream::start() {
   }
   route_stats_ = &worker_->routeStats().forMatch(table_.get(), match_);
   route_stats_->request();
-  budget_ = &worker_->shared().budgets.get(service_name_);
+  budget_ = &worker_->budgets().get(service_name_);
   budget_->recordRequest(start_us_, policy_->budget);
 
   deadline_ = retry::computeDeadline(start_us_, *policy_, findHeader(req_.headers, "grpc-timeout"),
@@ -591,7 +591,7 @@ void ProxyStream::abort(const char* why) {
 }
 
 void ProxyStream::logAccess() {
-  AccessLogWriter* log = worker_->shared().config.access_log;
+  AccessLogWriter* log = worker_->accessLog();
   if (!log) return;
   AccessRecord r;
   // What the filter reads first: a call it leaves out costs nothing more.
@@ -621,7 +621,7 @@ void ProxyStream::logAccess() {
   r.upstream_us = upstream_head_us_;
   r.request_bytes = request_bytes_;
   r.response_bytes = response_bytes_;
-  log->append(worker_->index(), r);
+  log->append(worker_->workerIndex(), r);
 }
 
 }  // namespace mulligan::proxy

@@ -46,7 +46,7 @@
 
 namespace mulligan::proxy {
 
-class Worker;
+class StreamContext;
 
 // Recycled: one is made per request; its memory is reused from a per-thread
 // list instead of malloc/free each time (core/recycled.h).
@@ -118,7 +118,7 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   void logAccess();
 
   Downstream* down_;
-  Worker* worker_;
+  StreamContext* worker_;
   State state_ = State::kResolving;
   int64_t start_us_;
 

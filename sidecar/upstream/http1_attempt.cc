@@ -11,7 +11,7 @@
 #include "sidecar/net/socket_read.h"
 #include "sidecar/codec/http1/head_format.h"
 #include "sidecar/codec/header_stock.h"
-#include "sidecar/worker/worker.h"
+#include "sidecar/upstream/upstream_context.h"
 
 namespace mulligan::proxy {
 namespace {
@@ -65,8 +65,8 @@ class PendingBufferStock {
 
 }  // namespace
 
-Http1Attempt::Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
-                                 int64_t connect_timeout_us, int64_t read_timeout_us)
+Http1Attempt::Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, const std::string& method,
+                           int64_t connect_timeout_us, int64_t read_timeout_us)
     : worker_(worker),
       owner_(owner),
       dest_(dest),

@@ -48,7 +48,7 @@
 
 namespace mulligan::proxy {
 
-class Worker;
+class UpstreamContext;
 
 // Recycled: one is made per try; its memory is reused from a per-thread list
 // instead of malloc/free each time (core/recycled.h).
@@ -58,8 +58,8 @@ class Http1Attempt : public Attempt,
                      private net::IoRing::Writer,
                      public core::Recycled<Http1Attempt> {
  public:
-  Http1Attempt(Worker* worker, Owner* owner, const net::Address& dest, const std::string& method,
-                  int64_t connect_timeout_us, int64_t read_timeout_us);
+  Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, const std::string& method,
+               int64_t connect_timeout_us, int64_t read_timeout_us);
   ~Http1Attempt() override;
   Http1Attempt(const Http1Attempt&) = delete;
   Http1Attempt& operator=(const Http1Attempt&) = delete;
@@ -129,7 +129,7 @@ class Http1Attempt : public Attempt,
   // Appends framed request bytes.
   void send(const char* data, size_t len);
 
-  Worker* worker_;
+  UpstreamContext* worker_;
   Owner* owner_;
   bool chunked_ = false;  // the request body is sent chunked
   net::Address dest_;

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "sidecar/core/logging.h"
-#include "sidecar/worker/worker.h"
+#include "sidecar/upstream/upstream_context.h"
 
 namespace mulligan::proxy {
 namespace {
@@ -85,7 +85,7 @@ std::string lower(std::string_view s) {
 
 // ===================================================== Http2ClientSession ==
 
-Http2ClientSession::Http2ClientSession(Http2Pool* pool, Worker* worker, const net::Address& dest,
+Http2ClientSession::Http2ClientSession(Http2Pool* pool, UpstreamContext* worker, const net::Address& dest,
                                        int64_t connect_timeout_us)
     : pool_(pool),
       worker_(worker),
@@ -161,7 +161,7 @@ void Http2ClientSession::connected() {
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(worker_->shared().config.max_header_bytes)},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(worker_->upstreamLimits().max_header_bytes)},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
@@ -536,7 +536,7 @@ Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t conn
   // call beyond it would otherwise wait (holding its client, its memory)
   // on a session that cannot take it yet, as Envoy's max_requests circuit
   // breaker also refuses.
-  size_t cap = worker_->shared().config.max_upstream_connections;
+  size_t cap = worker_->upstreamLimits().max_upstream_connections;
   size_t load = 0;
   for (auto& s : list) load += s->load();
   if (cap != 0 && load >= cap) {
@@ -585,7 +585,7 @@ size_t Http2Pool::sessionCount() const {
 
 // =========================================================== Http2Attempt ==
 
-Http2Attempt::Http2Attempt(Worker* worker, Owner* owner, const net::Address& dest, int64_t connect_timeout_us,
+Http2Attempt::Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, int64_t connect_timeout_us,
                            int64_t read_timeout_us)
     : worker_(worker),
       owner_(owner),

@@ -68,7 +68,7 @@
 
 namespace mulligan::proxy {
 
-class Worker;
+class UpstreamContext;
 class Http2Attempt;
 class Http2Pool;
 
@@ -82,7 +82,7 @@ class Http2ClientSession : public event::Deletable {
     kClosed,      // the connection is gone; waiting to be freed
   };
 
-  Http2ClientSession(Http2Pool* pool, Worker* worker, const net::Address& dest, int64_t connect_timeout_us);
+  Http2ClientSession(Http2Pool* pool, UpstreamContext* worker, const net::Address& dest, int64_t connect_timeout_us);
   ~Http2ClientSession() override;
 
   // Starts the connect (false when it failed at once).
@@ -109,7 +109,7 @@ class Http2ClientSession : public event::Deletable {
   void consume(int32_t stream_id, size_t n);
   void scheduleFlush();
   void setIdleTimeoutUs(int64_t us) { idle_timeout_us_ = us; }
-  Worker& worker() { return *worker_; }
+  UpstreamContext& worker() { return *worker_; }
 
   // Calls on this session: submitted, waiting for the handshake, or left to finish.
   size_t load() const { return streams_.size() + waiting_.size() + orphans_.size(); }
@@ -144,7 +144,7 @@ class Http2ClientSession : public event::Deletable {
   void noteGoAway(Http2Offence o, uint32_t code);
 
   Http2Pool* pool_;
-  Worker* worker_;
+  UpstreamContext* worker_;
   net::Address dest_;
   int64_t connect_timeout_us_;
   int64_t idle_timeout_us_ = 60'000'000;
@@ -168,7 +168,7 @@ class Http2ClientSession : public event::Deletable {
 
 class Http2Pool {
  public:
-  explicit Http2Pool(Worker* worker) : worker_(worker) {}
+  explicit Http2Pool(UpstreamContext* worker) : worker_(worker) {}
   ~Http2Pool();
   Http2Pool(const Http2Pool&) = delete;
   Http2Pool& operator=(const Http2Pool&) = delete;
@@ -184,13 +184,13 @@ class Http2Pool {
   size_t sessionCount() const;
 
  private:
-  Worker* worker_;
+  UpstreamContext* worker_;
   std::unordered_map<std::string, std::vector<std::unique_ptr<Http2ClientSession>>> sessions_;
 };
 
 class Http2Attempt : public Attempt {
  public:
-  Http2Attempt(Worker* worker, Owner* owner, const net::Address& dest, int64_t connect_timeout_us,
+  Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, int64_t connect_timeout_us,
                int64_t read_timeout_us);
   ~Http2Attempt() override;
 
@@ -242,7 +242,7 @@ class Http2Attempt : public Attempt {
   void onTimer();
   void detach(bool reset);
 
-  Worker* worker_;
+  UpstreamContext* worker_;
   Owner* owner_;
   net::Address dest_;
   int64_t connect_timeout_us_;

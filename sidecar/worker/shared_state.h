@@ -1,6 +1,6 @@
 // What the workers of one sidecar process share: configuration (read-only
-// after start), the policy status (for reporting), and per-worker counters
-// that the admin thread sums without stopping anyone.
+// after start), the policy status (for reporting), the retry budgets, and
+// each worker's counters, which the admin thread sums without stopping anyone.
 #pragma once
 
 #include <atomic>
@@ -10,47 +10,13 @@
 #include <vector>
 
 #include "sidecar/net/address.h"
-#include "sidecar/codec/http2/http2_offence.h"
 #include "sidecar/policy/policy_view.h"
 #include "sidecar/retry/budget.h"
-#include "sidecar/stats/route_stats.h"
+#include "sidecar/stats/worker_stats.h"
 
 namespace mulligan::proxy {
 
 class AccessLogWriter;  // sidecar/stream/access_log_writer.h
-
-// A counter with exactly one writer (its worker): see stats/route_stats.h.
-using Counter = stats::Counter;
-
-struct WorkerCounters {
-  Counter downstream_accepted;
-  Counter downstream_active;
-  Counter tunnels;          // opaque TCP, CONNECT and upgraded connections
-  Counter requests;         // HTTP requests answered
-  Counter responses_by_class[6];  // index = status / 100 (0 unused)
-  Counter attempts;
-  Counter retries;
-  Counter upstream_connects;
-  Counter upstream_connect_failures;
-  Counter upstream_reused;
-  Counter upstream_overflow;  // calls answered 503: max upstream connections reached
-  Counter bad_requests;     // 400 / 431 / 414 answered by us
-  Counter io_uring;         // 1 while the worker's HTTP/1 sockets go through io_uring (net::IoRing)
-  // Accept pauses (AcceptGate): episodes, and 1 while one lasts.
-  Counter accept_paused_resources;      // accept(2) failed: EMFILE, ENFILE, ENOBUFS, ENOMEM
-  Counter accept_paused_resources_now;
-  Counter accept_paused_bound;          // --max-connections reached
-  Counter accept_paused_bound_now;
-  // Connections cut because a request head (or the first bytes of a new
-  // connection) took longer than --request-header-timeout.
-  Counter request_header_timeouts;
-  // HTTP/2 peers sent GOAWAY for going beyond a limit (http2_limits.h), by
-  // [Http2Side][Http2Offence].
-  Counter http2_goaways[2][kHttp2OffenceCount];
-  // HTTP/2 request streams refused (REFUSED_STREAM): the worker had
-  // Http2ServerSession::kMaxStreamsPerWorker open.
-  Counter http2_streams_refused;
-};
 
 struct Config {
   std::string shm = "mulligan-policy";
@@ -83,8 +49,8 @@ struct SharedState {
   Config config;
   policy::PolicyStatus policy_status;
   std::atomic<bool> draining{false};
-  std::vector<WorkerCounters*> worker_counters;  // filled before workers start
-  std::vector<const stats::WorkerStats*> worker_stats;  // per service/route; filled before workers start
+  // Every worker's counters (stats/worker_stats.h); filled before workers start.
+  std::vector<const stats::WorkerStats*> worker_stats;
   retry::BudgetRegistry budgets;                 // per service, shared by all workers
 };
 

@@ -53,25 +53,45 @@ Worker::Worker(int index, SharedState* shared)
   if (shared->config.io_uring) {
     std::string why;
     io_ring_ = net::IoRing::create(base_, &why);
-    if (io_ring_) counters_.io_uring.add();
+    if (io_ring_) stats_.counters.io_uring.add();
     if (!io_ring_ && index == 0) LOG_INFO("io_uring unavailable (%s): sockets use epoll and send(2)", why.c_str());
   } else if (index == 0) {
     LOG_INFO("io_uring off (--io-uring off): sockets use epoll and send(2)");
   }
   resolver_ = std::make_unique<net::Resolver>(dns_);
   max_connections_ = shared->config.max_connections;
-  gate_ = std::make_unique<AcceptGate>(base_, "worker " + std::to_string(index), /*keep_spare=*/false,
-                                       [this](AcceptGate::Reason r, bool paused) { onAcceptPause(r, paused); });
+  gate_ =
+      std::make_unique<net::AcceptGate>(base_, "worker " + std::to_string(index), /*keep_spare=*/false,
+                                        [this](net::AcceptGate::Reason r, bool paused) { onAcceptPause(r, paused); });
   // Requests check the policy generation themselves; this tick keeps the
   // view (and /ready) current when no traffic flows.
   policy_tick_.reset(event_new(base_, -1, EV_PERSIST, &Worker::onPolicyTick, this));
   timeval tv{0, 250'000};
   event_add(policy_tick_.get(), &tv);
-}
 
-int64_t Worker::downstreamIdleTimeoutUs() {
-  const auto& table = policy_.current(event::monotonicNowUs());
-  return table ? table->defaults().idle_timeout_us : shared_->config.downstream_idle_timeout_us;
+  // What the layers below see of this worker (their contexts).
+  const Config& cfg = shared->config;
+  upstream_ = {.base = base_,
+               .pool = pool_.get(),
+               .h2pool = h2pool_.get(),
+               .io_ring = io_ring_.get(),
+               .counters = &stats_.counters,
+               .deleter = deleter_.get(),
+               .limits = {.max_header_bytes = cfg.max_header_bytes,
+                          .max_upstream_connections = cfg.max_upstream_connections}};
+  stream_ = {.timer_queues = timer_queues_.get(),
+             .policy = &policy_,
+             .route_stats = &stats_.routes,
+             .budgets = &shared->budgets,
+             .resolver = resolver_.get(),
+             .random = &random_,
+             .listen_addrs = &listen_addrs_,
+             .access_log = cfg.access_log,
+             .worker_index = index_};
+  downstream_limits_ = {.max_header_bytes = cfg.max_header_bytes,
+                        .max_headers = cfg.max_headers,
+                        .request_header_timeout_us = cfg.request_header_timeout_us,
+                        .idle_timeout_us = cfg.downstream_idle_timeout_us};
 }
 
 void Worker::onPolicyTick(evutil_socket_t, short, void* arg) {
@@ -176,8 +196,8 @@ void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int l
     evutil_closesocket(fd);
     return;
   }
-  w->counters_.downstream_accepted.add();
-  w->counters_.downstream_active.add();
+  w->stats_.counters.downstream_accepted.add();
+  w->stats_.counters.downstream_active.add();
   w->gate_->accepted();
   auto* c = new Connection(w, fd, *peer);
   w->connections_.insert(c);
@@ -188,24 +208,25 @@ void Worker::onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int l
   c->start();
 }
 
-void Worker::onAcceptPause(AcceptGate::Reason reason, bool paused) {
-  Counter& now = reason == AcceptGate::Reason::kResources ? counters_.accept_paused_resources_now
-                                                          : counters_.accept_paused_bound_now;
+void Worker::onAcceptPause(net::AcceptGate::Reason reason, bool paused) {
+  stats::WorkerCounters& c = stats_.counters;
+  stats::Counter& now =
+      reason == net::AcceptGate::Reason::kResources ? c.accept_paused_resources_now : c.accept_paused_bound_now;
   if (!paused) {
     now.sub();
     return;
   }
   now.add();
-  if (reason == AcceptGate::Reason::kResources) {
-    counters_.accept_paused_resources.add();
+  if (reason == net::AcceptGate::Reason::kResources) {
+    stats_.counters.accept_paused_resources.add();
   } else {
-    counters_.accept_paused_bound.add();
+    stats_.counters.accept_paused_bound.add();
   }
 }
 
 void Worker::connectionClosed(Connection* c) {
   if (connections_.erase(c) == 0) return;
-  counters_.downstream_active.sub();
+  stats_.counters.downstream_active.sub();
   deleter_->defer(std::unique_ptr<event::Deletable>(c));
   maybeExit();
 }

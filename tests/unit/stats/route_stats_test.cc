@@ -1,4 +1,5 @@
 #include "sidecar/stats/route_stats.h"
+#include "sidecar/stats/worker_stats.h"
 
 #include <gtest/gtest.h>
 
@@ -25,13 +26,13 @@ pfc::Match lookup(const pfc::Table& t, std::string_view host, std::string_view p
 TEST(RouteStatsTest, RequestsAreCountedByServiceAndRouteOrdinalNeverByPath) {
   auto t = tableOf(pfc::testing::makeModel(2, 2), 1);
   WorkerStats w;
-  w.forMatch(t.get(), lookup(*t, "svc-1", "/api/1/0/items?id=7")).request();
-  w.forMatch(t.get(), lookup(*t, "svc-1", "/api/1/0/other")).request();
-  w.forMatch(t.get(), lookup(*t, "svc-1", "/elsewhere")).request();
-  w.forMatch(t.get(), lookup(*t, "nobody", "/")).request();
-  w.forMatch(nullptr, pfc::Match{}).request();  // no policy loaded: the unmatched series
+  w.routes.forMatch(t.get(), lookup(*t, "svc-1", "/api/1/0/items?id=7")).request();
+  w.routes.forMatch(t.get(), lookup(*t, "svc-1", "/api/1/0/other")).request();
+  w.routes.forMatch(t.get(), lookup(*t, "svc-1", "/elsewhere")).request();
+  w.routes.forMatch(t.get(), lookup(*t, "nobody", "/")).request();
+  w.routes.forMatch(nullptr, pfc::Match{}).request();  // no policy loaded: the unmatched series
 
-  auto totals = collect({&w});
+  auto totals = collect({&w}).routes;
   ASSERT_EQ(totals.size(), 3u);
   EXPECT_EQ(totals[0].service, "");
   EXPECT_EQ(totals[0].requests, 2u);
@@ -47,15 +48,15 @@ TEST(RouteStatsTest, AReloadThatReordersServicesKeepsEachSeriesByName) {
   auto m = pfc::testing::makeModel(3, 1);
   auto t1 = tableOf(m, 1);
   WorkerStats w;
-  RouteCounters& a = w.forMatch(t1.get(), lookup(*t1, "svc-2", "/"));
+  RouteCounters& a = w.routes.forMatch(t1.get(), lookup(*t1, "svc-2", "/"));
   a.request();
   std::swap(m.services[0], m.services[2]);  // svc-2 is now index 0
   auto t2 = tableOf(m, 2);
   t1.reset();  // the old table is gone; the counters must not care
-  RouteCounters& b = w.forMatch(t2.get(), lookup(*t2, "svc-2", "/"));
+  RouteCounters& b = w.routes.forMatch(t2.get(), lookup(*t2, "svc-2", "/"));
   EXPECT_EQ(&a, &b);
   b.request();
-  auto totals = collect({&w});
+  auto totals = collect({&w}).routes;
   ASSERT_EQ(totals.size(), 1u);
   EXPECT_EQ(totals[0].service, "svc-2");
   EXPECT_EQ(totals[0].requests, 2u);
@@ -65,8 +66,8 @@ TEST(RouteStatsTest, WorkersAreSummedAndRetriesKeptByReason) {
   auto t = tableOf(pfc::testing::makeModel(1, 0), 1);
   WorkerStats w1, w2;
   auto m = lookup(*t, "svc-0", "/");
-  RouteCounters& c1 = w1.forMatch(t.get(), m);
-  RouteCounters& c2 = w2.forMatch(t.get(), m);
+  RouteCounters& c1 = w1.routes.forMatch(t.get(), m);
+  RouteCounters& c2 = w2.routes.forMatch(t.get(), m);
   c1.retried(retry::Outcome::response(503));
   c2.retried(retry::Outcome::response(503));
   c2.retried(retry::Outcome::connectFailure());
@@ -77,7 +78,7 @@ TEST(RouteStatsTest, WorkersAreSummedAndRetriesKeptByReason) {
   c1.attemptFailed(retry::OutcomeKind::kPerTryTimeout, false);
   c2.attemptAborted(/*read_timed_out=*/true);
   c2.timeout(TimeoutKind::kRequest);
-  auto totals = collect({&w1, &w2});
+  auto totals = collect({&w1, &w2}).routes;
   ASSERT_EQ(totals.size(), 1u);
   const RouteTotals& r = totals[0];
   ASSERT_EQ(r.retries.size(), 2u);
@@ -127,7 +128,7 @@ TEST(RouteStatsTest, AReaderWalkingTheListWhileTheWorkerAddsRoutesSeesOnlyComple
   std::atomic<bool> done{false};
   std::thread reader([&] {
     while (!done.load()) {
-      for (const RouteCounters* c = w.first(); c; c = c->next) {
+      for (const RouteCounters* c = w.routes.first(); c; c = c->next) {
         ASSERT_EQ(c->service.rfind("svc-", 0), 0u);
         ASSERT_GE(c->route, -1);
       }
@@ -135,12 +136,12 @@ TEST(RouteStatsTest, AReaderWalkingTheListWhileTheWorkerAddsRoutesSeesOnlyComple
   });
   for (int s = 0; s < 200; ++s) {
     std::string host = "svc-" + std::to_string(s);
-    w.forMatch(t.get(), lookup(*t, host, "/")).request();
-    w.forMatch(t.get(), lookup(*t, host, "/api/" + std::to_string(s) + "/0/")).request();
+    w.routes.forMatch(t.get(), lookup(*t, host, "/")).request();
+    w.routes.forMatch(t.get(), lookup(*t, host, "/api/" + std::to_string(s) + "/0/")).request();
   }
   done.store(true);
   reader.join();
-  EXPECT_EQ(collect({&w}).size(), 400u);
+  EXPECT_EQ(collect({&w}).routes.size(), 400u);
 }
 
 }  // namespace

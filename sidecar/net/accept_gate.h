@@ -37,7 +37,7 @@
 
 #include "sidecar/event/event_loop.h"
 
-namespace mulligan::proxy {
+namespace mulligan::net {
 
 class AcceptGate {
  public:
@@ -109,4 +109,4 @@ class AcceptGate {
   int64_t bound_since_us_ = 0;
 };
 
-}  // namespace mulligan::proxy
+}  // namespace mulligan::net

@@ -1,4 +1,4 @@
-#include "sidecar/worker/accept_gate.h"
+#include "sidecar/net/accept_gate.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,7 +12,7 @@
 
 #include "sidecar/core/logging.h"
 
-namespace mulligan::proxy {
+namespace mulligan::net {
 namespace {
 
 constexpr int64_t kFirstBackoffUs = 10'000;
@@ -197,4 +197,4 @@ void AcceptGate::apply() {
   }
 }
 
-}  // namespace mulligan::proxy
+}  // namespace mulligan::net

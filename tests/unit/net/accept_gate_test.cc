@@ -1,8 +1,8 @@
-#include "sidecar/worker/accept_gate.h"
+#include "sidecar/net/accept_gate.h"
 
 #include <gtest/gtest.h>
 
-namespace mulligan::proxy {
+namespace mulligan::net {
 namespace {
 
 TEST(AcceptGateTest, BackoffDoublesFromTenMillisecondsUpToOneSecond) {
@@ -44,4 +44,4 @@ TEST(AcceptGateTest, BoundEpisodeIsReportedOnceWhileLoadHoversAtTheBound) {
 }
 
 }  // namespace
-}  // namespace mulligan::proxy
+}  // namespace mulligan::net

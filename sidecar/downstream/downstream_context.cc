@@ -1,0 +1,12 @@
+#include "sidecar/downstream/downstream_context.h"
+
+#include "sidecar/event/event_loop.h"
+
+namespace mulligan::proxy {
+
+int64_t DownstreamContext::downstreamIdleTimeoutUs() {
+  const auto& table = policy().current(event::monotonicNowUs());
+  return table ? table->defaults().idle_timeout_us : downstream_limits_.idle_timeout_us;
+}
+
+}  // namespace mulligan::proxy
