@@ -161,7 +161,7 @@ TEST_F(Http2SessionTest, RequestAndResponseWithBodiesAndTrailersCrossTheConnecti
   req.add(":scheme", "http");
   req.add(":authority", "example");
   req.add(":path", "/upload");
-  req.add("X-Mixed-Case", "v");  // goes out lower-cased (else nghttp2 would refuse the request)
+  req.add("X-Mixed-Case", "v");  // arrives lower-cased (RFC 9113 §8.2.1)
   nghttp2_data_provider prd = Http2Session::dataProvider();
   int32_t id = nghttp2_submit_request(client_->session(), nullptr, req.data(), req.size(), &prd, nullptr);
   ASSERT_EQ(id, 1);
