@@ -15,6 +15,7 @@
 
 #include "agent/duration.h"
 #include "agent/policy_fields.h"
+#include "proto-free-config/render.h"
 
 namespace mulligan::agent {
 namespace {
@@ -134,26 +135,9 @@ std::string didYouMean(std::string_view word, const Names& known) {
   return hint.empty() ? "" : " (did you mean \"" + hint + "\"?)";
 }
 
-// A string as it appears in a message: quoted, escaped so the message stays
-// on one line.
-std::string quoted(std::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      static const char kHex[] = "0123456789abcdef";
-      out += "\\u00";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
+// A string as it appears in a message: quoted and escaped as the dumps
+// quote it (JSON and TOML both read it), so the message stays on one line.
+std::string quoted(std::string_view s) { return pfc::jsonQuote(s); }
 
 std::string formatDouble(double v) {
   char buf[64];

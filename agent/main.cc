@@ -26,6 +26,7 @@
 #include "proto-free-config/checksum.h"
 #include "proto-free-config/layout.h"
 #include "proto-free-config/publish.h"
+#include "sidecar/core/logging.h"
 
 namespace mulligan::agent {
 namespace {
@@ -356,6 +357,7 @@ int cmdStatus(const Options& o) {
 
 int main(int argc, char** argv) {
   using namespace mulligan::agent;
+  mulligan::setLogProgram("mulligan-agent");
   Options o;
   if (auto code = parseArgs(argc, argv, &o)) return *code;
   if (o.command == "check") return cmdCheck(o);

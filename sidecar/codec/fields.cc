@@ -33,6 +33,13 @@ bool isHopByHop(std::string_view name) {
   }
 }
 
+bool notATrailer(std::string_view name) {
+  // Trailers are rare: the hop-by-hop test first, then the two names it
+  // does not have.
+  if (isHopByHop(name)) return true;
+  return (name.size() == 4 && iequals(name, "host")) || (name.size() == 14 && iequals(name, "content-length"));
+}
+
 bool namedInConnection(const HeaderList& headers, std::string_view name) {
   for (const auto& [k, v] : headers) {
     if (!iequals(k, "connection")) continue;

@@ -15,6 +15,11 @@ namespace mulligan::proxy {
 // which no proxy forwards, in either protocol.
 bool isHopByHop(std::string_view name);
 bool namedInConnection(const HeaderList& headers, std::string_view name);
+// True for a field that must not travel in an HTTP/1 trailer section: the
+// connection-specific ones (isHopByHop), which a proxy drops anyway, and the
+// framing and routing fields (RFC 9110 §6.5.1: they are needed before the
+// content; a peer that merged them into the head could be desynchronised).
+bool notATrailer(std::string_view name);
 // Both rules for one header list, with its Connection tokens parsed once
 // (not once per field: a per-request cost on the hot path). Holds views into
 // `headers`, which must outlive it and stay unchanged.

@@ -160,31 +160,6 @@ class HeaderList {
   std::vector<Span> spans_;
 };
 
-// True for a field that must not travel in an HTTP/1 trailer section:
-// framing and routing fields (RFC 9110 §6.5.1: they are needed before the
-// content; a peer that merged them into the head could be desynchronised)
-// and the connection-specific ones a proxy drops anyway.
-inline bool notATrailer(std::string_view name) {
-  switch (name.size()) {
-    case 2:
-      return iequals(name, "te");
-    case 4:
-      return iequals(name, "host");
-    case 7:
-      return iequals(name, "trailer") || iequals(name, "upgrade");
-    case 10:
-      return iequals(name, "connection") || iequals(name, "keep-alive");
-    case 14:
-      return iequals(name, "content-length");
-    case 16:
-      return iequals(name, "proxy-connection");
-    case 17:
-      return iequals(name, "transfer-encoding");
-    default:
-      return false;
-  }
-}
-
 // Case-insensitive lookup of the first field named `name`; nullopt when absent.
 std::optional<std::string_view> findHeader(const HeaderList& h, std::string_view name);
 

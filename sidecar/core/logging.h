@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdarg>
 
 namespace mulligan {
 
@@ -19,7 +20,13 @@ extern std::atomic<int> g_log_level;
 
 inline bool logEnabled(LogLevel l) { return static_cast<int>(l) >= g_log_level.load(std::memory_order_relaxed); }
 
+// "2026-11-23T01:02:03.456Z info mulligan-sidecar: message", one write per
+// line (lines from several threads never interleave); at most 2 KiB.
 void logWrite(LogLevel l, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void logWriteV(LogLevel l, const char* fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+// The program each line names: "mulligan-sidecar" unless set. Set once, at
+// the start of main, before any other thread logs (mulligan-agent's does).
+void setLogProgram(const char* name);
 
 // Parses "debug", "info", "warn", "error"; false if unknown.
 bool parseLogLevel(const char* s, LogLevel* out);

@@ -15,6 +15,10 @@
 // idle_timer_); the read event's own timeout is only the linger limit.
 // A tunnel after Upgrade/CONNECT gets the bufferevent back, unread bytes in
 // its input, and reads through it again.
+//
+// Two files: http1_session.cc is the request side (reading, parsing, the
+// timeouts, closing), http1_session_write.cc the response side (HTTP/1
+// response framing and the write burst).
 #pragma once
 
 #include <event2/buffer.h>

@@ -4,7 +4,7 @@
 #include <netinet/in.h>
 
 #include <string>
-#include <vector>
+#include <utility>
 
 #include "sidecar/core/logging.h"
 #include "sidecar/downstream/connection.h"
@@ -14,13 +14,6 @@
 
 namespace mulligan::proxy {
 namespace {
-
-constexpr size_t kOutputHighWater = 64 * 1024;  // stop producing frames above this
-// Receive windows for request bodies. Credit returns only as the upstream
-// takes the bytes (Http2ServerStream::onData), so these bound what one
-// stream and one connection can make the sidecar hold.
-constexpr uint32_t kStreamWindow = 256 * 1024;
-constexpr int32_t kConnectionWindow = 4 * 1024 * 1024;
 
 // Request streams and sessions open on this thread (see
 // kMaxStreamsPerWorker).
@@ -67,83 +60,6 @@ void sessionClosedOnThread() {
     trimHeap();
   }
 }
-
-Http2ServerSession* sessionOf(void* ud) { return static_cast<Http2ServerSession*>(ud); }
-
-// --- nghttp2 trampolines ---
-int onBeginFrameCb(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) { return sessionOf(ud)->onBeginFrame(*hd); }
-int onFrameSendCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) { return sessionOf(ud)->onFrameSend(frame); }
-int onBeginHeadersCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
-  return sessionOf(ud)->onBeginHeaders(frame);
-}
-int onHeaderCb(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-               const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
-  return sessionOf(ud)->onHeader(frame, {reinterpret_cast<const char*>(name), namelen},
-                                 {reinterpret_cast<const char*>(value), valuelen});
-}
-int onFrameRecvCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) { return sessionOf(ud)->onFrameRecv(frame); }
-int onDataChunkCb(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len, void* ud) {
-  return sessionOf(ud)->onDataChunk(stream_id, data, len);
-}
-int onStreamCloseCb(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
-  return sessionOf(ud)->onStreamClose(stream_id, error_code);
-}
-ssize_t readResponseCb(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags,
-                       nghttp2_data_source*, void* ud) {
-  return sessionOf(ud)->readResponse(stream_id, buf, len, flags);
-}
-
-nghttp2_session_callbacks* serverCallbacks() {
-  static nghttp2_session_callbacks* cbs = [] {
-    nghttp2_session_callbacks* c;
-    nghttp2_session_callbacks_new(&c);
-    nghttp2_session_callbacks_set_on_begin_frame_callback(c, onBeginFrameCb);
-    nghttp2_session_callbacks_set_on_frame_send_callback(c, onFrameSendCb);
-    nghttp2_session_callbacks_set_on_begin_headers_callback(c, onBeginHeadersCb);
-    nghttp2_session_callbacks_set_on_header_callback(c, onHeaderCb);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(c, onFrameRecvCb);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, onDataChunkCb);
-    nghttp2_session_callbacks_set_on_stream_close_callback(c, onStreamCloseCb);
-    return c;
-  }();
-  return cbs;
-}
-
-nghttp2_option* serverOptions() {
-  static nghttp2_option* opt = [] {
-    nghttp2_option* o;
-    nghttp2_option_new(&o);
-    nghttp2_option_set_no_auto_window_update(o, 1);
-    applyNghttp2Limits(o);
-    return o;
-  }();
-  return opt;
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  return out;
-}
-
-// Name/value pairs for nghttp2 (which copies them on submit).
-struct NvList {
-  std::vector<std::string> storage;
-  std::vector<nghttp2_nv> nv;
-  void add(std::string name, std::string value) {
-    storage.push_back(std::move(name));
-    storage.push_back(std::move(value));
-  }
-  const nghttp2_nv* build() {
-    nv.clear();
-    for (size_t i = 0; i + 1 < storage.size(); i += 2) {
-      nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(storage[i].data()),
-                              reinterpret_cast<uint8_t*>(storage[i + 1].data()), storage[i].size(),
-                              storage[i + 1].size(), NGHTTP2_NV_FLAG_NONE});
-    }
-    return nv.data();
-  }
-};
 
 }  // namespace
 
@@ -268,19 +184,17 @@ void Http2ServerStream::onClosed(uint32_t error_code) {
 void Http2ServerStream::submitHead(int status, const HeaderList& headers, bool end_stream) {
   if (closed_ || head_submitted_) return;
   head_submitted_ = true;
-  NvList nv;
+  Http2Fields nv;
   nv.add(":status", std::to_string(status));
   HopByHopFilter hop(headers);
   for (const auto& [k, v] : headers) {
     // RFC 9113 §8.2.2: no connection-specific fields in HTTP/2.
     if (hop.drops(k)) continue;
-    nv.add(lower(k), std::string(v));
+    nv.add(k, v);
   }
-  const nghttp2_nv* p = nv.build();
-  nghttp2_data_provider prd;
-  prd.source.ptr = nullptr;
-  prd.read_callback = readResponseCb;
-  int rv = nghttp2_submit_response(session_->session(), id_, p, nv.nv.size(), end_stream ? nullptr : &prd);
+  const nghttp2_nv* p = nv.data();
+  nghttp2_data_provider prd = Http2Session::dataProvider();
+  int rv = nghttp2_submit_response(session_->session(), id_, p, nv.size(), end_stream ? nullptr : &prd);
   if (rv != 0) LOG_DEBUG("HTTP/2 stream %d: cannot submit response: %s", id_, nghttp2_strerror(rv));
   if (end_stream) out_ended_ = true;
   session_->scheduleFlush();
@@ -357,17 +271,8 @@ void Http2ServerStream::upgradeToTunnel(bufferevent* upstream) {
 void Http2ServerStream::flush() { session_->scheduleFlush(); }
 
 ssize_t Http2ServerStream::readResponse(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers) {
-  int n = evbuffer_remove(out_, buf, len);
-  if (n < 0) n = 0;
-  if (evbuffer_get_length(out_) == 0 && out_ended_) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (!trailers_.empty()) {
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      *submit_trailers = true;
-    }
-  } else if (n == 0) {
-    return NGHTTP2_ERR_DEFERRED;
-  }
+  ssize_t n = readBufferedBody(out_, out_ended_, !trailers_.empty(), buf, len, flags, submit_trailers);
+  if (n == NGHTTP2_ERR_DEFERRED) return n;
   if (was_congested_ && evbuffer_get_length(out_) < kLowWater) {
     was_congested_ = false;
     if (proxy_) proxy_->onDownstreamDrained();
@@ -378,15 +283,18 @@ ssize_t Http2ServerStream::readResponse(uint8_t* buf, size_t len, uint32_t* flag
 // ===================================================== Http2ServerSession ==
 
 Http2ServerSession::Http2ServerSession(Connection* conn, bufferevent* bev)
-    : conn_(conn), bev_(bev), linger_(conn->worker().base(), [this] { closeNow(); }) {
+    : Http2Session(conn->worker().base(), Role::kServer),
+      conn_(conn),
+      linger_(conn->worker().base(), [this] { closeNow(); }) {
+  bev_ = bev;
   ++t_sessions;
-  flush_ev_.reset(event_new(conn->worker().base(), -1, 0, &Http2ServerSession::onFlushEvent, this));
 }
 
 Http2ServerSession::~Http2ServerSession() {
   streams_.clear();  // aborts unfinished calls
-  if (session_) nghttp2_session_del(session_);
-  if (bev_) bufferevent_free(bev_);
+  // Freed here rather than by ~Http2Session: before the trim below.
+  if (session_) nghttp2_session_del(std::exchange(session_, nullptr));
+  if (bev_) bufferevent_free(std::exchange(bev_, nullptr));
   sessionClosedOnThread();  // last: may trim the heap
 }
 
@@ -394,19 +302,11 @@ DownstreamContext& Http2ServerSession::worker() { return conn_->worker(); }
 
 void Http2ServerSession::start() {
   // TCP_NODELAY came from the listener (Worker::listen).
-  nghttp2_session_server_new2(&session_, serverCallbacks(), this, serverOptions());
-  nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(worker().downstreamLimits().max_header_bytes)},
-      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
-  };
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
-  // Many streams upload at once: the connection window is several streams'.
-  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
-  bufferevent_setcb(bev_, &Http2ServerSession::onRead, &Http2ServerSession::onWrite, &Http2ServerSession::onEvent,
-                    this);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // Request bodies get credit back only as the upstream takes them
+  // (Http2ServerStream::onData): the windows bound what the app can make
+  // the sidecar hold.
+  startSession(static_cast<uint32_t>(worker().downstreamLimits().max_header_bytes), kMaxConcurrentStreams);
+  startIo();
   processInput();
 }
 
@@ -418,11 +318,6 @@ void Http2ServerSession::drain() {
   scheduleFlush();
 }
 
-void Http2ServerSession::onRead(bufferevent*, void* arg) {
-  event::ClockScope now;  // the streams these frames start share one clock read
-  static_cast<Http2ServerSession*>(arg)->processInput();
-}
-
 void Http2ServerSession::processInput() {
   evbuffer* in = bufferevent_get_input(bev_);
   if (going_away_) {
@@ -431,23 +326,12 @@ void Http2ServerSession::processInput() {
     evbuffer_drain(in, evbuffer_get_length(in));
     return;
   }
-  while (!closed_ && evbuffer_get_length(in) > 0) {
-    evbuffer_iovec vec;
-    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
-    ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
-    if (n < 0) {
-      LOG_DEBUG("HTTP/2 error from %s: %s", conn_->peer().toString().c_str(), nghttp2_strerror(static_cast<int>(n)));
-      goAway(offence_ ? *offence_ : offenceOfNghttp2Error(static_cast<int>(n)), static_cast<int>(n));
-      return;
-    }
-    evbuffer_drain(in, static_cast<size_t>(n));
+  if (int rv = receive(); rv != 0) {
+    LOG_DEBUG("HTTP/2 error from %s: %s", conn_->peer().toString().c_str(), nghttp2_strerror(rv));
+    goAway(offenceOf(rv), rv);
+    return;
   }
   flush();
-}
-
-int Http2ServerSession::offend(Http2Offence o) {
-  if (!offence_) offence_ = o;
-  return NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 void Http2ServerSession::goAway(Http2Offence o, int) {
@@ -472,53 +356,31 @@ void Http2ServerSession::noteGoAway(Http2Offence o, uint32_t code) {
   linger_.armUs(kGoawayLingerUs);
 }
 
-void Http2ServerSession::scheduleFlush() {
-  if (closed_ || !flush_ev_) return;
-  if (!event_pending(flush_ev_.get(), EV_TIMEOUT, nullptr)) event_active(flush_ev_.get(), EV_TIMEOUT, 0);
-}
-
-void Http2ServerSession::onFlushEvent(evutil_socket_t, short, void* arg) {
-  static_cast<Http2ServerSession*>(arg)->flush();
-}
-
 void Http2ServerSession::flush() {
   if (closed_ || !session_) return;
-  evbuffer* out = bufferevent_get_output(bev_);
-  while (evbuffer_get_length(out) < kOutputHighWater) {
-    const uint8_t* data = nullptr;
-    ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n < 0) {
-      closeNow();
-      return;
-    }
-    if (n == 0) break;
-    evbuffer_add(out, data, static_cast<size_t>(n));
-  }
-  if (evbuffer_get_length(out) != 0) return;
-  if ((!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)) ||
-      (draining_ && streams_.empty())) {
+  if (send() != 0) {
     closeNow();
-  }
-}
-
-void Http2ServerSession::onWrite(bufferevent*, void* arg) { static_cast<Http2ServerSession*>(arg)->flush(); }
-
-void Http2ServerSession::onEvent(bufferevent*, short what, void* arg) {
-  auto* s = static_cast<Http2ServerSession*>(arg);
-  if ((what & BEV_EVENT_TIMEOUT) && !s->streams_.empty()) {
-    // The idle timeout counts silence with nothing in flight only.
-    bufferevent_enable(s->bev_, EV_READ);
     return;
   }
-  s->closeNow();
+  if (!outputEmpty()) return;
+  if (finished() || (draining_ && streams_.empty())) closeNow();
+}
+
+void Http2ServerSession::onConnectionEvent(short what) {
+  if ((what & BEV_EVENT_TIMEOUT) && !streams_.empty()) {
+    // The idle timeout counts silence with nothing in flight only.
+    bufferevent_enable(bev_, EV_READ);
+    return;
+  }
+  closeNow();
 }
 
 void Http2ServerSession::closeNow() {
   if (closed_) return;
   closed_ = true;
+  stopIo();
   linger_.cancel();
   for (auto& [id, st] : streams_) st->onClosed(NGHTTP2_CANCEL);
-  bufferevent_disable(bev_, EV_READ | EV_WRITE);
   conn_->close();
 }
 
@@ -528,7 +390,7 @@ Http2ServerStream* Http2ServerSession::streamFor(int32_t id) {
 }
 
 int Http2ServerSession::onBeginFrame(const nghttp2_frame_hd& hd) {
-  if (guard_.onFrameHeader(hd, event::monotonicNowUs())) return offend(guard_.offence());
+  // (The flood guard passed it: Http2Session.)
   if (hd.type == NGHTTP2_HEADERS && (hd.stream_id & 1)) {
     // RFC 9113 §5.1.1: a new stream's id must exceed every id the client
     // used before ("MUST ... PROTOCOL_ERROR"). A HEADERS frame on a lower
@@ -545,9 +407,7 @@ int Http2ServerSession::onBeginFrame(const nghttp2_frame_hd& hd) {
 }
 
 int Http2ServerSession::onFrameSend(const nghttp2_frame* frame) {
-  if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) {
-    guard_.onDataSent();
-  } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+  if (frame->hd.type == NGHTTP2_RST_STREAM) {
     reset_ids_[reset_next_] = frame->hd.stream_id;
     reset_next_ = (reset_next_ + 1) % reset_ids_.size();
   } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
@@ -621,17 +481,12 @@ int Http2ServerSession::onStreamClose(int32_t stream_id, uint32_t error_code) {
   return 0;
 }
 
-ssize_t Http2ServerSession::readResponse(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) {
+ssize_t Http2ServerSession::readData(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) {
   Http2ServerStream* s = streamFor(stream_id);
   if (!s) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   bool trailers = false;
   ssize_t n = s->readResponse(buf, len, flags, &trailers);
-  if (trailers) {
-    NvList nv;
-    for (const auto& [k, v] : s->responseTrailers()) nv.add(std::string(k), std::string(v));
-    const nghttp2_nv* p = nv.build();
-    nghttp2_submit_trailer(session_, stream_id, p, nv.nv.size());
-  }
+  if (trailers) submitTrailers(stream_id, s->responseTrailers());
   return n;
 }
 

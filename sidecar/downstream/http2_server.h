@@ -24,7 +24,9 @@
 //    data provider, resumed as data arrives); above kHighWater the
 //    ProxyStream pauses its upstream, which stops returning credit there.
 //
-// Why in proxy/ and not codec/: see http2_client.h.
+// The nghttp2 glue (callbacks, flushing into the bufferevent, SETTINGS,
+// windows) is Http2Session's (codec/http2/http2_session.h), shared with the
+// upstream client sessions; this class is what the frames mean downstream.
 //
 // Lifetime: owned by its Connection. Streams are destroyed from the loop
 // after nghttp2 closes them (never inside nghttp2's callbacks).
@@ -45,6 +47,7 @@
 #include "sidecar/downstream/downstream_context.h"
 #include "sidecar/stream/downstream.h"
 #include "sidecar/codec/http2/http2_limits.h"
+#include "sidecar/codec/http2/http2_session.h"
 
 namespace mulligan::proxy {
 
@@ -110,7 +113,7 @@ class Http2ServerStream : public event::Deletable, public Downstream {
   bool closed_ = false;
 };
 
-class Http2ServerSession : public event::Deletable {
+class Http2ServerSession : public Http2Session {
  public:
   static constexpr uint32_t kMaxConcurrentStreams = 256;
   // Request streams open at once in one worker, all its connections
@@ -135,38 +138,33 @@ class Http2ServerSession : public event::Deletable {
   // --- for streams ---
   Connection& connection() { return *conn_; }
   DownstreamContext& worker();
-  nghttp2_session* session() { return session_; }
-  void scheduleFlush();
+  // (session() and scheduleFlush(): Http2Session.)
 
-  // After a GOAWAY for an offence, the longest wait for it to be written
-  // before the connection closes anyway (a peer that does not read).
-  static constexpr int64_t kGoawayLingerUs = 1'000'000;
   // Stream ids we reset that the client may still send frames on (RFC 9113
   // §5.4.2: it may not have seen the reset yet); more are forgotten.
   static constexpr size_t kResetMemory = 256;
 
-  // nghttp2 callbacks (trampolines call these).
-  int onBeginFrame(const nghttp2_frame_hd& hd);
-  int onFrameSend(const nghttp2_frame* frame);
-  int onBeginHeaders(const nghttp2_frame* frame);
-  int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value);
-  int onFrameRecv(const nghttp2_frame* frame);
-  int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
-  int onStreamClose(int32_t stream_id, uint32_t error_code);
-  ssize_t readResponse(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags);
+  // nghttp2 callbacks (Http2Session's trampolines call these).
+  int onBeginFrame(const nghttp2_frame_hd& hd) override;
+  int onFrameSend(const nghttp2_frame* frame) override;
+  int onBeginHeaders(const nghttp2_frame* frame) override;
+  int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value) override;
+  int onFrameRecv(const nghttp2_frame* frame) override;
+  int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) override;
+  int onStreamClose(int32_t stream_id, uint32_t error_code) override;
+  // A response body, for nghttp2 (and its trailers once it ends).
+  ssize_t readData(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) override;
 
  private:
-  static void onRead(bufferevent* bev, void* arg);
-  static void onWrite(bufferevent* bev, void* arg);
-  static void onEvent(bufferevent* bev, short what, void* arg);
-  static void onFlushEvent(evutil_socket_t, short, void* arg);
+  // Http2Session: input, output drained or a flush asked for, EOF/error/timeout.
+  void onInput() override { processInput(); }
+  void flush() override;
+  void onConnectionEvent(short what) override;
+  // Feeds the input to nghttp2 (offend() from a callback makes it stop;
+  // then goAway).
   void processInput();
-  void flush();
   void closeNow();
   Http2ServerStream* streamFor(int32_t id);
-  // A callback found an offence: remember it and make nghttp2 stop
-  // (mem_recv fails; processInput then calls goAway).
-  int offend(Http2Offence o);
   // GOAWAY for `o`, counted and logged; the streams are cancelled and the
   // connection closes once the GOAWAY is written (or after kGoawayLingerUs).
   void goAway(Http2Offence o, int nghttp2_error = 0);
@@ -175,14 +173,9 @@ class Http2ServerSession : public event::Deletable {
   bool wasReset(int32_t id) const;
 
   Connection* conn_;
-  bufferevent* bev_;
-  nghttp2_session* session_ = nullptr;
-  event::EventPtr flush_ev_;
   std::unordered_map<int32_t, std::unique_ptr<Http2ServerStream>> streams_;
   bool draining_ = false;
   bool closed_ = false;
-  Http2FloodGuard guard_{true};
-  std::optional<Http2Offence> offence_;  // set by offend(), then goAway()
   bool going_away_ = false;              // GOAWAY for an offence sent: input is discarded
   event::Timer linger_;
   int32_t highest_stream_id_ = 0;        // of the client's HEADERS frames so far

@@ -11,83 +11,12 @@
 #include "sidecar/upstream/upstream_context.h"
 
 namespace mulligan::proxy {
-namespace {
-
-constexpr size_t kOutputHighWater = 64 * 1024;  // stop producing frames above this
-constexpr int32_t kStreamWindow = 256 * 1024;   // per-stream receive window
-constexpr int32_t kConnectionWindow = 16 * 1024 * 1024;
-// Streams a session takes before the peer's SETTINGS say how many it allows.
-constexpr uint32_t kAssumedMaxStreams = 100;
-
-Http2ClientSession* sessionOf(void* ud) { return static_cast<Http2ClientSession*>(ud); }
-
-// --- nghttp2 trampolines (STYLE.md: cast, call one member, translate) ---
-int onBeginFrameCb(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) { return sessionOf(ud)->onBeginFrame(*hd); }
-int onFrameSendCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) { return sessionOf(ud)->onFrameSend(frame); }
-int onHeaderCb(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
-               const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
-  return sessionOf(ud)->onHeader(frame, {reinterpret_cast<const char*>(name), namelen},
-                                 {reinterpret_cast<const char*>(value), valuelen});
-}
-int onFrameRecvCb(nghttp2_session*, const nghttp2_frame* frame, void* ud) { return sessionOf(ud)->onFrameRecv(frame); }
-int onDataChunkCb(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len, void* ud) {
-  return sessionOf(ud)->onDataChunk(stream_id, data, len);
-}
-int onStreamCloseCb(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
-  return sessionOf(ud)->onStreamClose(stream_id, error_code);
-}
-ssize_t readBodyCb(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags,
-                   nghttp2_data_source*, void* ud) {
-  return sessionOf(ud)->readRequestBody(stream_id, buf, len, flags);
-}
-
-nghttp2_session_callbacks* clientCallbacks() {
-  static nghttp2_session_callbacks* cbs = [] {
-    nghttp2_session_callbacks* c;
-    nghttp2_session_callbacks_new(&c);
-    nghttp2_session_callbacks_set_on_begin_frame_callback(c, onBeginFrameCb);
-    nghttp2_session_callbacks_set_on_frame_send_callback(c, onFrameSendCb);
-    nghttp2_session_callbacks_set_on_header_callback(c, onHeaderCb);
-    nghttp2_session_callbacks_set_on_frame_recv_callback(c, onFrameRecvCb);
-    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, onDataChunkCb);
-    nghttp2_session_callbacks_set_on_stream_close_callback(c, onStreamCloseCb);
-    return c;
-  }();
-  return cbs;
-}
-
-nghttp2_option* clientOptions() {
-  static nghttp2_option* opt = [] {
-    nghttp2_option* o;
-    nghttp2_option_new(&o);
-    // Window credit is returned only as the downstream takes the data.
-    nghttp2_option_set_no_auto_window_update(o, 1);
-    nghttp2_option_set_peer_max_concurrent_streams(o, kAssumedMaxStreams);
-    applyNghttp2Limits(o);
-    return o;
-  }();
-  return opt;
-}
-
-nghttp2_nv makeNv(const std::string& name, const std::string& value) {
-  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                    NGHTTP2_NV_FLAG_NONE};
-}
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  return out;
-}
-
-}  // namespace
-
 // ===================================================== Http2ClientSession ==
 
 Http2ClientSession::Http2ClientSession(Http2Pool* pool, UpstreamContext* worker, const net::Address& dest,
                                        int64_t connect_timeout_us)
-    : pool_(pool),
+    : Http2Session(worker->base(), Role::kClient),
+      pool_(pool),
       worker_(worker),
       dest_(dest),
       connect_timeout_us_(connect_timeout_us),
@@ -98,17 +27,13 @@ Http2ClientSession::Http2ClientSession(Http2Pool* pool, UpstreamContext* worker,
           closeWith("idle", false);
         }
       }),
-      orphan_timer_(worker->base(), [this] { onOrphanTimer(); }) {
-  flush_ev_.reset(event_new(worker->base(), -1, 0, &Http2ClientSession::onFlushEvent, this));
-}
+      orphan_timer_(worker->base(), [this] { onOrphanTimer(); }) {}
 
 Http2ClientSession::~Http2ClientSession() {
   timer_.cancel();
   // Only at worker teardown can attempts still be attached: no callbacks then.
   for (auto& [id, a] : streams_) a->forgetSession();
   for (Http2Attempt* a : waiting_) a->forgetSession();
-  if (session_) nghttp2_session_del(session_);
-  if (bev_) bufferevent_free(bev_);
 }
 
 bool Http2ClientSession::connect() {
@@ -119,6 +44,7 @@ bool Http2ClientSession::connect() {
   if (bufferevent_socket_connect(bev_, dest_.sa(), static_cast<int>(dest_.len)) != 0) {
     worker_->counters().upstream_connect_failures.add();
     state_ = State::kClosed;
+    stopIo();
     return false;
   }
   return true;
@@ -128,7 +54,7 @@ bool Http2ClientSession::canTakeStream() const {
   switch (state_) {
     case State::kConnecting:
     case State::kHandshaking:
-      return waiting_.size() < kAssumedMaxStreams;
+      return waiting_.size() < kAssumedPeerMaxStreams;
     case State::kReady: {
       uint32_t max = nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
       // Near the end of the stream id space the connection must be replaced.
@@ -157,18 +83,9 @@ void Http2ClientSession::connected() {
   timer_.cancel();
   int one = 1;
   setsockopt(bufferevent_getfd(bev_), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  nghttp2_session_client_new2(&session_, clientCallbacks(), this, clientOptions());
-  nghttp2_settings_entry settings[] = {
-      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(worker_->upstreamLimits().max_header_bytes)},
-  };
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
-  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  startSession(static_cast<uint32_t>(worker_->upstreamLimits().max_header_bytes));
   state_ = State::kHandshaking;
-  bufferevent_setcb(bev_, &Http2ClientSession::onRead, &Http2ClientSession::onWrite, &Http2ClientSession::onEvent,
-                    this);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  startIo();
   // The connect timeout also bounds the wait for the peer's SETTINGS.
   if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
   flush();
@@ -209,9 +126,7 @@ void Http2ClientSession::attach(Http2Attempt* a) {
 }
 
 void Http2ClientSession::submit(Http2Attempt* a) {
-  nghttp2_data_provider prd;
-  prd.source.ptr = nullptr;
-  prd.read_callback = readBodyCb;
+  nghttp2_data_provider prd = dataProvider();
   const auto& nv = a->requestNv();
   int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), a->hasBody() ? &prd : nullptr, nullptr);
   if (id < 0) {
@@ -303,69 +218,37 @@ void Http2ClientSession::consume(int32_t stream_id, size_t n) {
   scheduleFlush();
 }
 
-void Http2ClientSession::scheduleFlush() {
-  if (state_ == State::kClosed || !flush_ev_) return;
-  if (!event_pending(flush_ev_.get(), EV_TIMEOUT, nullptr)) event_active(flush_ev_.get(), EV_TIMEOUT, 0);
-}
-
-void Http2ClientSession::onFlushEvent(evutil_socket_t, short, void* arg) {
-  static_cast<Http2ClientSession*>(arg)->flush();
-}
-
 void Http2ClientSession::flush() {
   if (!session_ || state_ == State::kClosed || state_ == State::kConnecting) return;
-  evbuffer* out = bufferevent_get_output(bev_);
-  while (evbuffer_get_length(out) < kOutputHighWater) {
-    const uint8_t* data = nullptr;
-    ssize_t n = nghttp2_session_mem_send(session_, &data);
-    if (n < 0) {
-      closeWith(std::string("HTTP/2 error: ") + nghttp2_strerror(static_cast<int>(n)), false);
-      return;
-    }
-    if (n == 0) break;
-    evbuffer_add(out, data, static_cast<size_t>(n));
+  if (int rv = send(); rv != 0) {
+    closeWith(std::string("HTTP/2 error: ") + nghttp2_strerror(rv), false);
+    return;
   }
-  if (state_ == State::kClosing && streams_.empty() && waiting_.empty() && evbuffer_get_length(out) == 0) {
+  if (!outputEmpty()) return;
+  if (state_ == State::kClosing && streams_.empty() && waiting_.empty()) {
     closeWith("going away", false);
     return;
   }
-  if (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_) &&
-      evbuffer_get_length(out) == 0) {
-    closeWith("session ended", false);
-  }
+  if (finished()) closeWith("session ended", false);
 }
 
-void Http2ClientSession::onRead(bufferevent*, void* arg) {
-  event::ClockScope now;  // the responses these frames carry share one clock read
-  auto* s = static_cast<Http2ClientSession*>(arg);
-  evbuffer* in = bufferevent_get_input(s->bev_);
-  while (s->state_ != State::kClosed && evbuffer_get_length(in) > 0) {
-    evbuffer_iovec vec;
-    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
-    ssize_t n = nghttp2_session_mem_recv(s->session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
-    if (n < 0) {
-      s->goAway(s->offence_ ? *s->offence_ : offenceOfNghttp2Error(static_cast<int>(n)),
-                nghttp2_strerror(static_cast<int>(n)));
-      return;
-    }
-    evbuffer_drain(in, static_cast<size_t>(n));
+void Http2ClientSession::onInput() {
+  if (int rv = receive(); rv != 0) {
+    goAway(offenceOf(rv), nghttp2_strerror(rv));
+    return;
   }
   // Attempts flush downstream at the end of each burst.
   std::vector<Http2Attempt*> active;
-  active.reserve(s->streams_.size());
-  for (auto& [id, a] : s->streams_) active.push_back(a);
+  active.reserve(streams_.size());
+  for (auto& [id, a] : streams_) active.push_back(a);
   for (Http2Attempt* a : active) {
-    if (s->attemptFor(a->streamId()) == a) a->onReadDone();
+    if (attemptFor(a->streamId()) == a) a->onReadDone();
   }
-  s->flush();
+  flush();
 }
 
-void Http2ClientSession::onWrite(bufferevent*, void* arg) { static_cast<Http2ClientSession*>(arg)->flush(); }
-
-void Http2ClientSession::onEvent(bufferevent*, short what, void* arg) {
-  auto* s = static_cast<Http2ClientSession*>(arg);
-  s->closeWith(s->dest_.toString() + ((what & BEV_EVENT_EOF) ? " closed the connection" : " reset the connection"),
-               false);
+void Http2ClientSession::onConnectionEvent(short what) {
+  closeWith(dest_.toString() + ((what & BEV_EVENT_EOF) ? " closed the connection" : " reset the connection"), false);
 }
 
 void Http2ClientSession::closeWith(const std::string& why, bool connect_failed) {
@@ -374,8 +257,8 @@ void Http2ClientSession::closeWith(const std::string& why, bool connect_failed) 
   // Streams still waiting for the handshake never left: a connect failure.
   connect_failed = connect_failed || state_ == State::kConnecting || state_ == State::kHandshaking;
   state_ = State::kClosed;
+  stopIo();
   timer_.cancel();
-  if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
   // Tell every attempt (they may detach, or start new attempts: work on copies).
   auto streams = std::move(streams_);
   streams_.clear();
@@ -393,20 +276,10 @@ Http2Attempt* Http2ClientSession::attemptFor(int32_t stream_id) {
   return it == streams_.end() ? nullptr : it->second;
 }
 
-int Http2ClientSession::onBeginFrame(const nghttp2_frame_hd& hd) {
-  if (guard_.onFrameHeader(hd, event::monotonicNowUs())) {
-    if (!offence_) offence_ = guard_.offence();
-    return NGHTTP2_ERR_CALLBACK_FAILURE;  // mem_recv stops; onRead calls goAway
-  }
-  return 0;
-}
-
 int Http2ClientSession::onFrameSend(const nghttp2_frame* frame) {
-  if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) {
-    guard_.onDataSent();
-  } else if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
+  if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR) {
     // A connection error nghttp2 answered by itself: counted as ours are.
-    noteGoAway(offence_ ? *offence_ : Http2Offence::kProtocol, frame->goaway.error_code);
+    noteGoAway(offence().value_or(Http2Offence::kProtocol), frame->goaway.error_code);
   }
   return 0;
 }
@@ -423,9 +296,7 @@ void Http2ClientSession::goAway(Http2Offence o, const char* what) {
   noteGoAway(o, offenceErrorCode(o));
   // No-op when nghttp2 queued its own GOAWAY already.
   nghttp2_session_terminate_session(session_, offenceErrorCode(o));
-  evbuffer* out = bufferevent_get_output(bev_);
-  const uint8_t* data = nullptr;
-  for (ssize_t n; (n = nghttp2_session_mem_send(session_, &data)) > 0;) evbuffer_add(out, data, static_cast<size_t>(n));
+  send(SIZE_MAX);  // all of it: the GOAWAY is last
   // The session ends now (its streams are retried or fail as for any lost
   // connection); the socket lives on until the GOAWAY is written.
   bufferevent* bev = bev_;
@@ -505,21 +376,12 @@ int Http2ClientSession::onStreamClose(int32_t stream_id, uint32_t error_code) {
   return 0;
 }
 
-ssize_t Http2ClientSession::readRequestBody(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) {
+ssize_t Http2ClientSession::readData(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) {
   Http2Attempt* a = attemptFor(stream_id);
   if (!a) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // resets the stream
   bool trailers = false;
   ssize_t n = a->readBody(buf, len, flags, &trailers);
-  if (trailers) {
-    std::vector<std::string> storage;
-    for (const auto& [k, v] : a->requestTrailers()) {
-      storage.push_back(lower(k));
-      storage.emplace_back(v);
-    }
-    std::vector<nghttp2_nv> nv;
-    for (size_t i = 0; i + 1 < storage.size(); i += 2) nv.push_back(makeNv(storage[i], storage[i + 1]));
-    nghttp2_submit_trailer(session_, stream_id, nv.data(), nv.size());  // copies
-  }
+  if (trailers) submitTrailers(stream_id, a->requestTrailers());
   return n;
 }
 

@@ -5,8 +5,8 @@
 // Why here and not in a codec/ directory: like Http1Attempt and ConnPool,
 // these own sockets, timers and the worker's pool, and report to
 // ProxyStream; nghttp2 itself is the codec (framing, HPACK, flow control),
-// and these classes are the thin glue from its C callbacks (trampolines) to
-// our objects.
+// and the glue from its C callbacks to our objects, shared with the
+// app-facing server session, is Http2Session (codec/http2/http2_session.h).
 //
 // Http2ClientSession: one TCP connection to one upstream, many streams.
 //   Connecting -> Handshaking -> Ready -> (GOAWAY received / idle / error)
@@ -65,6 +65,7 @@
 #include "sidecar/codec/fields.h"
 #include "sidecar/upstream/attempt.h"
 #include "sidecar/codec/http2/http2_limits.h"
+#include "sidecar/codec/http2/http2_session.h"
 
 namespace mulligan::proxy {
 
@@ -72,7 +73,7 @@ class UpstreamContext;
 class Http2Attempt;
 class Http2Pool;
 
-class Http2ClientSession : public event::Deletable {
+class Http2ClientSession : public Http2Session {
  public:
   enum class State {
     kConnecting,  // TCP connect in progress; attempts wait
@@ -103,37 +104,33 @@ class Http2ClientSession : public event::Deletable {
   // CVE-2023-44487 rate limit), and a retry of every 503 would be one each.
   void orphan(Http2Attempt* a);
   static constexpr int64_t kOrphanGraceUs = 1'000'000;
-  // After a GOAWAY for an offence, the longest wait for it to be written.
-  static constexpr int64_t kGoawayLingerUs = 1'000'000;
   void resumeData(int32_t stream_id);
   void consume(int32_t stream_id, size_t n);
-  void scheduleFlush();
   void setIdleTimeoutUs(int64_t us) { idle_timeout_us_ = us; }
   UpstreamContext& worker() { return *worker_; }
 
   // Calls on this session: submitted, waiting for the handshake, or left to finish.
   size_t load() const { return streams_.size() + waiting_.size() + orphans_.size(); }
 
-  // nghttp2 callbacks (trampolines call these).
-  int onBeginFrame(const nghttp2_frame_hd& hd);
-  int onFrameSend(const nghttp2_frame* frame);
-  int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value);
-  int onFrameRecv(const nghttp2_frame* frame);
-  int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len);
-  int onStreamClose(int32_t stream_id, uint32_t error_code);
-  ssize_t readRequestBody(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags);
+  // nghttp2 callbacks (Http2Session's trampolines call these).
+  int onFrameSend(const nghttp2_frame* frame) override;
+  int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value) override;
+  int onFrameRecv(const nghttp2_frame* frame) override;
+  int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) override;
+  int onStreamClose(int32_t stream_id, uint32_t error_code) override;
+  // A request body, for nghttp2 (and its trailers once it ends).
+  ssize_t readData(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) override;
 
  private:
   static void onConnectEvent(bufferevent* bev, short what, void* arg);
-  static void onRead(bufferevent* bev, void* arg);
-  static void onWrite(bufferevent* bev, void* arg);
-  static void onEvent(bufferevent* bev, short what, void* arg);
-  static void onFlushEvent(evutil_socket_t, short, void* arg);
+  // Http2Session: input, output drained or a flush asked for, EOF/error.
+  void onInput() override;
+  void flush() override;
+  void onConnectionEvent(short what) override;
   void connected();
   // The peer's first SETTINGS: submit what waited, up to its stream limit.
   void handshakeDone();
   void submit(Http2Attempt* a);
-  void flush();
   // The connection ended: every attempt still attached is told.
   void closeWith(const std::string& why, bool connect_failed);
   void maybeIdle();
@@ -149,17 +146,12 @@ class Http2ClientSession : public event::Deletable {
   int64_t connect_timeout_us_;
   int64_t idle_timeout_us_ = 60'000'000;
   State state_ = State::kConnecting;
-  bufferevent* bev_ = nullptr;
-  nghttp2_session* session_ = nullptr;
-  event::EventPtr flush_ev_;
   event::Timer timer_;  // connect timeout, then idle timeout
   std::vector<Http2Attempt*> waiting_;                  // not yet submitted
   std::unordered_map<int32_t, Http2Attempt*> streams_;  // submitted, open
   // Streams left to finish (see orphan()): id and the time to reset it.
   std::vector<std::pair<int32_t, int64_t>> orphans_;
   event::Timer orphan_timer_;
-  Http2FloodGuard guard_{false};
-  std::optional<Http2Offence> offence_;  // found by a callback, acted on by onRead
   bool goaway_noted_ = false;
   void onOrphanTimer();
   bool isOrphan(int32_t stream_id) const;

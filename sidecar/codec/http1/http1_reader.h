@@ -29,6 +29,10 @@
 // go out in order by construction. Body pieces point into the caller's
 // buffer and are valid only while that buffer is (a caller may keep them
 // until feed() returns and hand them on only then).
+//
+// Two files: http1_reader.cc drives llhttp and delivers the events,
+// http1_framing.cc holds the checks of the rules above that llhttp leaves
+// to us.
 #pragma once
 
 #include <llhttp.h>

@@ -273,7 +273,7 @@ TEST(RenderTest, HostileStringsCannotBreakTheTomlSyntax) {
   // It parses as TOML; only the values are refused.
   CompileResult r = compilePolicy(t, "dump.toml");
   ASSERT_EQ(r.errors.size(), 2u);
-  EXPECT_THAT(r.errors[0].message, StartsWith("name: \"evil\\\"\\u000a[defaults]\\\\\" is not a service name"));
+  EXPECT_THAT(r.errors[0].message, StartsWith("name: \"evil\\\"\\n[defaults]\\\\\" is not a service name"));
   EXPECT_THAT(r.errors[1].message, StartsWith("hosts: \"h\\u007f\" is not a host name"));
 }
 

@@ -51,5 +51,23 @@ TEST(HopByHopTest, ConnectionSpecificFieldsAndTheOnesConnectionNames) {
   EXPECT_FALSE(namedInConnection(headers, "x-other"));
 }
 
+TEST(NotATrailerTest, ConnectionSpecificFieldsAndFramingAndRoutingOnes) {
+  // Every connection-specific field: Proxy-Authorization (meant for us) and
+  // Expect in a trailer were forwarded before notATrailer asked isHopByHop.
+  for (const char* h : {"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Transfer-Encoding", "Upgrade",
+                        "Trailer", "Expect", "HTTP2-Settings", "Proxy-Authorization"}) {
+    EXPECT_TRUE(isHopByHop(h)) << h;
+    EXPECT_TRUE(notATrailer(h)) << h;
+  }
+  // Framing and routing (RFC 9110 §6.5.1), not connection-specific in a head.
+  for (const char* h : {"Host", "content-length"}) {
+    EXPECT_FALSE(isHopByHop(h)) << h;
+    EXPECT_TRUE(notATrailer(h)) << h;
+  }
+  for (const char* h : {"grpc-status", "grpc-message", "x-checksum", "server-timing"}) {
+    EXPECT_FALSE(notATrailer(h)) << h;
+  }
+}
+
 }  // namespace
 }  // namespace mulligan::proxy

@@ -1,0 +1,230 @@
+#include "sidecar/codec/http2/http2_session.h"
+
+#include <event2/buffer.h>
+
+#include <iterator>
+
+namespace mulligan::proxy {
+
+// --- nghttp2 trampolines (STYLE.md: cast, call one member, translate) ---
+struct Http2Trampolines {
+  static Http2Session* of(void* ud) { return static_cast<Http2Session*>(ud); }
+
+  static int onBeginFrame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
+    Http2Session* s = of(ud);
+    if (s->guard_.onFrameHeader(*hd, event::monotonicNowUs())) return s->offend(s->guard_.offence());
+    return s->onBeginFrame(*hd);
+  }
+  static int onFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+    Http2Session* s = of(ud);
+    if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) s->guard_.onDataSent();
+    return s->onFrameSend(frame);
+  }
+  static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+    return of(ud)->onBeginHeaders(frame);
+  }
+  static int onHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+                      const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
+    return of(ud)->onHeader(frame, {reinterpret_cast<const char*>(name), namelen},
+                            {reinterpret_cast<const char*>(value), valuelen});
+  }
+  static int onFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+    return of(ud)->onFrameRecv(frame);
+  }
+  static int onDataChunk(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len, void* ud) {
+    return of(ud)->onDataChunk(stream_id, data, len);
+  }
+  static int onStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code, void* ud) {
+    return of(ud)->onStreamClose(stream_id, error_code);
+  }
+  static ssize_t readData(nghttp2_session*, int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags,
+                          nghttp2_data_source*, void* ud) {
+    return of(ud)->readData(stream_id, buf, len, flags);
+  }
+
+  // --- libevent ---
+  static void onRead(bufferevent*, void* arg) {
+    event::ClockScope now;  // what these frames start or carry shares one clock read
+    of(arg)->onInput();
+  }
+  static void onWrite(bufferevent*, void* arg) { of(arg)->flush(); }
+  static void onEvent(bufferevent*, short what, void* arg) { of(arg)->onConnectionEvent(what); }
+  static void onFlushEvent(evutil_socket_t, short, void* arg) { of(arg)->flush(); }
+};
+
+namespace {
+
+// One table for every session, both roles (nghttp2 copies nothing from it
+// per session: sessions point at it).
+nghttp2_session_callbacks* callbacks() {
+  static nghttp2_session_callbacks* cbs = [] {
+    nghttp2_session_callbacks* c;
+    nghttp2_session_callbacks_new(&c);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(c, &Http2Trampolines::onBeginFrame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(c, &Http2Trampolines::onFrameSend);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(c, &Http2Trampolines::onBeginHeaders);
+    nghttp2_session_callbacks_set_on_header_callback(c, &Http2Trampolines::onHeader);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(c, &Http2Trampolines::onFrameRecv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(c, &Http2Trampolines::onDataChunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(c, &Http2Trampolines::onStreamClose);
+    return c;
+  }();
+  return cbs;
+}
+
+nghttp2_option* makeOptions(Http2Session::Role role) {
+  nghttp2_option* o;
+  nghttp2_option_new(&o);
+  // Window credit is returned only as the other side takes the data.
+  nghttp2_option_set_no_auto_window_update(o, 1);
+  if (role == Http2Session::Role::kClient) {
+    nghttp2_option_set_peer_max_concurrent_streams(o, Http2Session::kAssumedPeerMaxStreams);
+  }
+  applyNghttp2Limits(o);
+  return o;
+}
+
+nghttp2_option* options(Http2Session::Role role) {
+  static nghttp2_option* server = makeOptions(Http2Session::Role::kServer);
+  static nghttp2_option* client = makeOptions(Http2Session::Role::kClient);
+  return role == Http2Session::Role::kServer ? server : client;
+}
+
+}  // namespace
+
+Http2Session::Http2Session(event_base* base, Role role)
+    : role_(role),
+      guard_(role == Role::kServer),  // a server counts the client's resets (rapid reset)
+      flush_ev_(event_new(base, -1, 0, &Http2Trampolines::onFlushEvent, this)) {}
+
+Http2Session::~Http2Session() {
+  // No callbacks from here on: nghttp2_session_del calls none.
+  if (session_) nghttp2_session_del(session_);
+  if (bev_) bufferevent_free(bev_);
+}
+
+void Http2Session::startSession(uint32_t max_header_list, uint32_t max_concurrent_streams) {
+  if (role_ == Role::kServer) {
+    nghttp2_session_server_new2(&session_, callbacks(), this, options(role_));
+  } else {
+    nghttp2_session_client_new2(&session_, callbacks(), this, options(role_));
+  }
+  nghttp2_settings_entry settings[4];
+  size_t n = 0;
+  if (role_ == Role::kServer) settings[n++] = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_concurrent_streams};
+  settings[n++] = {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, max_header_list};
+  settings[n++] = {NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+  settings[n++] = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow};
+  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, n);
+  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                        role_ == Role::kServer ? kServerConnectionWindow : kClientConnectionWindow);
+}
+
+void Http2Session::startIo() {
+  bufferevent_setcb(bev_, &Http2Trampolines::onRead, &Http2Trampolines::onWrite, &Http2Trampolines::onEvent, this);
+  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+}
+
+void Http2Session::stopIo() {
+  stopped_ = true;
+  if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+}
+
+void Http2Session::scheduleFlush() {
+  if (stopped_ || !flush_ev_) return;
+  if (!event_pending(flush_ev_.get(), EV_TIMEOUT, nullptr)) event_active(flush_ev_.get(), EV_TIMEOUT, 0);
+}
+
+int Http2Session::receive() {
+  evbuffer* in = bufferevent_get_input(bev_);
+  while (!stopped_ && evbuffer_get_length(in) > 0) {
+    // The first chunk as it is (no pullup, no copy): nghttp2 keeps partial
+    // frames itself.
+    evbuffer_iovec vec;
+    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
+    ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
+    if (n < 0) return static_cast<int>(n);
+    evbuffer_drain(in, static_cast<size_t>(n));
+  }
+  return 0;
+}
+
+int Http2Session::send(size_t high_water) {
+  evbuffer* out = bufferevent_get_output(bev_);
+  while (evbuffer_get_length(out) < high_water) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) return static_cast<int>(n);
+    if (n == 0) break;
+    evbuffer_add(out, data, static_cast<size_t>(n));
+  }
+  return 0;
+}
+
+bool Http2Session::outputEmpty() const { return evbuffer_get_length(bufferevent_get_output(bev_)) == 0; }
+
+bool Http2Session::finished() const {
+  return !nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_);
+}
+
+int Http2Session::offend(Http2Offence o) {
+  if (!offence_) offence_ = o;
+  return NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
+nghttp2_data_provider Http2Session::dataProvider() {
+  nghttp2_data_provider prd;
+  prd.source.ptr = nullptr;
+  prd.read_callback = &Http2Trampolines::readData;
+  return prd;
+}
+
+void Http2Session::submitTrailers(int32_t stream_id, const HeaderList& trailers) {
+  Http2Fields nv;
+  for (const auto& [k, v] : trailers) nv.add(k, v);
+  const nghttp2_nv* p = nv.data();
+  nghttp2_submit_trailer(session_, stream_id, p, nv.size());  // copies
+}
+
+ssize_t readBufferedBody(evbuffer* body, bool ended, bool has_trailers, uint8_t* buf, size_t len, uint32_t* flags,
+                         bool* submit_trailers) {
+  int n = evbuffer_remove(body, buf, len);
+  if (n < 0) n = 0;
+  if (evbuffer_get_length(body) == 0 && ended) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (has_trailers) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      *submit_trailers = true;
+    }
+  } else if (n == 0) {
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  return n;
+}
+
+std::string lower(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  return out;
+}
+
+nghttp2_nv makeNv(const std::string& name, const std::string& value) {
+  return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                    reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                    NGHTTP2_NV_FLAG_NONE};
+}
+
+void Http2Fields::add(std::string_view name, std::string_view value) {
+  storage_.push_back(lower(name));
+  storage_.emplace_back(value);
+}
+
+const nghttp2_nv* Http2Fields::data() {
+  // Built only now: the strings move while the vector grows.
+  nv_.clear();
+  nv_.reserve(size());
+  for (size_t i = 0; i + 1 < storage_.size(); i += 2) nv_.push_back(makeNv(storage_[i], storage_[i + 1]));
+  return nv_.data();
+}
+
+}  // namespace mulligan::proxy

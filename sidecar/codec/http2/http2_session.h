@@ -1,0 +1,193 @@
+// Http2Session: the nghttp2 glue both HTTP/2 sides share, written once —
+// the app-facing server session (downstream/http2_server.h) and the
+// upstream client sessions (upstream/http2_client.h) derive from it.
+//
+// nghttp2 is the codec (framing, HPACK, flow control, stream states); this
+// is the thin layer between it and a bufferevent:
+//  - one table of C callbacks for every session, each a trampoline that
+//    casts user_data and calls one virtual member (STYLE.md), the flood
+//    guard's checks (http2_limits.h) run before the session's own;
+//  - the session's creation: its options (no automatic WINDOW_UPDATE —
+//    credit goes back only as the other side takes the bytes; nghttp2's own
+//    limits) and our SETTINGS (push off, kStreamWindow per stream, a header
+//    list limit, the connection's receive window);
+//  - receive(): the connection's input into nghttp2_session_mem_recv;
+//  - send(): nghttp2_session_mem_send into the connection's output, up to
+//    kOutputHighWater (the rest stays in nghttp2 until the socket drains:
+//    a peer that does not read cannot make us buffer without bound);
+//  - scheduleFlush(): one send() from the loop, however many streams asked
+//    for it in this iteration;
+//  - request and response bodies as deferred data providers (readData), and
+//    trailers (submitTrailers).
+// What differs stays in the sessions: what a frame means to them, when they
+// close, how they count a GOAWAY.
+//
+// Threading: one session belongs to one worker thread. Lifetime: a session
+// is freed from the loop (event::Deletable), never inside an nghttp2 or
+// libevent callback of its own.
+#pragma once
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sidecar/codec/header_list.h"
+#include "sidecar/codec/http2/http2_limits.h"
+#include "sidecar/event/event_loop.h"
+
+namespace mulligan::proxy {
+
+class Http2Session : public event::Deletable {
+ public:
+  enum class Role : uint8_t {
+    kServer,  // the app's h2c connection: it opens the streams
+    kClient,  // a connection to an upstream: we open the streams
+  };
+
+  // Frames are produced into the connection's output only while it holds
+  // less than this; the socket draining (the write callback) asks for more.
+  static constexpr size_t kOutputHighWater = 64 * 1024;
+  // Our receive window per stream (SETTINGS_INITIAL_WINDOW_SIZE), both
+  // sides. Credit returns only as the other side takes the bytes, so this
+  // bounds what one stream can make the sidecar hold.
+  static constexpr uint32_t kStreamWindow = 256 * 1024;
+  // Our receive window per connection. The app's connection carries request
+  // bodies, several streams' worth; an upstream connection carries the
+  // responses of many calls at once, so it gets more.
+  static constexpr int32_t kServerConnectionWindow = 4 * 1024 * 1024;
+  static constexpr int32_t kClientConnectionWindow = 16 * 1024 * 1024;
+  // Streams a client session opens before the peer's SETTINGS say how many
+  // it allows (nghttp2's peer_max_concurrent_streams).
+  static constexpr uint32_t kAssumedPeerMaxStreams = 100;
+  // After a GOAWAY for an offence, the longest wait for it to be written
+  // before the connection closes anyway (a peer that does not read).
+  static constexpr int64_t kGoawayLingerUs = 1'000'000;
+
+  ~Http2Session() override;
+  Http2Session(const Http2Session&) = delete;
+  Http2Session& operator=(const Http2Session&) = delete;
+
+  // flush() from the loop, once however often it is asked for before it
+  // runs; nothing after stopIo().
+  void scheduleFlush();
+  nghttp2_session* session() { return session_; }
+  Role role() const { return role_; }
+  // A data provider whose reads come to readData() (for the submit of a
+  // stream's HEADERS when a body follows).
+  static nghttp2_data_provider dataProvider();
+
+ protected:
+  Http2Session(event_base* base, Role role);
+
+  // --- nghttp2's callbacks (the trampolines call these) ---
+  // Return 0, or an nghttp2 error: NGHTTP2_ERR_CALLBACK_FAILURE makes
+  // mem_recv fail (receive() returns it), as offend() does.
+  // A frame header arrived and the flood guard let it pass.
+  virtual int onBeginFrame(const nghttp2_frame_hd&) { return 0; }
+  // A frame went out (the flood guard saw it first).
+  virtual int onFrameSend(const nghttp2_frame*) { return 0; }
+  virtual int onBeginHeaders(const nghttp2_frame*) { return 0; }
+  virtual int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value) = 0;
+  virtual int onFrameRecv(const nghttp2_frame* frame) = 0;
+  virtual int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) = 0;
+  virtual int onStreamClose(int32_t stream_id, uint32_t error_code) = 0;
+  // The body of a stream submitted with dataProvider(): up to `len` bytes
+  // into `buf`, NGHTTP2_DATA_FLAG_EOF in `flags` at its end, or
+  // NGHTTP2_ERR_DEFERRED for nothing yet (nghttp2_session_resume_data then).
+  virtual ssize_t readData(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) = 0;
+
+  // --- the bufferevent's callbacks, after startIo() ---
+  // Bytes arrived (one clock read for what they start: event::ClockScope).
+  virtual void onInput() = 0;
+  // Write what nghttp2 has (send()), and close when the session is done.
+  // Runs when the output drained and from scheduleFlush().
+  virtual void flush() = 0;
+  // EOF, an error or a timeout on the connection.
+  virtual void onConnectionEvent(short what) = 0;
+
+  // Creates the nghttp2 session for role() and queues our SETTINGS: push
+  // off, kStreamWindow, `max_header_list` (SETTINGS_MAX_HEADER_LIST_SIZE:
+  // a larger header block is refused by nghttp2), and for a server
+  // `max_concurrent_streams`; the connection's window is the role's.
+  void startSession(uint32_t max_header_list, uint32_t max_concurrent_streams = 0);
+  // bev_ (connected) reads and writes through this session from now on.
+  void startIo();
+  // No more reading, writing or flushing (the connection is over). receive()
+  // stops at once when a callback calls this.
+  void stopIo();
+  bool ioStopped() const { return stopped_; }
+
+  // Hands the input to nghttp2 until all is taken or stopIo(). Returns 0, or
+  // nghttp2's error: a connection error (offenceOf says which).
+  int receive();
+  // Frames into the output until it holds `high_water` bytes or nghttp2 has
+  // nothing more. Returns 0 or nghttp2's error (the session is broken).
+  int send(size_t high_water = kOutputHighWater);
+  bool outputEmpty() const;
+  // Neither side wants anything more (both GOAWAYs exchanged, or a fatal error).
+  bool finished() const;
+
+  // A callback found an offence: the first one is kept and nghttp2 stops
+  // (receive() returns NGHTTP2_ERR_CALLBACK_FAILURE).
+  int offend(Http2Offence o);
+  // The offence behind receive()'s error `rv`: a callback's, else nghttp2's.
+  Http2Offence offenceOf(int rv) const { return offence_ ? *offence_ : offenceOfNghttp2Error(rv); }
+  const std::optional<Http2Offence>& offence() const { return offence_; }
+
+  // HEADERS with `trailers` (names lower-cased) after the stream's data;
+  // from readData, with NGHTTP2_DATA_FLAG_NO_END_STREAM set.
+  void submitTrailers(int32_t stream_id, const HeaderList& trailers);
+
+  // Owned: freed with the session unless taken (set to null) before.
+  bufferevent* bev_ = nullptr;
+  nghttp2_session* session_ = nullptr;
+
+ private:
+  friend struct Http2Trampolines;
+
+  Role role_;
+  Http2FloodGuard guard_;
+  std::optional<Http2Offence> offence_;
+  event::EventPtr flush_ev_;
+  bool stopped_ = false;
+};
+
+// A data provider's read (Http2Session::readData) from a stream's buffered
+// body: up to `len` bytes of `body` into `buf`. Once the body `ended` and
+// all of it is read, NGHTTP2_DATA_FLAG_EOF — and, when `has_trailers`,
+// NGHTTP2_DATA_FLAG_NO_END_STREAM with *submit_trailers set (the caller
+// submits them: Http2Session::submitTrailers). Returns the bytes read, or
+// NGHTTP2_ERR_DEFERRED when none wait yet (resume the stream's data when
+// more arrive).
+ssize_t readBufferedBody(evbuffer* body, bool ended, bool has_trailers, uint8_t* buf, size_t len, uint32_t* flags,
+                         bool* submit_trailers);
+
+// `name` lower-cased (RFC 9113 §8.2.1: field names are lower case in HTTP/2).
+std::string lower(std::string_view name);
+// A name/value pair for nghttp2 pointing into `name` and `value`, which
+// must stay put until the submit (which copies them).
+nghttp2_nv makeNv(const std::string& name, const std::string& value);
+
+// Fields for one nghttp2 submit: the strings are kept here until then
+// (nghttp2 copies them), names lower-cased as they are added.
+class Http2Fields {
+ public:
+  void add(std::string_view name, std::string_view value);
+  // The pairs, valid until the next add().
+  const nghttp2_nv* data();
+  size_t size() const { return storage_.size() / 2; }
+
+ private:
+  std::vector<std::string> storage_;  // name, value, name, value, ...
+  std::vector<nghttp2_nv> nv_;
+};
+
+}  // namespace mulligan::proxy
