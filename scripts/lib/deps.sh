@@ -35,6 +35,16 @@ MULLIGAN_BUILD_DEPS=(
   openssl python3-jsonpatch      # the injection webhook test: its certificates, and an independent JSONPatch
 )
 
+# What scripts/bench needs on top (scripts/bench-ab uses wrk and HAProxy):
+# the load generators, the proxies it compares, nghttpd (nghttp2-server) as a
+# second HTTP/2 upstream, and gnuplot for its latency chart (optional: without
+# it the chart is skipped, the tables are written). Its profile case adds
+# linux-perf, strace and valgrind.
+MULLIGAN_BENCH_DEPS=(
+  wrk nghttp2-client nghttp2-server haproxy nginx-light gnuplot-nox
+  python3 python3-grpcio procps util-linux iproute2
+)
+
 # Optional, only for scripts/image: an image engine, and debootstrap to make
 # the debian:12 base where no registry can be reached. Not needed to build or
 # test the project itself.
