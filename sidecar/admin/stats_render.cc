@@ -427,7 +427,8 @@ std::string metricsText(const StatsSnapshot& s) {
     const policy::Propagation& p = s.policy.propagation;
     m.family("mulligan_policy_propagation_seconds", "histogram",
              "From the agent publishing a generation to a worker loading it for the first request after the "
-             "publish (with no traffic, the 250 ms idle tick); one observation per worker and generation.");
+             "publish; one observation per worker and generation a request was waiting for (not one the idle "
+             "tick loaded first).");
     uint64_t cumulative = 0;
     for (size_t k = 0; k < policy::Propagation::kBuckets; ++k) {
       cumulative += p.buckets[k];

@@ -75,7 +75,7 @@ PolicyStatus::Snapshot PolicyStatus::snapshot() const {
 PolicyView::PolicyView(std::string shm_name, PolicyStatus* status)
     : shm_name_(std::move(shm_name)), status_(status), created_unix_us_(unixUs()) {}
 
-const std::shared_ptr<const pfc::Table>& PolicyView::current(int64_t now_us) {
+const std::shared_ptr<const pfc::Table>& PolicyView::check(int64_t now_us, bool for_request) {
   if (!subscriber_) {
     if (now_us < next_open_attempt_us_) return table_;
     next_open_attempt_us_ = now_us + kReopenIntervalUs;
@@ -90,11 +90,11 @@ const std::shared_ptr<const pfc::Table>& PolicyView::current(int64_t now_us) {
     }
   }
   uint64_t g = subscriber_->generation();  // the per-request cost: one acquire load
-  if (g != seen_generation_ && g != 0) reload(g);
+  if (g != seen_generation_ && g != 0) reload(g, for_request);
   return table_;
 }
 
-void PolicyView::reload(uint64_t generation) {
+void PolicyView::reload(uint64_t generation, bool for_request) {
   std::shared_ptr<const pfc::Table> fresh;
   std::string why;
   auto status = subscriber_->read(&fresh, &why);
@@ -104,7 +104,7 @@ void PolicyView::reload(uint64_t generation) {
       table_ = std::move(fresh);
       // The publish time of the table we got (it may be newer than
       // `generation`, if the agent published again meanwhile).
-      int64_t published_us = subscriber_->publishedUnixNs(table_->generation()) / 1000;
+      int64_t published_us = for_request ? subscriber_->publishedUnixNs(table_->generation()) / 1000 : 0;
       status_->recordLoaded(table_, unixUs(), published_us >= created_unix_us_ ? published_us : 0);
       LOG_DEBUG("loaded policy generation %llu", static_cast<unsigned long long>(table_->generation()));
       break;

@@ -27,12 +27,13 @@ namespace mulligan::policy {
 
 // Policy propagation: from the agent publishing a generation (its stamp in
 // the segment, pfc::PublishStamp) to a worker loading it for the first
-// request that arrived after the publish — that request enforces it. With no
-// traffic the idle tick (every 250 ms) loads it instead. One observation per
-// worker and generation; published by /stats and /metrics. A table published
-// before the worker started is no observation (that is start-up, not
-// propagation), nor is one whose publish time the segment does not record
-// (an agent older than the stamp).
+// request that arrived after the publish — that request enforces it, and
+// every request before it in that window got the old table. One observation
+// per worker and generation; published by /stats and /metrics. No
+// observation when no request was waiting: a table the idle tick loaded
+// first (no request came within its 250 ms), one published before the worker
+// started (start-up, not propagation), or one whose publish time the segment
+// does not record (an agent older than the stamp).
 struct Propagation {
   // Upper bounds in µs; one more bucket counts everything above the last.
   static constexpr int64_t kBoundsUs[] = {50, 100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000,
@@ -95,10 +96,16 @@ class PolicyView {
   // The table to enforce for a request starting now (monotonic µs), or null
   // when none has been loaded. Holding the returned shared_ptr keeps that
   // snapshot alive for the request, whatever gets published meanwhile.
-  const std::shared_ptr<const pfc::Table>& current(int64_t now_us);
+  const std::shared_ptr<const pfc::Table>& current(int64_t now_us) { return check(now_us, /*for_request=*/true); }
+
+  // The same check for the idle tick and start-up: a newer table is loaded
+  // (so /ready and the admin endpoint stay current), but no request waited
+  // for it, so it is no propagation observation.
+  void refresh(int64_t now_us) { check(now_us, /*for_request=*/false); }
 
  private:
-  void reload(uint64_t generation);
+  const std::shared_ptr<const pfc::Table>& check(int64_t now_us, bool for_request);
+  void reload(uint64_t generation, bool for_request);
 
   std::string shm_name_;
   PolicyStatus* status_;

@@ -70,7 +70,7 @@ Worker::Worker(int index, SharedState* shared)
   // A table published before we started is loaded now, before main() opens
   // the admin endpoint: /ready is 200 from its first answer, not after the
   // first tick (the worker's thread has not started; the view is ours).
-  policy_.current(event::monotonicNowUs());
+  policy_.refresh(event::monotonicNowUs());
 }
 
 int64_t Worker::downstreamIdleTimeoutUs() {
@@ -80,7 +80,7 @@ int64_t Worker::downstreamIdleTimeoutUs() {
 
 void Worker::onPolicyTick(evutil_socket_t, short, void* arg) {
   auto* w = static_cast<Worker*>(arg);
-  w->policy_.current(event::monotonicNowUs());
+  w->policy_.refresh(event::monotonicNowUs());
 }
 
 Worker::~Worker() {
