@@ -85,6 +85,10 @@ const std::shared_ptr<const pfc::Table>& PolicyView::check(int64_t now_us, bool 
       if (!warned_missing_) {
         LOG_WARN("no policy yet (%s); enforcing built-in defaults until one is published", error.c_str());
         warned_missing_ = true;
+        // The first miss is normally at start (the workers' constructors),
+        // before the agent, started with us in the pod, has published: the
+        // next tick or request tries again at once; later misses wait 1 s.
+        next_open_attempt_us_ = 0;
       }
       return table_;
     }
