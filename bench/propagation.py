@@ -12,13 +12,14 @@ one is answered by the new upstream. Run it while something else loads the
 sidecar (scripts/bench runs wrk on another service).
 
 Prints one line of key=value fields (milliseconds):
-  enforce_p50_ms= enforce_p99_ms= enforce_max_ms=
-                                   (with --admin) publish returned -> the sidecar loading the new
-                                   table for the first request after it, i.e. that request starting
-                                   to enforce it: /stats' policy.loaded_unix_us minus the wall-clock
-                                   time `publish` returned. This is the issue's definition; a table
-                                   loaded before the agent process had exited counts as 0
-                                   (enforce_early= says how often)
+  inside_n= inside_p50_ms= inside_p99_ms= inside_max_ms=
+                                   (with --admin) the sidecar's own record of each publish
+                                   (/stats policy.propagation.last_us, issue 18): from the agent's
+                                   publish stamp in the segment (taken just before the generation
+                                   is announced) to the worker loading the table for the first
+                                   request after it, i.e. that request starting to enforce it.
+                                   inside_missing= counts publishes the sidecar has no record of
+                                   (an agent that does not stamp; the idle tick is a record too)
   n=  p50_ms= p99_ms= max_ms=      publish returned -> the answer to the first request
                                    that saw the new policy (an upper bound: it includes
                                    that request's own round trip through the loaded sidecar)
@@ -90,8 +91,8 @@ class Conn:
         return name
 
 
-def loaded_at_us(admin_port):
-    """(generation, loaded_unix_us) of the table the sidecar enforces, from GET /stats."""
+def policy_stats(admin_port):
+    """The "policy" object of the sidecar's GET /stats."""
     with socket.create_connection(("127.0.0.1", admin_port), timeout=10) as s:
         s.sendall(b"GET /stats HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
         data = b""
@@ -100,8 +101,7 @@ def loaded_at_us(admin_port):
             if not chunk:
                 break
             data += chunk
-    policy = json.loads(data.partition(b"\r\n\r\n")[2])["policy"]
-    return policy["generation"], policy["loaded_unix_us"]
+    return json.loads(data.partition(b"\r\n\r\n")[2])["policy"]
 
 
 def pct(values, p):
@@ -119,7 +119,7 @@ def main():
     ap.add_argument("--policy-a", required=True)
     ap.add_argument("--policy-b", required=True)
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--admin", type=int, default=0, help="the sidecar's admin port: adds enforce_*")
+    ap.add_argument("--admin", type=int, default=0, help="the sidecar's admin port: adds inside_*")
     ap.add_argument("--host", default="prop")
     ap.add_argument("--publishes", type=int, default=50)
     a = ap.parse_args()
@@ -132,15 +132,14 @@ def main():
         print("n=0 failed=1 error=unexpected_upstream_%r" % current)
         return 1
     total, send, stale, pub, failed, rtt = [], [], 0, [], 0, []
-    enforce, early = [], 0
+    inside, missing = [], 0
     for _ in range(a.publishes):
         want = "B" if current == "A" else "A"
-        generation_before = loaded_at_us(a.admin)[0] if a.admin else 0
+        generation_before = policy_stats(a.admin)["generation"] if a.admin else 0
         p0 = time.perf_counter()
         subprocess.run([a.agent, "publish", "--policy", policies[want], "--shm", a.shm],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         t0 = time.perf_counter()
-        t0_unix_us = time.time_ns() // 1000
         pub.append((t0 - p0) * 1000)
         while True:
             i += 1
@@ -157,11 +156,13 @@ def main():
                 break
         current = want
         if a.admin:
-            generation, loaded_us = loaded_at_us(a.admin)
-            if generation > generation_before:
-                if loaded_us < t0_unix_us:
-                    early += 1
-                enforce.append(max(0, loaded_us - t0_unix_us) / 1000)
+            policy = policy_stats(a.admin)
+            prop = policy.get("propagation") or {}
+            if (policy["generation"] > generation_before and prop.get("last_generation") == policy["generation"]
+                    and prop.get("last_us") is not None):
+                inside.append(prop["last_us"] / 1000)
+            else:
+                missing += 1
         # The same request between publishes: its latency is what the first
         # request after a publish would take if the publish cost nothing.
         for _ in range(5):
@@ -170,9 +171,9 @@ def main():
             ts = time.perf_counter()
             conn.get(i)
             rtt.append((time.perf_counter() - ts) * 1000)
-    if enforce:
-        print("enforce_n=%d enforce_p50_ms=%.3f enforce_p99_ms=%.3f enforce_max_ms=%.3f enforce_early=%d "
-              % (len(enforce), pct(enforce, 50), pct(enforce, 99), max(enforce), early), end="")
+    if a.admin:
+        print("inside_n=%d inside_p50_ms=%.3f inside_p99_ms=%.3f inside_max_ms=%.3f inside_missing=%d "
+              % (len(inside), pct(inside, 50), pct(inside, 99), max(inside or [0]), missing), end="")
     print("n=%d p50_ms=%.3f p99_ms=%.3f max_ms=%.3f send_p50_ms=%.3f send_p99_ms=%.3f stale=%d "
           "publish_p50_ms=%.1f failed=%d rtt_p50_ms=%.3f rtt_p99_ms=%.3f"
           % (len(total), pct(total, 50), pct(total, 99), max(total or [0]), pct(send, 50), pct(send, 99), stale,

@@ -4,19 +4,20 @@
 usage: report.py RAW --out results.md [--png latency.png]
 
 RAW has one measurement per line (written by scripts/bench):
-  RUN  case= target= round= requests= duration_us= status= connect= read= write= timeout=
+  RUN  case= target= pin= round= requests= duration_us= status= connect= read= write= timeout=
        p50= p99= p999= (us) cpu_s= rss_kib=
-  DIST case= target= round= P:US ...        latency percentiles of that run
+  DIST case= target= pin= round= P:US ...   latency percentiles of that run
   NA   case= target= reason=                a case a target cannot run
-  FAIL case= target= round=                 the load generator gave no result
+  FAIL case= target= pin= round=            the load generator gave no result
   RSS  target= idle_kib= | hwm_kib=
   IDLE target= before_kib= after_kib= conns= per_conn_bytes= failed=
   GRPC case= target= calls= ok= failed= codes=   gRPC outcomes seen by a grpcio client
-  PROP n= p50_ms= p99_ms= ...
+  PROP pin= inside_n= inside_p99_ms= ... n= p50_ms= p99_ms= ...
   META key=value ...
 
-Every figure is the median over rounds. Ratios are "x HAProxy / x direct" of
-the same case.
+pin= is "pinned" or "unpinned" (absent in older files: pinned). Every figure
+is the median over rounds. Ratios are "x HAProxy / x direct" of the same case
+and pinning mode. Internally a target measured in a mode is "TARGET@PIN".
 """
 import argparse
 import math
@@ -31,15 +32,29 @@ CASES = [
     ("h1-close", "HTTP/1.1 new connection per request (wrk, Connection: close)"),
     ("h1-503", "HTTP/1.1 keep-alive, upstream 10% 503, retries (wrk)"),
     ("h2", "HTTP/2, many streams (h2load)"),
+    ("h2-nghttpd", "HTTP/2, many streams, nghttpd as the upstream (h2load)"),
     ("h2-503", "HTTP/2, many streams, upstream 10% 503, retries (h2load)"),
     ("grpc", "gRPC unary (h2load)"),
     ("grpc-unavailable", "gRPC unary, upstream 10% UNAVAILABLE (trailers-only grpc-status 14), retries (h2load)"),
 ]
 # Faulty case -> its no-fault twin (issue 7: >= 0.85x the own no-fault throughput).
 FAULT_BASE = {"h1-503": "h1-keepalive", "h2-503": "h2", "grpc-unavailable": "grpc"}
-TARGETS = ["direct", "floor", "haproxy", "nginx", "mulligan"]
+TARGETS = ["direct", "floor", "haproxy", "nginx", "mulligan", "mulligan-all", "mulligan-nolog", "mulligan-epoll"]
+MULLIGANS = ["mulligan", "mulligan-all", "mulligan-nolog", "mulligan-epoll"]
 TARGET_NAMES = {"direct": "direct", "floor": "floor", "haproxy": "HAProxy", "nginx": "nginx",
-                "mulligan": "Mulligan"}
+                "mulligan": "Mulligan as shipped", "mulligan-all": "Mulligan, every request logged",
+                "mulligan-nolog": "Mulligan, log off",
+                "mulligan-epoll": "Mulligan, log off, epoll"}
+PINS = ["pinned", "unpinned"]
+
+
+def base(target):
+    """"mulligan@pinned" -> "mulligan"."""
+    return target.split("@", 1)[0]
+
+
+def tname(target):
+    return TARGET_NAMES.get(base(target), base(target))
 
 
 def parse(path):
@@ -86,12 +101,14 @@ class Report:
         self.fails = defaultdict(int)
         self.rss = defaultdict(dict)
         self.idle = {}
-        self.prop = None
+        self.prop = {}                    # pin -> PROP fields
         self.grpc = {}
         for kind, f, pts in recs:
             key = (f.get("case"), f.get("target"))
+            if kind in ("RUN", "DIST", "FAIL"):
+                key = (f.get("case"), f"{f.get('target')}@{f.get('pin', 'pinned')}")
             if kind == "RUN":
-                self.runs[key].append({k: (float(v) if k not in ("case", "target") else v) for k, v in f.items()})
+                self.runs[key].append({k: (float(v) if k not in ("case", "target", "pin") else v) for k, v in f.items()})
             elif kind == "DIST":
                 self.dists[key].append(pts)
             elif kind == "NA":
@@ -105,7 +122,8 @@ class Report:
             elif kind == "GRPC":
                 self.grpc[key] = {k: float(v) for k, v in f.items() if k in ("calls", "ok", "failed")}
             elif kind == "PROP":
-                self.prop = {k: float(v) for k, v in f.items() if not k.startswith("error")}
+                self.prop[f.get("pin", "pinned")] = {k: float(v) for k, v in f.items()
+                                                     if not k.startswith("error") and k != "pin"}
             elif kind == "META":
                 self.meta.update(f)
 
@@ -134,7 +152,7 @@ class Report:
         out["failed_requests"] = sum(r["status"] + r["errors"] for r in rs)
         if case.startswith("grpc"):
             # h2load sees HTTP statuses; a gRPC failure is HTTP 200 + grpc-status.
-            g = self.grpc.get((case, target))
+            g = self.grpc.get((case, base(target)))
             if g and g["calls"]:
                 out["success"] = out["min_success"] = g["ok"] / g["calls"] * 100
                 out["requests"], out["failed_requests"] = g["calls"], g["calls"] - g["ok"]
@@ -180,38 +198,159 @@ class Report:
         return sorted((p, statistics.median(v) / 1000) for p, v in by_p.items())
 
     # ------------------------------------------------------------ tables
-    def main_rows(self):
-        """[(case_title, [cells...])] for every case that has anything."""
+    def pins(self):
+        """The pinning modes measured, in PINS order."""
+        seen = {base_t.split("@", 1)[1] for (_, base_t) in list(self.runs) + list(self.fails) if "@" in base_t}
+        seen |= set(self.prop)
+        return [p for p in PINS if p in seen]
+
+    def na_of(self, case, target):
+        return self.na.get((case, base(target)))
+
+    def main_rows(self, pin):
+        """[(case_title, [cells...])] for every case that has anything in PIN."""
         rows = []
         for case, title in CASES:
-            if not any((case, t) in self.runs or (case, t) in self.na or (case, t) in self.fails for t in TARGETS):
+            ts = [f"{t}@{pin}" for t in TARGETS]
+            if not any((case, t) in self.runs or self.na_of(case, t) or (case, t) in self.fails for t in ts):
                 continue
-            h, d = self.stats(case, "haproxy"), self.stats(case, "direct")
-            for t in TARGETS:
+            h, d = self.stats(case, f"haproxy@{pin}"), self.stats(case, f"direct@{pin}")
+            for t in ts:
                 s = self.stats(case, t)
                 if s is None:
-                    if (case, t) in self.na:
-                        rows.append((case, [TARGET_NAMES[t], f"n/a ({self.na[(case, t)]})"] + [""] * 7))
+                    if self.na_of(case, t):
+                        if base(t) in ("nginx", "floor") and not any(
+                                (c, t) in self.runs for c, _ in CASES):
+                            continue  # not a target of this run at all
+                        rows.append((case, [tname(t), f"n/a ({self.na_of(case, t)})"] + [""] * 7))
                     elif (case, t) in self.fails:
-                        rows.append((case, [TARGET_NAMES[t], "failed (no result from the load generator)"] + [""] * 7))
+                        rows.append((case, [tname(t), "failed (no result from the load generator)"] + [""] * 7))
                     continue
 
                 def cell(key, digits):
                     v = s[key]
                     return f"{fnum(v, digits)} ({fratio(v, h and h[key])} / {fratio(v, d and d[key])})"
                 succ = "—" if s["success"] is None else f"{s['success']:.2f}%" if s["success"] < 100 else "100%"
-                cpu = "—" if t == "direct" else fnum(s["cpu_us"], 1)
+                cpu = "—" if base(t) == "direct" else fnum(s["cpu_us"], 1)
                 sp = self.spread(case, t)
-                rows.append((case, [TARGET_NAMES[t], cell("rps", 0), cell("p50", 3), cell("p99", 3),
+                rows.append((case, [tname(t), cell("rps", 0), cell("p50", 3), cell("p99", 3),
                                     cell("p999", 3), succ, cpu, fnum(s["rss_kib"] / 1024 if s["rss_kib"] else None, 1),
                                     "—" if sp is None else f"{sp:.0f}%"]))
         return rows
 
     HEAD = ["target", "requests/s", "p50 ms", "p99 ms", "p99.9 ms", "success", "CPU µs/req", "RSS MiB", "req/s spread"]
 
-    def targets(self):
-        """[(target text, measured text, verdict)] for issue 7's targets."""
+    # The issue 18 summary: Mulligan three ways against HAProxy, side by side.
+    SUMMARY_CASES = [("h1-keepalive", "HTTP/1.1 keep-alive"), ("h2", "HTTP/2"),
+                     ("h2-nghttpd", "HTTP/2, nghttpd upstream"), ("grpc", "gRPC unary")]
+    SUMMARY_HEAD = ["case", "pinning", "HAProxy req/s", "as shipped", "log off", "log off, `--io-uring off`",
+                    "p99 ms: HAProxy / shipped / log off / epoll"]
+
+    def summary_rows(self):
+        rows = []
+        for case, title in self.SUMMARY_CASES:
+            for pin in self.pins():
+                h = self.stats(case, f"haproxy@{pin}")
+                ms = [self.stats(case, f"{m}@{pin}") for m in MULLIGANS]
+                if not h and not any(ms):
+                    continue
+                cells = [title, pin, fnum(h["rps"]) if h else "—"]
+                for m, st in zip(MULLIGANS, ms):
+                    if st and h:
+                        p = self.paired(case, f"{m}@{pin}", f"haproxy@{pin}", "rps")
+                        rng = f" ({p[0]:.2f}–{p[1]:.2f})" if p and st["rounds"] > 1 else ""
+                        cells.append(f"{st['rps'] / h['rps']:.2f}×{rng}")
+                    elif self.na_of(case, m):
+                        cells.append("n/a")
+                    else:
+                        cells.append("—")
+                cells.append(" / ".join(fnum(x["p99"], 2) if x else "—" for x in [h] + ms))
+                rows.append(cells)
+        return rows
+
+    def summary_extra(self):
+        """Lines under the summary table: idle RSS and propagation p99."""
         out = []
+        rss = [(tname(t), self.rss.get(t, {}).get("idle_kib")) for t in ["haproxy"] + MULLIGANS]
+        if any(v for _, v in rss):
+            out.append("Idle RSS: " + ", ".join(f"{n} {v / 1024:.1f} MiB" for n, v in rss if v) + ".")
+        for pin in self.pins():
+            p = self.prop.get(pin)
+            if p and p.get("inside_n"):
+                out.append(f"Policy propagation ({pin}, under load, {p['inside_n']:.0f} publishes, the sidecar's own "
+                           f"record): p50 {p['inside_p50_ms']:.3f} ms, p99 {p['inside_p99_ms']:.3f} ms, "
+                           f"max {p['inside_max_ms']:.3f} ms.")
+        return out
+
+    def issue18_targets(self):
+        """[(target text, measured text, verdict)] for issue 18's targets, per pinning mode."""
+        out = []
+
+        def verdict(ok, miss):
+            return "met" if ok else f"missed: {miss}"
+
+        for pin in self.pins():
+            def st(case, t):
+                return self.stats(case, f"{t}@{pin}")
+
+            def ratio_line(case, t, name, want):
+                m, h = st(case, t), st(case, "haproxy")
+                if not (m and h):
+                    if self.na_of(case, t):
+                        out.append((f"[{pin}] {name} ≥ {want}× HAProxy requests/s", "n/a", self.na_of(case, t)))
+                    return
+                r = m["rps"] / h["rps"]
+                out.append((f"[{pin}] {name} ≥ {want}× HAProxy requests/s", f"{r:.2f}×",
+                            verdict(r >= want, f"needs {want / r - 1:.1%} more requests/s ({h['rps'] * want:,.0f})")))
+
+            def p99_line(case, t, name):
+                m, h = st(case, t), st(case, "haproxy")
+                if m and h:
+                    r = m["p99"] / h["p99"]
+                    out.append((f"[{pin}] {name} p99 ≤ HAProxy's", f"{m['p99']:.3f} vs {h['p99']:.3f} ms ({r:.2f}×)",
+                                verdict(r <= 1.0, f"{(r - 1) * 100:.0f}% above")))
+
+            ratio_line("h1-keepalive", "mulligan", "as shipped, HTTP/1.1 keep-alive", 1.3)
+            p99_line("h1-keepalive", "mulligan", "as shipped, HTTP/1.1 keep-alive")
+            ratio_line("h2", "mulligan", "as shipped, HTTP/2", 1.3)
+            p99_line("h2", "mulligan", "as shipped, HTTP/2")
+            ratio_line("h2-nghttpd", "mulligan", "as shipped, HTTP/2 (nghttpd upstream)", 1.3)
+            ratio_line("grpc", "mulligan", "as shipped, gRPC unary", 2.0)
+            ratio_line("h1-keepalive", "mulligan-epoll", "`--io-uring off` (log off), HTTP/1.1 keep-alive", 1.2)
+            for case, name in (("h1-keepalive", "HTTP/1.1"), ("h2", "HTTP/2")):
+                a, b = st(case, "mulligan"), st(case, "mulligan-nolog")
+                if a and b:
+                    r = a["rps"] / b["rps"]
+                    out.append((f"[{pin}] access log's cost, {name}: as shipped within 5% of log off",
+                                f"{r:.3f}× of log off", verdict(r >= 0.95, f"costs {1 - r:.1%}")))
+                a = st(case, "mulligan-all")
+                if a and b:
+                    r = a["rps"] / b["rps"]
+                    out.append((f"[{pin}] every request logged (--access-log-filter all), {name}",
+                                f"{r:.3f}× of log off", "(for information)"))
+            p = self.prop.get(pin)
+            if p and p.get("inside_n"):
+                v = p["inside_p99_ms"]
+                out.append((f"[{pin}] policy propagation p99 ≤ 1 ms (under load)", f"{v:.3f} ms",
+                            verdict(v <= 1 and not p.get("inside_missing"),
+                                    f"{v - 1:.3f} ms over" if v > 1 else
+                                    f"{p.get('inside_missing', 0):.0f} publishes without a record")))
+        v = self.rss.get("mulligan", {}).get("idle_kib")
+        if v:
+            v /= 1024
+            out.append(("idle RSS ≤ 8 MiB (as shipped)", f"{v:.1f} MiB", verdict(v <= 8, f"{(v - 8) / 8 * 100:.0f}% over")))
+        return out
+
+    def targets(self):
+        """[(target text, measured text, verdict)] for issue 7's targets (the
+        first pinning mode measured; Mulligan as shipped)."""
+        out = []
+        pins = self.pins()
+        if not pins:
+            return out
+        pin = pins[0]
+        M, H, F = f"mulligan@{pin}", f"haproxy@{pin}", f"floor@{pin}"
+
         def s(case, t):
             return self.stats(case, t)
 
@@ -219,48 +358,47 @@ class Report:
             return "met" if ok else f"missed: {miss}"
 
         def rng(case, other, key):
-            p = self.paired(case, "mulligan", other, key)
-            return f" (rounds {p[0]:.2f}–{p[1]:.2f}×)" if p and len(self.stats(case, "mulligan")["by_round"]) > 1 else ""
+            p = self.paired(case, M, other, key)
+            return f" (rounds {p[0]:.2f}–{p[1]:.2f}×)" if p and len(self.stats(case, M)["by_round"]) > 1 else ""
 
-        m, h = s("h1-keepalive", "mulligan"), s("h1-keepalive", "haproxy")
+        m, h = s("h1-keepalive", M), s("h1-keepalive", H)
         if m and h:
             r = m["rps"] / h["rps"]
-            out.append(("HTTP/1.1 keep-alive ≥ 1.2× HAProxy requests/s", f"{r:.3f}×" + rng("h1-keepalive", "haproxy", "rps"),
+            out.append(("HTTP/1.1 keep-alive ≥ 1.2× HAProxy requests/s", f"{r:.3f}×" + rng("h1-keepalive", H, "rps"),
                         verdict(r >= 1.2, f"needs {1.2 / r - 1:.1%} more requests/s ({h['rps'] * 1.2:,.0f})")))
             r = m["p99"] / h["p99"]
             out.append(("HTTP/1.1 keep-alive p99 ≤ HAProxy's",
-                        f"{m['p99']:.3f} ms vs {h['p99']:.3f} ms ({r:.2f}×)" + rng("h1-keepalive", "haproxy", "p99"),
+                        f"{m['p99']:.3f} ms vs {h['p99']:.3f} ms ({r:.2f}×)" + rng("h1-keepalive", H, "p99"),
                         verdict(r <= 1.0, f"{(r - 1) * 100:.0f}% above")))
             if m["cpu_us"] and h["cpu_us"]:
                 r = m["cpu_us"] / h["cpu_us"]
                 out.append(("(indicator, not a target) HTTP/1.1 keep-alive CPU per request vs HAProxy",
-                            f"{m['cpu_us']:.1f} vs {h['cpu_us']:.1f} µs ({r:.2f}×)" + rng("h1-keepalive", "haproxy", "cpu_us"),
+                            f"{m['cpu_us']:.1f} vs {h['cpu_us']:.1f} µs ({r:.2f}×)" + rng("h1-keepalive", H, "cpu_us"),
                             "less noisy than requests/s when the machine is shared"))
-            f = s("h1-keepalive", "floor")
+            f = s("h1-keepalive", F)
             if f:
                 r = f["rps"] / h["rps"]
                 out.append(("(indicator, not a target) HTTP/1.1 keep-alive: the floor (a byte relay, no HTTP) vs HAProxy",
                             f"{r:.3f}×, Mulligan at {m['rps'] / f['rps']:.2f}× the floor" + (
                                 f"; CPU {f['cpu_us']:.1f} µs/req" if f["cpu_us"] else ""),
-                            "the most a proxy making the same 4 system calls per request reaches here; Mulligan "
-                            "batches them through io_uring (sidecar/net/io_ring.h, bench/profile/strace-*)"))
+                            "the most a proxy making the same 4 system calls per request reaches here"))
         for case, name in (("h2", "HTTP/2"), ("grpc", "gRPC unary")):
-            m, h = s(case, "mulligan"), s(case, "haproxy")
+            m, h = s(case, M), s(case, H)
             if m and h:
                 r = m["rps"] / h["rps"]
-                out.append((f"{name} ≥ 1.2× HAProxy requests/s", f"{r:.2f}×" + rng(case, "haproxy", "rps"),
+                out.append((f"{name} ≥ 1.2× HAProxy requests/s", f"{r:.2f}×" + rng(case, H, "rps"),
                             verdict(r >= 1.2, f"needs {1.2 / r - 1:.1%} more requests/s")))
-            elif (case, "mulligan") in self.na:
-                out.append((f"{name} ≥ 1.2× HAProxy requests/s", "n/a", self.na[(case, "mulligan")]))
+            elif self.na_of(case, M):
+                out.append((f"{name} ≥ 1.2× HAProxy requests/s", "n/a", self.na_of(case, M)))
         for fault, base_case in FAULT_BASE.items():
-            m, base = s(fault, "mulligan"), s(base_case, "mulligan")
-            if (fault, "mulligan") in self.na:
+            m, b = s(fault, M), s(base_case, M)
+            if self.na_of(fault, M):
                 out.append((f"{fault} with retries ≥ 0.85× own no-fault requests/s, 100% success", "n/a",
-                            self.na[(fault, "mulligan")]))
-            if not (m and base):
+                            self.na_of(fault, M)))
+            if not (m and b):
                 continue
-            r = m["rps"] / base["rps"]
-            p = self.paired_cases(fault, base_case, "mulligan")
+            r = m["rps"] / b["rps"]
+            p = self.paired_cases(fault, base_case, M)
             out.append((f"{fault} with retries ≥ 0.85× own no-fault ({base_case}) requests/s",
                         f"{r:.2f}×" + (f" (rounds {p[0]:.2f}–{p[1]:.2f}×)" if p else ""),
                         verdict(r >= 0.85, f"needs {0.85 / r - 1:.1%} more requests/s")))
@@ -268,45 +406,25 @@ class Report:
                 out.append((f"{fault} with retries: 100% success", f"{m['min_success']:.3f}% (worst round)",
                             verdict(m["failed_requests"] == 0,
                                     f"{m['failed_requests']:.0f} of {m['requests']:.0f} requests failed")))
-        if "idle_kib" in self.rss.get("mulligan", {}):
-            v = self.rss["mulligan"]["idle_kib"] / 1024
-            out.append(("idle RSS ≤ 8 MiB", f"{v:.1f} MiB", verdict(v <= 8, f"{(v - 8) / 8 * 100:.0f}% over")))
         if "mulligan" in self.idle:
             v = self.idle["mulligan"]["per_conn_bytes"] / 1024
             out.append(("≤ 10 KiB per idle keep-alive connection", f"{v:.1f} KiB",
                         verdict(v <= 10, f"{(v - 10) / 10 * 100:.0f}% over")))
-        if self.prop and self.prop.get("enforce_n"):
-            p = self.prop
-            v = p["enforce_p99_ms"]
-            out.append(("policy propagation p99 ≤ 5 ms",
-                        f"{v:.2f} ms (p50 {p['enforce_p50_ms']:.2f} ms) to the first request enforcing it; "
-                        f"its answer back at the client: p99 {p.get('p99_ms', 0):.2f} ms",
-                        verdict(v <= 5 and not p.get("failed") and not p.get("stale"),
-                                f"{v - 5:.2f} ms over" if v > 5 else
-                                f"{p.get('stale', 0):.0f} stale answers, {p.get('failed', 0):.0f} failed rounds")))
-        elif self.prop and self.prop.get("n"):
-            v = self.prop["p99_ms"]
-            out.append(("policy propagation p99 ≤ 5 ms", f"{v:.2f} ms (p50 {self.prop['p50_ms']:.2f} ms)",
-                        verdict(v <= 5 and not self.prop.get("failed"),
-                                f"{v - 5:.2f} ms over as measured"
-                                + (f"; no stale answer, and the same request without a publish has p99 "
-                                   f"{self.prop.get('rtt_p99_ms', 0):.2f} ms: the figure is the loaded round trip"
-                                   if not self.prop.get("stale") else ""))))
-        return out
+        return [(f"[{pin}] {a}", b, c) for a, b, c in out]
 
     def resources(self):
         rows = []
-        for t in ("haproxy", "nginx", "mulligan"):
+        for t in ["haproxy", "nginx"] + MULLIGANS:
             r, i = self.rss.get(t, {}), self.idle.get(t)
             if not r and not i:
                 continue
-            loaded = max((self.stats(c, t) or {}).get("rss_kib") or 0 for c, _ in CASES)
+            loaded = max((self.stats(c, f"{t}@{p}") or {}).get("rss_kib") or 0 for c, _ in CASES for p in PINS)
             cpu = []
             for c, _ in CASES:
-                st = self.stats(c, t)
+                st = self.stats(c, f"{t}@{(self.pins() or ['pinned'])[0]}")
                 if st and st["cpu_us"] is not None:
                     cpu.append(f"{c} {st['cpu_us']:.1f}")
-            rows.append([TARGET_NAMES[t],
+            rows.append([tname(t),
                          fnum(r.get("idle_kib", 0) / 1024, 1) if "idle_kib" in r else "—",
                          fnum(loaded / 1024, 1) if loaded else "—",
                          fnum(r.get("hwm_kib", 0) / 1024, 1) if "hwm_kib" in r else "—",
@@ -314,7 +432,8 @@ class Report:
                          ", ".join(cpu) or "—"])
         return rows
 
-    RES_HEAD = ["process", "idle RSS MiB", "loaded RSS MiB", "peak (VmHWM) MiB", "KiB per idle keep-alive conn", "CPU µs per request, by case"]
+    RES_HEAD = ["process", "idle RSS MiB", "loaded RSS MiB", "peak (VmHWM) MiB", "KiB per idle keep-alive conn",
+                "CPU µs per request, by case (first pinning mode)"]
 
     # ------------------------------------------------------------ output
     def busy(self):
@@ -325,46 +444,56 @@ class Report:
 
     def text(self):
         lines = []
-        hdr = self.HEAD
+        summary = self.summary_rows()
+        if summary:
+            lines.append("Mulligan / HAProxy requests/s (round range), medians")
+            widths = [26, 9, 14, 18, 18, 26, 40]
+            lines.append("  ".join(h.replace("`", "").ljust(w) for h, w in zip(self.SUMMARY_HEAD, widths)).rstrip())
+            for r in summary:
+                lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+            lines.extend(self.summary_extra())
+            lines.append("")
         lines.append("figures: medians over rounds; (x HAProxy / x direct) after each figure")
-        cur = None
-        widths = [10, 22, 21, 21, 21, 8, 10, 7, 12]
+        widths = [25, 22, 21, 21, 21, 8, 10, 7, 12]
+
         def fmt(cells):
             return "  ".join(c.ljust(w) if i < 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-        for case, cells in self.main_rows():
-            if case != cur:
-                lines.append("")
-                lines.append(dict(CASES)[case])
-                lines.append(fmt(hdr))
-                cur = case
-            if cells[1].startswith(("n/a", "failed")):
-                lines.append(cells[0].ljust(widths[0]) + "  " + cells[1])
-            else:
-                lines.append(fmt(cells))
+        for pin in self.pins():
+            cur = None
+            for case, cells in self.main_rows(pin):
+                if case != cur:
+                    lines.append("")
+                    lines.append(f"{dict(CASES)[case]} — {pin}")
+                    lines.append(fmt(self.HEAD))
+                    cur = case
+                if cells[1].startswith(("n/a", "failed")):
+                    lines.append(cells[0].ljust(widths[0]) + "  " + cells[1])
+                else:
+                    lines.append(fmt(cells))
         res = self.resources()
         if res:
             lines.append("")
             lines.append("memory and CPU")
             for r in res:
-                lines.append(f"  {r[0]:<9} idle {r[1]} MiB, loaded {r[2]} MiB, peak {r[3]} MiB, "
+                lines.append(f"  {r[0]:<24} idle {r[1]} MiB, loaded {r[2]} MiB, peak {r[3]} MiB, "
                              f"per idle conn {r[4]} KiB; CPU µs/req: {r[5]}")
-        if self.prop:
-            p = self.prop
+        for pin, p in self.prop.items():
             lines.append("")
-            if p.get("enforce_n"):
-                lines.append(f"policy propagation, publish returned -> first request enforcing it (sidecar's load "
-                             f"time, n={p['enforce_n']:.0f}): p50 {p['enforce_p50_ms']:.3f} ms, p99 {p['enforce_p99_ms']:.3f} ms, "
-                             f"max {p['enforce_max_ms']:.3f} ms")
-            lines.append(f"policy propagation (n={p.get('n', 0):.0f}, under load): p50 {p.get('p50_ms', 0):.2f} ms, "
-                         f"p99 {p.get('p99_ms', 0):.2f} ms, max {p.get('max_ms', 0):.2f} ms; "
+            if p.get("inside_n"):
+                lines.append(f"policy propagation ({pin}), the sidecar's record (publish stamp -> first request "
+                             f"enforcing it, n={p['inside_n']:.0f}): p50 {p['inside_p50_ms']:.3f} ms, "
+                             f"p99 {p['inside_p99_ms']:.3f} ms, max {p['inside_max_ms']:.3f} ms; "
+                             f"publishes without a record: {p.get('inside_missing', 0):.0f}")
+            lines.append(f"policy propagation ({pin}), client's view (n={p.get('n', 0):.0f}, under load): p50 "
+                         f"{p.get('p50_ms', 0):.2f} ms, p99 {p.get('p99_ms', 0):.2f} ms, max {p.get('max_ms', 0):.2f} ms; "
                          f"stale answers after publish returned: {p.get('stale', 0):.0f}; failed: {p.get('failed', 0):.0f}; "
                          f"same request without a publish: p50 {p.get('rtt_p50_ms', 0):.2f} ms, p99 {p.get('rtt_p99_ms', 0):.2f} ms")
-        t = self.targets()
-        if t:
-            lines.append("")
-            lines.append("issue 7 targets")
-            for a, b, c in t:
-                lines.append(f"  {a:<72} {b:<34} {c}")
+        for title, t in (("issue 18 targets", self.issue18_targets()), ("issue 7 targets", self.targets())):
+            if t:
+                lines.append("")
+                lines.append(title)
+                for a, b, c in t:
+                    lines.append(f"  {a:<80} {b:<34} {c}")
         return "\n".join(lines)
 
     def markdown(self, png_name):
@@ -374,7 +503,7 @@ class Report:
         L.append("")
         L.append(f"Written by `{m.get('command', 'scripts/bench')}`; do not edit by hand. "
                  "Every figure is the median over rounds; after each figure, its ratio "
-                 "to HAProxy and to direct in the same case: `(× HAProxy / × direct)`.")
+                 "to HAProxy and to direct in the same case and pinning mode: `(× HAProxy / × direct)`.")
         L.append("")
         warn = []
         if m.get("quick") == "1":
@@ -385,19 +514,51 @@ class Report:
         for w in warn:
             L.append(f"> **Note:** {w}.")
             L.append("")
+        summary = self.summary_rows()
+        if summary:
+            L.append("## Mulligan against HAProxy, side by side")
+            L.append("")
+            L.append("One worker thread each, in one run, medians over rounds; Mulligan's requests/s over HAProxy's "
+                     "in the same case and mode (in brackets: the lowest and highest of the rounds, each round "
+                     "against HAProxy's in that round). *As shipped*: default flags, the JSON access log on stdout, "
+                     "a FIFO read by another process (as a container runtime reads it); *log off*: "
+                     "`--access-log off`; *epoll*: `--access-log off --io-uring off`, the path a pod runs under "
+                     "Kubernetes' `RuntimeDefault` seccomp profile. *Pinned*: the load generator on CPU "
+                     f"{m.get('cpu_load')}, the proxy on CPU {m.get('cpu_proxy')}, the upstream on CPU "
+                     f"{m.get('cpu_upstream')}; "
+                     "*unpinned*: the scheduler places every process.")
+            L.append("")
+            L.append("| " + " | ".join(self.SUMMARY_HEAD) + " |")
+            L.append("|" + "---|" * len(self.SUMMARY_HEAD))
+            for r in summary:
+                L.append("| " + " | ".join(r) + " |")
+            L.append("")
+            for line in self.summary_extra():
+                L.append(f"- {line}")
+            L.append("")
+        t18 = self.issue18_targets()
+        if t18:
+            L.append("## Issue 18 targets")
+            L.append("")
+            L.append("| target | measured | verdict |")
+            L.append("|---|---|---|")
+            for a, b, c in t18:
+                L.append(f"| {a} | {b} | {c} |")
+            L.append("")
         L.append("## Machine and settings")
         L.append("")
         L.append(f"- {m.get('cpus')} CPUs ({m.get('cpu_model')}), {m.get('memory')}, {m.get('kernel')}")
         L.append(f"- HAProxy {m.get('haproxy')}, nginx {m.get('nginx')}, wrk {m.get('wrk')}, h2load {m.get('h2load')}; "
                  f"Mulligan {m.get('mulligan')} ({m.get('build')} build)")
-        L.append(f"- {m.get('duration')} s per run, {m.get('rounds')} rounds, the order of the targets rotating each round; "
+        L.append(f"- {m.get('duration')} s per run, {m.get('rounds')} rounds per pinning mode "
+                 f"({m.get('pins', 'pinned')}), the order of the targets rotating each round; "
                  f"wrk -t1 -c{m.get('conns')}; h2load -t1 -c{m.get('h2_conns')} -m{m.get('streams')}")
-        L.append(f"- pinned CPUs: load generator {m.get('cpu_load')}, proxy {m.get('cpu_proxy')}, upstream {m.get('cpu_upstream')}; "
+        L.append(f"- pinned mode: load generator on CPU {m.get('cpu_load')}, proxy (and the access log's reader) on "
+                 f"{m.get('cpu_proxy')}, upstream on {m.get('cpu_upstream')}; unpinned: every process on every CPU; "
                  "every proxy with one worker thread; loopback")
         L.append("- floor: `mulligan-bench-floor` (bench/floor_relay.cc), a byte relay with one upstream connection per "
                  "client connection, no HTTP, no retries: one read and one write per message each way, the system calls "
-                 "an epoll proxy makes; keep-alive case only. What such a proxy costs above it is its own work; "
-                 "Mulligan, with io_uring, makes far fewer system calls than it")
+                 "an epoll proxy makes; keep-alive case only")
         n = m.get("retries", "5")  # runs before the setting was recorded used 5
         L.append(f"- equivalent retry/timeout settings: up to {n} immediate retries on connect failure, reset, 502, 503, 504; "
                  "1 s connect timeout; 15 s request timeout; keep-alive to the upstream "
@@ -405,31 +566,37 @@ class Report:
                  f"{int(n) + 1} times, Mulligan `num_retries = {n}` with `backoff_base = backoff_max = \"1us\"`)")
         L.append("- upstreams: `mulligan-test-upstream` (HTTP/1.1, `?status=503:10`), `mulligan-h2-upstream` "
                  "(`tests/upstreams/h2_upstream.cc`; HTTP/2 `ok\\n`, `?status=503:10`; gRPC: echoes the framed message with a "
-                 "`grpc-status: 0` trailer, `?grpc_status=14:10` answers 10% trailers-only UNAVAILABLE)")
+                 "`grpc-status: 0` trailer, `?grpc_status=14:10` answers 10% trailers-only UNAVAILABLE), and for the "
+                 "`h2-nghttpd` case nghttpd (nghttp2-server, one worker, no TLS) serving `ok\\n` from a file")
         L.append("")
         L.append("## Throughput and latency")
-        L.append("")
-        cur = None
-        for case, cells in self.main_rows():
-            if case != cur:
-                if cur is not None:
+        for pin in self.pins():
+            L.append("")
+            L.append(f"### {pin.capitalize()}")
+            cur = None
+            for case, cells in self.main_rows(pin):
+                if case != cur:
                     L.append("")
-                L.append(f"**{dict(CASES)[case]}**")
-                L.append("")
-                L.append("| " + " | ".join(self.HEAD) + " |")
-                L.append("|" + "---|" * len(self.HEAD))
-                cur = case
-            L.append("| " + " | ".join(cells) + " |")
+                    L.append(f"**{dict(CASES)[case]}**")
+                    L.append("")
+                    L.append("| " + " | ".join(self.HEAD) + " |")
+                    L.append("|" + "---|" * len(self.HEAD))
+                    cur = case
+                L.append("| " + " | ".join(cells) + " |")
         L.append("")
         L.append("CPU µs/req: the process's user + system time over the run divided by the requests it served "
-                 "(all threads; clock-tick resolution). RSS: VmRSS sampled in the middle of the run. "
+                 "(all threads; clock-tick resolution; for Mulligan as shipped, without the access log's reader). "
+                 "RSS: VmRSS sampled in the middle of the run. "
                  "Spread: (max − min) / median of requests/s over the rounds, a measure of the noise. "
                  "Success: responses below 400 over all responses and socket errors; for gRPC, calls with grpc-status 0 "
                  "over all calls, from a separate run of grpcio calls (bench/grpc_status.py) after the load. Latency is the load "
                  "generator's: request sent to response received (wrk excludes connect time, also in the "
                  "connection-per-request case).")
         L.append("")
-        L.append(f"![latency distribution]({png_name})")
+        if png_name:
+            L.append(f"![latency distribution]({png_name})")
+        else:
+            L.append("(No latency chart: gnuplot was not installed; `apt-get install gnuplot-nox` and run again.)")
         L.append("")
         res = self.resources()
         if res:
@@ -446,40 +613,30 @@ class Report:
                      "`worker_connections` (4096 here), which sets most of its idle RSS.")
             L.append("")
         if self.prop:
-            p = self.prop
             L.append("## Policy propagation")
             L.append("")
-            if p.get("enforce_n"):
-                L.append(f"{p['enforce_n']:.0f} publishes while wrk loads the sidecar. Time from `mulligan-agent "
-                         "publish` returning to the sidecar loading the new table for the first request after it "
-                         "(that request enforces it; `/stats` policy.loaded_unix_us minus the wall-clock time "
-                         "`publish` returned; a table loaded before the agent process exited counts as 0):")
-                L.append("")
-                L.append("| p50 ms | p99 ms | max ms | loaded before `publish` returned |")
-                L.append("|---|---|---|---|")
-                L.append(f"| {p['enforce_p50_ms']:.3f} | {p['enforce_p99_ms']:.3f} | {p['enforce_max_ms']:.3f} | "
-                         f"{p.get('enforce_early', 0):.0f} of {p['enforce_n']:.0f} |")
-                L.append("")
-                L.append("Seen from a client, end to end:")
-                L.append("")
-            L.append(f"{p.get('n', 0):.0f} publishes while wrk loads the sidecar, alternating a service's upstream "
-                     "between two test upstreams; time from `mulligan-agent publish` returning to the answer of the "
-                     "first request answered by the new upstream (this includes that request's own round trip):")
+            L.append("Publishes, alternating a service's upstream, while wrk loads Mulligan as shipped. *The sidecar's record*: from the agent's publish stamp "
+                     "(taken in the segment just before the new generation is announced) to the worker loading the "
+                     "table for the first request after it — that request enforces it (`/stats` "
+                     "`policy.propagation.last_us`, `/metrics` `mulligan_policy_propagation_seconds`). *The client's "
+                     "view*: from `mulligan-agent publish` returning (its process exit included) to the answer of the "
+                     "first request answered by the new upstream, that request's own round trip included.")
             L.append("")
-            L.append("| p50 ms | p99 ms | max ms | same request, no publish (p50 / p99 ms) | stale answers after publish returned | publish itself (p50 ms) |")
+            L.append("| pinning | sidecar's record p50 / p99 / max ms | publishes without a record | client's view p50 / p99 / max ms | same request, no publish (p50 / p99 ms) | stale answers after publish returned |")
             L.append("|---|---|---|---|---|---|")
-            L.append(f"| {p.get('p50_ms', 0):.2f} | {p.get('p99_ms', 0):.2f} | {p.get('max_ms', 0):.2f} | "
-                     f"{p.get('rtt_p50_ms', 0):.2f} / {p.get('rtt_p99_ms', 0):.2f} | {p.get('stale', 0):.0f} | "
-                     f"{p.get('publish_p50_ms', 0):.1f} |")
+            for pin in PINS:
+                p = self.prop.get(pin)
+                if not p:
+                    continue
+                inside = (f"{p['inside_p50_ms']:.3f} / {p['inside_p99_ms']:.3f} / {p['inside_max_ms']:.3f}"
+                          if p.get("inside_n") else "—")
+                L.append(f"| {pin} | {inside} | {p.get('inside_missing', 0):.0f} | "
+                         f"{p.get('p50_ms', 0):.2f} / {p.get('p99_ms', 0):.2f} / {p.get('max_ms', 0):.2f} | "
+                         f"{p.get('rtt_p50_ms', 0):.2f} / {p.get('rtt_p99_ms', 0):.2f} | {p.get('stale', 0):.0f} |")
             L.append("")
-            if not p.get("stale") and not p.get("failed"):
-                L.append("No request sent after `publish` returned was answered under the old policy: the sidecar "
-                         "enforced every new table from the very next request, so the figures above are the round trip "
-                         "of one request through the loaded sidecar (compare the column without a publish).")
-                L.append("")
         t = self.targets()
         if t:
-            L.append("## Issue 7 targets (Mulligan)")
+            L.append("## Issue 7 targets (Mulligan as shipped)")
             L.append("")
             L.append("| target | measured | verdict |")
             L.append("|---|---|---|")
@@ -489,25 +646,31 @@ class Report:
         return "\n".join(L)
 
     def chart(self, png):
-        panels = [(c, title) for c, title in CASES if any(self.dists.get((c, t)) for t in TARGETS)]
+        """Latency distributions, one panel per case, the first pinning mode."""
+        pins = self.pins()
+        if not pins:
+            return False
+        pin = pins[0]
+        panels = [(c, title) for c, title in CASES if any(self.dists.get((c, f"{t}@{pin}")) for t in TARGETS)]
         if not panels:
             return False
         cols = 2 if len(panels) > 1 else 1
         rows = math.ceil(len(panels) / cols)
         g = [f"set terminal pngcairo size {640 * cols},{380 * rows} font 'sans,9'",
              f"set output '{png}'",
-             f"set multiplot layout {rows},{cols} title 'Latency distribution (medians over rounds)'",
+             f"set multiplot layout {rows},{cols} title 'Latency distribution, {pin} (medians over rounds)'",
              "set logscale y", "set ylabel 'latency ms'", "set xlabel 'percentile'",
              "set xtics ('0' 0, '50' 0.301, '90' 1, '99' 2, '99.9' 3, '99.99' 4)",
              "set xrange [0:4.1]", "set grid", "set key bottom right"]
-        colors = {"direct": "#777777", "floor": "#bbbbbb", "haproxy": "#1f77b4", "nginx": "#2ca02c", "mulligan": "#d62728"}
+        colors = {"direct": "#777777", "floor": "#bbbbbb", "haproxy": "#1f77b4", "nginx": "#2ca02c",
+                  "mulligan": "#d62728", "mulligan-all": "#8c564b", "mulligan-nolog": "#ff7f0e", "mulligan-epoll": "#9467bd"}
         for c, title in panels:
             plots = []
             for t in TARGETS:
-                d = [(p, ms) for p, ms in self.dist(c, t) if p < 100 and ms > 0]
+                d = [(p, ms) for p, ms in self.dist(c, f"{t}@{pin}") if p < 100 and ms > 0]
                 if not d:
                     continue
-                name = f"$d_{c.replace('-', '_')}_{t}"
+                name = f"$d_{c.replace('-', '_')}_{t.replace('-', '_')}"
                 g.append(f"{name} << EOD")
                 g.extend(f"{-math.log10(1 - p / 100):.5f} {ms:.4f}" for p, ms in d)
                 g.append("EOD")
@@ -532,9 +695,9 @@ def main():
     r = Report(parse(a.raw))
     print(r.text())
     import os
-    png_name = os.path.basename(a.png) if a.png else "latency.png"
-    if a.png:
-        r.chart(a.png)
+    png_name = ""
+    if a.png and r.chart(a.png):
+        png_name = os.path.basename(a.png)
     with open(a.out, "w") as f:
         f.write(r.markdown(png_name) + "\n")
     print(f"\nwritten: {a.out}" + (f", {a.png}" if a.png else ""))

@@ -13,7 +13,11 @@
 //
 // Everything is POD, little-endian, with indices and offsets instead of
 // pointers. Readers treat every byte as untrusted (table_reader.h validates).
-// Changing anything here means bumping kAbiVersion.
+// Changing anything here means bumping kAbiVersion — except appending a field
+// to SegmentHeader inside its page, where 0 means "not recorded": the agent
+// zeroes the whole page when it initializes a segment, so an older writer's
+// segment reads as "not recorded" and an older reader never looks there
+// (PublishStamp was added that way, within ABI 2).
 #pragma once
 
 #include <atomic>
@@ -74,6 +78,18 @@ struct RefusalSlot {
 static_assert(std::is_trivially_copyable_v<RefusalRecord>);
 static_assert(sizeof(RefusalRecord) == 1328);
 
+// When the agent published a generation: taken just before the release store
+// of `generation`, so that a sidecar can say how long the first request that
+// enforced the table waited for it (mulligan_policy_propagation_seconds).
+// Its own seqlock, with `generation` as the counter: 0 while the agent
+// rewrites `unix_ns`, then the generation the time belongs to. A reader that
+// sees a different generation (an older agent that does not stamp, or a
+// publish racing the read) gets "not recorded", never another table's time.
+struct PublishStamp {
+  std::atomic<uint64_t> generation;  // the generation unix_ns belongs to; 0 = none or being rewritten
+  std::atomic<int64_t> unix_ns;      // CLOCK_REALTIME, ns since the epoch
+};
+
 struct SegmentHeader {
   uint64_t magic;                  // kSegmentMagic
   uint32_t abi_version;            // kAbiVersion
@@ -85,6 +101,7 @@ struct SegmentHeader {
   uint32_t writer_pid;             // informational
   SlotDescriptor slots[2];
   RefusalSlot refusal;             // since ABI 2
+  PublishStamp published;          // appended within ABI 2 (zero in older agents' segments)
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
@@ -94,6 +111,8 @@ static_assert(std::is_standard_layout_v<SegmentHeader>);
 static_assert(sizeof(SegmentHeader) <= kSegmentHeaderSize);
 static_assert(offsetof(SegmentHeader, generation) % 8 == 0);
 static_assert(offsetof(SegmentHeader, refusal) % 8 == 0);
+static_assert(offsetof(SegmentHeader, published) % 8 == 0);
+static_assert(std::atomic<int64_t>::is_always_lock_free);
 
 // ------------------------------------------------------------ table image --
 

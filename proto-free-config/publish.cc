@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstring>
 
 namespace mulligan::pfc {
@@ -138,6 +139,17 @@ bool Publisher::publishImage(const std::vector<uint8_t>& image, uint64_t generat
   slot_desc.size.store(image.size(), std::memory_order_relaxed);
   slot_desc.seq.store(seq + 2, std::memory_order_release);
 
+  // The publish time, under its own seqlock (layout.h, PublishStamp): stamped
+  // before the generation becomes visible, so a reader that loaded this
+  // generation finds its time (or, racing the next publish, "not recorded").
+  PublishStamp& stamp = h->published;
+  stamp.generation.store(0, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_release);
+  stamp.unix_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count(),
+                      std::memory_order_relaxed);
+  stamp.generation.store(generation, std::memory_order_release);
+
   h->active_slot.store(slot, std::memory_order_release);
   h->generation.store(generation, std::memory_order_release);
   last_generation_ = generation;
@@ -183,6 +195,15 @@ std::unique_ptr<Subscriber> Subscriber::open(const std::string& shm_name, std::s
 
 uint64_t Subscriber::generation() const {
   return headerOf(*segment_)->generation.load(std::memory_order_acquire);
+}
+
+int64_t Subscriber::publishedUnixNs(uint64_t generation) const {
+  const PublishStamp& stamp = headerOf(*segment_)->published;
+  uint64_t before = stamp.generation.load(std::memory_order_acquire);
+  int64_t unix_ns = stamp.unix_ns.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  uint64_t after = stamp.generation.load(std::memory_order_relaxed);
+  return generation != 0 && before == generation && after == generation ? unix_ns : 0;
 }
 
 Subscriber::Status Subscriber::checkHeader(std::string* why) {

@@ -5,7 +5,9 @@
 //   2. slot.seq := odd (relaxed store), release fence;
 //   3. copy the image into the slot, record its size;
 //   4. slot.seq := even (release store);
-//   5. active_slot := slot, then generation := g (release stores).
+//   5. the publish time stamp (published.generation := 0, unix_ns := now,
+//      published.generation := g), then active_slot := slot, then
+//      generation := g (release stores).
 // Reader (sidecars, dump):
 //   - "has it changed?" is one acquire load of `generation` (generation());
 //   - read(): acquire-load active slot and its seq; copy the slot out; acquire
@@ -97,6 +99,11 @@ class Subscriber {
   // The published generation: one acquire load, no syscall. 0 = none; also 0
   // when the header itself is not a segment we understand.
   uint64_t generation() const;
+
+  // When the agent published `generation` (CLOCK_REALTIME, ns since the
+  // epoch), or 0 when the segment does not say: an agent that predates the
+  // stamp, or a newer publish rewriting it right now. Three loads, no syscall.
+  int64_t publishedUnixNs(uint64_t generation) const;
 
   // Copies out, verifies and indexes the active table.
   Status read(std::shared_ptr<const Table>* table, std::string* why);

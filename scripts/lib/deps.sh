@@ -53,6 +53,16 @@ mulligan_install_npm_tools() {
   npm install --prefix "$MULLIGAN_NPM_PREFIX" --no-audit --no-fund --silent "${MULLIGAN_NPM_TOOLS[@]}" >&2
 }
 
+# What scripts/bench needs on top (scripts/bench-ab uses wrk and HAProxy):
+# the load generators, the proxies it compares, nghttpd (nghttp2-server) as a
+# second HTTP/2 upstream, and gnuplot for its latency chart (optional: without
+# it the chart is skipped, the tables are written). Its profile case adds
+# linux-perf, strace and valgrind.
+MULLIGAN_BENCH_DEPS=(
+  wrk nghttp2-client nghttp2-server haproxy nginx-light gnuplot-nox
+  python3 python3-grpcio procps util-linux iproute2
+)
+
 # Optional, only for scripts/image: an image engine, and debootstrap to make
 # the debian:12 base where no registry can be reached. Not needed to build or
 # test the project itself.

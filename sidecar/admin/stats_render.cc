@@ -200,6 +200,22 @@ std::string statsJson(const StatsSnapshot& s) {
          "}";
   }
   b += ",\"agent_refused\":" + agentRefusalJson(s.agent);  // the agent's last refused file
+  {
+    // Publish (the agent's stamp) -> a worker loading it for a request
+    // (policy::Propagation); buckets are per bucket, "le_us": null = above all.
+    const policy::Propagation& p = s.policy.propagation;
+    b += ",\"propagation\":{\"count\":" + std::to_string(p.count) + ",\"sum_us\":" + std::to_string(p.sum_us) +
+         ",\"last_us\":" + (p.last_us < 0 ? std::string("null") : std::to_string(p.last_us)) +
+         ",\"last_generation\":" + std::to_string(p.last_generation) +
+         ",\"last_published_unix_us\":" + std::to_string(p.last_published_unix_us) + ",\"buckets\":[";
+    for (size_t k = 0; k < policy::Propagation::kBuckets; ++k) {
+      b += std::string(k ? "," : "") + "{\"le_us\":" +
+           (k < std::size(policy::Propagation::kBoundsUs) ? std::to_string(policy::Propagation::kBoundsUs[k])
+                                                          : std::string("null")) +
+           ",\"count\":" + std::to_string(p.buckets[k]) + "}";
+    }
+    b += "]}";
+  }
   b += "},";
 
   b += "\"routes\":[";
@@ -392,6 +408,26 @@ std::string metricsText(const StatsSnapshot& s) {
          s.policy.loaded_generation);
   global("mulligan_policy_reloads_total", "counter", "Policy tables loaded, summed over workers.", s.policy.reloads);
   global("mulligan_policy_refused_total", "counter", "Policy tables refused as untrustworthy.", s.policy.refused);
+  {
+    const policy::Propagation& p = s.policy.propagation;
+    m.family("mulligan_policy_propagation_seconds", "histogram",
+             "From the agent publishing a generation to a worker loading it for the first request after the "
+             "publish; one observation per worker and generation a request was waiting for (not one the idle "
+             "tick loaded first).");
+    uint64_t cumulative = 0;
+    for (size_t k = 0; k < policy::Propagation::kBuckets; ++k) {
+      cumulative += p.buckets[k];
+      std::string le = k < std::size(policy::Propagation::kBoundsUs)
+                           ? seconds(static_cast<double>(policy::Propagation::kBoundsUs[k]) / 1e6)
+                           : std::string("+Inf");
+      m.sample("mulligan_policy_propagation_seconds_bucket", "le=\"" + le + "\"", cumulative);
+    }
+    m.sample("mulligan_policy_propagation_seconds_sum", "", seconds(static_cast<double>(p.sum_us) / 1e6));
+    m.sample("mulligan_policy_propagation_seconds_count", "", p.count);
+    m.family("mulligan_policy_propagation_last_seconds", "gauge",
+             "The newest observation of mulligan_policy_propagation_seconds (0 before the first).");
+    m.sample("mulligan_policy_propagation_last_seconds", "", seconds(p.last_us < 0 ? 0 : static_cast<double>(p.last_us) / 1e6));
+  }
   // The agent's refusals of policy files (from the segment; see agent_refusal_render.h).
   global("mulligan_policy_agent_refused_total", "counter",
          "Policy files the agent refused (did not compile; nothing published).",

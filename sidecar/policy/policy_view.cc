@@ -1,5 +1,6 @@
 #include "sidecar/policy/policy_view.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "sidecar/core/logging.h"
@@ -16,9 +17,23 @@ int64_t unixUs() {
 
 }  // namespace
 
-void PolicyStatus::recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us) {
+void PolicyStatus::recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us,
+                                int64_t published_unix_us) {
   reloads_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard<std::mutex> lock(mu_);
+  if (published_unix_us > 0) {
+    // The two clocks are the same CLOCK_REALTIME (one kernel); a step of it
+    // between the two readings could make this negative: count it as 0.
+    int64_t us = std::max<int64_t>(0, unix_us - published_unix_us);
+    size_t k = 0;
+    while (k < std::size(Propagation::kBoundsUs) && us > Propagation::kBoundsUs[k]) ++k;
+    ++propagation_.buckets[k];
+    ++propagation_.count;
+    propagation_.sum_us += us;
+    propagation_.last_us = us;
+    propagation_.last_generation = t->generation();
+    propagation_.last_published_unix_us = published_unix_us;
+  }
   // Several workers load the same generation; report the newest (and the
   // time the first worker loaded it).
   uint64_t current = loaded_generation_.load(std::memory_order_relaxed);
@@ -53,10 +68,14 @@ PolicyStatus::Snapshot PolicyStatus::snapshot() const {
   s.refused_generation = refused_generation_;
   s.refused_unix_ms = refused_unix_ms_;
   s.refused_why = refused_why_;
+  s.propagation = propagation_;
   return s;
 }
 
-const std::shared_ptr<const pfc::Table>& PolicyView::current(int64_t now_us) {
+PolicyView::PolicyView(std::string shm_name, PolicyStatus* status)
+    : shm_name_(std::move(shm_name)), status_(status), created_unix_us_(unixUs()) {}
+
+const std::shared_ptr<const pfc::Table>& PolicyView::check(int64_t now_us, bool for_request) {
   if (!subscriber_) {
     if (now_us < next_open_attempt_us_) return table_;
     next_open_attempt_us_ = now_us + kReopenIntervalUs;
@@ -66,26 +85,34 @@ const std::shared_ptr<const pfc::Table>& PolicyView::current(int64_t now_us) {
       if (!warned_missing_) {
         LOG_WARN("no policy yet (%s); enforcing built-in defaults until one is published", error.c_str());
         warned_missing_ = true;
+        // The first miss is normally at start (the workers' constructors),
+        // before the agent, started with us in the pod, has published: the
+        // next tick or request tries again at once; later misses wait 1 s.
+        next_open_attempt_us_ = 0;
       }
       return table_;
     }
   }
   uint64_t g = subscriber_->generation();  // the per-request cost: one acquire load
-  if (g != seen_generation_ && g != 0) reload(g);
+  if (g != seen_generation_ && g != 0) reload(g, for_request);
   return table_;
 }
 
-void PolicyView::reload(uint64_t generation) {
+void PolicyView::reload(uint64_t generation, bool for_request) {
   std::shared_ptr<const pfc::Table> fresh;
   std::string why;
   auto status = subscriber_->read(&fresh, &why);
   switch (status) {
-    case pfc::Subscriber::Status::kOk:
+    case pfc::Subscriber::Status::kOk: {
       seen_generation_ = generation;
       table_ = std::move(fresh);
-      status_->recordLoaded(table_, unixUs());
+      // The publish time of the table we got (it may be newer than
+      // `generation`, if the agent published again meanwhile).
+      int64_t published_us = for_request ? subscriber_->publishedUnixNs(table_->generation()) / 1000 : 0;
+      status_->recordLoaded(table_, unixUs(), published_us >= created_unix_us_ ? published_us : 0);
       LOG_DEBUG("loaded policy generation %llu", static_cast<unsigned long long>(table_->generation()));
       break;
+    }
     case pfc::Subscriber::Status::kTorn:
       break;  // the writer is busy; the next request tries again
     case pfc::Subscriber::Status::kNothingYet:

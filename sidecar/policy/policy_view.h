@@ -13,7 +13,9 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,10 +25,34 @@
 
 namespace mulligan::policy {
 
+// Policy propagation: from the agent publishing a generation (its stamp in
+// the segment, pfc::PublishStamp) to a worker loading it for the first
+// request that arrived after the publish — that request enforces it, and
+// every request before it in that window got the old table. One observation
+// per worker and generation; published by /stats and /metrics. No
+// observation when no request was waiting: a table the idle tick loaded
+// first (no request came within its 250 ms), one published before the worker
+// started (start-up, not propagation), or one whose publish time the segment
+// does not record (an agent older than the stamp).
+struct Propagation {
+  // Upper bounds in µs; one more bucket counts everything above the last.
+  static constexpr int64_t kBoundsUs[] = {50, 100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000,
+                                          50'000, 100'000, 250'000, 500'000, 1'000'000};
+  static constexpr size_t kBuckets = std::size(kBoundsUs) + 1;
+  uint64_t buckets[kBuckets] = {};  // per bucket, not cumulative
+  uint64_t count = 0;
+  int64_t sum_us = 0;
+  int64_t last_us = -1;             // the newest observation; -1 = none yet
+  uint64_t last_generation = 0;
+  int64_t last_published_unix_us = 0;
+};
+
 class PolicyStatus {
  public:
   // Called by views (any worker) when they load or refuse a generation.
-  void recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us);
+  // published_unix_us: when the agent published it, if this load is a
+  // propagation observation (see Propagation); 0 otherwise.
+  void recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us, int64_t published_unix_us = 0);
   void recordRefused(uint64_t generation, const std::string& why, int64_t unix_ms);
 
   struct Snapshot {
@@ -41,6 +67,7 @@ class PolicyStatus {
     uint64_t refused_generation = 0;
     int64_t refused_unix_ms = 0;
     std::string refused_why;         // "" if nothing was ever refused
+    Propagation propagation;
   };
   Snapshot snapshot() const;
   bool loaded() const { return loaded_generation_.load(std::memory_order_acquire) != 0; }
@@ -58,20 +85,27 @@ class PolicyStatus {
   uint64_t refused_generation_ = 0;
   int64_t refused_unix_ms_ = 0;
   std::string refused_why_;
+  Propagation propagation_;
   std::shared_ptr<const pfc::Table> table_;
 };
 
 class PolicyView {
  public:
-  PolicyView(std::string shm_name, PolicyStatus* status) : shm_name_(std::move(shm_name)), status_(status) {}
+  PolicyView(std::string shm_name, PolicyStatus* status);
 
   // The table to enforce for a request starting now (monotonic µs), or null
   // when none has been loaded. Holding the returned shared_ptr keeps that
   // snapshot alive for the request, whatever gets published meanwhile.
-  const std::shared_ptr<const pfc::Table>& current(int64_t now_us);
+  const std::shared_ptr<const pfc::Table>& current(int64_t now_us) { return check(now_us, /*for_request=*/true); }
+
+  // The same check for the idle tick and start-up: a newer table is loaded
+  // (so /ready and the admin endpoint stay current), but no request waited
+  // for it, so it is no propagation observation.
+  void refresh(int64_t now_us) { check(now_us, /*for_request=*/false); }
 
  private:
-  void reload(uint64_t generation);
+  const std::shared_ptr<const pfc::Table>& check(int64_t now_us, bool for_request);
+  void reload(uint64_t generation, bool for_request);
 
   std::string shm_name_;
   PolicyStatus* status_;
@@ -79,6 +113,7 @@ class PolicyView {
   std::shared_ptr<const pfc::Table> table_;
   uint64_t seen_generation_ = 0;     // last generation loaded or refused
   int64_t next_open_attempt_us_ = 0; // retry opening a missing segment at most 1/s
+  int64_t created_unix_us_;          // tables published before this are start-up loads
   bool warned_missing_ = false;
 };
 

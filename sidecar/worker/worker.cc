@@ -68,6 +68,10 @@ Worker::Worker(int index, SharedState* shared)
   policy_tick_.reset(event_new(base_, -1, EV_PERSIST, &Worker::onPolicyTick, this));
   timeval tv{0, 250'000};
   event_add(policy_tick_.get(), &tv);
+  // A table published before we started is loaded now, before main() opens
+  // the admin endpoint: /ready is 200 from its first answer, not after the
+  // first tick (the worker's thread has not started; the view is ours).
+  policy_.refresh(event::monotonicNowUs());
 
   // What the layers below see of this worker (their contexts).
   const Config& cfg = shared->config;
@@ -96,7 +100,7 @@ Worker::Worker(int index, SharedState* shared)
 
 void Worker::onPolicyTick(evutil_socket_t, short, void* arg) {
   auto* w = static_cast<Worker*>(arg);
-  w->policy_.current(event::monotonicNowUs());
+  w->policy_.refresh(event::monotonicNowUs());
 }
 
 Worker::~Worker() {

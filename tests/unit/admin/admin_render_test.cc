@@ -134,6 +134,43 @@ TEST(StatsRenderTest, MetricsAreLabelledByServiceAndRouteWithCumulativeBuckets) 
   EXPECT_NE(j.find("\"service\":\"we\\\"b\",\"route\":1,\"requests\":5"), std::string::npos) << j;
 }
 
+// Policy propagation (issue 18): PolicyStatus buckets each worker's
+// publish -> load time; /metrics shows a cumulative histogram and the newest
+// value, /stats the same per bucket. A load that is no observation (0: the
+// publish time was not recorded, or came before the worker started) counts
+// nowhere.
+TEST(StatsRenderTest, PolicyPropagationIsAHistogramAndItsNewestValue) {
+  policy::PolicyStatus status;
+  status.recordLoaded(tableOf(pfc::testing::makeModel(1, 1), 1), 5'000'000, 0);  // start-up load
+  EXPECT_EQ(status.snapshot().propagation.count, 0u);
+  EXPECT_EQ(status.snapshot().propagation.last_us, -1);
+  status.recordLoaded(tableOf(pfc::testing::makeModel(1, 1), 2), 10'000'040, 10'000'000);   // 40 µs
+  status.recordLoaded(tableOf(pfc::testing::makeModel(1, 1), 3), 20'000'700, 20'000'000);   // 700 µs
+  status.recordLoaded(tableOf(pfc::testing::makeModel(1, 1), 4), 30'000'000, 30'000'001);   // a clock step: 0
+  status.recordLoaded(tableOf(pfc::testing::makeModel(1, 1), 5), 42'000'000, 40'000'000);   // 2 s
+  StatsSnapshot s;
+  s.policy = status.snapshot();
+  EXPECT_EQ(s.policy.propagation.count, 4u);
+  EXPECT_EQ(s.policy.propagation.last_us, 2'000'000);
+  EXPECT_EQ(s.policy.propagation.last_generation, 5u);
+  std::string m = metricsText(s);
+  EXPECT_NE(m.find("# TYPE mulligan_policy_propagation_seconds histogram\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("mulligan_policy_propagation_seconds_bucket{le=\"5e-05\"} 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("mulligan_policy_propagation_seconds_bucket{le=\"0.0005\"} 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("mulligan_policy_propagation_seconds_bucket{le=\"0.001\"} 3\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("mulligan_policy_propagation_seconds_bucket{le=\"1\"} 3\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("mulligan_policy_propagation_seconds_bucket{le=\"+Inf\"} 4\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("mulligan_policy_propagation_seconds_sum 2.00074\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("mulligan_policy_propagation_seconds_count 4\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("mulligan_policy_propagation_last_seconds 2\n"), std::string::npos) << m;
+  std::string j = statsJson(s);
+  EXPECT_NE(j.find("\"propagation\":{\"count\":4,\"sum_us\":2000740,\"last_us\":2000000,\"last_generation\":5,"
+                   "\"last_published_unix_us\":40000000,\"buckets\":[{\"le_us\":50,\"count\":2},{\"le_us\":100,\"count\":0}"),
+            std::string::npos) << j;
+  EXPECT_NE(j.find("{\"le_us\":null,\"count\":1}]}"), std::string::npos) << j;
+  EXPECT_NE(statsJson(StatsSnapshot{}).find("\"last_us\":null"), std::string::npos);
+}
+
 TEST(PagesTest, ConfigEmbedsExactlyWhatTheAgentDumps) {
   StatsSnapshot s;
   s.table = tableOf(pfc::testing::makeModel(2, 1), 4);

@@ -212,6 +212,50 @@ TEST_P(PublishTest, PublishThenReadGivesTheTable) {
   EXPECT_EQ(t->services().size(), 3u);
 }
 
+// The publish time (PublishStamp): each generation's, taken while publishing,
+// and only that generation's — asking for another one says "not recorded".
+TEST_P(PublishTest, PublishTimeIsRecordedForTheGenerationPublished) {
+  auto unixNs = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  auto pub = publisher();
+  auto sub = subscriber();
+  EXPECT_EQ(sub->publishedUnixNs(1), 0);
+  std::string err;
+  int64_t before = unixNs();
+  ASSERT_EQ(pub->publish(makeModel(2, 1), &err), 1u) << err;
+  int64_t after = unixNs();
+  int64_t first = sub->publishedUnixNs(1);
+  EXPECT_GE(first, before);
+  EXPECT_LE(first, after);
+  EXPECT_EQ(sub->publishedUnixNs(0), 0);
+  EXPECT_EQ(sub->publishedUnixNs(2), 0);
+  ASSERT_EQ(pub->publish(makeModel(2, 1), &err), 2u) << err;
+  EXPECT_GE(sub->publishedUnixNs(2), first);
+  EXPECT_EQ(sub->publishedUnixNs(1), 0);  // overwritten: not another generation's time
+}
+
+// A segment written by an agent that predates the stamp (the field is zero,
+// as initialize() left it): the table reads as before, its time is "not
+// recorded". And a stamp caught mid-rewrite (generation 0) is never returned.
+TEST_P(PublishTest, SegmentWithoutPublishStampReadsAsNotRecorded) {
+  auto pub = publisher();
+  std::string err, why;
+  ASSERT_EQ(pub->publish(makeModel(2, 1), &err), 1u) << err;
+  auto seg = raw();
+  auto* h = reinterpret_cast<SegmentHeader*>(seg->data());
+  h->published.generation.store(0);
+  h->published.unix_ns.store(0);
+  auto sub = subscriber();
+  std::shared_ptr<const Table> t;
+  ASSERT_EQ(sub->read(&t, &why), Subscriber::Status::kOk) << why;
+  EXPECT_EQ(t->generation(), 1u);
+  EXPECT_EQ(sub->publishedUnixNs(1), 0);
+  h->published.unix_ns.store(123);  // the writer between its two stores
+  EXPECT_EQ(sub->publishedUnixNs(1), 0);
+}
+
 TEST_P(PublishTest, SegmentIsReadableByAllWritableByOwner) {
   auto pub = publisher();
   struct stat st {};
