@@ -137,7 +137,7 @@ void ProxyStream::pickDestination() {
                    "no destination for \"" + req_.authority +
                        "\": not an iptables-redirected connection, not a proxy request, and no policy service with "
                        "an upstream matches this host\n",
-                   {}, kGrpcUnavailable);
+                   kGrpcUnavailable);
     return;
   }
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -145,7 +145,7 @@ void ProxyStream::pickDestination() {
     resolving_.reset();
     if (!addr) {
       sidecar_error_ = "dns";
-      sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + error + "\n", {}, kGrpcUnavailable);
+      sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + error + "\n", kGrpcUnavailable);
       return;
     }
     destinationResolved(*addr);
@@ -163,7 +163,7 @@ void ProxyStream::destinationResolved(const net::Address& addr) {
   const net::Address& self = worker_->listenAddress();
   if (addr.port() == self.port() && (addr == self || addr.isLoopback())) {
     sidecar_error_ = "loop";
-    sendLocalReply(502, "Bad Gateway", "refusing to proxy to the sidecar's own listener (a redirect loop)\n", {},
+    sendLocalReply(502, "Bad Gateway", "refusing to proxy to the sidecar's own listener (a redirect loop)\n",
                    kGrpcUnavailable);
     return;
   }
@@ -185,7 +185,7 @@ void ProxyStream::startConnectTunnel() {
     bufferevent_free(connect_bev_);
     connect_bev_ = nullptr;
     sidecar_error_ = "connect-failure";
-    sendLocalReply(502, "Bad Gateway", "CONNECT to " + dest_.toString() + " failed\n", {}, kGrpcUnavailable);
+    sendLocalReply(502, "Bad Gateway", "CONNECT to " + dest_.toString() + " failed\n", kGrpcUnavailable);
   }
 }
 
@@ -196,7 +196,7 @@ void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) 
     self->connect_bev_ = nullptr;
     self->worker_->counters().upstream_connect_failures.add();
     self->sidecar_error_ = "connect-failure";
-    self->sendLocalReply(502, "Bad Gateway", "CONNECT to " + self->dest_.toString() + " failed\n", {},
+    self->sendLocalReply(502, "Bad Gateway", "CONNECT to " + self->dest_.toString() + " failed\n",
                          kGrpcUnavailable);
     return;
   }
@@ -227,8 +227,9 @@ std::unique_ptr<Attempt> ProxyStream::newAttempt() {
 void ProxyStream::startAttempt() {
   if (state_ == State::kDone) return;
   int64_t now = event::monotonicNowUs();
-  // DESIGN.md: no attempt with less than min_attempt_budget left.
-  if (!deadline_.none() && deadline_.remaining(now) < policy_->deadline.min_attempt_budget_us) {
+  // DESIGN.md: no attempt with less than min_attempt_budget left (the
+  // engine's rule; a wait it decided may have run into the deadline).
+  if (!retry::enoughTimeForAttempt(deadline_, *policy_, now)) {
     onDeadline();
     return;
   }
@@ -237,9 +238,8 @@ void ProxyStream::startAttempt() {
   attempt_ = newAttempt();
   // The deadline timer answers for the whole call ("request"); the attempt's
   // own timer is armed only when the per-try timeout ends sooner.
-  int64_t per_try = policy_->retry.per_try_timeout_us;
-  int64_t left = deadline_.remaining(now);
-  attempt_->setHeaderTimeoutUs(per_try > 0 && per_try < left ? per_try : -1);
+  retry::AttemptTimeout timeout = retry::attemptTimeout(deadline_, *policy_, now);
+  attempt_->setHeaderTimeoutUs(timeout.perTry() ? timeout.us : -1);
   attempt_->setIdleTimeoutUs(policy_->idle_timeout_us);
   // x-envoy-attempt-count, grpc-previous-rpc-attempts and the deadline
   // headers (grpc-timeout in its wire format), from the engine.
@@ -279,7 +279,7 @@ void ProxyStream::onRequestBody(const char* data, size_t len) {
       retry_refused_ = retry::refusalName(retry::Refusal::kBodyTooLarge);
       sidecar_error_ = "body-too-large";
       sendLocalReply(502, "Bad Gateway",
-                     "request body outgrew max_buffered_body while waiting to retry; not replayed\n", {},
+                     "request body outgrew max_buffered_body while waiting to retry; not replayed\n",
                      kGrpcUnavailable);
       return;
     }
@@ -348,26 +348,26 @@ void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& wh
     // Our own limit: answered at once, never retried (DESIGN.md: 503 for the
     // sidecar's own overload limits).
     sidecar_error_ = "overflow";
-    sendLocalReply(503, "Service Unavailable", "upstream overloaded: " + why + "\n", {}, kGrpcUnavailable,
+    sendLocalReply(503, "Service Unavailable", "upstream overloaded: " + why + "\n", kGrpcUnavailable,
                    "upstream-connections");
     return;
   }
   if (maybeRetry(o)) return;
   switch (kind) {
     case retry::OutcomeKind::kPerTryTimeout:
-      sendLocalReply(504, "Gateway Timeout", "upstream request timeout", "per-try", kGrpcDeadlineExceeded);
+      sendTimeoutReply(retry::TimeoutKind::kPerTry);
       break;
     case retry::OutcomeKind::kConnectFailure:
       sidecar_error_ = "connect-failure";
-      sendLocalReply(502, "Bad Gateway", "upstream connect error: " + why + "\n", {}, kGrpcUnavailable);
+      sendLocalReply(502, "Bad Gateway", "upstream connect error: " + why + "\n", kGrpcUnavailable);
       break;
     case retry::OutcomeKind::kRefusedStream:
       sidecar_error_ = "refused-stream";
-      sendLocalReply(502, "Bad Gateway", "upstream refused the stream: " + why + "\n", {}, kGrpcUnavailable);
+      sendLocalReply(502, "Bad Gateway", "upstream refused the stream: " + why + "\n", kGrpcUnavailable);
       break;
     default:
       sidecar_error_ = "reset";
-      sendLocalReply(502, "Bad Gateway", "upstream reset before response: " + why + "\n", {}, kGrpcUnavailable);
+      sendLocalReply(502, "Bad Gateway", "upstream reset before response: " + why + "\n", kGrpcUnavailable);
       break;
   }
 }
@@ -503,13 +503,13 @@ void ProxyStream::onDownstreamDrained() {
 
 void ProxyStream::onDeadline() {
   if (state_ == State::kDone) return;
-  route_stats_->timeout(stats::TimeoutKind::kRequest);
+  route_stats_->timeout(retry::TimeoutKind::kRequest);
   if (response_started_) {
     if (grpc_) {
       // After response headers: cancel the upstream stream (RST_STREAM
       // CANCEL) and end the call with DEADLINE_EXCEEDED in trailers.
       if (attempt_) attempt_->cancel();
-      timeout_kind_ = "request";
+      timeout_ = retry::TimeoutKind::kRequest;
       grpc_status_ = kGrpcDeadlineExceeded;
       HeaderList trailers;
       trailers.emplace_back("grpc-status", "4");
@@ -522,11 +522,19 @@ void ProxyStream::onDeadline() {
     onAttemptAborted("request timeout mid-response");
     return;
   }
-  sendLocalReply(504, "Gateway Timeout", "upstream request timeout", "request", kGrpcDeadlineExceeded);
+  sendTimeoutReply(retry::TimeoutKind::kRequest);
+}
+
+void ProxyStream::sendTimeoutReply(retry::TimeoutKind kind) {
+  timeout_ = kind;
+  // HTTP: Envoy's body for any upstream timeout (the contract's); the kind
+  // is in x-mulligan-timeout. gRPC: the kind's own message.
+  sendLocalReply(504, "Gateway Timeout", std::string(retry::timeoutMessage(retry::TimeoutKind::kRequest)),
+                 kGrpcDeadlineExceeded);
 }
 
 void ProxyStream::sendLocalReply(int status, std::string_view reason, std::string body,
-                                 std::string_view timeout_kind, int grpc_status, std::string_view overloaded) {
+                                 int grpc_status, std::string_view overloaded) {
   if (state_ == State::kDone) return;
   if (attempt_) {
     attempt_->cancel();
@@ -540,19 +548,16 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
   LocalReply r;
   r.status = status;
   r.reason = reason;
-  r.timeout_kind = timeout_kind;
+  r.timeout = timeout_;
   r.overloaded = overloaded;
   r.request_complete = request_complete_;
-  if (!timeout_kind.empty()) timeout_kind_ = timeout_kind;
   if (grpc_) {
     // gRPC: a trailers-only response, HTTP 200 (DESIGN.md "Deadlines").
     r.grpc = true;
     r.status = 200;
     r.grpc_status = grpc_status;
     while (!body.empty() && body.back() == '\n') body.pop_back();
-    r.grpc_message = timeout_kind.empty() ? body
-                     : timeout_kind == "per-try" ? std::string(retry::timeoutMessage(retry::TimeoutKind::kPerTry))
-                                                 : std::string(retry::timeoutMessage(retry::TimeoutKind::kRequest));
+    r.grpc_message = r.timeout ? std::string(retry::timeoutMessage(*r.timeout)) : body;
     grpc_status_ = grpc_status;
   } else {
     r.body = std::move(body);
@@ -610,7 +615,7 @@ void ProxyStream::logAccess() {
   r.attempts = retry_ ? retry_->attempts() : 0;
   r.retry_reasons = retry_reasons_;
   r.retry_refused = retry_refused_;
-  r.timeout = timeout_kind_;
+  r.timeout = timeout_ ? retry::timeoutKindName(*timeout_) : std::string_view();
   r.sidecar_error = sidecar_error_;
   r.deadline_ms = deadline_.none() ? -1 : deadline_.budgetUs() / 1000;
   if (dest_.len) r.upstream = dest_.toString();

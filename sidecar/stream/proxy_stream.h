@@ -108,8 +108,11 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // Considers a retry for `o`; true when one was scheduled.
   bool maybeRetry(const retry::Outcome& o);
   // A reply of our own: HTTP `status` or, for gRPC, `grpc_status`.
-  void sendLocalReply(int status, std::string_view reason, std::string body, std::string_view timeout_kind,
-                      int grpc_status, std::string_view overloaded = {});
+  // A timeout's reply goes through sendTimeoutReply, which sets timeout_.
+  void sendLocalReply(int status, std::string_view reason, std::string body, int grpc_status,
+                      std::string_view overloaded = {});
+  // The sidecar's 504 (gRPC: DEADLINE_EXCEEDED) for a timeout of `kind`.
+  void sendTimeoutReply(retry::TimeoutKind kind);
   // Commits to `head`: from now on it is the client's response.
   void commitHead(MessageHead& head, bool end_stream);
   void commitHeldHead();
@@ -167,7 +170,7 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // What happened, for the access log.
   std::string retry_reasons_;
   std::string_view retry_refused_;
-  std::string_view timeout_kind_;
+  std::optional<retry::TimeoutKind> timeout_;  // which timeout ended the call
   std::string_view sidecar_error_;
 };
 
