@@ -125,6 +125,7 @@ void Http1Session::flushNow() {
 }
 
 Worker& Http1Session::worker() { return conn_->worker(); }
+StreamContext& Http1Session::streamContext() { return worker().streamContext(); }
 
 namespace {
 

@@ -37,6 +37,7 @@ namespace mulligan::proxy {
 class Connection;
 class ProxyStream;
 class Worker;
+class Worker;
 
 class Http1Session : public event::Deletable,
                      public Downstream,
@@ -71,7 +72,8 @@ class Http1Session : public event::Deletable,
 
   // --- Downstream, for the current ProxyStream: HTTP/1 response framing
   // (content-length or re-chunked, connection: close, HEAD/204/304) lives here.
-  Worker& worker() override;
+  Worker& worker();
+  StreamContext& streamContext() override;
   Protocol protocol() const override { return Protocol::kHttp1; }
   const std::optional<net::Address>& originalDst() const override;
   void writeHead(const MessageHead& head, bool end_stream) override;

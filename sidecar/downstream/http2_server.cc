@@ -164,6 +164,7 @@ Http2ServerStream::~Http2ServerStream() {
 }
 
 Worker& Http2ServerStream::worker() { return session_->worker(); }
+StreamContext& Http2ServerStream::streamContext() { return worker().streamContext(); }
 
 const std::optional<net::Address>& Http2ServerStream::originalDst() const {
   return session_->connection().originalDst();

@@ -25,7 +25,7 @@
 
 namespace mulligan::proxy {
 
-class Worker;
+class StreamContext;
 
 // A response the sidecar makes itself (DESIGN.md "Deadlines": 502/503/504,
 // or for gRPC a trailers-only response with grpc-status).
@@ -51,7 +51,8 @@ struct LocalReply {
 class Downstream {
  public:
   virtual ~Downstream() = default;
-  virtual Worker& worker() = 0;
+  // What the call uses of the worker it runs on.
+  virtual StreamContext& streamContext() = 0;
   virtual Protocol protocol() const = 0;
   // Where iptables meant the connection to go, if it was redirected.
   virtual const std::optional<net::Address>& originalDst() const = 0;

@@ -10,6 +10,7 @@
 
 #include "sidecar/core/logging.h"
 #include "sidecar/downstream/connection.h"
+#include "sidecar/worker/worker_stream_context.h"
 
 namespace mulligan::proxy {
 namespace {
@@ -48,6 +49,7 @@ Worker::Worker(int index, SharedState* shared)
   event_add(drain_event_.get(), nullptr);
   drain_deadline_.reset(evtimer_new(base_, &Worker::onDrainDeadline, this));
   deleter_ = std::make_unique<event::DeferredDeleter>(base_);
+  stream_context_ = std::make_unique<WorkerStreamContext>(this);
   timer_queues_ = std::make_unique<event::TimerQueues>(base_);
   // HTTP/1 sockets receive through io_uring where the kernel allows it.
   if (shared->config.io_uring) {
@@ -68,6 +70,8 @@ Worker::Worker(int index, SharedState* shared)
   timeval tv{0, 250'000};
   event_add(policy_tick_.get(), &tv);
 }
+
+StreamContext& Worker::streamContext() { return *stream_context_; }
 
 int64_t Worker::downstreamIdleTimeoutUs() {
   const auto& table = policy_.current(event::monotonicNowUs());

@@ -31,6 +31,8 @@
 namespace mulligan::proxy {
 
 class Connection;
+class StreamContext;
+class WorkerStreamContext;
 
 class Worker {
  public:
@@ -83,6 +85,8 @@ class Worker {
   core::Random& random() { return random_; }
   // Hot sockets receive through it; null: with epoll (see net::IoRing).
   net::IoRing* ioRing() { return io_ring_.get(); }
+  // What the calls on this worker (ProxyStream) use of it.
+  StreamContext& streamContext();
 
  private:
   static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
@@ -119,6 +123,7 @@ class Worker {
   std::unique_ptr<net::IoRing> io_ring_;  // outlives every connection
   std::unique_ptr<event::TimerQueues> timer_queues_;  // outlives every call (freed after them)
   core::SplitMix64 random_;  // per worker: no shared state
+  std::unique_ptr<WorkerStreamContext> stream_context_;
 
   bool draining_ = false;
   std::thread thread_;
