@@ -166,6 +166,16 @@ TEST_F(ProxyStreamTest, BudgetRefusalHandsTheClientThe503) {
   EXPECT_EQ(attempts(), 1u);
 }
 
+TEST_F(ProxyStreamTest, EveryCallCountsTowardsTheBudgetThatAllowsItsRetry) {
+  policy_.budget.retry_ratio = 1.0;  // one retry per call in the window, no floor
+  policy_.budget.min_retries_per_second = 0;
+  start();
+  attempt(0).respond(503);
+  EXPECT_EQ(refusals(retry::Refusal::kBudget), 0u);
+  ctx_.advance(25 * kMs);
+  EXPECT_EQ(attempts(), 2u);
+}
+
 // ----------------------------------------------------- the deadline headers --
 
 TEST_F(ProxyStreamTest, TimeoutBudgetHeaderRoundsUp) {
