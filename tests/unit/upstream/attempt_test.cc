@@ -93,7 +93,9 @@ TEST_F(AttemptLifecycleTest, HeaderTimerIsAPerTryTimeout) {
 }
 
 TEST_F(AttemptLifecycleTest, ReadTimerAbortsTheResponseMidway) {
-  AttemptSpec spec{Protocol::kHttp1, *net::Address::parseNumeric("10.0.0.1:80"), "GET", {0, /*read_us=*/1}};
+  const net::Address dest = *net::Address::parseNumeric("10.0.0.1:80");
+  const std::string method = "GET";  // AttemptSpec refers to both: they must outlive it
+  AttemptSpec spec{Protocol::kHttp1, dest, method, {0, /*read_us=*/1}};
   FakeAttempt a(base_, &owner_, spec);
   a.start();
   a.respond(200);
@@ -122,7 +124,9 @@ TEST_F(AttemptLifecycleTest, FailSoonReportsFromTheLoopNeverInline) {
 }
 
 TEST_F(AttemptLifecycleTest, OneOutcomeOnly) {
-  AttemptSpec spec{Protocol::kHttp2, *net::Address::parseNumeric("10.0.0.1:80"), "GET", {0, 0}};
+  const net::Address dest = *net::Address::parseNumeric("10.0.0.1:80");
+  const std::string method = "GET";
+  AttemptSpec spec{Protocol::kHttp2, dest, method, {0, 0}};
   FakeAttempt a(base_, &owner_, spec);
   a.start();
   a.failWith(retry::OutcomeKind::kReset);
