@@ -187,7 +187,9 @@ class Attempt : public event::Deletable {
 };
 
 // What a call's attempts are made with: where to, the method (HTTP/1 needs it
-// to frame the response), the protocol and the policy's timeouts.
+// to frame the response), the protocol and the policy's timeouts. It refers
+// to the caller's address and method (no copy): valid during newAttempt()
+// only; the attempt copies what it keeps.
 struct AttemptSpec {
   Protocol protocol;  // HTTP/1 downstream -> HTTP/1 upstream; HTTP/2 (and gRPC) -> HTTP/2
   const net::Address& dest;
