@@ -19,6 +19,26 @@
 namespace mulligan::admin {
 namespace {
 
+// The engine asked at one instant, held still: the deadline and the decision
+// see the same "now" (the real one, so an HTTP-date Retry-After is read
+// against today's date).
+class StillClock final : public core::Clock {
+ public:
+  StillClock() : now_us_(core::systemClock().nowUs()), unix_s_(core::systemClock().systemNowUnixSeconds()) {}
+  int64_t nowUs() const override { return now_us_; }
+  int64_t systemNowUnixSeconds() const override { return unix_s_; }
+
+ private:
+  int64_t now_us_;
+  int64_t unix_s_;
+};
+
+// Every draw at the top of its range: the backoff shown is the longest wait.
+class HighestDraw final : public core::Random {
+ public:
+  uint64_t nextU64() override { return UINT64_MAX; }
+};
+
 bool parseUnsigned(const char* s, uint64_t max, uint64_t* out) {
   if (!*s || std::strlen(s) > 19) return false;
   uint64_t v = 0;
@@ -207,7 +227,7 @@ std::string explainJson(const pfc::Table* table, const ExplainQuery& q, const Bu
   if (q.outcome) {
     retry::Outcome o = *q.outcome;
     if (q.retry_after) o.retry_after = retry::HeaderValue(*q.retry_after);
-    core::FakeClock clock;
+    StillClock clock;
     int64_t now = clock.nowUs();
     retry::Deadline deadline = retry::computeDeadline(now, policy, nullptr, nullptr);
     retry::RequestFacts facts;
@@ -250,7 +270,7 @@ std::string explainJson(const pfc::Table* table, const ExplainQuery& q, const Bu
     bool would = rs.wouldRetry(o);
     retry::RetryBudget scratch;
     scratch.recordRequest(now, policy.budget);
-    core::FakeRandom rnd{UINT64_MAX};
+    HighestDraw rnd;
     retry::Decision d = rs.decide(o, clock, scratch, rnd);
 
     b += ",\"retry\":{\"outcome\":" + pfc::jsonQuote(o.reason()) + ",\"attempt\":" + std::to_string(q.attempt) +

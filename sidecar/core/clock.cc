@@ -21,17 +21,4 @@ const Clock& systemClock() {
   return clock;
 }
 
-int64_t FakeClock::systemNowUnixSeconds() const {
-  // Floor division: a wall clock set before 1970 still counts whole seconds.
-  int64_t us = unix_us_.load(std::memory_order_relaxed);
-  int64_t s = us / 1'000'000;
-  return (us % 1'000'000 < 0) ? s - 1 : s;
-}
-
-void FakeClock::advance(int64_t us) {
-  if (us <= 0) return;
-  now_us_.fetch_add(us, std::memory_order_relaxed);
-  unix_us_.fetch_add(us, std::memory_order_relaxed);
-}
-
 }  // namespace mulligan::core

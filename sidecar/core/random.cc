@@ -36,18 +36,4 @@ Random& threadRandom() {
   return rng;
 }
 
-uint64_t FakeRandom::fraction(double f) {
-  if (!(f > 0)) return 0;  // also NaN
-  if (f >= 1) return UINT64_MAX;
-  return static_cast<uint64_t>(f * 0x1.0p64);
-}
-
-uint64_t FakeRandom::nextU64() {
-  ++draws_;
-  if (values_.empty()) return 0;
-  uint64_t v = values_[next_];
-  next_ = (next_ + 1) % values_.size();
-  return v;
-}
-
 }  // namespace mulligan::core

@@ -5,7 +5,7 @@
 namespace mulligan::proxy {
 
 int64_t DownstreamContext::downstreamIdleTimeoutUs() {
-  const auto& table = policy().current(event::monotonicNowUs());
+  const auto table = streamContext().policyTable(event::monotonicNowUs());
   return table ? table->defaults().idle_timeout_us : downstream_limits_.idle_timeout_us;
 }
 

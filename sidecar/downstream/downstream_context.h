@@ -1,8 +1,9 @@
 // DownstreamContext: what the app's side — Connection, Http1Session,
 // Http2ServerSession, Tunnel — needs from the worker that accepted the
-// connection, on top of what their ProxyStreams need (StreamContext): the
-// limits on request heads and idle connections, whether the worker drains,
-// and where a connection reports its end. The seam that keeps downstream/
+// connection, on top of what their sockets need (UpstreamContext: the loop,
+// the io ring, the counters): the ProxyStreams' StreamContext, the limits on
+// request heads and idle connections, whether the worker drains, and where a
+// connection reports its end. The seam that keeps downstream/
 // from knowing the Worker (worker/ is above it); Worker derives from it.
 //
 // Data are inline loads; the three calls into the worker are virtual — at
@@ -13,12 +14,13 @@
 #include <cstdint>
 
 #include "sidecar/stream/stream_context.h"
+#include "sidecar/upstream/upstream_context.h"
 
 namespace mulligan::proxy {
 
 class Connection;
 
-class DownstreamContext : public StreamContext {
+class DownstreamContext : public UpstreamContext {
  public:
   // From the command line (worker/shared_state.h Config).
   struct Limits {
@@ -35,6 +37,8 @@ class DownstreamContext : public StreamContext {
   // bytes): the policy's [defaults] idle_timeout, else Limits::idle_timeout_us.
   int64_t downstreamIdleTimeoutUs();
 
+  // What the calls (ProxyStream) on this worker use of it.
+  virtual StreamContext& streamContext() = 0;
   // The worker stops accepting and closes connections once idle.
   virtual bool draining() const = 0;
   // Connections report their end; the worker destroys them from the loop.

@@ -47,6 +47,7 @@ Http1Session::~Http1Session() {
 }
 
 DownstreamContext& Http1Session::worker() { return conn_->worker(); }
+StreamContext& Http1Session::streamContext() { return worker().streamContext(); }
 
 namespace {
 

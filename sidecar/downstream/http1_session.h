@@ -75,7 +75,8 @@ class Http1Session : public event::Deletable,
 
   // --- Downstream, for the current ProxyStream: HTTP/1 response framing
   // (content-length or re-chunked, connection: close, HEAD/204/304) lives here.
-  DownstreamContext& worker() override;
+  DownstreamContext& worker();
+  StreamContext& streamContext() override;
   Protocol protocol() const override { return Protocol::kHttp1; }
   const std::optional<net::Address>& originalDst() const override;
   void writeHead(const MessageHead& head, bool end_stream) override;

@@ -225,7 +225,7 @@ void Http1Session::localReply(const LocalReply& r) {
   } else {
     out += "content-type: text/plain\r\n";
   }
-  if (!r.timeout_kind.empty()) out += "x-mulligan-timeout: " + std::string(r.timeout_kind) + "\r\n";
+  if (!r.timeoutHeader().empty()) out += "x-mulligan-timeout: " + std::string(r.timeoutHeader()) + "\r\n";
   if (!r.overloaded.empty()) out += "x-mulligan-overloaded: " + std::string(r.overloaded) + "\r\n";
   out += "content-length: " + std::to_string(r.body.size()) + "\r\n";
   // An unfinished request body: answer, then close rather than read it all.

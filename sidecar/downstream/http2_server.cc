@@ -80,6 +80,7 @@ Http2ServerStream::~Http2ServerStream() {
 }
 
 DownstreamContext& Http2ServerStream::worker() { return session_->worker(); }
+StreamContext& Http2ServerStream::streamContext() { return worker().streamContext(); }
 
 const std::optional<net::Address>& Http2ServerStream::originalDst() const {
   return session_->connection().originalDst();
@@ -245,13 +246,13 @@ void Http2ServerStream::localReply(const LocalReply& r) {
     h.emplace_back("content-type", "application/grpc");
     h.emplace_back("grpc-status", std::to_string(r.grpc_status));
     if (!r.grpc_message.empty()) h.emplace_back("grpc-message", percentEncodeGrpcMessage(r.grpc_message));
-    if (!r.timeout_kind.empty()) h.emplace_back("x-mulligan-timeout", std::string(r.timeout_kind));
+    if (!r.timeoutHeader().empty()) h.emplace_back("x-mulligan-timeout", std::string(r.timeoutHeader()));
     if (!r.overloaded.empty()) h.emplace_back("x-mulligan-overloaded", std::string(r.overloaded));
     submitHead(200, h, true);
     return;
   }
   h.emplace_back("content-type", "text/plain");
-  if (!r.timeout_kind.empty()) h.emplace_back("x-mulligan-timeout", std::string(r.timeout_kind));
+  if (!r.timeoutHeader().empty()) h.emplace_back("x-mulligan-timeout", std::string(r.timeoutHeader()));
   if (!r.overloaded.empty()) h.emplace_back("x-mulligan-overloaded", std::string(r.overloaded));
   h.emplace_back("content-length", std::to_string(r.body.size()));
   bool empty = r.body.empty() || head_.method == "HEAD";

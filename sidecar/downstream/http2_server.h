@@ -53,6 +53,7 @@ namespace mulligan::proxy {
 
 class Connection;
 class ProxyStream;
+class Worker;
 class Http2ServerSession;
 
 class Http2ServerStream : public event::Deletable, public Downstream {
@@ -76,7 +77,8 @@ class Http2ServerStream : public event::Deletable, public Downstream {
   int32_t id() const { return id_; }
 
   // --- Downstream ---
-  DownstreamContext& worker() override;
+  DownstreamContext& worker();
+  StreamContext& streamContext() override;
   Protocol protocol() const override { return Protocol::kHttp2; }
   const std::optional<net::Address>& originalDst() const override;
   void writeHead(const MessageHead& head, bool end_stream) override;

@@ -52,7 +52,7 @@ AttemptHeaders attemptHeaders(const Deadline& d, const pfc::EffectivePolicy& p, 
     h.addNumber(kTimeoutBudgetHeader, ceilMs(left));
   }
   AttemptTimeout t = attemptTimeout(d, p, now_us);
-  if (t.kind != TimeoutKind::kNone) h.addNumber(kExpectedRqTimeoutHeader, ceilMs(t.us));
+  if (t.kind) h.addNumber(kExpectedRqTimeoutHeader, ceilMs(t.us));
   return h;
 }
 

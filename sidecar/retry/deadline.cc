@@ -71,30 +71,6 @@ int64_t ceilMs(int64_t us) {
   return us / 1000 + (us % 1000 != 0 ? 1 : 0);
 }
 
-std::string_view timeoutKindName(TimeoutKind k) {
-  switch (k) {
-    case TimeoutKind::kNone:
-      return "";
-    case TimeoutKind::kRequest:
-      return "request";
-    case TimeoutKind::kPerTry:
-      return "per-try";
-  }
-  return "";
-}
-
-std::string_view timeoutMessage(TimeoutKind k) {
-  switch (k) {
-    case TimeoutKind::kNone:
-      return "";
-    case TimeoutKind::kRequest:
-      return "upstream request timeout";
-    case TimeoutKind::kPerTry:
-      return "upstream per-try timeout";
-  }
-  return "";
-}
-
 AttemptTimeout attemptTimeout(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us) {
   int64_t per_try = p.retry.per_try_timeout_us;
   if (d.none()) {

@@ -20,6 +20,7 @@
 
 #include "proto-free-config/policy.h"
 #include "sidecar/retry/header_value.h"
+#include "sidecar/retry/timeout_kind.h"
 
 namespace mulligan::retry {
 
@@ -69,22 +70,14 @@ Deadline computeDeadline(int64_t start_us, const pfc::EffectivePolicy& p, Header
 // Milliseconds for the wire: rounded UP, and at least 1 (never 0).
 int64_t ceilMs(int64_t us);
 
-// Which timeout ends an attempt that waits too long for response headers.
-enum class TimeoutKind : uint8_t {
-  kNone,     // neither a deadline nor a per-try timeout: wait forever
-  kRequest,  // the call's deadline (request_timeout or an inbound deadline)
-  kPerTry,   // the policy's per_try_timeout, shorter than what is left
-};
-// "request" / "per-try" (the x-mulligan-timeout header value); "" for kNone.
-std::string_view timeoutKindName(TimeoutKind k);
-// The grpc-message of the DEADLINE_EXCEEDED trailers-only response, and the
-// body text of the HTTP 504: "upstream request timeout" /
-// "upstream per-try timeout". Plain ASCII: needs no percent-encoding.
-std::string_view timeoutMessage(TimeoutKind k);
-
 struct AttemptTimeout {
   int64_t us = kNoDeadline;  // how long the attempt may wait; >= 0
-  TimeoutKind kind = TimeoutKind::kNone;
+  // kPerTry or kRequest; none: neither a deadline nor a per-try timeout
+  // (wait forever).
+  std::optional<TimeoutKind> kind;
+  // The attempt's own header timer is armed only for a per-try timeout; the
+  // call's deadline timer answers for kRequest.
+  bool perTry() const { return kind == TimeoutKind::kPerTry; }
 };
 // The attempt's timeout, started at `now_us`: min(per_try_timeout, time
 // left). A per-try timeout at or above the time left IS the time left, and

@@ -4,22 +4,6 @@
 
 namespace mulligan::stats {
 
-std::string_view timeoutKindName(TimeoutKind k) {
-  switch (k) {
-    case TimeoutKind::kConnect:
-      return "connect";
-    case TimeoutKind::kPerTry:
-      return "per-try";
-    case TimeoutKind::kRequest:
-      return "request";
-    case TimeoutKind::kRead:
-      return "read";
-    case TimeoutKind::kCount:
-      break;
-  }
-  return "";
-}
-
 void ReasonCounters::add(std::string_view reason) {
   for (Slot& s : slots_) {
     // Only this (writer) thread stores keys, so a relaxed load sees its own.

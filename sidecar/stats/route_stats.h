@@ -39,19 +39,14 @@
 #include "sidecar/stats/counter.h"
 #include "sidecar/retry/outcome.h"
 #include "sidecar/retry/retry_state.h"
+#include "sidecar/retry/timeout_kind.h"
 
 namespace mulligan::stats {
 
-// Which timeout fired (DESIGN.md "Deadlines"; policy fields of that name).
-enum class TimeoutKind : uint8_t {
-  kConnect,  // connect_timeout: TCP connect to the upstream took too long
-  kPerTry,   // per_try_timeout: one attempt had no response headers in time
-  kRequest,  // request_timeout (or the caller's deadline): the whole call
-  kRead,     // read_timeout: the upstream went silent mid-response
-  kCount,
-};
-// "connect", "per-try", "request", "read". Static storage.
-std::string_view timeoutKindName(TimeoutKind k);
+// Which timeout fired: the engine's one list (retry/timeout_kind.h); the
+// per-kind counters are indexed by it.
+using retry::TimeoutKind;
+using retry::timeoutKindName;
 
 // Number of retry::Refusal values (kNone .. kBudget).
 constexpr size_t kRefusalCount = static_cast<size_t>(retry::Refusal::kBudget) + 1;
@@ -140,7 +135,7 @@ struct RouteCounters {
   Counter upstream_connect_failures;  // connects refused, unreachable or timed out
   ReasonCounters retries;
   Counter refusals[kRefusalCount];  // index = retry::Refusal
-  Counter timeouts[static_cast<size_t>(TimeoutKind::kCount)];
+  Counter timeouts[retry::kTimeoutKindCount];
   Counter latency_buckets[kLatencyBuckets];  // NOT cumulative; last = above every bound
   Counter latency_sum_us;
 
@@ -192,7 +187,7 @@ struct RouteTotals : CallTotals {
   int route = -1;
   std::vector<std::pair<std::string_view, uint64_t>> retries;  // by reason, sorted by reason
   uint64_t refusals[kRefusalCount] = {};
-  uint64_t timeouts[static_cast<size_t>(TimeoutKind::kCount)] = {};
+  uint64_t timeouts[retry::kTimeoutKindCount] = {};
   uint64_t latency_buckets[kLatencyBuckets] = {};  // NOT cumulative
   uint64_t latency_sum_us = 0;
 

@@ -20,6 +20,7 @@
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
 #include "sidecar/codec/message.h"
+#include "sidecar/retry/timeout_kind.h"
 #include "sidecar/upstream/attempt.h"
 
 namespace mulligan::proxy {
@@ -32,12 +33,15 @@ struct LocalReply {
   int status = 502;
   std::string_view reason = "Bad Gateway";
   std::string body;                  // HTTP: the text body
-  std::string_view timeout_kind;     // x-mulligan-timeout: "request" / "per-try" / ""
+  std::optional<retry::TimeoutKind> timeout;  // a timeout answered: which (x-mulligan-timeout)
   std::string_view overloaded;       // x-mulligan-overloaded: which limit ("upstream-connections") / ""
   bool grpc = false;                 // answer in gRPC form
   int grpc_status = 14;              // gRPC form: grpc-status
   std::string grpc_message;          // gRPC form: grpc-message (percent-encoded by the writer)
   bool request_complete = true;      // false: the request body was not all read (HTTP/1 closes)
+
+  // The x-mulligan-timeout value: the kind's name; "" when no timeout answered.
+  std::string_view timeoutHeader() const { return timeout ? retry::timeoutKindName(*timeout) : std::string_view(); }
 };
 
 // The app side of one call. Called only by the ProxyStream it carries, on the
@@ -47,7 +51,8 @@ struct LocalReply {
 class Downstream {
  public:
   virtual ~Downstream() = default;
-  virtual StreamContext& worker() = 0;
+  // What the call uses of the worker it runs on.
+  virtual StreamContext& streamContext() = 0;
   virtual Protocol protocol() const = 0;
   // Where iptables meant the connection to go, if it was redirected.
   virtual const std::optional<net::Address>& originalDst() const = 0;

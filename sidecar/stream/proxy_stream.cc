@@ -1,42 +1,27 @@
 #include "sidecar/stream/proxy_stream.h"
 
-#include <chrono>
 #include <cstring>
 
-#include "sidecar/core/clock.h"
-#include "sidecar/core/logging.h"
 #include "sidecar/codec/header_stock.h"
-#include "sidecar/stream/access_log_writer.h"
-#include "sidecar/upstream/http1_attempt.h"
-#include "sidecar/upstream/http2_client.h"
-#include "sidecar/stream/stream_context.h"
+#include "sidecar/core/logging.h"
 #include "sidecar/retry/attempt_headers.h"
 
 namespace mulligan::proxy {
 namespace {
-
-int64_t unixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 const pfc::EffectivePolicy& builtinPolicy() {
   static const pfc::EffectivePolicy p = pfc::builtinDefaults();
   return p;
 }
 
-// The sidecar's own gRPC answers (DESIGN.md "Deadlines").
-constexpr int kGrpcDeadlineExceeded = 4;
-constexpr int kGrpcUnavailable = 14;
-
 }  // namespace
 
 ProxyStream::ProxyStream(Downstream* downstream, int64_t start_us)
     : down_(downstream),
-      worker_(&downstream->worker()),
+      ctx_(downstream->streamContext()),
       start_us_(start_us),
-      deadline_timer_(&worker_->timerQueues(), worker_->base(), [this] { onDeadline(); }),
-      backoff_timer_(worker_->base(), [this] { startAttempt(); }) {}
+      deadline_timer_(ctx_, [this] { onDeadline(); }),
+      backoff_timer_(ctx_, [this] { startAttempt(); }) {}
 
 ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us)
     : ProxyStream(downstream, start_us) {
@@ -45,7 +30,7 @@ ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t sta
 
 ProxyStream::~ProxyStream() {
   if (connect_bev_) bufferevent_free(connect_bev_);
-  attempt_.reset();
+  attempts_.clear();
   resolving_.reset();
   if (replay_) evbuffer_free(replay_);
   // The request's header storage serves the next request's head.
@@ -61,7 +46,8 @@ size_t ProxyStream::requestBacklog() const {
   // (the downstream asks after every read and every drain).
   if (!req_.body_follows) return 0;
   if (!attempt_started_) return replay_ ? evbuffer_get_length(replay_) : 0;
-  return attempt_ ? attempt_->requestBacklog() : 0;
+  Attempt* a = attempts_.newest();
+  return a ? a->requestBacklog() : 0;
 }
 
 // ------------------------------------------------------------- the start --
@@ -70,10 +56,10 @@ void ProxyStream::start() {
   connect_ = std::string_view(req_.method) == "CONNECT" && down_->protocol() == Protocol::kHttp1;
   request_complete_ = !req_.body_follows;
   grpc_ = isGrpcContentType(findHeader(req_.headers, "content-type"));
-  worker_->counters().requests.add();
+  ctx_.counters().requests.add();
   // The policy snapshot this request keeps to its end (DESIGN.md: requests
   // in flight keep the snapshot they started with).
-  table_ = worker_->policy().current(start_us_);
+  table_ = ctx_.policyTable(start_us_);
   const auto& orig = down_->originalDst();
   uint16_t port = orig ? orig->port() : req_.absolute_port;
   if (port == 0) {
@@ -88,9 +74,9 @@ void ProxyStream::start() {
   } else {
     policy_ = &builtinPolicy();
   }
-  route_stats_ = &worker_->routeStats().forMatch(table_.get(), match_);
+  route_stats_ = &ctx_.routeCounters(table_.get(), match_);
   route_stats_->request();
-  budget_ = &worker_->budgets().get(service_name_);
+  budget_ = &ctx_.budget(service_name_);
   budget_->recordRequest(start_us_, policy_->budget);
 
   deadline_ = retry::computeDeadline(start_us_, *policy_, findHeader(req_.headers, "grpc-timeout"),
@@ -123,22 +109,22 @@ void ProxyStream::pickDestination() {
   if (!req_.absolute_host.empty()) {
     host = req_.absolute_host;
     port = req_.absolute_port;
-  } else if (table_ && match_.service != pfc::Match::kNone) {
+  } else if (table_ && match_.service != pfc::Match::kNone && ctx_.resolver()) {
     std::string_view upstream = table_->str(table_->services()[match_.service].upstream);
-    if (const net::Address* numeric = worker_->resolver().numericHostPort(upstream)) {
+    if (const net::Address* numeric = ctx_.resolver()->numericHostPort(upstream)) {
       destinationResolved(*numeric);  // an IP literal (most upstreams): no lookup, no strings
       return;
     }
     std::string_view h;
     if (!upstream.empty() && net::splitHostPort(upstream, &h, &port)) host = std::string(h);
   }
-  if (host.empty()) {
+  if (host.empty() || !ctx_.resolver()) {
     sidecar_error_ = "no-destination";
     sendLocalReply(502, "Bad Gateway",
                    "no destination for \"" + req_.authority +
                        "\": not an iptables-redirected connection, not a proxy request, and no policy service with "
                        "an upstream matches this host\n",
-                   {}, kGrpcUnavailable);
+                   kGrpcUnavailable);
     return;
   }
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -146,12 +132,12 @@ void ProxyStream::pickDestination() {
     resolving_.reset();
     if (!addr) {
       sidecar_error_ = "dns";
-      sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + error + "\n", {}, kGrpcUnavailable);
+      sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + error + "\n", kGrpcUnavailable);
       return;
     }
     destinationResolved(*addr);
   };
-  resolving_ = worker_->resolver().resolve(host, port, event::monotonicNowUs(), cb);
+  resolving_ = ctx_.resolver()->resolve(host, port, now(), cb);
 }
 
 void ProxyStream::destinationResolved(const net::Address& addr) {
@@ -161,10 +147,10 @@ void ProxyStream::destinationResolved(const net::Address& addr) {
     startConnectTunnel();
     return;
   }
-  const net::Address& self = worker_->listenAddress();
+  const net::Address& self = ctx_.listenAddress();
   if (addr.port() == self.port() && (addr == self || addr.isLoopback())) {
     sidecar_error_ = "loop";
-    sendLocalReply(502, "Bad Gateway", "refusing to proxy to the sidecar's own listener (a redirect loop)\n", {},
+    sendLocalReply(502, "Bad Gateway", "refusing to proxy to the sidecar's own listener (a redirect loop)\n",
                    kGrpcUnavailable);
     return;
   }
@@ -175,8 +161,8 @@ void ProxyStream::destinationResolved(const net::Address& addr) {
 void ProxyStream::startConnectTunnel() {
   // CONNECT is not retried: a tunnel's bytes are opaque to us.
   retry_->attemptStarted();
-  worker_->counters().upstream_connects.add();
-  connect_bev_ = bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE);
+  ctx_.counters().upstream_connects.add();
+  connect_bev_ = bufferevent_socket_new(ctx_.base(), -1, BEV_OPT_CLOSE_ON_FREE);
   bufferevent_setcb(connect_bev_, nullptr, nullptr, &ProxyStream::onConnectTunnelEvent, this);
   timeval tv{static_cast<time_t>(policy_->connect_timeout_us / 1000000),
              static_cast<suseconds_t>(policy_->connect_timeout_us % 1000000)};
@@ -186,7 +172,7 @@ void ProxyStream::startConnectTunnel() {
     bufferevent_free(connect_bev_);
     connect_bev_ = nullptr;
     sidecar_error_ = "connect-failure";
-    sendLocalReply(502, "Bad Gateway", "CONNECT to " + dest_.toString() + " failed\n", {}, kGrpcUnavailable);
+    sendLocalReply(502, "Bad Gateway", "CONNECT to " + dest_.toString() + " failed\n", kGrpcUnavailable);
   }
 }
 
@@ -195,9 +181,9 @@ void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) 
   if (!(what & BEV_EVENT_CONNECTED)) {
     bufferevent_free(bev);
     self->connect_bev_ = nullptr;
-    self->worker_->counters().upstream_connect_failures.add();
+    self->ctx_.counters().upstream_connect_failures.add();
     self->sidecar_error_ = "connect-failure";
-    self->sendLocalReply(502, "Bad Gateway", "CONNECT to " + self->dest_.toString() + " failed\n", {},
+    self->sendLocalReply(502, "Bad Gateway", "CONNECT to " + self->dest_.toString() + " failed\n",
                          kGrpcUnavailable);
     return;
   }
@@ -207,7 +193,7 @@ void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) 
   self->response_started_ = true;
   self->state_ = State::kDone;
   self->deadline_timer_.cancel();  // a tunnel lives as long as its peers
-  self->worker_->counters().responses_by_class[2].add();
+  self->ctx_.counters().responses_by_class[2].add();
   self->route_stats_->response(200);
   self->logAccess();
   self->down_->upgradeToTunnel(bev);  // writes the 200; may defer-delete us
@@ -215,36 +201,30 @@ void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) 
 
 // ------------------------------------------------------------- attempts --
 
-std::unique_ptr<Attempt> ProxyStream::newAttempt() {
-  // HTTP/1 clients go to HTTP/1 upstreams, HTTP/2 (and gRPC) to HTTP/2.
-  if (down_->protocol() == Protocol::kHttp2) {
-    return std::make_unique<Http2Attempt>(worker_, static_cast<Attempt::Owner*>(this), dest_,
-                                          policy_->connect_timeout_us, policy_->read_timeout_us);
-  }
-  return std::make_unique<Http1Attempt>(worker_, static_cast<Attempt::Owner*>(this), dest_, req_.method,
-                                        policy_->connect_timeout_us, policy_->read_timeout_us);
-}
-
 void ProxyStream::startAttempt() {
   if (state_ == State::kDone) return;
-  int64_t now = event::monotonicNowUs();
-  // DESIGN.md: no attempt with less than min_attempt_budget left.
-  if (!deadline_.none() && deadline_.remaining(now) < policy_->deadline.min_attempt_budget_us) {
-    onDeadline();
+  int64_t now = this->now();
+  // DESIGN.md: no attempt with less than min_attempt_budget left (the
+  // engine's rule; a wait it decided may have run into the deadline). The
+  // deadline timer answers, at the deadline: a 504 "request" never comes
+  // before the time the call was given.
+  if (!retry::enoughTimeForAttempt(deadline_, *policy_, now)) {
+    if (deadline_.expired(now)) onDeadline();
     return;
   }
   state_ = State::kAttempting;
   retry_->attemptStarted();
-  attempt_ = newAttempt();
+  AttemptSpec spec{down_->protocol(), dest_, req_.method,
+                   Attempt::Timeouts{policy_->connect_timeout_us, policy_->read_timeout_us}};
+  Attempt& a = attempts_.add(ctx_.attempts().newAttempt(this, spec));
   // The deadline timer answers for the whole call ("request"); the attempt's
   // own timer is armed only when the per-try timeout ends sooner.
-  int64_t per_try = policy_->retry.per_try_timeout_us;
-  int64_t left = deadline_.remaining(now);
-  attempt_->setHeaderTimeoutUs(per_try > 0 && per_try < left ? per_try : -1);
-  attempt_->setIdleTimeoutUs(policy_->idle_timeout_us);
+  retry::AttemptTimeout timeout = retry::attemptTimeout(deadline_, *policy_, now);
+  a.setHeaderTimeoutUs(timeout.perTry() ? timeout.us : -1);
+  a.setIdleTimeoutUs(policy_->idle_timeout_us);
   // x-envoy-attempt-count, grpc-previous-rpc-attempts and the deadline
   // headers (grpc-timeout in its wire format), from the engine.
-  attempt_->sendHead(req_, retry::attemptHeaders(*retry_, now));
+  a.sendHead(req_, retry::attemptHeaders(*retry_, now));
   // Replay what we hold of the body (the first attempt: what arrived so far).
   evbuffer_iovec vecs[16];
   int n = replay_ ? evbuffer_peek(replay_, -1, nullptr, vecs, 16) : 0;
@@ -252,12 +232,12 @@ void ProxyStream::startAttempt() {
     evbuffer_pullup(replay_, -1);
     n = evbuffer_peek(replay_, -1, nullptr, vecs, 16);
   }
-  for (int i = 0; i < n && i < 16; ++i) attempt_->sendBody(static_cast<const char*>(vecs[i].iov_base), vecs[i].iov_len);
-  if (request_complete_ && req_.body_follows) attempt_->endRequest(request_trailers_ ? &*request_trailers_ : nullptr);
+  for (int i = 0; i < n && i < 16; ++i) a.sendBody(static_cast<const char*>(vecs[i].iov_base), vecs[i].iov_len);
+  if (request_complete_ && req_.body_follows) a.endRequest(request_trailers_ ? &*request_trailers_ : nullptr);
   attempt_started_ = true;
   if (!replayable_ && replay_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
-  attempt_->start();  // a pooled connection flushes at once
-  route_stats_->attemptStarted(attempt_->reused());
+  a.start();  // a pooled connection flushes at once
+  route_stats_->attemptStarted(a.reused());
   // The body held in replay_ is the attempt's now: the app may send more.
   down_->requestBodyConsumed();
 }
@@ -280,7 +260,7 @@ void ProxyStream::onRequestBody(const char* data, size_t len) {
       retry_refused_ = retry::refusalName(retry::Refusal::kBodyTooLarge);
       sidecar_error_ = "body-too-large";
       sendLocalReply(502, "Bad Gateway",
-                     "request body outgrew max_buffered_body while waiting to retry; not replayed\n", {},
+                     "request body outgrew max_buffered_body while waiting to retry; not replayed\n",
                      kGrpcUnavailable);
       return;
     }
@@ -290,10 +270,11 @@ void ProxyStream::onRequestBody(const char* data, size_t len) {
     return;
   }
   if (replayable_) evbuffer_add(replay_, data, len);
-  if (attempt_ && attempt_->state() != Attempt::State::kDone) {
-    attempt_->sendBody(data, len);
-    attempt_->flush();
-  }
+  attempts_.forEach([&](Attempt& a) {
+    if (a.state() == Attempt::State::kDone) return;
+    a.sendBody(data, len);
+    a.flush();
+  });
 }
 
 void ProxyStream::onRequestTrailers(HeaderList& trailers) { request_trailers_ = std::move(trailers); }
@@ -301,17 +282,18 @@ void ProxyStream::onRequestTrailers(HeaderList& trailers) { request_trailers_ = 
 void ProxyStream::onRequestComplete() {
   request_complete_ = true;
   if (state_ == State::kDone || !attempt_started_) return;
-  if (attempt_ && attempt_->state() != Attempt::State::kDone) {
-    attempt_->endRequest(request_trailers_ ? &*request_trailers_ : nullptr);
-    attempt_->flush();
-  }
+  attempts_.forEach([&](Attempt& a) {
+    if (a.state() == Attempt::State::kDone) return;
+    a.endRequest(request_trailers_ ? &*request_trailers_ : nullptr);
+    a.flush();
+  });
 }
 
-void ProxyStream::onAttemptRequestDrained(size_t) { down_->requestBodyConsumed(); }
+void ProxyStream::onAttemptRequestDrained(Attempt&, size_t) { down_->requestBodyConsumed(); }
 
 bool ProxyStream::maybeRetry(const retry::Outcome& o) {
   if (response_started_) retry_->responseStarted();
-  retry::Decision d = retry_->decide(o, core::systemClock(), *budget_, worker_->random());
+  retry::Decision d = retry_->decide(o, ctx_.clock(), *budget_, ctx_.random());
   if (!d.retry) {
     route_stats_->refused(d.refusal);
     if (d.refusal != retry::Refusal::kNotRetriable && d.refusal != retry::Refusal::kRetriesExhausted) {
@@ -324,23 +306,38 @@ bool ProxyStream::maybeRetry(const retry::Outcome& o) {
   return true;
 }
 
+void ProxyStream::retireAttempt(Attempt& a) {
+  std::unique_ptr<Attempt> gone = attempts_.take(&a);
+  if (!gone) return;
+  if (responding_ == &a) responding_ = nullptr;
+  gone->cancel();  // no more callbacks (a no-op for one that ended)
+  ctx_.deferDelete(std::move(gone));
+}
+
+void ProxyStream::retireAttempts(const Attempt* keep) {
+  for (size_t i = attempts_.size(); i-- > 0;) {
+    if (Attempt* a = attempts_.at(i); a != keep) retireAttempt(*a);
+  }
+}
+
 void ProxyStream::retryAfter(int64_t wait_us, std::string_view reason) {
-  worker_->counters().retries.add();
+  ctx_.counters().retries.add();
   held_head_.reset();
   if (!retry_reasons_.empty()) retry_reasons_ += ",";
   retry_reasons_ += reason;
-  if (attempt_) {
-    attempt_->cancel();  // we walked away from its response
-    worker_->deferDelete(std::move(attempt_));
-  }
+  retireAttempts();  // we walked away from their responses
   state_ = State::kBackoff;
   backoff_timer_.armUs(wait_us);
   // The body is in replay_ now; the downstream may send more.
   down_->requestBodyConsumed();
 }
 
-void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& why) {
-  route_stats_->attemptFailed(kind, attempt_ && attempt_->connectTimedOut());
+void ProxyStream::onAttemptFailed(Attempt& a, retry::OutcomeKind kind, const std::string& why) {
+  route_stats_->attemptFailed(kind, a.connectTimedOut());
+  retireAttempt(a);
+  // Hedging: another attempt still in flight may yet answer; the call is
+  // decided when the last one fails.
+  if (!attempts_.empty()) return;
   retry::Outcome o;
   o.kind = kind;
   LOG_DEBUG("attempt %u for %s %s%s: %s", retry_->attempts(), req_.method.c_str(), req_.authority.c_str(),
@@ -349,34 +346,34 @@ void ProxyStream::onAttemptFailed(retry::OutcomeKind kind, const std::string& wh
     // Our own limit: answered at once, never retried (DESIGN.md: 503 for the
     // sidecar's own overload limits).
     sidecar_error_ = "overflow";
-    sendLocalReply(503, "Service Unavailable", "upstream overloaded: " + why + "\n", {}, kGrpcUnavailable,
+    sendLocalReply(503, "Service Unavailable", "upstream overloaded: " + why + "\n", kGrpcUnavailable,
                    "upstream-connections");
     return;
   }
   if (maybeRetry(o)) return;
   switch (kind) {
     case retry::OutcomeKind::kPerTryTimeout:
-      sendLocalReply(504, "Gateway Timeout", "upstream request timeout", "per-try", kGrpcDeadlineExceeded);
+      sendTimeoutReply(retry::TimeoutKind::kPerTry);
       break;
     case retry::OutcomeKind::kConnectFailure:
       sidecar_error_ = "connect-failure";
-      sendLocalReply(502, "Bad Gateway", "upstream connect error: " + why + "\n", {}, kGrpcUnavailable);
+      sendLocalReply(502, "Bad Gateway", "upstream connect error: " + why + "\n", kGrpcUnavailable);
       break;
     case retry::OutcomeKind::kRefusedStream:
       sidecar_error_ = "refused-stream";
-      sendLocalReply(502, "Bad Gateway", "upstream refused the stream: " + why + "\n", {}, kGrpcUnavailable);
+      sendLocalReply(502, "Bad Gateway", "upstream refused the stream: " + why + "\n", kGrpcUnavailable);
       break;
     default:
       sidecar_error_ = "reset";
-      sendLocalReply(502, "Bad Gateway", "upstream reset before response: " + why + "\n", {}, kGrpcUnavailable);
+      sendLocalReply(502, "Bad Gateway", "upstream reset before response: " + why + "\n", kGrpcUnavailable);
       break;
   }
 }
 
-void ProxyStream::onAttemptHead(MessageHead& head, bool end_stream) {
-  upstream_head_us_ = event::monotonicNowUs() - attempt_->sentAtUs();
+void ProxyStream::onAttemptHead(Attempt& a, MessageHead& head, bool end_stream) {
+  upstream_head_us_ = now() - a.sentAtUs();
   route_stats_->upstreamLatency(upstream_head_us_);
-  if (!request_complete_) attempt_->forbidReuse();
+  if (!request_complete_) a.forbidReuse();
   retry::Outcome o;
   o.kind = retry::OutcomeKind::kResponse;
   o.status = head.status;
@@ -389,6 +386,9 @@ void ProxyStream::onAttemptHead(MessageHead& head, bool end_stream) {
     grpc_status_ = o.grpc_status;
   }
   if (head.status != 101 && maybeRetry(o)) return;
+  // This head wins: the call's response comes from `a` (held or committed).
+  responding_ = &a;
+  retireAttempts(&a);
   if (grpc_ && !end_stream && head.status == 200 && o.grpc_status == retry::kNoGrpcStatus &&
       policy_->retry.grpc_codes != 0 && retry_->mayRetry() && request_complete_) {
     // Hold the headers: the call's status comes with the trailers, and until
@@ -420,21 +420,21 @@ void ProxyStream::commitHead(MessageHead& head, bool end_stream) {
     down_->writeHead(head, false);
     state_ = State::kDone;
     logAccess();
-    down_->upgradeToTunnel(attempt_->releaseConnection());
+    down_->upgradeToTunnel(responding_->releaseConnection());
     return;
   }
   down_->writeHead(head, end_stream);
 }
 
-void ProxyStream::onAttemptBody(const char* data, size_t len) {
+void ProxyStream::onAttemptBody(Attempt& a, const char* data, size_t len) {
   if (held_head_) commitHeldHead();  // the first message: committed now
   if (state_ != State::kStreaming) return;
   response_bytes_ += len;
   down_->writeBody(data, len);
-  if (down_->congested()) attempt_->pauseReading(true);
+  if (down_->congested()) a.pauseReading(true);
 }
 
-void ProxyStream::onAttemptTrailers(HeaderList& trailers) {
+void ProxyStream::onAttemptTrailers(Attempt&, HeaderList& trailers) {
   bool decided = false;  // this outcome went through maybeRetry already
   if (held_head_) {
     // Headers, then trailers, no message: the trailers' grpc-status is the
@@ -468,160 +468,31 @@ void ProxyStream::onAttemptTrailers(HeaderList& trailers) {
   down_->writeTrailers(trailers);
 }
 
-void ProxyStream::onAttemptComplete() {
+void ProxyStream::onAttemptComplete(Attempt&) {
   if (held_head_) commitHeldHead();
   finish();
 }
 
-void ProxyStream::onAttemptAborted(const std::string& why) {
+void ProxyStream::onAttemptAborted(Attempt& a, const std::string& why) {
   LOG_DEBUG("response from %s broke off: %s", dest_.toString().c_str(), why.c_str());
   if (state_ == State::kDone) return;
   if (held_head_) {
     // Nothing went downstream yet: a reset before the response, as far as
     // the client can tell.
     held_head_.reset();
-    onAttemptFailed(retry::OutcomeKind::kReset, why);
+    onAttemptFailed(a, retry::OutcomeKind::kReset, why);
     return;
   }
-  route_stats_->attemptAborted(attempt_ && attempt_->readTimedOut());
-  sidecar_error_ = "response-aborted";
-  state_ = State::kDone;
-  deadline_timer_.cancel();
-  backoff_timer_.cancel();
-  logAccess();
-  down_->responseAborted();
+  route_stats_->attemptAborted(a.readTimedOut());
+  endAborted();
 }
 
-void ProxyStream::onAttemptReadDone() {
+void ProxyStream::onAttemptReadDone(Attempt&) {
   if (state_ == State::kStreaming) down_->flush();
 }
 
 void ProxyStream::onDownstreamDrained() {
-  if (attempt_ && state_ == State::kStreaming) attempt_->pauseReading(false);
-}
-
-// ------------------------------------------------------------ endings --
-
-void ProxyStream::onDeadline() {
-  if (state_ == State::kDone) return;
-  route_stats_->timeout(stats::TimeoutKind::kRequest);
-  if (response_started_) {
-    if (grpc_) {
-      // After response headers: cancel the upstream stream (RST_STREAM
-      // CANCEL) and end the call with DEADLINE_EXCEEDED in trailers.
-      if (attempt_) attempt_->cancel();
-      timeout_kind_ = "request";
-      grpc_status_ = kGrpcDeadlineExceeded;
-      HeaderList trailers;
-      trailers.emplace_back("grpc-status", "4");
-      trailers.emplace_back("grpc-message", std::string(retry::timeoutMessage(retry::TimeoutKind::kRequest)));
-      down_->writeTrailers(trailers);
-      finish();
-      return;
-    }
-    // HTTP/1 cannot say "timed out" mid-body; the close tells the client.
-    onAttemptAborted("request timeout mid-response");
-    return;
-  }
-  sendLocalReply(504, "Gateway Timeout", "upstream request timeout", "request", kGrpcDeadlineExceeded);
-}
-
-void ProxyStream::sendLocalReply(int status, std::string_view reason, std::string body,
-                                 std::string_view timeout_kind, int grpc_status, std::string_view overloaded) {
-  if (state_ == State::kDone) return;
-  if (attempt_) {
-    attempt_->cancel();
-    worker_->deferDelete(std::move(attempt_));
-  }
-  resolving_.reset();
-  held_head_.reset();
-  state_ = State::kDone;
-  deadline_timer_.cancel();
-  backoff_timer_.cancel();
-  LocalReply r;
-  r.status = status;
-  r.reason = reason;
-  r.timeout_kind = timeout_kind;
-  r.overloaded = overloaded;
-  r.request_complete = request_complete_;
-  if (!timeout_kind.empty()) timeout_kind_ = timeout_kind;
-  if (grpc_) {
-    // gRPC: a trailers-only response, HTTP 200 (DESIGN.md "Deadlines").
-    r.grpc = true;
-    r.status = 200;
-    r.grpc_status = grpc_status;
-    while (!body.empty() && body.back() == '\n') body.pop_back();
-    r.grpc_message = timeout_kind.empty() ? body
-                     : timeout_kind == "per-try" ? std::string(retry::timeoutMessage(retry::TimeoutKind::kPerTry))
-                                                 : std::string(retry::timeoutMessage(retry::TimeoutKind::kRequest));
-    grpc_status_ = grpc_status;
-  } else {
-    r.body = std::move(body);
-    response_bytes_ = r.body.size();
-  }
-  status_ = r.status;
-  response_started_ = true;
-  if (status_ >= 100 && status_ < 600) worker_->counters().responses_by_class[status_ / 100].add();
-  route_stats_->response(status_);
-  logAccess();
-  down_->localReply(r);  // may defer-delete us
-}
-
-void ProxyStream::finish() {
-  if (state_ == State::kDone) return;
-  state_ = State::kDone;
-  deadline_timer_.cancel();
-  backoff_timer_.cancel();
-  if (status_ >= 100 && status_ < 600) worker_->counters().responses_by_class[status_ / 100].add();
-  route_stats_->response(status_);
-  logAccess();
-  down_->responseComplete();  // may defer-delete us
-}
-
-void ProxyStream::abort(const char* why) {
-  if (state_ == State::kDone) return;
-  LOG_DEBUG("%s %s%s abandoned: %s", req_.method.c_str(), req_.authority.c_str(), req_.path.c_str(), why);
-  state_ = State::kDone;
-  deadline_timer_.cancel();
-  backoff_timer_.cancel();
-  resolving_.reset();
-  if (attempt_) attempt_->cancel();
-  if (!sidecar_error_.size()) sidecar_error_ = "downstream-closed";
-  logAccess();
-}
-
-void ProxyStream::logAccess() {
-  AccessLogWriter* log = worker_->accessLog();
-  if (!log) return;
-  AccessRecord r;
-  // What the filter reads first: a call it leaves out costs nothing more.
-  r.status = status_;
-  r.grpc_status = grpc_ ? grpc_status_ : -1;
-  r.attempts = retry_ ? retry_->attempts() : 0;
-  r.retry_refused = retry_refused_;
-  r.timeout = timeout_kind_;
-  r.sidecar_error = sidecar_error_;
-  if (!log->wants(r)) return;
-  // The wall-clock start, worked out only when a line is written: a call
-  // with no access log never reads the wall clock.
-  int64_t now_us = event::monotonicNowUs();
-  r.start_unix_ms = unixMs() - (now_us - start_us_) / 1000;
-  r.method = req_.method;
-  r.authority = req_.authority;
-  r.path = req_.path;
-  r.protocol = down_->protocol() == Protocol::kHttp2 ? "HTTP/2" : req_.version_minor ? "HTTP/1.1" : "HTTP/1.0";
-  r.service = service_name_;
-  if (table_ && match_.route != pfc::Match::kNone && match_.service != pfc::Match::kNone) {
-    r.route = static_cast<int>(match_.route - table_->services()[match_.service].route_begin);
-  }
-  r.retry_reasons = retry_reasons_;
-  r.deadline_ms = deadline_.none() ? -1 : deadline_.budgetUs() / 1000;
-  if (dest_.len) r.upstream = &dest_;
-  r.duration_us = now_us - start_us_;
-  r.upstream_us = upstream_head_us_;
-  r.request_bytes = request_bytes_;
-  r.response_bytes = response_bytes_;
-  log->append(worker_->workerIndex(), r);
+  if (responding_ && state_ == State::kStreaming) responding_->pauseReading(false);
 }
 
 }  // namespace mulligan::proxy

@@ -1,7 +1,8 @@
 // ProxyStream: one call through the sidecar, from its request head to the
 // last byte of its response, whatever the protocol. It owns the call's
 // deadline, its policy snapshot, the capped replay buffer for its body, its
-// retry::RetryState, and the current Attempt; it asks the engine (retry/)
+// retry::RetryState, and its attempts in flight (one; several when hedging:
+// AttemptsInFlight); it asks the engine (retry/)
 // what to do after each attempt and does it: retry after a wait, or commit
 // to the response in hand. Once a response byte went downstream nothing
 // retries it.
@@ -21,6 +22,10 @@
 // failures answer in gRPC form (DESIGN.md "Deadlines": 4 or 14, never a bare
 // HTTP 502).
 //
+// What it uses of the worker goes through its StreamContext (the
+// Downstream's): the clock, timers, policy, counters, budgets and the
+// AttemptFactory — so tests drive it with fakes (tests/unit/stream/).
+//
 // Lifetime: owned by its Downstream; destroyed from the loop (never inside
 // its own callbacks).
 #pragma once
@@ -34,19 +39,18 @@
 
 #include "proto-free-config/table_reader.h"
 #include "sidecar/core/recycled.h"
-#include "sidecar/event/event_loop.h"
-#include "sidecar/event/timer_queue.h"
-#include "sidecar/net/resolver.h"
-#include "sidecar/stream/access_log.h"
 #include "sidecar/codec/fields.h"
-#include "sidecar/stream/downstream.h"
+#include "sidecar/event/event_loop.h"
+#include "sidecar/net/resolver.h"
 #include "sidecar/retry/deadline.h"
 #include "sidecar/retry/retry_state.h"
 #include "sidecar/stats/route_stats.h"
+#include "sidecar/stream/access_log.h"
+#include "sidecar/stream/attempts_in_flight.h"
+#include "sidecar/stream/downstream.h"
+#include "sidecar/stream/stream_context.h"
 
 namespace mulligan::proxy {
-
-class StreamContext;
 
 // Recycled: one is made per request; its memory is reused from a per-thread
 // list instead of malloc/free each time (core/recycled.h).
@@ -79,6 +83,10 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   size_t requestBacklog() const;
 
  private:
+  // The sidecar's own gRPC answers (DESIGN.md "Deadlines").
+  static constexpr int kGrpcDeadlineExceeded = 4;
+  static constexpr int kGrpcUnavailable = 14;
+
   enum class State {
     kResolving,   // finding the destination address
     kAttempting,  // an attempt is in flight
@@ -88,19 +96,24 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   };
 
   // Attempt::Owner
-  void onAttemptFailed(retry::OutcomeKind kind, const std::string& why) override;
-  void onAttemptHead(MessageHead& head, bool end_stream) override;
-  void onAttemptBody(const char* data, size_t len) override;
-  void onAttemptTrailers(HeaderList& trailers) override;
-  void onAttemptComplete() override;
-  void onAttemptAborted(const std::string& why) override;
-  void onAttemptReadDone() override;
-  void onAttemptRequestDrained(size_t n) override;
+  void onAttemptFailed(Attempt& a, retry::OutcomeKind kind, const std::string& why) override;
+  void onAttemptHead(Attempt& a, MessageHead& head, bool end_stream) override;
+  void onAttemptBody(Attempt& a, const char* data, size_t len) override;
+  void onAttemptTrailers(Attempt& a, HeaderList& trailers) override;
+  void onAttemptComplete(Attempt& a) override;
+  void onAttemptAborted(Attempt& a, const std::string& why) override;
+  void onAttemptReadDone(Attempt& a) override;
+  void onAttemptRequestDrained(Attempt& a, size_t n) override;
 
   void pickDestination();
   void destinationResolved(const net::Address& addr);
   void startAttempt();
-  std::unique_ptr<Attempt> newAttempt();
+  // Takes `a` out of the attempts in flight, cancels it (no more callbacks)
+  // and frees it from the loop.
+  void retireAttempt(Attempt& a);
+  // All of them (a retry, a reply of our own, the client left); all but
+  // `keep` (a response head won).
+  void retireAttempts(const Attempt* keep = nullptr);
   // CONNECT: a plain TCP connection to the target, then a tunnel.
   void startConnectTunnel();
   static void onConnectTunnelEvent(bufferevent* bev, short what, void* arg);
@@ -108,17 +121,23 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // Considers a retry for `o`; true when one was scheduled.
   bool maybeRetry(const retry::Outcome& o);
   // A reply of our own: HTTP `status` or, for gRPC, `grpc_status`.
-  void sendLocalReply(int status, std::string_view reason, std::string body, std::string_view timeout_kind,
-                      int grpc_status, std::string_view overloaded = {});
+  // A timeout's reply goes through sendTimeoutReply, which sets timeout_.
+  void sendLocalReply(int status, std::string_view reason, std::string body, int grpc_status,
+                      std::string_view overloaded = {});
+  // The sidecar's 504 (gRPC: DEADLINE_EXCEEDED) for a timeout of `kind`.
+  void sendTimeoutReply(retry::TimeoutKind kind);
   // Commits to `head`: from now on it is the client's response.
   void commitHead(MessageHead& head, bool end_stream);
   void commitHeldHead();
   void finish();
+  // The response broke off after it was committed (final).
+  void endAborted();
   void onDeadline();
+  int64_t now() const { return ctx_.clock().nowUs(); }
   void logAccess();
 
   Downstream* down_;
-  StreamContext* worker_;
+  StreamContext& ctx_;
   State state_ = State::kResolving;
   int64_t start_us_;
 
@@ -148,10 +167,13 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
 
   net::Address dest_;
   std::unique_ptr<net::Resolver::Request> resolving_;
-  std::unique_ptr<Attempt> attempt_;
+  AttemptsInFlight attempts_;
+  // The attempt whose response head arrived (held or committed): the one
+  // the client's response comes from. Null before.
+  Attempt* responding_ = nullptr;
   bufferevent* connect_bev_ = nullptr;
-  event::QueuedTimer deadline_timer_;  // a policy deadline goes through the worker's queue
-  event::Timer backoff_timer_;
+  CallTimer deadline_timer_;  // a policy deadline goes through the worker's queue
+  CallTimer backoff_timer_;
 
   // Response.
   // gRPC with gRPC codes in retry_on: response headers are held back until
@@ -167,7 +189,7 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // What happened, for the access log.
   std::string retry_reasons_;
   std::string_view retry_refused_;
-  std::string_view timeout_kind_;
+  std::optional<retry::TimeoutKind> timeout_;  // which timeout ended the call
   std::string_view sidecar_error_;
 };
 

@@ -2,19 +2,68 @@
 
 namespace mulligan::proxy {
 
-void armAttemptTimer(event::Timer& timer, Attempt::State s, int64_t header_timeout_us, int64_t read_timeout_us) {
-  timer.cancel();
+Attempt::Attempt(event_base* base, Owner* owner, const net::Address& dest, Timeouts timeouts)
+    : owner_(owner), dest_(dest), timeouts_(timeouts), timer_(base, [this] { onTimer(); }) {}
+
+void Attempt::transitionTo(State s) {
+  state_ = s;
+  timer_.cancel();
   switch (s) {
-    case Attempt::State::kAwaitingHeaders:
-      if (header_timeout_us >= 0) timer.armUs(header_timeout_us);
+    case State::kConnecting:
+      if (timeouts_.connect_us > 0) timer_.armUs(timeouts_.connect_us);
       break;
-    case Attempt::State::kStreaming:
-      if (read_timeout_us > 0) timer.armUs(read_timeout_us);
+    case State::kAwaitingHeaders:
+      if (header_timeout_us_ >= 0) timer_.armUs(header_timeout_us_);
       break;
-    case Attempt::State::kConnecting:
-    case Attempt::State::kDone:
+    case State::kStreaming:
+      if (timeouts_.read_us > 0) timer_.armUs(timeouts_.read_us);
+      break;
+    case State::kDone:
       break;
   }
+}
+
+void Attempt::onTimer() {
+  if (pending_failure_) {
+    fail(*pending_failure_, pending_why_);
+    return;
+  }
+  switch (state_) {
+    case State::kConnecting:
+      timed_out_ = retry::TimeoutKind::kConnect;
+      fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " timed out");
+      break;
+    case State::kAwaitingHeaders:
+      timed_out_ = retry::TimeoutKind::kPerTry;
+      fail(retry::OutcomeKind::kPerTryTimeout, "no response headers from " + dest_.toString() + " in time");
+      break;
+    case State::kStreaming:
+      timed_out_ = retry::TimeoutKind::kRead;
+      abortResponse("read timeout: " + dest_.toString() + " went silent mid-response");
+      break;
+    case State::kDone:
+      break;
+  }
+}
+
+void Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
+  if (state_ == State::kDone) return;
+  transitionTo(State::kDone);
+  onFailed(kind);
+  owner_->onAttemptFailed(*this, kind, why);  // may cancel or defer-delete us: touch nothing after
+}
+
+void Attempt::failSoon(retry::OutcomeKind kind, std::string why) {
+  pending_failure_ = kind;
+  pending_why_ = std::move(why);
+  timer_.armUs(0);
+}
+
+void Attempt::abortResponse(const std::string& why) {
+  if (state_ == State::kDone) return;
+  transitionTo(State::kDone);
+  onAborted();
+  owner_->onAttemptAborted(*this, why);
 }
 
 bool replacedByAttemptHeaders(const retry::AttemptHeaders& extra, std::string_view name) {

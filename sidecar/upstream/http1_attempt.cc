@@ -66,16 +66,12 @@ class PendingBufferStock {
 }  // namespace
 
 Http1Attempt::Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, const std::string& method,
-                           int64_t connect_timeout_us, int64_t read_timeout_us)
-    : worker_(worker),
-      owner_(owner),
-      dest_(dest),
+                           Timeouts timeouts)
+    : Attempt(worker->base(), owner, dest, timeouts),
+      worker_(worker),
       pool_key_(poolKey(dest)),
       method_(method),
-      connect_timeout_us_(connect_timeout_us),
-      read_timeout_us_(read_timeout_us),
       pending_(PendingBufferStock::local().take()),
-      timer_(worker->base(), [this] { onTimer(); }),
       reader_(Http1Reader::Mode::kResponse, this, Http1Reader::Limits{256 * 1024, 500}) {
   ring_ = worker->ioRing();
   reader_.expectResponseTo(method_);
@@ -83,7 +79,6 @@ Http1Attempt::Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Add
 
 Http1Attempt::~Http1Attempt() {
   if (ring_) ring_->forget(this);
-  timer_.cancel();
   if (conn_) {
     // The pool takes the connection as it is (its read event still added
     // unless paused; the pool resumes it), or it closes here.
@@ -128,9 +123,8 @@ void Http1Attempt::start() {
     // upstream is slow, and a queue needs its own bound and timeout that
     // would just answer 503 later. Envoy's circuit breaker fails at once
     // too; the client (or its retry layer) decides.
-    overflow_ = true;
     worker_->counters().upstream_overflow.add();
-    timer_.armUs(0);  // report from the loop, never inline
+    failSoon(retry::OutcomeKind::kOverflow, "max upstream connections to " + destination().toString() + " reached");
     return;
   }
   worker_->counters().upstream_connects.add();
@@ -140,16 +134,16 @@ void Http1Attempt::start() {
   conn_ = new UpstreamConn(worker_->base(), bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE), this,
                            worker_->ioRing());
   bufferevent_setwatermark(conn_->bev(), EV_WRITE, kRequestLowWater, 0);
-  if (connect_timeout_us_ > 0) timer_.armUs(connect_timeout_us_);
-  if (bufferevent_socket_connect(conn_->bev(), dest_.sa(), static_cast<int>(dest_.len)) != 0) {
+  transitionTo(State::kConnecting);  // the connect timeout
+  const net::Address& dest = destination();
+  if (bufferevent_socket_connect(conn_->bev(), dest.sa(), static_cast<int>(dest.len)) != 0) {
     // Immediate failure (e.g. no route); report from the loop, never inline.
-    timer_.armUs(0);
-    connect_failed_now_ = true;
+    failSoon(retry::OutcomeKind::kConnectFailure, "connect to " + dest.toString() + " failed");
   }
 }
 
 void Http1Attempt::onConnEvent(UpstreamConn*, short what) {
-  if (state_ != State::kConnecting) {
+  if (state() != State::kConnecting) {
     onClosed(what & BEV_EVENT_EOF);  // write-side errors (reads are ours: onConnReadable)
     return;
   }
@@ -159,7 +153,7 @@ void Http1Attempt::onConnEvent(UpstreamConn*, short what) {
   }
   int err = EVUTIL_SOCKET_ERROR();
   fail(retry::OutcomeKind::kConnectFailure,
-       "connect to " + dest_.toString() + " failed: " + evutil_socket_error_to_string(err));
+       "connect to " + destination().toString() + " failed: " + evutil_socket_error_to_string(err));
 }
 
 void Http1Attempt::connected() {
@@ -178,16 +172,16 @@ void Http1Attempt::connected() {
     conn_->resumeWriting();
     conn_->resumeReading();
   }
-  transitionTo(State::kAwaitingHeaders);
-  sent_at_us_ = event::monotonicNowUs();
+  transitionTo(State::kAwaitingHeaders);  // the header timeout
+  markSent(event::monotonicNowUs());
   flush();
   // What waited for the connection is (mostly) written now: the app may
   // send more (an optimistic write that took it all brings no onWritten).
-  owner_->onAttemptRequestDrained(0);
+  requestDrained(0);
 }
 
 void Http1Attempt::flush() {
-  if (!conn_ || state_ == State::kConnecting || state_ == State::kDone) return;
+  if (!conn_ || state() == State::kConnecting || state() == State::kDone) return;
   if (ring_ && !head_out_.empty() && evbuffer_get_length(pending_) == 0 &&
       evbuffer_get_length(bufferevent_get_output(conn_->bev())) == 0) {
     // A request with no body yet (most): sent with the other sockets' at
@@ -199,7 +193,7 @@ void Http1Attempt::flush() {
 }
 
 bool Http1Attempt::bytesToSend(int* fd, const char** data, size_t* len) {
-  if (!conn_ || state_ == State::kConnecting || state_ == State::kDone || head_out_.empty() ||
+  if (!conn_ || state() == State::kConnecting || state() == State::kDone || head_out_.empty() ||
       evbuffer_get_length(pending_) != 0 || evbuffer_get_length(bufferevent_get_output(conn_->bev())) != 0) {
     flushNow();  // a body came after the head, or the attempt ended: the usual way
     return false;
@@ -222,7 +216,7 @@ void Http1Attempt::wrote(long result) {
 
 void Http1Attempt::flushNow() {
   if (ring_) ring_->forget(this);  // sent here instead
-  if (!conn_ || state_ == State::kConnecting || state_ == State::kDone) return;
+  if (!conn_ || state() == State::kConnecting || state() == State::kDone) return;
   if (head_out_.empty() && evbuffer_get_length(pending_) == 0) return;
   bufferevent* bev = conn_->bev();
   evbuffer* queued = bufferevent_get_output(bev);
@@ -284,7 +278,7 @@ void Http1Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
     }
     f.add("\r\n");
   }  // HeadFormat sets the length
-  if (state_ == State::kDone) head_out_.clear();  // nothing is sent any more
+  if (state() == State::kDone) head_out_.clear();  // nothing is sent any more
 }
 
 void Http1Attempt::sendBody(const char* data, size_t len) {
@@ -314,44 +308,12 @@ void Http1Attempt::endRequest(const HeaderList* trailers) {
 }
 
 void Http1Attempt::send(const char* data, size_t len) {
-  if (state_ == State::kDone || len == 0) return;
+  if (state() == State::kDone || len == 0) return;
   evbuffer_add(pending_, data, len);
 }
 
-void Http1Attempt::transitionTo(State s) {
-  state_ = s;
-  armAttemptTimer(timer_, s, header_timeout_us_, read_timeout_us_);
-}
-
-void Http1Attempt::onTimer() {
-  switch (state_) {
-    case State::kConnecting:
-      if (overflow_) {
-        fail(retry::OutcomeKind::kOverflow, "max upstream connections to " + dest_.toString() + " reached");
-      } else if (connect_failed_now_) {
-        fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " failed");
-      } else {
-        connect_timed_out_ = true;
-        fail(retry::OutcomeKind::kConnectFailure, "connect to " + dest_.toString() + " timed out");
-      }
-      break;
-    case State::kAwaitingHeaders:
-      fail(retry::OutcomeKind::kPerTryTimeout, "no response headers from " + dest_.toString() + " in time");
-      break;
-    case State::kStreaming:
-      transitionTo(State::kDone);
-      read_timed_out_ = true;
-      owner_->onAttemptAborted("read timeout: " + dest_.toString() + " went silent mid-response");
-      break;
-    case State::kDone:
-      break;
-  }
-}
-
-void Http1Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
-  if (state_ == State::kDone) return;
+void Http1Attempt::onFailed(retry::OutcomeKind kind) {
   if (kind == retry::OutcomeKind::kConnectFailure) worker_->counters().upstream_connect_failures.add();
-  transitionTo(State::kDone);
   // The socket is of no further use: close it now, so that its slot under
   // the connection cap is free before the owner's retry starts. (libevent
   // holds a reference while it runs our callback, so freeing here is safe.)
@@ -359,7 +321,6 @@ void Http1Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
   conn_ = nullptr;
   slot_.release();
   reusable_ = false;
-  owner_->onAttemptFailed(kind, why);  // may destroy us: touch nothing after
 }
 
 void Http1Attempt::startReading() {
@@ -371,7 +332,7 @@ void Http1Attempt::stopReading() {
 }
 
 void Http1Attempt::onConnReadable(UpstreamConn*) {
-  if (state_ == State::kDone) {
+  if (state() == State::kDone) {
     // Nothing more is ours to read; the pool resumes reading if it takes
     // the connection back.
     stopReading();
@@ -388,7 +349,7 @@ void Http1Attempt::onConnReadable(UpstreamConn*) {
       readInput(fresh, fresh ? r.bytes : 0);
       // Owners never destroy an attempt inside its callbacks: we are alive.
       releaseToPoolIfDone();
-      owner_->onAttemptReadDone();
+      readDone();
       return;
     case net::ReadStatus::kAgain:
       return;
@@ -408,7 +369,7 @@ void Http1Attempt::onConnReadable(UpstreamConn*) {
 // So a complete response on a reusable connection gives it back as soon as
 // the parser is off the stack. The same conditions as the destructor's.
 void Http1Attempt::releaseToPoolIfDone() {
-  if (!conn_ || state_ != State::kDone || !complete_ || !reusable_) return;
+  if (!conn_ || state() != State::kDone || !complete_ || !reusable_) return;
   // A holder switch: the read event stays added (see the header).
   worker_->pool().put(conn_, std::move(slot_), idle_timeout_us_);
   conn_ = nullptr;
@@ -416,11 +377,11 @@ void Http1Attempt::releaseToPoolIfDone() {
 
 void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
   evbuffer* in = bufferevent_get_input(conn_->bev());
-  if (fresh_len != 0 && state_ != State::kAwaitingHeaders && state_ != State::kStreaming) {
+  if (fresh_len != 0 && state() != State::kAwaitingHeaders && state() != State::kStreaming) {
     evbuffer_add(in, fresh, fresh_len);  // not ours to parse: leave it where the next owner looks
     return;
   }
-  while (state_ == State::kAwaitingHeaders || state_ == State::kStreaming) {
+  while (state() == State::kAwaitingHeaders || state() == State::kStreaming) {
     // Parse chain by chain: body pieces point into libevent's memory (or
     // the fresh read) and are consumed by the owner within the callback.
     const char* data;
@@ -428,7 +389,7 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
     bool from_fresh;
     if (!net::nextToParse(fresh, &fresh_len, in, &data, &len, &from_fresh)) return;
     got_bytes_ = true;
-    if (state_ == State::kStreaming && read_timeout_us_ > 0) timer_.armUs(read_timeout_us_);
+    responseActivity();
     auto res = reader_.feed(data, len);
     // Owners never destroy an attempt inside its callback, so `in` is still
     // ours. What the parser left of fresh bytes goes where unread bytes
@@ -441,7 +402,7 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
     // A framing error in what followed a completed (or cancelled) response
     // leaves the connection's framing unknown: never pooled again.
     if (res.error != Http1Reader::Error::kNone) reusable_ = false;
-    if (state_ == State::kDone) {
+    if (state() == State::kDone) {
       // Completed (or cancelled) inside the feed. Bytes after a complete
       // response on an HTTP/1 connection make it unusable. (After a cancel
       // the destructor counts the rest of a body; see drain_on_cancel_.)
@@ -449,19 +410,17 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
       return;
     }
     if (res.error != Http1Reader::Error::kNone) {
-      if (state_ == State::kAwaitingHeaders) {
-        fail(retry::OutcomeKind::kReset, "malformed response from " + dest_.toString() + ": " + res.why);
+      if (state() == State::kAwaitingHeaders) {
+        fail(retry::OutcomeKind::kReset, "malformed response from " + destination().toString() + ": " + res.why);
       } else {
-        transitionTo(State::kDone);
-        owner_->onAttemptAborted("malformed response body from " + dest_.toString() + ": " + res.why);
+        abortResponse("malformed response body from " + destination().toString() + ": " + res.why);
       }
       return;
     }
     if (pending_upgrade_) {
       std::unique_ptr<MessageHead> head = std::move(pending_upgrade_);
-      transitionTo(State::kStreaming);
       reusable_ = false;
-      owner_->onAttemptHead(*head, false);  // the owner takes the connection for a tunnel
+      headArrived(*head, false);  // the owner takes the connection for a tunnel
       return;
     }
     if (res.paused) {
@@ -475,14 +434,14 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
 
 size_t Http1Attempt::requestBacklog() const {
   size_t n = head_out_.size() + evbuffer_get_length(pending_);
-  if (conn_ && state_ != State::kConnecting) n += evbuffer_get_length(bufferevent_get_output(conn_->bev()));
+  if (conn_ && state() != State::kConnecting) n += evbuffer_get_length(bufferevent_get_output(conn_->bev()));
   return n;
 }
 
 void Http1Attempt::onConnWritten(UpstreamConn*) {
   // Only the owner's bookkeeping runs here (it may resume reading the app);
   // nothing is destroyed inside this callback.
-  if (state_ != State::kDone) owner_->onAttemptRequestDrained(0);
+  if (state() != State::kDone) requestDrained(0);
 }
 
 void Http1Attempt::onClosed(bool eof) {
@@ -490,22 +449,21 @@ void Http1Attempt::onClosed(bool eof) {
   stopReading();
   // A reset loses the response: reusing this connection is out of the question.
   reusable_ = false;
-  if (state_ == State::kDone || !conn_) return;
+  if (state() == State::kDone || !conn_) return;
   readInput();  // bytes still waiting (e.g. behind a pause)
-  if (state_ == State::kDone) return;
-  if (state_ == State::kAwaitingHeaders) {
+  if (state() == State::kDone) return;
+  if (state() == State::kAwaitingHeaders) {
     std::string how = eof ? "closed the connection" : "reset the connection";
     fail(retry::OutcomeKind::kReset,
-         dest_.toString() + " " + how + " before response headers" + (reused_ ? " (pooled connection)" : ""));
+         destination().toString() + " " + how + " before response headers" + (reused_ ? " (pooled connection)" : ""));
     return;
   }
-  if (state_ == State::kStreaming) {
+  if (state() == State::kStreaming) {
     if (eof && reader_.finishOnEof()) {
       // A close-delimited body ended; onComplete() already ran.
       return;
     }
-    transitionTo(State::kDone);
-    owner_->onAttemptAborted(dest_.toString() + " closed the connection mid-response");
+    abortResponse(destination().toString() + " closed the connection mid-response");
   }
 }
 
@@ -520,32 +478,30 @@ void Http1Attempt::onHead(MessageHead& head) {
     pending_upgrade_ = std::make_unique<MessageHead>(std::move(head));
     return;
   }
-  transitionTo(State::kStreaming);
   reusable_ = head.keep_alive && !head.needs_eof && !forbid_reuse_;
-  owner_->onAttemptHead(head, false);
+  headArrived(head, false);
 }
 
 void Http1Attempt::onBody(const char* data, size_t len) {
   body_seen_ += len;
-  if (state_ != State::kStreaming) return;
-  owner_->onAttemptBody(data, len);
+  if (state() != State::kStreaming) return;
+  bodyArrived(data, len);
 }
 
 void Http1Attempt::onTrailers(HeaderList& trailers) {
-  if (state_ != State::kStreaming) return;
-  owner_->onAttemptTrailers(trailers);
+  if (state() != State::kStreaming) return;
+  trailersArrived(trailers);
 }
 
 void Http1Attempt::onComplete() {
   if (final_head_) response_ended_ = true;
-  if (state_ != State::kStreaming) return;  // an interim response ended (or cancelled)
+  if (state() != State::kStreaming) return;  // an interim response ended (or cancelled)
   complete_ = true;
-  transitionTo(State::kDone);
-  owner_->onAttemptComplete();
+  complete();
 }
 
 void Http1Attempt::pauseReading(bool paused) {
-  if (!conn_ || state_ == State::kDone) return;
+  if (!conn_ || state() == State::kDone) return;
   if (paused) {
     stopReading();
   } else {
@@ -557,9 +513,9 @@ void Http1Attempt::cancel() {
   // After a head that left the connection reusable, the destructor may still
   // pool it once the (small) rest of the response is read; otherwise the
   // connection's framing is lost.
-  drain_on_cancel_ = state_ == State::kStreaming && reusable_ && !forbid_reuse_ && !pending_upgrade_;
+  drain_on_cancel_ = state() == State::kStreaming && reusable_ && !forbid_reuse_ && !pending_upgrade_;
   if (!drain_on_cancel_) forbidReuse();
-  if (state_ == State::kDone) return;
+  if (state() == State::kDone) return;
   transitionTo(State::kDone);
   stopReading();
   if (conn_) conn_->stopWriting();  // its bufferevent's read side is never on

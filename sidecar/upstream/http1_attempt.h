@@ -1,8 +1,7 @@
-// Http1Attempt: one try of one request against one upstream address, over
-// HTTP/1.1. A state machine — Connecting -> AwaitingHeaders -> Streaming ->
-// Done — with one timer re-armed on each transition (connect timeout, then
-// the attempt's header timeout, then the read timeout). It reports exactly one
-// outcome to its owner (failure, or head then body then completion) and never
+// Http1Attempt: the HTTP/1.1 transport of one try of one request against one
+// upstream address. Its state, its one timer and its outcomes are the
+// Attempt lifecycle's (attempt.h); this class moves bytes and reports what
+// the connection did (connected, head, body, closed) to it. It never
 // decides retries: that is the owner's job (ProxyStream + retry::RetryState).
 //
 // The owner hands over the request head and body; the attempt frames them
@@ -59,7 +58,7 @@ class Http1Attempt : public Attempt,
                      public core::Recycled<Http1Attempt> {
  public:
   Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, const std::string& method,
-               int64_t connect_timeout_us, int64_t read_timeout_us);
+               Timeouts timeouts);
   ~Http1Attempt() override;
   Http1Attempt(const Http1Attempt&) = delete;
   Http1Attempt& operator=(const Http1Attempt&) = delete;
@@ -72,7 +71,6 @@ class Http1Attempt : public Attempt,
   // Writes what send() staged (optimistically, see Http1Session::flush;
   // a lone request head goes in the worker's io_uring batch when it has one).
   void flush() override;
-  void setHeaderTimeoutUs(int64_t us) override { header_timeout_us_ = us; }
   // 0 = do not pool the connection.
   void setIdleTimeoutUs(int64_t us) override { idle_timeout_us_ = us; }
   // The connection's framing is unknown (request not fully sent): no reuse.
@@ -87,13 +85,7 @@ class Http1Attempt : public Attempt,
   size_t requestBacklog() const override;
   // onAttemptRequestDrained() fires when the queued request bytes fall to this.
   static constexpr size_t kRequestLowWater = 64 << 10;
-  State state() const override { return state_; }
-  int64_t sentAtUs() const override { return sent_at_us_; }
-
   bool reused() const override { return reused_; }
-  bool connectTimedOut() const override { return connect_timed_out_; }
-  bool readTimedOut() const override { return read_timed_out_; }
-  const net::Address& destination() const { return dest_; }
 
  private:
   // net::IoRing::Writer: the batched send of head_out_.
@@ -111,10 +103,9 @@ class Http1Attempt : public Attempt,
   void startReading();
   void stopReading();
   void releaseToPoolIfDone();
-  void transitionTo(State s);
   void connected();
-  void fail(retry::OutcomeKind kind, const std::string& why);
-  void onTimer();
+  // Attempt: a failure before the head closes the connection now.
+  void onFailed(retry::OutcomeKind kind) override;
   // Parses what is buffered: first `fresh` (bytes just read into the
   // thread's read buffer, when the input evbuffer was empty), whose unparsed
   // rest goes to the input evbuffer, then the input evbuffer.
@@ -130,18 +121,11 @@ class Http1Attempt : public Attempt,
   void send(const char* data, size_t len);
 
   UpstreamContext* worker_;
-  Owner* owner_;
   bool chunked_ = false;  // the request body is sent chunked
-  net::Address dest_;
   std::string pool_key_;
   std::string method_;
-  int64_t connect_timeout_us_;
-  int64_t read_timeout_us_;
-  int64_t header_timeout_us_ = -1;
   int64_t idle_timeout_us_ = 0;
   bool forbid_reuse_ = false;
-  bool connect_failed_now_ = false;  // bufferevent_socket_connect failed at once
-  State state_ = State::kConnecting;
   // The connection while we hold it (connecting, or lent by the pool);
   // null once given back, handed to a tunnel, or closed.
   UpstreamConn* conn_ = nullptr;
@@ -151,10 +135,8 @@ class Http1Attempt : public Attempt,
   std::string head_out_;
   net::IoRing* ring_ = nullptr;  // the worker's (null: send(2) at once)
   evbuffer* pending_;  // request body bytes queued before flush()
-  event::Timer timer_;
   Http1Reader reader_;
   ConnPool::Slot slot_;       // our claim on the destination's connection cap
-  bool overflow_ = false;     // no slot: failing with kOverflow from the loop
   bool drain_on_cancel_ = false;  // cancelled after a reusable head: try to drain
   bool final_head_ = false;   // the final (non-1xx) response head was parsed
   bool response_ended_ = false;  // the final response ended (even after cancel)
@@ -162,12 +144,9 @@ class Http1Attempt : public Attempt,
   bool has_content_length_ = false;
   uint64_t body_seen_ = 0;    // response body bytes parsed (even after cancel)
   bool reused_ = false;
-  bool connect_timed_out_ = false;
-  bool read_timed_out_ = false;
   bool complete_ = false;     // the response ended cleanly
   bool reusable_ = false;     // and the connection may carry another request
   bool got_bytes_ = false;    // any response byte seen
-  int64_t sent_at_us_ = 0;
   std::unique_ptr<MessageHead> pending_upgrade_;  // a 101 waiting for its bytes to be consumed
 };
 

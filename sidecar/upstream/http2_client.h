@@ -38,10 +38,8 @@
 // at once with the `overflow` outcome (503, as for HTTP/1). Not
 // thread-safe: one per worker.
 //
-// Http2Attempt: the Attempt state machine (downstream.h) over a stream.
-// Connecting (waiting for its session) -> AwaitingHeaders -> Streaming ->
-// Done, one timer re-armed per phase (connect timeout, per-try header
-// timeout, read timeout). cancel() resets the stream with CANCEL.
+// Http2Attempt (http2_attempt.h): one try of a call as one stream on a
+// session.
 //
 // Lifetime: sessions are owned by the pool and freed from the loop; attempts
 // are owned by their ProxyStream and detach from their session when they end
@@ -178,97 +176,6 @@ class Http2Pool {
  private:
   UpstreamContext* worker_;
   std::unordered_map<std::string, std::vector<std::unique_ptr<Http2ClientSession>>> sessions_;
-};
-
-class Http2Attempt : public Attempt {
- public:
-  Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, int64_t connect_timeout_us,
-               int64_t read_timeout_us);
-  ~Http2Attempt() override;
-
-  // Attempt
-  void sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) override;
-  void sendBody(const char* data, size_t len) override;
-  void endRequest(const HeaderList* trailers) override;
-  void start() override;
-  void flush() override;
-  void setHeaderTimeoutUs(int64_t us) override { header_timeout_us_ = us; }
-  void setIdleTimeoutUs(int64_t us) override { idle_timeout_us_ = us; }
-  void forbidReuse() override {}  // streams are independent: nothing to forbid
-  void pauseReading(bool paused) override;
-  void cancel() override;
-  bufferevent* releaseConnection() override { return nullptr; }
-  size_t requestBacklog() const override { return evbuffer_get_length(body_); }
-  State state() const override { return state_; }
-  int64_t sentAtUs() const override { return sent_at_us_; }
-  bool reused() const override { return reused_; }
-  bool connectTimedOut() const override { return connect_timed_out_; }
-  bool readTimedOut() const override { return read_timed_out_; }
-
-  // --- for Http2ClientSession ---
-  // The request as nghttp2 name/value pairs (valid while this lives).
-  const std::vector<nghttp2_nv>& requestNv() const { return nv_; }
-  bool hasBody() const { return has_body_; }
-  int32_t streamId() const { return stream_id_; }
-  void submitted(int32_t stream_id);
-  void onSessionConnected();
-  void onHeader(std::string_view name, std::string_view value);
-  void onHeadersEnd(bool end_stream);
-  void onData(const uint8_t* data, size_t len);
-  void onRemoteEnd();
-  void onStreamClose(uint32_t error_code);
-  // The session died (connection closed or never made).
-  void onSessionLost(const std::string& why, bool connect_failed, bool submitted);
-  ssize_t readBody(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers);
-  const HeaderList& requestTrailers() const { return trailers_; }
-  void onReadDone();
-  // Moves a waiting attempt to another session of the pool.
-  void rehome(Http2ClientSession* s) { session_ = s; }
-  // The session is being freed (worker teardown): forget it, no callbacks.
-  void forgetSession() { session_ = nullptr; }
-
- private:
-  void transitionTo(State s);
-  void fail(retry::OutcomeKind kind, const std::string& why);
-  void abortResponse(const std::string& why);
-  void onTimer();
-  void detach(bool reset);
-
-  UpstreamContext* worker_;
-  Owner* owner_;
-  net::Address dest_;
-  int64_t connect_timeout_us_;
-  int64_t read_timeout_us_;
-  int64_t header_timeout_us_ = -1;
-  int64_t idle_timeout_us_ = 0;
-  State state_ = State::kConnecting;
-  Http2ClientSession* session_ = nullptr;
-  int32_t stream_id_ = -1;
-  event::Timer timer_;
-  int64_t sent_at_us_ = 0;
-  bool reused_ = false;             // the stream went on an already open session
-  bool connect_timed_out_ = false;  // the connect timer ended it
-  bool read_timed_out_ = false;     // the read timer ended it mid-response
-  bool overflow_ = false;           // the pool refused: the destination is at its limit
-
-  // Request.
-  std::vector<std::string> nv_storage_;  // names and values, lower-cased names
-  std::vector<nghttp2_nv> nv_;
-  evbuffer* body_;           // request body not yet taken by nghttp2
-  bool has_body_ = false;    // a body follows the HEADERS
-  bool body_ended_ = false;  // endRequest() seen
-  HeaderList trailers_;
-
-  // Response.
-  // Largest declared response body cancel() lets finish instead of resetting.
-  static constexpr uint64_t kOrphanMaxBody = 64 << 10;
-  MessageHead head_;
-  bool head_end_stream_ = false;  // the final head came with END_STREAM
-  HeaderList resp_trailers_;
-  bool in_trailers_ = false;
-  bool paused_ = false;
-  size_t unconsumed_ = 0;  // DATA held back from WINDOW_UPDATE while paused
-  bool remote_ended_ = false;
 };
 
 }  // namespace mulligan::proxy

@@ -10,6 +10,7 @@
 
 #include "sidecar/core/logging.h"
 #include "sidecar/downstream/connection.h"
+#include "sidecar/worker/worker_stream_context.h"
 
 namespace mulligan::proxy {
 namespace {
@@ -83,20 +84,24 @@ Worker::Worker(int index, SharedState* shared)
                .deleter = deleter_.get(),
                .limits = {.max_header_bytes = cfg.max_header_bytes,
                           .max_upstream_connections = cfg.max_upstream_connections}};
-  stream_ = {.timer_queues = timer_queues_.get(),
-             .policy = &policy_,
-             .route_stats = &stats_.routes,
-             .budgets = &shared->budgets,
-             .resolver = resolver_.get(),
-             .random = &random_,
-             .listen_addrs = &listen_addrs_,
-             .access_log = cfg.access_log,
-             .worker_index = index_};
+  stream_context_ = std::make_unique<WorkerStreamContext>(WorkerStreamContext::Parts{
+      .upstream = this,
+      .timer_queues = timer_queues_.get(),
+      .policy = &policy_,
+      .route_stats = &stats_.routes,
+      .budgets = &shared->budgets,
+      .resolver = resolver_.get(),
+      .random = &random_,
+      .listen_addrs = &listen_addrs_,
+      .access_log = cfg.access_log,
+      .worker_index = index_});
   downstream_limits_ = {.max_header_bytes = cfg.max_header_bytes,
                         .max_headers = cfg.max_headers,
                         .request_header_timeout_us = cfg.request_header_timeout_us,
                         .idle_timeout_us = cfg.downstream_idle_timeout_us};
 }
+
+StreamContext& Worker::streamContext() { return *stream_context_; }
 
 void Worker::onPolicyTick(evutil_socket_t, short, void* arg) {
   auto* w = static_cast<Worker*>(arg);

@@ -32,6 +32,8 @@
 namespace mulligan::proxy {
 
 class Connection;
+class StreamContext;
+class WorkerStreamContext;
 
 // The contexts of the layers below (upstream/upstream_context.h,
 // stream/stream_context.h, downstream/downstream_context.h) are what
@@ -69,6 +71,7 @@ class Worker final : public DownstreamContext {
   bool draining() const override { return draining_; }
   void connectionClosed(Connection* c) override;
   void connectionFreed() override;
+  StreamContext& streamContext() override;
 
  private:
   static void onAccept(evconnlistener*, evutil_socket_t fd, sockaddr* addr, int len, void* arg);
@@ -104,6 +107,7 @@ class Worker final : public DownstreamContext {
   std::unique_ptr<net::IoRing> io_ring_;  // outlives every connection
   std::unique_ptr<event::TimerQueues> timer_queues_;  // outlives every call (freed after them)
   core::SplitMix64 random_;  // per worker: no shared state
+  std::unique_ptr<WorkerStreamContext> stream_context_;
 
   bool draining_ = false;
   std::thread thread_;

@@ -7,6 +7,8 @@
 
 #include "sidecar/core/clock.h"
 #include "sidecar/core/random.h"
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_random.h"
 
 namespace mulligan::core {
 namespace {

@@ -163,7 +163,7 @@ TEST(AttemptTimeoutTest, NoDeadlineLeavesOnlyThePerTryTimeout) {
   p.retry.per_try_timeout_us = 0;
   t = attemptTimeout(none, p, kStart);
   EXPECT_EQ(t.us, kNoDeadline);
-  EXPECT_EQ(t.kind, TimeoutKind::kNone);
+  EXPECT_FALSE(t.kind.has_value());
 }
 
 TEST(EnoughTimeForAttemptTest, MinAttemptBudgetIsInclusive) {
@@ -192,7 +192,8 @@ TEST(EnoughTimeForAttemptTest, AlwaysWithoutADeadline) {
 TEST(DeadlineNamesTest, TimeoutKindsAndSources) {
   EXPECT_EQ(timeoutKindName(TimeoutKind::kRequest), "request");
   EXPECT_EQ(timeoutKindName(TimeoutKind::kPerTry), "per-try");
-  EXPECT_EQ(timeoutKindName(TimeoutKind::kNone), "");
+  EXPECT_EQ(timeoutKindName(TimeoutKind::kConnect), "connect");
+  EXPECT_EQ(timeoutKindName(TimeoutKind::kRead), "read");
   EXPECT_EQ(timeoutMessage(TimeoutKind::kRequest), "upstream request timeout");
   EXPECT_EQ(timeoutMessage(TimeoutKind::kPerTry), "upstream per-try timeout");
   EXPECT_EQ(deadlineSourceName(DeadlineSource::kNone), "none");

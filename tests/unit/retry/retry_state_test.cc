@@ -6,6 +6,9 @@
 
 #include <string>
 
+#include "tests/fakes/fake_clock.h"
+#include "tests/fakes/fake_random.h"
+
 namespace mulligan::retry {
 namespace {
 

@@ -1,0 +1,255 @@
+#include "sidecar/upstream/http2_attempt.h"
+
+#include <event2/buffer.h>
+
+#include <string>
+
+#include "sidecar/codec/http2/http2_session.h"
+#include "sidecar/upstream/http2_client.h"
+#include "sidecar/upstream/upstream_context.h"
+
+namespace mulligan::proxy {
+Http2Attempt::Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, Timeouts timeouts)
+    : Attempt(worker->base(), owner, dest, timeouts), worker_(worker), body_(evbuffer_new()) {}
+
+Http2Attempt::~Http2Attempt() {
+  if (session_) session_->detach(this, state() != State::kDone || !remote_ended_);
+  evbuffer_free(body_);
+}
+
+void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
+  // RFC 9113 §8.3.1: pseudo-headers first; §8.2.2: no connection-specific
+  // fields, except TE: trailers (which gRPC requires).
+  nv_storage_.clear();
+  auto add = [this](std::string name, std::string value) {
+    nv_storage_.push_back(std::move(name));
+    nv_storage_.push_back(std::move(value));
+  };
+  std::string authority = head.authority;
+  if (authority.empty()) {
+    if (auto h = findHeader(head.headers, "host")) authority = *h;
+  }
+  add(":method", head.method);
+  add(":scheme", head.scheme.empty() ? "http" : head.scheme);
+  add(":authority", authority);
+  add(":path", head.path);
+  HopByHopFilter hop(head.headers);
+  for (const auto& [k, v] : head.headers) {
+    if (iequals(k, "te")) {
+      if (iequals(v, "trailers")) add("te", "trailers");
+      continue;
+    }
+    if (iequals(k, "host") || hop.drops(k) || replacedByAttemptHeaders(extra, k)) {
+      continue;
+    }
+    add(lower(k), std::string(v));
+  }
+  for (retry::HeaderField f : extra) add(std::string(f.name), std::string(f.value));
+  nv_.clear();
+  for (size_t i = 0; i + 1 < nv_storage_.size(); i += 2) nv_.push_back(makeNv(nv_storage_[i], nv_storage_[i + 1]));
+  has_body_ = head.body_follows;
+}
+
+void Http2Attempt::sendBody(const char* data, size_t len) {
+  if (state() == State::kDone || !has_body_ || len == 0) return;
+  evbuffer_add(body_, data, len);
+  if (session_ && stream_id_ > 0) session_->resumeData(stream_id_);
+}
+
+void Http2Attempt::endRequest(const HeaderList* trailers) {
+  if (state() == State::kDone || !has_body_ || body_ended_) return;
+  body_ended_ = true;
+  if (trailers) trailers_ = *trailers;
+  if (session_ && stream_id_ > 0) session_->resumeData(stream_id_);
+}
+
+void Http2Attempt::start() {
+  worker_->counters().attempts.add();
+  bool overflow = false;
+  session_ = worker_->h2pool().sessionFor(destination(), timeouts().connect_us, &reused_, &overflow);
+  if (!session_) {
+    // Immediate failure (no route, or the destination's limit); report
+    // from the loop, never inline.
+    if (overflow) {
+      worker_->counters().upstream_overflow.add();
+      failSoon(retry::OutcomeKind::kOverflow,
+               "max upstream connections (calls in flight) to " + destination().toString() + " reached");
+    } else {
+      failSoon(retry::OutcomeKind::kConnectFailure, "connect to " + destination().toString() + " failed");
+    }
+    return;
+  }
+  session_->setIdleTimeoutUs(idle_timeout_us_);
+  transitionTo(State::kConnecting);  // the connect timeout, until the stream is submitted
+  session_->attach(this);  // may submit at once (a ready session)
+}
+
+void Http2Attempt::flush() {
+  if (session_) session_->scheduleFlush();
+}
+
+void Http2Attempt::submitted(int32_t stream_id) {
+  stream_id_ = stream_id;
+  markSent(event::monotonicNowUs());
+  transitionTo(State::kAwaitingHeaders);  // the header timeout
+}
+
+void Http2Attempt::detach(bool reset) {
+  if (!session_) return;
+  Http2ClientSession* s = session_;
+  session_ = nullptr;
+  if (unconsumed_ > 0 && stream_id_ > 0) s->consume(stream_id_, unconsumed_);
+  unconsumed_ = 0;
+  s->detach(this, reset);
+}
+
+void Http2Attempt::onFailed(retry::OutcomeKind kind) {
+  if (kind == retry::OutcomeKind::kConnectFailure) worker_->counters().upstream_connect_failures.add();
+  detach(true);
+}
+
+void Http2Attempt::onHeader(std::string_view name, std::string_view value) {
+  if (state() == State::kAwaitingHeaders) {
+    if (name == ":status") {
+      int st = 0;
+      for (char c : value) st = c >= '0' && c <= '9' ? st * 10 + (c - '0') : st;
+      head_.status = st;
+      return;
+    }
+    if (!name.empty() && name[0] == ':') return;
+    if (name == "content-length") {
+      uint64_t n = 0;
+      for (char c : value) n = n * 10 + static_cast<uint64_t>(c - '0');  // nghttp2 validated it
+      head_.has_content_length = true;
+      head_.content_length = n;
+    }
+    head_.headers.emplace_back(name, value);
+  } else if (state() == State::kStreaming) {
+    if (!name.empty() && name[0] == ':') return;
+    resp_trailers_.emplace_back(name, value);
+  }
+}
+
+void Http2Attempt::onHeadersEnd(bool end_stream) {
+  if (state() == State::kAwaitingHeaders) {
+    if (head_.status >= 100 && head_.status < 200) {
+      head_ = MessageHead();  // interim: wait for the final one
+      return;
+    }
+    head_.reason = "";
+    head_.version_minor = 1;
+    head_end_stream_ = end_stream;
+    headArrived(head_, end_stream);
+    if (end_stream) onRemoteEnd();
+    return;
+  }
+  if (state() == State::kStreaming) {
+    trailersArrived(resp_trailers_);
+    if (end_stream) onRemoteEnd();
+  }
+}
+
+void Http2Attempt::onData(const uint8_t* data, size_t len) {
+  if (state() != State::kStreaming) {
+    if (session_) session_->consume(stream_id_, len);
+    return;
+  }
+  responseActivity();
+  bodyArrived(reinterpret_cast<const char*>(data), len);
+  if (paused_) {
+    unconsumed_ += len;
+  } else if (session_) {
+    session_->consume(stream_id_, len);
+  }
+}
+
+void Http2Attempt::onRemoteEnd() {
+  if (state() != State::kStreaming) return;
+  remote_ended_ = true;
+  // Our request side may still be open (the server answered early): RFC
+  // 9113 §8.1 lets us end it with a reset; otherwise the stream is closed.
+  detach(!body_ended_ && has_body_);
+  complete();
+}
+
+void Http2Attempt::onStreamClose(uint32_t error_code) {
+  session_ = nullptr;  // the session already forgot us
+  if (state() == State::kDone) return;
+  std::string why = "stream " + std::to_string(stream_id_) + " to " + destination().toString() + " reset (" +
+                    nghttp2_http2_strerror(error_code) + ")";
+  if (state() == State::kAwaitingHeaders || state() == State::kConnecting) {
+    fail(error_code == NGHTTP2_REFUSED_STREAM ? retry::OutcomeKind::kRefusedStream : retry::OutcomeKind::kReset, why);
+    return;
+  }
+  abortResponse(why);
+}
+
+void Http2Attempt::onSessionLost(const std::string& why, bool connect_failed, bool submitted) {
+  session_ = nullptr;
+  if (state() == State::kDone) return;
+  if (!submitted) {
+    fail(connect_failed ? retry::OutcomeKind::kConnectFailure : retry::OutcomeKind::kRefusedStream, why);
+    return;
+  }
+  if (state() == State::kAwaitingHeaders) {
+    fail(retry::OutcomeKind::kReset, why + " before response headers");
+    return;
+  }
+  abortResponse(why + " mid-response");
+}
+
+ssize_t Http2Attempt::readBody(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers) {
+  int n = evbuffer_remove(body_, buf, len);
+  if (n < 0) n = 0;
+  if (evbuffer_get_length(body_) == 0 && body_ended_) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (!trailers_.empty()) {
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      *submit_trailers = true;
+    }
+  } else if (n == 0) {
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  if (n > 0) requestDrained(static_cast<size_t>(n));
+  return n;
+}
+
+void Http2Attempt::onReadDone() {
+  if (state() == State::kStreaming) readDone();
+}
+
+void Http2Attempt::pauseReading(bool paused) {
+  paused_ = paused;
+  if (!paused && unconsumed_ > 0 && session_) {
+    session_->consume(stream_id_, unconsumed_);
+    unconsumed_ = 0;
+  }
+}
+
+void Http2Attempt::cancel() {
+  if (state() == State::kDone) {
+    detach(false);
+    return;
+  }
+  bool streaming = state() == State::kStreaming;
+  transitionTo(State::kDone);
+  bool request_sent = !has_body_ || (body_ended_ && evbuffer_get_length(body_) == 0);
+  if (streaming && head_end_stream_ && request_sent) {
+    detach(false);  // the response ended with its head: nothing to reset
+    return;
+  }
+  if (streaming && session_ && !has_body_ && head_.has_content_length && head_.content_length <= kOrphanMaxBody) {
+    // A retry walking away from a small answer (a 503, say) to a request
+    // that sent all it had (no body): let it finish rather than reset it
+    // (see Http2ClientSession::orphan).
+    Http2ClientSession* s = session_;
+    session_ = nullptr;
+    if (unconsumed_ > 0 && stream_id_ > 0) s->consume(stream_id_, unconsumed_);
+    unconsumed_ = 0;
+    s->orphan(this);
+    return;
+  }
+  detach(true);  // RST_STREAM(CANCEL)
+}
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,16 @@
+#include "sidecar/upstream/transports.h"
+
+#include "sidecar/upstream/http1_attempt.h"
+#include "sidecar/upstream/http2_attempt.h"
+
+namespace mulligan::proxy {
+
+std::unique_ptr<Attempt> Transports::newAttempt(Attempt::Owner* owner, const AttemptSpec& spec) {
+  // HTTP/1 clients go to HTTP/1 upstreams, HTTP/2 (and gRPC) to HTTP/2.
+  if (spec.protocol == Protocol::kHttp2) {
+    return std::make_unique<Http2Attempt>(worker_, owner, spec.dest, spec.timeouts);
+  }
+  return std::make_unique<Http1Attempt>(worker_, owner, spec.dest, spec.method, spec.timeouts);
+}
+
+}  // namespace mulligan::proxy

@@ -1,0 +1,290 @@
+// ProxyStream driven by fake attempts and a fake downstream on a fake clock
+// (as Envoy's router_test drives its router): what the engine decides after
+// each outcome, and what the client gets.
+#include "sidecar/stream/proxy_stream.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/fakes/fake_stream.h"
+
+namespace mulligan::proxy {
+namespace {
+
+using retry::OutcomeKind;
+constexpr int64_t kMs = 1000;
+constexpr int64_t kS = 1000 * kMs;
+
+class ProxyStreamTest : public ::testing::Test {
+ protected:
+  ProxyStreamTest() : policy_(pfc::builtinDefaults()) {
+    policy_.retry.conditions |= pfc::conditionBit(pfc::RetryCondition::kPerTryTimeout);
+  }
+
+  // Starts a GET (or a gRPC call) with the policy as it is now.
+  ProxyStream& start(Protocol p = Protocol::kHttp1, bool grpc = false, HeaderList extra_headers = {}) {
+    ctx_.setPolicy(policy_);
+    down_ = std::make_unique<FakeDownstream>(ctx_, p, *net::Address::parseNumeric("10.0.0.7:8080"));
+    RequestHead head;
+    head.method = grpc ? "POST" : "GET";
+    head.authority = "svc";
+    head.path = grpc ? "/pkg.Svc/Call" : "/";
+    if (grpc) head.headers.emplace_back("content-type", "application/grpc");
+    for (const auto& [k, v] : extra_headers) head.headers.emplace_back(k, v);
+    stream_ = std::make_unique<ProxyStream>(down_.get(), std::move(head), ctx_.fake_clock.nowUs());
+    stream_->start();
+    return *stream_;
+  }
+  FakeAttempt& attempt(size_t i) { return ctx_.attempt(i); }
+  size_t attempts() const { return ctx_.attempts_made.size(); }
+  uint64_t refusals(retry::Refusal r) const { return ctx_.route.refusals[static_cast<size_t>(r)].get(); }
+
+  pfc::EffectivePolicy policy_;
+  FakeStreamContext ctx_;
+  std::unique_ptr<FakeDownstream> down_;
+  std::unique_ptr<ProxyStream> stream_;
+};
+
+// ------------------------------------------------ a retry after each outcome --
+
+class RetryAfterOutcomeTest : public ProxyStreamTest, public ::testing::WithParamInterface<OutcomeKind> {};
+
+TEST_P(RetryAfterOutcomeTest, SecondAttemptAfterTheBackoffAnswersTheClient) {
+  policy_.retry.per_try_timeout_us = 100 * kMs;
+  start();
+  ASSERT_EQ(attempts(), 1u);
+  EXPECT_EQ(attempt(0).header("x-envoy-attempt-count"), "1");
+  attempt(0).failWith(GetParam());
+  EXPECT_EQ(attempts(), 1u);  // waiting: the backoff
+  EXPECT_TRUE(attempt(0).cancelled);
+  ctx_.advance(25 * kMs);     // at most backoff_base for retry 1
+  ASSERT_EQ(attempts(), 2u);
+  EXPECT_EQ(attempt(1).header("x-envoy-attempt-count"), "2");
+  attempt(1).respond(200);
+  attempt(1).respondBody("ok");
+  attempt(1).respondEnd();
+  ASSERT_TRUE(down_->head);
+  EXPECT_EQ(down_->head->status, 200);
+  EXPECT_EQ(down_->body, "ok");
+  EXPECT_TRUE(down_->completed);
+  EXPECT_EQ(ctx_.worker_counters.retries.get(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(EachRetriableKind, RetryAfterOutcomeTest,
+                         ::testing::Values(OutcomeKind::kConnectFailure, OutcomeKind::kReset,
+                                           OutcomeKind::kRefusedStream, OutcomeKind::kPerTryTimeout),
+                         [](const auto& info) {
+                           std::string n(retry::outcomeKindName(info.param));
+                           n.erase(std::remove(n.begin(), n.end(), '-'), n.end());
+                           return n;
+                         });
+
+TEST_F(ProxyStreamTest, Gateway503RetriedThenTheLast503GoesToTheClient) {
+  start();
+  attempt(0).respond(503);
+  ctx_.advance(25 * kMs);
+  ASSERT_EQ(attempts(), 2u);
+  attempt(1).respond(503);  // num_retries = 1: this one is the answer
+  attempt(1).respondEnd();
+  ASSERT_TRUE(down_->head);
+  EXPECT_EQ(down_->head->status, 503);
+  EXPECT_TRUE(down_->completed);
+  EXPECT_EQ(refusals(retry::Refusal::kRetriesExhausted), 1u);
+}
+
+TEST_F(ProxyStreamTest, OverflowIsAnswered503AtOnceAndNeverRetried) {
+  start();
+  attempt(0).failWith(OutcomeKind::kOverflow);
+  ASSERT_TRUE(down_->reply);
+  EXPECT_EQ(down_->reply->status, 503);
+  EXPECT_EQ(down_->reply->overloaded, "upstream-connections");
+  ctx_.advance(1 * kS);
+  EXPECT_EQ(attempts(), 1u);
+}
+
+// --------------------------------------------------------- the backoff timer --
+
+TEST_F(ProxyStreamTest, BackoffWaitIsTheJitteredDrawExactly) {
+  ctx_.rnd = core::FakeRandom{uint64_t{1} << 63};  // half of the 25 ms ceiling
+  start();
+  attempt(0).failWith(OutcomeKind::kConnectFailure);
+  EXPECT_TRUE(ctx_.timerDueIn(12'500));
+  ctx_.advance(12'499);
+  EXPECT_EQ(attempts(), 1u);  // not a microsecond early
+  ctx_.advance(1);
+  EXPECT_EQ(attempts(), 2u);
+}
+
+TEST_F(ProxyStreamTest, DeadlinePassedDuringTheBackoffAnswers504InsteadOfAttempting) {
+  policy_.request_timeout_us = 100 * kMs;
+  ctx_.rnd = core::FakeRandom{UINT64_MAX};  // the longest wait: ~25 ms
+  start();
+  ctx_.advance(60 * kMs);
+  attempt(0).failWith(OutcomeKind::kReset);  // 40 ms left: the engine allows the retry
+  ctx_.advance(45 * kMs);                    // the loop stalled past the deadline
+  EXPECT_EQ(attempts(), 1u);
+  ASSERT_TRUE(down_->reply);
+  EXPECT_EQ(down_->reply->status, 504);
+  EXPECT_EQ(down_->reply->timeout, retry::TimeoutKind::kRequest);
+}
+
+TEST_F(ProxyStreamTest, LessThanMinAttemptBudgetAfterTheWaitRefusesTheRetry) {
+  policy_.request_timeout_us = 100 * kMs;
+  policy_.deadline.min_attempt_budget_us = 30 * kMs;
+  ctx_.rnd = core::FakeRandom{UINT64_MAX};  // ~25 ms wait: 15 ms would be left
+  start();
+  ctx_.advance(60 * kMs);
+  attempt(0).failWith(OutcomeKind::kConnectFailure);
+  EXPECT_EQ(refusals(retry::Refusal::kDeadline), 1u);
+  ASSERT_TRUE(down_->reply);
+  EXPECT_EQ(down_->reply->status, 502);
+  EXPECT_FALSE(down_->reply->timeout);
+  ctx_.advance(50 * kMs);
+  EXPECT_EQ(attempts(), 1u);
+}
+
+TEST_F(ProxyStreamTest, RetryAfterReplacesTheBackoffAndDrawsNothing) {
+  start();
+  attempt(0).respond(503, {{"retry-after", "2"}});
+  EXPECT_TRUE(ctx_.timerDueIn(2 * kS));
+  EXPECT_EQ(ctx_.rnd.draws(), 0u);
+  ctx_.advance(2 * kS - 1);
+  EXPECT_EQ(attempts(), 1u);
+  ctx_.advance(1);
+  EXPECT_EQ(attempts(), 2u);
+}
+
+TEST_F(ProxyStreamTest, BudgetRefusalHandsTheClientThe503) {
+  policy_.budget.retry_ratio = 0;
+  policy_.budget.min_retries_per_second = 0;
+  start();
+  attempt(0).respond(503);
+  attempt(0).respondEnd();
+  EXPECT_EQ(refusals(retry::Refusal::kBudget), 1u);
+  ASSERT_TRUE(down_->head);
+  EXPECT_EQ(down_->head->status, 503);
+  EXPECT_TRUE(down_->completed);
+  EXPECT_EQ(attempts(), 1u);
+}
+
+TEST_F(ProxyStreamTest, EveryCallCountsTowardsTheBudgetThatAllowsItsRetry) {
+  policy_.budget.retry_ratio = 1.0;  // one retry per call in the window, no floor
+  policy_.budget.min_retries_per_second = 0;
+  start();
+  attempt(0).respond(503);
+  EXPECT_EQ(refusals(retry::Refusal::kBudget), 0u);
+  ctx_.advance(25 * kMs);
+  EXPECT_EQ(attempts(), 2u);
+}
+
+// ----------------------------------------------------- the deadline headers --
+
+TEST_F(ProxyStreamTest, TimeoutBudgetHeaderRoundsUp) {
+  policy_.request_timeout_us = 100 * kMs + 300;
+  start();
+  EXPECT_EQ(attempt(0).header("x-timeout-budget"), "101");
+}
+
+TEST_F(ProxyStreamTest, TimeoutBudgetHeaderIsNeverZero) {
+  policy_.request_timeout_us = 100 * kMs;
+  policy_.deadline.min_attempt_budget_us = 0;
+  policy_.retry.backoff_base_us = 1;  // draw 0: no wait
+  start();
+  ctx_.advance(100 * kMs - 300);
+  attempt(0).failWith(OutcomeKind::kConnectFailure);
+  ctx_.advance(0);
+  ASSERT_EQ(attempts(), 2u);
+  EXPECT_EQ(attempt(1).header("x-timeout-budget"), "1");  // 0.3 ms left
+}
+
+TEST_F(ProxyStreamTest, PerTryTimeoutShorterThanTheDeadlineArmsTheAttemptsTimer) {
+  policy_.request_timeout_us = 1 * kS;
+  policy_.retry.per_try_timeout_us = 200 * kMs;
+  start();
+  EXPECT_EQ(attempt(0).headerTimeoutUs(), 200 * kMs);
+  ctx_.advance(900 * kMs);
+  attempt(0).failWith(OutcomeKind::kPerTryTimeout);
+  ctx_.advance(25 * kMs);
+  ASSERT_EQ(attempts(), 2u);
+  EXPECT_EQ(attempt(1).headerTimeoutUs(), -1);  // the deadline (75 ms) comes first: its timer answers
+}
+
+// ---------------------------------------------------------- local replies --
+
+TEST_F(ProxyStreamTest, Http1PerTryTimeoutExhaustedIs504WithItsKind) {
+  policy_.retry.num_retries = 0;
+  start(Protocol::kHttp1);
+  attempt(0).failWith(OutcomeKind::kPerTryTimeout);
+  ASSERT_TRUE(down_->reply);
+  EXPECT_EQ(down_->reply->status, 504);
+  EXPECT_EQ(down_->reply->timeoutHeader(), "per-try");
+  EXPECT_EQ(down_->reply->body, "upstream request timeout");
+  EXPECT_FALSE(down_->reply->grpc);
+}
+
+TEST_F(ProxyStreamTest, Http2DeadlineIs504Request) {
+  policy_.request_timeout_us = 50 * kMs;
+  start(Protocol::kHttp2);
+  EXPECT_EQ(attempt(0).protocol, Protocol::kHttp2);
+  ctx_.advance(50 * kMs);
+  ASSERT_TRUE(down_->reply);
+  EXPECT_EQ(down_->reply->status, 504);
+  EXPECT_EQ(down_->reply->timeoutHeader(), "request");
+  EXPECT_TRUE(attempt(0).cancelled);
+  EXPECT_EQ(ctx_.route.timeouts[static_cast<size_t>(retry::TimeoutKind::kRequest)].get(), 1u);
+}
+
+TEST_F(ProxyStreamTest, Http1ConnectFailureExhaustedIs502) {
+  policy_.retry.num_retries = 0;
+  start(Protocol::kHttp1);
+  attempt(0).failWith(OutcomeKind::kConnectFailure);
+  ASSERT_TRUE(down_->reply);
+  EXPECT_EQ(down_->reply->status, 502);
+  EXPECT_FALSE(down_->reply->timeout);
+}
+
+TEST_F(ProxyStreamTest, GrpcPerTryTimeoutIsDeadlineExceededTrailersOnly) {
+  policy_.retry.num_retries = 0;
+  start(Protocol::kHttp2, /*grpc=*/true);
+  attempt(0).failWith(OutcomeKind::kPerTryTimeout);
+  ASSERT_TRUE(down_->reply);
+  EXPECT_TRUE(down_->reply->grpc);
+  EXPECT_EQ(down_->reply->status, 200);
+  EXPECT_EQ(down_->reply->grpc_status, 4);
+  EXPECT_EQ(down_->reply->grpc_message, "upstream per-try timeout");
+  EXPECT_EQ(down_->reply->timeoutHeader(), "per-try");
+}
+
+TEST_F(ProxyStreamTest, GrpcConnectFailureIsUnavailable) {
+  policy_.retry.num_retries = 0;
+  start(Protocol::kHttp2, /*grpc=*/true);
+  attempt(0).failWith(OutcomeKind::kConnectFailure);
+  ASSERT_TRUE(down_->reply);
+  EXPECT_EQ(down_->reply->grpc_status, 14);
+  EXPECT_FALSE(down_->reply->timeout);
+}
+
+TEST_F(ProxyStreamTest, GrpcDeadlineAfterHeadersEndsWithDeadlineExceededTrailers) {
+  policy_.request_timeout_us = 50 * kMs;
+  start(Protocol::kHttp2, /*grpc=*/true);
+  attempt(0).respond(200, {{"content-type", "application/grpc"}});
+  attempt(0).respondBody("message");
+  ctx_.advance(50 * kMs);
+  ASSERT_TRUE(down_->trailers);
+  EXPECT_EQ(findHeader(*down_->trailers, "grpc-status"), "4");
+  EXPECT_TRUE(down_->completed);
+  EXPECT_TRUE(attempt(0).cancelled);
+}
+
+TEST_F(ProxyStreamTest, GrpcUnavailableInTrailersAfterHeldHeadersIsRetried) {
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  start(Protocol::kHttp2, /*grpc=*/true);
+  attempt(0).respond(200, {{"content-type", "application/grpc"}});
+  EXPECT_FALSE(down_->head);  // held: no message yet
+  attempt(0).respondTrailers({{"grpc-status", "14"}});
+  ctx_.advance(25 * kMs);
+  ASSERT_EQ(attempts(), 2u);
+  EXPECT_EQ(attempt(1).header("grpc-previous-rpc-attempts"), "1");
+}
+
+}  // namespace
+}  // namespace mulligan::proxy
