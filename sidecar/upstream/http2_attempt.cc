@@ -118,10 +118,8 @@ void Http2Attempt::onHeader(std::string_view name, std::string_view value) {
     }
     if (!name.empty() && name[0] == ':') return;
     if (name == "content-length") {
-      uint64_t n = 0;
-      for (char c : value) n = n * 10 + static_cast<uint64_t>(c - '0');  // nghttp2 validated it
       head_.has_content_length = true;
-      head_.content_length = n;
+      head_.content_length = validatedContentLength(value);
     }
     head_.headers.emplace_back(name, value);
   } else if (state() == State::kStreaming) {

@@ -202,6 +202,12 @@ ssize_t readBufferedBody(evbuffer* body, bool ended, bool has_trailers, uint8_t*
   return n;
 }
 
+uint64_t validatedContentLength(std::string_view value) {
+  uint64_t n = 0;
+  for (char c : value) n = n * 10 + static_cast<uint64_t>(c - '0');
+  return n;
+}
+
 std::string lower(std::string_view name) {
   std::string out(name);
   for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);

@@ -170,6 +170,10 @@ class Http2Session : public event::Deletable {
 ssize_t readBufferedBody(evbuffer* body, bool ended, bool has_trailers, uint8_t* buf, size_t len, uint32_t* flags,
                          bool* submit_trailers);
 
+// A content-length value nghttp2 has already validated (digits only, RFC
+// 9113 §8.1.1), as a number.
+uint64_t validatedContentLength(std::string_view value);
+
 // `name` lower-cased (RFC 9113 §8.2.1: field names are lower case in HTTP/2).
 std::string lower(std::string_view name);
 // A name/value pair for nghttp2 pointing into `name` and `value`, which
