@@ -3,10 +3,11 @@
 // worker it runs on: the loop, the two pools, the io_uring ring, the
 // worker's counters, deferred deletion and two limits from the command
 // line. It is the seam that keeps upstream/ from knowing the Worker
-// (worker/ is above it): StreamContext (stream/) and DownstreamContext
-// (downstream/) extend it for the layers above, and Worker derives from the
-// last and fills all three in its constructor. A unit test can derive a
-// context of its own and fill only what it uses.
+// (worker/ is above it): DownstreamContext (downstream/) extends it for the
+// app's connections, and Worker derives from that and fills both in its
+// constructor (a ProxyStream sees its worker through StreamContext, an
+// interface of its own). A unit test can derive a context of its own and
+// fill only what it uses.
 //
 // The accessors are inline loads, as Worker's own accessors were: no
 // virtual call on the request path.
