@@ -24,8 +24,8 @@ class DownstreamContext : public UpstreamContext {
  public:
   // From the command line (worker/shared_state.h Config).
   struct Limits {
-    size_t max_header_bytes = 64 * 1024;  // a request head's bytes (--max-header-bytes)
-    size_t max_headers = 100;             // a request head's fields (--max-headers)
+    size_t max_header_bytes = 64 * 1024;  // a request head's bytes (64 KiB, fixed)
+    size_t max_headers = 100;             // a request head's fields (100, fixed)
     // From a connection's accept (or a later request's first byte) to the
     // end of its request head; 0 = none (--request-header-timeout).
     int64_t request_header_timeout_us = 10'000'000;

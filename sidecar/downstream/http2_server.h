@@ -4,7 +4,7 @@
 // Http2ServerStream, the Downstream of one ProxyStream, and many run at once.
 //
 // SETTINGS: MAX_CONCURRENT_STREAMS kMaxConcurrentStreams, MAX_HEADER_LIST_SIZE
-// from --max-header-bytes (a larger header block is answered 431), push off.
+// 64 KiB (a larger header block is answered 431), push off.
 // PING and SETTINGS are answered by nghttp2; a client's GOAWAY or RST_STREAM
 // ends the affected ProxyStreams (which cancel their upstream streams).
 //

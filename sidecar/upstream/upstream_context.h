@@ -37,7 +37,7 @@ class UpstreamContext {
  public:
   // From the command line (worker/shared_state.h Config).
   struct Limits {
-    size_t max_header_bytes = 64 * 1024;     // the header list we announce we accept (--max-header-bytes)
+    size_t max_header_bytes = 64 * 1024;     // the header list we announce we accept (64 KiB, fixed)
     size_t max_upstream_connections = 1024;  // per destination; 0 = no cap (--max-upstream-connections)
   };
 
