@@ -31,18 +31,22 @@ struct Node {
   enum class Kind { kRaw, kObject, kArray };
   Kind kind = Kind::kObject;
   std::string raw;  // a scalar's JSON text
-  std::vector<std::pair<std::string, Node>> members;
+  // An object's members, in order: keys[i] names values[i]. (Two vectors,
+  // not one of pairs: std::pair needs a complete Node, std::vector does not.)
+  std::vector<std::string> keys;
+  std::vector<Node> values;
   std::vector<Node> items;
 
   Node& set(std::string key, Node value) {
-    for (auto& [k, v] : members) {
-      if (k == key) {
-        v = std::move(value);
-        return v;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keys[i] == key) {
+        values[i] = std::move(value);
+        return values[i];
       }
     }
-    members.emplace_back(std::move(key), std::move(value));
-    return members.back().second;
+    keys.push_back(std::move(key));
+    values.push_back(std::move(value));
+    return values.back();
   }
 };
 
@@ -79,12 +83,12 @@ void print(const Node& n, int indent, std::string* out) {
     }
     case Node::Kind::kObject:
       *out += "{";
-      for (size_t i = 0; i < n.members.size(); ++i) {
+      for (size_t i = 0; i < n.keys.size(); ++i) {
         *out += i ? ",\n" : "\n";
-        *out += pad + "  " + pfc::jsonQuote(n.members[i].first) + ": ";
-        print(n.members[i].second, indent + 2, out);
+        *out += pad + "  " + pfc::jsonQuote(n.keys[i]) + ": ";
+        print(n.values[i], indent + 2, out);
       }
-      if (!n.members.empty()) *out += "\n" + pad;
+      if (!n.keys.empty()) *out += "\n" + pad;
       *out += "}";
       return;
   }
@@ -365,7 +369,8 @@ Node fieldSchema(const FieldSpec& f, LevelBit level) {
   }
   Node s = object();
   s.set("description", string(desc));
-  for (auto& [k, v] : valueSchema(f).members) s.set(k, std::move(v));
+  Node value = valueSchema(f);
+  for (size_t i = 0; i < value.keys.size(); ++i) s.set(std::move(value.keys[i]), std::move(value.values[i]));
   const Json& def = builtinDefault(f);
   if (level == kAtDefaults && !def.isNull()) s.set("default", fromJson(def));
   return s;
