@@ -30,9 +30,11 @@
 namespace mulligan::pfc {
 
 // 1: the first layout. 2: the segment header gains `refusal`, the agent's
-// last refused policy file (the table image is unchanged). A reader of one
+// last refused policy file (the table image is unchanged). 3: EffectivePolicy
+// gains `hedge`, `outlier` and `retry.fresh_connection` (DESIGN.md "Hedging,
+// endpoints, overload signals and Connect"); the segment header is unchanged. A reader of one
 // version refuses a segment of another and says which side is older.
-constexpr uint32_t kAbiVersion = 2;
+constexpr uint32_t kAbiVersion = 3;
 constexpr uint64_t kSegmentMagic = 0x314753474c4c554dULL;  // "MULLGSG1" little-endian
 constexpr uint64_t kTableMagic = 0x314c42544c4c554dULL;    // "MULLTBL1" little-endian
 constexpr size_t kSegmentHeaderSize = 4096;  // one page; slots start page-aligned

@@ -81,6 +81,7 @@ EffectivePolicy builtinDefaults() {
   p.retry.backoff_max_us = 250 * kMs;
   p.retry.retry_after = 1;
   p.retry.retry_after_max_us = 5 * kS;
+  p.retry.fresh_connection = 1;
   std::memcpy(p.retry.idempotency_header, "idempotency-key", sizeof("idempotency-key"));
   p.retry.max_buffered_body = 64 * 1024;
   p.budget.retry_ratio = 0.2;
@@ -90,6 +91,14 @@ EffectivePolicy builtinDefaults() {
   p.deadline.accept_inbound = 1;
   p.deadline.grpc_timeout_offset_us = 0;
   p.deadline.min_attempt_budget_us = 5 * kMs;
+  p.hedge.delay_us = 0;  // no hedging
+  p.hedge.delay_quantile_permille = 0;
+  p.hedge.max_attempts = 2;
+  p.hedge.max_extra_load = 0.05;
+  p.outlier.consecutive_failures = 5;
+  p.outlier.ejection_us = 30 * kS;
+  p.outlier.max_ejection_us = 5 * 60 * kS;
+  p.outlier.max_ejected = 0.5;
   return p;
 }
 

@@ -89,7 +89,8 @@ struct RetryPolicy {
   uint64_t status_bits[kStatusWords];  // individually named status codes
   uint32_t num_retries;
   uint8_t retry_after;            // 1 = honour Retry-After / grpc-retry-pushback-ms
-  uint8_t reserved0[3];
+  uint8_t fresh_connection;       // 1 = a retry (or hedge) opens a new connection, never a pooled one
+  uint8_t reserved0[2];
   int64_t per_try_timeout_us;     // 0 = none
   int64_t backoff_base_us;
   int64_t backoff_max_us;
@@ -125,6 +126,32 @@ struct DeadlinePolicy {
   int64_t min_attempt_budget_us;
 };
 
+// [defaults.hedge]: another attempt while the first is still out.
+// The delay is either fixed (delay_quantile_permille == 0; delay_us == 0 means
+// no hedging) or a quantile of the route's own recent attempt latency (time to
+// response headers): 900 = "p90", 950 = "p95", 990 = "p99", 999 = "p99.9".
+struct HedgePolicy {
+  int64_t delay_us;               // fixed delay; 0 (with no quantile) = hedging off
+  uint16_t delay_quantile_permille;  // 0 = fixed delay; else 900, 950, 990 or 999
+  uint16_t reserved0;
+  uint32_t max_attempts;          // attempts in flight at once, the first included (2..5)
+  double max_extra_load;          // hedges at most for this fraction of the route's requests
+
+  bool enabled() const { return delay_us > 0 || delay_quantile_permille != 0; }
+};
+
+// The largest hedge.max_attempts the policy accepts (and ProxyStream holds).
+constexpr uint32_t kMaxHedgeAttempts = 5;
+
+// [defaults.outlier]: passive ejection of one address of a name with several.
+struct OutlierPolicy {
+  uint32_t consecutive_failures;  // connect-failure, reset or 5xx in a row; 0 = off
+  uint32_t reserved0;
+  int64_t ejection_us;            // first ejection; each later one of the same address doubles it
+  int64_t max_ejection_us;
+  double max_ejected;             // never eject more than this fraction of a name's addresses
+};
+
 struct EffectivePolicy {
   int64_t connect_timeout_us;
   int64_t request_timeout_us;     // 0 = none
@@ -133,12 +160,16 @@ struct EffectivePolicy {
   RetryPolicy retry;
   BudgetPolicy budget;
   DeadlinePolicy deadline;
+  HedgePolicy hedge;              // since ABI 3
+  OutlierPolicy outlier;          // since ABI 3
 };
 
 static_assert(std::is_trivially_copyable_v<EffectivePolicy>);
 static_assert(std::is_standard_layout_v<EffectivePolicy>);
 static_assert(sizeof(RetryPolicy) == 8 + 80 + 8 + 40 + 64);
-static_assert(sizeof(EffectivePolicy) == 32 + sizeof(RetryPolicy) + 24 + 24);
+static_assert(sizeof(HedgePolicy) == 24);
+static_assert(sizeof(OutlierPolicy) == 32);
+static_assert(sizeof(EffectivePolicy) == 32 + sizeof(RetryPolicy) + 24 + 24 + 24 + 32);
 
 // The built-in values of DESIGN.md's [defaults]; what a sidecar enforces when
 // no policy has been published (fail open).

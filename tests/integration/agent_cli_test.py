@@ -89,7 +89,7 @@ class AgentCliTest(Case):
         self.assertIn("mulligan-agent run", h.stdout)
         v = self.run_cmd(self.agent, "--version")
         self.assertEqual(v.returncode, 0)
-        self.assertIn("pfc/2", v.stdout)
+        self.assertIn("pfc/3", v.stdout)
 
     def test_flags_come_from_the_environment_too(self):
         p = self.write("policy.toml", good())

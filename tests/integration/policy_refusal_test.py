@@ -172,7 +172,7 @@ class OlderSegmentTest(Stack):
                           what="refusal")
         self.assertFalse(config["enforced"])
         self.assertEqual(config["last_refused"]["by"], "sidecar")
-        self.assertIn("segment ABI version 1, this build reads 2 (the segment's writer, mulligan-agent, is older",
+        self.assertIn("segment ABI version 1, this build reads 3 (the segment's writer, mulligan-agent, is older",
                       config["last_refused"]["why"])
         self.assertEqual(http_get(self.admin_port, "/ready")[0], 503)
         metrics = http_get(self.admin_port, "/metrics")[1]
