@@ -1152,6 +1152,10 @@ class Compiler {
     const toml::table* hedge = t.get("hedge") ? t.get("hedge")->as_table() : nullptr;
     const toml::node* delay = hedge ? hedge->get("delay") : nullptr;
     if (!delay) return;
+    // A delay that did not parse was reported already; once is enough.
+    uint16_t permille;
+    auto text = delay->as_string();
+    if (!text || !(pfc::parseQuantile(text->get(), &permille) || parseDuration(text->get()))) return;
     using pfc::Method;
     uint32_t retryable = pfc::methodBit(Method::kGet) | pfc::methodBit(Method::kHead) | pfc::methodBit(Method::kPut) |
                          pfc::methodBit(Method::kDelete) | pfc::methodBit(Method::kOptions) |
