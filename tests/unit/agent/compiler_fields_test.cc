@@ -556,6 +556,10 @@ TEST(CompilerFieldsTest, AHedgeDelayOnARouteWithNoRetryableMethodIsAnError) {
                   "hedge.delay = \"p99\"\n");
   compileOk("[defaults.hedge]\ndelay = \"p99\"\n" + svc + "hedge.delay = \"5ms\"\n" +
             "[[service.route]]\npath_prefix = \"/\"\nmethods = [\"CONNECT\"]\n");
+  // A route that writes the delay its service has decides nothing of its
+  // own (and it is what `dump` writes, which must compile back).
+  compileOk(svc + "hedge.delay = \"5ms\"\n[[service.route]]\npath_prefix = \"/\"\nmethods = [\"CONNECT\"]\n"
+                  "hedge.delay = \"5ms\"\n");
 }
 
 TEST(CompilerFieldsTest, BudgetRatioAcceptsFloatsAndIntegers) {
