@@ -77,12 +77,6 @@ bool contains(const Names& names, std::string_view s) {
   return std::find(names.begin(), names.end(), s) != names.end();
 }
 
-Names concat(std::initializer_list<const Names*> lists) {
-  Names out;
-  for (const Names* l : lists) out.insert(out.end(), l->begin(), l->end());
-  return out;
-}
-
 // The keys a policy level accepts. Routes cannot set idle_timeout (it is per
 // connection, and a connection serves many routes) nor budget (per service).
 Names policyKeys(Level level) {
