@@ -29,57 +29,12 @@ size_t utf8Length(std::string_view s, size_t i) {
 
 constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
 
-// A double-quoted string valid both as a TOML basic string and as JSON:
-// the escapes the two share, \u00XX for other control characters and DEL
-// (which TOML requires escaped), U+FFFD for bytes that are not UTF-8.
+// A double-quoted string valid both as a TOML basic string and as JSON
+// (see appendJsonQuoted).
 std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    size_t len = utf8Length(s, i);
-    if (len == 0) {
-      out += kReplacement;
-      ++i;
-      continue;
-    }
-    if (len > 1) {
-      out.append(s.substr(i, len));
-      i += len;
-      continue;
-    }
-    char c = s[i++];
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out;
+  appendJsonQuoted(&out, s);
+  return out;
 }
 
 // Text safe inside a TOML comment: one line, UTF-8.
@@ -375,6 +330,50 @@ std::vector<std::string> retryOnNames(const RetryPolicy& r) {
 }
 
 std::string jsonQuote(std::string_view s) { return quote(s); }
+
+void appendJsonQuoted(std::string* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  // Bytes that go out as they are: printable ASCII but the two JSON
+  // metacharacters. Most text (an access log's paths and names) is all of
+  // them, so runs of them are appended whole, not a byte at a time.
+  auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; };
+  *out += '"';
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t run = i;
+    while (run < s.size() && plain(static_cast<unsigned char>(s[run]))) ++run;
+    out->append(s.data() + i, run - i);
+    i = run;
+    if (i == s.size()) break;
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      size_t len = utf8Length(s, i);
+      if (len == 0) {
+        *out += kReplacement;  // not UTF-8: JSON text must be (RFC 8259 §8.1)
+        ++i;
+      } else {
+        out->append(s.data() + i, len);
+        i += len;
+      }
+      continue;
+    }
+    ++i;
+    switch (c) {
+      case '"': *out += "\\\""; break;
+      case '\\': *out += "\\\\"; break;
+      case '\b': *out += "\\b"; break;
+      case '\t': *out += "\\t"; break;
+      case '\n': *out += "\\n"; break;
+      case '\f': *out += "\\f"; break;
+      case '\r': *out += "\\r"; break;
+      default: {  // other control characters, and DEL (TOML wants it escaped)
+        const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        out->append(esc, sizeof esc);
+      }
+    }
+  }
+  *out += '"';
+}
 
 std::string policyToJson(const EffectivePolicy& policy) {
   JsonWriter w(/*pretty=*/false);

@@ -4,6 +4,9 @@
 
 #include <charconv>
 
+#include "proto-free-config/render.h"
+#include "sidecar/retry/deadline.h"
+
 namespace mulligan::proxy {
 namespace {
 
@@ -58,27 +61,6 @@ bool parseAccessLogFilter(std::string_view text, AccessLogFilter* out) {
   return true;
 }
 
-void appendJsonEscaped(std::string* out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          *out += "\\u00";
-          *out += kHex[c >> 4];
-          *out += kHex[c & 15];
-        } else {
-          *out += static_cast<char>(c);
-        }
-    }
-  }
-}
-
 void formatAccessLine(const AccessRecord& r, std::string* out) {
   std::string& line = *out;
   auto key = [&](std::string_view k) {
@@ -88,9 +70,8 @@ void formatAccessLine(const AccessRecord& r, std::string* out) {
   };
   auto str = [&](std::string_view k, std::string_view v) {
     key(k);
-    line += '"';
-    appendJsonEscaped(&line, v);
-    line += "\",";
+    pfc::appendJsonQuoted(&line, v);  // (invalid UTF-8 becomes U+FFFD: the line stays JSON)
+    line += ',';
   };
   auto num = [&](std::string_view k, int64_t v) {
     key(k);
@@ -112,7 +93,9 @@ void formatAccessLine(const AccessRecord& r, std::string* out) {
   str("retry_refused", r.retry_refused);
   str("timeout", r.timeout);
   str("sidecar_error", r.sidecar_error);
-  num("deadline_ms", r.deadline_ms);
+  // Rounded up like every time the sidecar sends or shows (retry::ceilMs):
+  // a 500 µs budget is "1", never "0".
+  num("deadline_ms", r.deadline_us < 0 ? -1 : retry::ceilMs(r.deadline_us));
   key("upstream");
   line += '"';
   if (r.upstream) appendAddress(&line, *r.upstream);  // numeric: nothing to escape
