@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "proto-free-config/duration.h"
@@ -331,48 +332,62 @@ std::vector<std::string> retryOnNames(const RetryPolicy& r) {
 
 std::string jsonQuote(std::string_view s) { return quote(s); }
 
-void appendJsonQuoted(std::string* out, std::string_view s) {
+char* writeJsonQuoted(char* out, std::string_view s) {
   static constexpr char kHex[] = "0123456789abcdef";
   // Bytes that go out as they are: printable ASCII but the two JSON
   // metacharacters. Most text (an access log's paths and names) is all of
-  // them, so runs of them are appended whole, not a byte at a time.
+  // them, so runs of them are copied whole, not a byte at a time.
   auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; };
-  *out += '"';
+  *out++ = '"';
   size_t i = 0;
   while (i < s.size()) {
     size_t run = i;
     while (run < s.size() && plain(static_cast<unsigned char>(s[run]))) ++run;
-    out->append(s.data() + i, run - i);
+    std::memcpy(out, s.data() + i, run - i);
+    out += run - i;
     i = run;
     if (i == s.size()) break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       size_t len = utf8Length(s, i);
-      if (len == 0) {
-        *out += kReplacement;  // not UTF-8: JSON text must be (RFC 8259 §8.1)
+      if (len == 0) {  // not UTF-8: JSON text must be (RFC 8259 §8.1)
+        std::memcpy(out, kReplacement.data(), kReplacement.size());
+        out += kReplacement.size();
         ++i;
       } else {
-        out->append(s.data() + i, len);
+        std::memcpy(out, s.data() + i, len);
+        out += len;
         i += len;
       }
       continue;
     }
     ++i;
+    *out++ = '\\';
     switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\b': *out += "\\b"; break;
-      case '\t': *out += "\\t"; break;
-      case '\n': *out += "\\n"; break;
-      case '\f': *out += "\\f"; break;
-      case '\r': *out += "\\r"; break;
-      default: {  // other control characters, and DEL (TOML wants it escaped)
-        const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-        out->append(esc, sizeof esc);
-      }
+      case '"': *out++ = '"'; break;
+      case '\\': *out++ = '\\'; break;
+      case '\b': *out++ = 'b'; break;
+      case '\t': *out++ = 't'; break;
+      case '\n': *out++ = 'n'; break;
+      case '\f': *out++ = 'f'; break;
+      case '\r': *out++ = 'r'; break;
+      default:  // other control characters, and DEL (TOML wants it escaped)
+        *out++ = 'u';
+        *out++ = '0';
+        *out++ = '0';
+        *out++ = kHex[c >> 4];
+        *out++ = kHex[c & 15];
     }
   }
-  *out += '"';
+  *out++ = '"';
+  return out;
+}
+
+void appendJsonQuoted(std::string* out, std::string_view s) {
+  size_t used = out->size();
+  out->resize(used + jsonQuotedBound(s.size()));
+  char* end = writeJsonQuoted(out->data() + used, s);
+  out->resize(static_cast<size_t>(end - out->data()));
 }
 
 std::string policyToJson(const EffectivePolicy& policy) {

@@ -83,6 +83,24 @@ TEST(AccessLogFormatTest, BytesThatAreNotUtf8BecomeReplacementCharacters) {
   EXPECT_EQ(line.find('\xff'), std::string::npos) << line;
 }
 
+// A line longer than the formatter's first reservation (a long path, every
+// byte of it escaped to six) is whole, and formats the same appended to a
+// string that already holds a line (the writer's reused scratch).
+TEST(AccessLogFormatTest, LongLinesGrowAndAppendBehindEarlierText) {
+  AccessRecord r = sampleRecord();
+  std::string path(3000, '\x01');
+  r.path = path;
+  std::string line;
+  formatAccessLine(r, &line);
+  std::string escaped;
+  for (size_t i = 0; i < path.size(); ++i) escaped += "\\u0001";
+  EXPECT_NE(line.find("\"path\":\"" + escaped + "\","), std::string::npos);
+  EXPECT_EQ(line.substr(line.size() - 2), "}\n");
+  std::string two = "earlier\n";
+  formatAccessLine(r, &two);
+  EXPECT_EQ(two, "earlier\n" + line);
+}
+
 // deadline_ms is rounded up, as every time the sidecar sends or shows is
 // (retry::ceilMs): a 500 µs budget is 1, not 0; 1.5002 s is 1501.
 TEST(AccessLogFormatTest, DeadlineIsRoundedUpToWholeMilliseconds) {
