@@ -75,6 +75,10 @@ class PolicyStatus {
   // for the admin endpoint's /config, /explain and page. Takes the mutex
   // that only reloads take, never a request.
   std::shared_ptr<const pfc::Table> table() const;
+  // The newest table when it is `generation` (loaded by some worker), else
+  // null: a worker that sees that generation next takes it from here
+  // instead of copying and indexing the segment again.
+  std::shared_ptr<const pfc::Table> tableOfGeneration(uint64_t generation) const;
 
  private:
   std::atomic<uint64_t> loaded_generation_{0};
