@@ -5,7 +5,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "proto-free-config/publish.h"
 #include "sidecar/policy/policy_view.h"
@@ -72,6 +74,45 @@ TEST_F(PolicyViewTest, AViewBehindTheNewestStillLoadsTheGenerationItSees) {
   EXPECT_EQ(t2b->generation(), g2);
   EXPECT_EQ(t2b->services().size(), 5u);
   EXPECT_EQ(a.current(3).get(), t2b.get());
+}
+
+int64_t steadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// Propagation counts from the publish or from the first request's start,
+// whichever came later: a worker with no request for a while after a
+// publish (idle in epoll_wait) served nobody the old policy meanwhile. The
+// observation is then at most the time the request's own load took, which
+// the test brackets with the clock (no bound on how long anything takes).
+TEST_F(PolicyViewTest, PropagationDoesNotCountTheWaitForTheFirstRequest) {
+  PolicyStatus status;
+  PolicyView view(name_, &status);
+  publish(3);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // no request meanwhile
+  int64_t start = steadyUs();  // the request starts
+  ASSERT_TRUE(view.current(start));
+  int64_t took = steadyUs() - start;
+  auto prop = status.snapshot().propagation;
+  ASSERT_EQ(prop.count, 1u);
+  EXPECT_LE(prop.last_us, took);  // counted the old way, it was >= 200 ms
+  EXPECT_GT(prop.last_published_unix_us, 0);
+}
+
+// A request that started before the publish was stamped (its head read, the
+// publish landing while it was parsed) counts from the publish.
+TEST_F(PolicyViewTest, PropagationOfARequestStartedBeforeThePublishCountsFromThePublish) {
+  PolicyStatus status;
+  PolicyView view(name_, &status);
+  int64_t start = steadyUs() - 5'000'000;  // 5 s ago, before the publish
+  auto before = std::chrono::system_clock::now();
+  publish(3);
+  ASSERT_TRUE(view.current(start));
+  auto after = std::chrono::system_clock::now();
+  auto prop = status.snapshot().propagation;
+  ASSERT_EQ(prop.count, 1u);
+  EXPECT_LE(prop.last_us, std::chrono::duration_cast<std::chrono::microseconds>(after - before).count() + 2);  // (µs truncation)
 }
 
 }  // namespace
