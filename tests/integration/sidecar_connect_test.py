@@ -265,6 +265,18 @@ class ConnectDeadlineTest(ConnectStack):
         self.assertEqual(json.loads(body[5:]),
                          {"error": {"code": "deadline_exceeded", "message": "upstream request timeout"}})
 
+    def test_ConnectServerStream_DeadlineAfterAMessageEndsTheStreamWithDeadlineExceeded(self):
+        extra = 'request_timeout = "300ms"\ndeadline = { propagate = false }'
+        for v in VERSIONS:
+            with self.subTest(http=v):
+                self.stack(policy(extra=extra), v)
+                got = self.client(v, "count", scripted(key="st", stall_ms=3000, messages=2))
+                self.assertEqual((got["ok"], got["code"], got["values"]), (False, "deadline_exceeded", ["st:0"]))
+                rec = self.records("/mulligan.test.Echo/Count")[-1]
+                self.assertEqual((rec["status"], rec["timeout"]), (200, "request"))
+                self.doCleanups()
+                self.setUp()
+
     def test_ConnectCall_ConnectFailureAnswersUnavailableInConnectForm(self):
         import socket
         s = socket.socket()
@@ -339,6 +351,22 @@ retry = { retry_on = ["503", "5xx"], num_retries = 3, backoff_base = "5ms", back
         self.assertEqual((rec["status"], rec["attempts"], rec["retry_refused"]), (503, 1, "overloaded"))
         self.assertEqual(len(self.peer_calls("fallback")), 1)
         self.check_counted(1)
+
+    def test_H2ToH2_OwnOverflowReplyCarriesXEnvoyOverloaded(self):
+        # The sidecar's own overload answer (--max-upstream-connections) says
+        # x-envoy-overloaded too (HTTP/1: sidecar_upstream_pool_test).
+        nghttp = need_tool("nghttp", "nghttp2-client")
+        port, _ = self.start_h2_upstream()
+        self.publish(self.OVERLOAD_POLICY.replace("{port}", str(port)))
+        self.start_sidecar("--max-upstream-connections", "1")
+        # Two calls at once on one connection: the second finds the one slot taken.
+        r = subprocess.run([nghttp, "-v", "-H", ":authority: busy",
+                            f"http://127.0.0.1:{self.outbound_port}/held?delay=2000&i=1",
+                            f"http://127.0.0.1:{self.outbound_port}/held?delay=2000&i=2"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.stdout.count(":status: 503"), 1, r.stdout)
+        self.assertIn("x-mulligan-overloaded: upstream-connections", r.stdout)
+        self.assertIn("x-envoy-overloaded: true", r.stdout)
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@
 //   node peer.cjs PORT_FILE LOG_FILE
 // writes "H1PORT H2PORT" to PORT_FILE (atomically) and one JSON line per call
 // to LOG_FILE. Each request's StringValue is a JSON script:
-//   {"key": "k1", "fail": N, "code": "unavailable", "sleep_ms": M, "messages": K}
+//   {"key": "k1", "fail": N, "code": "unavailable", "sleep_ms": M, "messages": K,
+//    "stall_ms": S}
 // The first N calls with that key fail with `code` (Say: a unary error
 // response; Count: before any message, so an end-of-stream error); then
 // Say answers "ok:KEY:CALL" after sleep_ms, Count streams K messages, the
-// first after sleep_ms. Paths that are no Connect method go to the fallback:
+// first after sleep_ms, the second stall_ms after the first. Paths that are no Connect method go to the fallback:
 // /overloaded answers 503 with x-envoy-overloaded: true.
 "use strict";
 const fs = require("node:fs");
@@ -65,7 +66,10 @@ const routes = (router) => router.service(Echo, {
   async *count(req, ctx) {
     const { script, key } = begin("Count", req, ctx);
     await sleep(script.sleep_ms, ctx.signal);
-    for (let i = 0; i < (script.messages || 0); i++) yield { value: `${key}:${i}` };
+    for (let i = 0; i < (script.messages || 0); i++) {
+      yield { value: `${key}:${i}` };
+      if (i === 0) await sleep(script.stall_ms, ctx.signal);
+    }
   },
 });
 
