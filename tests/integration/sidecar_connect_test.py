@@ -192,27 +192,29 @@ class ConnectRetryTest(ConnectStack):
 
 
 class ConnectDeadlineTest(ConnectStack):
-    def test_ConnectTimeoutMs_JoinsTheDeadlineAndIsRewrittenSmaller(self):
+    def test_ConnectTimeoutMs_JoinsTheDeadline(self):
         for v in VERSIONS:
             with self.subTest(http=v):
-                # The client's 800 ms is shorter than the route's 10 s: it is
+                # The client's 8 s is shorter than the route's 10 s: it is
                 # the deadline, and the server sees what is left of it.
                 self.stack(policy(), v)
-                got = self.client(v, "say", scripted(key="t"), timeout_ms=800)
+                got = self.client(v, "say", scripted(key="t"), timeout_ms=8000)
                 self.assertTrue(got["ok"], got)
                 seen = int(self.peer_calls("Say", "t")[0]["connect_timeout_ms"])
                 self.assertGreaterEqual(seen, 1)
-                self.assertLessEqual(seen, 800)
-                self.assertEqual(self.records("/mulligan.test.Echo/Say")[-1]["deadline_ms"], 800)
+                self.assertLessEqual(seen, 8000)
+                self.assertEqual(self.records("/mulligan.test.Echo/Say")[-1]["deadline_ms"], 8000)
                 self.doCleanups()
                 self.setUp()
 
     def test_ConnectTimeoutMs_RouteTimeoutShorterThanTheClientsIsSent(self):
-        self.stack(policy(extra='request_timeout = "700ms"'), "2")
-        got = self.client("2", "say", scripted(key="r"), timeout_ms=5000)
+        # Long enough that a loaded machine still answers in time: what is
+        # checked is the value the server saw, not how fast it came.
+        self.stack(policy(extra='request_timeout = "5s"'), "2")
+        got = self.client("2", "say", scripted(key="r"), timeout_ms=60000)
         self.assertTrue(got["ok"], got)
         seen = int(self.peer_calls("Say", "r")[0]["connect_timeout_ms"])
-        self.assertLessEqual(seen, 700)  # not the client's 5000
+        self.assertLessEqual(seen, 5000)  # not the client's 60000
         self.assertGreaterEqual(seen, 1)
 
     def test_ConnectUnary_DeadlineAnswers504DeadlineExceededJson(self):
@@ -266,11 +268,13 @@ class ConnectDeadlineTest(ConnectStack):
                          {"error": {"code": "deadline_exceeded", "message": "upstream request timeout"}})
 
     def test_ConnectServerStream_DeadlineAfterAMessageEndsTheStreamWithDeadlineExceeded(self):
-        extra = 'request_timeout = "300ms"\ndeadline = { propagate = false }'
+        # 3 s for the first message to come through even on a loaded machine;
+        # the second would come a minute later.
+        extra = 'request_timeout = "3s"\ndeadline = { propagate = false }'
         for v in VERSIONS:
             with self.subTest(http=v):
                 self.stack(policy(extra=extra), v)
-                got = self.client(v, "count", scripted(key="st", stall_ms=3000, messages=2))
+                got = self.client(v, "count", scripted(key="st", stall_ms=60000, messages=2))
                 self.assertEqual((got["ok"], got["code"], got["values"]), (False, "deadline_exceeded", ["st:0"]))
                 rec = self.records("/mulligan.test.Echo/Count")[-1]
                 self.assertEqual((rec["status"], rec["timeout"]), (200, "request"))
