@@ -57,7 +57,11 @@ void ProxyStream::start() {
   request_complete_ = !req_.body_follows;
   std::optional<std::string_view> content_type = findHeader(req_.headers, "content-type");
   grpc_ = isGrpcContentType(content_type);
-  if (!grpc_) connect_rpc_ = connectKind(content_type, findHeader(req_.headers, "connect-protocol-version"));
+  // Connect (connectrpc.com): a unary call has a body, so a content type;
+  // a request without one is not looked at further.
+  if (!grpc_ && content_type) {
+    connect_rpc_ = connectKind(content_type, findHeader(req_.headers, "connect-protocol-version"));
+  }
   ctx_.counters().requests.add();
   // The policy snapshot this request keeps to its end (DESIGN.md: requests
   // in flight keep the snapshot they started with).
