@@ -39,14 +39,18 @@ MULLIGAN_BUILD_DEPS=(
 # npm packages the tests use, installed into MULLIGAN_NPM_PREFIX (not
 # globally): taplo, the TOML toolkit behind VS Code's Even Better TOML,
 # validates the example policies against docs/policy.schema.json as an
-# editor would. Pinned, so a new release cannot change a test's verdict.
+# editor would. connect-es (@connectrpc/connect, -node, and @bufbuild/protobuf
+# under them) is the real Connect client and server of the Connect tests
+# (tests/integration/connect/). Pinned, so a new release cannot change a
+# test's verdict.
 MULLIGAN_NPM_PREFIX=${MULLIGAN_NPM_PREFIX:-${XDG_CACHE_HOME:-$HOME/.cache}/mulligan/npm}
-MULLIGAN_NPM_TOOLS=(@taplo/cli@0.7.0)
+MULLIGAN_NPM_TOOLS=(@taplo/cli@0.7.0 @connectrpc/connect@2.3.0 @connectrpc/connect-node@2.3.0 @bufbuild/protobuf@2.17.0)
 
 # Installs MULLIGAN_NPM_TOOLS into MULLIGAN_NPM_PREFIX when missing (npm from
 # Debian if there is none). Returns non-zero when npm cannot install them.
 mulligan_install_npm_tools() {
-  [ -x "$MULLIGAN_NPM_PREFIX/node_modules/.bin/taplo" ] && return 0
+  [ -x "$MULLIGAN_NPM_PREFIX/node_modules/.bin/taplo" ] &&
+    [ -f "$MULLIGAN_NPM_PREFIX/node_modules/@connectrpc/connect-node/package.json" ] && return 0
   command -v npm >/dev/null || mulligan_install_deps npm || return 1
   mkdir -p "$MULLIGAN_NPM_PREFIX"
   echo "installing (npm, into $MULLIGAN_NPM_PREFIX): ${MULLIGAN_NPM_TOOLS[*]}" >&2

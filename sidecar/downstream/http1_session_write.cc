@@ -223,10 +223,14 @@ void Http1Session::localReply(const LocalReply& r) {
     out += "content-type: application/grpc\r\ngrpc-status: " + std::to_string(r.grpc_status) +
            "\r\ngrpc-message: " + percentEncodeGrpcMessage(r.grpc_message) + "\r\n";
   } else {
-    out += "content-type: text/plain\r\n";
+    out += "content-type: " + std::string(r.content_type.empty() ? "text/plain" : r.content_type) + "\r\n";
   }
   if (!r.timeoutHeader().empty()) out += "x-mulligan-timeout: " + std::string(r.timeoutHeader()) + "\r\n";
-  if (!r.overloaded.empty()) out += "x-mulligan-overloaded: " + std::string(r.overloaded) + "\r\n";
+  if (!r.overloaded.empty()) {
+    // x-envoy-overloaded too, so that a caller's proxy does not retry into
+    // our limit (DESIGN.md "Overload signals").
+    out += "x-mulligan-overloaded: " + std::string(r.overloaded) + "\r\nx-envoy-overloaded: true\r\n";
+  }
   out += "content-length: " + std::to_string(r.body.size()) + "\r\n";
   // An unfinished request body: answer, then close rather than read it all.
   bool close = !keep_alive_ || !r.request_complete;

@@ -245,13 +245,20 @@ void Http2ServerStream::localReply(const LocalReply& r) {
     h.emplace_back("grpc-status", std::to_string(r.grpc_status));
     if (!r.grpc_message.empty()) h.emplace_back("grpc-message", percentEncodeGrpcMessage(r.grpc_message));
     if (!r.timeoutHeader().empty()) h.emplace_back("x-mulligan-timeout", std::string(r.timeoutHeader()));
-    if (!r.overloaded.empty()) h.emplace_back("x-mulligan-overloaded", std::string(r.overloaded));
+    if (!r.overloaded.empty()) {
+      h.emplace_back("x-mulligan-overloaded", std::string(r.overloaded));
+      h.emplace_back("x-envoy-overloaded", "true");
+    }
     submitHead(200, h, true);
     return;
   }
-  h.emplace_back("content-type", "text/plain");
+  h.emplace_back("content-type", r.content_type.empty() ? std::string("text/plain") : std::string(r.content_type));
   if (!r.timeoutHeader().empty()) h.emplace_back("x-mulligan-timeout", std::string(r.timeoutHeader()));
-  if (!r.overloaded.empty()) h.emplace_back("x-mulligan-overloaded", std::string(r.overloaded));
+  if (!r.overloaded.empty()) {
+    // x-envoy-overloaded too (DESIGN.md "Overload signals").
+    h.emplace_back("x-mulligan-overloaded", std::string(r.overloaded));
+    h.emplace_back("x-envoy-overloaded", "true");
+  }
   h.emplace_back("content-length", std::to_string(r.body.size()));
   bool empty = r.body.empty() || head_.method == "HEAD";
   submitHead(r.status, h, empty);

@@ -40,7 +40,7 @@ void AttemptHeaders::addNumber(std::string_view name, int64_t value) {
 }
 
 AttemptHeaders attemptHeaders(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us, uint32_t attempt_number,
-                              bool grpc) {
+                              bool grpc, bool connect) {
   AttemptHeaders h;
   attempt_number = std::max<uint32_t>(1, attempt_number);
   h.addNumber(kAttemptCountHeader, attempt_number);
@@ -50,6 +50,9 @@ AttemptHeaders attemptHeaders(const Deadline& d, const pfc::EffectivePolicy& p, 
     int64_t left = d.remaining(now_us);
     if (grpc) h.add(kGrpcTimeoutHeader, formatGrpcTimeout(left - p.deadline.grpc_timeout_offset_us).view());
     h.addNumber(kTimeoutBudgetHeader, ceilMs(left));
+    // Connect: the time left, as the caller's own connect-timeout-ms would
+    // have said it (rounded up, at least 1).
+    if (connect) h.addNumber(kConnectTimeoutHeader, ceilMs(left));
   }
   AttemptTimeout t = attemptTimeout(d, p, now_us);
   if (t.kind) h.addNumber(kExpectedRqTimeoutHeader, ceilMs(t.us));
@@ -57,7 +60,7 @@ AttemptHeaders attemptHeaders(const Deadline& d, const pfc::EffectivePolicy& p, 
 }
 
 AttemptHeaders attemptHeaders(const RetryState& rs, int64_t now_us) {
-  return attemptHeaders(rs.deadline(), rs.policy(), now_us, rs.attempts(), rs.grpc());
+  return attemptHeaders(rs.deadline(), rs.policy(), now_us, rs.attempts(), rs.grpc(), rs.connect());
 }
 
 }  // namespace mulligan::retry

@@ -8,6 +8,7 @@
 // and when deadline.propagate is on:
 //   grpc-timeout: remaining - grpc_timeout_offset   gRPC calls with a deadline;
 //                                                wire format of grpc_timeout.h
+//   connect-timeout-ms: ceil(remaining ms)       Connect calls with a deadline
 //   x-timeout-budget: ceil(remaining ms)         calls with a deadline
 //   x-envoy-expected-rq-timeout-ms: ceil(min(per_try_timeout, remaining) ms)
 //                                                calls with a deadline or a
@@ -38,6 +39,7 @@ inline constexpr std::string_view kAttemptCountHeader = "x-envoy-attempt-count";
 inline constexpr std::string_view kGrpcPreviousAttemptsHeader = "grpc-previous-rpc-attempts";
 inline constexpr std::string_view kGrpcTimeoutHeader = "grpc-timeout";
 inline constexpr std::string_view kTimeoutBudgetHeader = "x-timeout-budget";
+inline constexpr std::string_view kConnectTimeoutHeader = "connect-timeout-ms";
 inline constexpr std::string_view kExpectedRqTimeoutHeader = "x-envoy-expected-rq-timeout-ms";
 // Response side, for the proxy's own 504 and for the pushback parsers.
 inline constexpr std::string_view kMulliganTimeoutHeader = "x-mulligan-timeout";
@@ -51,7 +53,7 @@ struct HeaderField {
 
 class AttemptHeaders {
  public:
-  static constexpr size_t kMaxFields = 5;
+  static constexpr size_t kMaxFields = 6;
   static constexpr size_t kMaxValue = 20;  // int64 digits; grpc-timeout is 9
 
   size_t size() const { return size_; }
@@ -94,8 +96,9 @@ class AttemptHeaders {
 
 // The headers for attempt `attempt_number` (>= 1; 0 is treated as 1) of a
 // call with deadline `d`, built at `now_us` (just before sending).
+// `connect`: a Connect call (it gets connect-timeout-ms).
 AttemptHeaders attemptHeaders(const Deadline& d, const pfc::EffectivePolicy& p, int64_t now_us, uint32_t attempt_number,
-                              bool grpc);
+                              bool grpc, bool connect = false);
 // The same for the attempt `rs` has just counted with attemptStarted().
 AttemptHeaders attemptHeaders(const RetryState& rs, int64_t now_us);
 

@@ -25,6 +25,8 @@ std::string_view deadlineSourceName(DeadlineSource s) {
       return "grpc-timeout";
     case DeadlineSource::kTimeoutBudget:
       return "x-timeout-budget";
+    case DeadlineSource::kConnectTimeout:
+      return "connect-timeout-ms";
   }
   return "none";
 }
@@ -41,8 +43,16 @@ std::optional<int64_t> parseTimeoutBudgetMs(std::string_view v) {
   return std::min(ms, kMaxTimeoutBudgetMs);
 }
 
+std::optional<int64_t> parseConnectTimeoutMs(std::string_view v) {
+  // connectrpc.com/docs/protocol: Timeout-Milliseconds → {positive integer as
+  // ASCII string of at most 10 digits}.
+  v = trimOws(v);
+  if (v.size() > 10) return std::nullopt;
+  return parseTimeoutBudgetMs(v);
+}
+
 Deadline computeDeadline(int64_t start_us, const pfc::EffectivePolicy& p, HeaderValue grpc_timeout,
-                         HeaderValue timeout_budget) {
+                         HeaderValue timeout_budget, HeaderValue connect_timeout) {
   Deadline d;
   d.start_us = start_us;
   if (p.request_timeout_us > 0) {
@@ -62,6 +72,10 @@ Deadline computeDeadline(int64_t start_us, const pfc::EffectivePolicy& p, Header
   if (timeout_budget) {
     std::optional<int64_t> ms = parseTimeoutBudgetMs(timeout_budget.value());
     tighten(ms ? std::optional<int64_t>(*ms * 1000) : std::nullopt, DeadlineSource::kTimeoutBudget);
+  }
+  if (connect_timeout) {
+    std::optional<int64_t> ms = parseConnectTimeoutMs(connect_timeout.value());
+    tighten(ms ? std::optional<int64_t>(*ms * 1000) : std::nullopt, DeadlineSource::kConnectTimeout);
   }
   return d;
 }

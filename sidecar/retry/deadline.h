@@ -5,8 +5,9 @@
 // A call's clock starts when its request headers arrive (not when its body
 // ends). Its deadline is the earliest of:
 //   - the policy's request_timeout (0 = none),
-//   - an inbound grpc-timeout          } only when deadline.accept_inbound;
-//   - an inbound x-timeout-budget (ms) } malformed values are ignored.
+//   - an inbound grpc-timeout            } only when deadline.accept_inbound;
+//   - an inbound x-timeout-budget (ms)   } malformed values are ignored.
+//   - an inbound connect-timeout-ms      } (a Connect call's, connectrpc.com)
 // An inbound value can only shorten the deadline, never extend it.
 //
 // Who calls: the proxy, once when request headers arrive (computeDeadline),
@@ -34,8 +35,10 @@ enum class DeadlineSource : uint8_t {
   kRequestTimeout,  // the policy's request_timeout
   kGrpcTimeout,     // the caller's grpc-timeout was earlier
   kTimeoutBudget,   // the caller's x-timeout-budget was earlier
+  kConnectTimeout,  // the caller's connect-timeout-ms was earlier
 };
-// "none", "request-timeout", "grpc-timeout", "x-timeout-budget".
+// "none", "request-timeout", "grpc-timeout", "x-timeout-budget",
+// "connect-timeout-ms".
 std::string_view deadlineSourceName(DeadlineSource s);
 
 struct Deadline {
@@ -50,7 +53,8 @@ struct Deadline {
   // The whole call's budget (deadline - start); -1 when none().
   int64_t budgetUs() const { return none() ? -1 : deadline_us - start_us; }
   bool fromInbound() const {
-    return source == DeadlineSource::kGrpcTimeout || source == DeadlineSource::kTimeoutBudget;
+    return source == DeadlineSource::kGrpcTimeout || source == DeadlineSource::kTimeoutBudget ||
+           source == DeadlineSource::kConnectTimeout;
   }
 };
 
@@ -61,11 +65,17 @@ struct Deadline {
 constexpr int64_t kMaxTimeoutBudgetMs = 1'000'000'000'000;  // ~31.7 years
 std::optional<int64_t> parseTimeoutBudgetMs(std::string_view v);
 
-// The call's deadline. `grpc_timeout` and `timeout_budget` are the inbound
-// header values (absent when the request had none). Ties between sources go
-// to the first in the order request_timeout, grpc-timeout, x-timeout-budget.
+// connect-timeout-ms (Connect protocol, "Timeout-Milliseconds"): a positive
+// integer of at most 10 digits (surrounding OWS stripped). nullopt when
+// malformed, 0 or longer.
+std::optional<int64_t> parseConnectTimeoutMs(std::string_view v);
+
+// The call's deadline. `grpc_timeout`, `timeout_budget` and `connect_timeout`
+// are the inbound header values (absent when the request had none). Ties
+// between sources go to the first in the order request_timeout,
+// grpc-timeout, x-timeout-budget, connect-timeout-ms.
 Deadline computeDeadline(int64_t start_us, const pfc::EffectivePolicy& p, HeaderValue grpc_timeout,
-                         HeaderValue timeout_budget);
+                         HeaderValue timeout_budget, HeaderValue connect_timeout = {});
 
 // Milliseconds for the wire: rounded UP, and at least 1 (never 0).
 int64_t ceilMs(int64_t us);

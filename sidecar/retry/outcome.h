@@ -28,6 +28,10 @@ enum class OutcomeKind : uint8_t {
 // "response", "overflow" — the retry_on spellings where one exists.
 std::string_view outcomeKindName(OutcomeKind k);
 
+// The response header an overloaded upstream (or proxy: Envoy sets it on
+// its own overload answers) uses to say "do not retry me".
+inline constexpr std::string_view kEnvoyOverloadedHeader = "x-envoy-overloaded";
+
 // No grpc-status was seen (an HTTP response, or a gRPC response whose status
 // will come in trailers).
 constexpr int kNoGrpcStatus = -1;
@@ -42,6 +46,10 @@ struct Outcome {
   // kResponse: the pushback headers as they arrived (absent if not sent).
   HeaderValue retry_after;    // Retry-After
   HeaderValue grpc_pushback;  // grpc-retry-pushback-ms
+  // kResponse: the response carried x-envoy-overloaded (DESIGN.md "Overload
+  // signals"): the upstream asks that nobody repeat the call, neither a retry
+  // nor a hedge. RetryState refuses with Refusal::kOverloaded.
+  bool overloaded = false;
   // Extra proof, from the codec, that the upstream never saw the request (for
   // example a pooled connection found closed before a byte was written).
   // kConnectFailure and kRefusedStream imply it already.

@@ -29,6 +29,8 @@ std::string_view refusalName(Refusal r) {
       return "deadline";
     case Refusal::kBudget:
       return "budget";
+    case Refusal::kOverloaded:
+      return "overloaded";
   }
   return "";
 }
@@ -42,11 +44,15 @@ bool isRetryableMethod(std::string_view m) {
 }
 
 RetryState::RetryState(const pfc::EffectivePolicy& policy, const RequestFacts& request, const Deadline& deadline)
-    : policy_(&policy), deadline_(deadline), body_declared_(request.body_size), grpc_(request.grpc) {
+    : policy_(&policy),
+      deadline_(deadline),
+      body_declared_(request.body_size),
+      grpc_(request.grpc),
+      connect_(request.connect) {
   // DESIGN.md: naming gRPC codes in retry_on is a gRPC call's opt-in to
   // retries (gRPC calls are all POST, so the method cannot say it).
   safe_by_request_ = isRetryableMethod(request.method) || request.has_idempotency_key ||
-                     (request.grpc && policy.retry.grpc_codes != 0);
+                     ((request.grpc || request.connect) && policy.retry.grpc_codes != 0);
 }
 
 bool RetryState::bodyReplayable() const {
@@ -66,7 +72,11 @@ bool RetryState::wouldRetry(const Outcome& o) const {
     case OutcomeKind::kPerTryTimeout:
       return r.has(pfc::RetryCondition::kPerTryTimeout);
     case OutcomeKind::kResponse:
-      if (grpc_) {
+      if (grpc_ || connect_) {
+        // Connect: the code of its error (JSON body or end-of-stream
+        // message), else the one its clients derive from the HTTP status —
+        // never the HTTP status entries of retry_on, since Connect maps
+        // deadline_exceeded to 504 and already_exists to 409.
         int code = o.grpc_status != kNoGrpcStatus ? o.grpc_status : grpcStatusFromHttp(o.status);
         return code > 0 && code <= 16 && r.hasGrpc(static_cast<pfc::GrpcCode>(code));
       }
@@ -80,6 +90,7 @@ bool RetryState::wouldRetry(const Outcome& o) const {
 bool RetryState::safeToRepeat(const Outcome& o) const { return safe_by_request_ || o.neverReachedUpstream(); }
 
 Decision RetryState::decide(const Outcome& o, const core::Clock& clock, RetryBudget& budget, core::Random& rnd) {
+  if (o.overloaded) overloaded_ = true;  // sticky: no later attempt either
   // Most outcomes (a 200) are not retriable at all: decided without reading
   // the two clocks, which every response would otherwise pay for.
   if (!wouldRetry(o)) {
@@ -100,6 +111,7 @@ Decision RetryState::decideAt(const Outcome& o, int64_t now_us, int64_t now_unix
     return d;
   };
   if (!wouldRetry(o)) return refuse(Refusal::kNotRetriable);
+  if (overloaded_) return refuse(Refusal::kOverloaded);
   if (response_started) return refuse(Refusal::kResponseStarted);
   if (retries() >= r.num_retries) return refuse(Refusal::kRetriesExhausted);
   if (!safeToRepeat(o)) return refuse(Refusal::kIdempotency);

@@ -18,7 +18,14 @@
 //                        gRPC derives from a non-200 HTTP status); only gRPC
 //                        codes named in retry_on opt in. connect-failure,
 //                        reset, refused-stream and per-try-timeout count as
-//                        for any call.
+//                        for any call. A Connect call (RequestFacts::connect)
+//                        counts as a gRPC call: its Connect error code is
+//                        carried in Outcome::grpc_status (the codes are
+//                        gRPC's), and HTTP status entries never apply to it.
+//   1b. kOverloaded      an upstream response of this call carried
+//                        x-envoy-overloaded (DESIGN.md "Overload signals"):
+//                        from then on nothing repeats the call — no retry
+//                        and, through overloaded(), no hedge.
 //   2. kResponseStarted  a response header already went downstream.
 //   3. kRetriesExhausted num_retries retries already made.
 //   4. kIdempotency      not safe to repeat: the method is not GET, HEAD,
@@ -79,10 +86,11 @@ enum class Refusal : uint8_t {
   kPushbackTooLong,   // the server's pushback exceeds retry_after_max
   kDeadline,          // not enough time left for the wait and an attempt
   kBudget,            // the service's retry budget is spent
+  kOverloaded,        // the upstream said x-envoy-overloaded: do not repeat
 };
 // "", "not-retriable", "response-started", "retries-exhausted",
 // "idempotency", "body-too-large", "pushback-refused", "pushback-too-long",
-// "deadline", "budget". Static storage: use as metric labels.
+// "deadline", "budget", "overloaded". Static storage: use as metric labels.
 std::string_view refusalName(Refusal r);
 // True when a limit stopped a retry the policy asked for — what DESIGN.md
 // says must be logged and counted. False for kNone, kNotRetriable and
@@ -106,6 +114,9 @@ struct RequestFacts {
   // chunked or its size is not declared. Bytes seen later are reported with
   // addRequestBodyBytes().
   std::optional<uint64_t> body_size;
+  // A Connect call (codec/connect_rpc.h): retried as a gRPC call is (opted in
+  // by gRPC codes in retry_on, whatever the method), by its Connect error code.
+  bool connect = false;
 };
 
 // RFC 9110 §9.2.2 idempotent methods that DESIGN.md retries freely:
@@ -146,6 +157,12 @@ class RetryState {
   const Deadline& deadline() const { return deadline_; }
   const pfc::EffectivePolicy& policy() const { return *policy_; }
   bool grpc() const { return grpc_; }
+  bool connect() const { return connect_; }
+  // An upstream response of this call carried x-envoy-overloaded (seen by
+  // decide()): no retry and no hedge may start any more. The one place both
+  // the retry decision and the hedge decision read (DESIGN.md "Overload
+  // signals").
+  bool overloaded() const { return overloaded_; }
 
 
  private:
@@ -160,6 +177,8 @@ class RetryState {
   uint64_t body_seen_ = 0;
   uint32_t attempts_ = 0;
   bool grpc_ = false;
+  bool connect_ = false;
+  bool overloaded_ = false;       // an x-envoy-overloaded response was seen
   bool safe_by_request_ = false;  // method, idempotency key or gRPC opt-in
   bool response_started_ = false;
 };

@@ -48,8 +48,8 @@ namespace mulligan::stats {
 using retry::TimeoutKind;
 using retry::timeoutKindName;
 
-// Number of retry::Refusal values (kNone .. kBudget).
-constexpr size_t kRefusalCount = static_cast<size_t>(retry::Refusal::kBudget) + 1;
+// Number of retry::Refusal values (kNone .. kOverloaded).
+constexpr size_t kRefusalCount = static_cast<size_t>(retry::Refusal::kOverloaded) + 1;
 
 // Upstream latency buckets: time from the request sent to the response
 // headers, per attempt that got headers. Upper bounds in microseconds, as

@@ -32,9 +32,11 @@ class StreamContext;
 struct LocalReply {
   int status = 502;
   std::string_view reason = "Bad Gateway";
-  std::string body;                  // HTTP: the text body
+  std::string body;                  // HTTP: the body (text/plain unless content_type says)
+  std::string_view content_type;     // "" = text/plain (Connect form: its JSON or streaming type)
   std::optional<retry::TimeoutKind> timeout;  // a timeout answered: which (x-mulligan-timeout)
-  std::string_view overloaded;       // x-mulligan-overloaded: which limit ("upstream-connections") / ""
+  std::string_view overloaded;       // x-mulligan-overloaded: which limit ("upstream-connections") / "";
+                                     // such a reply also says x-envoy-overloaded: true (DESIGN.md)
   bool grpc = false;                 // answer in gRPC form
   int grpc_status = 14;              // gRPC form: grpc-status
   std::string grpc_message;          // gRPC form: grpc-message (percent-encoded by the writer)

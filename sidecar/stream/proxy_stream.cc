@@ -55,7 +55,13 @@ size_t ProxyStream::requestBacklog() const {
 void ProxyStream::start() {
   connect_ = std::string_view(req_.method) == "CONNECT" && down_->protocol() == Protocol::kHttp1;
   request_complete_ = !req_.body_follows;
-  grpc_ = isGrpcContentType(findHeader(req_.headers, "content-type"));
+  std::optional<std::string_view> content_type = findHeader(req_.headers, "content-type");
+  grpc_ = isGrpcContentType(content_type);
+  // Connect (connectrpc.com): a unary call has a body, so a content type;
+  // a request without one is not looked at further.
+  if (!grpc_ && content_type) {
+    connect_rpc_ = connectKind(content_type, findHeader(req_.headers, "connect-protocol-version"));
+  }
   ctx_.counters().requests.add();
   // The policy snapshot this request keeps to its end (DESIGN.md: requests
   // in flight keep the snapshot they started with).
@@ -79,8 +85,9 @@ void ProxyStream::start() {
   budget_ = &ctx_.budget(service_name_);
   budget_->recordRequest(start_us_, policy_->budget);
 
-  deadline_ = retry::computeDeadline(start_us_, *policy_, findHeader(req_.headers, "grpc-timeout"),
-                                     findHeader(req_.headers, "x-timeout-budget"));
+  deadline_ = retry::computeDeadline(
+      start_us_, *policy_, findHeader(req_.headers, "grpc-timeout"), findHeader(req_.headers, "x-timeout-budget"),
+      connect_rpc_ != ConnectKind::kNone ? findHeader(req_.headers, "connect-timeout-ms") : std::nullopt);
   // A policy's request_timeout is one duration for many calls: the worker's
   // queue for it costs no libevent call per request. A caller's own deadline
   // (grpc-timeout, x-timeout-budget) is any duration: a plain timer.
@@ -90,6 +97,7 @@ void ProxyStream::start() {
   retry::RequestFacts facts;
   facts.method = req_.method;
   facts.grpc = grpc_;
+  facts.connect = connect_rpc_ != ConnectKind::kNone;
   facts.has_idempotency_key = key.has_value();
   if (req_.has_content_length) facts.body_size = req_.content_length;
   retry_.emplace(*policy_, facts, deadline_);
@@ -323,6 +331,7 @@ void ProxyStream::retireAttempts(const Attempt* keep) {
 void ProxyStream::retryAfter(int64_t wait_us, std::string_view reason) {
   ctx_.counters().retries.add();
   held_head_.reset();
+  connect_hold_.reset();
   if (!retry_reasons_.empty()) retry_reasons_ += ",";
   retry_reasons_ += reason;
   retireAttempts();  // we walked away from their responses
@@ -378,6 +387,7 @@ void ProxyStream::onAttemptHead(Attempt& a, MessageHead& head, bool end_stream) 
   o.kind = retry::OutcomeKind::kResponse;
   o.status = head.status;
   o.retry_after = findHeader(head.headers, "retry-after");
+  o.overloaded = findHeader(head.headers, retry::kEnvoyOverloadedHeader).has_value();
   if (grpc_) {
     // A trailers-only response carries its grpc-status in the only HEADERS
     // frame; some servers also put it in headers before a body.
@@ -385,10 +395,17 @@ void ProxyStream::onAttemptHead(Attempt& a, MessageHead& head, bool end_stream) 
     o.grpc_pushback = findHeader(head.headers, "grpc-retry-pushback-ms");
     grpc_status_ = o.grpc_status;
   }
-  if (head.status != 101 && maybeRetry(o)) return;
+  // A Connect error's code is in its body: decided once that is read.
+  bool hold_connect = holdsConnectResponse(head, end_stream) && !o.overloaded;
+  if (head.status != 101 && !hold_connect && maybeRetry(o)) return;
   // This head wins: the call's response comes from `a` (held or committed).
   responding_ = &a;
   retireAttempts(&a);
+  if (hold_connect) {
+    held_head_ = std::make_unique<MessageHead>(std::move(head));
+    connect_hold_.emplace(connect_rpc_ == ConnectKind::kStreaming, policy_->retry.max_buffered_body);
+    return;
+  }
   if (grpc_ && !end_stream && head.status == 200 && o.grpc_status == retry::kNoGrpcStatus &&
       policy_->retry.grpc_codes != 0 && retry_->mayRetry() && request_complete_) {
     // Hold the headers: the call's status comes with the trailers, and until
@@ -414,7 +431,8 @@ void ProxyStream::commitHead(MessageHead& head, bool end_stream) {
   // For HTTP the deadline bounds the wait for headers; a gRPC deadline bounds
   // the whole call (gRPC "PROTOCOL-HTTP2.md": the server ends it with
   // DEADLINE_EXCEEDED wherever it is).
-  if (!grpc_) deadline_timer_.cancel();
+  // So does a Connect stream's (its end-of-stream message says it).
+  if (!grpc_ && connect_rpc_ != ConnectKind::kStreaming) deadline_timer_.cancel();
   if (head.status == 101 && down_->protocol() == Protocol::kHttp1) {
     // Upgrade (WebSocket): the rest is a tunnel. Hand both sockets over.
     down_->writeHead(head, false);
@@ -427,14 +445,20 @@ void ProxyStream::commitHead(MessageHead& head, bool end_stream) {
 }
 
 void ProxyStream::onAttemptBody(Attempt& a, const char* data, size_t len) {
+  if (connect_hold_) {
+    onConnectHeldBody(data, len);
+    return;
+  }
   if (held_head_) commitHeldHead();  // the first message: committed now
   if (state_ != State::kStreaming) return;
   response_bytes_ += len;
+  if (connect_rpc_ == ConnectKind::kStreaming) connect_frames_.feed(data, len);
   down_->writeBody(data, len);
   if (down_->congested()) a.pauseReading(true);
 }
 
 void ProxyStream::onAttemptTrailers(Attempt&, HeaderList& trailers) {
+  if (connect_hold_) releaseConnectHold();  // Connect has no HTTP trailers to read: pass on
   bool decided = false;  // this outcome went through maybeRetry already
   if (held_head_) {
     // Headers, then trailers, no message: the trailers' grpc-status is the
@@ -469,6 +493,7 @@ void ProxyStream::onAttemptTrailers(Attempt&, HeaderList& trailers) {
 }
 
 void ProxyStream::onAttemptComplete(Attempt&) {
+  if (connect_hold_ && connectHoldEnded()) return;  // retried
   if (held_head_) commitHeldHead();
   finish();
 }
@@ -480,6 +505,7 @@ void ProxyStream::onAttemptAborted(Attempt& a, const std::string& why) {
     // Nothing went downstream yet: a reset before the response, as far as
     // the client can tell.
     held_head_.reset();
+    connect_hold_.reset();
     onAttemptFailed(a, retry::OutcomeKind::kReset, why);
     return;
   }

@@ -39,6 +39,7 @@
 
 #include "proto-free-config/table_reader.h"
 #include "sidecar/core/recycled.h"
+#include "sidecar/codec/connect_rpc.h"
 #include "sidecar/codec/fields.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/resolver.h"
@@ -129,6 +130,19 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // Commits to `head`: from now on it is the client's response.
   void commitHead(MessageHead& head, bool end_stream);
   void commitHeldHead();
+  // Connect calls (proxy_stream_connect.cc): whether to hold this response
+  // head until its error code is read; the held body as it comes and when it
+  // ends (true: a retry was scheduled); letting the held response through;
+  // a local reply in Connect form.
+  bool holdsConnectResponse(const MessageHead& head, bool end_stream) const;
+  void onConnectHeldBody(const char* data, size_t len);
+  bool connectHoldEnded();
+  bool decideConnectHold();
+  void releaseConnectHold();
+  void connectForm(LocalReply& r, int grpc_status, std::string_view message);
+  // Connect streaming, response under way: ends it with an end-of-stream
+  // deadline_exceeded; false when that cannot be done cleanly (mid-message).
+  bool endConnectStreamAtDeadline();
   void finish();
   // The response broke off after it was committed (final).
   void endAborted();
@@ -145,6 +159,7 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   RequestHead req_;
   bool grpc_ = false;
   bool connect_ = false;     // CONNECT host:port: we connect and tunnel
+  ConnectKind connect_rpc_ = ConnectKind::kNone;  // a Connect call (connectrpc.com), not CONNECT
   bool request_complete_ = false;
   uint64_t request_bytes_ = 0;
   std::optional<HeaderList> request_trailers_;
@@ -180,6 +195,12 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // the first response message or the trailers, so that headers followed by
   // trailers with a retriable grpc-status (no message) can still be retried.
   std::unique_ptr<MessageHead> held_head_;
+  // Connect with gRPC codes in retry_on: the held head's first body bytes,
+  // until they say whether the response is a retriable Connect error.
+  std::optional<ConnectErrorReader> connect_hold_;
+  // Connect streaming: where the response's envelopes are, for the
+  // end-of-stream message a deadline after the head writes.
+  ConnectEnvelopeTracker connect_frames_;
   bool response_started_ = false;
   int status_ = 0;
   int grpc_status_ = -1;  // what the client got, for the access log

@@ -45,6 +45,7 @@ void ProxyStream::onDeadline() {
       finish();
       return;
     }
+    if (connect_rpc_ == ConnectKind::kStreaming && endConnectStreamAtDeadline()) return;
     // HTTP/1 cannot say "timed out" mid-body; the close tells the client.
     LOG_DEBUG("response from %s broke off: request timeout mid-response", dest_.toString().c_str());
     endAborted();
@@ -67,6 +68,7 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
   retireAttempts();
   resolving_.reset();
   held_head_.reset();
+  connect_hold_.reset();
   state_ = State::kDone;
   deadline_timer_.cancel();
   backoff_timer_.cancel();
@@ -84,6 +86,10 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
     while (!body.empty() && body.back() == '\n') body.pop_back();
     r.grpc_message = r.timeout ? std::string(retry::timeoutMessage(*r.timeout)) : body;
     grpc_status_ = grpc_status;
+  } else if (connect_rpc_ != ConnectKind::kNone) {
+    while (!body.empty() && body.back() == '\n') body.pop_back();
+    connectForm(r, grpc_status, r.timeout ? retry::timeoutMessage(*r.timeout) : std::string_view(body));
+    response_bytes_ = r.body.size();
   } else {
     r.body = std::move(body);
     response_bytes_ = r.body.size();

@@ -110,6 +110,8 @@ class UpstreamPoolTest(Stack):
             status, headers, body = results[i]
             self.assertEqual(status, 503)
             self.assertEqual(headers.get("x-mulligan-overloaded"), "upstream-connections")
+            # ... and the signal a caller's Envoy honours (DESIGN.md "Overload signals").
+            self.assertEqual(headers.get("x-envoy-overloaded"), "true")
             self.assertIn(b"max upstream connections", body)
         self.assertEqual(len(self.upstream_log(log)), 2)  # overflow is answered, never sent or retried
         s = self.stats()

@@ -49,6 +49,20 @@ TEST(AttemptHeadersTest, GrpcRetryCarriesPreviousAttemptsAndRewrittenGrpcTimeout
                           "x-timeout-budget: 1500", "x-envoy-expected-rq-timeout-ms: 1500"));
 }
 
+TEST(AttemptHeadersTest, ConnectCallCarriesConnectTimeoutMsRoundedUp) {
+  pfc::EffectivePolicy p = policy(15 * kS);
+  Deadline d = computeDeadline(kStart, p, nullptr, nullptr, "2000");
+  AttemptHeaders h = attemptHeaders(d, p, kStart + 500 * kMs + 1, 2, false, true);
+  EXPECT_THAT(lines(h), ElementsAre("x-envoy-attempt-count: 2", "x-timeout-budget: 1500", "connect-timeout-ms: 1500",
+                                    "x-envoy-expected-rq-timeout-ms: 1500"));
+  // Never 0: a sliver left is 1 ms.
+  EXPECT_EQ(attemptHeaders(d, p, kStart + 2 * kS - 10, 1, false, true).find(kConnectTimeoutHeader), "1");
+  // Not a Connect call, or propagate off: none.
+  EXPECT_FALSE(attemptHeaders(d, p, kStart, 1, false, false).find(kConnectTimeoutHeader));
+  p.deadline.propagate = false;
+  EXPECT_FALSE(attemptHeaders(d, p, kStart, 1, false, true).find(kConnectTimeoutHeader));
+}
+
 TEST(AttemptHeadersTest, FirstGrpcAttemptHasNoPreviousAttemptsHeader) {
   pfc::EffectivePolicy p = policy(15 * kS);
   Deadline d = computeDeadline(kStart, p, nullptr, nullptr);

@@ -202,5 +202,32 @@ TEST(DeadlineNamesTest, TimeoutKindsAndSources) {
   EXPECT_EQ(deadlineSourceName(DeadlineSource::kTimeoutBudget), "x-timeout-budget");
 }
 
+TEST(DeadlineTest, ConnectTimeoutMsJoinsTheDeadlineAsGrpcTimeoutDoes) {
+  Deadline d = computeDeadline(kStart, policy(500 * kMs), nullptr, nullptr, "250");
+  EXPECT_EQ(d.deadline_us, kStart + 250 * kMs);
+  EXPECT_EQ(d.source, DeadlineSource::kConnectTimeout);
+  EXPECT_TRUE(d.fromInbound());
+  EXPECT_EQ(deadlineSourceName(d.source), "connect-timeout-ms");
+  // Only shortens; the earliest wins.
+  d = computeDeadline(kStart, policy(500 * kMs), nullptr, nullptr, "900");
+  EXPECT_EQ(d.source, DeadlineSource::kRequestTimeout);
+  d = computeDeadline(kStart, policy(500 * kMs), nullptr, "100", "250");
+  EXPECT_EQ(d.source, DeadlineSource::kTimeoutBudget);
+  // accept_inbound off: ignored.
+  pfc::EffectivePolicy p = policy(500 * kMs);
+  p.deadline.accept_inbound = false;
+  EXPECT_EQ(computeDeadline(kStart, p, nullptr, nullptr, "250").source, DeadlineSource::kRequestTimeout);
+}
+
+TEST(DeadlineTest, ConnectTimeoutMsIsAtMostTenDigitsPositive) {
+  EXPECT_EQ(parseConnectTimeoutMs("1"), 1);
+  EXPECT_EQ(parseConnectTimeoutMs(" 9999999999 "), 9999999999);
+  EXPECT_FALSE(parseConnectTimeoutMs("10000000000"));  // 11 digits
+  EXPECT_FALSE(parseConnectTimeoutMs("0"));
+  EXPECT_FALSE(parseConnectTimeoutMs("-5"));
+  EXPECT_FALSE(parseConnectTimeoutMs("5s"));
+  EXPECT_FALSE(parseConnectTimeoutMs(""));
+}
+
 }  // namespace
 }  // namespace mulligan::retry

@@ -235,6 +235,66 @@ TEST_F(RetryStateTest, GrpcCallThatDidNotOptInIsRetriedOnlyWhenItNeverReachedUps
   EXPECT_TRUE(decide(rs, Outcome::connectFailure()).retry);
 }
 
+// ------------------------------------------------------------- Connect --
+
+TEST_F(RetryStateTest, ConnectCallRetriedByItsErrorCodeWhateverTheMethod) {
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  Deadline d = computeDeadline(clock_.nowUs(), policy_, nullptr, nullptr);
+  RequestFacts f{"POST", false, false, std::nullopt};
+  f.connect = true;
+  RetryState rs(policy_, f, d);
+  rs.attemptStarted();
+  EXPECT_TRUE(rs.connect());
+  // The code of the JSON error body stands in grpc_status.
+  EXPECT_TRUE(decide(rs, Outcome::grpcResponse(kUnavailable, 503)).retry);
+  EXPECT_FALSE(rs.wouldRetry(Outcome::grpcResponse(kInternal, 500)));
+  EXPECT_FALSE(rs.wouldRetry(Outcome::response(200)));
+}
+
+TEST_F(RetryStateTest, ConnectCallIgnoresHttpStatusConditions) {
+  // 503 and 504 are in retry_on (the defaults), gRPC's deadline-exceeded is
+  // not: a Connect deadline_exceeded (HTTP 504) is not retried, and without
+  // gRPC codes named a Connect call has not opted in at all.
+  Deadline d = computeDeadline(clock_.nowUs(), policy_, nullptr, nullptr);
+  RequestFacts f{"POST", false, false, std::nullopt};
+  f.connect = true;
+  RetryState rs(policy_, f, d);
+  rs.attemptStarted();
+  EXPECT_EQ(decide(rs, Outcome::grpcResponse(kUnavailable, 503)).refusal, Refusal::kNotRetriable);
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  RetryState opted(policy_, f, d);
+  opted.attemptStarted();
+  EXPECT_FALSE(opted.wouldRetry(Outcome::grpcResponse(4, 504)));   // deadline_exceeded
+  EXPECT_FALSE(opted.wouldRetry(Outcome::grpcResponse(6, 409)));   // already_exists
+  EXPECT_TRUE(opted.wouldRetry(Outcome::response(503)));           // no Connect body: as its clients read 503
+}
+
+// ---------------------------------------------------- overload signals --
+
+TEST_F(RetryStateTest, OverloadedResponseIsNeverRetriedAndStopsLaterAttempts) {
+  RetryState rs = make();
+  Outcome o = Outcome::response(503);
+  o.overloaded = true;
+  EXPECT_TRUE(rs.wouldRetry(o));  // the policy would: the signal refuses it
+  EXPECT_FALSE(rs.overloaded());
+  Decision d = decide(rs, o);
+  EXPECT_FALSE(d.retry);
+  EXPECT_EQ(d.refusal, Refusal::kOverloaded);
+  EXPECT_TRUE(isBlockedRetry(d.refusal));
+  EXPECT_TRUE(rs.overloaded());  // what the hedge decision reads
+  // Sticky: a later outcome of the same call is not retried either.
+  EXPECT_EQ(decide(rs, Outcome::reset()).refusal, Refusal::kOverloaded);
+  EXPECT_EQ(budget_.snapshot(clock_.nowUs(), policy_.budget).retries, 0u);  // no budget spent on it
+}
+
+TEST_F(RetryStateTest, OverloadedSuccessIsNotARefusalButStillStopsHedges) {
+  RetryState rs = make();
+  Outcome o = Outcome::response(200);
+  o.overloaded = true;
+  EXPECT_EQ(decide(rs, o).refusal, Refusal::kNotRetriable);
+  EXPECT_TRUE(rs.overloaded());
+}
+
 // --------------------------------------------------------- idempotency --
 
 TEST_F(RetryStateTest, IdempotentMethodsRetriedAfterReset) {
@@ -493,6 +553,7 @@ TEST(RefusalTest, NamesForLogsAndMetrics) {
   EXPECT_EQ(refusalName(Refusal::kPushbackTooLong), "pushback-too-long");
   EXPECT_EQ(refusalName(Refusal::kDeadline), "deadline");
   EXPECT_EQ(refusalName(Refusal::kBudget), "budget");
+  EXPECT_EQ(refusalName(Refusal::kOverloaded), "overloaded");
   EXPECT_FALSE(isBlockedRetry(Refusal::kNone));
   EXPECT_FALSE(isBlockedRetry(Refusal::kNotRetriable));
 }
