@@ -109,7 +109,8 @@ Http1Attempt::~Http1Attempt() {
 
 void Http1Attempt::start() {
   worker_->counters().attempts.add();
-  if (UpstreamConn* pooled = worker_->pool().take(pool_key_, &slot_)) {
+  // retry.fresh_connection: a retry or hedge never takes a pooled connection.
+  if (UpstreamConn* pooled = freshConnection() ? nullptr : worker_->pool().take(pool_key_, &slot_)) {
     conn_ = pooled;
     conn_->setUser(this);
     reused_ = true;
