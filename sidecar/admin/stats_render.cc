@@ -284,7 +284,9 @@ std::string statsJson(const StatsSnapshot& s) {
     b += (i ? "," : "") + std::string("{\"service\":") + pfc::jsonQuote(e.service) +
          ",\"destination\":" + pfc::jsonQuote(e.destination) + ",\"address\":" + pfc::jsonQuote(e.address) +
          ",\"current\":" + (e.current ? "true" : "false") + ",\"ejections\":" + std::to_string(e.ejections) +
-         ",\"ejected_workers\":" + std::to_string(e.ejected_workers) + "}";
+         ",\"ejected_workers\":" + std::to_string(e.ejected_workers) +
+         ",\"ejected_for\":" + pfc::jsonQuote(pfc::formatDuration(e.ejected_for_us)) +
+         ",\"last_ejection\":" + pfc::jsonQuote(pfc::formatDuration(e.last_ejection_us)) + "}";
   }
   b += "],\"budgets\":[";
   for (size_t i = 0; i < s.budgets.size(); ++i) {

@@ -33,6 +33,7 @@ std::vector<EndpointTotals> collectEndpoints(const std::vector<const EndpointSta
           t.ejected_for_us = std::max(t.ejected_for_us, r.ejected_until_us - now_us);
         }
         t.current = t.current || r.current;
+        t.last_ejection_us = std::max(t.last_ejection_us, r.last_ejection_us);
       }
     }
   }

@@ -29,6 +29,7 @@ struct EndpointRow {
   uint64_t ejections = 0;        // times outlier detection ejected it (this worker)
   int64_t ejected_until_us = 0;  // monotonic (event::monotonicNowUs); ejected while after now
   bool current = true;           // in the name's address set now
+  int64_t last_ejection_us = 0;  // the length of its latest ejection (doubling shows here)
 };
 
 struct DestinationRows {
@@ -58,6 +59,7 @@ struct EndpointTotals {
   uint32_t ejected_workers = 0;  // workers that have it ejected at `now_us`
   int64_t ejected_for_us = 0;    // the longest of their ejections left
   bool current = false;          // in the address set of any worker
+  int64_t last_ejection_us = 0;  // the longest of the workers' latest ejections
 };
 
 // Sums the workers' rows; sorted by service, destination, address.

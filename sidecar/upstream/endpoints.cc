@@ -56,7 +56,9 @@ void EndpointSet::update(const std::vector<net::Address>& addrs, uint64_t versio
   }
   for (const Endpoint& e : eps_) {
     bool stays = std::any_of(next.begin(), next.end(), [&](const Endpoint& n) { return n.id == e.id; });
-    if (!stays && e.ejections_total > 0) gone_.push_back({e.addr.toString(), e.ejections_total, 0, false});
+    if (!stays && e.ejections_total > 0) {
+      gone_.push_back({e.addr.toString(), e.ejections_total, 0, false, e.last_ejection_us});
+    }
   }
   eps_ = std::move(next);
   if (cursor_ >= eps_.size()) cursor_ = 0;
@@ -76,7 +78,11 @@ const EndpointSet::Endpoint* EndpointSet::pick(const TriedEndpoints& tried, int6
       const Endpoint& e = eps_[i];
       if (need_untried && tried.contains(e.id)) continue;
       if (need_healthy && ejected(e, now_us)) continue;
-      cursor_ = (i + 1) % n;
+      // Only a call's first attempt moves the cursor: a retry picked from
+      // it must not make the next call start where the retry went (with
+      // two addresses, one failing, every call would start on the failing
+      // one).
+      if (tried.size() == 0) cursor_ = (i + 1) % n;
       return &e;
     }
   }
@@ -117,6 +123,7 @@ void EndpointSet::report(uint32_t id, EndpointResult r, const pfc::OutlierPolicy
   ++e.ejections;
   ++e.ejections_total;
   e.ejected_until_us = now_us + us;
+  e.last_ejection_us = us;
   publish();
 }
 
@@ -126,7 +133,9 @@ void EndpointSet::publish() {
   d.service = service_;
   d.destination = destination_;
   d.rows.reserve(eps_.size() + gone_.size());
-  for (const Endpoint& e : eps_) d.rows.push_back({e.addr.toString(), e.ejections_total, e.ejected_until_us, true});
+  for (const Endpoint& e : eps_) {
+    d.rows.push_back({e.addr.toString(), e.ejections_total, e.ejected_until_us, true, e.last_ejection_us});
+  }
   for (const stats::EndpointRow& g : gone_) d.rows.push_back(g);
   sink_->publish(d);
 }

@@ -15,7 +15,9 @@
 // already answer. Round robin needs nothing back, costs one compare per
 // address skipped, and makes the spread exact, which tests can assert.
 //
-// pick(tried, now): the first address, from the cursor on, that
+// pick(tried, now): the first address, from the cursor on (only a call's
+// first attempt moves the cursor on: its retries do not shift where the
+// next call starts), that
 //   1. this call has not tried and that is not ejected; else
 //   2. is not ejected (every healthy address was tried: a retry goes back to
 //      one — as for a name with one address); else
@@ -102,6 +104,7 @@ class EndpointSet {
     uint32_t ejections = 0;     // ejections so far: the next one lasts ejection x 2^ejections
     uint64_t ejections_total = 0;  // for the admin; never goes back
     int64_t ejected_until_us = 0;  // ejected while now < this
+    int64_t last_ejection_us = 0;  // how long the latest ejection was (for the admin)
   };
 
   EndpointSet(std::string service, std::string destination, uint16_t port, stats::EndpointStats* sink)

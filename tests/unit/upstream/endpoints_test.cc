@@ -108,6 +108,24 @@ TEST(EndpointSetTest, RetriesGoToAddressesNotTriedWhileOneIsLeftThenBackToATried
   EXPECT_NE(set.pick(tried, clock.nowUs()), nullptr);
 }
 
+TEST(EndpointSetTest, RetriesDoNotMoveWhereTheNextCallStarts) {
+  // Two addresses, every call's first attempt fails and is retried: were
+  // the retry's pick to move the cursor, every call would start on the
+  // same address.
+  core::FakeClock clock;
+  EndpointSet set("svc", "svc.test:8080", 8080, nullptr);
+  set.update(addrs({"10.0.0.1", "10.0.0.2"}), 1);
+  std::vector<std::string> firsts;
+  for (int call = 0; call < 4; ++call) {
+    TriedEndpoints tried;
+    const EndpointSet::Endpoint* first = set.pick(tried, clock.nowUs());
+    firsts.push_back(first->addr.toString());
+    tried.add(first->id);
+    EXPECT_NE(set.pick(tried, clock.nowUs())->id, first->id);
+  }
+  EXPECT_EQ(firsts, (std::vector<std::string>{"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.1:8080", "10.0.0.2:8080"}));
+}
+
 TEST(EndpointSetTest, ConsecutiveFailuresEjectAndTheAddressGetsNoAttemptsUntilTheEjectionEnds) {
   core::FakeClock clock;
   EndpointSet set("svc", "svc.test:8080", 8080, nullptr);
@@ -142,6 +160,7 @@ TEST(EndpointSetTest, EachLaterEjectionOfTheSameAddressDoublesUpToMaxEjection) {
     const auto& e = set.endpoints()[0];
     ASSERT_TRUE(EndpointSet::ejected(e, clock.nowUs())) << round;
     lengths.push_back(e.ejected_until_us - clock.nowUs());
+    EXPECT_EQ(e.last_ejection_us, lengths.back());
     clock.advance(e.ejected_until_us - clock.nowUs());
   }
   EXPECT_EQ(lengths, (std::vector<int64_t>{10 * kS, 20 * kS, 35 * kS, 35 * kS}));
