@@ -334,7 +334,8 @@ class EndpointsTest(Stack):
                                         "Host: svc", "-o", "/dev/null", "-w", "%{http_code}", base + path],
                                        capture_output=True, text=True, timeout=60)
                     self.assertEqual(r.stdout, "200", r.stderr)
-                lines = [json.loads(l) for l in open(log) if l.strip()]
+                with open(log) as f:
+                    lines = [json.loads(l) for l in f if l.strip()]
                 conns = [l["conn"] for l in lines if l.get("id") == "r"]
                 warm = [l["conn"] for l in lines if l.get("id") == "w"]
                 self.assertEqual(len(conns), 2, lines)
