@@ -132,7 +132,8 @@ void ProxyStream::pickDestination() {
     // Every address of the name; attempts spread over them (startAttempt).
     endpoints_ = &ctx_.endpoints()->get(service_name_, host, port);
     resolving_ = ctx_.resolver()->resolveAll(
-        host, now(), [this](const net::Resolver::Answer* answer, const char* error) { endpointsResolved(answer, error); });
+        host, now(),
+        [this](const net::Resolver::Answer* answer, const char* error) { endpointsResolved(answer, error); });
     return;
   }
   auto cb = [this](const net::Address* addr, const char* error) {
@@ -167,7 +168,9 @@ void ProxyStream::endpointsResolved(const net::Resolver::Answer* answer, const c
 }
 
 void ProxyStream::reportEndpoint(const Attempt& a, retry::OutcomeKind kind, int status) {
-  if (endpoints_ && a.endpoint() != 0) endpoints_->report(a.endpoint(), endpointResult(kind, status), policy_->outlier, now());
+  if (endpoints_ && a.endpoint() != 0) {
+    endpoints_->report(a.endpoint(), endpointResult(kind, status), policy_->outlier, now());
+  }
 }
 
 void ProxyStream::destinationResolved(const net::Address& addr) {

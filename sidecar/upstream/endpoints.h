@@ -98,10 +98,10 @@ class TriedEndpoints {
 class EndpointSet {
  public:
   struct Endpoint {
-    net::Address addr;          // with the destination's port
-    uint32_t id = 0;            // stable while the address stays in the set; never 0
-    uint32_t failures = 0;      // consecutive failures (EndpointResult::kFailure)
-    uint32_t ejections = 0;     // ejections so far: the next one lasts ejection x 2^ejections
+    net::Address addr;             // with the destination's port
+    uint32_t id = 0;               // stable while the address stays in the set; never 0
+    uint32_t failures = 0;         // consecutive failures (EndpointResult::kFailure)
+    uint32_t ejections = 0;        // ejections so far: the next one lasts ejection x 2^ejections
     uint64_t ejections_total = 0;  // for the admin; never goes back
     int64_t ejected_until_us = 0;  // ejected while now < this
     int64_t last_ejection_us = 0;  // how long the latest ejection was (for the admin)

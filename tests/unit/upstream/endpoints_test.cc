@@ -136,7 +136,7 @@ TEST(EndpointSetTest, ConsecutiveFailuresEjectAndTheAddressGetsNoAttemptsUntilTh
   fail(set, "10.0.0.1", 2, p, clock.nowUs());
   EXPECT_EQ(set.ejectedCount(clock.nowUs()), 0u);
   set.report(idOf(set, "10.0.0.1"), EndpointResult::kNeutral, p, clock.nowUs());  // a timeout: no change
-  fail(set, "10.0.0.1", 1, p, clock.nowUs());  // the third in a row
+  fail(set, "10.0.0.1", 1, p, clock.nowUs());                                     // the third in a row
   EXPECT_EQ(set.ejectedCount(clock.nowUs()), 1u);
   TriedEndpoints none;
   for (int i = 0; i < 12; ++i) EXPECT_NE(pickText(set, none, clock.nowUs()), "10.0.0.1:8080");
@@ -245,7 +245,7 @@ TEST(EndpointSetTest, ANewAddressSetKeepsTheStateOfAddressesThatStay) {
   uint32_t id2 = idOf(set, "10.0.0.2");
   fail(set, "10.0.0.1", 1, p, clock.nowUs());
   set.update(addrs({"10.0.0.1", "10.0.0.2", "10.0.0.3"}), 1);  // same version: nothing to do
-  set.update(addrs({"10.0.0.2", "10.0.0.4"}), 2);               // .1 and .3 left, .4 came
+  set.update(addrs({"10.0.0.2", "10.0.0.4"}), 2);              // .1 and .3 left, .4 came
   ASSERT_EQ(set.endpoints().size(), 2u);
   EXPECT_EQ(idOf(set, "10.0.0.2"), id2);
   EXPECT_NE(idOf(set, "10.0.0.4"), 0u);
