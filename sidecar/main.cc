@@ -71,6 +71,13 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
                         kernel allows it (default on; falls back to epoll,
                         saying so once, e.g. under a seccomp profile that
                         refuses io_uring)                    [MULLIGAN_IO_URING]
+  --dns-server ADDR:PORT the name server for upstream names, instead of the
+                        system's (/etc/resolv.conf); a numeric address
+                                                           [MULLIGAN_DNS_SERVER]
+  --dns-ttl DUR         how long a name's addresses are used before they are
+                        looked up again, in the background: calls go on with
+                        the old ones until the answer comes (default 5s)
+                                                              [MULLIGAN_DNS_TTL]
   --help, --version
 
 On start it prints "listening outbound ADDR:PORT" (one line per address) and
@@ -93,6 +100,8 @@ struct Flags {
   std::string io_uring = "on";
   long long max_connections = -2;  // -2: not given (derived from RLIMIT_NOFILE)
   std::string request_header_timeout = "10s";
+  std::string dns_server;
+  std::string dns_ttl = "5s";
 };
 
 // "a,b , c" -> {"a", "b", "c"} (empty items dropped).
@@ -145,6 +154,8 @@ int parseFlags(int argc, char** argv, Flags* f) {
   f->io_uring = envOr("MULLIGAN_IO_URING", f->io_uring);
   if (const char* v = std::getenv("MULLIGAN_MAX_CONNECTIONS"); v && *v) f->max_connections = parseCount(v);
   f->request_header_timeout = envOr("MULLIGAN_REQUEST_HEADER_TIMEOUT", f->request_header_timeout);
+  f->dns_server = envOr("MULLIGAN_DNS_SERVER", f->dns_server);
+  f->dns_ttl = envOr("MULLIGAN_DNS_TTL", f->dns_ttl);
   bool outbound_flag_seen = false;  // the first --outbound replaces the default (or the variable's list)
   static const option kLong[] = {
       {"shm", required_argument, nullptr, 's'},           {"outbound", required_argument, nullptr, 'o'},
@@ -156,6 +167,8 @@ int parseFlags(int argc, char** argv, Flags* f) {
       {"max-connections", required_argument, nullptr, 'M'},
       {"request-header-timeout", required_argument, nullptr, 'H'},
       {"access-log-filter", required_argument, nullptr, 'F'},
+      {"dns-server", required_argument, nullptr, 'D'},
+      {"dns-ttl", required_argument, nullptr, 'T'},
       {nullptr, 0, nullptr, 0},
   };
   int c;
@@ -177,6 +190,8 @@ int parseFlags(int argc, char** argv, Flags* f) {
       case 'M': f->max_connections = parseCount(optarg); break;
       case 'H': f->request_header_timeout = optarg; break;
       case 'F': f->access_log_filter = optarg; break;
+      case 'D': f->dns_server = optarg; break;
+      case 'T': f->dns_ttl = optarg; break;
       case 'h': std::fputs(kUsage, stdout); return 0;
       case 'V': std::printf("mulligan-sidecar %s (%s)\n", MULLIGAN_VERSION, pfc::layoutVersion()); return 0;
       default: std::fputs(kUsage, stderr); return 2;
@@ -203,6 +218,15 @@ int parseFlags(int argc, char** argv, Flags* f) {
                  "mulligan-sidecar: --request-header-timeout \"%s\" is not a duration up to 1h (e.g. 10s, 500ms; 0 = "
                  "none)\n",
                  f->request_header_timeout.c_str());
+    return 2;
+  }
+  if (auto t = parseTimeout(f->dns_ttl); !t || *t <= 0 || *t > 3'600'000'000) {
+    std::fprintf(stderr, "mulligan-sidecar: --dns-ttl \"%s\" is not a duration from 1ms to 1h (e.g. 5s, 500ms)\n",
+                 f->dns_ttl.c_str());
+    return 2;
+  }
+  if (!f->dns_server.empty() && !net::Address::parseNumeric(f->dns_server)) {
+    std::fprintf(stderr, "mulligan-sidecar: --dns-server \"%s\" is not a numeric ADDR:PORT\n", f->dns_server.c_str());
     return 2;
   }
   if (f->outbound.empty()) {
@@ -293,6 +317,8 @@ int main(int argc, char** argv) {
   shared->config.workers = flags.workers;
   shared->config.max_upstream_connections = static_cast<size_t>(flags.max_upstream_connections);
   shared->config.io_uring = flags.io_uring == "on";
+  shared->config.dns_server = flags.dns_server;
+  shared->config.dns_ttl_us = *parseTimeout(flags.dns_ttl);
   shared->config.drain_timeout_us = static_cast<int64_t>(flags.drain_timeout_s * 1e6);
   // Declared before the workers: freed after them (stop() below writes
   // what is left once they have joined).

@@ -13,6 +13,7 @@
 #include "sidecar/admin/stats_render.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
+#include "proto-free-config/render.h"
 
 namespace mulligan::admin {
 namespace {
@@ -25,6 +26,37 @@ void reply(evhttp_request* req, int code, const char* reason, const char* conten
   evbuffer_add(out, body.data(), body.size());
   evhttp_send_reply(req, code, reason, out);
   evbuffer_free(out);
+}
+
+// /explain's "endpoints" (added here, beside explain.h's answer): the
+// matched service's upstream and, when it is a name, its addresses now and
+// which of them outlier detection has ejected ({"destination": null} when
+// no service with an upstream matches).
+void addExplainEndpoints(proxy::SharedState& shared, const pfc::Table* table, const ExplainQuery& q,
+                         std::string* json) {
+  std::string field = "\"endpoints\":{\"destination\":null}";
+  if (table) {
+    pfc::Match m = table->lookup(pfc::RequestKey{q.host, q.port, q.method, q.path, q.grpc});
+    if (m.service != pfc::Match::kNone) {
+      const pfc::ServiceEntry& svc = table->services()[m.service];
+      std::string_view upstream = table->str(svc.upstream);
+      if (!upstream.empty()) {
+        StatsSnapshot s;
+        std::vector<const stats::EndpointStats*> eps;
+        for (const stats::WorkerStats* w : shared.worker_stats) eps.push_back(&w->endpoints);
+        s.endpoints = stats::collectEndpoints(eps, event::monotonicNowUs());
+        bool numeric = net::Address::parseNumeric(upstream).has_value();
+        field = "\"endpoints\":{\"destination\":" + pfc::jsonQuote(upstream) +
+                ",\"name\":" + (numeric ? "false" : "true") + ",\"addresses\":" +
+                (numeric ? "[{\"address\":" + pfc::jsonQuote(upstream) + ",\"ejected\":false}]"
+                         : endpointsJson(s, table->str(svc.name), upstream)) +
+                "}";
+      }
+    }
+  }
+  size_t close = json->rfind('}');
+  if (close == std::string::npos) return;
+  json->insert(close, "," + field);
 }
 
 }  // namespace
@@ -164,7 +196,9 @@ void AdminServer::handle(evhttp_request* req) {
     auto budget = [&](std::string_view service, const pfc::BudgetPolicy& p) {
       return shared_->budgets.get(service).snapshot(now, p);
     };
-    return reply(req, 200, "OK", "application/json", explainJson(table.get(), *query, budget));
+    std::string json = explainJson(table.get(), *query, budget);
+    addExplainEndpoints(*shared_, table.get(), *query, &json);
+    return reply(req, 200, "OK", "application/json", json);
   }
   if (path == "/") {
     if (!is_get) return methodNotAllowed("GET");

@@ -89,6 +89,20 @@ std::string routeLabels(const stats::RouteTotals& t) {
 
 }  // namespace
 
+std::string endpointsJson(const StatsSnapshot& s, std::string_view service, std::string_view destination) {
+  std::string b = "[";
+  bool first = true;
+  for (const stats::EndpointTotals& e : s.endpoints) {
+    if (e.service != service || e.destination != destination || !e.current) continue;
+    b += (first ? "" : ",") + std::string("{\"address\":") + pfc::jsonQuote(e.address) +
+         ",\"ejected\":" + (e.ejected_workers > 0 ? "true" : "false") +
+         ",\"ejected_for\":" + pfc::jsonQuote(pfc::formatDuration(e.ejected_for_us)) +
+         ",\"ejections\":" + std::to_string(e.ejections) + "}";
+    first = false;
+  }
+  return b + "]";
+}
+
 std::string routeLabel(int route) { return route < 0 ? "" : std::to_string(route); }
 
 std::string routeMatchText(const pfc::Table& t, const pfc::RouteEntry& r) {
@@ -110,6 +124,11 @@ StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
   s.policy = shared.policy_status.snapshot();
   s.table = shared.policy_status.table();
   s.draining = shared.draining.load();
+  {
+    std::vector<const stats::EndpointStats*> eps;
+    for (const stats::WorkerStats* w : shared.worker_stats) eps.push_back(&w->endpoints);
+    s.endpoints = stats::collectEndpoints(eps, now_us);
+  }
 
   // Budgets of the services that had traffic: those slots are claimed
   // already, so reading them claims nothing new in the registry.
@@ -259,6 +278,16 @@ std::string statsJson(const StatsSnapshot& s) {
     }
     b += "]}}";
   }
+  b += "],\"endpoints\":[";
+  for (size_t i = 0; i < s.endpoints.size(); ++i) {
+    const stats::EndpointTotals& e = s.endpoints[i];
+    b += (i ? "," : "") + std::string("{\"service\":") + pfc::jsonQuote(e.service) +
+         ",\"destination\":" + pfc::jsonQuote(e.destination) + ",\"address\":" + pfc::jsonQuote(e.address) +
+         ",\"current\":" + (e.current ? "true" : "false") + ",\"ejections\":" + std::to_string(e.ejections) +
+         ",\"ejected_workers\":" + std::to_string(e.ejected_workers) +
+         ",\"ejected_for\":" + pfc::jsonQuote(pfc::formatDuration(e.ejected_for_us)) +
+         ",\"last_ejection\":" + pfc::jsonQuote(pfc::formatDuration(e.last_ejection_us)) + "}";
+  }
   b += "],\"budgets\":[";
   for (size_t i = 0; i < s.budgets.size(); ++i) {
     const auto& bu = s.budgets[i];
@@ -387,6 +416,22 @@ std::string metricsText(const StatsSnapshot& s) {
     }
     m.sample("mulligan_upstream_latency_seconds_sum", labels, seconds(static_cast<double>(t.latency_sum_us) / 1e6));
     m.sample("mulligan_upstream_latency_seconds_count", labels, cumulative);
+  }
+
+  m.family("mulligan_outlier_ejections_total", "counter",
+           "Times outlier detection ejected an address of a destination name, by service and address.");
+  for (const auto& e : s.endpoints) {
+    if (e.ejections == 0) continue;
+    m.sample("mulligan_outlier_ejections_total",
+             "service=\"" + labelValue(e.service) + "\",address=\"" + labelValue(e.address) + "\"", e.ejections);
+  }
+  m.family("mulligan_outlier_ejected", "gauge",
+           "Workers that have the address ejected now (0: none; a sidecar with one worker: 0 or 1).");
+  for (const auto& e : s.endpoints) {
+    if (e.ejections == 0) continue;  // never ejected: always 0
+    m.sample("mulligan_outlier_ejected",
+             "service=\"" + labelValue(e.service) + "\",address=\"" + labelValue(e.address) + "\"",
+             e.ejected_workers);
   }
 
   auto budget = [&](const char* name, const char* help, auto value) {

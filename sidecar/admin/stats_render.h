@@ -50,6 +50,9 @@ struct StatsSnapshot {
     uint32_t min_retries_per_second = 0;
   };
   std::vector<Budget> budgets;
+  // Every address of every destination name that resolved, with its
+  // outlier ejections (stats/endpoint_stats.h), summed over workers.
+  std::vector<stats::EndpointTotals> endpoints;
   policy::PolicyStatus::Snapshot policy;
   // The agent's last refused policy file, from the segment (AdminServer
   // fills it; takeSnapshot leaves it empty). See agent_refusal_render.h.
@@ -76,6 +79,11 @@ std::string statsJson(const StatsSnapshot& s);
 // {service}, and the process-wide downstream, tunnel, bad-request and policy
 // families.
 std::string metricsText(const StatsSnapshot& s);
+
+// The addresses of `service`'s destination `destination` (name:port) as a
+// JSON array for /explain: [{"address", "ejected", "ejected_for",
+// "ejections"}]; [] when the name has not resolved (no call went to it).
+std::string endpointsJson(const StatsSnapshot& s, std::string_view service, std::string_view destination);
 
 // The route label: "" for the service level, else the ordinal.
 std::string routeLabel(int route);

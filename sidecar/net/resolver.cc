@@ -3,11 +3,55 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace mulligan::net {
+namespace {
 
-Resolver::~Resolver() = default;
+// The address bytes (no port) of an IPv4 or IPv6 address, for ordering.
+std::string_view addrBytes(const Address& a) {
+  if (a.family() == AF_INET) {
+    const auto* sin = reinterpret_cast<const sockaddr_in*>(a.sa());
+    return {reinterpret_cast<const char*>(&sin->sin_addr), sizeof sin->sin_addr};
+  }
+  const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(a.sa());
+  return {reinterpret_cast<const char*>(&sin6->sin6_addr), sizeof sin6->sin6_addr};
+}
+
+bool addrLess(const Address& a, const Address& b) {
+  if (a.family() != b.family()) return a.family() == AF_INET;  // IPv4 first
+  return addrBytes(a) < addrBytes(b);
+}
+
+std::optional<Address> parseLiteral(const std::string& host) {
+  if (host.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  Address a;
+  auto* sin = reinterpret_cast<sockaddr_in*>(&a.storage);
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
+  if (inet_pton(AF_INET, host.c_str(), &sin->sin_addr) == 1) {
+    sin->sin_family = AF_INET;
+    a.len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &sin6->sin6_addr) == 1) {
+    sin6->sin6_family = AF_INET6;
+    a.len = sizeof(sockaddr_in6);
+  } else {
+    return std::nullopt;
+  }
+  return a;
+}
+
+}  // namespace
+
+Resolver::~Resolver() {
+  // Background refreshes still out: evdns calls them back (cancelled) later
+  // or during evdns_base_free; they must find no resolver.
+  for (auto& [host, e] : cache_) {
+    if (!e.refreshing) continue;
+    e.refreshing->refresher = nullptr;
+    if (e.refresh_req) evdns_getaddrinfo_cancel(e.refresh_req);
+  }
+}
 
 const Address* Resolver::numericHostPort(std::string_view host_port) {
   if (!last_host_port_.empty() && host_port == last_host_port_) return &last_host_port_addr_;
@@ -20,40 +64,55 @@ const Address* Resolver::numericHostPort(std::string_view host_port) {
 
 std::unique_ptr<Resolver::Request> Resolver::resolve(const std::string& host, uint16_t port, int64_t now_us,
                                                      Callback cb) {
-  // IP literals never touch DNS (parsed in place: no strings built per request).
-  if (port != 0 && !last_literal_.empty() && host == last_literal_) {
-    Address a = last_literal_addr_;
+  if (port == 0) {
+    cb(nullptr, "no port");
+    return nullptr;
+  }
+  return resolveAll(host, now_us, [port, cb = std::move(cb)](const Answer* answer, const char* error) {
+    if (!answer || answer->addrs->empty()) {
+      cb(nullptr, error ? error : "no usable address");
+      return;
+    }
+    Address a = answer->addrs->front();  // sorted: IPv4 first
     a.setPort(port);
+    cb(&a, nullptr);
+  });
+}
+
+std::unique_ptr<Resolver::Request> Resolver::resolveAll(const std::string& host, int64_t now_us, ListCallback cb) {
+  // IP literals never touch DNS (the last one is remembered: no parse).
+  if (!last_literal_.empty() && host == last_literal_) {
+    Answer a{&last_literal_addrs_, 0};
     cb(&a, nullptr);
     return nullptr;
   }
-  if (port != 0 && host.size() < INET6_ADDRSTRLEN) {
-    Address a;
-    auto* sin = reinterpret_cast<sockaddr_in*>(&a.storage);
-    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.storage);
-    if (inet_pton(AF_INET, host.c_str(), &sin->sin_addr) == 1) {
-      sin->sin_family = AF_INET;
-      a.len = sizeof(sockaddr_in);
-    } else if (inet_pton(AF_INET6, host.c_str(), &sin6->sin6_addr) == 1) {
-      sin6->sin6_family = AF_INET6;
-      a.len = sizeof(sockaddr_in6);
-    }
-    if (a.len != 0) {
-      last_literal_ = host;
-      last_literal_addr_ = a;
-      a.setPort(port);
-      cb(&a, nullptr);
-      return nullptr;
-    }
+  if (std::optional<Address> lit = parseLiteral(host)) {
+    last_literal_ = host;
+    last_literal_addrs_.assign(1, *lit);
+    Answer a{&last_literal_addrs_, 0};
+    cb(&a, nullptr);
+    return nullptr;
   }
   if (auto it = cache_.find(host); it != cache_.end()) {
-    if (it->second.expires_us > now_us) {
-      Address a = it->second.addr;
-      a.setPort(port);
-      cb(&a, nullptr);
-      return nullptr;
+    Entry& e = it->second;
+    if (e.expires_us <= now_us && !e.refreshing && dns_) {
+      // Stale: this call (and every one until the answer) gets the set we
+      // have; one lookup refreshes it in the background.
+      auto* p = new Pending{nullptr, this, host, now_us};
+      bool answered = false;
+      evdns_getaddrinfo_request* req = lookup(p, &answered);
+      ++refreshes_;
+      if (!answered) {
+        // Looked up again: `it` may not survive an inline answer, but then
+        // `answered` is set and we are not here.
+        e.refreshing = p;
+        e.refresh_req = req;
+      }
+      it = cache_.find(host);  // an inline answer may have replaced the entry
     }
-    cache_.erase(it);
+    Answer a{&it->second.addrs, it->second.version};
+    cb(&a, nullptr);
+    return nullptr;
   }
   if (!dns_) {
     cb(nullptr, "no DNS resolver configured");
@@ -61,24 +120,86 @@ std::unique_ptr<Resolver::Request> Resolver::resolve(const std::string& host, ui
   }
   std::unique_ptr<Request> r(new Request());
   r->resolver_ = this;
-  r->key_ = host;
-  r->port_ = port;
-  r->now_us_ = now_us;
   r->cb_ = std::move(cb);
-  r->pending_ = new Request::Pending{r.get()};
+  r->pending_ = new Pending{r.get(), nullptr, host, now_us};
+  bool answered = false;
+  evdns_getaddrinfo_request* req = lookup(r->pending_, &answered);
+  if (answered) return nullptr;  // e.g. /etc/hosts: `cb` has run
+  r->req_ = req;
+  return r;
+}
+
+evdns_getaddrinfo_request* Resolver::lookup(Pending* p, bool* answered_inline) {
   evutil_addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
   hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
-  Request::Pending* pending = r->pending_;
-  // May call back inline (e.g. /etc/hosts); then `pending` is already freed
-  // and the request has delivered its answer.
-  evdns_getaddrinfo_request* req =
-      evdns_getaddrinfo(dns_, host.c_str(), nullptr, &hints, &Request::onAnswer, pending);
-  if (r->pending_ == nullptr) return nullptr;
-  r->req_ = req;
-  return r;
+  // Marks the Pending as in flight; onAnswer clears the flag through the
+  // owner or the entry before freeing it, so an inline answer shows here.
+  if (p->owner) p->owner->pending_ = p;
+  Request* owner = p->owner;
+  std::string host = p->host;  // `p` may be freed inline
+  bool refresh = p->refresher != nullptr;
+  if (refresh) cache_[host].refreshing = p;
+  evdns_getaddrinfo_request* req = evdns_getaddrinfo(dns_, host.c_str(), nullptr, &hints, &Resolver::onAnswer, p);
+  if (owner) {
+    *answered_inline = owner->pending_ == nullptr;
+  } else {
+    auto it = cache_.find(host);
+    *answered_inline = it == cache_.end() || it->second.refreshing != p;
+  }
+  return req;
+}
+
+std::vector<Address> Resolver::addresses(int err, evutil_addrinfo* res) {
+  std::vector<Address> out;
+  if (err != 0) return out;
+  for (evutil_addrinfo* ai = res; ai; ai = ai->ai_next) {
+    std::optional<Address> a = Address::fromSockaddr(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
+    if (!a) continue;
+    a->setPort(0);
+    if (std::find(out.begin(), out.end(), *a) == out.end()) out.push_back(*a);
+  }
+  std::sort(out.begin(), out.end(), addrLess);
+  return out;
+}
+
+Resolver::Entry& Resolver::store(const std::string& host, std::vector<Address> addrs, int64_t now_us) {
+  auto [it, inserted] = cache_.try_emplace(host);
+  Entry& e = it->second;
+  if (inserted || e.addrs != addrs) {
+    e.addrs = std::move(addrs);
+    e.version = next_version_++;
+  }
+  e.expires_us = now_us + ttl_us_;
+  if (inserted && cache_.size() > kMaxNames) trim(now_us);
+  return cache_.find(host)->second;
+}
+
+void Resolver::trim(int64_t now_us) {
+  for (auto it = cache_.begin(); it != cache_.end() && cache_.size() > kMaxNames;) {
+    if (it->second.expires_us <= now_us && !it->second.refreshing) {
+      it = cache_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Resolver::refreshed(const std::string& host, int err, std::vector<Address> addrs, int64_t started_us) {
+  auto it = cache_.find(host);
+  if (it == cache_.end()) return;
+  it->second.refreshing = nullptr;
+  it->second.refresh_req = nullptr;
+  if (addrs.empty()) {
+    // The name's server failed us (or says it has none): keep serving the
+    // last set rather than fail every call; ask again a TTL later.
+    (void)err;
+    it->second.expires_us = started_us + ttl_us_;
+    return;
+  }
+  store(host, std::move(addrs), started_us);
 }
 
 Resolver::Request::~Request() {
@@ -88,37 +209,28 @@ Resolver::Request::~Request() {
   }
 }
 
-void Resolver::Request::onAnswer(int err, evutil_addrinfo* res, void* arg) {
+void Resolver::onAnswer(int err, evutil_addrinfo* res, void* arg) {
   auto* pending = static_cast<Pending*>(arg);
-  Request* r = pending->owner;
-  delete pending;
-  if (!r) {
-    if (res) evutil_freeaddrinfo(res);
+  std::vector<Address> addrs = addresses(err, res);
+  if (res) evutil_freeaddrinfo(res);
+  std::unique_ptr<Pending> p(pending);
+  if (p->refresher) {
+    p->refresher->refreshed(p->host, err, std::move(addrs), p->started_us);
     return;
   }
+  Request* r = p->owner;
+  if (!r) return;  // cancelled
   r->pending_ = nullptr;
   r->req_ = nullptr;
-  std::optional<Address> addr;
-  // Prefer IPv4 when both exist: pod networks are mostly v4, and the first
-  // answer of the family we can reach is what a plain client would use.
-  for (int pass = 0; pass < 2 && !addr && err == 0; ++pass) {
-    for (evutil_addrinfo* ai = res; ai; ai = ai->ai_next) {
-      if ((pass == 0) != (ai->ai_family == AF_INET)) continue;
-      addr = Address::fromSockaddr(ai->ai_addr, static_cast<socklen_t>(ai->ai_addrlen));
-      if (addr) break;
-    }
-  }
-  if (res) evutil_freeaddrinfo(res);
-  Callback cb = std::move(r->cb_);
-  if (!addr) {
-    std::string why = std::string("cannot resolve \"") + r->key_ + "\": " +
-                      (err ? evutil_gai_strerror(err) : "no usable address");
+  ListCallback cb = std::move(r->cb_);
+  if (addrs.empty()) {
+    std::string why = "cannot resolve \"" + p->host + "\": " + (err ? evutil_gai_strerror(err) : "no usable address");
     cb(nullptr, why.c_str());
     return;
   }
-  addr->setPort(r->port_);
-  r->resolver_->cache_[r->key_] = CacheEntry{*addr, r->now_us_ + r->resolver_->ttl_us_};
-  cb(&*addr, nullptr);
+  Entry& e = r->resolver_->store(p->host, std::move(addrs), p->started_us);
+  Answer a{&e.addrs, e.version};
+  cb(&a, nullptr);
 }
 
 }  // namespace mulligan::net

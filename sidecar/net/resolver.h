@@ -1,7 +1,21 @@
-// Resolver: "host:port" -> socket address, without ever blocking the loop.
-// Numeric addresses answer at once; names go through libevent's evdns
-// (the pod's /etc/resolv.conf) and are cached per worker for a short TTL so
-// that a busy destination costs one lookup per TTL, not one per request.
+// Resolver: "host:port" -> socket addresses, without ever blocking the loop.
+// Numeric addresses answer at once; names go through libevent's evdns (the
+// pod's /etc/resolv.conf, or --dns-server) and are cached per worker.
+//
+// A name's answer is EVERY address it has (A and AAAA records: a headless
+// Service's pods), sorted (IPv4 first) so that a DNS server rotating its
+// answer order does not look like a change. The cache serves an answer for
+// `ttl_us`; after that it goes on serving it (stale) while ONE lookup runs in
+// the background, and the next answer replaces it when it comes. So only the
+// very first call for a name waits for DNS; later ones never do, and a name
+// whose server stops answering keeps its last addresses (a failed refresh is
+// tried again a TTL later). evdns gives no record TTLs through
+// getaddrinfo, so the TTL is ours (--dns-ttl), as Envoy's dns_refresh_rate.
+//
+// Each answer carries a version, bumped whenever a name's address set
+// changes: an EndpointSet (upstream/endpoints.h) compares it to the one it
+// applied, and rebuilds only on a change.
+//
 // One per worker; not thread-safe.
 #pragma once
 
@@ -9,11 +23,11 @@
 
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "sidecar/net/address.h"
 
@@ -21,37 +35,82 @@ namespace mulligan::net {
 
 class Resolver {
  public:
+  static constexpr int64_t kDefaultTtlUs = 5'000'000;
+  // Names cached at most; beyond it expired names are forgotten first.
+  static constexpr size_t kMaxNames = 4096;
+
+  // Every address of a name (port 0, sorted, IPv4 first) and the version of
+  // that set. Valid during the callback only.
+  struct Answer {
+    const std::vector<Address>* addrs;
+    uint64_t version;
+  };
   using Callback = std::function<void(const Address* addr, const char* error)>;
+  using ListCallback = std::function<void(const Answer* answer, const char* error)>;
   // A pending lookup; destroying it cancels the callback.
   class Request;
 
-  Resolver(evdns_base* dns, int64_t ttl_us = 5'000'000) : dns_(dns), ttl_us_(ttl_us) {}
+  explicit Resolver(evdns_base* dns, int64_t ttl_us = kDefaultTtlUs) : dns_(dns), ttl_us_(ttl_us) {}
   ~Resolver();
+  Resolver(const Resolver&) = delete;
+  Resolver& operator=(const Resolver&) = delete;
 
-  // Resolves `host` (a name or IP literal, IPv6 without brackets) and `port`.
-  // Calls `cb` inline when the answer is known now (numeric or cached) and
-  // returns null; otherwise returns a Request and calls `cb` from the loop.
+  // One address of `host` (a name or IP literal, IPv6 without brackets) with
+  // `port`: the first of resolveAll's answer (IPv4 preferred: pod networks
+  // are mostly v4). For CONNECT and proxy-style requests. Calls `cb` inline
+  // when the answer is known now (numeric or cached) and returns null;
+  // otherwise returns a Request and calls `cb` from the loop.
   std::unique_ptr<Request> resolve(const std::string& host, uint16_t port, int64_t now_us, Callback cb);
+  // Every address of the name `host` (see the header comment), inline when
+  // cached (even past its TTL: then a background refresh starts) and null,
+  // else a Request and `cb` from the loop. An IP literal answers itself.
+  std::unique_ptr<Request> resolveAll(const std::string& host, int64_t now_us, ListCallback cb);
   // The address of a numeric "host:port" ("[v6]:port" for IPv6), or null
   // when it names a host (or is malformed): then resolve() it. The last
   // answer is remembered — a policy's upstream is the same string request
   // after request, and one compare beats splitting and parsing it each time.
   const Address* numericHostPort(std::string_view host_port);
 
+  // Background refreshes started (for tests and the admin page).
+  uint64_t refreshes() const { return refreshes_; }
+
  private:
-  struct CacheEntry {
-    Address addr;
-    int64_t expires_us;
-  };
   friend class Request;
+  // What evdns calls back with. evdns always calls back exactly once, also
+  // after a cancel, so the Pending frees itself there. For a Request,
+  // `owner` is set (a cancelled Request clears it first); for a background
+  // refresh, `refresher` is (cleared by ~Resolver).
+  struct Pending {
+    Request* owner = nullptr;
+    Resolver* refresher = nullptr;
+    std::string host;
+    int64_t started_us = 0;
+  };
+  struct Entry {
+    std::vector<Address> addrs;  // port 0, sorted
+    uint64_t version = 0;
+    int64_t expires_us = 0;
+    Pending* refreshing = nullptr;  // the background lookup in flight
+    evdns_getaddrinfo_request* refresh_req = nullptr;
+  };
+  static void onAnswer(int err, evutil_addrinfo* res, void* arg);
+  // Starts evdns for `p` (which it owns from then on); false when evdns
+  // answered inline (then `p` is gone already).
+  evdns_getaddrinfo_request* lookup(Pending* p, bool* answered_inline);
+  // Stores an answer for `host`; returns its entry.
+  Entry& store(const std::string& host, std::vector<Address> addrs, int64_t now_us);
+  void refreshed(const std::string& host, int err, std::vector<Address> addrs, int64_t started_us);
+  void trim(int64_t now_us);
+  static std::vector<Address> addresses(int err, evutil_addrinfo* res);
+
   evdns_base* dns_;
   int64_t ttl_us_;
-  // The last IP literal parsed and its address: a policy's upstream
-  // ("127.0.0.1:9000") is the same literal request after request, and a
-  // string compare is cheaper than inet_pton each time.
+  uint64_t next_version_ = 1;
+  uint64_t refreshes_ = 0;
+  std::unordered_map<std::string, Entry> cache_;
+  // The last IP literal parsed, as an answer of its own (resolveAll).
   std::string last_literal_;
-  Address last_literal_addr_;
-  std::unordered_map<std::string, CacheEntry> cache_;
+  std::vector<Address> last_literal_addrs_;
   std::string last_host_port_;  // numericHostPort's last numeric answer
   Address last_host_port_addr_;
 };
@@ -62,20 +121,10 @@ class Resolver::Request {
 
  private:
   friend class Resolver;
-  // What evdns calls back with. evdns always calls back exactly once, also
-  // after a cancel, so the Pending frees itself there; a cancelled Request
-  // has cleared `owner` first.
-  struct Pending {
-    Request* owner;
-  };
-  static void onAnswer(int err, evutil_addrinfo* res, void* arg);
   Resolver* resolver_ = nullptr;
   evdns_getaddrinfo_request* req_ = nullptr;
   Pending* pending_ = nullptr;
-  std::string key_;
-  uint16_t port_ = 0;
-  int64_t now_us_ = 0;
-  Callback cb_;
+  ListCallback cb_;
 };
 
 }  // namespace mulligan::net

@@ -18,6 +18,7 @@
 
 #include "sidecar/codec/http2/http2_offence.h"
 #include "sidecar/stats/counter.h"
+#include "sidecar/stats/endpoint_stats.h"
 #include "sidecar/stats/route_stats.h"
 
 namespace mulligan::stats {
@@ -57,6 +58,7 @@ struct WorkerCounters {
 struct WorkerStats {
   WorkerCounters counters;  // process-wide families
   RouteStats routes;        // per (service, route)
+  EndpointStats endpoints;  // names' addresses and outlier ejections (endpoint_stats.h)
 };
 
 // WorkerCounters summed over workers (CallTotals: requests, responses,

@@ -136,6 +136,14 @@ void ProxyStream::pickDestination() {
     return;
   }
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (!connect_ && ctx_.endpoints()) {
+    // Every address of the name; attempts spread over them (startAttempt).
+    endpoints_ = &ctx_.endpoints()->get(service_name_, host, port);
+    resolving_ = ctx_.resolver()->resolveAll(
+        host, now(),
+        [this](const net::Resolver::Answer* answer, const char* error) { endpointsResolved(answer, error); });
+    return;
+  }
   auto cb = [this](const net::Address* addr, const char* error) {
     resolving_.reset();
     if (!addr) {
@@ -146,6 +154,31 @@ void ProxyStream::pickDestination() {
     destinationResolved(*addr);
   };
   resolving_ = ctx_.resolver()->resolve(host, port, now(), cb);
+}
+
+void ProxyStream::endpointsResolved(const net::Resolver::Answer* answer, const char* error) {
+  resolving_.reset();
+  if (!answer || answer->addrs->empty()) {
+    sidecar_error_ = "dns";
+    sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + (error ? error : "no address") + "\n",
+                   kGrpcUnavailable);
+    return;
+  }
+  endpoints_->update(*answer->addrs, answer->version);
+  // The loop check looks at every address (they share the port): any one
+  // of them may be the one an attempt picks.
+  const net::Address& self = ctx_.listenAddress();
+  const net::Address* check = &endpoints_->endpoints().front().addr;
+  for (const EndpointSet::Endpoint& e : endpoints_->endpoints()) {
+    if (e.addr.port() == self.port() && (e.addr == self || e.addr.isLoopback())) check = &e.addr;
+  }
+  destinationResolved(*check);
+}
+
+void ProxyStream::reportEndpoint(const Attempt& a, retry::OutcomeKind kind, int status) {
+  if (endpoints_ && a.endpoint() != 0) {
+    endpoints_->report(a.endpoint(), endpointResult(kind, status), policy_->outlier, now());
+  }
 }
 
 void ProxyStream::destinationResolved(const net::Address& addr) {
@@ -222,8 +255,20 @@ void ProxyStream::startAttempt() {
   }
   state_ = State::kAttempting;
   retry_->attemptStarted();
+  // A name's addresses: the first attempt spreads (round robin), a retry or
+  // hedge goes to one this call has not tried while one is left.
+  uint32_t endpoint = 0;
+  if (endpoints_) {
+    if (const EndpointSet::Endpoint* e = endpoints_->pick(tried_, now)) {
+      dest_ = e->addr;
+      endpoint = e->id;
+      tried_.add(e->id);
+    }
+  }
+  // retry.fresh_connection: every attempt after the first on a new connection.
   AttemptSpec spec{down_->protocol(), dest_, req_.method,
-                   Attempt::Timeouts{policy_->connect_timeout_us, policy_->read_timeout_us}};
+                   Attempt::Timeouts{policy_->connect_timeout_us, policy_->read_timeout_us}, endpoint,
+                   attempt_started_ && policy_->retry.fresh_connection != 0};
   Attempt& a = attempts_.add(ctx_.attempts().newAttempt(this, spec));
   // The deadline timer answers for the whole call ("request"); the attempt's
   // own timer is armed only when the per-try timeout ends sooner.
@@ -342,6 +387,7 @@ void ProxyStream::retryAfter(int64_t wait_us, std::string_view reason) {
 }
 
 void ProxyStream::onAttemptFailed(Attempt& a, retry::OutcomeKind kind, const std::string& why) {
+  reportEndpoint(a, kind);
   route_stats_->attemptFailed(kind, a.connectTimedOut());
   retireAttempt(a);
   // Hedging: another attempt still in flight may yet answer; the call is
@@ -380,6 +426,7 @@ void ProxyStream::onAttemptFailed(Attempt& a, retry::OutcomeKind kind, const std
 }
 
 void ProxyStream::onAttemptHead(Attempt& a, MessageHead& head, bool end_stream) {
+  reportEndpoint(a, retry::OutcomeKind::kResponse, head.status);
   upstream_head_us_ = now() - a.sentAtUs();
   route_stats_->upstreamLatency(upstream_head_us_);
   if (!request_complete_) a.forbidReuse();

@@ -107,6 +107,10 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   void onAttemptRequestDrained(Attempt& a, size_t n) override;
 
   void pickDestination();
+  // The endpoint set's answer for a name: the loop check, then the first attempt.
+  void endpointsResolved(const net::Resolver::Answer* answer, const char* error);
+  // What an attempt's outcome says about its address (outlier ejection).
+  void reportEndpoint(const Attempt& a, retry::OutcomeKind kind, int status = 0);
   void destinationResolved(const net::Address& addr);
   void startAttempt();
   // Takes `a` out of the attempts in flight, cancels it (no more callbacks)
@@ -182,6 +186,10 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
 
   net::Address dest_;
   std::unique_ptr<net::Resolver::Request> resolving_;
+  // A destination name's addresses (upstream/endpoints.h): each attempt
+  // picks one, avoiding the ones in tried_; null: dest_ is the only one.
+  EndpointSet* endpoints_ = nullptr;
+  TriedEndpoints tried_;
   AttemptsInFlight attempts_;
   // The attempt whose response head arrived (held or committed): the one
   // the client's response comes from. Null before.

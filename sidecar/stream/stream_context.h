@@ -27,6 +27,7 @@
 #include "sidecar/stats/route_stats.h"
 #include "sidecar/stats/worker_stats.h"
 #include "sidecar/upstream/attempt.h"
+#include "sidecar/upstream/endpoints.h"
 
 namespace mulligan::proxy {
 
@@ -91,6 +92,9 @@ class StreamContext {
   // The sidecar's own listener (the redirect-loop check).
   virtual const net::Address& listenAddress() = 0;
   virtual AttemptFactory& attempts() = 0;
+  // The worker's endpoint sets (names with several addresses, outlier
+  // ejection); null: every destination is one address (a test's default).
+  virtual Endpoints* endpoints() { return nullptr; }
   // Destroys `obj` from the loop, never inside its own callback.
   virtual void deferDelete(std::unique_ptr<event::Deletable> obj) = 0;
 };

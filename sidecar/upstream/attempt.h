@@ -124,6 +124,16 @@ class Attempt : public event::Deletable {
   std::optional<retry::TimeoutKind> timedOut() const { return timed_out_; }
   bool connectTimedOut() const { return timed_out_ == retry::TimeoutKind::kConnect; }
   bool readTimedOut() const { return timed_out_ == retry::TimeoutKind::kRead; }
+  // Which address of the destination's EndpointSet it went to (0: the
+  // destination is no name with a set: an IP literal, the original dst).
+  uint32_t endpoint() const { return endpoint_; }
+  void setEndpoint(uint32_t id) { endpoint_ = id; }
+  // retry.fresh_connection for an attempt after the first: start() opens a
+  // new connection (HTTP/2: a new session) instead of taking a pooled one,
+  // so that a per-connection balancer (kube-proxy's ClusterIP) can pick
+  // another pod. Before start().
+  void setFreshConnection(bool fresh) { fresh_connection_ = fresh; }
+  bool freshConnection() const { return fresh_connection_; }
 
  protected:
   Attempt(event_base* base, Owner* owner, const net::Address& dest, Timeouts timeouts);
@@ -184,10 +194,14 @@ class Attempt : public event::Deletable {
   // failSoon(): the failure the timer reports from the loop.
   std::optional<retry::OutcomeKind> pending_failure_;
   std::string pending_why_;
+  uint32_t endpoint_ = 0;
+  bool fresh_connection_ = false;
 };
 
 // What a call's attempts are made with: where to, the method (HTTP/1 needs it
-// to frame the response), the protocol and the policy's timeouts. It refers
+// to frame the response), the protocol and the policy's timeouts, which
+// endpoint of the destination's set `dest` is, and whether the attempt must
+// open a fresh connection (Attempt::setFreshConnection). It refers
 // to the caller's address and method (no copy): valid during newAttempt()
 // only; the attempt copies what it keeps.
 struct AttemptSpec {
@@ -195,6 +209,8 @@ struct AttemptSpec {
   const net::Address& dest;
   const std::string& method;
   Attempt::Timeouts timeouts;
+  uint32_t endpoint = 0;          // EndpointSet id; 0 = none
+  bool fresh_connection = false;  // never a pooled connection or session
 };
 
 // Makes the attempts of a call: the worker's makes Http1Attempt or

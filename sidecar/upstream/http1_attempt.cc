@@ -109,7 +109,11 @@ Http1Attempt::~Http1Attempt() {
 
 void Http1Attempt::start() {
   worker_->counters().attempts.add();
-  if (UpstreamConn* pooled = worker_->pool().take(pool_key_, &slot_)) {
+  // retry.fresh_connection: a retry or hedge opens a new connection rather
+  // than take a pooled one — unless the destination is at its connection
+  // cap, where a pooled one is better than the overflow answer.
+  bool fresh = freshConnection() && worker_->pool().reserve(pool_key_, &slot_);
+  if (UpstreamConn* pooled = fresh ? nullptr : worker_->pool().take(pool_key_, &slot_)) {
     conn_ = pooled;
     conn_->setUser(this);
     reused_ = true;
@@ -117,7 +121,7 @@ void Http1Attempt::start() {
     connected();
     return;
   }
-  if (!worker_->pool().reserve(pool_key_, &slot_)) {
+  if (!fresh && !worker_->pool().reserve(pool_key_, &slot_)) {
     // No queue for a slot: a waiting call would hold its client, its
     // deadline and its memory for a connection that is busy because the
     // upstream is slow, and a queue needs its own bound and timeout that

@@ -66,7 +66,8 @@ void Http2Attempt::endRequest(const HeaderList* trailers) {
 void Http2Attempt::start() {
   worker_->counters().attempts.add();
   bool overflow = false;
-  session_ = worker_->h2pool().sessionFor(destination(), timeouts().connect_us, &reused_, &overflow);
+  session_ = worker_->h2pool().sessionFor(destination(), timeouts().connect_us, &reused_, &overflow,
+                                          freshConnection());
   if (!session_) {
     // Immediate failure (no route, or the destination's limit); report
     // from the loop, never inline.

@@ -391,7 +391,7 @@ ssize_t Http2ClientSession::readData(int32_t stream_id, uint8_t* buf, size_t len
 Http2Pool::~Http2Pool() = default;
 
 Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused,
-                                          bool* overflow) {
+                                          bool* overflow, bool fresh) {
   if (reused) *reused = false;
   if (overflow) *overflow = false;
   auto& list = sessions_[dest.toString()];
@@ -406,8 +406,11 @@ Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t conn
     if (overflow) *overflow = true;
     return nullptr;
   }
+  // A fresh session per retry would pile up idle sessions until their idle
+  // timeout; past kMaxFreshSessions to one destination a retry shares one.
+  if (fresh && list.size() >= kMaxFreshSessions) fresh = false;
   for (auto& s : list) {
-    if (s->canTakeStream()) {
+    if (!fresh && s->canTakeStream()) {
       worker_->counters().upstream_reused.add();
       if (reused) *reused = true;
       return s.get();

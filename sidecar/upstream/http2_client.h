@@ -167,11 +167,15 @@ class Http2Pool {
   // new connection (null when even the connect could not start, or when
   // the destination is at its limits: then `overflow` is set).
   // `reused` (optional) says whether the session was already open.
+  // `fresh` (retry.fresh_connection): a new connection, which then joins
+  // the pool for later calls — while the destination has fewer than
+  // kMaxFreshSessions sessions (else a pooled one, as without `fresh`).
   Http2ClientSession* sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused = nullptr,
-                                 bool* overflow = nullptr);
+                                 bool* overflow = nullptr, bool fresh = false);
   // A session ended: the pool forgets it and frees it from the loop.
   void remove(Http2ClientSession* s);
   size_t sessionCount() const;
+  static constexpr size_t kMaxFreshSessions = 16;
 
  private:
   UpstreamContext* worker_;

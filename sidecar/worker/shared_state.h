@@ -43,6 +43,12 @@ struct Config {
   // Receive on downstream HTTP/1 sockets through io_uring (net::IoRing)
   // when the kernel allows it; false: epoll only. --io-uring.
   bool io_uring = true;
+  // The name server for upstream names ("127.0.0.1:5353"); empty: the
+  // system's (/etc/resolv.conf). --dns-server.
+  std::string dns_server;
+  // How long a name's addresses serve before a background lookup refreshes
+  // them (net::Resolver). --dns-ttl.
+  int64_t dns_ttl_us = 5'000'000;
 };
 
 struct SharedState {

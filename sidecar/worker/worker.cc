@@ -39,8 +39,16 @@ Worker::Worker(int index, SharedState* shared)
           base_, ConnPool::Limits{.max_connections_per_destination = shared->config.max_upstream_connections})),
       h2pool_(std::make_unique<Http2Pool>(this)),
       random_(static_cast<uint64_t>(event::monotonicNowUs()) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(index)) {
-  // Resolver: the system's /etc/resolv.conf, as the app in the pod sees it.
-  dns_ = evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  // Resolver: the system's /etc/resolv.conf, as the app in the pod sees it,
+  // or only the --dns-server given (tests: a name server of their own).
+  if (shared->config.dns_server.empty()) {
+    dns_ = evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  } else {
+    dns_ = evdns_base_new(base_, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (dns_ && evdns_base_nameserver_ip_add(dns_, shared->config.dns_server.c_str()) != 0 && index == 0) {
+      LOG_WARN("--dns-server %s: not a usable name server address", shared->config.dns_server.c_str());
+    }
+  }
   if (!dns_) dns_ = evdns_base_new(base_, 0);  // no resolv.conf: numeric addresses still work
   // Cross-thread wake-up through an eventfd: libevent's own thread support
   // (evthread_use_pthreads) would put a mutex on every event operation.
@@ -59,7 +67,8 @@ Worker::Worker(int index, SharedState* shared)
   } else if (index == 0) {
     LOG_INFO("io_uring off (--io-uring off): sockets use epoll and send(2)");
   }
-  resolver_ = std::make_unique<net::Resolver>(dns_);
+  resolver_ = std::make_unique<net::Resolver>(dns_, shared->config.dns_ttl_us);
+  endpoints_ = std::make_unique<Endpoints>(&stats_.endpoints);
   max_connections_ = shared->config.max_connections;
   gate_ =
       std::make_unique<net::AcceptGate>(base_, "worker " + std::to_string(index), /*keep_spare=*/false,
@@ -91,6 +100,7 @@ Worker::Worker(int index, SharedState* shared)
       .route_stats = &stats_.routes,
       .budgets = &shared->budgets,
       .resolver = resolver_.get(),
+      .endpoints = endpoints_.get(),
       .random = &random_,
       .listen_addrs = &listen_addrs_,
       .access_log = cfg.access_log,

@@ -26,6 +26,7 @@
 #include "sidecar/policy/policy_view.h"
 #include "sidecar/stats/worker_stats.h"
 #include "sidecar/upstream/conn_pool.h"
+#include "sidecar/upstream/endpoints.h"
 #include "sidecar/upstream/http2_client.h"
 #include "sidecar/worker/shared_state.h"
 
@@ -104,6 +105,7 @@ class Worker final : public DownstreamContext {
   std::unordered_set<Connection*> connections_;
   std::unique_ptr<event::DeferredDeleter> deleter_;
   std::unique_ptr<net::Resolver> resolver_;
+  std::unique_ptr<Endpoints> endpoints_;  // after the resolver: calls hold its sets
   std::unique_ptr<net::IoRing> io_ring_;  // outlives every connection
   std::unique_ptr<event::TimerQueues> timer_queues_;  // outlives every call (freed after them)
   core::SplitMix64 random_;  // per worker: no shared state

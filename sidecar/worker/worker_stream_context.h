@@ -22,6 +22,7 @@ class WorkerStreamContext final : public StreamContext {
     stats::RouteStats* route_stats = nullptr;
     retry::BudgetRegistry* budgets = nullptr;
     net::Resolver* resolver = nullptr;
+    Endpoints* endpoints = nullptr;
     core::Random* random = nullptr;
     const std::vector<net::Address>* listen_addrs = nullptr;  // not empty once the worker listens
     AccessLogWriter* access_log = nullptr;
@@ -44,6 +45,7 @@ class WorkerStreamContext final : public StreamContext {
   AccessLogWriter* accessLog() override { return parts_.access_log; }
   int workerIndex() override { return parts_.worker_index; }
   net::Resolver* resolver() override { return parts_.resolver; }
+  Endpoints* endpoints() override { return parts_.endpoints; }
   const net::Address& listenAddress() override { return parts_.listen_addrs->front(); }
   AttemptFactory& attempts() override { return transports_; }
   void deferDelete(std::unique_ptr<event::Deletable> obj) override { parts_.upstream->deferDelete(std::move(obj)); }

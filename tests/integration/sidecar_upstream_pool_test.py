@@ -169,8 +169,11 @@ budget = {{ retry_ratio = 1.0 }}
     def test_retried_503s_return_their_connections_to_the_pool(self):
         port, log = self.start_upstream()
         # 8 retries: one call failing all 9 draws of 10% is 10^-6 a run.
+        # fresh_connection = false: a retry takes the pooled connection
+        # (with the default, each retry opens a new one on purpose).
         self.publish(policy(port, retry='retry = { retry_on = ["503"], num_retries = 8, backoff_base = "1ms", '
-                                        'backoff_max = "2ms" }\nbudget = { retry_ratio = 1.0 }'))
+                                        'backoff_max = "2ms", fresh_connection = false }\n'
+                                        'budget = { retry_ratio = 1.0 }'))
         self.start_sidecar()
         conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
         for i in range(1000):
@@ -203,7 +206,8 @@ budget = {{ retry_ratio = 1.0 }}
     def test_retried_503_with_a_body_still_arriving_is_drained_and_reused(self):
         port, log = self.start_upstream()
         self.publish(policy(port, retry='retry = { retry_on = ["503"], num_retries = 1, backoff_base = "1ms", '
-                                        'backoff_max = "2ms" }\nbudget = { retry_ratio = 1.0 }'))
+                                        'backoff_max = "2ms", fresh_connection = false }\n'
+                                        'budget = { retry_ratio = 1.0 }'))
         self.start_sidecar()
         conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
         # Each call's first attempt gets a 503 with a 48 KiB body: more than

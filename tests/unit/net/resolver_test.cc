@@ -35,5 +35,36 @@ TEST(ResolverTest, NumericHostPortLeavesNamesAndNonsenseAlone) {
   EXPECT_EQ(a->port(), 9000);
 }
 
+TEST(ResolverTest, ResolveAllAnswersAnIpLiteralInlineAsASetOfOne) {
+  Resolver r(nullptr);
+  int calls = 0;
+  auto req = r.resolveAll("10.1.2.3", 0, [&](const Resolver::Answer* a, const char* error) {
+    ++calls;
+    ASSERT_NE(a, nullptr) << error;
+    ASSERT_EQ(a->addrs->size(), 1u);
+    EXPECT_EQ((*a->addrs)[0].toString(), "10.1.2.3:0");
+  });
+  EXPECT_EQ(req, nullptr);
+  EXPECT_EQ(calls, 1);
+  // resolve(): one address, with the port.
+  req = r.resolve("fd00::7", 8080, 0, [&](const Address* a, const char* error) {
+    ++calls;
+    ASSERT_NE(a, nullptr) << error;
+    EXPECT_EQ(a->toString(), "[fd00::7]:8080");
+  });
+  EXPECT_EQ(calls, 2);
+}
+
+TEST(ResolverTest, ANameWithoutADnsBaseFailsInline) {
+  Resolver r(nullptr);
+  const char* why = nullptr;
+  auto req = r.resolveAll("svc.test", 0, [&](const Resolver::Answer* a, const char* error) {
+    EXPECT_EQ(a, nullptr);
+    why = error;
+  });
+  EXPECT_EQ(req, nullptr);
+  ASSERT_NE(why, nullptr);
+}
+
 }  // namespace
 }  // namespace mulligan::net
