@@ -37,7 +37,9 @@ void appendAddress(std::string* out, const net::Address& a) {
 }  // namespace
 
 bool isNotable(const AccessRecord& r) {
-  if (r.attempts > 1 || !r.retry_refused.empty() || !r.timeout.empty() || !r.sidecar_error.empty()) return true;
+  if (r.attempts > 1 || r.hedges > 0 || !r.retry_refused.empty() || !r.timeout.empty() || !r.sidecar_error.empty()) {
+    return true;
+  }
   if (r.status >= 500) return true;
   // gRPC status codes (grpc/doc/statuscodes.md): 2 UNKNOWN, 4
   // DEADLINE_EXCEEDED, 13 INTERNAL, 14 UNAVAILABLE, 15 DATA_LOSS.
@@ -108,6 +110,8 @@ void formatAccessLine(const AccessRecord& r, std::string* out) {
   str("service", r.service);
   num("route", r.route);
   num("attempts", r.attempts);
+  num("hedges", r.hedges);
+  num("winner", r.winner);
   str("retry_reasons", r.retry_reasons);
   str("retry_refused", r.retry_refused);
   str("timeout", r.timeout);
