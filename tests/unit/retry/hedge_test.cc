@@ -20,7 +20,9 @@ TEST(LatencyEstimatorTest, EveryValueLiesInItsBucketAndBucketsAreAtMostAQuarterW
     size_t b = LatencyEstimator::bucketOf(v);
     ASSERT_LT(b, LatencyEstimator::kBuckets - 1) << v;
     EXPECT_LE(v, LatencyEstimator::upperBoundUs(b)) << v;
-    if (b > 0) EXPECT_GT(v, LatencyEstimator::upperBoundUs(b - 1)) << v;
+    if (b > 0) {
+      EXPECT_GT(v, LatencyEstimator::upperBoundUs(b - 1)) << v;
+    }
     EXPECT_LE(LatencyEstimator::upperBoundUs(b), v + v / 4 + 1) << v;
   }
   EXPECT_EQ(LatencyEstimator::bucketOf(int64_t{1} << 40), LatencyEstimator::kBuckets - 1);
