@@ -531,7 +531,7 @@ class Report:
         hedge = self.hedge_rows()
         if hedge:
             lines.append("")
-            lines.append("hedging: upstream answers 5% of calls after 1 s (wrk, keep-alive)")
+            lines.append("hedging: upstream answers 5% of calls after 1 s (h2load --h1, keep-alive)")
             for pin, cells in hedge:
                 lines.append(f"  {pin:<9} " + "  ".join(cells))
         for title, t in (("issue 18 targets", self.issue18_targets()), ("issue 7 targets", self.targets())):
@@ -685,7 +685,7 @@ class Report:
             L.append("## Hedging")
             L.append("")
             L.append("The upstream answers 5% of calls after 1 s (`?delay=1s:5`), the rest at once; wrk through one "
-                     "Mulligan to two services on that upstream, one without hedging and one with `hedge = { delay = "
+                     "Mulligan (h2load --h1, one request in flight per connection) to two services on that upstream, one without hedging and one with `hedge = { delay = "
                      "\"50ms\", max_attempts = 2, max_extra_load = 0.06 }`. *Extra load*: upstream requests (its "
                      "`/__stats`) over client requests (the sidecar's `mulligan_requests_total`), minus 1. Issue 19's "
                      "target: p99 cut by at least half for at most 6% extra upstream load.")
