@@ -13,6 +13,8 @@ RAW has one measurement per line (written by scripts/bench):
   IDLE target= before_kib= after_kib= conns= per_conn_bytes= failed=
   GRPC case= target= calls= ok= failed= codes=   gRPC outcomes seen by a grpcio client
   PROP pin= inside_n= inside_p99_ms= ... n= p50_ms= p99_ms= ...
+  HEDGE pin= mode=off|on target= delay= max_extra_load= requests= ... p99= (us) client_requests=
+       upstream_requests= hedges= hedge_wins=   the hedge case, without and with hedging
   META key=value ...
 
 pin= is "pinned" or "unpinned" (absent in older files: pinned). Every figure
@@ -103,6 +105,7 @@ class Report:
         self.idle = {}
         self.prop = {}                    # pin -> PROP fields
         self.grpc = {}
+        self.hedge = defaultdict(dict)     # pin -> mode ("off", "on") -> HEDGE fields
         for kind, f, pts in recs:
             key = (f.get("case"), f.get("target"))
             if kind in ("RUN", "DIST", "FAIL"):
@@ -124,6 +127,8 @@ class Report:
             elif kind == "PROP":
                 self.prop[f.get("pin", "pinned")] = {k: float(v) for k, v in f.items()
                                                      if not k.startswith("error") and k != "pin"}
+            elif kind == "HEDGE":
+                self.hedge[f.get("pin", "pinned")][f.get("mode")] = f
             elif kind == "META":
                 self.meta.update(f)
 
@@ -442,6 +447,41 @@ class Report:
         except ValueError:
             return False
 
+    def hedge_rows(self):
+        """The hedge case: (pin, row cells) without and with hedging, and the
+        verdict on issue 19's target (p99 at least halved for at most 6%
+        extra upstream load)."""
+        rows = []
+        for pin in PINS:
+            modes = self.hedge.get(pin)
+            if not modes:
+                continue
+            for mode in ("off", "on"):
+                f = modes.get(mode)
+                if not f:
+                    continue
+                client = float(f.get("client_requests", 0))
+                up = float(f.get("upstream_requests", 0))
+                extra = (up / client - 1) if client else float("nan")
+                rows.append((pin, [f"hedging {mode}" + (f" (delay {f.get('delay')}, max_extra_load "
+                                                        f"{f.get('max_extra_load')})" if mode == "on" else ""),
+                                   f"{float(f.get('requests', 0)):.0f}",
+                                   f"{float(f.get('p50', 0)) / 1000:.1f}", f"{float(f.get('p99', 0)) / 1000:.1f}",
+                                   f"{float(f.get('p999', 0)) / 1000:.1f}",
+                                   f"{client:.0f}", f"{up:.0f}", f"{extra * 100:+.2f}%",
+                                   f"{f.get('hedges', '0')} / {f.get('hedge_wins', '0')}"]))
+            off, on = modes.get("off"), modes.get("on")
+            if off and on and float(off.get("p99", 0)) > 0 and float(on.get("client_requests", 0)) > 0:
+                cut = float(on["p99"]) / float(off["p99"])
+                extra = float(on["upstream_requests"]) / float(on["client_requests"]) - 1
+                ok = cut <= 0.5 and extra <= 0.06
+                rows.append((pin, [f"target: p99 at most half, extra load at most 6% — "
+                                   f"p99 x{cut:.3f}, extra load {extra * 100:.2f}%: " + ("met" if ok else "NOT met")]))
+        return rows
+
+    HEDGE_HEAD = ["run", "requests", "p50 ms", "p99 ms", "p99.9 ms", "client requests", "upstream requests",
+                  "extra load", "hedges / won"]
+
     def text(self):
         lines = []
         summary = self.summary_rows()
@@ -488,6 +528,12 @@ class Report:
                          f"{p.get('p50_ms', 0):.2f} ms, p99 {p.get('p99_ms', 0):.2f} ms, max {p.get('max_ms', 0):.2f} ms; "
                          f"stale answers after publish returned: {p.get('stale', 0):.0f}; failed: {p.get('failed', 0):.0f}; "
                          f"same request without a publish: p50 {p.get('rtt_p50_ms', 0):.2f} ms, p99 {p.get('rtt_p99_ms', 0):.2f} ms")
+        hedge = self.hedge_rows()
+        if hedge:
+            lines.append("")
+            lines.append("hedging: upstream answers 5% of calls after 1 s (h2load --h1, keep-alive)")
+            for pin, cells in hedge:
+                lines.append(f"  {pin:<9} " + "  ".join(cells))
         for title, t in (("issue 18 targets", self.issue18_targets()), ("issue 7 targets", self.targets())):
             if t:
                 lines.append("")
@@ -633,6 +679,21 @@ class Report:
                 L.append(f"| {pin} | {inside} | {p.get('inside_missing', 0):.0f} | "
                          f"{p.get('p50_ms', 0):.2f} / {p.get('p99_ms', 0):.2f} / {p.get('max_ms', 0):.2f} | "
                          f"{p.get('rtt_p50_ms', 0):.2f} / {p.get('rtt_p99_ms', 0):.2f} | {p.get('stale', 0):.0f} |")
+            L.append("")
+        hedge = self.hedge_rows()
+        if hedge:
+            L.append("## Hedging")
+            L.append("")
+            L.append("The upstream answers 5% of calls after 1 s (`?delay=1s:5`), the rest at once; wrk through one "
+                     "Mulligan (h2load --h1, one request in flight per connection) to two services on that upstream, one without hedging and one with `hedge = { delay = "
+                     "\"50ms\", max_attempts = 2, max_extra_load = 0.06 }`. *Extra load*: upstream requests (its "
+                     "`/__stats`) over client requests (the sidecar's `mulligan_requests_total`), minus 1. Issue 19's "
+                     "target: p99 cut by at least half for at most 6% extra upstream load.")
+            L.append("")
+            L.append("| pinning | " + " | ".join(self.HEDGE_HEAD) + " |")
+            L.append("|" + "---|" * (len(self.HEDGE_HEAD) + 1))
+            for pin, cells in hedge:
+                L.append(f"| {pin} | " + " | ".join(cells) + " |")
             L.append("")
         t = self.targets()
         if t:

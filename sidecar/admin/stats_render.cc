@@ -14,6 +14,10 @@
 namespace mulligan::admin {
 namespace {
 
+// Hedge refusals shown: all but kNone and kOff (a delay never passes with
+// hedging off).
+constexpr size_t kFirstHedgeRefusal = static_cast<size_t>(retry::HedgeRefusal::kIdempotency);
+
 const char* const kClassNames[6] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
 
 // Refusals worth a series: everything but "it did happen" and "the policy
@@ -177,6 +181,13 @@ std::string statsJson(const StatsSnapshot& s) {
   field("requests", g.requests);
   field("attempts", g.attempts);
   field("retries", g.retries);
+  uint64_t hedges = 0, hedge_wins = 0;  // per route below; their sums here
+  for (const auto& t : s.routes) {
+    hedges += t.hedges;
+    hedge_wins += t.hedge_wins;
+  }
+  field("hedges", hedges);
+  field("hedge_wins", hedge_wins);
   field("upstream_connects", g.upstream_connects);
   field("upstream_connect_failures", g.upstream_connect_failures);
   field("upstream_reused", g.upstream_reused);
@@ -257,6 +268,12 @@ std::string statsJson(const StatsSnapshot& s) {
       b += (first ? "\"" : ",\"") + std::string(retry::refusalName(static_cast<retry::Refusal>(r))) +
            "\":" + std::to_string(t.refusals[r]);
       first = false;
+    }
+    b += "},\"hedges\":" + std::to_string(t.hedges) + ",\"hedge_wins\":" + std::to_string(t.hedge_wins) +
+         ",\"hedges_refused\":{";
+    for (size_t r = kFirstHedgeRefusal; r < stats::kHedgeRefusalCount; ++r) {
+      b += (r > kFirstHedgeRefusal ? ",\"" : "\"") + std::string(retry::hedgeRefusalName(static_cast<retry::HedgeRefusal>(r))) +
+           "\":" + std::to_string(t.hedge_refusals[r]);
     }
     b += "},\"timeouts\":{";
     for (size_t k = 0; k < std::size(t.timeouts); ++k) {
@@ -384,6 +401,20 @@ std::string metricsText(const StatsSnapshot& s) {
       m.sample("mulligan_retries_refused_total",
                routeLabels(t) + ",reason=\"" + std::string(retry::refusalName(static_cast<retry::Refusal>(r))) + "\"",
                t.refusals[r]);
+    }
+  }
+  perRoute("mulligan_hedges_total", "Hedges started: attempts sent while an earlier one of the call was still out.",
+           &stats::RouteTotals::hedges);
+  perRoute("mulligan_hedge_wins_total", "Calls whose response came from a hedge (not from the attempt it hedged).",
+           &stats::RouteTotals::hedge_wins);
+  m.family("mulligan_hedges_refused_total", "counter",
+           "Hedge delays that passed with no hedge started, by why (budget, extra-load, max-attempts, ...).");
+  for (const auto& t : s.routes) {
+    for (size_t r = kFirstHedgeRefusal; r < stats::kHedgeRefusalCount; ++r) {
+      m.sample("mulligan_hedges_refused_total",
+               routeLabels(t) + ",reason=\"" +
+                   std::string(retry::hedgeRefusalName(static_cast<retry::HedgeRefusal>(r))) + "\"",
+               t.hedge_refusals[r]);
     }
   }
   m.family("mulligan_timeouts_total", "counter", "Timeouts that fired, by kind (connect, per-try, request, read).");

@@ -134,7 +134,9 @@ Decision RetryState::decideAt(const Outcome& o, int64_t now_us, int64_t now_unix
       d.pushback = true;
     }
   }
-  if (!d.pushback) d.wait_us = backoffUs(r, std::max<uint32_t>(1, attempts_), rnd.nextU64());
+  // Retry n = retries() + 1: hedges are not retries (no longer waits after
+  // a hedged round).
+  if (!d.pushback) d.wait_us = backoffUs(r, retries() + 1, rnd.nextU64());
 
   if (!enoughTimeForAttempt(deadline, *policy_, now_us, d.wait_us)) return refuse(Refusal::kDeadline);
   if (!o.neverReachedUpstream()) {

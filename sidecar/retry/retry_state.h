@@ -137,10 +137,24 @@ class RetryState {
 
   // An attempt (the first included) is starting.
   void attemptStarted() { ++attempts_; }
-  // Attempts started so far: N for `x-envoy-attempt-count`.
+  // A hedge (retry/hedge.h) is starting: an attempt, not a retry — it does
+  // not use up num_retries (max_attempts, max_extra_load and the budget
+  // bound hedges).
+  void hedgeStarted() {
+    ++attempts_;
+    ++hedges_;
+  }
+  // Attempts started so far, hedges included: N for `x-envoy-attempt-count`.
   uint32_t attempts() const { return attempts_; }
-  // Retries started so far (attempts() - 1, or 0).
-  uint32_t retries() const { return attempts_ > 0 ? attempts_ - 1 : 0; }
+  // Hedges started so far.
+  uint32_t hedges() const { return hedges_; }
+  // Retries started so far (attempts() - hedges() - 1, or 0).
+  uint32_t retries() const { return attempts_ > hedges_ ? attempts_ - hedges_ - 1 : 0; }
+  // The request may be sent again whatever the outcome (method, idempotency
+  // header or gRPC opt-in) and its body fits max_buffered_body: what a hedge
+  // needs (a hedge cannot know that the first attempt never reached the
+  // upstream).
+  bool mayRepeat() const { return safe_by_request_ && bodyReplayable(); }
 
   // Request body bytes read from downstream (cumulative calls).
   void addRequestBodyBytes(uint64_t n) { body_seen_ += n; }
@@ -176,6 +190,7 @@ class RetryState {
   std::optional<uint64_t> body_declared_;
   uint64_t body_seen_ = 0;
   uint32_t attempts_ = 0;
+  uint32_t hedges_ = 0;
   bool grpc_ = false;
   bool connect_ = false;
   bool overloaded_ = false;       // an x-envoy-overloaded response was seen

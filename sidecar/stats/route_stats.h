@@ -37,6 +37,8 @@
 
 #include "proto-free-config/table_reader.h"
 #include "sidecar/stats/counter.h"
+#include "sidecar/retry/hedge.h"
+#include "sidecar/retry/latency_estimator.h"
 #include "sidecar/retry/outcome.h"
 #include "sidecar/retry/retry_state.h"
 #include "sidecar/retry/timeout_kind.h"
@@ -50,6 +52,9 @@ using retry::timeoutKindName;
 
 // Number of retry::Refusal values (kNone .. kOverloaded).
 constexpr size_t kRefusalCount = static_cast<size_t>(retry::Refusal::kOverloaded) + 1;
+
+// Number of retry::HedgeRefusal values (kNone .. kBudget).
+constexpr size_t kHedgeRefusalCount = static_cast<size_t>(retry::HedgeRefusal::kBudget) + 1;
 
 // Upstream latency buckets: time from the request sent to the response
 // headers, per attempt that got headers. Upper bounds in microseconds, as
@@ -121,6 +126,11 @@ struct RouteCounters {
     if (r != retry::Refusal::kNone && r != retry::Refusal::kNotRetriable) refusals[static_cast<size_t>(r)].add();
   }
   void upstreamLatency(int64_t us);
+  // A hedge started (retry/hedge.h); a hedge's response won the call.
+  void hedged() { hedges.add(); }
+  void hedgeWon() { hedge_wins.add(); }
+  // A hedge delay passed and no hedge started (retry/hedge.h says why).
+  void hedgeRefused(retry::HedgeRefusal r) { hedge_refusals[static_cast<size_t>(r)].add(); }
 
   // --- identity, immutable ---
   const std::string service;  // "" = no service matched (the [defaults])
@@ -138,6 +148,15 @@ struct RouteCounters {
   Counter timeouts[retry::kTimeoutKindCount];
   Counter latency_buckets[kLatencyBuckets];  // NOT cumulative; last = above every bound
   Counter latency_sum_us;
+  Counter hedges;      // hedges started
+  Counter hedge_wins;  // calls whose response came from a hedge
+  Counter hedge_refusals[kHedgeRefusalCount];  // index = retry::HedgeRefusal
+
+  // --- the hedging engine's per-route state (retry/hedge.h). Worker thread
+  // only, never read by the admin thread: kept here because this is where
+  // a worker keys per-route state (by names, stable across reloads). ---
+  retry::LatencyEstimator latency_estimate;  // time to response headers
+  retry::HedgeLoad hedge_load;               // hedges vs requests, for max_extra_load
 
   // The registry's list; set before the node is published, then immutable.
   const RouteCounters* next = nullptr;
@@ -190,6 +209,9 @@ struct RouteTotals : CallTotals {
   uint64_t timeouts[retry::kTimeoutKindCount] = {};
   uint64_t latency_buckets[kLatencyBuckets] = {};  // NOT cumulative
   uint64_t latency_sum_us = 0;
+  uint64_t hedges = 0;
+  uint64_t hedge_wins = 0;
+  uint64_t hedge_refusals[kHedgeRefusalCount] = {};
 
   uint64_t retriesTotal() const;
   uint64_t latencyCount() const;

@@ -56,6 +56,9 @@ Totals collect(const std::vector<const WorkerStats*>& workers) {
       for (size_t i = 0; i < std::size(t.timeouts); ++i) t.timeouts[i] += c->timeouts[i].get();
       for (size_t i = 0; i < kLatencyBuckets; ++i) t.latency_buckets[i] += c->latency_buckets[i].get();
       t.latency_sum_us += c->latency_sum_us.get();
+      t.hedges += c->hedges.get();
+      t.hedge_wins += c->hedge_wins.get();
+      for (size_t i = 0; i < kHedgeRefusalCount; ++i) t.hedge_refusals[i] += c->hedge_refusals[i].get();
     }
   }
   out.routes.reserve(by_key.size());

@@ -107,7 +107,9 @@ class LineWriter {
 }  // namespace
 
 bool isNotable(const AccessRecord& r) {
-  if (r.attempts > 1 || !r.retry_refused.empty() || !r.timeout.empty() || !r.sidecar_error.empty()) return true;
+  if (r.attempts > 1 || r.hedges > 0 || !r.retry_refused.empty() || !r.timeout.empty() || !r.sidecar_error.empty()) {
+    return true;
+  }
   if (r.status >= 500) return true;
   // gRPC status codes (grpc/doc/statuscodes.md): 2 UNKNOWN, 4
   // DEADLINE_EXCEEDED, 13 INTERNAL, 14 UNAVAILABLE, 15 DATA_LOSS.
@@ -140,6 +142,8 @@ void formatAccessLine(const AccessRecord& r, std::string* out) {
   line.str("service", r.service);
   line.num("route", r.route);
   line.num("attempts", r.attempts);
+  line.num("hedges", r.hedges);
+  line.num("winner", r.winner);
   line.str("retry_reasons", r.retry_reasons);
   line.str("retry_refused", r.retry_refused);
   line.str("timeout", r.timeout);

@@ -23,6 +23,8 @@ struct AccessRecord {
   std::string_view service;       // policy service, "" if none matched
   int route = -1;                 // index within the service, -1 = service level
   uint32_t attempts = 0;
+  uint32_t hedges = 0;            // attempts started as hedges (counted in attempts too)
+  uint32_t winner = 0;            // the attempt the response came from (its x-envoy-attempt-count); 0 = none
   std::string_view retry_reasons; // "503,reset": why each retry happened
   std::string_view retry_refused; // why a retry the policy allowed did not happen ("" = none)
   std::string_view timeout;       // "request" / "per-try" / "" when none fired

@@ -1,6 +1,9 @@
-// AttemptsInFlight: the attempts of one call that are in flight. One today;
+// AttemptsInFlight: the attempts of one call that are in flight: one, or
 // several when hedging (a later attempt starts while an earlier one still
-// waits, and the first response head wins: the others are cancelled).
+// waits, and the first response head that is not a retry_on condition wins:
+// the others are cancelled). Each is kept with its number (N of
+// x-envoy-attempt-count) and whether it was a hedge, for the access log's
+// winner and the hedge-win counter.
 // Fixed capacity, embedded in ProxyStream: no allocation per call.
 //
 // Taking an attempt out hands back its ownership: the caller cancels it if
@@ -8,24 +11,42 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
+#include "proto-free-config/policy.h"
 #include "sidecar/upstream/attempt.h"
 
 namespace mulligan::proxy {
 
 class AttemptsInFlight {
  public:
-  static constexpr size_t kMax = 4;
+  // hedge.max_attempts is at most this (the agent refuses more).
+  static constexpr size_t kMax = pfc::kMaxHedgeAttempts;
 
   bool empty() const { return size_ == 0; }
   size_t size() const { return size_; }
   bool full() const { return size_ == kMax; }
 
   // Adds an attempt (not full()); returns it.
-  Attempt& add(std::unique_ptr<Attempt> a) {
+  Attempt& add(std::unique_ptr<Attempt> a, uint32_t number = 0, bool hedge = false) {
+    numbers_[size_] = number;
+    hedge_[size_] = hedge;
     slots_[size_] = std::move(a);
     return *slots_[size_++];
+  }
+  // The number and hedge flag given to add(); 0 / false if not here.
+  uint32_t numberOf(const Attempt* a) const {
+    for (size_t i = 0; i < size_; ++i) {
+      if (slots_[i].get() == a) return numbers_[i];
+    }
+    return 0;
+  }
+  bool isHedge(const Attempt* a) const {
+    for (size_t i = 0; i < size_; ++i) {
+      if (slots_[i].get() == a) return hedge_[i];
+    }
+    return false;
   }
   Attempt* at(size_t i) const { return slots_[i].get(); }
   // The newest attempt (the one a streamed request body goes to); null when none.
@@ -35,7 +56,11 @@ class AttemptsInFlight {
     for (size_t i = 0; i < size_; ++i) {
       if (slots_[i].get() != a) continue;
       std::unique_ptr<Attempt> out = std::move(slots_[i]);
-      for (size_t j = i + 1; j < size_; ++j) slots_[j - 1] = std::move(slots_[j]);
+      for (size_t j = i + 1; j < size_; ++j) {
+        slots_[j - 1] = std::move(slots_[j]);
+        numbers_[j - 1] = numbers_[j];
+        hedge_[j - 1] = hedge_[j];
+      }
       --size_;
       return out;
     }
@@ -53,6 +78,8 @@ class AttemptsInFlight {
 
  private:
   std::unique_ptr<Attempt> slots_[kMax];
+  uint32_t numbers_[kMax] = {};
+  bool hedge_[kMax] = {};
   size_t size_ = 0;
 };
 

@@ -21,7 +21,8 @@ ProxyStream::ProxyStream(Downstream* downstream, int64_t start_us)
       ctx_(downstream->streamContext()),
       start_us_(start_us),
       deadline_timer_(ctx_, [this] { onDeadline(); }),
-      backoff_timer_(ctx_, [this] { startAttempt(); }) {}
+      backoff_timer_(ctx_, [this] { startAttempt(); }),
+      hedge_timer_(ctx_, [this] { onHedgeTimer(); }) {}
 
 ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us)
     : ProxyStream(downstream, start_us) {
@@ -84,6 +85,9 @@ void ProxyStream::start() {
   route_stats_->request();
   budget_ = &ctx_.budget(service_name_);
   budget_->recordRequest(start_us_, policy_->budget);
+  // max_extra_load counts hedges against the route's requests; only routes
+  // that hedge pay for counting them.
+  if (policy_->hedge.enabled()) route_stats_->hedge_load.recordRequest(start_us_);
 
   deadline_ = retry::computeDeadline(
       start_us_, *policy_, findHeader(req_.headers, "grpc-timeout"), findHeader(req_.headers, "x-timeout-budget"),
@@ -101,7 +105,8 @@ void ProxyStream::start() {
   facts.has_idempotency_key = key.has_value();
   if (req_.has_content_length) facts.body_size = req_.content_length;
   retry_.emplace(*policy_, facts, deadline_);
-  if (policy_->retry.num_retries == 0) replayable_ = false;  // nothing to replay for
+  // Nothing to replay for: no retry, no hedge.
+  if (policy_->retry.num_retries == 0 && !policy_->hedge.enabled()) replayable_ = false;
   pickDestination();
 }
 
@@ -242,7 +247,7 @@ void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) 
 
 // ------------------------------------------------------------- attempts --
 
-void ProxyStream::startAttempt() {
+void ProxyStream::startAttempt(bool hedge) {
   if (state_ == State::kDone) return;
   int64_t now = this->now();
   // DESIGN.md: no attempt with less than min_attempt_budget left (the
@@ -254,7 +259,11 @@ void ProxyStream::startAttempt() {
     return;
   }
   state_ = State::kAttempting;
-  retry_->attemptStarted();
+  if (hedge) {
+    retry_->hedgeStarted();
+  } else {
+    retry_->attemptStarted();
+  }
   // A name's addresses: the first attempt spreads (round robin), a retry or
   // hedge goes to one this call has not tried while one is left.
   uint32_t endpoint = 0;
@@ -265,11 +274,12 @@ void ProxyStream::startAttempt() {
       tried_.add(e->id);
     }
   }
-  // retry.fresh_connection: every attempt after the first on a new connection.
+  // retry.fresh_connection: every attempt after the first (a retry or a
+  // hedge) on a new connection.
   AttemptSpec spec{down_->protocol(), dest_, req_.method,
                    Attempt::Timeouts{policy_->connect_timeout_us, policy_->read_timeout_us}, endpoint,
                    attempt_started_ && policy_->retry.fresh_connection != 0};
-  Attempt& a = attempts_.add(ctx_.attempts().newAttempt(this, spec));
+  Attempt& a = attempts_.add(ctx_.attempts().newAttempt(this, spec), retry_->attempts(), hedge);
   // The deadline timer answers for the whole call ("request"); the attempt's
   // own timer is armed only when the per-try timeout ends sooner.
   retry::AttemptTimeout timeout = retry::attemptTimeout(deadline_, *policy_, now);
@@ -291,8 +301,47 @@ void ProxyStream::startAttempt() {
   if (!replayable_ && replay_) evbuffer_drain(replay_, evbuffer_get_length(replay_));  // sent once; never again
   a.start();  // a pooled connection flushes at once
   route_stats_->attemptStarted(a.reused());
+  if (hedge) {
+    route_stats_->hedged();
+  } else {
+    armHedgeTimer();  // a new round: its first attempt
+  }
   // The body held in replay_ is the attempt's now: the app may send more.
   down_->requestBodyConsumed();
+}
+
+void ProxyStream::armHedgeTimer() {
+  // Cheap exits first: most routes do not hedge.
+  if (!policy_->hedge.enabled() || !retry_->mayRepeat()) return;
+  std::optional<int64_t> delay = retry::hedgeDelayUs(policy_->hedge, route_stats_->latency_estimate, now());
+  if (!delay) return;  // a quantile with too few samples yet: no hedge this round
+  hedge_delay_us_ = *delay;
+  // A fixed delay is one duration for many calls: the worker's timer queue.
+  hedge_timer_.armUs(hedge_delay_us_, policy_->hedge.delay_quantile_permille == 0);
+}
+
+void ProxyStream::onHedgeTimer() {
+  if (state_ != State::kAttempting || responding_) return;
+  retry::HedgeQuery q;
+  q.policy = policy_;
+  q.may_repeat = retry_->mayRepeat();
+  // The whole body must be in replay_ (a hedge sends it at once): the
+  // request is complete and nothing of it was let go.
+  q.body_in_hand = request_complete_ && replayable_;
+  q.response_started = response_started_ || held_head_ != nullptr;
+  q.in_flight = attempts_.size();
+  q.deadline = &deadline_;
+  q.now_us = now();
+  retry::HedgeDecision d = retry::decideHedge(q, route_stats_->hedge_load, *budget_);
+  if (!d.hedge) {
+    route_stats_->hedgeRefused(d.refusal);
+    return;
+  }
+  startAttempt(/*hedge=*/true);
+  // The next hedge, one delay later, while fewer than max_attempts are out.
+  if (state_ == State::kAttempting && attempts_.size() < policy_->hedge.max_attempts) {
+    hedge_timer_.armUs(hedge_delay_us_, policy_->hedge.delay_quantile_permille == 0);
+  }
 }
 
 void ProxyStream::onRequestBody(const char* data, size_t len) {
@@ -359,17 +408,22 @@ bool ProxyStream::maybeRetry(const retry::Outcome& o) {
   return true;
 }
 
-void ProxyStream::retireAttempt(Attempt& a) {
+void ProxyStream::retireAttempt(Attempt& a, bool loser) {
   std::unique_ptr<Attempt> gone = attempts_.take(&a);
   if (!gone) return;
   if (responding_ == &a) responding_ = nullptr;
-  gone->cancel();  // no more callbacks (a no-op for one that ended)
+  // No more callbacks (a no-op for one that ended).
+  if (loser) {
+    gone->cancelAsLoser();
+  } else {
+    gone->cancel();
+  }
   ctx_.deferDelete(std::move(gone));
 }
 
 void ProxyStream::retireAttempts(const Attempt* keep) {
   for (size_t i = attempts_.size(); i-- > 0;) {
-    if (Attempt* a = attempts_.at(i); a != keep) retireAttempt(*a);
+    if (Attempt* a = attempts_.at(i); a != keep) retireAttempt(*a, /*loser=*/keep != nullptr);
   }
 }
 
@@ -380,6 +434,7 @@ void ProxyStream::retryAfter(int64_t wait_us, std::string_view reason) {
   if (!retry_reasons_.empty()) retry_reasons_ += ",";
   retry_reasons_ += reason;
   retireAttempts();  // we walked away from their responses
+  hedge_timer_.cancel();
   state_ = State::kBackoff;
   backoff_timer_.armUs(wait_us);
   // The body is in replay_ now; the downstream may send more.
@@ -426,9 +481,11 @@ void ProxyStream::onAttemptFailed(Attempt& a, retry::OutcomeKind kind, const std
 }
 
 void ProxyStream::onAttemptHead(Attempt& a, MessageHead& head, bool end_stream) {
+  int64_t now = this->now();
+  int64_t head_us = now - a.sentAtUs();
   reportEndpoint(a, retry::OutcomeKind::kResponse, head.status);
-  upstream_head_us_ = now() - a.sentAtUs();
-  route_stats_->upstreamLatency(upstream_head_us_);
+  route_stats_->upstreamLatency(head_us);
+  route_stats_->latency_estimate.record(head_us, now);
   if (!request_complete_) a.forbidReuse();
   retry::Outcome o;
   o.kind = retry::OutcomeKind::kResponse;
@@ -440,13 +497,33 @@ void ProxyStream::onAttemptHead(Attempt& a, MessageHead& head, bool end_stream) 
     // frame; some servers also put it in headers before a body.
     o.grpc_status = parseGrpcStatus(findHeader(head.headers, "grpc-status"));
     o.grpc_pushback = findHeader(head.headers, "grpc-retry-pushback-ms");
-    grpc_status_ = o.grpc_status;
   }
+  if (head.status != 101 && attempts_.size() > 1 && retry_->wouldRetry(o)) {
+    // DESIGN.md "Hedging": a retry_on response while another attempt is
+    // still out is not retried; the others are awaited (the last one's
+    // outcome goes through the ordinary rules).
+    retireAttempt(a);
+    return;
+  }
+  upstream_head_us_ = head_us;
+  if (grpc_) grpc_status_ = o.grpc_status;
   // A Connect error's code is in its body: decided once that is read.
   bool hold_connect = holdsConnectResponse(head, end_stream) && !o.overloaded;
   if (head.status != 101 && !hold_connect && maybeRetry(o)) return;
   // This head wins: the call's response comes from `a` (held or committed).
   responding_ = &a;
+  winner_ = attempts_.numberOf(&a);
+  winner_hedge_ = attempts_.isHedge(&a);
+  hedge_timer_.cancel();
+  if (attempts_.size() > 1) {
+    // The losers, still waiting for their heads: what they waited so far is
+    // a lower bound of their latency, and the estimate keeps it (else the
+    // slow calls hedging cuts short would vanish from it; see
+    // retry/latency_estimator.h).
+    attempts_.forEach([&](Attempt& other) {
+      if (&other != &a && other.sentAtUs() > 0) route_stats_->latency_estimate.record(now - other.sentAtUs(), now);
+    });
+  }
   retireAttempts(&a);
   if (hold_connect) {
     held_head_ = std::make_unique<MessageHead>(std::move(head));
@@ -473,6 +550,7 @@ void ProxyStream::commitHeldHead() {
 void ProxyStream::commitHead(MessageHead& head, bool end_stream) {
   // Commit: this response is the one the client gets.
   state_ = State::kStreaming;
+  if (winner_hedge_) route_stats_->hedgeWon();
   status_ = head.status;
   response_started_ = true;
   // For HTTP the deadline bounds the wait for headers; a gRPC deadline bounds

@@ -7,6 +7,19 @@
 // to the response in hand. Once a response byte went downstream nothing
 // retries it.
 //
+// Hedging (DESIGN.md "Hedging"; the decision is retry/hedge.h's): when the
+// first attempt of a round (the first try, or a retry after its backoff)
+// starts, the hedge timer is armed for the policy's delay (fixed, or a
+// quantile of the route's recent latency: RouteCounters::latency_estimate).
+// When it fires with no response head in hand, another attempt starts (if
+// retry::decideHedge allows), and the timer is armed again while fewer than
+// max_attempts are out. The first head that is not a retry_on condition
+// wins: the others are cancelled as losers (Attempt::cancelAsLoser: HTTP/1
+// closes the connection, HTTP/2 leaves the stream to the session's orphan
+// rule). A retry_on head while another attempt is out is dropped and the
+// others awaited; the last attempt's outcome goes through the ordinary
+// retry rules.
+//
 // It is the ONE orchestration of a call: HTTP/1 and HTTP/2 differ only behind
 // its two seams (downstream.h): the Downstream it answers (Http1Session, or an
 // Http2ServerSession stream) and the Attempts it starts (Http1Attempt or
@@ -44,6 +57,7 @@
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/resolver.h"
 #include "sidecar/retry/deadline.h"
+#include "sidecar/retry/hedge.h"
 #include "sidecar/retry/retry_state.h"
 #include "sidecar/stats/route_stats.h"
 #include "sidecar/stream/access_log.h"
@@ -112,10 +126,16 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // What an attempt's outcome says about its address (outlier ejection).
   void reportEndpoint(const Attempt& a, retry::OutcomeKind kind, int status = 0);
   void destinationResolved(const net::Address& addr);
-  void startAttempt();
-  // Takes `a` out of the attempts in flight, cancels it (no more callbacks)
-  // and frees it from the loop.
-  void retireAttempt(Attempt& a);
+  // `hedge`: started by the hedge timer while others are still out.
+  void startAttempt(bool hedge = false);
+  // The first attempt of a round started: the hedge timer, if the policy
+  // hedges and the call may be repeated.
+  void armHedgeTimer();
+  void onHedgeTimer();
+  // Takes `a` out of the attempts in flight, cancels it (no more callbacks;
+  // `loser`: another attempt's head won, Attempt::cancelAsLoser) and frees
+  // it from the loop.
+  void retireAttempt(Attempt& a, bool loser = false);
   // All of them (a retry, a reply of our own, the client left); all but
   // `keep` (a response head won).
   void retireAttempts(const Attempt* keep = nullptr);
@@ -197,6 +217,8 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   bufferevent* connect_bev_ = nullptr;
   CallTimer deadline_timer_;  // a policy deadline goes through the worker's queue
   CallTimer backoff_timer_;
+  CallTimer hedge_timer_;
+  int64_t hedge_delay_us_ = 0;  // this round's hedge delay
 
   // Response.
   // gRPC with gRPC codes in retry_on: response headers are held back until
@@ -214,6 +236,10 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   int grpc_status_ = -1;  // what the client got, for the access log
   uint64_t response_bytes_ = 0;
   int64_t upstream_head_us_ = 0;
+  // The attempt whose head won (N of its x-envoy-attempt-count; 0: none),
+  // and whether it was a hedge.
+  uint32_t winner_ = 0;
+  bool winner_hedge_ = false;
 
   // What happened, for the access log.
   std::string retry_reasons_;

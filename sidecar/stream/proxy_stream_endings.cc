@@ -24,6 +24,7 @@ void ProxyStream::endAborted() {
   state_ = State::kDone;
   deadline_timer_.cancel();
   backoff_timer_.cancel();
+  hedge_timer_.cancel();
   logAccess();
   down_->responseAborted();
 }
@@ -72,6 +73,7 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
   state_ = State::kDone;
   deadline_timer_.cancel();
   backoff_timer_.cancel();
+  hedge_timer_.cancel();
   LocalReply r;
   r.status = status;
   r.reason = reason;
@@ -107,6 +109,7 @@ void ProxyStream::finish() {
   state_ = State::kDone;
   deadline_timer_.cancel();
   backoff_timer_.cancel();
+  hedge_timer_.cancel();
   if (status_ >= 100 && status_ < 600) ctx_.counters().responses_by_class[status_ / 100].add();
   route_stats_->response(status_);
   logAccess();
@@ -119,6 +122,7 @@ void ProxyStream::abort(const char* why) {
   state_ = State::kDone;
   deadline_timer_.cancel();
   backoff_timer_.cancel();
+  hedge_timer_.cancel();
   resolving_.reset();
   retireAttempts();
   if (!sidecar_error_.size()) sidecar_error_ = "downstream-closed";
@@ -133,6 +137,7 @@ void ProxyStream::logAccess() {
   r.status = status_;
   r.grpc_status = grpc_ ? grpc_status_ : -1;
   r.attempts = retry_ ? retry_->attempts() : 0;
+  r.hedges = retry_ ? retry_->hedges() : 0;
   r.retry_refused = retry_refused_;
   r.timeout = timeout_ ? retry::timeoutKindName(*timeout_) : std::string_view();
   r.sidecar_error = sidecar_error_;
@@ -150,6 +155,7 @@ void ProxyStream::logAccess() {
     r.route = static_cast<int>(match_.route - table_->services()[match_.service].route_begin);
   }
   r.retry_reasons = retry_reasons_;
+  r.winner = winner_;
   r.deadline_us = deadline_.none() ? -1 : deadline_.budgetUs();
   if (dest_.len) r.upstream = &dest_;
   r.duration_us = now_us - start_us_;

@@ -102,6 +102,12 @@ class Attempt : public event::Deletable {
   // The owner walked away (retrying, answering itself, another attempt won,
   // or the client left): no more callbacks; HTTP/2 resets the stream.
   virtual void cancel() = 0;
+  // The same for a hedge's loser (another attempt of the call won). HTTP/1:
+  // as cancel() (the connection is closed, never pooled: its response is
+  // still to come). HTTP/2 overrides it to go through the session's orphan
+  // rule (Http2ClientSession::orphan), so that hedging does not send a
+  // server one RST_STREAM per hedge and trip its rapid-reset limit.
+  virtual void cancelAsLoser() { cancel(); }
   // HTTP/1 Upgrade: hands the connected socket over (HTTP/2: null).
   virtual bufferevent* releaseConnection() = 0;
   // Bytes of request body queued but not yet taken by the upstream.

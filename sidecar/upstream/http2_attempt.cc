@@ -251,4 +251,23 @@ void Http2Attempt::cancel() {
   detach(true);  // RST_STREAM(CANCEL)
 }
 
+void Http2Attempt::cancelAsLoser() {
+  bool request_sent = !has_body_ || (body_ended_ && evbuffer_get_length(body_) == 0);
+  if (state() != State::kAwaitingHeaders || !session_ || stream_id_ <= 0 || !request_sent) {
+    cancel();
+    return;
+  }
+  // Hedging sends up to max_extra_load of a route's requests twice, and
+  // every loser would be one RST_STREAM: nghttp2-based servers answer ~1000
+  // of those in a burst with GOAWAY (their CVE-2023-44487 limit). A loser
+  // that answers within the orphan grace costs no reset; one that does not
+  // is reset (CANCEL) when the grace ends.
+  transitionTo(State::kDone);
+  Http2ClientSession* s = session_;
+  session_ = nullptr;
+  if (unconsumed_ > 0) s->consume(stream_id_, unconsumed_);
+  unconsumed_ = 0;
+  s->orphan(this);
+}
+
 }  // namespace mulligan::proxy

@@ -41,6 +41,10 @@ class Http2Attempt : public Attempt {
   void forbidReuse() override {}  // streams are independent: nothing to forbid
   void pauseReading(bool paused) override;
   void cancel() override;
+  // A hedge's loser still waiting for its head, whose request went out
+  // whole: left to the session's orphan rule (see Http2ClientSession::orphan)
+  // rather than reset at once; otherwise as cancel().
+  void cancelAsLoser() override;
   bufferevent* releaseConnection() override { return nullptr; }
   size_t requestBacklog() const override { return evbuffer_get_length(body_); }
   bool reused() const override { return reused_; }

@@ -7,6 +7,7 @@
 #include <string>
 #include <string_view>
 
+#include "sidecar/core/clock.h"
 #include "sidecar/upstream/attempt.h"
 
 namespace mulligan::proxy {
@@ -16,6 +17,9 @@ class FakeAttempt final : public Attempt {
   FakeAttempt(event_base* base, Owner* owner, const AttemptSpec& spec)
       : Attempt(base, owner, spec.dest, spec.timeouts), protocol(spec.protocol) {}
 
+  // The clock start() reads as the time the request went out (none: 0).
+  const core::Clock* clock = nullptr;
+
   // --- what the call did ---
   Protocol protocol;
   std::string method;
@@ -24,6 +28,7 @@ class FakeAttempt final : public Attempt {
   bool ended = false;      // endRequest()
   bool started = false;    // start()
   bool cancelled = false;  // cancel()
+  bool cancelled_as_loser = false;  // cancelAsLoser(): another attempt won
   bool paused = false;     // pauseReading()
   std::string header(std::string_view name) const {
     auto v = extra.find(name);
@@ -39,6 +44,7 @@ class FakeAttempt final : public Attempt {
   void endRequest(const HeaderList*) override { ended = true; }
   void start() override {
     started = true;
+    if (clock) markSent(clock->nowUs());
     transitionTo(State::kAwaitingHeaders);
   }
   void flush() override {}
@@ -48,6 +54,10 @@ class FakeAttempt final : public Attempt {
   void cancel() override {
     cancelled = true;
     if (state() != State::kDone) transitionTo(State::kDone);
+  }
+  void cancelAsLoser() override {
+    cancelled_as_loser = true;
+    cancel();
   }
   bufferevent* releaseConnection() override { return nullptr; }
   size_t requestBacklog() const override { return 0; }

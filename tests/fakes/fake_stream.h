@@ -98,6 +98,7 @@ class FakeStreamContext final : public StreamContext, public AttemptFactory {
   // --- AttemptFactory ---
   std::unique_ptr<Attempt> newAttempt(Attempt::Owner* owner, const AttemptSpec& spec) override {
     auto a = std::make_unique<FakeAttempt>(attempt_base_, owner, spec);
+    a->clock = &fake_clock;
     attempts_made.push_back(a.get());
     return a;
   }

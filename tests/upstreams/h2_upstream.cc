@@ -66,6 +66,7 @@ struct Query {
   std::string id;        // id=X
   uint64_t refuse = 0;   // refuse=N
   uint64_t goaway = 0;   // goaway=N
+  uint64_t slowFirst = 0;  // slow_first=N: only the first N with this id wait `delay`
 };
 
 // Parses the part of PATH after '?'. False with `error` on a malformed value
@@ -101,6 +102,8 @@ bool parseQuery(std::string_view path, Query& q, std::string& error) {
       ok = parseUint(value, q.refuse);
     } else if (key == "goaway") {
       ok = parseUint(value, q.goaway);
+    } else if (key == "slow_first") {
+      ok = parseUint(value, q.slowFirst);
     }
     if (!ok) error.assign("bad query parameter: ").append(pair);
     return ok;
@@ -292,7 +295,10 @@ void requestDone(Stream* s) {
     s->conn->closing = true;
     return;
   }
-  if (q.delayUs > 0) {
+  // slow_first=N: the first N requests with this id are slow, the later
+  // ones (a hedge, a retry) answer at once.
+  bool slow = q.slowFirst == 0 || (n > 0 && n <= q.slowFirst);
+  if (q.delayUs > 0 && slow) {
     s->timer = evtimer_new(g_base, onDelay, s);
     timeval tv{static_cast<time_t>(q.delayUs / 1000000), static_cast<suseconds_t>(q.delayUs % 1000000)};
     evtimer_add(s->timer, &tv);

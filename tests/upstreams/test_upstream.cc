@@ -241,6 +241,10 @@ class Server {
   FILE* log() const { return log_; }
   uint64_t requests() const { return requests_; }
   uint64_t countRequest() { return ++requests_; }
+  // A client closed its connection before the answer to a request it sent
+  // was under way (while the server was delaying it): a cancel, as a
+  // proxy's hedge loser or timeout sends it over HTTP/1.
+  void countEarlyClose() { ++earlyCloses_; }
   // How many requests carried `key` so far, this one included.
   uint64_t countKey(const std::string& key) { return ++keyCounts_[key]; }
   // Uniform in [0, 100): a percentage draw.
@@ -272,6 +276,7 @@ class Server {
   std::unordered_map<std::string, uint64_t> keyCounts_;
   uint64_t requests_ = 0;
   uint64_t connectionsTotal_ = 0;
+  uint64_t earlyCloses_ = 0;
   std::mt19937_64 rng_;
   std::uniform_real_distribution<double> percent_{0.0, 100.0};
   time_t dateSecond_ = 0;
@@ -569,6 +574,8 @@ std::string Server::statsJson() const {
   appendUint(s, live_.size());
   s += ", \"connections_total\": ";
   appendUint(s, connectionsTotal_);
+  s += ", \"early_closes\": ";
+  appendUint(s, earlyCloses_);
   s += "}\n";
   return s;
 }
@@ -1046,12 +1053,16 @@ void Connection::onWrite() {
 
 void Connection::onEvent(short what) {
   if (what & BEV_EVENT_ERROR) {
+    if (phase_ == Phase::kDelaying) server_.countEarlyClose();  // a reset rather than a FIN
     close();
     return;
   }
   if (what & BEV_EVENT_EOF) {
     switch (phase_) {
       case Phase::kDelaying:
+        server_.countEarlyClose();
+        keepAlive_ = false;  // the client half-closed: answer, then close
+        break;
       case Phase::kStreaming:
         keepAlive_ = false;  // the client half-closed: answer, then close
         break;

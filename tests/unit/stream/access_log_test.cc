@@ -32,6 +32,8 @@ AccessRecord sampleRecord() {
   r.service = "orders";
   r.route = 2;
   r.attempts = 3;
+  r.hedges = 1;
+  r.winner = 3;
   r.retry_reasons = "503,reset";
   r.retry_refused = "budget";
   r.deadline_us = 1'500'000;
@@ -49,11 +51,12 @@ TEST(AccessLogFormatTest, LineIsTheSameJsonAsBefore) {
   r.upstream = &*addr;
   std::string line;
   formatAccessLine(r, &line);
-  // Field order and spelling as the fwrite-per-line version wrote them.
+  // Field order and spelling as the fwrite-per-line version wrote them
+  // (hedges and winner since issue 19).
   EXPECT_EQ(line,
             "{\"ts_ms\":1700000000123,\"method\":\"GET\",\"authority\":\"orders\",\"path\":\"/a\\\"b\\\\c\\n\","
             "\"protocol\":\"HTTP/1.1\",\"status\":503,\"service\":\"orders\",\"route\":2,\"attempts\":3,"
-            "\"retry_reasons\":\"503,reset\",\"retry_refused\":\"budget\",\"timeout\":\"\",\"sidecar_error\":\"\","
+            "\"hedges\":1,\"winner\":3,\"retry_reasons\":\"503,reset\",\"retry_refused\":\"budget\",\"timeout\":\"\",\"sidecar_error\":\"\","
             "\"deadline_ms\":1500,\"upstream\":\"[::1]:8080\",\"duration_us\":12345,\"upstream_us\":678,"
             "\"request_bytes\":10,\"response_bytes\":18446744073709551615}\n");
   // gRPC status only on gRPC calls; no upstream: "".
@@ -130,6 +133,9 @@ TEST(AccessLogFilterTest, NotableIsRetriesRefusalsTimeoutsLocalAnswersAndServerF
   EXPECT_FALSE(isNotable(r));
   r = plain;
   r.attempts = 2;
+  EXPECT_TRUE(isNotable(r));
+  r = plain;
+  r.hedges = 1;  // hedged (attempts > 1 as well in a real call): notable on its own
   EXPECT_TRUE(isNotable(r));
   r = plain;
   r.retry_refused = "budget";

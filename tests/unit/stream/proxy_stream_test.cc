@@ -21,11 +21,12 @@ class ProxyStreamTest : public ::testing::Test {
   }
 
   // Starts a GET (or a gRPC call) with the policy as it is now.
-  ProxyStream& start(Protocol p = Protocol::kHttp1, bool grpc = false, HeaderList extra_headers = {}) {
+  ProxyStream& start(Protocol p = Protocol::kHttp1, bool grpc = false, HeaderList extra_headers = {},
+                     std::string method = {}) {
     ctx_.setPolicy(policy_);
     down_ = std::make_unique<FakeDownstream>(ctx_, p, *net::Address::parseNumeric("10.0.0.7:8080"));
     RequestHead head;
-    head.method = grpc ? "POST" : "GET";
+    head.method = !method.empty() ? method : grpc ? "POST" : "GET";
     head.authority = "svc";
     head.path = grpc ? "/pkg.Svc/Call" : "/";
     if (grpc) head.headers.emplace_back("content-type", "application/grpc");
@@ -284,6 +285,244 @@ TEST_F(ProxyStreamTest, GrpcUnavailableInTrailersAfterHeldHeadersIsRetried) {
   ctx_.advance(25 * kMs);
   ASSERT_EQ(attempts(), 2u);
   EXPECT_EQ(attempt(1).header("grpc-previous-rpc-attempts"), "1");
+}
+
+// ---------------------------------------------------------------- hedging --
+
+class HedgeTest : public ProxyStreamTest {
+ protected:
+  HedgeTest() {
+    policy_.hedge.delay_us = 50 * kMs;
+    policy_.hedge.max_attempts = 2;
+    policy_.hedge.max_extra_load = 0.05;
+    // The route's recent requests, so that max_extra_load allows hedges
+    // (5 of these 100).
+    for (int i = 0; i < 100; ++i) ctx_.route.hedge_load.recordRequest(ctx_.fake_clock.nowUs());
+  }
+  uint64_t hedgeRefusals(retry::HedgeRefusal r) const {
+    return ctx_.route.hedge_refusals[static_cast<size_t>(r)].get();
+  }
+};
+
+TEST_F(HedgeTest, HedgeStartsExactlyAtTheDelayNotAMicrosecondBefore) {
+  start();
+  ASSERT_EQ(attempts(), 1u);
+  EXPECT_TRUE(ctx_.timerDueIn(50 * kMs));
+  ctx_.advance(50 * kMs - 1);
+  EXPECT_EQ(attempts(), 1u);
+  ctx_.advance(1);
+  ASSERT_EQ(attempts(), 2u);
+  EXPECT_TRUE(attempt(1).started);
+  EXPECT_FALSE(attempt(0).cancelled);  // both in flight
+  EXPECT_EQ(attempt(1).header("x-envoy-attempt-count"), "2");
+  EXPECT_EQ(ctx_.route.hedges.get(), 1u);
+}
+
+TEST_F(HedgeTest, NoHedgeForPostWithoutIdempotencyKey) {
+  start(Protocol::kHttp1, false, {}, "POST");
+  EXPECT_EQ(ctx_.timersArmed(), 1u);  // the deadline only
+  ctx_.advance(1 * kS);
+  EXPECT_EQ(attempts(), 1u);
+  EXPECT_EQ(ctx_.route.hedges.get(), 0u);
+}
+
+TEST_F(HedgeTest, PostWithIdempotencyKeyIsHedged) {
+  start(Protocol::kHttp1, false, {{"idempotency-key", "k1"}}, "POST");
+  ctx_.advance(50 * kMs);
+  EXPECT_EQ(attempts(), 2u);
+}
+
+TEST_F(HedgeTest, NoHedgeWhileTheRequestBodyIsStillArriving) {
+  ctx_.setPolicy(policy_);
+  down_ = std::make_unique<FakeDownstream>(ctx_, Protocol::kHttp1, *net::Address::parseNumeric("10.0.0.7:8080"));
+  RequestHead head;
+  head.method = "PUT";
+  head.authority = "svc";
+  head.path = "/";
+  head.body_follows = true;
+  stream_ = std::make_unique<ProxyStream>(down_.get(), std::move(head), ctx_.fake_clock.nowUs());
+  stream_->start();
+  stream_->onRequestBody("abc", 3);
+  ctx_.advance(50 * kMs);
+  EXPECT_EQ(attempts(), 1u);
+  EXPECT_EQ(hedgeRefusals(retry::HedgeRefusal::kBody), 1u);
+}
+
+TEST_F(HedgeTest, HedgeReplaysTheWholeBody) {
+  ctx_.setPolicy(policy_);
+  down_ = std::make_unique<FakeDownstream>(ctx_, Protocol::kHttp1, *net::Address::parseNumeric("10.0.0.7:8080"));
+  RequestHead head;
+  head.method = "PUT";
+  head.authority = "svc";
+  head.path = "/";
+  head.body_follows = true;
+  stream_ = std::make_unique<ProxyStream>(down_.get(), std::move(head), ctx_.fake_clock.nowUs());
+  stream_->start();
+  stream_->onRequestBody("abc", 3);
+  stream_->onRequestBody("def", 3);
+  stream_->onRequestComplete();
+  ctx_.advance(50 * kMs);
+  ASSERT_EQ(attempts(), 2u);
+  EXPECT_EQ(attempt(1).body, "abcdef");
+  EXPECT_TRUE(attempt(1).ended);
+}
+
+TEST_F(HedgeTest, BudgetRefusesTheHedge) {
+  policy_.budget.retry_ratio = 0;
+  policy_.budget.min_retries_per_second = 0;
+  start();
+  ctx_.advance(50 * kMs);
+  EXPECT_EQ(attempts(), 1u);
+  EXPECT_EQ(hedgeRefusals(retry::HedgeRefusal::kBudget), 1u);
+}
+
+TEST_F(HedgeTest, MaxExtraLoadRefusesTheHedge) {
+  for (int i = 0; i < 5; ++i) ctx_.route.hedge_load.recordHedge(ctx_.fake_clock.nowUs());  // 5 of 100 used
+  start();  // 101 requests: 0.05 * 101 < 6
+  ctx_.advance(50 * kMs);
+  EXPECT_EQ(attempts(), 1u);
+  EXPECT_EQ(hedgeRefusals(retry::HedgeRefusal::kExtraLoad), 1u);
+}
+
+TEST_F(HedgeTest, MaxAttemptsBoundsTheAttemptsInFlight) {
+  policy_.hedge.max_attempts = 3;
+  start();
+  ctx_.advance(50 * kMs);
+  EXPECT_EQ(attempts(), 2u);
+  ctx_.advance(50 * kMs);
+  EXPECT_EQ(attempts(), 3u);
+  EXPECT_EQ(attempt(2).header("x-envoy-attempt-count"), "3");
+  EXPECT_EQ(ctx_.timersArmed(), 1u);  // the deadline only: no fourth
+  ctx_.advance(500 * kMs);
+  EXPECT_EQ(attempts(), 3u);
+}
+
+TEST_F(HedgeTest, FiveAttemptsInFlightAtMost) {
+  policy_.hedge.max_attempts = pfc::kMaxHedgeAttempts;
+  start();
+  for (int i = 0; i < 10; ++i) ctx_.advance(50 * kMs);  // each hedge one delay after the one before
+  EXPECT_EQ(attempts(), pfc::kMaxHedgeAttempts);
+  for (size_t i = 0; i < attempts(); ++i) EXPECT_FALSE(attempt(i).cancelled);
+}
+
+TEST_F(HedgeTest, TheHedgesAnswerWinsAndTheFirstAttemptIsCancelledAsLoser) {
+  start();
+  ctx_.advance(50 * kMs);
+  ASSERT_EQ(attempts(), 2u);
+  attempt(1).respond(200);
+  EXPECT_TRUE(attempt(0).cancelled);
+  EXPECT_TRUE(attempt(0).cancelled_as_loser);
+  EXPECT_FALSE(attempt(1).cancelled);
+  attempt(1).respondBody("fast");
+  attempt(1).respondEnd();
+  ASSERT_TRUE(down_->head);
+  EXPECT_EQ(down_->head->status, 200);
+  EXPECT_EQ(down_->body, "fast");
+  EXPECT_TRUE(down_->completed);
+  EXPECT_EQ(ctx_.route.hedge_wins.get(), 1u);
+  // The loser's wait (50 ms) went into the estimate as well as the winner's (0).
+  EXPECT_EQ(ctx_.route.latency_estimate.samples(ctx_.fake_clock.nowUs()), 2u);
+}
+
+TEST_F(HedgeTest, TheFirstAttemptWinningIsNoHedgeWin) {
+  start();
+  ctx_.advance(50 * kMs);
+  attempt(0).respond(200);
+  EXPECT_TRUE(attempt(1).cancelled_as_loser);
+  attempt(0).respondEnd();
+  EXPECT_TRUE(down_->completed);
+  EXPECT_EQ(ctx_.route.hedge_wins.get(), 0u);
+  EXPECT_EQ(ctx_.route.hedges.get(), 1u);
+}
+
+TEST_F(HedgeTest, NoHedgeOnceAHeadArrived) {
+  start();
+  ctx_.advance(10 * kMs);
+  attempt(0).respond(200);
+  ctx_.advance(1 * kS);
+  EXPECT_EQ(attempts(), 1u);
+}
+
+TEST_F(HedgeTest, ARetryOnResponseWhileAnotherIsOutIsAwaitedNotRetried) {
+  start();
+  ctx_.advance(50 * kMs);
+  ASSERT_EQ(attempts(), 2u);
+  attempt(0).respond(503);
+  EXPECT_TRUE(attempt(0).cancelled);
+  EXPECT_FALSE(down_->head);
+  EXPECT_EQ(ctx_.worker_counters.retries.get(), 0u);
+  ctx_.advance(1 * kS);  // no backoff, no retry: the hedge is awaited
+  EXPECT_EQ(attempts(), 2u);
+  attempt(1).respond(200);
+  attempt(1).respondEnd();
+  ASSERT_TRUE(down_->head);
+  EXPECT_EQ(down_->head->status, 200);
+}
+
+TEST_F(HedgeTest, WhenTheLastAttemptFailsTheOrdinaryRetryRulesApply) {
+  start();
+  ctx_.advance(50 * kMs);
+  attempt(0).failWith(OutcomeKind::kReset);
+  EXPECT_EQ(ctx_.worker_counters.retries.get(), 0u);  // the hedge is still out
+  attempt(1).respond(503);
+  // The hedge did not use up num_retries (1): the 503 is retried.
+  EXPECT_EQ(ctx_.worker_counters.retries.get(), 1u);
+  ctx_.advance(25 * kMs);
+  ASSERT_EQ(attempts(), 3u);
+  EXPECT_EQ(attempt(2).header("x-envoy-attempt-count"), "3");
+  attempt(2).respond(200);
+  attempt(2).respondEnd();
+  EXPECT_EQ(down_->head->status, 200);
+}
+
+TEST_F(HedgeTest, DeadlineLeavingLessThanMinAttemptBudgetRefusesTheHedge) {
+  policy_.request_timeout_us = 60 * kMs;
+  policy_.deadline.min_attempt_budget_us = 20 * kMs;
+  start();
+  ctx_.advance(50 * kMs);
+  EXPECT_EQ(attempts(), 1u);
+  EXPECT_EQ(hedgeRefusals(retry::HedgeRefusal::kDeadline), 1u);
+}
+
+TEST_F(HedgeTest, AQuantileDelayWaitsForSamples) {
+  policy_.hedge.delay_us = 0;
+  policy_.hedge.delay_quantile_permille = 900;
+  start();
+  EXPECT_EQ(ctx_.timersArmed(), 1u);  // the deadline only: no estimate yet
+  attempt(0).respond(200);
+  attempt(0).respondEnd();
+  for (int i = 0; i < 100; ++i) ctx_.route.latency_estimate.record(3, ctx_.fake_clock.nowUs());
+  start();
+  EXPECT_TRUE(ctx_.timerDueIn(3));
+  ctx_.advance(3);
+  EXPECT_EQ(attempts(), 3u);  // the first call's one, this call's two
+}
+
+TEST_F(HedgeTest, GrpcHedgeCarriesPreviousAttemptsAndHeldHeadStillRetries) {
+  policy_.retry.grpc_codes = pfc::grpcBit(pfc::GrpcCode::kUnavailable);
+  start(Protocol::kHttp2, /*grpc=*/true);
+  ctx_.advance(50 * kMs);
+  ASSERT_EQ(attempts(), 2u);
+  EXPECT_EQ(attempt(1).header("grpc-previous-rpc-attempts"), "1");
+  // The hedge's headers come first and are held (no message yet); the first
+  // attempt is cancelled as the loser.
+  attempt(1).respond(200, {{"content-type", "application/grpc"}});
+  EXPECT_FALSE(down_->head);
+  EXPECT_TRUE(attempt(0).cancelled_as_loser);
+  // Its trailers say UNAVAILABLE: retried by the ordinary rules.
+  attempt(1).respondTrailers({{"grpc-status", "14"}});
+  ctx_.advance(25 * kMs);
+  ASSERT_EQ(attempts(), 3u);
+  EXPECT_EQ(attempt(2).header("grpc-previous-rpc-attempts"), "2");
+  attempt(2).respond(200, {{"content-type", "application/grpc"}, {"grpc-status", "0"}}, /*end_stream=*/true);
+  ASSERT_TRUE(down_->head);
+  EXPECT_EQ(findHeader(down_->head->headers, "grpc-status"), "0");
+}
+
+TEST_F(HedgeTest, GrpcWithoutRetryCodesIsNotHedged) {
+  start(Protocol::kHttp2, /*grpc=*/true);
+  ctx_.advance(1 * kS);
+  EXPECT_EQ(attempts(), 1u);
 }
 
 }  // namespace
