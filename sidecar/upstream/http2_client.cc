@@ -390,11 +390,34 @@ ssize_t Http2ClientSession::readData(int32_t stream_id, uint8_t* buf, size_t len
 
 Http2Pool::~Http2Pool() = default;
 
+size_t Http2Pool::AddressHash::operator()(const net::Address& a) const {
+  // What Address::operator== compares: family, port, address (and the
+  // IPv6 scope), mixed FNV-1a style.
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* p, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  };
+  if (a.family() == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&a.storage);
+    mix(&in->sin_addr, sizeof in->sin_addr);
+    mix(&in->sin_port, sizeof in->sin_port);
+  } else if (a.family() == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
+    mix(&in6->sin6_addr, sizeof in6->sin6_addr);
+    mix(&in6->sin6_port, sizeof in6->sin6_port);
+    mix(&in6->sin6_scope_id, sizeof in6->sin6_scope_id);
+  } else {
+    mix(&a.storage, a.len);
+  }
+  return static_cast<size_t>(h);
+}
+
 Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused,
                                           bool* overflow) {
   if (reused) *reused = false;
   if (overflow) *overflow = false;
-  auto& list = sessions_[dest.toString()];
+  auto& list = sessions_[dest];
   // The cap counts calls, not only connections: HTTP/2 multiplexes, so a
   // call beyond it would otherwise wait (holding its client, its memory)
   // on a session that cannot take it yet, as Envoy's max_requests circuit
