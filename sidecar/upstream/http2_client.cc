@@ -128,8 +128,9 @@ void Http2ClientSession::attach(Http2Attempt* a) {
 
 void Http2ClientSession::submit(Http2Attempt* a) {
   nghttp2_data_provider prd = dataProvider();
-  const auto& nv = a->requestNv();
-  int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), a->hasBody() ? &prd : nullptr, nullptr);
+  const HeaderList& fields = a->requestFields();
+  int32_t id = nghttp2_submit_request(session_, nullptr, nvOf(fields), fields.size(), a->hasBody() ? &prd : nullptr,
+                                      nullptr);
   if (id < 0) {
     a->onSessionLost(std::string("cannot submit a stream: ") + nghttp2_strerror(id), false, false);
     return;

@@ -4,6 +4,8 @@
 
 #include <iterator>
 
+#include "sidecar/codec/header_stock.h"
+
 namespace mulligan::proxy {
 
 // --- nghttp2 trampolines (STYLE.md: cast, call one member, translate) ---
@@ -214,23 +216,38 @@ std::string lower(std::string_view name) {
   return out;
 }
 
-nghttp2_nv makeNv(const std::string& name, const std::string& value) {
+std::string_view lowered(std::string_view name, std::string& scratch) {
+  size_t i = 0;
+  while (i < name.size() && !(name[i] >= 'A' && name[i] <= 'Z')) ++i;
+  if (i == name.size()) return name;
+  scratch.assign(name);
+  for (; i < scratch.size(); ++i) {
+    char& c = scratch[i];
+    c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  return scratch;
+}
+
+nghttp2_nv makeNv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
                     NGHTTP2_NV_FLAG_NONE};
 }
 
-void Http2Fields::add(std::string_view name, std::string_view value) {
-  storage_.push_back(lower(name));
-  storage_.emplace_back(value);
+const nghttp2_nv* nvOf(const HeaderList& fields) {
+  static thread_local std::vector<nghttp2_nv> nv;
+  nv.clear();
+  for (const auto& [name, value] : fields) nv.push_back(makeNv(name, value));
+  return nv.data();
 }
 
-const nghttp2_nv* Http2Fields::data() {
-  // Built only now: the strings move while the vector grows.
-  nv_.clear();
-  nv_.reserve(size());
-  for (size_t i = 0; i + 1 < storage_.size(); i += 2) nv_.push_back(makeNv(storage_[i], storage_[i + 1]));
-  return nv_.data();
+Http2Fields::Http2Fields() : fields_(HeaderStock::local().takeList()) {}
+
+Http2Fields::~Http2Fields() { HeaderStock::local().give(std::move(fields_)); }
+
+void Http2Fields::add(std::string_view name, std::string_view value) {
+  static thread_local std::string scratch;
+  fields_.emplace_back(lowered(name, scratch), value);
 }
 
 }  // namespace mulligan::proxy

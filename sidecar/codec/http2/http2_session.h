@@ -176,22 +176,36 @@ uint64_t validatedContentLength(std::string_view value);
 
 // `name` lower-cased (RFC 9113 §8.2.1: field names are lower case in HTTP/2).
 std::string lower(std::string_view name);
+// `name` lower-cased without a copy when it already is (every name that came
+// in over HTTP/2 is: nghttp2 refuses upper case), else into `scratch`: the
+// view is valid until `scratch` changes.
+std::string_view lowered(std::string_view name, std::string& scratch);
 // A name/value pair for nghttp2 pointing into `name` and `value`, which
 // must stay put until the submit (which copies them).
-nghttp2_nv makeNv(const std::string& name, const std::string& value);
+nghttp2_nv makeNv(std::string_view name, std::string_view value);
+// `fields` as nghttp2 pairs for one submit (which copies them), in an array
+// of this thread's that the next call reuses: valid until then, and while
+// `fields` is unchanged. Names go as they are (lower-case them on the way in).
+const nghttp2_nv* nvOf(const HeaderList& fields);
 
-// Fields for one nghttp2 submit: the strings are kept here until then
-// (nghttp2 copies them), names lower-cased as they are added.
+// Fields for one nghttp2 submit, names lower-cased as they are added. The
+// storage is a HeaderList from this thread's HeaderStock, given back at the
+// end, so a submit allocates nothing once the worker is warm (there were
+// two std::strings a field, and a lower-cased copy of each name).
 class Http2Fields {
  public:
+  Http2Fields();
+  ~Http2Fields();
+  Http2Fields(const Http2Fields&) = delete;
+  Http2Fields& operator=(const Http2Fields&) = delete;
+
   void add(std::string_view name, std::string_view value);
-  // The pairs, valid until the next add().
-  const nghttp2_nv* data();
-  size_t size() const { return storage_.size() / 2; }
+  // The pairs (nvOf), valid until the next add() or data() on this thread.
+  const nghttp2_nv* data() const { return nvOf(fields_); }
+  size_t size() const { return fields_.size(); }
 
  private:
-  std::vector<std::string> storage_;  // name, value, name, value, ...
-  std::vector<nghttp2_nv> nv_;
+  HeaderList fields_;
 };
 
 }  // namespace mulligan::proxy
