@@ -357,7 +357,7 @@ void Http2ServerSession::noteGoAway(Http2Offence o, uint32_t code) {
 
 void Http2ServerSession::flush() {
   if (closed_ || !session_) return;
-  if (send() != 0) {
+  if (sendAndWrite() != 0) {
     closeNow();
     return;
   }

@@ -222,7 +222,7 @@ void Http2ClientSession::consume(int32_t stream_id, size_t n) {
 
 void Http2ClientSession::flush() {
   if (!session_ || state_ == State::kClosed || state_ == State::kConnecting) return;
-  if (int rv = send(); rv != 0) {
+  if (int rv = sendAndWrite(); rv != 0) {
     closeWith(std::string("HTTP/2 error: ") + nghttp2_strerror(rv), false);
     return;
   }

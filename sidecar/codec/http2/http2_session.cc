@@ -124,12 +124,40 @@ void Http2Session::startSession(uint32_t max_header_list, uint32_t max_concurren
 
 void Http2Session::startIo() {
   bufferevent_setcb(bev_, &Http2Trampolines::onRead, &Http2Trampolines::onWrite, &Http2Trampolines::onEvent, this);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // Writing is writeOut()'s: EV_WRITE only while the socket is full (a
+  // client's connect had it on).
+  bufferevent_disable(bev_, EV_WRITE);
+  write_armed_ = false;
+  bufferevent_enable(bev_, EV_READ);
+  if (!outputEmpty()) writeOut();
 }
 
 void Http2Session::stopIo() {
   stopped_ = true;
+  write_armed_ = false;
   if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+}
+
+void Http2Session::writeOut() {
+  if (stopped_ || !bev_) return;
+  evbuffer* out = bufferevent_get_output(bev_);
+  // One writev of everything this loop iteration produced (libevent's
+  // evbuffer_write: up to 128 chunks at once), drained by what it took. A
+  // socket bufferevent keeps its output's start frozen (only it drains it):
+  // thawed for the write, as its own write callback does.
+  if (evbuffer_get_length(out) > 0) {
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(bev_));
+    evbuffer_freeze(out, 1);
+  }
+  bool left = evbuffer_get_length(out) > 0;
+  if (left == write_armed_) return;
+  write_armed_ = left;
+  if (left) {
+    bufferevent_enable(bev_, EV_WRITE);
+  } else {
+    bufferevent_disable(bev_, EV_WRITE);
+  }
 }
 
 void Http2Session::scheduleFlush() {
@@ -161,6 +189,15 @@ int Http2Session::send(size_t high_water) {
     evbuffer_add(out, data, static_cast<size_t>(n));
   }
   return 0;
+}
+
+int Http2Session::sendAndWrite() {
+  for (;;) {
+    if (int rv = send(); rv != 0) return rv;
+    bool more = evbuffer_get_length(bufferevent_get_output(bev_)) >= kOutputHighWater;  // send() stopped early
+    writeOut();
+    if (!more || stopped_ || !outputEmpty()) return 0;
+  }
 }
 
 bool Http2Session::outputEmpty() const { return evbuffer_get_length(bufferevent_get_output(bev_)) == 0; }
