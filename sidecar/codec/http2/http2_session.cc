@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "sidecar/codec/header_stock.h"
+#include "sidecar/codec/http2/http2_memory.h"
 
 namespace mulligan::proxy {
 
@@ -107,9 +108,9 @@ Http2Session::~Http2Session() {
 
 void Http2Session::startSession(uint32_t max_header_list, uint32_t max_concurrent_streams) {
   if (role_ == Role::kServer) {
-    nghttp2_session_server_new2(&session_, callbacks(), this, options(role_));
+    nghttp2_session_server_new3(&session_, callbacks(), this, options(role_), http2Memory());
   } else {
-    nghttp2_session_client_new2(&session_, callbacks(), this, options(role_));
+    nghttp2_session_client_new3(&session_, callbacks(), this, options(role_), http2Memory());
   }
   nghttp2_settings_entry settings[4];
   size_t n = 0;
