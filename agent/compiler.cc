@@ -45,6 +45,19 @@ const Names kRouteKeys = fieldNames(Section::kRoute);
 const Names kRetryKeys = fieldNames(Section::kRetry);
 const Names kBudgetKeys = fieldNames(Section::kBudget);
 const Names kDeadlineKeys = fieldNames(Section::kDeadline);
+const Names kHedgeKeys = fieldNames(Section::kHedge);
+const Names kOutlierKeys = fieldNames(Section::kOutlier);
+
+// The sub-tables and their keys, for the "belongs in the X table" messages.
+struct SubTableKeys {
+  const Names* keys;
+  const char* name;
+};
+const SubTableKeys kSubTables[] = {{&kRetryKeys, "retry"},
+                                   {&kBudgetKeys, "budget"},
+                                   {&kDeadlineKeys, "deadline"},
+                                   {&kHedgeKeys, "hedge"},
+                                   {&kOutlierKeys, "outlier"}};
 // gRPC codes that exist but that retry_on may not name: retrying them would
 // repeat a call that failed for a reason a retry does not fix.
 const Names kNonRetriableGrpc = {"ok",
@@ -325,8 +338,7 @@ class Compiler {
     if (level == Level::kService && contains(kRouteKeys, key)) {
       return k + " belongs in a [[service.route]] of this service";
     }
-    for (auto [names, table] :
-         {std::pair{&kRetryKeys, "retry"}, std::pair{&kBudgetKeys, "budget"}, std::pair{&kDeadlineKeys, "deadline"}}) {
+    for (auto [names, table] : kSubTables) {
       if (contains(*names, key)) {
         return k + " belongs in the " + table + " table (" + table + " = { " + std::string(key) +
                " = ... } or [defaults." + table + "])";
@@ -342,8 +354,7 @@ class Compiler {
     if (contains(kTimeoutKeys, key) || contains(kSubTableKeys, key)) {
       return k + " belongs one level up, next to " + std::string(table) + ", not inside it";
     }
-    for (auto [names, name] :
-         {std::pair{&kRetryKeys, "retry"}, std::pair{&kBudgetKeys, "budget"}, std::pair{&kDeadlineKeys, "deadline"}}) {
+    for (auto [names, name] : kSubTables) {
       if (contains(*names, key) && table != name)
         return k + " belongs in the " + name + " table, not in " + std::string(table);
     }
@@ -459,6 +470,12 @@ class Compiler {
     if (const toml::node* n = settable("deadline") ? t.get("deadline") : nullptr) {
       if (auto dt = readTable(*n, "deadline", where.header("deadline"))) applyDeadline(*dt, where.sub("deadline"), p);
     }
+    if (const toml::node* n = settable("hedge") ? t.get("hedge") : nullptr) {
+      if (auto ht = readTable(*n, "hedge", where.header("hedge"))) applyHedge(*ht, where.sub("hedge"), p);
+    }
+    if (const toml::node* n = settable("outlier") ? t.get("outlier") : nullptr) {
+      if (auto ot = readTable(*n, "outlier", where.header("outlier"))) applyOutlier(*ot, where.sub("outlier"), p);
+    }
   }
 
   void applyRetry(const toml::table& t, const std::string& where, EffectivePolicy* p) {
@@ -481,6 +498,9 @@ class Compiler {
     duration("retry_after_max", &r.retry_after_max_us);
     if (const toml::node* n = t.get("retry_after")) {
       if (auto v = readBool(*n, "retry_after")) r.retry_after = *v ? 1 : 0;
+    }
+    if (const toml::node* n = t.get("fresh_connection")) {
+      if (auto v = readBool(*n, "fresh_connection")) r.fresh_connection = *v ? 1 : 0;
     }
     if (const toml::node* n = t.get("idempotency_header")) applyIdempotencyHeader(*n, &r);
     if (const toml::node* n = t.get("max_buffered_body")) applyMaxBufferedBody(*n, &r);
@@ -620,21 +640,29 @@ class Compiler {
     }
   }
 
+  // A kNumber field: an integer or a float within the field's limits.
+  // `example` is a good value, for the message.
+  std::optional<double> readNumber(const toml::node& n, const FieldSpec& f, std::string_view example) {
+    std::optional<double> v;
+    if (auto d = n.as_floating_point()) v = d->get();
+    if (auto i = n.as_integer()) v = static_cast<double>(i->get());
+    std::string head = std::string(f.name) + ": " + show(n);
+    if (!v) {
+      error(n, head + " is not a number (e.g. " + std::string(example) + ")");
+      return std::nullopt;
+    }
+    if (!(*v >= static_cast<double>(f.min) && *v <= static_cast<double>(f.max))) {  // NaN fails too
+      error(n, head + " is out of range (" + std::to_string(f.min) + ".." + std::to_string(f.max) + ", e.g. " +
+                   std::string(example) + ")");
+      return std::nullopt;
+    }
+    return v;
+  }
+
   void applyBudget(const toml::table& t, const std::string& where, EffectivePolicy* p) {
     checkKeys(t, kBudgetKeys, where, [](std::string_view k) { return misplacedInSubTable(k, "budget"); });
     if (const toml::node* n = t.get("retry_ratio")) {
-      std::optional<double> v;
-      if (auto f = n->as_floating_point()) v = f->get();
-      if (auto i = n->as_integer()) v = static_cast<double>(i->get());
-      if (!v) {
-        error(*n, "retry_ratio: " + show(*n) + " is not a number (e.g. 0.2)");
-      } else if (const FieldSpec& f = policyField(Section::kBudget, "retry_ratio");
-                 !(*v >= static_cast<double>(f.min) && *v <= static_cast<double>(f.max))) {  // NaN fails too
-        error(*n, "retry_ratio: " + show(*n) + " is out of range (" + std::to_string(f.min) + ".." +
-                      std::to_string(f.max) + ", e.g. 0.2)");
-      } else {
-        p->budget.retry_ratio = *v;
-      }
+      if (auto v = readNumber(*n, policyField(Section::kBudget, "retry_ratio"), "0.2")) p->budget.retry_ratio = *v;
     }
     if (const toml::node* n = t.get("min_retries_per_second")) {
       if (auto v = readInteger(*n, policyField(Section::kBudget, "min_retries_per_second"))) {
@@ -662,6 +690,88 @@ class Compiler {
     if (const toml::node* n = t.get("min_attempt_budget")) {
       if (auto v = readDuration(*n, policyField(Section::kDeadline, "min_attempt_budget"))) {
         p->deadline.min_attempt_budget_us = *v;
+      }
+    }
+  }
+
+  void applyHedge(const toml::table& t, const std::string& where, EffectivePolicy* p) {
+    checkKeys(t, kHedgeKeys, where, [](std::string_view k) { return misplacedInSubTable(k, "hedge"); });
+    pfc::HedgePolicy& h = p->hedge;
+    if (const toml::node* n = t.get("delay")) applyHedgeDelay(*n, &h);
+    if (const toml::node* n = t.get("max_attempts")) {
+      if (auto v = readInteger(*n, policyField(Section::kHedge, "max_attempts"))) {
+        h.max_attempts = static_cast<uint32_t>(*v);
+      }
+    }
+    if (const toml::node* n = t.get("max_extra_load")) {
+      if (auto v = readNumber(*n, policyField(Section::kHedge, "max_extra_load"), "0.05")) h.max_extra_load = *v;
+    }
+  }
+
+  // "0s" (no hedging), a duration, or a quantile name. A string that looks
+  // like a quantile ("p98", "P99") is told which quantiles exist: the
+  // sidecar's estimator tracks only those.
+  void applyHedgeDelay(const toml::node& n, pfc::HedgePolicy* h) {
+    auto s = n.as_string();
+    const FieldSpec& f = policyField(Section::kHedge, "delay");
+    std::string choices;
+    for (std::string_view q : pfc::kQuantileNames) choices += (choices.empty() ? "" : ", ") + quoted(q);
+    if (s) {
+      uint16_t permille = 0;
+      if (pfc::parseQuantile(s->get(), &permille)) {
+        h->delay_us = 0;
+        h->delay_quantile_permille = permille;
+        return;
+      }
+      std::string_view v = s->get();
+      if (v.size() >= 2 && (v[0] == 'p' || v[0] == 'P') && (isDigit(v[1]) || v[1] == '.')) {
+        std::string l = toLower(v);
+        uint16_t ignored;
+        std::string hint = pfc::parseQuantile(l, &ignored) ? " (did you mean " + quoted(l) + "?)"
+                                                           : " (the quantiles are " + choices + ")";
+        error(n, "delay: " + show(n) + " is not a quantile Mulligan tracks" + hint);
+        return;
+      }
+    }
+    if (!s || !parseDuration(s->get())) {
+      if (s && s->get().starts_with("-")) {
+        error(n, "delay: " + show(n) + " is negative (\"0s\" turns hedging off)");
+      } else {
+        error(n, "delay: " + show(n) + " is not a duration or a quantile (use e.g. \"50ms\", or one of " + choices +
+                     "; \"0s\" = no hedging)");
+      }
+      return;
+    }
+    if (auto us = readDuration(n, f)) {
+      h->delay_us = *us;
+      h->delay_quantile_permille = 0;
+    }
+  }
+
+  void applyOutlier(const toml::table& t, const std::string& where, EffectivePolicy* p) {
+    checkKeys(t, kOutlierKeys, where, [](std::string_view k) { return misplacedInSubTable(k, "outlier"); });
+    pfc::OutlierPolicy& o = p->outlier;
+    if (const toml::node* n = t.get("consecutive_failures")) {
+      if (auto v = readInteger(*n, policyField(Section::kOutlier, "consecutive_failures"))) {
+        o.consecutive_failures = static_cast<uint32_t>(*v);
+      }
+    }
+    if (const toml::node* n = t.get("ejection")) {
+      if (auto v = readDuration(*n, policyField(Section::kOutlier, "ejection"))) o.ejection_us = *v;
+    }
+    if (const toml::node* n = t.get("max_ejection")) {
+      if (auto v = readDuration(*n, policyField(Section::kOutlier, "max_ejection"))) o.max_ejection_us = *v;
+    }
+    if (const toml::node* n = t.get("max_ejected")) {
+      if (auto v = readNumber(*n, policyField(Section::kOutlier, "max_ejected"), "0.5")) o.max_ejected = *v;
+    }
+    // ejection <= max_ejection on the effective values, reported where this
+    // level set one of them (as backoff_base <= backoff_max).
+    if (o.ejection_us > o.max_ejection_us) {
+      if (const toml::node* e = t.get("ejection")) {
+        error(*e, "ejection: " + show(*e) + " is more than max_ejection (" + formatDuration(o.max_ejection_us) + ")");
+      } else if (const toml::node* m = t.get("max_ejection")) {
+        error(*m, "max_ejection: " + show(*m) + " is less than ejection (" + formatDuration(o.ejection_us) + ")");
       }
     }
   }
@@ -1015,6 +1125,7 @@ class Compiler {
     }
     r.policy = svc->policy;
     applyPolicy(t, Level::kRoute, where, &r.policy);
+    if (shape_ok) checkHedgeableMethods(t, r);
     if (shape_ok) {
       RouteShape shape{r.kind, r.match, r.methods, static_cast<int>(t.source().begin.line)};
       for (const RouteShape& e : *earlier) {
@@ -1027,6 +1138,36 @@ class Compiler {
       earlier->push_back(std::move(shape));
     }
     svc->routes.push_back(std::move(r));
+  }
+
+  // A route that sets a hedge delay but whose methods can never be retried
+  // (DESIGN.md "Retry rules": POST and PATCH only with the idempotency
+  // header, CONNECT never) would hedge nothing: say so, at the delay. gRPC
+  // routes are exempt (their calls are retried when retry_on names gRPC
+  // codes, whatever the method). A delay inherited from the service or
+  // [defaults] is not reported: there it covers other routes too.
+  void checkHedgeableMethods(const toml::table& t, const pfc::RouteModel& r) {
+    if (r.kind == pfc::MatchKind::kGrpcService || r.kind == pfc::MatchKind::kGrpcMethod) return;
+    if (!r.policy.hedge.enabled()) return;
+    const toml::table* hedge = t.get("hedge") ? t.get("hedge")->as_table() : nullptr;
+    const toml::node* delay = hedge ? hedge->get("delay") : nullptr;
+    if (!delay) return;
+    using pfc::Method;
+    uint32_t retryable = pfc::methodBit(Method::kGet) | pfc::methodBit(Method::kHead) | pfc::methodBit(Method::kPut) |
+                         pfc::methodBit(Method::kDelete) | pfc::methodBit(Method::kOptions) |
+                         pfc::methodBit(Method::kTrace);
+    if (!r.policy.retry.idempotencyHeader().empty()) {
+      retryable |= pfc::methodBit(Method::kPost) | pfc::methodBit(Method::kPatch);
+    }
+    if (r.methods & retryable) return;
+    std::string methods;
+    for (uint32_t m = 0; m < static_cast<uint32_t>(Method::kCount); ++m) {
+      if (r.methods & (1u << m)) methods += (methods.empty() ? "" : ", ") + std::string(pfc::methodName(Method(m)));
+    }
+    bool post_or_patch = (r.methods & (pfc::methodBit(Method::kPost) | pfc::methodBit(Method::kPatch))) != 0;
+    error(*delay, "delay: no request of this route can be hedged: its methods (" + methods + ") are never retried" +
+                      (post_or_patch ? " while idempotency_header is \"\" (set one, or leave the delay out)"
+                                     : " (leave the delay out)"));
   }
 
   // ------------------------------------------------------- duplicates --

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -155,7 +156,9 @@ const Json& builtinDefault(const FieldSpec& f) {
     case Section::kPolicy: return builtinJson()[f.name];
     case Section::kRetry:
     case Section::kBudget:
-    case Section::kDeadline: return builtinJson()[sectionName(f.section)][f.name];
+    case Section::kDeadline:
+    case Section::kHedge:
+    case Section::kOutlier: return builtinJson()[sectionName(f.section)][f.name];
     default: return kNull;
   }
 }
@@ -201,6 +204,7 @@ std::string typeName(const FieldSpec& f) {
     case FieldKind::kStringList: return "array of strings";
     case FieldKind::kRetryOn: return "array of retry_on names";
     case FieldKind::kMethods: return "array of methods";
+    case FieldKind::kHedgeDelay: return "duration or quantile";
   }
   return "";
 }
@@ -223,6 +227,11 @@ std::string rangeText(const FieldSpec& f) {
     case FieldKind::kStringList:
     case FieldKind::kMethods:
       return "at least one, each once";
+    case FieldKind::kHedgeDelay: {
+      std::string q;
+      for (std::string_view n : pfc::kQuantileNames) q += (q.empty() ? "" : ", ") + std::string(n);
+      return pfc::formatDuration(f.min) + " to " + pfc::formatDuration(f.max) + ", or " + q;
+    }
     default:
       return "";
   }
@@ -352,6 +361,19 @@ Node valueSchema(const FieldSpec& f) {
       s.set("uniqueItems", boolean(true));
       break;
     }
+    case FieldKind::kHedgeDelay: {
+      s.set("type", string("string"));
+      Node duration = object();
+      duration.set("pattern", string(kDurationPattern));
+      Node quantile = object();
+      quantile.set("enum", strings(std::vector<std::string_view>(std::begin(pfc::kQuantileNames),
+                                                                 std::end(pfc::kQuantileNames))));
+      Node any = array();
+      any.items.push_back(std::move(duration));
+      any.items.push_back(std::move(quantile));
+      s.set("anyOf", std::move(any));
+      break;
+    }
     case FieldKind::kTable:
     case FieldKind::kTableArray:
       break;
@@ -364,8 +386,11 @@ Node tableSchema(Section section, LevelBit level, std::string_view desc);
 Node fieldSchema(const FieldSpec& f, LevelBit level) {
   std::string desc = description(f, level);
   if (f.kind == FieldKind::kTable) {
-    Section sub = f.name == "retry" ? Section::kRetry : f.name == "budget" ? Section::kBudget : Section::kDeadline;
-    return tableSchema(sub, level, desc);
+    for (Section sub : subTableSections()) {
+      if (sectionName(sub) == f.name) return tableSchema(sub, level, desc);
+    }
+    std::fprintf(stderr, "table field \"%.*s\" has no section\n", static_cast<int>(f.name.size()), f.name.data());
+    std::abort();
   }
   Node s = object();
   s.set("description", string(desc));
@@ -443,10 +468,7 @@ std::string anchorList(Section section) {
 std::string fieldHeading(const FieldSpec& f) {
   std::string prefix = sectionName(f.section).empty() ? "" : std::string(sectionName(f.section));
   std::string id = prefix.empty() ? std::string(f.name) : prefix + "-" + std::string(f.name);
-  std::string shown = (f.section == Section::kRetry || f.section == Section::kBudget ||
-                       f.section == Section::kDeadline)
-                          ? prefix + "." + std::string(f.name)
-                          : std::string(f.name);
+  std::string shown = isSubTable(f.section) ? prefix + "." + std::string(f.name) : std::string(f.name);
   return "<a id=\"" + id + "\"></a>\n### `" + shown + "`\n\n";
 }
 
@@ -527,7 +549,8 @@ std::string policyReferenceMarkdown() {
        "mulligan-agent dump --format toml            # the table in force, every value expanded\n```\n\n";
   o += "Contents: [Syntax](#syntax) · [Inheritance](#inheritance) · [Top level](#top-level) · "
        "[Policy fields](#policy-fields) · [retry](#the-retry-table) · [budget](#the-budget-table) · "
-       "[deadline](#the-deadline-table) · [Services](#services) · [Routes](#routes) · "
+       "[deadline](#the-deadline-table) · [hedge](#the-hedge-table) · [outlier](#the-outlier-table) · "
+       "[Services](#services) · [Routes](#routes) · "
        "[retry_on names](#retry_on-names) · [What only `check` finds](#what-only-check-finds) · "
        "[Editors](#editors)\n\n";
 
@@ -588,6 +611,17 @@ std::string policyReferenceMarkdown() {
        "that provably never reached the upstream (refused-stream) spend no budget. Fields: "},
       {Section::kDeadline, "## The deadline table\n\n",
        "`[defaults.deadline]`, or `deadline = { ... }` on a service or route. Fields: "},
+      {Section::kHedge, "## The hedge table\n\n",
+       "`[defaults.hedge]`, or `hedge = { ... }` on a service or route. Hedging sends another attempt of a request "
+       "while the first is still out, when the first has no response headers after `delay` (gRPC's A6 hedging, "
+       "Finagle's backup requests): it trades extra upstream load for a shorter latency tail. Off by default "
+       "(`delay = \"0s\"`). A hedge is an attempt like a retry: it carries `x-envoy-attempt-count` (and, for "
+       "gRPC, `grpc-previous-rpc-attempts`), spends retry budget, and follows `retry.fresh_connection`. Fields: "},
+      {Section::kOutlier, "## The outlier table\n\n",
+       "`[defaults.outlier]`, or `outlier = { ... }` on a service or route. When a destination's name resolves "
+       "to several addresses (a headless Service), an address that fails `consecutive_failures` times in a row "
+       "is ejected: it gets no attempts until its ejection ends (Envoy's outlier detection, Linkerd's failure "
+       "accrual). It trades capacity for avoiding a failing address. Fields: "},
   };
   for (const Sub& sub : subs) {
     o += sub.title;

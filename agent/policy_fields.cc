@@ -76,6 +76,18 @@ constexpr FieldSpec kFields[] = {
    "How the call's deadline is taken from the caller and passed on upstream",
    "",
    "deadline = { propagate = false }"},
+  {S::kPolicy, "hedge", K::kTable, kAtAllLevels, 0, 0, false, {},
+   "Another attempt while the first is still out, to cut tail latency (hedging)",
+   "Off unless delay is set. Trades extra upstream load for a shorter tail: each hedge is one more request the "
+   "upstream serves, charged to the retry budget and capped by max_extra_load. Written [defaults.hedge], "
+   "hedge = { ... } on a service or route, or as dotted keys (hedge.delay = \"p99\"); each field inherited on "
+   "its own.",
+   "hedge = { delay = \"p99\" }"},
+  {S::kPolicy, "outlier", K::kTable, kAtAllLevels, 0, 0, false, {},
+   "Passive ejection of a failing address of a name with several addresses",
+   "Trades capacity for avoiding a failing address: an ejected address gets no attempts until its ejection "
+   "ends, so the others carry its share. Applies to destinations whose name resolves to several addresses.",
+   "outlier = { consecutive_failures = 3 }"},
 
   // ------------------------------------------------------------------ retry
   {S::kRetry, "retry_on", K::kRetryOn, kAtAllLevels, 0, 0, false, {},
@@ -121,6 +133,13 @@ constexpr FieldSpec kFields[] = {
    "The largest request body kept for a retry",
    "A request whose body is larger is not retried once its body has been sent (refusal reason body-too-large).",
    "max_buffered_body = \"1MiB\""},
+  {S::kRetry, "fresh_connection", K::kBoolean, kAtAllLevels, 0, 0, false, {},
+   "A retry or hedge opens a new connection instead of taking a pooled one",
+   "Behind a ClusterIP Service kube-proxy picks the pod once per connection, so a retry on a pooled connection "
+   "goes back to the pod that just failed; a new connection may land on another one. The cost is a TCP connect "
+   "(a round trip) per retry. false reuses pooled connections: cheaper, for upstreams that are one address or "
+   "where the next address is chosen per request anyway.",
+   "fresh_connection = false"},
 
   // ----------------------------------------------------------------- budget
   {S::kBudget, "retry_ratio", K::kNumber, kAtDefaults | kAtService, 0, 10, false, {},
@@ -154,6 +173,49 @@ constexpr FieldSpec kFields[] = {
    "No attempt starts with less time than this left",
    "A retry that would start with less is not made (refusal reason deadline).",
    "min_attempt_budget = \"20ms\""},
+
+  // ------------------------------------------------------------------ hedge
+  {S::kHedge, "delay", K::kHedgeDelay, kAtAllLevels, 0, kHourUs, false, {},
+   "How long the first attempt may go without response headers before a hedge starts; \"0s\" = no hedging",
+   "A duration, or \"p90\", \"p95\", \"p99\", \"p99.9\": that quantile of the route's own recent attempt "
+   "latency (time to response headers), measured by each sidecar worker. A quantile follows the upstream as it "
+   "speeds up or slows down; a fixed delay is predictable. The lower the delay, the more requests are hedged: "
+   "\"p90\" can hedge up to a tenth of them, \"p99\" a hundredth (max_extra_load caps it either way). Only "
+   "requests that may be retried at all are hedged (safe methods, or POST and PATCH with the idempotency header, "
+   "a body within max_buffered_body); the first response that is not a retry_on condition wins and the other "
+   "attempts are cancelled.",
+   "delay = \"p99\""},
+  {S::kHedge, "max_attempts", K::kInteger, kAtAllLevels, 2, 5, false, {},
+   "Attempts of one request in flight at once, the first included",
+   "2 sends at most one hedge. More cuts the tail further when several upstreams are slow at once, at the price "
+   "of more load on all of them.",
+   "max_attempts = 3"},
+  {S::kHedge, "max_extra_load", K::kNumber, kAtAllLevels, 0, 1, false, {},
+   "Hedges are sent for at most this fraction of the route's requests",
+   "The extra upstream load hedging may cost: 0.05 is at most 5% more requests. Hedges also spend retry budget, "
+   "and none starts beyond the budget or the deadline.",
+   "max_extra_load = 0.1"},
+
+  // ---------------------------------------------------------------- outlier
+  {S::kOutlier, "consecutive_failures", K::kInteger, kAtAllLevels, 0, 1000, false, {},
+   "Failures in a row from one address that eject it; 0 = no ejection",
+   "A connect-failure, reset or 5xx counts; any other response resets the count. Lower reacts faster to a bad "
+   "address and ejects healthy ones on a short burst of errors more often.",
+   "consecutive_failures = 3"},
+  {S::kOutlier, "ejection", K::kDuration, kAtAllLevels, 1, kDayUs, false, {},
+   "How long an address's first ejection lasts",
+   "Each later ejection of the same address doubles it, up to max_ejection. Must not be more than the effective "
+   "max_ejection.",
+   "ejection = \"10s\""},
+  {S::kOutlier, "max_ejection", K::kDuration, kAtAllLevels, 1, kDayUs, false, {},
+   "The longest an ejection lasts, however often the address was ejected",
+   "Must not be less than the effective ejection.",
+   "max_ejection = \"1m\""},
+  {S::kOutlier, "max_ejected", K::kNumber, kAtAllLevels, 0, 1, false, {},
+   "Never eject more than this fraction of a name's addresses",
+   "The guard against ejecting everything when the fault is not the addresses' (a bad deploy, the caller's own "
+   "requests): 0.5 keeps at least half of the addresses in use. 0 never ejects.",
+   "max_ejected = 0.3"},
 
   // ---------------------------------------------------------------- service
   {S::kService, "name", K::kString, 0, 1, 128, true, kServiceNamePattern,
@@ -222,8 +284,9 @@ constexpr RetryOnHelp kRetryOnHelp[] = {
 
 constexpr CheckOnlyRule kCheckOnlyRules[] = {
     {"Duration limits: the schema checks a duration's spelling, not its value (connect_timeout and idle_timeout "
-     "more than 0s; timeouts at most 24h; backoffs, retry_after_max, grpc_timeout_offset and min_attempt_budget at "
-     "most 1h; window 1s to 1h).",
+     "more than 0s; timeouts at most 24h; backoffs, retry_after_max, grpc_timeout_offset, min_attempt_budget and "
+     "hedge.delay at most 1h; window 1s to 1h; outlier.ejection and outlier.max_ejection more than 0s, at most "
+     "24h).",
      "[defaults]\nrequest_timeout = \"25h\"\n"},
     {"Duration spelling beyond the pattern: units in decreasing order, each at most once, a whole number of "
      "microseconds.",
@@ -232,6 +295,12 @@ constexpr CheckOnlyRule kCheckOnlyRules[] = {
      "[defaults.retry]\nmax_buffered_body = \"65MiB\"\n"},
     {"backoff_base is at most backoff_max, compared on the effective values of each level.",
      "[defaults.retry]\nbackoff_base = \"1s\"\n"},
+    {"outlier.ejection is at most outlier.max_ejection, compared on the effective values of each level.",
+     "[defaults.outlier]\nejection = \"10m\"\n"},
+    {"A hedge delay on a route whose methods can never be retried (only POST, PATCH or CONNECT, with an empty "
+     "idempotency_header, on a path route) is an error: nothing there could be hedged.",
+     "[[service]]\nname = \"orders\"\nhosts = [\"orders\"]\n\n  [[service.route]]\n  path_prefix = \"/\"\n"
+     "  methods = [\"POST\"]\n  retry = { idempotency_header = \"\" }\n  hedge = { delay = \"50ms\" }\n"},
     {"Service names are unique (without regard to case: they label metrics).",
      "[[service]]\nname = \"orders\"\nhosts = [\"a\"]\n\n[[service]]\nname = \"orders\"\nhosts = [\"b\"]\n"},
     {"A (host, port) pair belongs to one service only.",
@@ -289,6 +358,19 @@ std::span<const RetryOnHelp> retryOnHelp() { return kRetryOnHelp; }
 
 std::span<const CheckOnlyRule> checkOnlyRules() { return kCheckOnlyRules; }
 
+std::span<const Section> subTableSections() {
+  static constexpr Section kSubTables[] = {Section::kRetry, Section::kBudget, Section::kDeadline, Section::kHedge,
+                                           Section::kOutlier};
+  return kSubTables;
+}
+
+bool isSubTable(Section section) {
+  for (Section s : subTableSections()) {
+    if (s == section) return true;
+  }
+  return false;
+}
+
 std::string_view sectionName(Section section) {
   switch (section) {
     case Section::kRoot: return "";
@@ -296,6 +378,8 @@ std::string_view sectionName(Section section) {
     case Section::kRetry: return "retry";
     case Section::kBudget: return "budget";
     case Section::kDeadline: return "deadline";
+    case Section::kHedge: return "hedge";
+    case Section::kOutlier: return "outlier";
     case Section::kService: return "service";
     case Section::kRoute: return "route";
   }

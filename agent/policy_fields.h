@@ -26,6 +26,8 @@ enum class Section : uint8_t {
   kRetry,     // the retry table of a policy level
   kBudget,    // the budget table of a policy level
   kDeadline,  // the deadline table of a policy level
+  kHedge,     // the hedge table of a policy level
+  kOutlier,   // the outlier table of a policy level
   kService,   // a [[service]]'s own fields (not inherited)
   kRoute,     // a [[service.route]]'s own fields (not inherited)
 };
@@ -43,6 +45,7 @@ enum class FieldKind : uint8_t {
   kStringList,   // a non-empty array of distinct strings
   kRetryOn,      // condition names, status codes, gRPC status names
   kMethods,      // a non-empty array of distinct upper-case HTTP methods
+  kHedgeDelay,   // a duration (min..max microseconds) or a quantile name ("p99")
 };
 
 // Where a policy field may be set (bits). Fields of kService and kRoute
@@ -58,7 +61,7 @@ struct FieldSpec {
   Section section;
   std::string_view name;
   FieldKind kind;
-  uint8_t levels = 0;          // LevelBits, for kPolicy/kRetry/kBudget/kDeadline fields
+  uint8_t levels = 0;          // LevelBits, for kPolicy and sub-table fields
   int64_t min = 0;             // kInteger, kNumber, kDuration (us), kSize (bytes);
   int64_t max = 0;             //   kString: length limits (0 = none)
   bool required = false;       // kService/kRoute: the table must have it
@@ -104,7 +107,13 @@ struct CheckOnlyRule {
 std::span<const CheckOnlyRule> checkOnlyRules();
 
 // The canonical spelling of a section in documents: "[defaults.retry]" style
-// names without brackets: "", "retry", "budget", "deadline", "service", "route".
+// names without brackets: "", "retry", "budget", "deadline", "hedge", "outlier",
+// "service", "route".
 std::string_view sectionName(Section section);
+
+// The sub-tables of a policy level, in document order: retry, budget,
+// deadline, hedge, outlier. True for the sections they hold.
+std::span<const Section> subTableSections();
+bool isSubTable(Section section);
 
 }  // namespace mulligan::agent

@@ -50,6 +50,23 @@ bool parseMethod(std::string_view s, Method* out) {
   return false;
 }
 
+std::string_view quantileName(uint32_t permille) {
+  for (size_t i = 0; i < std::size(kQuantilePermille); ++i) {
+    if (kQuantilePermille[i] == permille) return kQuantileNames[i];
+  }
+  return {};
+}
+
+bool parseQuantile(std::string_view s, uint16_t* permille) {
+  for (size_t i = 0; i < std::size(kQuantileNames); ++i) {
+    if (kQuantileNames[i] == s) {
+      *permille = kQuantilePermille[i];
+      return true;
+    }
+  }
+  return false;
+}
+
 bool RetryPolicy::retriesStatus(int code) const {
   if (code >= 500 && code <= 599 && has(RetryCondition::k5xx)) return true;
   if ((code == 502 || code == 503 || code == 504) && has(RetryCondition::kGatewayError)) return true;

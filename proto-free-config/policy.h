@@ -142,6 +142,16 @@ struct HedgePolicy {
 
 // The largest hedge.max_attempts the policy accepts (and ProxyStream holds).
 constexpr uint32_t kMaxHedgeAttempts = 5;
+constexpr uint32_t kMinHedgeAttempts = 2;
+
+// The quantiles a hedge delay may name, as permille: 900, 950, 990, 999.
+// quantileName(990) = "p99", quantileName(999) = "p99.9"; "" for any other.
+std::string_view quantileName(uint32_t permille);
+// "p90", "p95", "p99", "p99.9" -> 900, 950, 990, 999; false for anything else.
+bool parseQuantile(std::string_view s, uint16_t* permille);
+// The names, in increasing order, for messages and documents.
+constexpr std::string_view kQuantileNames[] = {"p90", "p95", "p99", "p99.9"};
+constexpr uint16_t kQuantilePermille[] = {900, 950, 990, 999};
 
 // [defaults.outlier]: passive ejection of one address of a name with several.
 struct OutlierPolicy {

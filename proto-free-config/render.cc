@@ -134,6 +134,15 @@ std::string quotedList(const std::vector<std::string>& items) {
 const char* boolText(bool b) { return b ? "true" : "false"; }
 std::string durationText(int64_t us) { return quote(formatDuration(us)); }
 
+// hedge.delay as the policy writes it: a quantile name or a duration. A
+// permille no name exists for (a corrupt table) shows as "p<permille>/1000"
+// rather than as a delay it is not.
+std::string hedgeDelay(const HedgePolicy& h) {
+  if (h.delay_quantile_permille == 0) return formatDuration(h.delay_us);
+  std::string_view name = quantileName(h.delay_quantile_permille);
+  return name.empty() ? "p" + std::to_string(h.delay_quantile_permille) + "/1000" : std::string(name);
+}
+
 std::string matchKey(MatchKind k) {
   switch (k) {
     case MatchKind::kPathPrefix:
@@ -203,6 +212,7 @@ void tomlPolicy(TomlWriter& w, const EffectivePolicy& p, const std::string& pref
   w.field("retry_after_max", durationText(r.retry_after_max_us));
   w.field("idempotency_header", quote(r.idempotencyHeader()));
   w.field("max_buffered_body", quote(formatSize(r.max_buffered_body)));
+  w.field("fresh_connection", boolText(r.fresh_connection));
 
   if (!route_level) {
     w.header("[" + prefix + ".budget]");
@@ -216,6 +226,17 @@ void tomlPolicy(TomlWriter& w, const EffectivePolicy& p, const std::string& pref
   w.field("accept_inbound", boolText(p.deadline.accept_inbound));
   w.field("grpc_timeout_offset", durationText(p.deadline.grpc_timeout_offset_us));
   w.field("min_attempt_budget", durationText(p.deadline.min_attempt_budget_us));
+
+  w.header("[" + prefix + ".hedge]");
+  w.field("delay", quote(hedgeDelay(p.hedge)));
+  w.field("max_attempts", std::to_string(p.hedge.max_attempts));
+  w.field("max_extra_load", tomlFloat(p.hedge.max_extra_load));
+
+  w.header("[" + prefix + ".outlier]");
+  w.field("consecutive_failures", std::to_string(p.outlier.consecutive_failures));
+  w.field("ejection", durationText(p.outlier.ejection_us));
+  w.field("max_ejection", durationText(p.outlier.max_ejection_us));
+  w.field("max_ejected", tomlFloat(p.outlier.max_ejected));
 }
 
 // ------------------------------------------------------------------ JSON --
@@ -326,6 +347,8 @@ void jsonPolicyFields(JsonWriter& w, const EffectivePolicy& p, bool route_level)
   w.string(r.idempotencyHeader());
   w.key("max_buffered_body");
   w.string(formatSize(r.max_buffered_body));
+  w.key("fresh_connection");
+  w.boolean(r.fresh_connection);
   w.endObject();
 
   if (!route_level) {
@@ -350,6 +373,28 @@ void jsonPolicyFields(JsonWriter& w, const EffectivePolicy& p, bool route_level)
   w.string(formatDuration(p.deadline.grpc_timeout_offset_us));
   w.key("min_attempt_budget");
   w.string(formatDuration(p.deadline.min_attempt_budget_us));
+  w.endObject();
+
+  w.key("hedge");
+  w.beginObject();
+  w.key("delay");
+  w.string(hedgeDelay(p.hedge));
+  w.key("max_attempts");
+  w.number(uint64_t{p.hedge.max_attempts});
+  w.key("max_extra_load");
+  w.raw(jsonNumber(p.hedge.max_extra_load));
+  w.endObject();
+
+  w.key("outlier");
+  w.beginObject();
+  w.key("consecutive_failures");
+  w.number(uint64_t{p.outlier.consecutive_failures});
+  w.key("ejection");
+  w.string(formatDuration(p.outlier.ejection_us));
+  w.key("max_ejection");
+  w.string(formatDuration(p.outlier.max_ejection_us));
+  w.key("max_ejected");
+  w.raw(jsonNumber(p.outlier.max_ejected));
   w.endObject();
 }
 

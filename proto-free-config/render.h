@@ -38,7 +38,7 @@ std::string renderJson(const TableModel& model, uint64_t generation);
 // One effective policy as a compact JSON object with every field:
 //   {"connect_timeout":"1s","request_timeout":"15s","idle_timeout":"1m",
 //    "read_timeout":"0s","retry":{"retry_on":[...],...},"budget":{...},
-//    "deadline":{...}}
+//    "deadline":{...},"hedge":{"delay":"0s"|"p99",...},"outlier":{...}}
 std::string policyToJson(const EffectivePolicy& policy);
 
 // The retry_on list in canonical spelling and order: named conditions, then

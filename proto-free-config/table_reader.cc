@@ -12,6 +12,7 @@ namespace {
 constexpr int64_t kMaxDurationUs = int64_t{24} * 3600 * 1000 * 1000;  // the agent's own limit
 constexpr uint32_t kMaxRetries = 25;
 constexpr uint64_t kMaxBufferedBody = uint64_t{64} << 20;
+constexpr uint32_t kMaxConsecutiveFailures = 1000;  // the agent's own limit
 
 // Checks that `s` holds `count` elements of `elem` bytes inside [header, size)
 // at an offset aligned to `align`. All arithmetic in 64 bits: no overflow.
@@ -21,6 +22,31 @@ bool sectionOk(const Section& s, size_t size, size_t elem, size_t align) {
 }
 
 bool durationOk(int64_t us) { return us >= 0 && us <= kMaxDurationUs; }
+// A fraction in [0, 1]; NaN fails too.
+bool fractionOk(double v) { return std::isfinite(v) && v >= 0 && v <= 1; }
+
+// Issue 19's fields: the hedging engine sizes arrays by max_attempts and
+// the estimator answers only the quantiles it tracks, so both are refused
+// outside what the agent can produce.
+std::string hedgeOutlierProblem(const EffectivePolicy& p) {
+  const HedgePolicy& h = p.hedge;
+  if (!durationOk(h.delay_us)) return "hedge delay out of range";
+  if (h.delay_quantile_permille != 0 && quantileName(h.delay_quantile_permille).empty()) {
+    return "unknown hedge quantile";
+  }
+  if (h.delay_quantile_permille != 0 && h.delay_us != 0) return "hedge delay both fixed and a quantile";
+  if (h.max_attempts < kMinHedgeAttempts || h.max_attempts > kMaxHedgeAttempts) {
+    return "hedge max_attempts out of range";
+  }
+  if (!fractionOk(h.max_extra_load)) return "hedge max_extra_load out of range";
+  const OutlierPolicy& o = p.outlier;
+  if (o.consecutive_failures > kMaxConsecutiveFailures) return "outlier consecutive_failures out of range";
+  if (!durationOk(o.ejection_us) || !durationOk(o.max_ejection_us) || o.ejection_us > o.max_ejection_us) {
+    return "outlier durations out of range";
+  }
+  if (!fractionOk(o.max_ejected)) return "outlier max_ejected out of range";
+  return {};
+}
 
 std::string policyProblem(const EffectivePolicy& p) {
   if (!durationOk(p.connect_timeout_us) || !durationOk(p.request_timeout_us) || !durationOk(p.idle_timeout_us) ||
@@ -38,6 +64,7 @@ std::string policyProblem(const EffectivePolicy& p) {
   }
   if (r.num_retries > kMaxRetries) return "num_retries out of range";
   if (r.retry_after > 1) return "retry_after not a boolean";
+  if (r.fresh_connection > 1) return "fresh_connection not a boolean";
   if (!durationOk(r.per_try_timeout_us) || !durationOk(r.backoff_base_us) || !durationOk(r.backoff_max_us) ||
       !durationOk(r.retry_after_max_us) || r.backoff_base_us > r.backoff_max_us) {
     return "retry durations out of range";
@@ -54,7 +81,7 @@ std::string policyProblem(const EffectivePolicy& p) {
   if (!durationOk(d.grpc_timeout_offset_us) || !durationOk(d.min_attempt_budget_us)) {
     return "deadline durations out of range";
   }
-  return {};
+  return hedgeOutlierProblem(p);
 }
 
 }  // namespace

@@ -447,6 +447,58 @@ class ConfigTest(Stack):
         self.assertTrue(config["last_refused"]["after_enforced"])
 
 
+HEDGE_POLICY = """version = 1
+[defaults.hedge]
+max_extra_load = 0.1
+
+[[service]]
+name = "tail"
+hosts = ["tail"]
+upstream = "127.0.0.1:{port}"
+retry.fresh_connection = false
+hedge = {{ delay = "p99", max_attempts = 3 }}
+outlier = {{ consecutive_failures = 2, ejection = "10s", max_ejection = "1m", max_ejected = 0.25 }}
+
+  [[service.route]]
+  path_prefix = "/fixed/"
+  hedge.delay = "20ms"
+"""
+
+
+class PolicyFieldsShownTest(Stack):
+    """Issue 19's policy fields (retry.fresh_connection, hedge, outlier) as
+    /config and /explain show them, equal to `mulligan-agent dump`."""
+
+    def test_config_and_explain_show_hedge_outlier_and_fresh_connection(self):
+        port, _ = self.start_upstream()
+        self.publish(HEDGE_POLICY.format(port=port))
+        self.start_sidecar()
+        config = wait_for(lambda: (lambda c: c if c["enforced"] else None)(get_json(self.admin_port, "/config")),
+                          what="config enforced")
+        dump = self.run_cmd(binary("mulligan-agent"), "dump", "--shm", self.shm, "--format", "json")
+        self.assertEqual(config["table"], json.loads(dump.stdout))
+        self.assertEqual(config["table"]["defaults"]["hedge"], {"delay": "0s", "max_attempts": 2, "max_extra_load": 0.1})
+        self.assertEqual(config["table"]["defaults"]["retry"]["fresh_connection"], True)
+        tail = config["table"]["services"][0]
+        self.assertEqual(tail["retry"]["fresh_connection"], False)
+        self.assertEqual(tail["hedge"], {"delay": "p99", "max_attempts": 3, "max_extra_load": 0.1})
+        self.assertEqual(tail["outlier"], {"consecutive_failures": 2, "ejection": "10s", "max_ejection": "1m",
+                                           "max_ejected": 0.25})
+        self.assertEqual(tail["routes"][0]["hedge"], {"delay": "20ms", "max_attempts": 3, "max_extra_load": 0.1})
+        self.assertEqual(tail["routes"][0]["outlier"], tail["outlier"])
+
+        explain = get_json(self.admin_port, "/explain?host=tail&path=/fixed/a")
+        self.assertEqual(explain["route"]["ordinal"], 0)
+        self.assertEqual(explain["policy"]["hedge"]["delay"], "20ms")
+        self.assertEqual(explain["policy"]["retry"]["fresh_connection"], False)
+        self.assertEqual(explain["policy"]["outlier"]["max_ejected"], 0.25)
+        explain = get_json(self.admin_port, "/explain?host=tail&path=/other")
+        self.assertEqual(explain["policy"]["hedge"]["delay"], "p99")
+        explain = get_json(self.admin_port, "/explain?host=elsewhere&path=/")
+        self.assertEqual(explain["policy"]["hedge"], config["table"]["defaults"]["hedge"])
+        self.assertEqual(explain["policy"]["outlier"]["consecutive_failures"], 5)
+
+
 class PageTest(Stack):
     """GET / in a real browser: Debian's chromium, headless."""
 

@@ -41,6 +41,59 @@ port = 70000
 """
 
 
+# Issue 19's check-only mistakes, one per line (line numbers matter).
+HEDGE_BROKEN = """version = 1
+[defaults.hedge]
+delay = "p98"
+max_attempts = 6
+max_extra_load = 1.5
+
+[defaults.outlier]
+consecutive_failures = 100000
+ejection = "10m"
+max_ejected = "half"
+
+[[service]]
+name = "orders"
+hosts = ["orders"]
+
+  [[service.route]]
+  path_prefix = "/upload"
+  methods = ["POST", "CONNECT"]
+  retry = { idempotency_header = "" }
+  hedge = { delay = "50ms" }
+
+  [[service.route]]
+  path_prefix = "/tunnel"
+  hedge = { delay = "p99" }
+  methods = ["CONNECT"]
+"""
+
+HEDGE_GOOD = """version = 1
+[defaults.hedge]
+delay = "p99"
+
+[[service]]
+name = "orders"
+hosts = ["orders"]
+
+  [[service.route]]
+  path_prefix = "/upload"
+  methods = ["POST"]
+  hedge = { delay = "50ms" }
+
+  [[service.route]]
+  grpc = "shop.Orders"
+  methods = ["POST"]
+  retry = { idempotency_header = "", retry_on = ["unavailable"] }
+  hedge.delay = "p95"
+
+  [[service.route]]
+  path_prefix = "/"
+  methods = ["POST"]
+  retry = { idempotency_header = "" }
+"""
+
 def good(timeout="5s"):
     return GOOD.replace("{TIMEOUT}", timeout)
 
@@ -75,6 +128,31 @@ class AgentCliTest(Case):
         self.assertTrue(any(l.startswith(f"{p}:6:1:") and '"num_retry"' in l and '"num_retries"' in l for l in lines),
                         lines)
         self.assertTrue(any(l.startswith(f"{p}:11:8:") and "port" in l for l in lines), lines)
+
+    def test_check_reports_hedge_and_outlier_mistakes_with_file_line_col(self):
+        p = self.write("policy.toml", HEDGE_BROKEN)
+        r = self.run_cmd(self.agent, "check", "--policy", p)
+        self.assertEqual(r.returncode, 1)
+        lines = [l[len(p) + 1:] for l in r.stderr.splitlines() if l.startswith(p + ":") and l[len(p) + 1].isdigit()]
+        self.assertEqual(lines, [
+            '3:9: delay: "p98" is not a quantile Mulligan tracks (the quantiles are "p90", "p95", "p99", "p99.9")',
+            '4:16: max_attempts: 6 is out of range (2..5)',
+            '5:18: max_extra_load: 1.5 is out of range (0..1, e.g. 0.05)',
+            '8:24: consecutive_failures: 100000 is out of range (0..1000)',
+            '9:12: ejection: "10m" is more than max_ejection (5m)',
+            '10:15: max_ejected: "half" is not a number (e.g. 0.5)',
+            '20:21: delay: no request of this route can be hedged: its methods (POST, CONNECT) are never retried '
+            'while idempotency_header is "" (set one, or leave the delay out)',
+            '24:21: delay: no request of this route can be hedged: its methods (CONNECT) are never retried '
+            '(leave the delay out)',
+        ], r.stderr)
+
+    def test_check_accepts_hedging_wherever_a_request_could_be_retried(self):
+        # POST with an idempotency header, a gRPC route (POST only), and a
+        # POST route under a hedge delay it inherits: all fine.
+        p = self.write("policy.toml", HEDGE_GOOD)
+        r = self.run_cmd(self.agent, "check", "--policy", p)
+        self.assertEqual(r.returncode, 0, r.stderr)
 
     def test_check_missing_file_and_usage_errors(self):
         r = self.run_cmd(self.agent, "check", "--policy", self.path("absent.toml"))

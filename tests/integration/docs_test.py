@@ -298,6 +298,15 @@ INVALID = {
                          'methods = ["get"]\n',
     "empty methods": '[[service]]\nname = "a"\nhosts = ["a"]\n[[service.route]]\npath_prefix = "/"\nmethods = []\n',
     "service as a table": '[service]\nname = "a"\nhosts = ["a"]\n',
+    "fresh_connection not boolean": "[defaults.retry]\nfresh_connection = 1\n",
+    "hedge quantile that does not exist": '[defaults.hedge]\ndelay = "p98"\n',
+    "hedge delay in words": '[defaults.hedge]\ndelay = "soon"\n',
+    "hedge max_attempts above 5": "[defaults.hedge]\nmax_attempts = 6\n",
+    "hedge max_attempts 1": "[defaults.hedge]\nmax_attempts = 1\n",
+    "hedge max_extra_load above 1": "[defaults.hedge]\nmax_extra_load = 1.5\n",
+    "outlier max_ejected a string": '[defaults.outlier]\nmax_ejected = "half"\n',
+    "outlier consecutive_failures absurd": "[defaults.outlier]\nconsecutive_failures = 100000\n",
+    "hedge field in outlier": '[defaults.outlier]\ndelay = "p99"\n',
 }
 
 

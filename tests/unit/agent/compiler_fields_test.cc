@@ -45,7 +45,7 @@ using Getter = std::string (*)(const pfc::EffectivePolicy&);
 // One schema field: where it lives, three distinct good values (set in
 // [defaults], on a service and on a route) and what each reads back as.
 struct Field {
-  const char* table;  // "" for the policy level itself, else "retry", "budget", "deadline"
+  const char* table;  // "" for the policy level itself, else "retry", "budget", "deadline", "hedge", "outlier"
   const char* key;
   const char* defaults_value;
   const char* service_value;
@@ -105,6 +105,31 @@ const Field kFields[] = {
      [](const pfc::EffectivePolicy& p) { return us(p.deadline.grpc_timeout_offset_us); }, "5000", "1000000", "0", true},
     {"deadline", "min_attempt_budget", "\"1ms\"", "\"0s\"", "\"20ms\"",
      [](const pfc::EffectivePolicy& p) { return us(p.deadline.min_attempt_budget_us); }, "1000", "0", "20000", true},
+    // Issue 19.
+    {"retry", "fresh_connection", "false", "true", "false",
+     [](const pfc::EffectivePolicy& p) { return std::to_string(p.retry.fresh_connection); }, "0", "1", "0", true},
+    {"hedge", "delay", "\"p99\"", "\"50ms\"", "\"p99.9\"",
+     [](const pfc::EffectivePolicy& p) {
+       return us(p.hedge.delay_us) + "/" + std::to_string(p.hedge.delay_quantile_permille);
+     },
+     "0/990", "50000/0", "0/999", true},
+    {"hedge", "max_attempts", "3", "5", "4",
+     [](const pfc::EffectivePolicy& p) { return std::to_string(p.hedge.max_attempts); }, "3", "5", "4", true},
+    {"hedge", "max_extra_load", "0.1", "1", "0",
+     [](const pfc::EffectivePolicy& p) { return std::to_string(p.hedge.max_extra_load); }, "0.100000", "1.000000",
+     "0.000000", true},
+    {"outlier", "consecutive_failures", "3", "0", "1000",
+     [](const pfc::EffectivePolicy& p) { return std::to_string(p.outlier.consecutive_failures); }, "3", "0", "1000",
+     true},
+    {"outlier", "ejection", "\"10s\"", "\"1m\"", "\"5m\"",
+     [](const pfc::EffectivePolicy& p) { return us(p.outlier.ejection_us); }, "10000000", "60000000", "300000000",
+     true},
+    {"outlier", "max_ejection", "\"10m\"", "\"1h\"", "\"30s\"",
+     [](const pfc::EffectivePolicy& p) { return us(p.outlier.max_ejection_us); }, "600000000", "3600000000",
+     "30000000", true},
+    {"outlier", "max_ejected", "0.3", "1", "0",
+     [](const pfc::EffectivePolicy& p) { return std::to_string(p.outlier.max_ejected); }, "0.300000", "1.000000",
+     "0.000000", true},
 };
 
 enum class Form {
@@ -287,6 +312,7 @@ std::vector<BadValue> badValues() {
   }
   duration("budget", "window", false);
   for (const char* key : {"grpc_timeout_offset", "min_attempt_budget"}) duration("deadline", key, true);
+  for (const char* key : {"ejection", "max_ejection"}) duration("outlier", key, true);
 
   // Limits.
   for (const char* key : {"connect_timeout", "request_timeout", "read_timeout"}) {
@@ -336,6 +362,42 @@ std::vector<BadValue> badValues() {
   v.push_back({"budget", "retry_ratio", "\"0.2\"", "\"0.2\" is not a number (e.g. 0.2)", false});
   v.push_back({"budget", "min_retries_per_second", "-1", "-1 is out of range (0..1000000)", false});
   v.push_back({"budget", "min_retries_per_second", "1.5", "1.5 is not an integer", false});
+
+  // Issue 19: fresh_connection, hedge, outlier.
+  v.push_back({"retry", "fresh_connection", "\"yes\"", "\"yes\" is not a boolean (use true or false)"});
+  v.push_back({"retry", "fresh_connection", "0", "0 is not a boolean (use true or false)"});
+  const char* kQuantiles = "(the quantiles are \"p90\", \"p95\", \"p99\", \"p99.9\")";
+  static const std::string kP98 = std::string("\"p98\" is not a quantile Mulligan tracks ") + kQuantiles;
+  static const std::string kP999 = std::string("\"p99.99\" is not a quantile Mulligan tracks ") + kQuantiles;
+  v.push_back({"hedge", "delay", "\"p98\"", kP98.c_str()});
+  v.push_back({"hedge", "delay", "\"p99.99\"", kP999.c_str()});
+  v.push_back({"hedge", "delay", "\"P99\"", "\"P99\" is not a quantile Mulligan tracks (did you mean \"p99\"?)"});
+  static const std::string kNotDelay =
+      std::string(" is not a duration or a quantile (use e.g. \"50ms\", or one of \"p90\", \"p95\", \"p99\", "
+                  "\"p99.9\"; \"0s\" = no hedging)");
+  static const std::string kSoon = "\"soon\"" + kNotDelay;
+  static const std::string kFive = "5" + kNotDelay;
+  static const std::string kPct = "\"99%\"" + kNotDelay;
+  v.push_back({"hedge", "delay", "\"soon\"", kSoon.c_str()});
+  v.push_back({"hedge", "delay", "5", kFive.c_str()});
+  v.push_back({"hedge", "delay", "\"99%\"", kPct.c_str()});
+  v.push_back({"hedge", "delay", "\"-5ms\"", "\"-5ms\" is negative (\"0s\" turns hedging off)"});
+  v.push_back({"hedge", "delay", "\"2h\"", "\"2h\" is too long (at most 1h)"});
+  v.push_back({"hedge", "max_attempts", "1", "1 is out of range (2..5)"});
+  v.push_back({"hedge", "max_attempts", "6", "6 is out of range (2..5)"});
+  v.push_back({"hedge", "max_attempts", "\"3\"", "\"3\" is not an integer"});
+  v.push_back({"hedge", "max_extra_load", "1.5", "1.5 is out of range (0..1, e.g. 0.05)"});
+  v.push_back({"hedge", "max_extra_load", "-0.01", "-0.01 is out of range (0..1, e.g. 0.05)"});
+  v.push_back({"hedge", "max_extra_load", "nan", "nan is out of range (0..1, e.g. 0.05)"});
+  v.push_back({"hedge", "max_extra_load", "\"5%\"", "\"5%\" is not a number (e.g. 0.05)"});
+  v.push_back({"outlier", "consecutive_failures", "1001", "1001 is out of range (0..1000)"});
+  v.push_back({"outlier", "consecutive_failures", "-1", "-1 is out of range (0..1000)"});
+  v.push_back({"outlier", "consecutive_failures", "2.5", "2.5 is not an integer"});
+  v.push_back({"outlier", "ejection", "\"0s\"", "\"0s\" must be more than 0s"});
+  v.push_back({"outlier", "max_ejection", "\"25h\"", "\"25h\" is too long (at most 24h)"});
+  v.push_back({"outlier", "max_ejected", "2", "2 is out of range (0..1, e.g. 0.5)"});
+  v.push_back({"outlier", "max_ejected", "inf", "inf is out of range (0..1, e.g. 0.5)"});
+  v.push_back({"outlier", "max_ejected", "true", "true is not a number (e.g. 0.5)"});
   return v;
 }
 
@@ -421,6 +483,45 @@ TEST(CompilerFieldsTest, BackoffBaseAboveMaxIsCheckedOnEffectiveValuesWhereSet) 
   EXPECT_EQ(m.services[0].routes[0].policy.retry.backoff_base_us, 2000000);
   EXPECT_EQ(m.services[0].routes[0].policy.retry.backoff_max_us, 5000000);
   EXPECT_EQ(m.services[0].routes[1].policy.retry.backoff_base_us, 5000000);
+}
+
+TEST(CompilerFieldsTest, EjectionAboveMaxEjectionIsCheckedOnEffectiveValuesWhereSet) {
+  const std::string svc = "[[service]]\nname = \"s\"\nhosts = [\"s\"]\n";
+  // Only ejection is raised, above the built-in max_ejection (5m).
+  EXPECT_EQ(oneError(svc + "outlier = { ejection = \"10m\" }\n"),
+            "policy.toml:4:24: ejection: \"10m\" is more than max_ejection (5m)");
+  // Only max_ejection is lowered, below the inherited ejection (30s).
+  EXPECT_EQ(oneError("[defaults.outlier]\nmax_ejection = \"10s\"\n"),
+            "policy.toml:2:16: max_ejection: \"10s\" is less than ejection (30s)");
+  // Both on a route: reported at ejection.
+  EXPECT_EQ(oneError(svc + "[[service.route]]\npath_prefix = \"/\"\n"
+                           "outlier = { max_ejection = \"1m\", ejection = \"2m\" }\n"),
+            "policy.toml:6:45: ejection: \"2m\" is more than max_ejection (1m)");
+  pfc::TableModel m = compileOk(svc + "outlier = { max_ejection = \"1h\" }\n[[service.route]]\npath_prefix = \"/\"\n"
+                                      "outlier = { ejection = \"1h\" }\n");
+  EXPECT_EQ(m.services[0].routes[0].policy.outlier.ejection_us, int64_t{3600} * 1000000);
+}
+
+TEST(CompilerFieldsTest, HedgeDelayIsADurationOrAQuantileAndZeroTurnsHedgingOff) {
+  pfc::TableModel m = compileOk(
+      "[defaults.hedge]\ndelay = \"p90\"\n"
+      "[[service]]\nname = \"s\"\nhosts = [\"s\"]\nhedge = { delay = \"1.5ms\" }\n"
+      "[[service.route]]\npath_prefix = \"/a\"\nhedge = { delay = \"0s\" }\n"
+      "[[service.route]]\npath_prefix = \"/b\"\nhedge = { delay = \"p95\" }\n"
+      "[[service.route]]\npath_prefix = \"/\"\nhedge = { max_attempts = 5 }\n");
+  EXPECT_EQ(m.defaults.hedge.delay_quantile_permille, 900);
+  EXPECT_EQ(m.defaults.hedge.delay_us, 0);
+  EXPECT_TRUE(m.defaults.hedge.enabled());
+  const pfc::ServiceModel& s = m.services[0];
+  // A fixed delay replaces an inherited quantile, and the other way round.
+  EXPECT_EQ(s.policy.hedge.delay_us, 1500);
+  EXPECT_EQ(s.policy.hedge.delay_quantile_permille, 0);
+  EXPECT_FALSE(s.routes[0].policy.hedge.enabled());
+  EXPECT_EQ(s.routes[1].policy.hedge.delay_us, 0);
+  EXPECT_EQ(s.routes[1].policy.hedge.delay_quantile_permille, 950);
+  EXPECT_EQ(s.routes[2].policy.hedge.delay_us, 1500);  // inherited from the service
+  EXPECT_EQ(s.routes[2].policy.hedge.max_attempts, 5u);
+  EXPECT_FALSE(pfc::builtinDefaults().hedge.enabled());
 }
 
 TEST(CompilerFieldsTest, BudgetRatioAcceptsFloatsAndIntegers) {

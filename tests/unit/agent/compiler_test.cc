@@ -106,12 +106,13 @@ retry = { num_retries = 3 }      # ... and any [defaults.retry|budget|deadline] 
   retry = { retry_on = ["5xx", "connect-failure"], num_retries = 3, per_try_timeout = "5s", backoff_base = "100ms", backoff_max = "1s" }
 )";
 
-void expectDesignExample(const pfc::TableModel& m) {
+// `services`: the example file adds services after the design's one.
+void expectDesignExample(const pfc::TableModel& m, size_t services = 1) {
   // Its [defaults] spell out the built-in values, exactly.
   pfc::EffectivePolicy builtin = pfc::builtinDefaults();
   EXPECT_TRUE(samePolicy(m.defaults, builtin));
 
-  ASSERT_EQ(m.services.size(), 1u);
+  ASSERT_EQ(m.services.size(), services);
   const pfc::ServiceModel& s = m.services[0];
   EXPECT_EQ(s.name, "orders");
   EXPECT_THAT(s.hosts, ElementsAre("orders", "orders.default.svc.cluster.local"));
@@ -165,8 +166,19 @@ TEST(CompilerTest, ExamplePolicyFileCompilesCleanlyToTheDesignExample) {
   std::string path = sourceDir() + "/examples/policy.toml";
   CompileResult r = compilePolicyFile(path);
   ASSERT_TRUE(r.ok()) << (r.errors.empty() ? "" : r.errors[0].format());
-  expectDesignExample(*r.model);
+  expectDesignExample(*r.model, 2);
   EXPECT_EQ(r.model->source_path, path);
+  // Its second service shows hedging and outlier ejection (issue 19).
+  const pfc::ServiceModel& search = r.model->services[1];
+  EXPECT_EQ(search.name, "search");
+  EXPECT_EQ(search.policy.hedge.delay_quantile_permille, 990);
+  EXPECT_EQ(search.policy.hedge.max_extra_load, 0.05);
+  EXPECT_EQ(search.policy.outlier.consecutive_failures, 3u);
+  EXPECT_EQ(search.policy.outlier.max_ejected, 0.33);
+  EXPECT_EQ(search.policy.outlier.ejection_us, 30 * kS);
+  ASSERT_EQ(search.routes.size(), 1u);
+  EXPECT_FALSE(search.routes[0].policy.hedge.enabled());
+  EXPECT_EQ(search.routes[0].policy.outlier.consecutive_failures, 3u);
 }
 
 // -------------------------------------------------------------- version --

@@ -44,8 +44,7 @@ std::string at(LevelBit level, Section section, const std::string& line) {
 }
 
 bool inherited(const FieldSpec& f) {
-  return f.section == Section::kPolicy || f.section == Section::kRetry || f.section == Section::kBudget ||
-         f.section == Section::kDeadline;
+  return f.section == Section::kPolicy || isSubTable(f.section);
 }
 
 TEST(PolicyFieldsTest, EveryInheritedFieldCompilesExactlyWhereItSaysItMayBeSet) {
@@ -62,7 +61,7 @@ TEST(PolicyFieldsTest, EveryInheritedFieldCompilesExactlyWhereItSaysItMayBeSet) 
       ++checked;
     }
   }
-  EXPECT_GE(checked, 3 * 20);
+  EXPECT_GE(checked, 3 * 30);
 }
 
 TEST(PolicyFieldsTest, ServiceRouteAndTopLevelExamplesCompile) {
@@ -108,6 +107,8 @@ TEST(PolicyFieldsTest, RequiredServiceFieldsAreRequired) {
 std::string companion(const FieldSpec& f) {
   if (f.name == "backoff_base") return "retry.backoff_max = \"1h\"\n";
   if (f.name == "backoff_max") return "retry.backoff_base = \"1us\"\n";
+  if (f.name == "ejection") return "outlier.max_ejection = \"24h\"\n";
+  if (f.name == "max_ejection") return "outlier.ejection = \"1us\"\n";
   return "";
 }
 
@@ -223,6 +224,26 @@ TEST(PolicyFieldsTest, SchemaIsJsonWithEveryFieldAndBuiltinDefaults) {
   EXPECT_EQ(defaults["connect_timeout"]["default"].str(), "1s");
   // Below [defaults] a left-out field is inherited, not the built-in value.
   EXPECT_TRUE(service["connect_timeout"]["default"].isNull());
+}
+
+// hedge.delay: the schema's quantile names are the ones the compiler and
+// the table accept (pfc::kQuantileNames), and nothing else.
+TEST(PolicyFieldsTest, HedgeDelayQuantilesAreTheSameInSchemaCompilerAndTable) {
+  std::string error;
+  auto schema = Json::parse(policySchemaJson(), &error);
+  ASSERT_TRUE(schema) << error;
+  const Json& delay = (*schema)["properties"]["defaults"]["properties"]["hedge"]["properties"]["delay"];
+  ASSERT_EQ(delay["anyOf"].items().size(), 2u);
+  std::vector<std::string> listed;
+  for (const Json& q : delay["anyOf"].items()[1]["enum"].items()) listed.push_back(q.str());
+  EXPECT_THAT(listed, ::testing::ElementsAre("p90", "p95", "p99", "p99.9"));
+  EXPECT_EQ(delay["default"].str(), "0s");
+  for (const std::string& q : listed) {
+    CompileResult r = compilePolicy("[defaults.hedge]\ndelay = \"" + q + "\"\n", "policy.toml");
+    ASSERT_TRUE(r.ok()) << q;
+    EXPECT_EQ(pfc::quantileName(r.model->defaults.hedge.delay_quantile_permille), q);
+  }
+  EXPECT_FALSE(compiles("[defaults.hedge]\ndelay = \"p50\"\n"));
 }
 
 TEST(PolicyFieldsTest, ReferenceNamesEveryFieldAndRetryOnName) {

@@ -177,7 +177,9 @@ std::string bigPolicy() {
       "[defaults.retry]\nretry_on = [\"5xx\", \"429\", 418, \"unavailable\", \"cancelled\", \"per-try-timeout\"]\n"
       "idempotency_header = \"\"\nmax_buffered_body = \"1536B\"\nbackoff_max = \"1h\"\nretry_after_max = \"0s\"\n"
       "[defaults.budget]\nretry_ratio = 0.3333333333333333\nmin_retries_per_second = 0\nwindow = \"59m59.999999s\"\n"
-      "[defaults.deadline]\npropagate = false\ngrpc_timeout_offset = \"1us\"\n";
+      "[defaults.deadline]\npropagate = false\ngrpc_timeout_offset = \"1us\"\n"
+      "[defaults.hedge]\ndelay = \"p99.9\"\nmax_extra_load = 0.015625\n"
+      "[defaults.outlier]\nconsecutive_failures = 0\nmax_ejected = 0.1\nejection = \"1.5s\"\n";
   const char* kMethods[] = {"[\"GET\"]", "[\"GET\", \"HEAD\"]", "[\"POST\", \"PATCH\", \"DELETE\"]"};
   for (int i = 0; i < 40; ++i) {
     std::string n = std::to_string(i);
@@ -190,6 +192,11 @@ std::string bigPolicy() {
     if (i % 4 == 0)
       t += "budget = { retry_ratio = " + std::to_string(i) + ".5e-2, window = \"" + std::to_string(i + 1) + "s\" }\n";
     if (i % 5 == 0) t += "idle_timeout = \"" + std::to_string(i + 1) + ".5s\"\n";
+    if (i % 3 == 1) {
+      t += "hedge = { delay = \"" + std::to_string(i + 1) + "ms\", max_attempts = " + std::to_string(2 + i % 4) +
+           " }\n";
+    }
+    if (i % 3 == 2) t += "hedge.delay = \"p90\"\n";
     t += "  [[service.route]]\n  grpc = \"pkg.S" + n +
          "/Get\"\n  retry = { retry_on = [\"deadline-exceeded\", "
          "\"resource-exhausted\", \"internal\"], per_try_timeout = \"250ms\" }\n";
@@ -197,10 +204,12 @@ std::string bigPolicy() {
          "\"\n  methods = [\"POST\"]\n  deadline = { min_attempt_budget = \"" + std::to_string(i) +
          "ms\", accept_inbound = false }\n";
     t += "  [[service.route]]\n  path_exact = \"/healthz\"\n  request_timeout = \"" + std::to_string(i + 1) +
-         "s\"\n  connect_timeout = \"" + std::to_string(i + 1) + "00us\"\n";
+         "s\"\n  connect_timeout = \"" + std::to_string(i + 1) + "00us\"\n" +
+         "  outlier = { max_ejection = \"" + std::to_string(i + 2) + "s\", consecutive_failures = " +
+         std::to_string(i) + " }\n";
     t += "  [[service.route]]\n  path_prefix = \"/api/v" + n + "/\"\n  methods = " + kMethods[i % 3] + "\n" +
          "  retry = { retry_on = [], idempotency_header = \"X-Key-" + n + "\", max_buffered_body = \"" +
-         std::to_string(i) + "KiB\" }\n";
+         std::to_string(i) + "KiB\", fresh_connection = " + (i % 2 ? "true" : "false") + " }\n";
     t += "  [[service.route]]\n  path_prefix = \"/\"\n  read_timeout = \"0s\"\n";
   }
   return t;
@@ -238,9 +247,11 @@ TEST(RenderTest, TomlDumpIsFullyExpandedAndReadable) {
   EXPECT_THAT(t, HasSubstr("# source checksum: 00000000deadbeef\n"));
   EXPECT_THAT(t, HasSubstr("# compiled: 2023-11-14T22:13:20Z\n"));
   EXPECT_THAT(t, HasSubstr("\nversion = 1\n"));
-  for (const char* header : {"[defaults]", "[defaults.retry]", "[defaults.budget]", "[defaults.deadline]",
-                             "[[service]]", "[service.retry]", "[service.budget]", "[service.deadline]",
-                             "  [[service.route]]", "  [service.route.retry]", "  [service.route.deadline]"}) {
+  for (const char* header :
+       {"[defaults]", "[defaults.retry]", "[defaults.budget]", "[defaults.deadline]", "[defaults.hedge]",
+        "[defaults.outlier]", "[[service]]", "[service.retry]", "[service.budget]", "[service.deadline]",
+        "[service.hedge]", "[service.outlier]", "  [[service.route]]", "  [service.route.retry]",
+        "  [service.route.deadline]", "  [service.route.hedge]", "  [service.route.outlier]"}) {
     EXPECT_THAT(t, HasSubstr("\n" + std::string(header) + "\n")) << header;
   }
   // Routes carry only what a route may set.
@@ -255,6 +266,41 @@ TEST(RenderTest, TomlDumpIsFullyExpandedAndReadable) {
   EXPECT_THAT(t, HasSubstr("  path_prefix = \"/api/\"\n  methods = [\"GET\"]\n  connect_timeout = \"1s\"\n  "
                            "request_timeout = \"7s\"\n"));
   EXPECT_THAT(t, HasSubstr("  num_retries = 3\n"));
+  // Issue 19's fields, with their built-in values, at every level.
+  EXPECT_THAT(t, HasSubstr("max_buffered_body = \"64KiB\"\nfresh_connection = true\n"));
+  EXPECT_THAT(t, HasSubstr("\n[defaults.hedge]\ndelay = \"0s\"\nmax_attempts = 2\nmax_extra_load = 0.05\n"));
+  EXPECT_THAT(t, HasSubstr("\n[defaults.outlier]\nconsecutive_failures = 5\nejection = \"30s\"\n"
+                           "max_ejection = \"5m\"\nmax_ejected = 0.5\n"));
+  EXPECT_THAT(t, HasSubstr("\n  [service.route.hedge]\n  delay = \"0s\"\n"));
+}
+
+TEST(RenderTest, HedgeOutlierAndFreshConnectionAreDumpedAsWritten) {
+  pfc::TableModel m = compileOk(
+      "[defaults.hedge]\ndelay = \"p99.9\"\nmax_extra_load = 0.1\n"
+      "[[service]]\nname = \"orders\"\nhosts = [\"orders\"]\n"
+      "retry.fresh_connection = false\nhedge = { delay = \"40ms\", max_attempts = 3 }\n"
+      "outlier = { consecutive_failures = 2, ejection = \"10s\", max_ejection = \"1m\", max_ejected = 0.25 }\n"
+      "[[service.route]]\npath_prefix = \"/q\"\nhedge.delay = \"p95\"\n");
+  std::string t = renderToml(m, 1);
+  EXPECT_THAT(t, HasSubstr("\n[defaults.hedge]\ndelay = \"p99.9\"\nmax_attempts = 2\nmax_extra_load = 0.1\n"));
+  EXPECT_THAT(t, HasSubstr("\n[service.retry]\n"));
+  EXPECT_THAT(t, HasSubstr("fresh_connection = false\n"));
+  EXPECT_THAT(t, HasSubstr("\n[service.hedge]\ndelay = \"40ms\"\nmax_attempts = 3\nmax_extra_load = 0.1\n"));
+  EXPECT_THAT(t, HasSubstr("\n[service.outlier]\nconsecutive_failures = 2\nejection = \"10s\"\n"
+                           "max_ejection = \"1m\"\nmax_ejected = 0.25\n"));
+  EXPECT_THAT(t, HasSubstr("\n  [service.route.hedge]\n  delay = \"p95\"\n  max_attempts = 3\n"));
+  std::string j = renderJson(m, 1);
+  EXPECT_TRUE(validJson(j));
+  EXPECT_THAT(j, HasSubstr("\"hedge\": {\n        \"delay\": \"40ms\",\n        \"max_attempts\": 3,\n"
+                           "        \"max_extra_load\": 0.1\n      }"));
+  EXPECT_THAT(j, HasSubstr("\"consecutive_failures\": 2,"));
+  EXPECT_THAT(j, HasSubstr("\"fresh_connection\": false"));
+  EXPECT_THAT(policyToJson(m.services[0].routes[0].policy),
+              HasSubstr("\"hedge\":{\"delay\":\"p95\",\"max_attempts\":3,\"max_extra_load\":0.1}"));
+  // A permille no quantile has (only from a corrupt table) is not shown as a delay.
+  pfc::EffectivePolicy bad = pfc::builtinDefaults();
+  bad.hedge.delay_quantile_permille = 980;
+  EXPECT_THAT(policyToJson(bad), HasSubstr("\"delay\":\"p980/1000\""));
 }
 
 TEST(RenderTest, HostileStringsCannotBreakTheTomlSyntax) {
@@ -330,10 +376,13 @@ TEST(RenderTest, PolicyToJsonIsOneCompactObjectWithEveryField) {
             "\"retry\":{\"retry_on\":[\"connect-failure\",\"reset\",\"refused-stream\",\"502\",\"503\",\"504\"],"
             "\"num_retries\":1,\"per_try_timeout\":\"0s\",\"backoff_base\":\"25ms\",\"backoff_max\":\"250ms\","
             "\"retry_after\":true,\"retry_after_max\":\"5s\",\"idempotency_header\":\"idempotency-key\","
-            "\"max_buffered_body\":\"64KiB\"},"
+            "\"max_buffered_body\":\"64KiB\",\"fresh_connection\":true},"
             "\"budget\":{\"retry_ratio\":0.2,\"min_retries_per_second\":10,\"window\":\"10s\"},"
             "\"deadline\":{\"propagate\":true,\"accept_inbound\":true,\"grpc_timeout_offset\":\"0s\","
-            "\"min_attempt_budget\":\"5ms\"}}");
+            "\"min_attempt_budget\":\"5ms\"},"
+            "\"hedge\":{\"delay\":\"0s\",\"max_attempts\":2,\"max_extra_load\":0.05},"
+            "\"outlier\":{\"consecutive_failures\":5,\"ejection\":\"30s\",\"max_ejection\":\"5m\","
+            "\"max_ejected\":0.5}}");
   pfc::TableModel m = compileOk(bigPolicy());
   for (const pfc::ServiceModel& s : m.services) {
     EXPECT_TRUE(validJson(policyToJson(s.policy)));

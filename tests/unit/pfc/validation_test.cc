@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "proto-free-config/checksum.h"
@@ -135,6 +136,80 @@ TEST(ValidationTest, IndicesAndStringsOutOfRangeAreRefused) {
               p[0].retry.status_bits[0] |= 1;  // "status 0"
             }),
             "policy 0: status code out of range");
+}
+
+// Issue 19's fields: each value the agent cannot produce is refused, with
+// the field named.
+TEST(ValidationTest, HedgeOutlierAndFreshConnectionOutOfRangeAreRefused) {
+  auto base = goodImage();
+  TableHeader h = headerOf(base);
+  auto mutate = [&](auto&& change) {
+    auto img = base;
+    auto* p = reinterpret_cast<EffectivePolicy*>(img.data() + h.policies.offset);
+    change(p[h.policies.count - 1]);
+    resum(img);
+    return refusal(img);
+  };
+  const std::string at = "policy " + std::to_string(h.policies.count - 1) + ": ";
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.retry.fresh_connection = 2; }), at + "fresh_connection not a boolean");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.hedge.max_attempts = 1; }), at + "hedge max_attempts out of range");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.hedge.max_attempts = 0; }), at + "hedge max_attempts out of range");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.hedge.max_attempts = kMaxHedgeAttempts + 1; }),
+            at + "hedge max_attempts out of range");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.hedge.max_attempts = 0xffffffffu; }),
+            at + "hedge max_attempts out of range");
+  for (uint16_t q : {uint16_t{1}, uint16_t{500}, uint16_t{980}, uint16_t{1000}, uint16_t{0xffff}}) {
+    EXPECT_EQ(mutate([&](EffectivePolicy& p) { p.hedge.delay_quantile_permille = q; }), at + "unknown hedge quantile")
+        << q;
+  }
+  EXPECT_EQ(mutate([](EffectivePolicy& p) {
+              p.hedge.delay_quantile_permille = 990;
+              p.hedge.delay_us = 1000;
+            }),
+            at + "hedge delay both fixed and a quantile");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.hedge.delay_us = -1; }), at + "hedge delay out of range");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.hedge.delay_us = std::numeric_limits<int64_t>::max(); }),
+            at + "hedge delay out of range");
+  for (double bad : {-0.01, 1.0000001, std::numeric_limits<double>::quiet_NaN(),
+                     std::numeric_limits<double>::infinity()}) {
+    EXPECT_EQ(mutate([&](EffectivePolicy& p) { p.hedge.max_extra_load = bad; }),
+              at + "hedge max_extra_load out of range")
+        << bad;
+    EXPECT_EQ(mutate([&](EffectivePolicy& p) { p.outlier.max_ejected = bad; }),
+              at + "outlier max_ejected out of range")
+        << bad;
+  }
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.outlier.consecutive_failures = 1001; }),
+            at + "outlier consecutive_failures out of range");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.outlier.ejection_us = -1; }), at + "outlier durations out of range");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) { p.outlier.max_ejection_us = -1; }),
+            at + "outlier durations out of range");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) {
+              p.outlier.ejection_us = 2000000;
+              p.outlier.max_ejection_us = 1000000;
+            }),
+            at + "outlier durations out of range");
+  // Every value the agent can write is accepted: the limits themselves.
+  EXPECT_EQ(mutate([](EffectivePolicy& p) {
+              p.retry.fresh_connection = 0;
+              p.hedge.max_attempts = kMaxHedgeAttempts;
+              p.hedge.delay_quantile_permille = 999;
+              p.hedge.delay_us = 0;
+              p.hedge.max_extra_load = 1;
+              p.outlier.consecutive_failures = 1000;
+              p.outlier.max_ejected = 0;
+              p.outlier.ejection_us = p.outlier.max_ejection_us;
+            }),
+            "");
+  EXPECT_EQ(mutate([](EffectivePolicy& p) {
+              p.hedge.max_attempts = 2;
+              p.hedge.delay_us = 0;
+              p.hedge.delay_quantile_permille = 0;
+              p.hedge.max_extra_load = 0;
+              p.outlier.max_ejected = 1;
+              p.outlier.consecutive_failures = 0;
+            }),
+            "");
 }
 
 // Random damage, with and without a fixed-up checksum: the reader must refuse
