@@ -25,6 +25,7 @@ Http2Attempt::~Http2Attempt() {
   HeaderStock& stock = HeaderStock::local();
   stock.give(std::move(fields_));
   stock.give(std::move(head_.headers));
+  stock.give(std::move(resp_trailers_));
 }
 
 void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
@@ -134,6 +135,7 @@ void Http2Attempt::onHeader(std::string_view name, std::string_view value) {
     head_.headers.emplace_back(name, value);
   } else if (state() == State::kStreaming) {
     if (!name.empty() && name[0] == ':') return;
+    if (resp_trailers_.capacity() == 0) resp_trailers_ = HeaderStock::local().takeList();  // (gRPC: every call)
     resp_trailers_.emplace_back(name, value);
   }
 }
