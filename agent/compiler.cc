@@ -77,12 +77,6 @@ bool contains(const Names& names, std::string_view s) {
   return std::find(names.begin(), names.end(), s) != names.end();
 }
 
-Names concat(std::initializer_list<const Names*> lists) {
-  Names out;
-  for (const Names* l : lists) out.insert(out.end(), l->begin(), l->end());
-  return out;
-}
-
 // The keys a policy level accepts. Routes cannot set idle_timeout (it is per
 // connection, and a connection serves many routes) nor budget (per service).
 Names policyKeys(Level level) {
@@ -1125,7 +1119,7 @@ class Compiler {
     }
     r.policy = svc->policy;
     applyPolicy(t, Level::kRoute, where, &r.policy);
-    if (shape_ok) checkHedgeableMethods(t, r);
+    if (shape_ok) checkHedgeableMethods(t, r, svc->policy.hedge);
     if (shape_ok) {
       RouteShape shape{r.kind, r.match, r.methods, static_cast<int>(t.source().begin.line)};
       for (const RouteShape& e : *earlier) {
@@ -1145,13 +1139,22 @@ class Compiler {
   // header, CONNECT never) would hedge nothing: say so, at the delay. gRPC
   // routes are exempt (their calls are retried when retry_on names gRPC
   // codes, whatever the method). A delay inherited from the service or
-  // [defaults] is not reported: there it covers other routes too.
-  void checkHedgeableMethods(const toml::table& t, const pfc::RouteModel& r) {
+  // [defaults] is not reported: there it covers other routes too. Nor is
+  // one the route writes equal to its service's: that decides nothing of
+  // the route's own, and `dump` writes every route's delay that way, so a
+  // dump of an accepted policy must still compile.
+  void checkHedgeableMethods(const toml::table& t, const pfc::RouteModel& r, const pfc::HedgePolicy& service) {
     if (r.kind == pfc::MatchKind::kGrpcService || r.kind == pfc::MatchKind::kGrpcMethod) return;
-    if (!r.policy.hedge.enabled()) return;
+    const pfc::HedgePolicy& h = r.policy.hedge;
+    if (!h.enabled()) return;
+    if (h.delay_us == service.delay_us && h.delay_quantile_permille == service.delay_quantile_permille) return;
     const toml::table* hedge = t.get("hedge") ? t.get("hedge")->as_table() : nullptr;
     const toml::node* delay = hedge ? hedge->get("delay") : nullptr;
     if (!delay) return;
+    // A delay that did not parse was reported already; once is enough.
+    uint16_t permille;
+    auto text = delay->as_string();
+    if (!text || !(pfc::parseQuantile(text->get(), &permille) || parseDuration(text->get()))) return;
     using pfc::Method;
     uint32_t retryable = pfc::methodBit(Method::kGet) | pfc::methodBit(Method::kHead) | pfc::methodBit(Method::kPut) |
                          pfc::methodBit(Method::kDelete) | pfc::methodBit(Method::kOptions) |

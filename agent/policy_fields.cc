@@ -297,8 +297,9 @@ constexpr CheckOnlyRule kCheckOnlyRules[] = {
      "[defaults.retry]\nbackoff_base = \"1s\"\n"},
     {"outlier.ejection is at most outlier.max_ejection, compared on the effective values of each level.",
      "[defaults.outlier]\nejection = \"10m\"\n"},
-    {"A hedge delay on a route whose methods can never be retried (only POST, PATCH or CONNECT, with an empty "
-     "idempotency_header, on a path route) is an error: nothing there could be hedged.",
+    {"A hedge delay set on a route (other than its service's) whose methods can never be retried (only POST, "
+     "PATCH or CONNECT, with an empty idempotency_header, on a path route) is an error: nothing there could be "
+     "hedged.",
      "[[service]]\nname = \"orders\"\nhosts = [\"orders\"]\n\n  [[service.route]]\n  path_prefix = \"/\"\n"
      "  methods = [\"POST\"]\n  retry = { idempotency_header = \"\" }\n  hedge = { delay = \"50ms\" }\n"},
     {"Service names are unique (without regard to case: they label metrics).",

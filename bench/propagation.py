@@ -16,8 +16,9 @@ Prints one line of key=value fields (milliseconds):
                                    (with --admin) the sidecar's own record of each publish
                                    (/stats policy.propagation.last_us, issue 18): from the agent's
                                    publish stamp in the segment (taken just before the generation
-                                   is announced) to the worker loading the table for the first
-                                   request after it, i.e. that request starting to enforce it.
+                                   is announced), or from the start of the first request after it
+                                   when that came later, to the worker loading the table for that
+                                   request, i.e. that request starting to enforce it.
                                    inside_missing= counts publishes the sidecar has no record of
                                    (an agent that does not stamp; the idle tick is a record too)
   n=  p50_ms= p99_ms= max_ms=      publish returned -> the answer to the first request

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 #include "proto-free-config/duration.h"
@@ -29,57 +30,12 @@ size_t utf8Length(std::string_view s, size_t i) {
 
 constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
 
-// A double-quoted string valid both as a TOML basic string and as JSON:
-// the escapes the two share, \u00XX for other control characters and DEL
-// (which TOML requires escaped), U+FFFD for bytes that are not UTF-8.
+// A double-quoted string valid both as a TOML basic string and as JSON
+// (see appendJsonQuoted).
 std::string quote(std::string_view s) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    size_t len = utf8Length(s, i);
-    if (len == 0) {
-      out += kReplacement;
-      ++i;
-      continue;
-    }
-    if (len > 1) {
-      out.append(s.substr(i, len));
-      i += len;
-      continue;
-    }
-    char c = s[i++];
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out;
+  appendJsonQuoted(&out, s);
+  return out;
 }
 
 // Text safe inside a TOML comment: one line, UTF-8.
@@ -420,6 +376,64 @@ std::vector<std::string> retryOnNames(const RetryPolicy& r) {
 }
 
 std::string jsonQuote(std::string_view s) { return quote(s); }
+
+char* writeJsonQuoted(char* out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  // Bytes that go out as they are: printable ASCII but the two JSON
+  // metacharacters. Most text (an access log's paths and names) is all of
+  // them, so runs of them are copied whole, not a byte at a time.
+  auto plain = [](unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; };
+  *out++ = '"';
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t run = i;
+    while (run < s.size() && plain(static_cast<unsigned char>(s[run]))) ++run;
+    std::memcpy(out, s.data() + i, run - i);
+    out += run - i;
+    i = run;
+    if (i == s.size()) break;
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80) {
+      size_t len = utf8Length(s, i);
+      if (len == 0) {  // not UTF-8: JSON text must be (RFC 8259 §8.1)
+        std::memcpy(out, kReplacement.data(), kReplacement.size());
+        out += kReplacement.size();
+        ++i;
+      } else {
+        std::memcpy(out, s.data() + i, len);
+        out += len;
+        i += len;
+      }
+      continue;
+    }
+    ++i;
+    *out++ = '\\';
+    switch (c) {
+      case '"': *out++ = '"'; break;
+      case '\\': *out++ = '\\'; break;
+      case '\b': *out++ = 'b'; break;
+      case '\t': *out++ = 't'; break;
+      case '\n': *out++ = 'n'; break;
+      case '\f': *out++ = 'f'; break;
+      case '\r': *out++ = 'r'; break;
+      default:  // other control characters, and DEL (TOML wants it escaped)
+        *out++ = 'u';
+        *out++ = '0';
+        *out++ = '0';
+        *out++ = kHex[c >> 4];
+        *out++ = kHex[c & 15];
+    }
+  }
+  *out++ = '"';
+  return out;
+}
+
+void appendJsonQuoted(std::string* out, std::string_view s) {
+  size_t used = out->size();
+  out->resize(used + jsonQuotedBound(s.size()));
+  char* end = writeJsonQuoted(out->data() + used, s);
+  out->resize(static_cast<size_t>(end - out->data()));
+}
 
 std::string policyToJson(const EffectivePolicy& policy) {
   JsonWriter w(/*pretty=*/false);

@@ -48,5 +48,17 @@ std::vector<std::string> retryOnNames(const RetryPolicy& retry);
 // `s` as a double-quoted JSON string (escaped; invalid UTF-8 replaced by
 // U+FFFD), for other JSON writers that show table strings (the admin).
 std::string jsonQuote(std::string_view s);
+// The same appended to `out`, with no temporary: the one escaper for every
+// JSON the sidecar writes, the access log's per-request lines included.
+// Valid as a TOML basic string too (the escapes the two share, \u00XX for
+// other control characters and DEL).
+void appendJsonQuoted(std::string* out, std::string_view s);
+// The same written at `out`, which must have room for jsonQuotedBound(s.size())
+// bytes; returns the end of what was written. For a formatter that reserves
+// once and writes through a pointer (the access log's line).
+char* writeJsonQuoted(char* out, std::string_view s);
+// Two quotes, and at most six bytes per byte of `s` (\u00XX; U+FFFD for a
+// stray byte is three).
+constexpr size_t jsonQuotedBound(size_t n) { return 2 + 6 * n; }
 
 }  // namespace mulligan::pfc

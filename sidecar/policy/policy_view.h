@@ -26,9 +26,11 @@
 namespace mulligan::policy {
 
 // Policy propagation: from the agent publishing a generation (its stamp in
-// the segment, pfc::PublishStamp) to a worker loading it for the first
-// request that arrived after the publish — that request enforces it, and
-// every request before it in that window got the old table. One observation
+// the segment, pfc::PublishStamp) — or from the start of the first request
+// after the publish, when that came later — to a worker loading it for that
+// request, which enforces it. Every request that started in that window got
+// the old table; before the first request came, none could (a worker idle
+// in epoll_wait, every call in flight upstream, is no delay). One observation
 // per worker and generation; published by /stats and /metrics. No
 // observation when no request was waiting: a table the idle tick loaded
 // first (no request came within its 250 ms), one published before the worker
@@ -52,7 +54,10 @@ class PolicyStatus {
   // Called by views (any worker) when they load or refuse a generation.
   // published_unix_us: when the agent published it, if this load is a
   // propagation observation (see Propagation); 0 otherwise.
-  void recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us, int64_t published_unix_us = 0);
+  // from_unix_us: when the observation starts (the later of the publish and
+  // the first request's start; the publish when earlier or 0).
+  void recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us, int64_t published_unix_us = 0,
+                    int64_t from_unix_us = 0);
   void recordRefused(uint64_t generation, const std::string& why, int64_t unix_ms);
 
   struct Snapshot {
@@ -75,6 +80,10 @@ class PolicyStatus {
   // for the admin endpoint's /config, /explain and page. Takes the mutex
   // that only reloads take, never a request.
   std::shared_ptr<const pfc::Table> table() const;
+  // The newest table when it is `generation` (loaded by some worker), else
+  // null: a worker that sees that generation next takes it from here
+  // instead of copying and indexing the segment again.
+  std::shared_ptr<const pfc::Table> tableOfGeneration(uint64_t generation) const;
 
  private:
   std::atomic<uint64_t> loaded_generation_{0};
@@ -105,7 +114,7 @@ class PolicyView {
 
  private:
   const std::shared_ptr<const pfc::Table>& check(int64_t now_us, bool for_request);
-  void reload(uint64_t generation, bool for_request);
+  void reload(uint64_t generation, bool for_request, int64_t now_us);
 
   std::string shm_name_;
   PolicyStatus* status_;

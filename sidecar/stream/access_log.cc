@@ -2,37 +2,107 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
+
+#include "proto-free-config/render.h"
+#include "sidecar/retry/deadline.h"
 
 namespace mulligan::proxy {
 namespace {
 
-template <typename Int>
-void appendInt(std::string* out, Int v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out->append(buf, end);
-}
+// Writes a line straight into the string's memory through a cursor: room
+// is made in large steps (a resize, which keeps the worker's reused string's
+// capacity) and each field is written with no per-append length and
+// capacity bookkeeping. Formatting every request (--access-log-filter all)
+// cost about 6,400 instructions a line with std::string appends and
+// inet_ntop (its sprintf); this is a fraction of that.
+class LineWriter {
+ public:
+  explicit LineWriter(std::string* out) : out_(out) { grow(kStep); }
+  // Ends the line: the string is cut to what was written.
+  void finish() { out_->resize(static_cast<size_t>(p_ - out_->data())); }
 
-// "1.2.3.4:80", "[::1]:80", as net::Address::toString() prints them, into
-// `out` without a temporary string.
-void appendAddress(std::string* out, const net::Address& a) {
-  char buf[INET6_ADDRSTRLEN] = "?";
-  if (a.family() == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr, buf, sizeof buf);
-    out->append(buf);
-  } else if (a.family() == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr, buf, sizeof buf);
-    *out += '[';
-    out->append(buf);
-    *out += ']';
-  } else {
-    *out += '?';
-    return;
+  // A key and what follows it: `"k":`, behind a '{' for the first field
+  // and a ',' for the others, with room for `value_room` more bytes. One
+  // room check per field.
+  void key(std::string_view k, size_t value_room) {
+    room(k.size() + 4 + value_room);
+    *p_++ = sep_;
+    sep_ = ',';
+    *p_++ = '"';
+    std::memcpy(p_, k.data(), k.size());
+    p_ += k.size();
+    *p_++ = '"';
+    *p_++ = ':';
   }
-  *out += ':';
-  appendInt(out, a.port());
-}
+  void str(std::string_view k, std::string_view v) {
+    key(k, pfc::jsonQuotedBound(v.size()));
+    p_ = pfc::writeJsonQuoted(p_, v);  // (invalid UTF-8 becomes U+FFFD: the line stays JSON)
+  }
+  template <typename Int>
+  void num(std::string_view k, Int v) {
+    key(k, kMaxDigits);
+    p_ = std::to_chars(p_, p_ + kMaxDigits, v).ptr;
+  }
+  void raw(std::string_view s) {
+    room(s.size());
+    std::memcpy(p_, s.data(), s.size());
+    p_ += s.size();
+  }
+  void ch(char c) {
+    room(1);
+    *p_++ = c;
+  }
+  template <typename Int>
+  void number(Int v) {
+    room(kMaxDigits);
+    p_ = std::to_chars(p_, p_ + kMaxDigits, v).ptr;
+  }
+
+  // "1.2.3.4:80", "[::1]:80", as net::Address::toString() prints them.
+  void address(const net::Address& a) {
+    if (a.family() == AF_INET) {
+      // By hand: glibc's inet_ntop formats IPv4 with sprintf.
+      const auto* b = reinterpret_cast<const unsigned char*>(
+          &reinterpret_cast<const sockaddr_in*>(&a.storage)->sin_addr);
+      for (int i = 0; i < 4; ++i) {
+        if (i) ch('.');
+        number(static_cast<unsigned>(b[i]));
+      }
+    } else if (a.family() == AF_INET6) {
+      char buf[INET6_ADDRSTRLEN] = "?";
+      inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&a.storage)->sin6_addr, buf, sizeof buf);
+      ch('[');
+      raw(buf);
+      ch(']');
+    } else {
+      ch('?');
+      return;
+    }
+    ch(':');
+    number(a.port());
+  }
+
+ private:
+  static constexpr size_t kStep = 512;      // most lines fit: one resize a line
+  static constexpr size_t kMaxDigits = 24;  // an int64 or uint64 in decimal
+  void room(size_t n) {
+    if (static_cast<size_t>(end_ - p_) < n) [[unlikely]] grow(n);
+  }
+  [[gnu::noinline]] void grow(size_t n) {
+    size_t used = p_ ? static_cast<size_t>(p_ - out_->data()) : out_->size();
+    out_->resize(used + std::max(n, kStep));
+    p_ = out_->data() + used;
+    end_ = out_->data() + out_->size();
+  }
+
+  std::string* out_;
+  char* p_ = nullptr;
+  char* end_ = nullptr;
+  char sep_ = '{';
+};
 
 }  // namespace
 
@@ -58,71 +128,35 @@ bool parseAccessLogFilter(std::string_view text, AccessLogFilter* out) {
   return true;
 }
 
-void appendJsonEscaped(std::string* out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          *out += "\\u00";
-          *out += kHex[c >> 4];
-          *out += kHex[c & 15];
-        } else {
-          *out += static_cast<char>(c);
-        }
-    }
-  }
-}
-
 void formatAccessLine(const AccessRecord& r, std::string* out) {
-  std::string& line = *out;
-  auto key = [&](std::string_view k) {
-    line += '"';
-    line += k;
-    line += "\":";
-  };
-  auto str = [&](std::string_view k, std::string_view v) {
-    key(k);
-    line += '"';
-    appendJsonEscaped(&line, v);
-    line += "\",";
-  };
-  auto num = [&](std::string_view k, int64_t v) {
-    key(k);
-    appendInt(&line, v);
-    line += ',';
-  };
-  line += '{';
-  num("ts_ms", r.start_unix_ms);
-  str("method", r.method);
-  str("authority", r.authority);
-  str("path", r.path);
-  str("protocol", r.protocol);
-  num("status", r.status);
-  if (r.grpc_status >= 0) num("grpc_status", r.grpc_status);
-  str("service", r.service);
-  num("route", r.route);
-  num("attempts", r.attempts);
-  str("retry_reasons", r.retry_reasons);
-  str("retry_refused", r.retry_refused);
-  str("timeout", r.timeout);
-  str("sidecar_error", r.sidecar_error);
-  num("deadline_ms", r.deadline_ms);
-  key("upstream");
-  line += '"';
-  if (r.upstream) appendAddress(&line, *r.upstream);  // numeric: nothing to escape
-  line += "\",";
-  num("duration_us", r.duration_us);
-  num("upstream_us", r.upstream_us);
-  num("request_bytes", static_cast<int64_t>(r.request_bytes));
-  key("response_bytes");
-  appendInt(&line, r.response_bytes);
-  line += "}\n";
+  LineWriter line(out);
+  line.num("ts_ms", r.start_unix_ms);
+  line.str("method", r.method);
+  line.str("authority", r.authority);
+  line.str("path", r.path);
+  line.str("protocol", r.protocol);
+  line.num("status", r.status);
+  if (r.grpc_status >= 0) line.num("grpc_status", r.grpc_status);
+  line.str("service", r.service);
+  line.num("route", r.route);
+  line.num("attempts", r.attempts);
+  line.str("retry_reasons", r.retry_reasons);
+  line.str("retry_refused", r.retry_refused);
+  line.str("timeout", r.timeout);
+  line.str("sidecar_error", r.sidecar_error);
+  // Rounded up like every time the sidecar sends or shows (retry::ceilMs):
+  // a 500 µs budget is "1", never "0".
+  line.num("deadline_ms", r.deadline_us < 0 ? int64_t{-1} : retry::ceilMs(r.deadline_us));
+  line.key("upstream", 1);
+  line.ch('"');
+  if (r.upstream) line.address(*r.upstream);  // numeric: nothing to escape
+  line.ch('"');
+  line.num("duration_us", r.duration_us);
+  line.num("upstream_us", r.upstream_us);
+  line.num("request_bytes", r.request_bytes);
+  line.num("response_bytes", r.response_bytes);
+  line.raw("}\n");
+  line.finish();
 }
 
 }  // namespace mulligan::proxy

@@ -27,7 +27,7 @@ struct AccessRecord {
   std::string_view retry_refused; // why a retry the policy allowed did not happen ("" = none)
   std::string_view timeout;       // "request" / "per-try" / "" when none fired
   std::string_view sidecar_error; // our own failure ("connect-failure", ...), "" when upstream answered
-  int64_t deadline_ms = -1;       // the call's budget; -1 = none
+  int64_t deadline_us = -1;       // the call's budget; -1 = none (logged in ms, rounded up)
   const net::Address* upstream = nullptr;  // address of the last attempt; null: none ("")
   int64_t duration_us = 0;        // request headers in -> response complete
   int64_t upstream_us = 0;        // last attempt: sent -> response headers
@@ -63,8 +63,5 @@ bool parseAccessLogFilter(std::string_view text, AccessLogFilter* out);
 // string per worker (clear() keeps its capacity) makes a line cost no heap
 // allocation once the string has grown to the longest line seen.
 void formatAccessLine(const AccessRecord& r, std::string* out);
-
-// Appends `s` to `out` as the inside of a JSON string.
-void appendJsonEscaped(std::string* out, std::string_view s);
 
 }  // namespace mulligan::proxy

@@ -144,7 +144,7 @@ void ProxyStream::logAccess() {
     r.route = static_cast<int>(match_.route - table_->services()[match_.service].route_begin);
   }
   r.retry_reasons = retry_reasons_;
-  r.deadline_ms = deadline_.none() ? -1 : deadline_.budgetUs() / 1000;
+  r.deadline_us = deadline_.none() ? -1 : deadline_.budgetUs();
   if (dest_.len) r.upstream = &dest_;
   r.duration_us = now_us - start_us_;
   r.upstream_us = upstream_head_us_;

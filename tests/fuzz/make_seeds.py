@@ -273,6 +273,48 @@ name = "a.b-c_d"
 hosts = ["10.0.0.1", "[::1]"]
 budget = { min_retries_per_second = 0 }
 """,
+    "hedge-outlier": """version = 1
+[defaults.retry]
+fresh_connection = false
+[defaults.hedge]
+delay = "p99.9"
+max_extra_load = 0.1
+[defaults.outlier]
+consecutive_failures = 3
+ejection = "1s"
+max_ejection = "1m"
+max_ejected = 0.25
+[[service]]
+name = "search"
+hosts = ["search"]
+hedge = { delay = "20ms", max_attempts = 5 }
+outlier.consecutive_failures = 0
+  [[service.route]]
+  path_prefix = "/q"
+  hedge.delay = "p90"
+  [[service.route]]
+  grpc = "pkg.Search"
+  methods = ["POST"]
+  retry = { idempotency_header = "", retry_on = ["unavailable"] }
+  hedge = { delay = "p95" }
+""",
+    "hedge-errors": """version = 1
+[defaults.hedge]
+delay = "p98"
+max_attempts = 9
+max_extra_load = "5%"
+[defaults.outlier]
+ejection = "10m"
+max_ejected = 2
+[[service]]
+name = "w"
+hosts = ["w"]
+  [[service.route]]
+  path_prefix = "/"
+  methods = ["POST"]
+  retry = { idempotency_header = "" }
+  hedge.delay = "5ms"
+""",
 }
 
 

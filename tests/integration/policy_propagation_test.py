@@ -1,7 +1,8 @@
 """Policy propagation as the sidecar records it (issue 18): a sidecar started
 after the policy was published is ready as soon as its admin answers, and
-each later publish is timed from the agent's stamp in the segment to the
-worker loading it for the first request after it (/stats policy.propagation,
+each later publish is timed from the agent's stamp in the segment (or the
+first request's start, when later) to the worker loading it for that request
+(/stats policy.propagation,
 /metrics mulligan_policy_propagation_seconds) — and only then: a table the
 idle tick loads before any request came is no observation. No timed
 assertions: each check waits on a condition or reads what one request left

@@ -524,6 +524,44 @@ TEST(CompilerFieldsTest, HedgeDelayIsADurationOrAQuantileAndZeroTurnsHedgingOff)
   EXPECT_FALSE(pfc::builtinDefaults().hedge.enabled());
 }
 
+// A hedge delay on a route none of whose methods can be retried hedges
+// nothing: an error at the delay (the end-to-end `check` test is in
+// tests/integration/agent_cli_test.py).
+TEST(CompilerFieldsTest, AHedgeDelayOnARouteWithNoRetryableMethodIsAnError) {
+  const std::string svc = "[[service]]\nname = \"s\"\nhosts = [\"s\"]\n";
+  auto route = [&](const std::string& lines) { return svc + "[[service.route]]\npath_prefix = \"/\"\n" + lines; };
+  EXPECT_EQ(oneError(route("methods = [\"POST\", \"PATCH\"]\nretry.idempotency_header = \"\"\n"
+                           "hedge.delay = \"10ms\"\n")),
+            "policy.toml:8:15: delay: no request of this route can be hedged: its methods (POST, PATCH) are never "
+            "retried while idempotency_header is \"\" (set one, or leave the delay out)");
+  EXPECT_EQ(oneError(route("methods = [\"CONNECT\"]\nhedge = { delay = \"p99\" }\n")),
+            "policy.toml:7:19: delay: no request of this route can be hedged: its methods (CONNECT) are never "
+            "retried (leave the delay out)");
+  // The idempotency header inherited from [defaults] counts.
+  EXPECT_EQ(oneError("[defaults.retry]\nidempotency_header = \"\"\n" +
+                     route("methods = [\"PATCH\"]\nhedge.delay = \"1s\"\n")),
+            "policy.toml:9:15: delay: no request of this route can be hedged: its methods (PATCH) are never "
+            "retried while idempotency_header is \"\" (set one, or leave the delay out)");
+  // A bad delay is reported once, as a bad delay.
+  EXPECT_EQ(oneError("[defaults.hedge]\ndelay = \"p99\"\n" +
+                     route("methods = [\"CONNECT\"]\nhedge.delay = \"p98\"\n")),
+            "policy.toml:9:15: delay: \"p98\" is not a quantile Mulligan tracks (the quantiles are \"p90\", "
+            "\"p95\", \"p99\", \"p99.9\")");
+  // Fine: a retryable method, POST with an idempotency header, delay "0s",
+  // a gRPC route, and a delay inherited from the service or [defaults].
+  compileOk(route("methods = [\"POST\", \"GET\"]\nretry.idempotency_header = \"\"\nhedge.delay = \"10ms\"\n"));
+  compileOk(route("methods = [\"POST\"]\nhedge.delay = \"10ms\"\n"));
+  compileOk(route("methods = [\"CONNECT\"]\nhedge.delay = \"0s\"\n"));
+  compileOk(svc + "[[service.route]]\ngrpc = \"pkg.S\"\nmethods = [\"POST\"]\nretry.idempotency_header = \"\"\n"
+                  "hedge.delay = \"p99\"\n");
+  compileOk("[defaults.hedge]\ndelay = \"p99\"\n" + svc + "hedge.delay = \"5ms\"\n" +
+            "[[service.route]]\npath_prefix = \"/\"\nmethods = [\"CONNECT\"]\n");
+  // A route that writes the delay its service has decides nothing of its
+  // own (and it is what `dump` writes, which must compile back).
+  compileOk(svc + "hedge.delay = \"5ms\"\n[[service.route]]\npath_prefix = \"/\"\nmethods = [\"CONNECT\"]\n"
+                  "hedge.delay = \"5ms\"\n");
+}
+
 TEST(CompilerFieldsTest, BudgetRatioAcceptsFloatsAndIntegers) {
   pfc::TableModel m = compileOk(
       "[defaults.budget]\nretry_ratio = 0\n[[service]]\nname = \"s\"\nhosts = [\"s\"]\n"

@@ -303,6 +303,21 @@ TEST(RenderTest, HedgeOutlierAndFreshConnectionAreDumpedAsWritten) {
   EXPECT_THAT(policyToJson(bad), HasSubstr("\"delay\":\"p980/1000\""));
 }
 
+// A dump writes every route's hedge delay explicitly, also one the route
+// inherits: a POST-only route under an inherited delay must compile back.
+TEST(RenderTest, TomlDumpOfAnInheritedHedgeDelayOnAPostOnlyRouteCompilesBack) {
+  pfc::TableModel m = compileOk(
+      "[defaults.retry]\nidempotency_header = \"\"\n[defaults.hedge]\ndelay = \"p99\"\n"
+      "[[service]]\nname = \"s\"\nhosts = [\"s\"]\nhedge.delay = \"30ms\"\n"
+      "[[service.route]]\npath_prefix = \"/w\"\nmethods = [\"POST\"]\n"
+      "[[service.route]]\npath_prefix = \"/\"\nmethods = [\"CONNECT\"]\n");
+  std::string dumped = renderToml(m, 1);
+  EXPECT_THAT(dumped, HasSubstr("  methods = [\"POST\"]\n"));
+  EXPECT_THAT(dumped, HasSubstr("  [service.route.hedge]\n  delay = \"30ms\"\n"));
+  pfc::TableModel back = compileOk(dumped);
+  expectSameModel(m, back);
+}
+
 TEST(RenderTest, HostileStringsCannotBreakTheTomlSyntax) {
   pfc::TableModel m;
   m.defaults = pfc::builtinDefaults();

@@ -34,7 +34,7 @@ AccessRecord sampleRecord() {
   r.attempts = 3;
   r.retry_reasons = "503,reset";
   r.retry_refused = "budget";
-  r.deadline_ms = 1500;
+  r.deadline_us = 1'500'000;
   r.duration_us = 12345;
   r.upstream_us = 678;
   r.request_bytes = 10;
@@ -63,6 +63,59 @@ TEST(AccessLogFormatTest, LineIsTheSameJsonAsBefore) {
   formatAccessLine(r, &line);
   EXPECT_NE(line.find("\"status\":503,\"grpc_status\":14,\"service\""), std::string::npos) << line;
   EXPECT_NE(line.find("\"upstream\":\"\","), std::string::npos) << line;
+}
+
+// The line must stay JSON whatever the request carried: RFC 8259 §8.1
+// wants UTF-8, so bytes that are not (a path or Host header with raw
+// Latin-1, a truncated sequence) become U+FFFD; valid UTF-8 and the other
+// escapes pass as the one JSON escaper (pfc::appendJsonQuoted) writes them.
+TEST(AccessLogFormatTest, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  AccessRecord r;
+  r.method = "GET";
+  r.authority = "caf\xe9";            // Latin-1 é: not UTF-8
+  r.path = "/\xc3\xa9t\xe9\xff/\x01\x7f";  // é (UTF-8), é (Latin-1), 0xff, two controls
+  r.protocol = "HTTP/1.1";
+  std::string line;
+  formatAccessLine(r, &line);
+  EXPECT_NE(line.find("\"authority\":\"caf\xef\xbf\xbd\","), std::string::npos) << line;
+  EXPECT_NE(line.find("\"path\":\"/\xc3\xa9t\xef\xbf\xbd\xef\xbf\xbd/\\u0001\\u007f\","), std::string::npos) << line;
+  EXPECT_EQ(line.find('\xe9'), std::string::npos) << line;
+  EXPECT_EQ(line.find('\xff'), std::string::npos) << line;
+}
+
+// A line longer than the formatter's first reservation (a long path, every
+// byte of it escaped to six) is whole, and formats the same appended to a
+// string that already holds a line (the writer's reused scratch).
+TEST(AccessLogFormatTest, LongLinesGrowAndAppendBehindEarlierText) {
+  AccessRecord r = sampleRecord();
+  std::string path(3000, '\x01');
+  r.path = path;
+  std::string line;
+  formatAccessLine(r, &line);
+  std::string escaped;
+  for (size_t i = 0; i < path.size(); ++i) escaped += "\\u0001";
+  EXPECT_NE(line.find("\"path\":\"" + escaped + "\","), std::string::npos);
+  EXPECT_EQ(line.substr(line.size() - 2), "}\n");
+  std::string two = "earlier\n";
+  formatAccessLine(r, &two);
+  EXPECT_EQ(two, "earlier\n" + line);
+}
+
+// deadline_ms is rounded up, as every time the sidecar sends or shows is
+// (retry::ceilMs): a 500 µs budget is 1, not 0; 1.5002 s is 1501.
+TEST(AccessLogFormatTest, DeadlineIsRoundedUpToWholeMilliseconds) {
+  auto deadlineOf = [](int64_t us) {
+    AccessRecord r;
+    r.deadline_us = us;
+    std::string line;
+    formatAccessLine(r, &line);
+    size_t at = line.find("\"deadline_ms\":");
+    return at == std::string::npos ? std::string("?") : line.substr(at + 14, line.find(',', at) - at - 14);
+  };
+  EXPECT_EQ(deadlineOf(500), "1");
+  EXPECT_EQ(deadlineOf(1'500'200), "1501");
+  EXPECT_EQ(deadlineOf(2'000'000), "2000");
+  EXPECT_EQ(deadlineOf(-1), "-1");  // no deadline
 }
 
 TEST(AccessLogFilterTest, NotableIsRetriesRefusalsTimeoutsLocalAnswersAndServerFailures) {
