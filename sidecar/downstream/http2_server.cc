@@ -76,6 +76,7 @@ Http2ServerStream::~Http2ServerStream() {
   if (proxy_) proxy_->abort("HTTP/2 stream closed");
   proxy_.reset();
   evbuffer_free(out_);
+  HeaderStock::local().give(std::move(trailers_));
   streamClosedOnThread();  // last: may trim the heap
 }
 
@@ -212,8 +213,11 @@ void Http2ServerStream::writeBody(const char* data, size_t len) {
 
 void Http2ServerStream::writeTrailers(const HeaderList& trailers) {
   if (closed_ || out_ended_) return;
+  // Kept storage (gRPC: every call has trailers), names lower-cased.
+  if (trailers_.capacity() == 0) trailers_ = HeaderStock::local().takeList();
+  static thread_local std::string scratch;
   for (const auto& [k, v] : trailers) {
-    if (!isHopByHop(k)) trailers_.emplace_back(lower(k), v);
+    if (!isHopByHop(k)) trailers_.emplace_back(lowered(k, scratch), v);
   }
   if (!head_submitted_) {
     // Nothing was sent yet: trailers alone make a trailers-only response.
@@ -364,7 +368,7 @@ void Http2ServerSession::noteGoAway(Http2Offence o, uint32_t code) {
 
 void Http2ServerSession::flush() {
   if (closed_ || !session_) return;
-  if (send() != 0) {
+  if (sendAndWrite() != 0) {
     closeNow();
     return;
   }

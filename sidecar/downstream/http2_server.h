@@ -42,6 +42,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "sidecar/core/recycled.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/codec/fields.h"
 #include "sidecar/downstream/downstream_context.h"
@@ -56,7 +57,9 @@ class ProxyStream;
 class Worker;
 class Http2ServerSession;
 
-class Http2ServerStream : public event::Deletable, public Downstream {
+// Recycled: one is made per request stream; its memory is reused from a
+// per-thread list (as ProxyStream's).
+class Http2ServerStream : public event::Deletable, public Downstream, public core::Recycled<Http2ServerStream> {
  public:
   static constexpr size_t kHighWater = 256 * 1024;  // response bytes waiting for the app
   static constexpr size_t kLowWater = 64 * 1024;

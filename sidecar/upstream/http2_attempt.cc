@@ -4,49 +4,57 @@
 
 #include <string>
 
+#include "sidecar/codec/header_stock.h"
 #include "sidecar/codec/http2/http2_session.h"
 #include "sidecar/upstream/http2_client.h"
 #include "sidecar/upstream/upstream_context.h"
 
 namespace mulligan::proxy {
 Http2Attempt::Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, Timeouts timeouts)
-    : Attempt(worker->base(), owner, dest, timeouts), worker_(worker), body_(evbuffer_new()) {}
+    : Attempt(worker->base(), owner, dest, timeouts), worker_(worker), body_(evbuffer_new()) {
+  HeaderStock& stock = HeaderStock::local();
+  fields_ = stock.takeList();
+  head_.headers = stock.takeList();
+}
 
 Http2Attempt::~Http2Attempt() {
   if (session_) session_->detach(this, state() != State::kDone || !remote_ended_);
   evbuffer_free(body_);
+  // (The response head's list may have moved on with the head: then it is
+  // empty and given back by whoever holds it, or freed.)
+  HeaderStock& stock = HeaderStock::local();
+  stock.give(std::move(fields_));
+  stock.give(std::move(head_.headers));
+  stock.give(std::move(resp_trailers_));
 }
 
 void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
   // RFC 9113 §8.3.1: pseudo-headers first; §8.2.2: no connection-specific
   // fields, except TE: trailers (which gRPC requires).
-  nv_storage_.clear();
-  auto add = [this](std::string name, std::string value) {
-    nv_storage_.push_back(std::move(name));
-    nv_storage_.push_back(std::move(value));
-  };
-  std::string authority = head.authority;
+  // The fields are copied once, into fields_ (nghttp2 copies them again at
+  // the submit, which may come later: after the session's handshake).
+  fields_.clear();
+  std::string_view authority = head.authority;
   if (authority.empty()) {
     if (auto h = findHeader(head.headers, "host")) authority = *h;
   }
-  add(":method", head.method);
-  add(":scheme", head.scheme.empty() ? "http" : head.scheme);
-  add(":authority", authority);
-  add(":path", head.path);
+  fields_.emplace_back(":method", head.method);
+  fields_.emplace_back(":scheme", head.scheme.empty() ? std::string_view("http") : std::string_view(head.scheme));
+  fields_.emplace_back(":authority", authority);
+  fields_.emplace_back(":path", head.path);
   HopByHopFilter hop(head.headers);
+  static thread_local std::string scratch;  // a name lower-cased (HTTP/1 names may not be)
   for (const auto& [k, v] : head.headers) {
     if (iequals(k, "te")) {
-      if (iequals(v, "trailers")) add("te", "trailers");
+      if (iequals(v, "trailers")) fields_.emplace_back("te", "trailers");
       continue;
     }
     if (iequals(k, "host") || hop.drops(k) || replacedByAttemptHeaders(extra, k)) {
       continue;
     }
-    add(lower(k), std::string(v));
+    fields_.emplace_back(lowered(k, scratch), v);
   }
-  for (retry::HeaderField f : extra) add(std::string(f.name), std::string(f.value));
-  nv_.clear();
-  for (size_t i = 0; i + 1 < nv_storage_.size(); i += 2) nv_.push_back(makeNv(nv_storage_[i], nv_storage_[i + 1]));
+  for (retry::HeaderField f : extra) fields_.emplace_back(f.name, f.value);
   has_body_ = head.body_follows;
 }
 
@@ -91,6 +99,9 @@ void Http2Attempt::flush() {
 
 void Http2Attempt::submitted(int32_t stream_id) {
   stream_id_ = stream_id;
+  // nghttp2 copied the fields: their storage serves the next head at once
+  // (a worker has many streams in flight, each would hold one more list).
+  HeaderStock::local().give(std::move(fields_));
   markSent(event::monotonicNowUs());
   transitionTo(State::kAwaitingHeaders);  // the header timeout
 }
@@ -125,6 +136,7 @@ void Http2Attempt::onHeader(std::string_view name, std::string_view value) {
     head_.headers.emplace_back(name, value);
   } else if (state() == State::kStreaming) {
     if (!name.empty() && name[0] == ':') return;
+    if (resp_trailers_.capacity() == 0) resp_trailers_ = HeaderStock::local().takeList();  // (gRPC: every call)
     resp_trailers_.emplace_back(name, value);
   }
 }
@@ -132,7 +144,11 @@ void Http2Attempt::onHeader(std::string_view name, std::string_view value) {
 void Http2Attempt::onHeadersEnd(bool end_stream) {
   if (state() == State::kAwaitingHeaders) {
     if (head_.status >= 100 && head_.status < 200) {
-      head_ = MessageHead();  // interim: wait for the final one
+      // Interim: wait for the final one (in the same field storage).
+      HeaderList kept = std::move(head_.headers);
+      kept.clear();
+      head_ = MessageHead();
+      head_.headers = std::move(kept);
       return;
     }
     head_.reason = "";

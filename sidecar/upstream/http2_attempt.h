@@ -8,6 +8,9 @@
 //
 // Lifetime: owned by its ProxyStream; detaches from its session when it
 // ends (an attempt may outlive its session, never the reverse).
+// Recycled: one is made per try; its memory is reused from a per-thread
+// list, and its request and response fields are HeaderStock lists, so a try
+// costs no malloc for them once the worker is warm.
 #pragma once
 
 #include <event2/buffer.h>
@@ -18,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sidecar/core/recycled.h"
 #include "sidecar/net/address.h"
 #include "sidecar/upstream/attempt.h"
 
@@ -26,7 +30,7 @@ namespace mulligan::proxy {
 class UpstreamContext;
 class Http2ClientSession;
 
-class Http2Attempt : public Attempt {
+class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt> {
  public:
   Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, Timeouts timeouts);
   ~Http2Attempt() override;
@@ -50,8 +54,9 @@ class Http2Attempt : public Attempt {
   bool reused() const override { return reused_; }
 
   // --- for Http2ClientSession ---
-  // The request as nghttp2 name/value pairs (valid while this lives).
-  const std::vector<nghttp2_nv>& requestNv() const { return nv_; }
+  // The request's fields, names lower-cased, pseudo-headers first (for
+  // nvOf and the submit).
+  const HeaderList& requestFields() const { return fields_; }
   bool hasBody() const { return has_body_; }
   int32_t streamId() const { return stream_id_; }
   void submitted(int32_t stream_id);
@@ -83,8 +88,7 @@ class Http2Attempt : public Attempt {
   bool reused_ = false;    // the stream went on an already open session
 
   // Request.
-  std::vector<std::string> nv_storage_;  // names and values, lower-cased names
-  std::vector<nghttp2_nv> nv_;
+  HeaderList fields_;        // names lower-cased; from HeaderStock, given back once submitted
   evbuffer* body_;           // request body not yet taken by nghttp2
   bool has_body_ = false;    // a body follows the HEADERS
   bool body_ended_ = false;  // endRequest() seen

@@ -128,8 +128,9 @@ void Http2ClientSession::attach(Http2Attempt* a) {
 
 void Http2ClientSession::submit(Http2Attempt* a) {
   nghttp2_data_provider prd = dataProvider();
-  const auto& nv = a->requestNv();
-  int32_t id = nghttp2_submit_request(session_, nullptr, nv.data(), nv.size(), a->hasBody() ? &prd : nullptr, nullptr);
+  const HeaderList& fields = a->requestFields();
+  int32_t id = nghttp2_submit_request(session_, nullptr, nvOf(fields), fields.size(), a->hasBody() ? &prd : nullptr,
+                                      nullptr);
   if (id < 0) {
     a->onSessionLost(std::string("cannot submit a stream: ") + nghttp2_strerror(id), false, false);
     return;
@@ -221,7 +222,7 @@ void Http2ClientSession::consume(int32_t stream_id, size_t n) {
 
 void Http2ClientSession::flush() {
   if (!session_ || state_ == State::kClosed || state_ == State::kConnecting) return;
-  if (int rv = send(); rv != 0) {
+  if (int rv = sendAndWrite(); rv != 0) {
     closeWith(std::string("HTTP/2 error: ") + nghttp2_strerror(rv), false);
     return;
   }
@@ -390,11 +391,34 @@ ssize_t Http2ClientSession::readData(int32_t stream_id, uint8_t* buf, size_t len
 
 Http2Pool::~Http2Pool() = default;
 
+size_t Http2Pool::AddressHash::operator()(const net::Address& a) const {
+  // What Address::operator== compares: family, port, address (and the
+  // IPv6 scope), mixed FNV-1a style.
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](const void* p, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  };
+  if (a.family() == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&a.storage);
+    mix(&in->sin_addr, sizeof in->sin_addr);
+    mix(&in->sin_port, sizeof in->sin_port);
+  } else if (a.family() == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a.storage);
+    mix(&in6->sin6_addr, sizeof in6->sin6_addr);
+    mix(&in6->sin6_port, sizeof in6->sin6_port);
+    mix(&in6->sin6_scope_id, sizeof in6->sin6_scope_id);
+  } else {
+    mix(&a.storage, a.len);
+  }
+  return static_cast<size_t>(h);
+}
+
 Http2ClientSession* Http2Pool::sessionFor(const net::Address& dest, int64_t connect_timeout_us, bool* reused,
                                           bool* overflow, bool fresh) {
   if (reused) *reused = false;
   if (overflow) *overflow = false;
-  auto& list = sessions_[dest.toString()];
+  auto& list = sessions_[dest];
   // The cap counts calls, not only connections: HTTP/2 multiplexes, so a
   // call beyond it would otherwise wait (holding its client, its memory)
   // on a session that cannot take it yet, as Envoy's max_requests circuit

@@ -4,6 +4,9 @@
 
 #include <iterator>
 
+#include "sidecar/codec/header_stock.h"
+#include "sidecar/codec/http2/http2_memory.h"
+
 namespace mulligan::proxy {
 
 // --- nghttp2 trampolines (STYLE.md: cast, call one member, translate) ---
@@ -105,9 +108,9 @@ Http2Session::~Http2Session() {
 
 void Http2Session::startSession(uint32_t max_header_list, uint32_t max_concurrent_streams) {
   if (role_ == Role::kServer) {
-    nghttp2_session_server_new2(&session_, callbacks(), this, options(role_));
+    nghttp2_session_server_new3(&session_, callbacks(), this, options(role_), http2Memory());
   } else {
-    nghttp2_session_client_new2(&session_, callbacks(), this, options(role_));
+    nghttp2_session_client_new3(&session_, callbacks(), this, options(role_), http2Memory());
   }
   nghttp2_settings_entry settings[4];
   size_t n = 0;
@@ -122,12 +125,40 @@ void Http2Session::startSession(uint32_t max_header_list, uint32_t max_concurren
 
 void Http2Session::startIo() {
   bufferevent_setcb(bev_, &Http2Trampolines::onRead, &Http2Trampolines::onWrite, &Http2Trampolines::onEvent, this);
-  bufferevent_enable(bev_, EV_READ | EV_WRITE);
+  // Writing is writeOut()'s: EV_WRITE only while the socket is full (a
+  // client's connect had it on).
+  bufferevent_disable(bev_, EV_WRITE);
+  write_armed_ = false;
+  bufferevent_enable(bev_, EV_READ);
+  if (!outputEmpty()) writeOut();
 }
 
 void Http2Session::stopIo() {
   stopped_ = true;
+  write_armed_ = false;
   if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+}
+
+void Http2Session::writeOut() {
+  if (stopped_ || !bev_) return;
+  evbuffer* out = bufferevent_get_output(bev_);
+  // One writev of everything this loop iteration produced (libevent's
+  // evbuffer_write: up to 128 chunks at once), drained by what it took. A
+  // socket bufferevent keeps its output's start frozen (only it drains it):
+  // thawed for the write, as its own write callback does.
+  if (evbuffer_get_length(out) > 0) {
+    evbuffer_unfreeze(out, 1);
+    evbuffer_write(out, bufferevent_getfd(bev_));
+    evbuffer_freeze(out, 1);
+  }
+  bool left = evbuffer_get_length(out) > 0;
+  if (left == write_armed_) return;
+  write_armed_ = left;
+  if (left) {
+    bufferevent_enable(bev_, EV_WRITE);
+  } else {
+    bufferevent_disable(bev_, EV_WRITE);
+  }
 }
 
 void Http2Session::scheduleFlush() {
@@ -159,6 +190,15 @@ int Http2Session::send(size_t high_water) {
     evbuffer_add(out, data, static_cast<size_t>(n));
   }
   return 0;
+}
+
+int Http2Session::sendAndWrite() {
+  for (;;) {
+    if (int rv = send(); rv != 0) return rv;
+    bool more = evbuffer_get_length(bufferevent_get_output(bev_)) >= kOutputHighWater;  // send() stopped early
+    writeOut();
+    if (!more || stopped_ || !outputEmpty()) return 0;
+  }
 }
 
 bool Http2Session::outputEmpty() const { return evbuffer_get_length(bufferevent_get_output(bev_)) == 0; }
@@ -214,23 +254,38 @@ std::string lower(std::string_view name) {
   return out;
 }
 
-nghttp2_nv makeNv(const std::string& name, const std::string& value) {
+std::string_view lowered(std::string_view name, std::string& scratch) {
+  size_t i = 0;
+  while (i < name.size() && !(name[i] >= 'A' && name[i] <= 'Z')) ++i;
+  if (i == name.size()) return name;
+  scratch.assign(name);
+  for (; i < scratch.size(); ++i) {
+    char& c = scratch[i];
+    c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
+  }
+  return scratch;
+}
+
+nghttp2_nv makeNv(std::string_view name, std::string_view value) {
   return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
                     reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
                     NGHTTP2_NV_FLAG_NONE};
 }
 
-void Http2Fields::add(std::string_view name, std::string_view value) {
-  storage_.push_back(lower(name));
-  storage_.emplace_back(value);
+const nghttp2_nv* nvOf(const HeaderList& fields) {
+  static thread_local std::vector<nghttp2_nv> nv;
+  nv.clear();
+  for (const auto& [name, value] : fields) nv.push_back(makeNv(name, value));
+  return nv.data();
 }
 
-const nghttp2_nv* Http2Fields::data() {
-  // Built only now: the strings move while the vector grows.
-  nv_.clear();
-  nv_.reserve(size());
-  for (size_t i = 0; i + 1 < storage_.size(); i += 2) nv_.push_back(makeNv(storage_[i], storage_[i + 1]));
-  return nv_.data();
+Http2Fields::Http2Fields() : fields_(HeaderStock::local().takeList()) {}
+
+Http2Fields::~Http2Fields() { HeaderStock::local().give(std::move(fields_)); }
+
+void Http2Fields::add(std::string_view name, std::string_view value) {
+  static thread_local std::string scratch;
+  fields_.emplace_back(lowered(name, scratch), value);
 }
 
 }  // namespace mulligan::proxy

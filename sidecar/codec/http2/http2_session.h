@@ -15,6 +15,11 @@
 //  - send(): nghttp2_session_mem_send into the connection's output, up to
 //    kOutputHighWater (the rest stays in nghttp2 until the socket drains:
 //    a peer that does not read cannot make us buffer without bound);
+//  - writeOut(): that output to the socket at once, in one writev; only
+//    what the socket does not take waits for EV_WRITE. The bufferevent's
+//    write event is armed only then: armed whenever output was added and
+//    disarmed when it drained, it cost two epoll_ctl calls per write (a
+//    third of the HTTP/2 path's system calls, issue 18);
 //  - scheduleFlush(): one send() from the loop, however many streams asked
 //    for it in this iteration;
 //  - request and response bodies as deferred data providers (readData), and
@@ -118,7 +123,8 @@ class Http2Session : public event::Deletable {
   // a larger header block is refused by nghttp2), and for a server
   // `max_concurrent_streams`; the connection's window is the role's.
   void startSession(uint32_t max_header_list, uint32_t max_concurrent_streams = 0);
-  // bev_ (connected) reads and writes through this session from now on.
+  // bev_ (connected) reads and writes through this session from now on
+  // (what its output holds already is written now).
   void startIo();
   // No more reading, writing or flushing (the connection is over). receive()
   // stops at once when a callback calls this.
@@ -131,6 +137,14 @@ class Http2Session : public event::Deletable {
   // Frames into the output until it holds `high_water` bytes or nghttp2 has
   // nothing more. Returns 0 or nghttp2's error (the session is broken).
   int send(size_t high_water = kOutputHighWater);
+  // Writes the output to the socket now; what is left (the socket is full,
+  // or failed: the bufferevent then reports the error) is written when the
+  // socket is writable, and flush() runs once it all went.
+  void writeOut();
+  // send() and writeOut() until nghttp2 has nothing more to say or the
+  // socket is full (then flush() runs again once it drained). Returns
+  // send()'s error.
+  int sendAndWrite();
   bool outputEmpty() const;
   // Neither side wants anything more (both GOAWAYs exchanged, or a fatal error).
   bool finished() const;
@@ -158,6 +172,7 @@ class Http2Session : public event::Deletable {
   std::optional<Http2Offence> offence_;
   event::EventPtr flush_ev_;
   bool stopped_ = false;
+  bool write_armed_ = false;  // the bufferevent's EV_WRITE is enabled
 };
 
 // A data provider's read (Http2Session::readData) from a stream's buffered
@@ -176,22 +191,36 @@ uint64_t validatedContentLength(std::string_view value);
 
 // `name` lower-cased (RFC 9113 §8.2.1: field names are lower case in HTTP/2).
 std::string lower(std::string_view name);
+// `name` lower-cased without a copy when it already is (every name that came
+// in over HTTP/2 is: nghttp2 refuses upper case), else into `scratch`: the
+// view is valid until `scratch` changes.
+std::string_view lowered(std::string_view name, std::string& scratch);
 // A name/value pair for nghttp2 pointing into `name` and `value`, which
 // must stay put until the submit (which copies them).
-nghttp2_nv makeNv(const std::string& name, const std::string& value);
+nghttp2_nv makeNv(std::string_view name, std::string_view value);
+// `fields` as nghttp2 pairs for one submit (which copies them), in an array
+// of this thread's that the next call reuses: valid until then, and while
+// `fields` is unchanged. Names go as they are (lower-case them on the way in).
+const nghttp2_nv* nvOf(const HeaderList& fields);
 
-// Fields for one nghttp2 submit: the strings are kept here until then
-// (nghttp2 copies them), names lower-cased as they are added.
+// Fields for one nghttp2 submit, names lower-cased as they are added. The
+// storage is a HeaderList from this thread's HeaderStock, given back at the
+// end, so a submit allocates nothing once the worker is warm (there were
+// two std::strings a field, and a lower-cased copy of each name).
 class Http2Fields {
  public:
+  Http2Fields();
+  ~Http2Fields();
+  Http2Fields(const Http2Fields&) = delete;
+  Http2Fields& operator=(const Http2Fields&) = delete;
+
   void add(std::string_view name, std::string_view value);
-  // The pairs, valid until the next add().
-  const nghttp2_nv* data();
-  size_t size() const { return storage_.size() / 2; }
+  // The pairs (nvOf), valid until the next add() or data() on this thread.
+  const nghttp2_nv* data() const { return nvOf(fields_); }
+  size_t size() const { return fields_.size(); }
 
  private:
-  std::vector<std::string> storage_;  // name, value, name, value, ...
-  std::vector<nghttp2_nv> nv_;
+  HeaderList fields_;
 };
 
 }  // namespace mulligan::proxy

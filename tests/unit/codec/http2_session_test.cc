@@ -33,6 +33,8 @@ class TestSession : public Http2Session {
   using Http2Session::startIo;
   using Http2Session::startSession;
   using Http2Session::stopIo;
+  using Http2Session::sendAndWrite;
+  using Http2Session::writeOut;
   bufferevent* bev() { return bev_; }
 
   int onHeader(const nghttp2_frame*, std::string_view name, std::string_view value) override {
@@ -77,7 +79,8 @@ class TestSession : public Http2Session {
   }
   void flush() override {
     ++flushes;
-    if (!ioStopped() && session_) send();
+    if (ioStopped() || !session_) return;
+    sendAndWrite();
   }
   void onConnectionEvent(short what) override { events |= what; }
 
@@ -242,6 +245,52 @@ TEST_F(Http2SessionTest, EmptyFrameFloodStopsReceiveWithItsOffence) {
   // callback offended.
   TestSession other(base_, Http2Session::Role::kServer, nullptr);
   EXPECT_EQ(other.offenceOf(NGHTTP2_ERR_FLOODED), offenceOfNghttp2Error(NGHTTP2_ERR_FLOODED));
+}
+
+TEST_F(Http2SessionTest, OutputIsWrittenAtOnceAndWaitsForEvWriteOnlyWhileTheSocketIsFull) {
+  // A small send buffer: a 4 MiB body fills the socket many times over.
+  int small = 4096;
+  ASSERT_EQ(setsockopt(bufferevent_getfd(client_->bev()), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  server_->startSession(16 * 1024, 10);
+  client_->startSession(16 * 1024);
+  server_->startIo();
+  client_->startIo();
+  server_->on_remote_end = [this](int32_t id) {
+    Http2Fields nv;
+    nv.add(":status", "200");
+    ASSERT_EQ(nghttp2_submit_response(server_->session(), id, nv.data(), nv.size(), nullptr), 0);
+    server_->scheduleFlush();
+  };
+  client_->body = std::string(4 << 20, 'b');
+  Http2Fields req;
+  req.add(":method", "POST");
+  req.add(":scheme", "http");
+  req.add(":authority", "example");
+  req.add(":path", "/");
+  nghttp2_data_provider prd = Http2Session::dataProvider();
+  int32_t id = nghttp2_submit_request(client_->session(), nullptr, req.data(), req.size(), &prd, nullptr);
+  ASSERT_EQ(id, 1);
+  // Written at once, up to what the socket takes; the rest waits for EV_WRITE.
+  evbuffer* out = bufferevent_get_output(client_->bev());
+  ASSERT_EQ(client_->send(), 0);
+  size_t produced = evbuffer_get_length(out);
+  EXPECT_FALSE(bufferevent_get_enabled(client_->bev()) & EV_WRITE);
+  client_->writeOut();
+  EXPECT_LT(evbuffer_get_length(out), produced);
+  EXPECT_GT(evbuffer_get_length(out), 0u);
+  EXPECT_TRUE(bufferevent_get_enabled(client_->bev()) & EV_WRITE);
+
+  runUntil([&] { return !client_->closed.empty(); });
+  EXPECT_EQ(client_->closed[0], std::make_pair(id, uint32_t{NGHTTP2_NO_ERROR}));
+  EXPECT_EQ(server_->received.size(), client_->body.size());
+  EXPECT_EQ(field(*client_, ":status"), "200");
+  // All written: no write event left armed on either side (an armed one
+  // costs an epoll_ctl to arm and another to disarm, for every write).
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  EXPECT_TRUE(client_->outputEmpty());
+  EXPECT_TRUE(server_->outputEmpty());
+  EXPECT_FALSE(bufferevent_get_enabled(client_->bev()) & EV_WRITE);
+  EXPECT_FALSE(bufferevent_get_enabled(server_->bev()) & EV_WRITE);
 }
 
 TEST_F(Http2SessionTest, ScheduledFlushesRunOnceFromTheLoopAndNotAfterStopIo) {
