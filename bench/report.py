@@ -684,8 +684,8 @@ class Report:
         if hedge:
             L.append("## Hedging")
             L.append("")
-            L.append("The upstream answers 5% of calls after 1 s (`?delay=1s:5`), the rest at once; wrk through one "
-                     "Mulligan (h2load --h1, one request in flight per connection) to two services on that upstream, one without hedging and one with `hedge = { delay = "
+            L.append("The upstream answers 5% of calls after 1 s (`?delay=1s:5`), the rest at once; h2load --h1 (one request in flight per "
+                     "connection) through one Mulligan to two services on that upstream, one without hedging and one with `hedge = { delay = "
                      "\"50ms\", max_attempts = 2, max_extra_load = 0.06 }`. *Extra load*: upstream requests (its "
                      "`/__stats`) over client requests (the sidecar's `mulligan_requests_total`), minus 1. Issue 19's "
                      "target: p99 cut by at least half for at most 6% extra upstream load.")
