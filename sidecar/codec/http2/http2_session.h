@@ -22,7 +22,10 @@
 //    kOutputHighWater (the rest stays in nghttp2 until the socket drains:
 //    a peer that does not read cannot make us buffer without bound);
 //  - writeOut(): that output to the socket at once, in one writev; only
-//    what the socket does not take waits for EV_WRITE. The bufferevent's
+//    what the socket does not take waits for EV_WRITE;
+//  - sendAndWrite(): while nothing waits in the output (the usual case),
+//    frames go from nghttp2 to the socket through a flat per-thread buffer
+//    in one send, and only what the socket does not take goes to the output. The bufferevent's
 //    write event is armed only then: armed whenever output was added and
 //    disarmed when it drained, it cost two epoll_ctl calls per write (a
 //    third of the HTTP/2 path's system calls, issue 18);
@@ -207,6 +210,11 @@ class Http2Session : public event::Deletable {
   static constexpr int kMaxReadsPerEvent = 4;
   void onReadable();
   void stopReading();
+  // sendAndWrite() while the output is empty: send() and writeOut() without
+  // the output in between (`more`: stopped at the high-water mark).
+  int sendDirect(bool* more);
+  // The bufferevent's EV_WRITE on exactly while its output holds bytes.
+  void armWrite();
 
   Role role_;
   Http2FloodGuard guard_;
