@@ -196,14 +196,11 @@ void Connection::handOn(Sniffed kind) {
       return;
     case Sniffed::kHttp2:
       sniff_timer_.reset();
-      if (header_timeout_armed_) {
-        // The preface is here: the session's silence is the idle timeout's
-        // again, as it was before the request-header timeout stood in.
-        int64_t idle = worker_->downstreamIdleTimeoutUs();
-        timeval tv{static_cast<time_t>(idle / 1000000), static_cast<suseconds_t>(idle % 1000000)};
-        bufferevent_set_timeouts(bev_, idle > 0 ? &tv : nullptr, nullptr);
-        header_timeout_armed_ = false;
-      }
+      // The preface is here: the session counts its silence with the idle
+      // timeout (it reads the socket itself: Http2Session), whichever path
+      // the preface came by; the bufferevent's timeouts go with its reads.
+      bufferevent_set_timeouts(bev_, nullptr, nullptr);
+      header_timeout_armed_ = false;
       state_ = State::kHttp2;
       http2_ = std::make_unique<Http2ServerSession>(this, bev_);
       bev_ = nullptr;  // the session owns it now

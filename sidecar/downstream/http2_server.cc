@@ -304,7 +304,7 @@ Http2ServerSession::~Http2ServerSession() {
   streams_.clear();  // aborts unfinished calls
   // Freed here rather than by ~Http2Session: before the trim below.
   if (session_) nghttp2_session_del(std::exchange(session_, nullptr));
-  if (bev_) bufferevent_free(std::exchange(bev_, nullptr));
+  closeSocket();
   sessionClosedOnThread();  // last: may trim the heap
 }
 
@@ -316,8 +316,12 @@ void Http2ServerSession::start() {
   // (Http2ServerStream::onData): the windows bound what the app can make
   // the sidecar hold.
   startSession(static_cast<uint32_t>(worker().downstreamLimits().max_header_bytes), kMaxConcurrentStreams);
+  // The idle timeout (DESIGN.md: keep-alive connections, both sides)
+  // counts silence from the app, from the preface on, however quickly the
+  // preface came (onConnectionEvent: only with nothing in flight).
+  setReadTimeoutUs(worker().downstreamIdleTimeoutUs());
   startIo();
-  processInput();
+  processInput();  // the sniffed preface, waiting in the bufferevent's input
 }
 
 void Http2ServerSession::drain() {
@@ -329,11 +333,10 @@ void Http2ServerSession::drain() {
 }
 
 void Http2ServerSession::processInput() {
-  evbuffer* in = bufferevent_get_input(bev_);
   if (going_away_) {
     // Read and dropped, so that the close is a FIN after the GOAWAY, not a
     // reset that could discard it (unread input makes close() send RST).
-    evbuffer_drain(in, evbuffer_get_length(in));
+    discardInput();
     return;
   }
   if (int rv = receive(); rv != 0) {
@@ -378,8 +381,9 @@ void Http2ServerSession::flush() {
 
 void Http2ServerSession::onConnectionEvent(short what) {
   if ((what & BEV_EVENT_TIMEOUT) && !streams_.empty()) {
-    // The idle timeout counts silence with nothing in flight only.
-    bufferevent_enable(bev_, EV_READ);
+    // The idle timeout counts silence with nothing in flight only: again
+    // from now (the policy's, now).
+    setReadTimeoutUs(worker().downstreamIdleTimeoutUs());
     return;
   }
   closeNow();

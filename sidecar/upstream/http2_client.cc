@@ -301,9 +301,7 @@ void Http2ClientSession::goAway(Http2Offence o, const char* what) {
   send(SIZE_MAX);  // all of it: the GOAWAY is last
   // The session ends now (its streams are retried or fail as for any lost
   // connection); the socket lives on until the GOAWAY is written.
-  bufferevent* bev = bev_;
-  bev_ = nullptr;
-  lingerClose(bev, kGoawayLingerUs);
+  lingerClose(releaseBev(), kGoawayLingerUs);
   closeWith(std::string("HTTP/2 connection error from upstream (") + std::string(offenceName(o)) + "): " + what,
             false);
 }

@@ -199,5 +199,48 @@ class Http2FramesTest(Stack):
         return any(r.get("id") == ident for r in self.upstream_log(self.up_log))
 
 
+@unittest.skipIf(h2 is None, "python3-h2 is not installed")
+class Http2IdleTimeoutTest(Stack):
+    """The policy's idle_timeout closes a silent h2c connection, however its
+    preface came: the sidecar reads once right after accept, and a preface
+    found there (the usual case) used to leave the connection with no idle
+    timeout at all; only one that came later (and was waited for) had one."""
+
+    def setUp(self):
+        super().setUp()
+        port, self.up_log = self.start_h2_upstream()
+        self.publish(policy(port) + '\n[defaults]\nidle_timeout = "500ms"\n')
+        self.start_sidecar()
+        wait_for(lambda: self.admin_stats().get("policy_generation") == 1, what="the policy loaded")
+
+    admin_stats = Http2FramesTest.admin_stats
+
+    def client_with_preface_there_at_accept(self):
+        # Stopped, the sidecar accepts nothing: the handshake completes in the
+        # kernel and the preface waits in the socket for the read after accept.
+        self.sidecar_proc.send_signal(signal.SIGSTOP)
+        try:
+            c = Client(self.outbound_port)
+        finally:
+            self.sidecar_proc.send_signal(signal.SIGCONT)
+        self.addCleanup(c.close)
+        return c
+
+    def test_H2_SilentConnectionIsClosedAfterTheIdleTimeout(self):
+        c = self.client_with_preface_there_at_accept()
+        c.pump(lambda ev: of(ev, h2.events.RemoteSettingsChanged))
+        c.frames_until_close(timeout=20)  # before: never closed
+        self.assertTrue(c.closed)
+
+    def test_H2ToH2_CallLongerThanTheIdleTimeoutIsNotCutThenTheConnectionIs(self):
+        c = self.client_with_preface_there_at_accept()
+        sid = c.request("/slow?delay=1500&id=long")
+        c.pump(lambda ev: of(ev, h2.events.StreamEnded, sid), timeout=20)
+        status = dict(of(c.events, h2.events.ResponseReceived, sid)[0].headers)[b":status"]
+        self.assertEqual(status, b"200")
+        c.frames_until_close(timeout=20)  # then silent: closed
+        self.assertTrue(c.closed)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,8 +1,14 @@
 #include "sidecar/codec/http2/http2_session.h"
 
 #include <event2/buffer.h>
+#include <sys/socket.h>
 
+#include <array>
+#include <cerrno>
+#include <cstring>
 #include <iterator>
+#include <memory>
+#include <utility>
 
 #include "sidecar/codec/header_stock.h"
 #include "sidecar/codec/http2/http2_memory.h"
@@ -46,10 +52,7 @@ struct Http2Trampolines {
   }
 
   // --- libevent ---
-  static void onRead(bufferevent*, void* arg) {
-    event::ClockScope now;  // what these frames start or carry shares one clock read
-    of(arg)->onInput();
-  }
+  static void onReadable(evutil_socket_t, short, void* arg) { of(arg)->onReadable(); }
   static void onWrite(bufferevent*, void* arg) { of(arg)->flush(); }
   static void onEvent(bufferevent*, short what, void* arg) { of(arg)->onConnectionEvent(what); }
   static void onFlushEvent(evutil_socket_t, short, void* arg) { of(arg)->flush(); }
@@ -87,6 +90,26 @@ nghttp2_option* makeOptions(Http2Session::Role role) {
   return o;
 }
 
+// The buffer every session of this thread reads into; nghttp2 keeps what it
+// needs of a partial frame, so it is free again once mem_recv returned.
+uint8_t* threadReadBuffer(size_t size) {
+  static thread_local std::unique_ptr<uint8_t[]> buf(new uint8_t[size]);
+  return buf.get();
+}
+// Frames on their way from nghttp2 to the socket (sendAndWrite): up to
+// kOutputHighWater, plus room for the chunk that crosses it.
+constexpr size_t kWriteBufferSize = 2 * Http2Session::kOutputHighWater;
+uint8_t* threadWriteBuffer() {
+  static thread_local std::unique_ptr<uint8_t[]> buf(new uint8_t[kWriteBufferSize]);
+  return buf.get();
+}
+thread_local bool t_writing = false;  // (as t_reading, for the write buffer)
+
+// A read runs only from its own event callback, never nested in another
+// session's; should that ever change, the nested read gets a buffer of its
+// own rather than overwriting bytes nghttp2 is still reading.
+thread_local bool t_reading = false;
+
 nghttp2_option* options(Http2Session::Role role) {
   static nghttp2_option* server = makeOptions(Http2Session::Role::kServer);
   static nghttp2_option* client = makeOptions(Http2Session::Role::kClient);
@@ -98,12 +121,19 @@ nghttp2_option* options(Http2Session::Role role) {
 Http2Session::Http2Session(event_base* base, Role role)
     : role_(role),
       guard_(role == Role::kServer),  // a server counts the client's resets (rapid reset)
-      flush_ev_(event_new(base, -1, 0, &Http2Trampolines::onFlushEvent, this)) {}
+      flush_ev_(event_new(base, -1, 0, &Http2Trampolines::onFlushEvent, this)),
+      read_timer_(base, [this] { onConnectionEvent(BEV_EVENT_READING | BEV_EVENT_TIMEOUT); }) {}
 
 Http2Session::~Http2Session() {
   // No callbacks from here on: nghttp2_session_del calls none.
   if (session_) nghttp2_session_del(session_);
-  if (bev_) bufferevent_free(bev_);
+  closeSocket();
+  read_timer_.cancel();
+}
+
+void Http2Session::closeSocket() {
+  stopReading();  // before the socket closes
+  if (bev_) bufferevent_free(std::exchange(bev_, nullptr));
 }
 
 void Http2Session::startSession(uint32_t max_header_list, uint32_t max_concurrent_streams) {
@@ -124,19 +154,87 @@ void Http2Session::startSession(uint32_t max_header_list, uint32_t max_concurren
 }
 
 void Http2Session::startIo() {
-  bufferevent_setcb(bev_, &Http2Trampolines::onRead, &Http2Trampolines::onWrite, &Http2Trampolines::onEvent, this);
+  // The bufferevent keeps the write side (its output, and its write event
+  // while the socket is full: errors come from there) but not the read
+  // side: reads are onReadable()'s.
+  bufferevent_setcb(bev_, nullptr, &Http2Trampolines::onWrite, &Http2Trampolines::onEvent, this);
+  fd_ = bufferevent_getfd(bev_);
+  event_assign(&read_ev_, bufferevent_get_base(bev_), fd_, EV_READ | EV_PERSIST, &Http2Trampolines::onReadable, this);
+  read_assigned_ = true;
+  reading_ = true;
+  // Ours goes on before the bufferevent's goes off (sniffing had it on):
+  // the socket's epoll interest never drops to nothing, so the hand-over
+  // costs no epoll_ctl.
+  event_add(&read_ev_, nullptr);
   // Writing is writeOut()'s: EV_WRITE only while the socket is full (a
   // client's connect had it on).
-  bufferevent_disable(bev_, EV_WRITE);
+  bufferevent_disable(bev_, EV_READ | EV_WRITE);
   write_armed_ = false;
-  bufferevent_enable(bev_, EV_READ);
+  buffered_input_ = evbuffer_get_length(bufferevent_get_input(bev_)) > 0;
+  if (read_timeout_us_ > 0) read_timer_.setDue(event::monotonicNowUs() + read_timeout_us_);
   if (!outputEmpty()) writeOut();
+}
+
+void Http2Session::stopReading() {
+  if (reading_) event_del(&read_ev_);
+  reading_ = false;
 }
 
 void Http2Session::stopIo() {
   stopped_ = true;
   write_armed_ = false;
+  stopReading();
+  read_timer_.cancel();
   if (bev_) bufferevent_disable(bev_, EV_READ | EV_WRITE);
+}
+
+bufferevent* Http2Session::releaseBev() {
+  stopIo();
+  return std::exchange(bev_, nullptr);
+}
+
+void Http2Session::setReadTimeoutUs(int64_t us) {
+  read_timeout_us_ = us;
+  if (us > 0 && !stopped_) {
+    read_timer_.setDue(event::monotonicNowUs() + us);
+  } else {
+    read_timer_.cancel();
+  }
+}
+
+void Http2Session::onReadable() {
+  event::ClockScope now;  // what these frames start or carry shares one clock read
+  std::array<uint8_t, 4096> nested;  // (see t_reading)
+  bool outer = !t_reading;
+  uint8_t* buf = outer ? threadReadBuffer(kReadBufferSize) : nested.data();
+  size_t size = outer ? kReadBufferSize : nested.size();
+  t_reading = true;
+  for (int i = 0; i < kMaxReadsPerEvent && reading_; ++i) {
+    // One recv: no FIONREAD first (a bufferevent's evbuffer_read asks it
+    // before every read). A read that did not fill the buffer took all
+    // there was; a full one may have left more.
+    ssize_t got = ::recv(fd_, buf, size, 0);
+    if (got > 0) {
+      if (read_timeout_us_ > 0) read_timer_.setDue(event::monotonicNowUs() + read_timeout_us_);
+      fresh_ = buf;
+      fresh_len_ = static_cast<size_t>(got);
+      onInput();
+      fresh_ = nullptr;
+      fresh_len_ = 0;
+      if (static_cast<size_t>(got) < size) break;
+      continue;
+    }
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) break;
+    // EOF or a socket error, reported as the bufferevent reported them
+    // (its read side stopped first, as here).
+    int err = errno;
+    stopReading();
+    read_timer_.cancel();
+    errno = err;  // for the owner's message (EVUTIL_SOCKET_ERROR)
+    onConnectionEvent(static_cast<short>(BEV_EVENT_READING | (got == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR)));
+    break;
+  }
+  if (outer) t_reading = false;
 }
 
 void Http2Session::writeOut() {
@@ -151,7 +249,11 @@ void Http2Session::writeOut() {
     evbuffer_write(out, bufferevent_getfd(bev_));
     evbuffer_freeze(out, 1);
   }
-  bool left = evbuffer_get_length(out) > 0;
+  armWrite();
+}
+
+void Http2Session::armWrite() {
+  bool left = evbuffer_get_length(bufferevent_get_output(bev_)) > 0;
   if (left == write_armed_) return;
   write_armed_ = left;
   if (left) {
@@ -167,17 +269,37 @@ void Http2Session::scheduleFlush() {
 }
 
 int Http2Session::receive() {
-  evbuffer* in = bufferevent_get_input(bev_);
-  while (!stopped_ && evbuffer_get_length(in) > 0) {
-    // The first chunk as it is (no pullup, no copy): nghttp2 keeps partial
-    // frames itself.
-    evbuffer_iovec vec;
-    if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
-    ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
+  if (buffered_input_ && bev_) {
+    // What waited in the bufferevent's input when the session took over
+    // (the sniffed preface) comes first, chunk by chunk as it is (no
+    // pullup, no copy): nghttp2 keeps partial frames itself.
+    evbuffer* in = bufferevent_get_input(bev_);
+    while (!stopped_ && evbuffer_get_length(in) > 0) {
+      evbuffer_iovec vec;
+      if (evbuffer_peek(in, -1, nullptr, &vec, 1) < 1) break;
+      ssize_t n = nghttp2_session_mem_recv(session_, static_cast<const uint8_t*>(vec.iov_base), vec.iov_len);
+      if (n < 0) return static_cast<int>(n);
+      evbuffer_drain(in, static_cast<size_t>(n));
+    }
+    buffered_input_ = evbuffer_get_length(in) > 0;
+  }
+  // The current read, straight from the read buffer.
+  while (!stopped_ && fresh_len_ > 0) {
+    ssize_t n = nghttp2_session_mem_recv(session_, fresh_, fresh_len_);
     if (n < 0) return static_cast<int>(n);
-    evbuffer_drain(in, static_cast<size_t>(n));
+    fresh_ += n;
+    fresh_len_ -= static_cast<size_t>(n);
   }
   return 0;
+}
+
+void Http2Session::discardInput() {
+  if (buffered_input_ && bev_) {
+    evbuffer* in = bufferevent_get_input(bev_);
+    evbuffer_drain(in, evbuffer_get_length(in));
+  }
+  buffered_input_ = false;
+  fresh_len_ = 0;
 }
 
 int Http2Session::send(size_t high_water) {
@@ -194,11 +316,60 @@ int Http2Session::send(size_t high_water) {
 
 int Http2Session::sendAndWrite() {
   for (;;) {
-    if (int rv = send(); rv != 0) return rv;
-    bool more = evbuffer_get_length(bufferevent_get_output(bev_)) >= kOutputHighWater;  // send() stopped early
-    writeOut();
+    bool more = false;  // stopped at the high-water mark: nghttp2 may have more
+    if (!stopped_ && bev_ && fd_ >= 0 && !t_writing && outputEmpty()) {
+      t_writing = true;
+      int rv = sendDirect(&more);
+      t_writing = false;
+      if (rv != 0) return rv;
+    } else {
+      if (int rv = send(); rv != 0) return rv;
+      more = evbuffer_get_length(bufferevent_get_output(bev_)) >= kOutputHighWater;
+      writeOut();
+    }
     if (!more || stopped_ || !outputEmpty()) return 0;
   }
+}
+
+int Http2Session::sendDirect(bool* more) {
+  // Nothing waits for the socket: the frames go to it from a flat
+  // per-thread buffer in one send, and only what the socket does not take
+  // goes to the bufferevent's output (for EV_WRITE). Through the output,
+  // every frame cost an evbuffer_add (a chain, its callbacks) and every
+  // burst an evbuffer_write and drain: about 600 instructions a request.
+  uint8_t* buf = threadWriteBuffer();
+  evbuffer* out = bufferevent_get_output(bev_);
+  size_t used = 0;
+  while (used < kOutputHighWater) {
+    const uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) return static_cast<int>(n);  // the session is broken: nothing more is written
+    if (n == 0) break;
+    if (used + static_cast<size_t>(n) > kWriteBufferSize) {
+      // A chunk larger than the room left (a huge header block): it
+      // waits in the output, behind what the buffer holds.
+      evbuffer_add(out, data, static_cast<size_t>(n));
+      break;
+    }
+    std::memcpy(buf + used, data, static_cast<size_t>(n));
+    used += static_cast<size_t>(n);
+  }
+  *more = used >= kOutputHighWater;
+  if (used > 0) {
+    ssize_t wrote = ::send(fd_, buf, used, MSG_NOSIGNAL);
+    size_t took = wrote > 0 ? static_cast<size_t>(wrote) : 0;
+    if (took < used) {
+      // The socket is full (or failed: the bufferevent's write event then
+      // reports the error, as for any write): the rest waits in the
+      // output, ahead of anything there. The output's start is the
+      // bufferevent's (frozen), as in writeOut().
+      evbuffer_unfreeze(out, 1);
+      evbuffer_prepend(out, buf + took, used - took);
+      evbuffer_freeze(out, 1);
+    }
+  }
+  armWrite();
+  return 0;
 }
 
 bool Http2Session::outputEmpty() const { return evbuffer_get_length(bufferevent_get_output(bev_)) == 0; }

@@ -3,7 +3,7 @@
 // upstream client sessions (upstream/http2_client.h) derive from it.
 //
 // nghttp2 is the codec (framing, HPACK, flow control, stream states); this
-// is the thin layer between it and a bufferevent:
+// is the thin layer between it and the connection's socket:
 //  - one table of C callbacks for every session, each a trampoline that
 //    casts user_data and calls one virtual member (STYLE.md), the flood
 //    guard's checks (http2_limits.h) run before the session's own;
@@ -11,12 +11,21 @@
 //    credit goes back only as the other side takes the bytes; nghttp2's own
 //    limits) and our SETTINGS (push off, kStreamWindow per stream, a header
 //    list limit, the connection's receive window);
-//  - receive(): the connection's input into nghttp2_session_mem_recv;
+//  - reading: the session reads its socket itself (its own EV_READ event),
+//    into a per-thread buffer handed straight to nghttp2_session_mem_recv
+//    (receive()). A bufferevent read asked FIONREAD before every read (a
+//    quarter of the HTTP/2 path's system calls), read at most 4 KiB, and
+//    copied it into an evbuffer that receive() then peeked and drained
+//    (issue 18). Bytes already in the bufferevent's input when the session
+//    took over (the sniffed preface) are fed first;
 //  - send(): nghttp2_session_mem_send into the connection's output, up to
 //    kOutputHighWater (the rest stays in nghttp2 until the socket drains:
 //    a peer that does not read cannot make us buffer without bound);
 //  - writeOut(): that output to the socket at once, in one writev; only
-//    what the socket does not take waits for EV_WRITE. The bufferevent's
+//    what the socket does not take waits for EV_WRITE;
+//  - sendAndWrite(): while nothing waits in the output (the usual case),
+//    frames go from nghttp2 to the socket through a flat per-thread buffer
+//    in one send, and only what the socket does not take goes to the output. The bufferevent's
 //    write event is armed only then: armed whenever output was added and
 //    disarmed when it drained, it cost two epoll_ctl calls per write (a
 //    third of the HTTP/2 path's system calls, issue 18);
@@ -35,6 +44,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <nghttp2/nghttp2.h>
 
 #include <cstddef>
@@ -109,13 +119,20 @@ class Http2Session : public event::Deletable {
   // NGHTTP2_ERR_DEFERRED for nothing yet (nghttp2_session_resume_data then).
   virtual ssize_t readData(int32_t stream_id, uint8_t* buf, size_t len, uint32_t* flags) = 0;
 
-  // --- the bufferevent's callbacks, after startIo() ---
-  // Bytes arrived (one clock read for what they start: event::ClockScope).
+  // --- the connection's callbacks, after startIo() ---
+  // Bytes arrived (one clock read for what they start: event::ClockScope):
+  // receive() feeds them to nghttp2, discardInput() drops them; either way
+  // they are gone when onInput returns.
   virtual void onInput() = 0;
   // Write what nghttp2 has (send()), and close when the session is done.
   // Runs when the output drained and from scheduleFlush().
   virtual void flush() = 0;
-  // EOF, an error or a timeout on the connection.
+  // The connection ended or went silent, as a bufferevent says it
+  // (BEV_EVENT_* bits): EOF or a read error (BEV_EVENT_READING | _EOF or
+  // _ERROR: reading has stopped), a write error (BEV_EVENT_WRITING |
+  // BEV_EVENT_ERROR), or the read timeout (BEV_EVENT_READING |
+  // BEV_EVENT_TIMEOUT: reading goes on; the session closes, or counts the
+  // silence again with setReadTimeoutUs()).
   virtual void onConnectionEvent(short what) = 0;
 
   // Creates the nghttp2 session for role() and queues our SETTINGS: push
@@ -123,17 +140,31 @@ class Http2Session : public event::Deletable {
   // a larger header block is refused by nghttp2), and for a server
   // `max_concurrent_streams`; the connection's window is the role's.
   void startSession(uint32_t max_header_list, uint32_t max_concurrent_streams = 0);
-  // bev_ (connected) reads and writes through this session from now on
-  // (what its output holds already is written now).
+  // bev_ (connected) reads and writes through this session from now on:
+  // the session reads its socket (its own EV_READ event: the bufferevent's
+  // read side goes off) and writes through the bufferevent's output (what
+  // it holds already is written now). Bytes waiting in the bufferevent's
+  // input (a sniffed preface) are fed first, by the next receive().
   void startIo();
   // No more reading, writing or flushing (the connection is over). receive()
   // stops at once when a callback calls this.
   void stopIo();
   bool ioStopped() const { return stopped_; }
+  // stopIo(), and bev_ is the caller's (nothing of the session's reads it
+  // any more: lingerClose()).
+  bufferevent* releaseBev();
+  // Silence from the peer longer than `us` (counted from the last read, or
+  // from now when no read came since) is reported as BEV_EVENT_READING |
+  // BEV_EVENT_TIMEOUT; 0 for none. What a bufferevent's read timeout did,
+  // with a compare and a store per read (event::ExpiryTimer).
+  void setReadTimeoutUs(int64_t us);
 
-  // Hands the input to nghttp2 until all is taken or stopIo(). Returns 0, or
-  // nghttp2's error: a connection error (offenceOf says which).
+  // Hands the input (what waited in the bufferevent's input, then the bytes
+  // of the current read) to nghttp2 until all is taken or stopIo(). Returns
+  // 0, or nghttp2's error: a connection error (offenceOf says which).
   int receive();
+  // Drops the input instead (a connection that is going away).
+  void discardInput();
   // Frames into the output until it holds `high_water` bytes or nghttp2 has
   // nothing more. Returns 0 or nghttp2's error (the session is broken).
   int send(size_t high_water = kOutputHighWater);
@@ -160,6 +191,10 @@ class Http2Session : public event::Deletable {
   // from readData, with NGHTTP2_DATA_FLAG_NO_END_STREAM set.
   void submitTrailers(int32_t stream_id, const HeaderList& trailers);
 
+  // Stops reading and frees bev_ (its socket with it); for destructors
+  // that must free it before something else of theirs.
+  void closeSocket();
+
   // Owned: freed with the session unless taken (set to null) before.
   bufferevent* bev_ = nullptr;
   nghttp2_session* session_ = nullptr;
@@ -167,12 +202,35 @@ class Http2Session : public event::Deletable {
  private:
   friend struct Http2Trampolines;
 
+  // What one readiness of the socket reads: up to this per read (a
+  // per-thread buffer: the worker is single-threaded), again while a read
+  // fills it, at most kMaxReadsPerEvent times (level-triggered epoll
+  // reports the rest: other connections get their turn).
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+  static constexpr int kMaxReadsPerEvent = 4;
+  void onReadable();
+  void stopReading();
+  // sendAndWrite() while the output is empty: send() and writeOut() without
+  // the output in between (`more`: stopped at the high-water mark).
+  int sendDirect(bool* more);
+  // The bufferevent's EV_WRITE on exactly while its output holds bytes.
+  void armWrite();
+
   Role role_;
   Http2FloodGuard guard_;
   std::optional<Http2Offence> offence_;
   event::EventPtr flush_ev_;
   bool stopped_ = false;
   bool write_armed_ = false;  // the bufferevent's EV_WRITE is enabled
+  ::event read_ev_;            // EV_READ | EV_PERSIST on fd_, assigned by startIo()
+  bool read_assigned_ = false;
+  bool reading_ = false;       // read_ev_ is added
+  evutil_socket_t fd_ = -1;
+  bool buffered_input_ = false;  // the bufferevent's input may hold bytes (startIo)
+  const uint8_t* fresh_ = nullptr;  // the current read's bytes not yet taken
+  size_t fresh_len_ = 0;
+  event::ExpiryTimer read_timer_;
+  int64_t read_timeout_us_ = 0;
 };
 
 // A data provider's read (Http2Session::readData) from a stream's buffered

@@ -8,6 +8,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <gtest/gtest.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cstring>
@@ -35,6 +36,8 @@ class TestSession : public Http2Session {
   using Http2Session::stopIo;
   using Http2Session::sendAndWrite;
   using Http2Session::writeOut;
+  using Http2Session::releaseBev;
+  using Http2Session::setReadTimeoutUs;
   bufferevent* bev() { return bev_; }
 
   int onHeader(const nghttp2_frame*, std::string_view name, std::string_view value) override {
@@ -42,6 +45,7 @@ class TestSession : public Http2Session {
     return 0;
   }
   int onFrameRecv(const nghttp2_frame* frame) override {
+    if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK)) ++ping_acks;
     if (frame->hd.stream_id != 0 && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && on_remote_end) {
       on_remote_end(frame->hd.stream_id);
     }
@@ -70,6 +74,7 @@ class TestSession : public Http2Session {
     return static_cast<ssize_t>(n);
   }
   void onInput() override {
+    ++inputs;
     if (int rv = receive(); rv != 0) {
       error = rv;
       stopIo();
@@ -82,7 +87,10 @@ class TestSession : public Http2Session {
     if (ioStopped() || !session_) return;
     sendAndWrite();
   }
-  void onConnectionEvent(short what) override { events |= what; }
+  void onConnectionEvent(short what) override {
+    events |= what;
+    ++connection_events;
+  }
 
   std::vector<std::pair<std::string, std::string>> fields;
   std::string received;
@@ -93,7 +101,10 @@ class TestSession : public Http2Session {
   HeaderList trailers;
   int error = 0;
   int flushes = 0;
+  int inputs = 0;
+  int ping_acks = 0;
   short events = 0;
+  int connection_events = 0;
 };
 
 class Http2SessionTest : public ::testing::Test {
@@ -261,7 +272,10 @@ TEST_F(Http2SessionTest, OutputIsWrittenAtOnceAndWaitsForEvWriteOnlyWhileTheSock
     ASSERT_EQ(nghttp2_submit_response(server_->session(), id, nv.data(), nv.size(), nullptr), 0);
     server_->scheduleFlush();
   };
-  client_->body = std::string(4 << 20, 'b');
+  // Not one byte repeated: bytes out of order (what the socket did not
+  // take must go out before anything produced later) would show.
+  client_->body.resize(4 << 20);
+  for (size_t i = 0; i < client_->body.size(); ++i) client_->body[i] = static_cast<char>(i % 251);
   Http2Fields req;
   req.add(":method", "POST");
   req.add(":scheme", "http");
@@ -282,7 +296,8 @@ TEST_F(Http2SessionTest, OutputIsWrittenAtOnceAndWaitsForEvWriteOnlyWhileTheSock
 
   runUntil([&] { return !client_->closed.empty(); });
   EXPECT_EQ(client_->closed[0], std::make_pair(id, uint32_t{NGHTTP2_NO_ERROR}));
-  EXPECT_EQ(server_->received.size(), client_->body.size());
+  ASSERT_EQ(server_->received.size(), client_->body.size());
+  EXPECT_TRUE(server_->received == client_->body);
   EXPECT_EQ(field(*client_, ":status"), "200");
   // All written: no write event left armed on either side (an armed one
   // costs an epoll_ctl to arm and another to disarm, for every write).
@@ -304,6 +319,123 @@ TEST_F(Http2SessionTest, ScheduledFlushesRunOnceFromTheLoopAndNotAfterStopIo) {
   server_->scheduleFlush();
   event_base_loop(base_, EVLOOP_NONBLOCK);
   EXPECT_EQ(server_->flushes, 1);
+}
+
+// A GET request from the client session, in its output (not written yet).
+int32_t submitGet(TestSession& client) {
+  Http2Fields req;
+  req.add(":method", "GET");
+  req.add(":scheme", "http");
+  req.add(":authority", "example");
+  req.add(":path", "/sniffed");
+  return nghttp2_submit_request(client.session(), nullptr, req.data(), req.size(), nullptr, nullptr);
+}
+
+// Bytes waiting unread in a socket's receive buffer.
+int unread(bufferevent* bev) {
+  int n = -1;
+  ioctl(bufferevent_getfd(bev), FIONREAD, &n);
+  return n;
+}
+
+TEST_F(Http2SessionTest, BytesSniffedIntoTheInputAreFedFirstThenTheSocketIsReadByTheSessionItself) {
+  // The downstream Connection sniffs the preface into the bufferevent's
+  // input and hands the bufferevent over: the session must feed those bytes
+  // to nghttp2 before what it reads from the socket.
+  server_->startSession(16 * 1024, 10);
+  client_->startSession(16 * 1024);
+  ASSERT_EQ(submitGet(*client_), 1);
+  ASSERT_EQ(client_->send(SIZE_MAX), 0);
+  evbuffer* out = bufferevent_get_output(client_->bev());
+  evbuffer* in = bufferevent_get_input(server_->bev());
+  // (A socket bufferevent's input end and output start are libevent's.)
+  evbuffer_unfreeze(in, 0);
+  evbuffer_unfreeze(out, 1);
+  // The preface and a frame header cut short: the rest comes by the socket.
+  ASSERT_EQ(evbuffer_remove_buffer(out, in, 24 + 5), 24 + 5);
+  evbuffer_freeze(out, 1);
+  server_->on_remote_end = [this](int32_t id) {
+    Http2Fields nv;
+    nv.add(":status", "204");
+    ASSERT_EQ(nghttp2_submit_response(server_->session(), id, nv.data(), nv.size(), nullptr), 0);
+    server_->scheduleFlush();
+  };
+  server_->startIo();
+  client_->startIo();  // writes the rest
+  // The bufferevent's read side is off: no FIONREAD, no evbuffer copy per read.
+  EXPECT_FALSE(bufferevent_get_enabled(server_->bev()) & EV_READ);
+  EXPECT_FALSE(bufferevent_get_enabled(client_->bev()) & EV_READ);
+
+  runUntil([&] { return !client_->closed.empty(); });
+  EXPECT_EQ(server_->error, 0);
+  EXPECT_EQ(field(*server_, ":path"), "/sniffed");
+  EXPECT_EQ(field(*client_, ":status"), "204");
+  EXPECT_EQ(evbuffer_get_length(in), 0u);
+  EXPECT_EQ(server_->connection_events, 0);
+}
+
+TEST_F(Http2SessionTest, EofInTheMiddleOfAFrameIsReportedOnceAsTheBuffereventDid) {
+  server_->startSession(16 * 1024, 10);
+  server_->startIo();
+  // The preface and half a frame header, then the client's FIN.
+  evutil_socket_t fd = bufferevent_getfd(client_->bev());
+  const char bytes[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00";
+  ASSERT_EQ(::send(fd, bytes, sizeof bytes - 1, 0), static_cast<ssize_t>(sizeof bytes - 1));
+  ASSERT_EQ(::shutdown(fd, SHUT_WR), 0);
+
+  runUntil([&] { return server_->connection_events > 0; });
+  EXPECT_EQ(server_->events, BEV_EVENT_READING | BEV_EVENT_EOF);
+  EXPECT_EQ(server_->error, 0);  // the bytes before the FIN were taken without complaint
+  EXPECT_GE(server_->inputs, 1);
+  // Reading stopped: the loop does not report the EOF again.
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  EXPECT_EQ(server_->connection_events, 1);
+}
+
+TEST_F(Http2SessionTest, SilenceLongerThanTheReadTimeoutIsReportedAndReadingGoesOn) {
+  server_->startSession(16 * 1024, 10);
+  client_->startSession(16 * 1024);
+  server_->setReadTimeoutUs(20'000);
+  server_->startIo();
+  client_->startIo();
+  runUntil([&] { return server_->connection_events > 0; });
+  EXPECT_EQ(server_->events, BEV_EVENT_READING | BEV_EVENT_TIMEOUT);
+  // The session chose to go on: the connection still works both ways.
+  server_->setReadTimeoutUs(0);
+  const uint8_t opaque[8] = {'m', 'u', 'l', 'l', 'i', 'g', 'a', 'n'};
+  ASSERT_EQ(nghttp2_submit_ping(client_->session(), NGHTTP2_FLAG_NONE, opaque), 0);
+  client_->scheduleFlush();
+  runUntil([&] { return client_->ping_acks > 0; });
+  EXPECT_EQ(server_->error, 0);
+  EXPECT_EQ(client_->error, 0);
+}
+
+TEST_F(Http2SessionTest, AfterStopIoOrReleaseBevTheSocketIsNoLongerRead) {
+  server_->startSession(16 * 1024, 10);
+  client_->startSession(16 * 1024);
+  server_->startIo();
+  server_->stopIo();
+  client_->startIo();
+  ASSERT_EQ(client_->sendAndWrite(), 0);  // the preface and SETTINGS go out at once
+  ASSERT_TRUE(client_->outputEmpty());
+  for (int i = 0; i < 3; ++i) event_base_loop(base_, EVLOOP_NONBLOCK);
+  EXPECT_EQ(server_->inputs, 0);
+  EXPECT_GT(unread(server_->bev()), 0);  // left in the socket
+
+  // Released to a new owner (lingerClose): the session reads nothing more.
+  bufferevent* bev = client_->releaseBev();
+  ASSERT_NE(bev, nullptr);
+  EXPECT_EQ(client_->bev(), nullptr);
+  int inputs = client_->inputs;
+  int waiting = unread(bev);
+  const char more[] = "x";
+  ASSERT_EQ(::send(bufferevent_getfd(server_->bev()), more, 1, 0), 1);
+  for (int i = 0; i < 3; ++i) event_base_loop(base_, EVLOOP_NONBLOCK);
+  EXPECT_EQ(client_->inputs, inputs);
+  EXPECT_EQ(client_->connection_events, 0);
+  EXPECT_EQ(unread(bev), waiting + 1);
+  bufferevent_free(bev);
 }
 
 TEST(Http2FieldsTest, NamesAreLowerCasedAndValuesKept) {
