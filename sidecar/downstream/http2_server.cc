@@ -301,7 +301,9 @@ Http2ServerSession::Http2ServerSession(Connection* conn, bufferevent* bev)
 }
 
 Http2ServerSession::~Http2ServerSession() {
-  streams_.clear();  // aborts unfinished calls
+  // Aborts unfinished calls. (No nghttp2 callback runs from here on: the
+  // user data left on its streams is never read.)
+  while (Http2ServerStream* s = streams_.pop_front()) delete s;
   // Freed here rather than by ~Http2Session: before the trim below.
   if (session_) nghttp2_session_del(std::exchange(session_, nullptr));
   if (bev_) bufferevent_free(std::exchange(bev_, nullptr));
@@ -352,7 +354,7 @@ void Http2ServerSession::goAway(Http2Offence o, int) {
   nghttp2_session_terminate_session(session_, offenceErrorCode(o));
   // The calls on this connection are over: their upstream streams are
   // cancelled now, not when the socket finally closes.
-  for (auto& [id, st] : streams_) st->onClosed(NGHTTP2_CANCEL);
+  for (Http2ServerStream* s = streams_.front(); s; s = streams_.next(s)) s->onClosed(NGHTTP2_CANCEL);
   processInput();  // drops what is left
   flush();         // closes once the GOAWAY is out
 }
@@ -390,13 +392,14 @@ void Http2ServerSession::closeNow() {
   closed_ = true;
   stopIo();
   linger_.cancel();
-  for (auto& [id, st] : streams_) st->onClosed(NGHTTP2_CANCEL);
+  for (Http2ServerStream* s = streams_.front(); s; s = streams_.next(s)) s->onClosed(NGHTTP2_CANCEL);
   conn_->close();
 }
 
 Http2ServerStream* Http2ServerSession::streamFor(int32_t id) {
-  auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  // Set in onBeginHeaders, cleared in onStreamClose: null for a stream we
+  // refused or never had, and for any id nghttp2 has closed.
+  return session_ ? static_cast<Http2ServerStream*>(nghttp2_session_get_stream_user_data(session_, id)) : nullptr;
 }
 
 int Http2ServerSession::onBeginFrame(const nghttp2_frame_hd& hd) {
@@ -446,7 +449,15 @@ int Http2ServerSession::onBeginHeaders(const nghttp2_frame* frame) {
     nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_REFUSED_STREAM);
     return 0;
   }
-  streams_[id] = std::make_unique<Http2ServerStream>(this, id);
+  // nghttp2 opened the stream before this callback (RFC 9113 §5.1: idle ->
+  // open), so its user data can be set now.
+  auto* s = new Http2ServerStream(this, id);
+  streams_.push_back(s);
+  if (nghttp2_session_set_stream_user_data(session_, id, s) != 0) {
+    streams_.remove(s);
+    delete s;
+    return NGHTTP2_ERR_CALLBACK_FAILURE;
+  }
   return 0;
 }
 
@@ -481,12 +492,13 @@ int Http2ServerSession::onDataChunk(int32_t stream_id, const uint8_t* data, size
 }
 
 int Http2ServerSession::onStreamClose(int32_t stream_id, uint32_t error_code) {
-  auto it = streams_.find(stream_id);
-  if (it == streams_.end()) return 0;
-  it->second->onClosed(error_code);
+  Http2ServerStream* s = streamFor(stream_id);
+  if (!s) return 0;
+  s->onClosed(error_code);
+  nghttp2_session_set_stream_user_data(session_, stream_id, nullptr);
+  streams_.remove(s);
   // Inside nghttp2's callback: free the stream (and its call) from the loop.
-  worker().deferDelete(std::move(it->second));
-  streams_.erase(it);
+  worker().deferDelete(std::unique_ptr<Http2ServerStream>(s));
   if (draining_ && streams_.empty()) scheduleFlush();
   return 0;
 }

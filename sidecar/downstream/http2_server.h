@@ -40,8 +40,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <unordered_map>
-
+#include "sidecar/core/intrusive_list.h"
 #include "sidecar/core/recycled.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/codec/fields.h"
@@ -58,8 +57,12 @@ class Worker;
 class Http2ServerSession;
 
 // Recycled: one is made per request stream; its memory is reused from a
-// per-thread list (as ProxyStream's).
-class Http2ServerStream : public event::Deletable, public Downstream, public core::Recycled<Http2ServerStream> {
+// per-thread list (as ProxyStream's). Linked into its session's list of
+// streams while the session owns it (see Http2ServerSession::streams_).
+class Http2ServerStream : public event::Deletable,
+                          public Downstream,
+                          public core::Recycled<Http2ServerStream>,
+                          public core::IntrusiveLink<Http2ServerStream> {
  public:
   static constexpr size_t kHighWater = 256 * 1024;  // response bytes waiting for the app
   static constexpr size_t kLowWater = 64 * 1024;
@@ -178,7 +181,14 @@ class Http2ServerSession : public Http2Session {
   bool wasReset(int32_t id) const;
 
   Connection* conn_;
-  std::unordered_map<int32_t, std::unique_ptr<Http2ServerStream>> streams_;
+  // The open request streams, owned (made in onBeginHeaders, handed to the
+  // loop to free in onStreamClose, or freed with the session). Found from
+  // nghttp2's callbacks through the stream's user data
+  // (nghttp2_session_set_stream_user_data), which points at the stream
+  // exactly while it is in this list; the list is for the walks over all
+  // of them (GOAWAY, close, teardown). A map by stream id cost a node
+  // malloc per stream and a hash lookup per callback (issue 18).
+  core::IntrusiveList<Http2ServerStream> streams_;
   bool draining_ = false;
   bool closed_ = false;
   bool going_away_ = false;              // GOAWAY for an offence sent: input is discarded
