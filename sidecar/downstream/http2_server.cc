@@ -9,6 +9,7 @@
 #include "sidecar/core/logging.h"
 #include "sidecar/downstream/connection.h"
 #include "sidecar/codec/header_stock.h"
+#include "sidecar/codec/http2/http2_memory.h"
 #include "sidecar/stream/proxy_stream.h"
 #include "sidecar/downstream/downstream_context.h"
 
@@ -66,7 +67,7 @@ void sessionClosedOnThread() {
 // ====================================================== Http2ServerStream ==
 
 Http2ServerStream::Http2ServerStream(Http2ServerSession* session, int32_t id)
-    : session_(session), id_(id), out_(evbuffer_new()) {
+    : session_(session), id_(id), out_(takeHttp2StreamBuffer()) {
   streamOpenedOnThread();
   // The request's fields go into kept storage (the ProxyStream gives it back).
   head_.headers = HeaderStock::local().takeList();
@@ -75,7 +76,7 @@ Http2ServerStream::Http2ServerStream(Http2ServerSession* session, int32_t id)
 Http2ServerStream::~Http2ServerStream() {
   if (proxy_) proxy_->abort("HTTP/2 stream closed");
   proxy_.reset();
-  evbuffer_free(out_);
+  giveHttp2StreamBuffer(out_);
   HeaderStock::local().give(std::move(trailers_));
   streamClosedOnThread();  // last: may trim the heap
 }

@@ -57,11 +57,13 @@ class Worker;
 class Http2ServerSession;
 
 // Recycled: one is made per request stream; its memory is reused from a
-// per-thread list (as ProxyStream's). Linked into its session's list of
+// per-thread list (as ProxyStream's), long enough for a burst of a few
+// hundred streams (64, the default, left half of them to malloc at 128 in
+// flight). Linked into its session's list of
 // streams while the session owns it (see Http2ServerSession::streams_).
 class Http2ServerStream : public event::Deletable,
                           public Downstream,
-                          public core::Recycled<Http2ServerStream>,
+                          public core::Recycled<Http2ServerStream, 256>,
                           public core::IntrusiveLink<Http2ServerStream> {
  public:
   static constexpr size_t kHighWater = 256 * 1024;  // response bytes waiting for the app

@@ -33,7 +33,7 @@ class Http2ClientSession;
 
 // Linked into its session's list of streams while submitted and open
 // (Http2ClientSession::streams_).
-class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt>, public core::IntrusiveLink<Http2Attempt> {
+class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt, 256>, public core::IntrusiveLink<Http2Attempt> {
  public:
   Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, Timeouts timeouts);
   ~Http2Attempt() override;
