@@ -104,9 +104,14 @@ void Http2ServerStream::onHeader(std::string_view name, std::string_view value) 
   } else if (name == ":scheme") {
     head_.scheme = std::string(value);
   } else if (name == ":authority") {
-    head_.authority = std::string(value);
+    // Path and authority into kept buffers (the ProxyStream gives them back):
+    // a gRPC path ("/package.Service/Method") is past std::string's inline
+    // 15 bytes, a malloc a call otherwise.
+    head_.authority.clear();
+    HeaderStock::append(head_.authority, value.data(), value.size());
   } else if (name == ":path") {
-    head_.path = std::string(value);
+    head_.path.clear();
+    HeaderStock::append(head_.path, value.data(), value.size());
   } else if (!name.empty() && name[0] == ':') {
     // :protocol (extended CONNECT) and others: not proxied.
   } else {
