@@ -33,7 +33,7 @@ class HeaderStock {
   static constexpr size_t kTypicalHeaderBytes = 512;  // ...and bytes of names and values
   // An HTTP/2 worker has a few hundred streams in flight (h2load -c8 -m16
   // alone is 128), each holding a request list and a response list.
-  static constexpr size_t kMaxLists = 256;
+  static constexpr size_t kMaxLists = 1024;
   static constexpr size_t kMaxListBytes = 16 * 1024;  // a list holding more is freed, not kept
   static constexpr size_t kMaxStrings = 256;
   static constexpr size_t kMaxStringCapacity = 4096;  // a formatted request head fits

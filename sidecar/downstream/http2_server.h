@@ -80,6 +80,9 @@ class Http2ServerStream : public event::Deletable,
   void onData(const uint8_t* data, size_t len);
   void onRemoteEnd();
   void onClosed(uint32_t error_code);
+  // A HEADERS frame of this stream went out (the response head is the
+  // first): its fields' storage can be given back.
+  void onHeadSent();
   ssize_t readResponse(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers);
   const HeaderList& responseTrailers() const { return trailers_; }
   int32_t id() const { return id_; }
@@ -117,6 +120,15 @@ class Http2ServerStream : public event::Deletable,
 
   evbuffer* out_;               // response body waiting for nghttp2
   bool head_submitted_ = false;
+  // The response head's fields as nghttp2 reads them: submitted without a
+  // copy (NGHTTP2_NV_FLAG_NO_COPY_NAME/VALUE), so they must outlive the
+  // packing of the HEADERS frame (in nghttp2_session_mem_send). Written once,
+  // given back when that frame has gone out (onHeadSent: nghttp2 reads the
+  // fields no more) or, at the latest, with the stream: nghttp2 packs it
+  // only while the stream is open, and this stream is freed only after
+  // nghttp2 closed it (onStreamClose) or with the session (whose
+  // nghttp2_session_del packs nothing).
+  HeaderList resp_head_;
   bool out_ended_ = false;      // no more response data
   HeaderList trailers_;
   bool was_congested_ = false;

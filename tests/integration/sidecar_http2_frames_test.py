@@ -189,6 +189,24 @@ class Http2FramesTest(Stack):
         self.assertTrue(any(f.stream_id == sid and "END_STREAM" in f.flags for f, _ in frames))
         self.assertEqual(self.sidecar_proc.wait(10), 0)
 
+    def test_H2ToH2_ManyResponseHeadsAtOnceEachKeepTheirOwnFields(self):
+        # The sidecar hands response heads to nghttp2 without a copy
+        # (NGHTTP2_NV_FLAG_NO_COPY_*): their storage must live until the
+        # HEADERS frame is packed, which happens later, after the heads of
+        # the other answers that arrived in the same read were submitted
+        # too. Storage given back early would be reused by those: heads with
+        # another stream's content-length (issue 18).
+        c = self.client()
+        c.pump(lambda ev: of(ev, h2.events.RemoteSettingsChanged))
+        sizes = {c.request(f"/heads?size={n}&id=h{n}"): n for n in range(1, 81)}
+        c.pump(lambda ev: all(of(ev, h2.events.StreamEnded, s) for s in sizes), timeout=30)
+        for sid, n in sizes.items():
+            head = dict(of(c.events, h2.events.ResponseReceived, sid)[0].headers)
+            self.assertEqual(head[b":status"], b"200", (sid, head))
+            self.assertEqual(head[b"content-length"], str(n).encode(), (sid, head))
+            self.assertEqual(head[b"x-upstream-name"], b"h2-upstream", (sid, head))
+            self.assertEqual(sum(len(e.data) for e in of(c.events, h2.events.DataReceived, sid)), n)
+
     def test_H2ToH2_ConnectionErrorCancelsEveryInFlightCallUpstream(self):
         # The client breaks the connection (RFC 9113 §5.1.1: a HEADERS frame
         # on a stream id it used before): the sidecar's GOAWAY must reach
