@@ -32,7 +32,10 @@ class HeaderStock {
   static constexpr size_t kTypicalHeaders = 16;  // room a new list starts with: fields...
   static constexpr size_t kTypicalHeaderBytes = 512;  // ...and bytes of names and values
   // An HTTP/2 worker has a few hundred streams in flight (h2load -c8 -m16
-  // alone is 128), each holding a request list and a response list.
+  // alone is 128), each holding a request list and a response list, and
+  // from a response's submit to its flush the head nghttp2 reads in place
+  // (Http2ServerStream::resp_head_); dead streams hold theirs until the loop
+  // frees them.
   static constexpr size_t kMaxLists = 1024;
   static constexpr size_t kMaxListBytes = 16 * 1024;  // a list holding more is freed, not kept
   static constexpr size_t kMaxStrings = 256;
