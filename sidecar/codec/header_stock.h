@@ -33,10 +33,12 @@ class HeaderStock {
   static constexpr size_t kTypicalHeaderBytes = 512;  // ...and bytes of names and values
   // An HTTP/2 worker has a few hundred streams in flight (h2load -c8 -m16
   // alone is 128), each holding a request list and a response list (and
-  // for gRPC two trailer lists). A session reads up to 64 KiB at once, so
-  // all of them can end in one burst: a stock smaller than what one burst
-  // gives back frees the surplus and the next burst mallocs it again
-  // (256 cost gRPC 0.8 list allocations a call, issue 18).
+  // for gRPC two trailer lists), and from a response's submit to its flush
+  // the head nghttp2 reads in place (Http2ServerStream::resp_head_); dead
+  // streams hold theirs until the loop frees them. A session reads up to
+  // 64 KiB at once, so all of them can end in one burst: a stock smaller
+  // than what one burst gives back frees the surplus and the next burst
+  // mallocs it again (256 cost gRPC 0.8 list allocations a call, issue 18).
   static constexpr size_t kMaxLists = 1024;
   static constexpr size_t kMaxListBytes = 16 * 1024;  // a list holding more is freed, not kept
   static constexpr size_t kMaxStrings = 256;

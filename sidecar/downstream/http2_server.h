@@ -40,8 +40,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <unordered_map>
-
+#include "sidecar/core/intrusive_list.h"
 #include "sidecar/core/recycled.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/codec/fields.h"
@@ -58,8 +57,14 @@ class Worker;
 class Http2ServerSession;
 
 // Recycled: one is made per request stream; its memory is reused from a
-// per-thread list (as ProxyStream's).
-class Http2ServerStream : public event::Deletable, public Downstream, public core::Recycled<Http2ServerStream> {
+// per-thread list (as ProxyStream's), long enough for a burst of a few
+// hundred streams (64, the default, left half of them to malloc at 128 in
+// flight). Linked into its session's list of
+// streams while the session owns it (see Http2ServerSession::streams_).
+class Http2ServerStream : public event::Deletable,
+                          public Downstream,
+                          public core::Recycled<Http2ServerStream, 256>,
+                          public core::IntrusiveLink<Http2ServerStream> {
  public:
   static constexpr size_t kHighWater = 256 * 1024;  // response bytes waiting for the app
   static constexpr size_t kLowWater = 64 * 1024;
@@ -75,6 +80,9 @@ class Http2ServerStream : public event::Deletable, public Downstream, public cor
   void onData(const uint8_t* data, size_t len);
   void onRemoteEnd();
   void onClosed(uint32_t error_code);
+  // A HEADERS frame of this stream went out (the response head is the
+  // first): its fields' storage can be given back.
+  void onHeadSent();
   ssize_t readResponse(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers);
   const HeaderList& responseTrailers() const { return trailers_; }
   int32_t id() const { return id_; }
@@ -112,6 +120,15 @@ class Http2ServerStream : public event::Deletable, public Downstream, public cor
 
   evbuffer* out_;               // response body waiting for nghttp2
   bool head_submitted_ = false;
+  // The response head's fields as nghttp2 reads them: submitted without a
+  // copy (NGHTTP2_NV_FLAG_NO_COPY_NAME/VALUE), so they must outlive the
+  // packing of the HEADERS frame (in nghttp2_session_mem_send). Written once,
+  // given back when that frame has gone out (onHeadSent: nghttp2 reads the
+  // fields no more) or, at the latest, with the stream: nghttp2 packs it
+  // only while the stream is open, and this stream is freed only after
+  // nghttp2 closed it (onStreamClose) or with the session (whose
+  // nghttp2_session_del packs nothing).
+  HeaderList resp_head_;
   bool out_ended_ = false;      // no more response data
   HeaderList trailers_;
   bool was_congested_ = false;
@@ -178,7 +195,14 @@ class Http2ServerSession : public Http2Session {
   bool wasReset(int32_t id) const;
 
   Connection* conn_;
-  std::unordered_map<int32_t, std::unique_ptr<Http2ServerStream>> streams_;
+  // The open request streams, owned (made in onBeginHeaders, handed to the
+  // loop to free in onStreamClose, or freed with the session). Found from
+  // nghttp2's callbacks through the stream's user data
+  // (nghttp2_session_set_stream_user_data), which points at the stream
+  // exactly while it is in this list; the list is for the walks over all
+  // of them (GOAWAY, close, teardown). A map by stream id cost a node
+  // malloc per stream and a hash lookup per callback (issue 18).
+  core::IntrusiveList<Http2ServerStream> streams_;
   bool draining_ = false;
   bool closed_ = false;
   bool going_away_ = false;              // GOAWAY for an offence sent: input is discarded

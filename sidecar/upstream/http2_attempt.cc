@@ -5,13 +5,14 @@
 #include <string>
 
 #include "sidecar/codec/header_stock.h"
+#include "sidecar/codec/http2/http2_memory.h"
 #include "sidecar/codec/http2/http2_session.h"
 #include "sidecar/upstream/http2_client.h"
 #include "sidecar/upstream/upstream_context.h"
 
 namespace mulligan::proxy {
 Http2Attempt::Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, Timeouts timeouts)
-    : Attempt(worker->base(), owner, dest, timeouts), worker_(worker), body_(evbuffer_new()) {
+    : Attempt(worker->base(), owner, dest, timeouts), worker_(worker), body_(takeHttp2StreamBuffer()) {
   HeaderStock& stock = HeaderStock::local();
   fields_ = stock.takeList();
   head_.headers = stock.takeList();
@@ -19,7 +20,7 @@ Http2Attempt::Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Add
 
 Http2Attempt::~Http2Attempt() {
   if (session_) session_->detach(this, state() != State::kDone || !remote_ended_);
-  evbuffer_free(body_);
+  giveHttp2StreamBuffer(body_);
   // (The response head's list may have moved on with the head: then it is
   // empty and given back by whoever holds it, or freed.)
   HeaderStock& stock = HeaderStock::local();

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sidecar/core/intrusive_list.h"
 #include "sidecar/core/recycled.h"
 #include "sidecar/net/address.h"
 #include "sidecar/upstream/attempt.h"
@@ -30,7 +31,9 @@ namespace mulligan::proxy {
 class UpstreamContext;
 class Http2ClientSession;
 
-class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt> {
+// Linked into its session's list of streams while submitted and open
+// (Http2ClientSession::streams_).
+class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt, 256>, public core::IntrusiveLink<Http2Attempt> {
  public:
   Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, Timeouts timeouts);
   ~Http2Attempt() override;

@@ -33,7 +33,7 @@ Http2ClientSession::Http2ClientSession(Http2Pool* pool, UpstreamContext* worker,
 Http2ClientSession::~Http2ClientSession() {
   timer_.cancel();
   // Only at worker teardown can attempts still be attached: no callbacks then.
-  for (auto& [id, a] : streams_) a->forgetSession();
+  while (Http2Attempt* a = streams_.pop_front()) a->forgetSession();
   for (Http2Attempt* a : waiting_) a->forgetSession();
 }
 
@@ -130,21 +130,21 @@ void Http2ClientSession::submit(Http2Attempt* a) {
   nghttp2_data_provider prd = dataProvider();
   const HeaderList& fields = a->requestFields();
   int32_t id = nghttp2_submit_request(session_, nullptr, nvOf(fields), fields.size(), a->hasBody() ? &prd : nullptr,
-                                      nullptr);
+                                      a);
   if (id < 0) {
     a->onSessionLost(std::string("cannot submit a stream: ") + nghttp2_strerror(id), false, false);
     return;
   }
-  streams_[id] = a;
+  streams_.push_back(a);
   a->submitted(id);
 }
 
 void Http2ClientSession::detach(Http2Attempt* a, bool reset) {
   waiting_.erase(std::remove(waiting_.begin(), waiting_.end(), a), waiting_.end());
   int32_t id = a->streamId();
-  auto it = id > 0 ? streams_.find(id) : streams_.end();
-  if (it != streams_.end() && it->second == a) {
-    streams_.erase(it);
+  if (a->linked()) {
+    // (An attempt is linked only in the list of the session it is attached to.)
+    unlink(a);
     if (reset && session_ && state_ != State::kClosed) {
       nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
       scheduleFlush();
@@ -242,7 +242,7 @@ void Http2ClientSession::onInput() {
   // Attempts flush downstream at the end of each burst.
   std::vector<Http2Attempt*> active;
   active.reserve(streams_.size());
-  for (auto& [id, a] : streams_) active.push_back(a);
+  for (Http2Attempt* a = streams_.front(); a; a = streams_.next(a)) active.push_back(a);
   for (Http2Attempt* a : active) {
     if (attemptFor(a->streamId()) == a) a->onReadDone();
   }
@@ -261,21 +261,31 @@ void Http2ClientSession::closeWith(const std::string& why, bool connect_failed) 
   state_ = State::kClosed;
   stopIo();
   timer_.cancel();
-  // Tell every attempt (they may detach, or start new attempts: work on copies).
-  auto streams = std::move(streams_);
-  streams_.clear();
+  // Tell every attempt (they may detach, or start new attempts: the waiting
+  // ones on a copy; each submitted one leaves the list before it is told,
+  // and one that detached meanwhile is gone from it, never told twice).
   auto waiting = std::move(waiting_);
   waiting_.clear();
   orphans_.clear();
   orphan_timer_.cancel();
-  for (auto& [id, a] : streams) a->onSessionLost(why, false, true);
+  while (Http2Attempt* a = streams_.front()) {
+    unlink(a);
+    a->onSessionLost(why, false, true);
+  }
   for (Http2Attempt* a : waiting) a->onSessionLost(why, connect_failed, false);
   pool_->remove(this);  // frees us from the loop
 }
 
 Http2Attempt* Http2ClientSession::attemptFor(int32_t stream_id) {
-  auto it = streams_.find(stream_id);
-  return it == streams_.end() ? nullptr : it->second;
+  return session_ ? static_cast<Http2Attempt*>(nghttp2_session_get_stream_user_data(session_, stream_id)) : nullptr;
+}
+
+void Http2ClientSession::unlink(Http2Attempt* a) {
+  streams_.remove(a);
+  // The stream may be open, still queued (its HEADERS not sent: nghttp2
+  // sets the queued request's user data, which the stream gets when it
+  // opens), or already closed (then nothing is left to clear).
+  if (session_) nghttp2_session_set_stream_user_data(session_, a->streamId(), nullptr);
 }
 
 int Http2ClientSession::onFrameSend(const nghttp2_frame* frame) {
@@ -361,16 +371,15 @@ int Http2ClientSession::onDataChunk(int32_t stream_id, const uint8_t* data, size
 }
 
 int Http2ClientSession::onStreamClose(int32_t stream_id, uint32_t error_code) {
-  auto it = streams_.find(stream_id);
-  if (it == streams_.end()) {
+  Http2Attempt* a = attemptFor(stream_id);
+  if (!a) {
     if (isOrphan(stream_id)) {
       dropOrphan(stream_id);
       maybeIdle();
     }
     return 0;
   }
-  Http2Attempt* a = it->second;
-  streams_.erase(it);
+  unlink(a);
   a->onStreamClose(error_code);
   maybeIdle();
   return 0;

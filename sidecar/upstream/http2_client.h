@@ -58,6 +58,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "sidecar/core/intrusive_list.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
 #include "sidecar/codec/fields.h"
@@ -145,8 +146,17 @@ class Http2ClientSession : public Http2Session {
   int64_t idle_timeout_us_ = 60'000'000;
   State state_ = State::kConnecting;
   event::Timer timer_;  // connect timeout, then idle timeout
-  std::vector<Http2Attempt*> waiting_;                  // not yet submitted
-  std::unordered_map<int32_t, Http2Attempt*> streams_;  // submitted, open
+  std::vector<Http2Attempt*> waiting_;  // not yet submitted
+  // Submitted, open. Found from nghttp2's callbacks through the stream's
+  // user data (given to nghttp2_submit_request, so set from the moment the
+  // stream exists; nghttp2_session_set_stream_user_data also reaches a
+  // request still queued), which points at the attempt exactly while it is
+  // in this list: every way out (detach, the stream's close, closeWith)
+  // clears it. The list is for the walks over all of them. A map by stream
+  // id cost a node malloc per stream and a hash lookup per callback (issue 18).
+  core::IntrusiveList<Http2Attempt> streams_;
+  // Unlinks `a` (in streams_) and clears its stream's user data.
+  void unlink(Http2Attempt* a);
   // Streams left to finish (see orphan()): id and the time to reset it.
   std::vector<std::pair<int32_t, int64_t>> orphans_;
   event::Timer orphan_timer_;

@@ -189,6 +189,49 @@ class Http2FramesTest(Stack):
         self.assertTrue(any(f.stream_id == sid and "END_STREAM" in f.flags for f, _ in frames))
         self.assertEqual(self.sidecar_proc.wait(10), 0)
 
+    def test_H2ToH2_ManyResponseHeadsAtOnceEachKeepTheirOwnFields(self):
+        # The sidecar hands response heads to nghttp2 without a copy
+        # (NGHTTP2_NV_FLAG_NO_COPY_*): their storage must live until the
+        # HEADERS frame is packed, which happens later, after the heads of
+        # the other answers that arrived in the same read were submitted
+        # too. Storage given back early would be reused by those: heads with
+        # another stream's content-length (issue 18).
+        c = self.client()
+        c.pump(lambda ev: of(ev, h2.events.RemoteSettingsChanged))
+        sizes = {c.request(f"/heads?size={n}&id=h{n}"): n for n in range(1, 81)}
+        c.pump(lambda ev: all(of(ev, h2.events.StreamEnded, s) for s in sizes), timeout=30)
+        for sid, n in sizes.items():
+            head = dict(of(c.events, h2.events.ResponseReceived, sid)[0].headers)
+            self.assertEqual(head[b":status"], b"200", (sid, head))
+            self.assertEqual(head[b"content-length"], str(n).encode(), (sid, head))
+            self.assertEqual(head[b"x-upstream-name"], b"h2-upstream", (sid, head))
+            self.assertEqual(sum(len(e.data) for e in of(c.events, h2.events.DataReceived, sid)), n)
+
+    def test_H2ToH2_ConnectionErrorCancelsEveryInFlightCallUpstream(self):
+        # The client breaks the connection (RFC 9113 §5.1.1: a HEADERS frame
+        # on a stream id it used before): the sidecar's GOAWAY must reach
+        # every stream in flight, and each one's upstream stream be reset —
+        # not one left running (a walk over the session's streams: issue 18
+        # moved them from a map to a list).
+        c = self.client()
+        c.pump(lambda ev: of(ev, h2.events.RemoteSettingsChanged))
+        slow = [c.request(f"/slow?delay=60000&id=w{i}") for i in range(6)]
+        fast = c.request("/fast?id=wfast")
+        # Answered after the slow HEADERS went out on the same upstream
+        # connection: the upstream has every slow stream now.
+        c.pump(lambda ev: of(ev, h2.events.StreamEnded, fast))
+        self.assertTrue(all(not of(c.events, h2.events.StreamEnded, s) for s in slow))
+        # HEADERS (END_STREAM | END_HEADERS) on the finished stream `fast`.
+        c.sock.sendall(hyperframe.frame.HeadersFrame(fast, b"\x82", flags=["END_HEADERS", "END_STREAM"]).serialize())
+        frames = c.frames_until_close(timeout=30)
+        goaways = [f for f, _ in frames if isinstance(f, hyperframe.frame.GoAwayFrame)]
+        self.assertTrue(goaways and goaways[0].error_code == 1, frames)  # PROTOCOL_ERROR
+        reset = wait_for(lambda: {r["id"] for r in self.upstream_log(self.up_log) if r["outcome"] == "reset"}
+                         >= {f"w{i}" for i in range(6)} and self.upstream_log(self.up_log), timeout=30,
+                         what="every slow upstream stream reset")
+        self.assertFalse([r for r in reset if r["id"].startswith("w") and r["outcome"] == "answered"
+                          and r["id"] != "wfast"])
+
     def admin_stats(self):
         import json
         import urllib.request
@@ -240,6 +283,38 @@ class Http2IdleTimeoutTest(Stack):
         self.assertEqual(status, b"200")
         c.frames_until_close(timeout=20)  # then silent: closed
         self.assertTrue(c.closed)
+
+
+@unittest.skipIf(h2 is None, "python3-h2 is not installed")
+class Http2UpstreamLostTest(Stack):
+    """The upstream connection dies with many streams on it: every attempt
+    on it must hear of it (and be retried or fail), none left waiting."""
+
+    def setUp(self):
+        super().setUp()
+        port, self.up_log = self.start_h2_upstream()
+        self.up_proc = self.procs[-1]
+        # A long request timeout: a call whose attempt was not told would
+        # hang far beyond the test's wait, not end with 504 in time.
+        self.publish(policy(port) + '[defaults]\nrequest_timeout = "300s"\n'
+                     '[defaults.retry]\nnum_retries = 2\nbackoff_base = "1ms"\nbackoff_max = "1ms"\n')
+        self.start_sidecar()
+
+    def test_H2ToH2_UpstreamConnectionLostEndsEveryCallOnIt(self):
+        c = Client(self.outbound_port)
+        self.addCleanup(c.close)
+        c.pump(lambda ev: of(ev, h2.events.RemoteSettingsChanged))
+        slow = [c.request(f"/slow?delay=300000&id=l{i}") for i in range(6)]
+        fast = c.request("/fast?id=lfast")
+        c.pump(lambda ev: of(ev, h2.events.StreamEnded, fast))
+        self.up_proc.kill()  # the upstream connection ends (EOF/reset) with six streams open on it
+        self.up_proc.wait(10)
+        c.pump(lambda ev: all(of(ev, h2.events.StreamEnded, s) or of(ev, h2.events.StreamReset, s) for s in slow),
+               timeout=60)
+        for s in slow:
+            heads = of(c.events, h2.events.ResponseReceived, s)
+            self.assertTrue(heads, f"stream {s}: {c.events}")
+            self.assertNotEqual(dict(heads[0].headers)[b":status"], b"504")
 
 
 if __name__ == "__main__":

@@ -107,7 +107,38 @@ void* reallocate(void* p, size_t n, void* ud) {
 
 nghttp2_mem g_mem{nullptr, &allocate, &release, &allocateZeroed, &reallocate};
 
+struct Buffers {
+  evbuffer* kept[kHttp2StreamBuffersKept];
+  size_t count = 0;
+  bool gone = false;  // destroyed at thread exit: later gives free
+  ~Buffers() {
+    gone = true;
+    while (count > 0) evbuffer_free(kept[--count]);
+  }
+};
+thread_local Buffers t_buffers;
+
 }  // namespace
+
+evbuffer* takeHttp2StreamBuffer() {
+  Buffers& b = t_buffers;
+  if (MULLIGAN_RECYCLE && b.count > 0) return b.kept[--b.count];
+  return evbuffer_new();
+}
+
+void giveHttp2StreamBuffer(evbuffer* buf) {
+  if (!buf) return;
+  Buffers& b = t_buffers;
+  if (MULLIGAN_RECYCLE && !b.gone && b.count < kHttp2StreamBuffersKept) {
+    // Drained whole, its chains are freed: only the empty buffer is kept.
+    evbuffer_drain(buf, evbuffer_get_length(buf));
+    b.kept[b.count++] = buf;
+    return;
+  }
+  evbuffer_free(buf);
+}
+
+size_t http2StreamBuffersKept() { return t_buffers.count; }
 
 nghttp2_mem* http2Memory() { return &g_mem; }
 

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <iterator>
 #include <memory>
@@ -425,12 +426,43 @@ std::string lower(std::string_view name) {
   return out;
 }
 
+namespace {
+
+// Whether any of the 8 bytes in `w` is an ASCII upper-case letter. Each
+// byte's low 7 bits plus 0x3f reach 0x80 from 'A' on, plus 0x25 from 'Z' + 1
+// on (no carry into the next byte: at most 0x7f + 0x3f); a byte with its
+// own top bit set is not a letter.
+inline bool anyUpper(uint64_t w) {
+  constexpr uint64_t kLow7 = 0x7f7f7f7f7f7f7f7full, kHigh = 0x8080808080808080ull;
+  uint64_t y = w & kLow7;
+  uint64_t from_a = y + 0x3f3f3f3f3f3f3f3full;  // 0x80 + y - 'A'
+  uint64_t past_z = y + 0x2525252525252525ull;  // 0x80 + y - ('Z' + 1)
+  return (from_a & ~past_z & ~w & kHigh) != 0;
+}
+
+inline uint64_t load8(const char* p) {
+  uint64_t w;
+  std::memcpy(&w, p, sizeof w);
+  return w;
+}
+
+}  // namespace
+
 std::string_view lowered(std::string_view name, std::string& scratch) {
-  size_t i = 0;
-  while (i < name.size() && !(name[i] >= 'A' && name[i] <= 'Z')) ++i;
-  if (i == name.size()) return name;
+  // Eight bytes at a time (names are mostly 4 to 20 bytes, and nearly
+  // always lower case already); the last eight overlap what was seen.
+  const char* p = name.data();
+  size_t n = name.size();
+  bool upper = false;
+  if (n >= 8) {
+    for (size_t at = 0; at + 8 <= n && !upper; at += 8) upper = anyUpper(load8(p + at));
+    if (!upper) upper = anyUpper(load8(p + n - 8));
+  } else {
+    for (size_t i = 0; i < n && !upper; ++i) upper = p[i] >= 'A' && p[i] <= 'Z';
+  }
+  if (!upper) return name;
   scratch.assign(name);
-  for (; i < scratch.size(); ++i) {
+  for (size_t i = 0; i < scratch.size(); ++i) {
     char& c = scratch[i];
     c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
   }

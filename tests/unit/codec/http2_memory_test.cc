@@ -55,5 +55,29 @@ TEST(Http2MemoryTest, FreedSmallBlocksAreReusedUpToTheBound) {
   EXPECT_LE(http2MemoryKeptBlocks(), before + 1 + kHttp2MemKeepPerSize);
 }
 
+TEST(Http2MemoryTest, StreamBuffersComeBackEmptyAndWithinTheBound) {
+  // What a stream left in its buffer (a reset mid-body) is dropped: the
+  // next stream's body starts empty.
+  evbuffer* b = takeHttp2StreamBuffer();
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(evbuffer_add(b, "left over", 9), 0);
+  size_t before = http2StreamBuffersKept();
+  giveHttp2StreamBuffer(b);
+  evbuffer* again = takeHttp2StreamBuffer();
+  EXPECT_EQ(evbuffer_get_length(again), 0u);
+  if (MULLIGAN_RECYCLE) {
+    EXPECT_EQ(again, b);  // the kept one
+    EXPECT_EQ(http2StreamBuffersKept(), before);
+  }
+  EXPECT_EQ(evbuffer_add(again, "x", 1), 0);
+  giveHttp2StreamBuffer(again);
+
+  std::vector<evbuffer*> many;
+  for (size_t i = 0; i < kHttp2StreamBuffersKept + 20; ++i) many.push_back(takeHttp2StreamBuffer());
+  for (evbuffer* e : many) giveHttp2StreamBuffer(e);
+  EXPECT_LE(http2StreamBuffersKept(), kHttp2StreamBuffersKept);
+  if (!MULLIGAN_RECYCLE) EXPECT_EQ(http2StreamBuffersKept(), 0u);
+}
+
 }  // namespace
 }  // namespace mulligan::proxy

@@ -451,5 +451,25 @@ TEST(Http2FieldsTest, NamesAreLowerCasedAndValuesKept) {
   EXPECT_EQ(lower("ABC-def_1"), "abc-def_1");
 }
 
+TEST(Http2FieldsTest, LoweredFindsEveryUpperCaseLetterAtEveryPositionAndNothingElse) {
+  // lowered() tests eight bytes at a time: every byte value, at every
+  // position of names of every length up to 24 (the word loop, the
+  // overlapping last word, the short-name loop), against the plain rule.
+  std::string scratch;
+  for (size_t len = 1; len <= 24; ++len) {
+    for (size_t at = 0; at < len; ++at) {
+      for (int c = 0; c < 256; ++c) {
+        std::string name(len, 'a');
+        name[at] = static_cast<char>(c);
+        std::string_view got = lowered(name, scratch);
+        EXPECT_EQ(got, lower(name)) << "len " << len << " at " << at << " byte " << c;
+        bool upper = c >= 'A' && c <= 'Z';
+        // Nothing copied when nothing needed lowering.
+        EXPECT_EQ(got.data() == name.data(), !upper) << "len " << len << " at " << at << " byte " << c;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace mulligan::proxy
