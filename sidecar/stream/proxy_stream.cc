@@ -24,10 +24,16 @@ ProxyStream::ProxyStream(Downstream* downstream, int64_t start_us)
       backoff_timer_(ctx_, [this] { startAttempt(); }),
       hedge_timer_(ctx_, [this] { onHedgeTimer(); }) {}
 
+// The same, with the head moved in as it is constructed (not made empty and
+// then assigned: a call is made per request).
 ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us)
-    : ProxyStream(downstream, start_us) {
-  req_ = std::move(head);
-}
+    : down_(downstream),
+      ctx_(downstream->streamContext()),
+      start_us_(start_us),
+      req_(std::move(head)),
+      deadline_timer_(ctx_, [this] { onDeadline(); }),
+      backoff_timer_(ctx_, [this] { startAttempt(); }),
+      hedge_timer_(ctx_, [this] { onHedgeTimer(); }) {}
 
 ProxyStream::~ProxyStream() {
   if (connect_bev_) bufferevent_free(connect_bev_);

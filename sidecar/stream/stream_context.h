@@ -36,7 +36,8 @@ class StreamContext;
 
 // One of a call's timers (its deadline, its backoff wait). It arms through
 // its StreamContext: the worker's arms the embedded QueuedTimer on the loop
-// (no allocation per call), a test's fires it from its fake clock.
+// (no allocation per call), a test's fires it from its fake clock. The
+// callback lives in the QueuedTimer (one std::function per timer).
 class CallTimer {
  public:
   CallTimer(StreamContext& ctx, std::function<void()> cb);
@@ -49,12 +50,11 @@ class CallTimer {
   void cancel();
 
   // For a StreamContext: run the callback; the loop's timer.
-  void fire() { cb_(); }
+  void fire() { loop_.fire(); }
   event::QueuedTimer& loopTimer() { return loop_; }
 
  private:
   StreamContext* ctx_;
-  std::function<void()> cb_;
   event::QueuedTimer loop_;
 };
 
@@ -100,7 +100,7 @@ class StreamContext {
 };
 
 inline CallTimer::CallTimer(StreamContext& ctx, std::function<void()> cb)
-    : ctx_(&ctx), cb_(std::move(cb)), loop_(ctx.timerQueues(), ctx.base(), [this] { cb_(); }) {}
+    : ctx_(&ctx), loop_(ctx.timerQueues(), ctx.base(), std::move(cb)) {}
 inline void CallTimer::armUs(int64_t us, bool repeating) { ctx_->armTimer(*this, us, repeating); }
 inline void CallTimer::cancel() { ctx_->cancelTimer(*this); }
 
