@@ -41,7 +41,7 @@ void TimerQueues::onFire(evutil_socket_t, short, void* arg) {
   while (q->head != nullptr && q->head->due_us_ <= now) {
     QueuedTimer* t = q->head;
     t->unlink();
-    t->cb_();
+    t->fire();
   }
   if (q->head != nullptr && !q->pending) q->owner->arm(q, now);
 }
@@ -98,7 +98,7 @@ void QueuedTimer::cancelPlain() {
 void QueuedTimer::onPlain(evutil_socket_t, short, void* arg) {
   auto* t = static_cast<QueuedTimer*>(arg);
   t->added_ = false;  // a fired (non-persistent) timer is no longer added
-  t->cb_();
+  t->fire();
 }
 
 }  // namespace mulligan::event

@@ -70,8 +70,13 @@ class TimerQueues {
 class QueuedTimer {
  public:
   // `queues` may be null (or set later, setQueues): plain timers only.
+  // The callback is `fn(arg)`, or a std::function: a call's timers are made
+  // per request, and a plain function pointer costs nothing to make.
+  using Callback = void (*)(void* arg);
+  QueuedTimer(TimerQueues* queues, event_base* base, Callback fn, void* arg)
+      : queues_(queues), base_(base), fn_(fn), arg_(arg) {}
   QueuedTimer(TimerQueues* queues, event_base* base, std::function<void()> cb)
-      : queues_(queues), base_(base), cb_(std::move(cb)) {}
+      : queues_(queues), base_(base), fn_(&QueuedTimer::callFunction), arg_(this), cb_(std::move(cb)) {}
   ~QueuedTimer() { cancel(); }
   QueuedTimer(const QueuedTimer&) = delete;
   QueuedTimer& operator=(const QueuedTimer&) = delete;
@@ -89,7 +94,7 @@ class QueuedTimer {
   // attempt: Transports gives it its worker's). Only while not armed.
   void setQueues(TimerQueues* queues) { queues_ = queues; }
   // Runs the callback now (a test's fake clock fires timers so).
-  void fire() { cb_(); }
+  void fire() { fn_(arg_); }
 
  private:
   friend class TimerQueues;
@@ -99,10 +104,13 @@ class QueuedTimer {
   void armPlain(int64_t us);
   void cancelPlain();
   static void onPlain(evutil_socket_t, short, void* arg);
+  static void callFunction(void* self) { static_cast<QueuedTimer*>(self)->cb_(); }
 
   TimerQueues* queues_;
   event_base* base_;
-  std::function<void()> cb_;
+  Callback fn_;
+  void* arg_;
+  std::function<void()> cb_;  // with the std::function constructor
   TimerQueues::Queue* queue_ = nullptr;  // linked into this queue
   QueuedTimer* prev_ = nullptr;
   QueuedTimer* next_ = nullptr;

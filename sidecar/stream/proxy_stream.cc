@@ -16,13 +16,18 @@ const pfc::EffectivePolicy& builtinPolicy() {
 
 }  // namespace
 
+// The timers' callbacks (CallTimer takes a plain function and its argument).
+void ProxyStream::deadlineFired(void* self) { static_cast<ProxyStream*>(self)->onDeadline(); }
+void ProxyStream::backoffFired(void* self) { static_cast<ProxyStream*>(self)->startAttempt(); }
+void ProxyStream::hedgeFired(void* self) { static_cast<ProxyStream*>(self)->onHedgeTimer(); }
+
 ProxyStream::ProxyStream(Downstream* downstream, int64_t start_us)
     : down_(downstream),
       ctx_(downstream->streamContext()),
       start_us_(start_us),
-      deadline_timer_(ctx_, [this] { onDeadline(); }),
-      backoff_timer_(ctx_, [this] { startAttempt(); }),
-      hedge_timer_(ctx_, [this] { onHedgeTimer(); }) {}
+      deadline_timer_(ctx_, &ProxyStream::deadlineFired, this),
+      backoff_timer_(ctx_, &ProxyStream::backoffFired, this),
+      hedge_timer_(ctx_, &ProxyStream::hedgeFired, this) {}
 
 // The same, with the head moved in as it is constructed (not made empty and
 // then assigned: a call is made per request).
@@ -31,9 +36,9 @@ ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t sta
       ctx_(downstream->streamContext()),
       start_us_(start_us),
       req_(std::move(head)),
-      deadline_timer_(ctx_, [this] { onDeadline(); }),
-      backoff_timer_(ctx_, [this] { startAttempt(); }),
-      hedge_timer_(ctx_, [this] { onHedgeTimer(); }) {}
+      deadline_timer_(ctx_, &ProxyStream::deadlineFired, this),
+      backoff_timer_(ctx_, &ProxyStream::backoffFired, this),
+      hedge_timer_(ctx_, &ProxyStream::hedgeFired, this) {}
 
 ProxyStream::~ProxyStream() {
   if (connect_bev_) bufferevent_free(connect_bev_);
@@ -103,7 +108,7 @@ void ProxyStream::start() {
   // (grpc-timeout, x-timeout-budget) is any duration: a plain timer.
   if (!deadline_.none()) deadline_timer_.armUs(deadline_.remaining(start_us_), !deadline_.fromInbound());
   std::optional<std::string_view> key;
-  if (!policy_->retry.idempotencyHeader().empty()) key = findHeader(req_.headers, policy_->retry.idempotencyHeader());
+  if (std::string_view idem = policy_->retry.idempotencyHeader(); !idem.empty()) key = findHeader(req_.headers, idem);
   retry::RequestFacts facts;
   facts.method = req_.method;
   facts.grpc = grpc_;

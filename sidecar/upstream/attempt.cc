@@ -3,7 +3,7 @@
 namespace mulligan::proxy {
 
 Attempt::Attempt(event_base* base, Owner* owner, const net::Address& dest, Timeouts timeouts)
-    : owner_(owner), dest_(dest), timeouts_(timeouts), timer_(nullptr, base, [this] { onTimer(); }) {}
+    : owner_(owner), dest_(dest), timeouts_(timeouts), timer_(nullptr, base, &Attempt::timerFired, this) {}
 
 void Attempt::transitionTo(State s) {
   state_ = s;
@@ -24,6 +24,8 @@ void Attempt::transitionTo(State s) {
       break;
   }
 }
+
+void Attempt::timerFired(void* self) { static_cast<Attempt*>(self)->onTimer(); }
 
 void Attempt::onTimer() {
   if (pending_failure_) {

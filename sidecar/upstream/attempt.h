@@ -194,6 +194,7 @@ class Attempt : public event::Deletable {
   // The outcome of the phase whose timer fired (kConnecting: connect
   // failure; kAwaitingHeaders: per-try timeout; kStreaming: read timeout).
   void onTimer();
+  static void timerFired(void* self);
 
   Owner* owner_;
   net::Address dest_;
