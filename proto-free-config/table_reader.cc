@@ -193,6 +193,7 @@ uint32_t Table::pickService(const HostSlot& slot, uint16_t port) const {
 }
 
 uint32_t Table::matchRoute(const ServiceEntry& svc, const RequestKey& key) const {
+  if (svc.route_count == 0) return Match::kNone;  // most services: nothing to parse
   Method m;
   uint32_t method_bit = parseMethod(key.method, &m) ? methodBit(m) : 0;
   std::string_view path = key.path;

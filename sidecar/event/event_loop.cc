@@ -60,8 +60,11 @@ DeferredDeleter::DeferredDeleter(event_base* base) : ev_(event_new(base, -1, 0, 
 DeferredDeleter::~DeferredDeleter() { pending_.clear(); }
 
 void DeferredDeleter::defer(std::unique_ptr<Deletable> obj) {
+  // One activation per batch: the event is already active while pending_
+  // holds something (run() swaps it out whole), and an HTTP/2 burst defers
+  // many streams in one loop iteration.
+  if (pending_.empty()) event_active(ev_.get(), 0, 0);
   pending_.push_back(std::move(obj));
-  event_active(ev_.get(), 0, 0);
 }
 
 void DeferredDeleter::run(evutil_socket_t, short, void* arg) {

@@ -41,16 +41,16 @@ void TimerQueues::onFire(evutil_socket_t, short, void* arg) {
   while (q->head != nullptr && q->head->due_us_ <= now) {
     QueuedTimer* t = q->head;
     t->unlink();
-    t->cb_();
+    t->fire();
   }
   if (q->head != nullptr && !q->pending) q->owner->arm(q, now);
 }
 
 void QueuedTimer::armUs(int64_t us, bool repeating) {
   cancel();
-  TimerQueues::Queue* q = repeating && us > 0 ? queues_->queueFor(us) : nullptr;
+  TimerQueues::Queue* q = repeating && us > 0 && queues_ != nullptr ? queues_->queueFor(us) : nullptr;
   if (q == nullptr) {
-    fallback_.armUs(us);
+    armPlain(us);
     return;
   }
   int64_t now = monotonicNowUs();
@@ -71,17 +71,34 @@ void QueuedTimer::armUs(int64_t us, bool repeating) {
   if (!q->pending || due_us_ < q->armed_due_us) q->owner->arm(q, now);
 }
 
-void QueuedTimer::cancel() {
-  if (queue_ != nullptr) unlink();
-  fallback_.cancel();
-}
-
 void QueuedTimer::unlink() {
   TimerQueues::Queue* q = queue_;
   (prev_ ? prev_->next_ : q->head) = next_;
   (next_ ? next_->prev_ : q->tail) = prev_;
   prev_ = next_ = nullptr;
   queue_ = nullptr;
+}
+
+void QueuedTimer::armPlain(int64_t us) {
+  if (us < 0) us = 0;
+  timeval tv{static_cast<time_t>(us / 1000000), static_cast<suseconds_t>(us % 1000000)};
+  if (!assigned_) {
+    evtimer_assign(&ev_, base_, &QueuedTimer::onPlain, this);
+    assigned_ = true;
+  }
+  evtimer_add(&ev_, &tv);
+  added_ = true;
+}
+
+void QueuedTimer::cancelPlain() {
+  evtimer_del(&ev_);
+  added_ = false;
+}
+
+void QueuedTimer::onPlain(evutil_socket_t, short, void* arg) {
+  auto* t = static_cast<QueuedTimer*>(arg);
+  t->added_ = false;  // a fired (non-persistent) timer is no longer added
+  t->fire();
 }
 
 }  // namespace mulligan::event

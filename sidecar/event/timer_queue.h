@@ -15,7 +15,7 @@
 //
 // A QueuedTimer arms through its worker's TimerQueues when its duration has
 // a queue (or there is room for a new one: kMaxQueues durations per worker),
-// and as a plain event::Timer otherwise. Only durations that repeat (policy
+// and as a plain libevent timer otherwise. Only durations that repeat (policy
 // timeouts) should take a queue; a one-off duration (a deadline propagated
 // from the caller's own header) is armed with repeating = false.
 //
@@ -69,8 +69,14 @@ class TimerQueues {
 
 class QueuedTimer {
  public:
+  // `queues` may be null (or set later, setQueues): plain timers only.
+  // The callback is `fn(arg)`, or a std::function: a call's timers are made
+  // per request, and a plain function pointer costs nothing to make.
+  using Callback = void (*)(void* arg);
+  QueuedTimer(TimerQueues* queues, event_base* base, Callback fn, void* arg)
+      : queues_(queues), base_(base), fn_(fn), arg_(arg) {}
   QueuedTimer(TimerQueues* queues, event_base* base, std::function<void()> cb)
-      : queues_(queues), fallback_(base, [this] { cb_(); }), cb_(std::move(cb)) {}
+      : queues_(queues), base_(base), fn_(&QueuedTimer::callFunction), arg_(this), cb_(std::move(cb)) {}
   ~QueuedTimer() { cancel(); }
   QueuedTimer(const QueuedTimer&) = delete;
   QueuedTimer& operator=(const QueuedTimer&) = delete;
@@ -79,20 +85,39 @@ class QueuedTimer {
   // many timers share this duration, so it goes through a queue (when one
   // has room); otherwise, and for 0 or less, a plain timer.
   void armUs(int64_t us, bool repeating = true);
-  void cancel();
-  bool armed() const { return queue_ != nullptr || fallback_.armed(); }
+  void cancel() {
+    if (queue_ != nullptr) unlink();
+    if (added_) cancelPlain();
+  }
+  bool armed() const { return queue_ != nullptr || added_; }
+  // The worker's queues, for a timer made before it knew them (an upstream
+  // attempt: Transports gives it its worker's). Only while not armed.
+  void setQueues(TimerQueues* queues) { queues_ = queues; }
+  // Runs the callback now (a test's fake clock fires timers so).
+  void fire() { fn_(arg_); }
 
  private:
   friend class TimerQueues;
   void unlink();
+  // The plain timer: a libevent event embedded here (no allocation),
+  // assigned on its first use (most timers only ever take a queue).
+  void armPlain(int64_t us);
+  void cancelPlain();
+  static void onPlain(evutil_socket_t, short, void* arg);
+  static void callFunction(void* self) { static_cast<QueuedTimer*>(self)->cb_(); }
 
   TimerQueues* queues_;
-  Timer fallback_;
-  std::function<void()> cb_;
+  event_base* base_;
+  Callback fn_;
+  void* arg_;
+  std::function<void()> cb_;  // with the std::function constructor
   TimerQueues::Queue* queue_ = nullptr;  // linked into this queue
   QueuedTimer* prev_ = nullptr;
   QueuedTimer* next_ = nullptr;
   int64_t due_us_ = 0;
+  bool assigned_ = false;  // ev_ is assigned
+  bool added_ = false;     // ev_ is added (armed, not yet fired or cancelled)
+  ::event ev_;
 };
 
 }  // namespace mulligan::event

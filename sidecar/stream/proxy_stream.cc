@@ -14,20 +14,71 @@ const pfc::EffectivePolicy& builtinPolicy() {
   return p;
 }
 
+// The request fields a call reads as it starts, found in one pass over the
+// head instead of one findHeader() each: the first field of each name,
+// case-insensitively, as findHeader() gives it.
+struct StartFields {
+  std::optional<std::string_view> content_type;
+  std::optional<std::string_view> connect_protocol_version;
+  std::optional<std::string_view> grpc_timeout;
+  std::optional<std::string_view> timeout_budget;
+  std::optional<std::string_view> connect_timeout;
+};
+
+StartFields findStartFields(const HeaderList& headers) {
+  StartFields f;
+  for (const auto& [name, value] : headers) {
+    std::optional<std::string_view>* slot = nullptr;
+    switch (name.size()) {  // the names differ in length but for two
+      case 12:
+        if (iequals(name, "content-type")) {
+          slot = &f.content_type;
+        } else if (iequals(name, "grpc-timeout")) {
+          slot = &f.grpc_timeout;
+        }
+        break;
+      case 16:
+        if (iequals(name, "x-timeout-budget")) slot = &f.timeout_budget;
+        break;
+      case 18:
+        if (iequals(name, "connect-timeout-ms")) slot = &f.connect_timeout;
+        break;
+      case 24:
+        if (iequals(name, "connect-protocol-version")) slot = &f.connect_protocol_version;
+        break;
+      default:
+        break;
+    }
+    if (slot != nullptr && !*slot) *slot = value;
+  }
+  return f;
+}
+
 }  // namespace
+
+// The timers' callbacks (CallTimer takes a plain function and its argument).
+void ProxyStream::deadlineFired(void* self) { static_cast<ProxyStream*>(self)->onDeadline(); }
+void ProxyStream::backoffFired(void* self) { static_cast<ProxyStream*>(self)->startAttempt(); }
+void ProxyStream::hedgeFired(void* self) { static_cast<ProxyStream*>(self)->onHedgeTimer(); }
 
 ProxyStream::ProxyStream(Downstream* downstream, int64_t start_us)
     : down_(downstream),
       ctx_(downstream->streamContext()),
       start_us_(start_us),
-      deadline_timer_(ctx_, [this] { onDeadline(); }),
-      backoff_timer_(ctx_, [this] { startAttempt(); }),
-      hedge_timer_(ctx_, [this] { onHedgeTimer(); }) {}
+      deadline_timer_(ctx_, &ProxyStream::deadlineFired, this),
+      backoff_timer_(ctx_, &ProxyStream::backoffFired, this),
+      hedge_timer_(ctx_, &ProxyStream::hedgeFired, this) {}
 
+// The same, with the head moved in as it is constructed (not made empty and
+// then assigned: a call is made per request).
 ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t start_us)
-    : ProxyStream(downstream, start_us) {
-  req_ = std::move(head);
-}
+    : down_(downstream),
+      ctx_(downstream->streamContext()),
+      start_us_(start_us),
+      req_(std::move(head)),
+      deadline_timer_(ctx_, &ProxyStream::deadlineFired, this),
+      backoff_timer_(ctx_, &ProxyStream::backoffFired, this),
+      hedge_timer_(ctx_, &ProxyStream::hedgeFired, this) {}
 
 ProxyStream::~ProxyStream() {
   if (connect_bev_) bufferevent_free(connect_bev_);
@@ -56,13 +107,11 @@ size_t ProxyStream::requestBacklog() const {
 void ProxyStream::start() {
   connect_ = std::string_view(req_.method) == "CONNECT" && down_->protocol() == Protocol::kHttp1;
   request_complete_ = !req_.body_follows;
-  std::optional<std::string_view> content_type = findHeader(req_.headers, "content-type");
-  grpc_ = isGrpcContentType(content_type);
+  StartFields fields = findStartFields(req_.headers);
+  grpc_ = isGrpcContentType(fields.content_type);
   // Connect (connectrpc.com): a unary call has a body, so a content type;
   // a request without one is not looked at further.
-  if (!grpc_ && content_type) {
-    connect_rpc_ = connectKind(content_type, findHeader(req_.headers, "connect-protocol-version"));
-  }
+  if (!grpc_ && fields.content_type) connect_rpc_ = connectKind(fields.content_type, fields.connect_protocol_version);
   ctx_.counters().requests.add();
   // The policy snapshot this request keeps to its end (DESIGN.md: requests
   // in flight keep the snapshot they started with).
@@ -89,15 +138,14 @@ void ProxyStream::start() {
   // that hedge pay for counting them.
   if (policy_->hedge.enabled()) route_stats_->hedge_load.recordRequest(start_us_);
 
-  deadline_ = retry::computeDeadline(
-      start_us_, *policy_, findHeader(req_.headers, "grpc-timeout"), findHeader(req_.headers, "x-timeout-budget"),
-      connect_rpc_ != ConnectKind::kNone ? findHeader(req_.headers, "connect-timeout-ms") : std::nullopt);
+  deadline_ = retry::computeDeadline(start_us_, *policy_, fields.grpc_timeout, fields.timeout_budget,
+                                     connect_rpc_ != ConnectKind::kNone ? fields.connect_timeout : std::nullopt);
   // A policy's request_timeout is one duration for many calls: the worker's
   // queue for it costs no libevent call per request. A caller's own deadline
   // (grpc-timeout, x-timeout-budget) is any duration: a plain timer.
   if (!deadline_.none()) deadline_timer_.armUs(deadline_.remaining(start_us_), !deadline_.fromInbound());
   std::optional<std::string_view> key;
-  if (!policy_->retry.idempotencyHeader().empty()) key = findHeader(req_.headers, policy_->retry.idempotencyHeader());
+  if (std::string_view idem = policy_->retry.idempotencyHeader(); !idem.empty()) key = findHeader(req_.headers, idem);
   retry::RequestFacts facts;
   facts.method = req_.method;
   facts.grpc = grpc_;

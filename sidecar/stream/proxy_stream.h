@@ -171,6 +171,9 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // The response broke off after it was committed (final).
   void endAborted();
   void onDeadline();
+  static void deadlineFired(void* self);
+  static void backoffFired(void* self);
+  static void hedgeFired(void* self);
   int64_t now() const { return ctx_.clock().nowUs(); }
   void logAccess();
 

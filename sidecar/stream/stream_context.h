@@ -36,10 +36,12 @@ class StreamContext;
 
 // One of a call's timers (its deadline, its backoff wait). It arms through
 // its StreamContext: the worker's arms the embedded QueuedTimer on the loop
-// (no allocation per call), a test's fires it from its fake clock.
+// (no allocation per call), a test's fires it from its fake clock. The
+// callback is a plain `fn(arg)`, kept by the QueuedTimer: a call makes its
+// timers per request.
 class CallTimer {
  public:
-  CallTimer(StreamContext& ctx, std::function<void()> cb);
+  CallTimer(StreamContext& ctx, event::QueuedTimer::Callback fn, void* arg);
   CallTimer(const CallTimer&) = delete;
   CallTimer& operator=(const CallTimer&) = delete;
 
@@ -49,12 +51,11 @@ class CallTimer {
   void cancel();
 
   // For a StreamContext: run the callback; the loop's timer.
-  void fire() { cb_(); }
+  void fire() { loop_.fire(); }
   event::QueuedTimer& loopTimer() { return loop_; }
 
  private:
   StreamContext* ctx_;
-  std::function<void()> cb_;
   event::QueuedTimer loop_;
 };
 
@@ -99,8 +100,8 @@ class StreamContext {
   virtual void deferDelete(std::unique_ptr<event::Deletable> obj) = 0;
 };
 
-inline CallTimer::CallTimer(StreamContext& ctx, std::function<void()> cb)
-    : ctx_(&ctx), cb_(std::move(cb)), loop_(ctx.timerQueues(), ctx.base(), [this] { cb_(); }) {}
+inline CallTimer::CallTimer(StreamContext& ctx, event::QueuedTimer::Callback fn, void* arg)
+    : ctx_(&ctx), loop_(ctx.timerQueues(), ctx.base(), fn, arg) {}
 inline void CallTimer::armUs(int64_t us, bool repeating) { ctx_->armTimer(*this, us, repeating); }
 inline void CallTimer::cancel() { ctx_->cancelTimer(*this); }
 

@@ -3,11 +3,13 @@
 namespace mulligan::proxy {
 
 Attempt::Attempt(event_base* base, Owner* owner, const net::Address& dest, Timeouts timeouts)
-    : owner_(owner), dest_(dest), timeouts_(timeouts), timer_(base, [this] { onTimer(); }) {}
+    : owner_(owner), dest_(dest), timeouts_(timeouts), timer_(nullptr, base, &Attempt::timerFired, this) {}
 
 void Attempt::transitionTo(State s) {
   state_ = s;
   timer_.cancel();
+  // Each phase's duration is the policy's (the per-try timeout only when it
+  // is the policy's own, retry::AttemptTimeout::perTry): repeating.
   switch (s) {
     case State::kConnecting:
       if (timeouts_.connect_us > 0) timer_.armUs(timeouts_.connect_us);
@@ -22,6 +24,8 @@ void Attempt::transitionTo(State s) {
       break;
   }
 }
+
+void Attempt::timerFired(void* self) { static_cast<Attempt*>(self)->onTimer(); }
 
 void Attempt::onTimer() {
   if (pending_failure_) {
@@ -56,7 +60,7 @@ void Attempt::fail(retry::OutcomeKind kind, const std::string& why) {
 void Attempt::failSoon(retry::OutcomeKind kind, std::string why) {
   pending_failure_ = kind;
   pending_why_ = std::move(why);
-  timer_.armUs(0);
+  timer_.armUs(0);  // at once, from the loop (a plain timer)
 }
 
 void Attempt::abortResponse(const std::string& why) {

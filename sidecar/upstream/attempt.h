@@ -32,6 +32,7 @@
 
 #include "sidecar/codec/message.h"
 #include "sidecar/event/event_loop.h"
+#include "sidecar/event/timer_queue.h"
 #include "sidecar/net/address.h"
 #include "sidecar/retry/attempt_headers.h"
 #include "sidecar/retry/outcome.h"
@@ -140,6 +141,11 @@ class Attempt : public event::Deletable {
   // another pod. Before start().
   void setFreshConnection(bool fresh) { fresh_connection_ = fresh; }
   bool freshConnection() const { return fresh_connection_; }
+  // The worker's timer queues (Transports gives them): the phase timer's
+  // durations are the policy's (connect, per-try, read timeouts), shared by
+  // many attempts, so arming and cancelling it costs no libevent call
+  // (event/timer_queue.h). Without them, a plain timer. Before start().
+  void useTimerQueues(event::TimerQueues* queues) { timer_.setQueues(queues); }
 
  protected:
   Attempt(event_base* base, Owner* owner, const net::Address& dest, Timeouts timeouts);
@@ -188,13 +194,14 @@ class Attempt : public event::Deletable {
   // The outcome of the phase whose timer fired (kConnecting: connect
   // failure; kAwaitingHeaders: per-try timeout; kStreaming: read timeout).
   void onTimer();
+  static void timerFired(void* self);
 
   Owner* owner_;
   net::Address dest_;
   Timeouts timeouts_;
   int64_t header_timeout_us_ = -1;
   State state_ = State::kConnecting;
-  event::Timer timer_;
+  event::QueuedTimer timer_;  // the phase timer (see State)
   int64_t sent_at_us_ = 0;
   std::optional<retry::TimeoutKind> timed_out_;
   // failSoon(): the failure the timer reports from the loop.

@@ -2,6 +2,7 @@
 
 #include "sidecar/upstream/http1_attempt.h"
 #include "sidecar/upstream/http2_attempt.h"
+#include "sidecar/upstream/upstream_context.h"
 
 namespace mulligan::proxy {
 
@@ -13,6 +14,7 @@ std::unique_ptr<Attempt> Transports::newAttempt(Attempt::Owner* owner, const Att
   } else {
     a = std::make_unique<Http1Attempt>(worker_, owner, spec.dest, spec.method, spec.timeouts);
   }
+  a->useTimerQueues(worker_->timerQueues());
   a->setEndpoint(spec.endpoint);
   a->setFreshConnection(spec.fresh_connection);
   return a;

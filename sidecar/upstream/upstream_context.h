@@ -1,6 +1,6 @@
 // UpstreamContext: what the upstream side of a call — Http1Attempt,
 // Http2Attempt, the HTTP/2 sessions and their Http2Pool — needs from the
-// worker it runs on: the loop, the two pools, the io_uring ring, the
+// worker it runs on: the loop and its timer queues, the two pools, the io_uring ring, the
 // worker's counters, deferred deletion and two limits from the command
 // line. It is the seam that keeps upstream/ from knowing the Worker
 // (worker/ is above it): DownstreamContext (downstream/) extends it for the
@@ -28,6 +28,10 @@ namespace mulligan::net {
 class IoRing;
 }  // namespace mulligan::net
 
+namespace mulligan::event {
+class TimerQueues;
+}  // namespace mulligan::event
+
 namespace mulligan::proxy {
 
 class ConnPool;
@@ -48,6 +52,9 @@ class UpstreamContext {
   Http2Pool& h2pool() { return *upstream_.h2pool; }
   // Hot sockets receive through it; null: with epoll (see net::IoRing).
   net::IoRing* ioRing() const { return upstream_.io_ring; }
+  // The worker's timer queues (event/timer_queue.h), for the attempts'
+  // phase timers; null: plain timers.
+  event::TimerQueues* timerQueues() const { return upstream_.timer_queues; }
   // The worker's process-wide counters (it is their only writer).
   stats::WorkerCounters& counters() { return *upstream_.counters; }
   // Destroys `obj` on the next loop iteration (never inside its own callback).
@@ -66,6 +73,7 @@ class UpstreamContext {
     ConnPool* pool = nullptr;
     Http2Pool* h2pool = nullptr;
     net::IoRing* io_ring = nullptr;
+    event::TimerQueues* timer_queues = nullptr;
     stats::WorkerCounters* counters = nullptr;
     event::DeferredDeleter* deleter = nullptr;
     Limits limits;

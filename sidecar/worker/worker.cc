@@ -89,6 +89,7 @@ Worker::Worker(int index, SharedState* shared)
                .pool = pool_.get(),
                .h2pool = h2pool_.get(),
                .io_ring = io_ring_.get(),
+               .timer_queues = timer_queues_.get(),
                .counters = &stats_.counters,
                .deleter = deleter_.get(),
                .limits = {.max_header_bytes = cfg.max_header_bytes,

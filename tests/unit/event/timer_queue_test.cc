@@ -103,6 +103,25 @@ TEST(TimerQueueTest, ACallbackMayReArmItsOwnTimer) {
   EXPECT_EQ(fired, 3);
 }
 
+TEST(TimerQueueTest, APlainFunctionCallbackFiresWithItsArgumentQueuedOrPlain) {
+  Loop loop;
+  int fired[3] = {};
+  auto bump = [](void* p) { ++*static_cast<int*>(p); };
+  QueuedTimer queued(&loop.queues, loop.base, bump, &fired[0]);
+  QueuedTimer plain(&loop.queues, loop.base, bump, &fired[1]);
+  QueuedTimer no_queues(nullptr, loop.base, bump, &fired[2]);
+  queued.armUs(2'000);
+  plain.armUs(2'000, /*repeating=*/false);
+  no_queues.armUs(2'000);  // no queues: a plain timer whatever it asks
+  EXPECT_EQ(loop.queues.queueCount(), 1u);
+  loop.run();
+  EXPECT_EQ(fired[0], 1);
+  EXPECT_EQ(fired[1], 1);
+  EXPECT_EQ(fired[2], 1);
+  queued.fire();  // what a test's fake clock does
+  EXPECT_EQ(fired[0], 2);
+}
+
 TEST(TimerQueueTest, OneOffDurationsZeroAndFullQueuesUsePlainTimers) {
   Loop loop;
   int fired = 0;

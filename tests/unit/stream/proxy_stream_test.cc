@@ -185,6 +185,21 @@ TEST_F(ProxyStreamTest, TimeoutBudgetHeaderRoundsUp) {
   EXPECT_EQ(attempt(0).header("x-timeout-budget"), "101");
 }
 
+TEST_F(ProxyStreamTest, TheFirstOfRepeatedDeadlineFieldsCountsWhateverItsCase) {
+  // The call's start reads its fields in one pass (findStartFields): the
+  // first of each name, case-insensitively, as findHeader() does.
+  policy_.request_timeout_us = 10 * kS;
+  start(Protocol::kHttp1, false, {{"accept", "*/*"}, {"X-Timeout-Budget", "300"}, {"x-timeout-budget", "200"}});
+  EXPECT_EQ(attempt(0).header("x-timeout-budget"), "300");
+}
+
+TEST_F(ProxyStreamTest, AGrpcCallsContentTypeAndTimeoutAreFoundAmongOtherFields) {
+  policy_.request_timeout_us = 10 * kS;
+  start(Protocol::kHttp2, /*grpc=*/true, {{"te", "trailers"}, {"Grpc-Timeout", "250m"}, {"grpc-timeout", "5S"}});
+  EXPECT_EQ(attempt(0).header("x-timeout-budget"), "250");
+  EXPECT_FALSE(attempt(0).header("grpc-timeout").empty());
+}
+
 TEST_F(ProxyStreamTest, TimeoutBudgetHeaderIsNeverZero) {
   policy_.request_timeout_us = 100 * kMs;
   policy_.deadline.min_attempt_budget_us = 0;
