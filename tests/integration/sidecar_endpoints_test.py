@@ -477,10 +477,19 @@ class EndpointsTest(Stack):
         # rows once it resolves. Before: one set and one row per name ever
         # seen, without bound.
         cap = 1024  # Endpoints::kMaxSets (one worker)
-        b = self.backends(1)[0]
+        b, bad = self.backends(2)
+        bad.mode = "503"
         self.dns.set_suffix(".many.test", [b.ip])
-        self.publish(policy(b.port))
+        # A name whose second address fails, ejected on its first 503: its
+        # /metrics series must go with its set.
+        self.dns.set("ej.many.test", [b.ip, bad.ip])
+        self.publish('version = 1\n[defaults]\nretry = { num_retries = 0 }\n'
+                     'outlier = { consecutive_failures = 1, ejection = "1h", max_ejection = "1h" }\n'
+                     + policy(b.port).replace("version = 1\n", ""))
         self.sidecar()
+        self.assertEqual(sorted(self.get(f"http://ej.many.test:{b.port}/ej?i={i}")[0] for i in range(2)), [200, 503])
+        series = f'mulligan_outlier_ejections_total{{service="",address="{bad.ip}:{bad.port}"}} 1'
+        self.assertIn(series, self.admin("/metrics"))
         n = cap + cap // 4
         conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
         for i in range(n):
@@ -490,6 +499,7 @@ class EndpointsTest(Stack):
             self.assertEqual((r.status, r.getheader("x-backend")), (200, b.ip), i)
         conn.close()
         self.assertEqual(b.count("/many"), n)
+        self.assertEqual(bad.count("/many"), 0)
         stats = json.loads(self.admin("/stats"))
         dests = {e["destination"] for e in stats["endpoints"]}
         self.assertLessEqual(len(dests), cap)
@@ -497,8 +507,10 @@ class EndpointsTest(Stack):
         self.assertNotIn(f"h0.many.test:{b.port}", dests)  # the least recently used went
         sets = stats["endpoint_sets"]
         self.assertEqual(sets["current"], len(dests))
-        self.assertEqual(sets["current"] + sets["forgotten"], n)
+        self.assertEqual(sets["current"] + sets["forgotten"], n + 1)
+        self.assertNotIn(f"ej.many.test:{b.port}", dests)
         metrics = self.admin("/metrics")
+        self.assertNotIn(series, metrics)  # went with its set (before: every name's series stayed)
         self.assertIn(f"mulligan_endpoint_sets {sets['current']}\n", metrics)
         self.assertIn(f"mulligan_endpoint_sets_forgotten_total {sets['forgotten']}\n", metrics)
         # A forgotten name works again (a new set).
