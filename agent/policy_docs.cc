@@ -622,7 +622,8 @@ std::string policyReferenceMarkdown() {
        "to several addresses (a headless Service), an address that fails `consecutive_failures` times in a row "
        "is ejected: it gets no attempts until its ejection ends (Envoy's outlier detection, Linkerd's failure "
        "accrual). It trades capacity for avoiding a failing address. A name with IPv4 and IPv6 addresses (a "
-       "dual-stack headless Service) counts by its IPv4 ones, one per pod. Each worker keeps the state of a name "
+       "dual-stack headless Service) counts by one family, one address per pod: IPv4, unless the sidecar's pod "
+       "has no IPv4 address. Each worker keeps the state of a name "
        "(per service) for as long as it keeps the name's endpoint set: a set no call used for 10 minutes (with no "
        "address ejected), or the least recently used past 1,024 sets per worker, is forgotten with its ejections; "
        "the name's next call starts with every address healthy and its counts at 0. Fields: "},
