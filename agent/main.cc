@@ -177,6 +177,14 @@ size_t routeCount(const pfc::TableModel& m) {
   return n;
 }
 
+// "1 service, 3 routes": what a file holds, in English.
+std::string servicesAndRoutes(const pfc::TableModel& m) {
+  size_t s = m.services.size();
+  size_t r = routeCount(m);
+  return std::to_string(s) + (s == 1 ? " service, " : " services, ") + std::to_string(r) +
+         (r == 1 ? " route" : " routes");
+}
+
 int cmdCheck(const Options& o) {
   Compiled c = compileFile(o.policy);
   for (const std::string& e : c.errors) std::fprintf(stderr, "%s\n", e.c_str());
@@ -184,8 +192,7 @@ int cmdCheck(const Options& o) {
     std::fprintf(stderr, "%s: %zu error%s\n", o.policy.c_str(), c.errors.size(), c.errors.size() == 1 ? "" : "s");
     return 1;
   }
-  std::printf("%s: ok (%zu services, %zu routes)\n", o.policy.c_str(), c.model->services.size(),
-              routeCount(*c.model));
+  std::printf("%s: ok (%s)\n", o.policy.c_str(), servicesAndRoutes(*c.model).c_str());
   return 0;
 }
 
@@ -199,8 +206,8 @@ uint64_t compileAndPublish(pfc::Publisher& pub, const Compiled& c, const std::st
     return 0;
   }
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  logInfo("published generation %llu from %s (%zu services, %zu routes, source checksum %016llx) to %s in %.2f ms",
-          static_cast<unsigned long long>(g), path.c_str(), c.model->services.size(), routeCount(*c.model),
+  logInfo("published generation %llu from %s (%s, source checksum %016llx) to %s in %.2f ms",
+          static_cast<unsigned long long>(g), path.c_str(), servicesAndRoutes(*c.model).c_str(),
           static_cast<unsigned long long>(c.source_checksum), pub.segment().name().c_str(), ms);
   return g;
 }

@@ -52,8 +52,8 @@ struct Node {
 };
 
 Node object() { return Node{}; }
-Node array() { return Node{Node::Kind::kArray, {}, {}, {}}; }
-Node rawJson(std::string text) { return Node{Node::Kind::kRaw, std::move(text), {}, {}}; }
+Node array() { return Node{Node::Kind::kArray, {}, {}, {}, {}}; }
+Node rawJson(std::string text) { return Node{Node::Kind::kRaw, std::move(text), {}, {}, {}}; }
 Node string(std::string_view s) { return rawJson(pfc::jsonQuote(s)); }
 Node integer(int64_t v) { return rawJson(std::to_string(v)); }
 Node boolean(bool v) { return rawJson(v ? "true" : "false"); }
@@ -621,7 +621,12 @@ std::string policyReferenceMarkdown() {
        "`[defaults.outlier]`, or `outlier = { ... }` on a service or route. When a destination's name resolves "
        "to several addresses (a headless Service), an address that fails `consecutive_failures` times in a row "
        "is ejected: it gets no attempts until its ejection ends (Envoy's outlier detection, Linkerd's failure "
-       "accrual). It trades capacity for avoiding a failing address. Fields: "},
+       "accrual). It trades capacity for avoiding a failing address. A name with IPv4 and IPv6 addresses (a "
+       "dual-stack headless Service) counts by one family, one address per pod: IPv4, unless the sidecar's pod "
+       "has no IPv4 address. Each worker keeps the state of a name "
+       "(per service) for as long as it keeps the name's endpoint set: a set no call used for 10 minutes (with no "
+       "address ejected), or the least recently used past 1,024 sets per worker, is forgotten with its ejections; "
+       "the name's next call starts with every address healthy and its counts at 0. Fields: "},
   };
   for (const Sub& sub : subs) {
     o += sub.title;

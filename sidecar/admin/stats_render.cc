@@ -132,6 +132,7 @@ StatsSnapshot takeSnapshot(proxy::SharedState& shared, int64_t now_us) {
     std::vector<const stats::EndpointStats*> eps;
     for (const stats::WorkerStats* w : shared.worker_stats) eps.push_back(&w->endpoints);
     s.endpoints = stats::collectEndpoints(eps, now_us);
+    s.endpoint_sets = stats::collectEndpointSets(eps);
   }
 
   // Budgets of the services that had traffic: those slots are claimed
@@ -305,7 +306,9 @@ std::string statsJson(const StatsSnapshot& s) {
          ",\"ejected_for\":" + pfc::jsonQuote(pfc::formatDuration(e.ejected_for_us)) +
          ",\"last_ejection\":" + pfc::jsonQuote(pfc::formatDuration(e.last_ejection_us)) + "}";
   }
-  b += "],\"budgets\":[";
+  b += "],\"endpoint_sets\":{\"current\":" + std::to_string(s.endpoint_sets.sets) +
+       ",\"forgotten\":" + std::to_string(s.endpoint_sets.forgotten) + "}";
+  b += ",\"budgets\":[";
   for (size_t i = 0; i < s.budgets.size(); ++i) {
     const auto& bu = s.budgets[i];
     b += (i ? "," : "") + std::string("{\"service\":") + pfc::jsonQuote(bu.service) +
@@ -464,6 +467,15 @@ std::string metricsText(const StatsSnapshot& s) {
              "service=\"" + labelValue(e.service) + "\",address=\"" + labelValue(e.address) + "\"",
              e.ejected_workers);
   }
+
+  m.family("mulligan_endpoint_sets", "gauge",
+           "Endpoint sets (service, destination name) the workers hold now; at most 1024 per worker beyond the "
+           "calls in flight.");
+  m.sample("mulligan_endpoint_sets", "", s.endpoint_sets.sets);
+  m.family("mulligan_endpoint_sets_forgotten_total", "counter",
+           "Endpoint sets forgotten (over the cap, least recently used first, or idle for 10 minutes), with "
+           "their outlier state.");
+  m.sample("mulligan_endpoint_sets_forgotten_total", "", s.endpoint_sets.forgotten);
 
   auto budget = [&](const char* name, const char* help, auto value) {
     m.family(name, "gauge", help);

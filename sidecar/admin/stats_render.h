@@ -53,6 +53,9 @@ struct StatsSnapshot {
   // Every address of every destination name that resolved, with its
   // outlier ejections (stats/endpoint_stats.h), summed over workers.
   std::vector<stats::EndpointTotals> endpoints;
+  // The workers' endpoint sets (upstream/endpoints.h: bounded, forgotten
+  // when idle or over the cap), summed.
+  stats::EndpointSetTotals endpoint_sets;
   policy::PolicyStatus::Snapshot policy;
   // The agent's last refused policy file, from the segment (AdminServer
   // fills it; takeSnapshot leaves it empty). See agent_refusal_render.h.

@@ -1,6 +1,7 @@
 #include "sidecar/net/resolver.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 
 #include <algorithm>
@@ -42,6 +43,25 @@ std::optional<Address> parseLiteral(const std::string& host) {
 }
 
 }  // namespace
+
+int preferredFamily() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return AF_INET;
+  bool v4 = false;
+  bool v6 = false;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr) continue;
+    if (i->ifa_addr->sa_family == AF_INET) {
+      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+      if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) v4 = true;
+    } else if (i->ifa_addr->sa_family == AF_INET6) {
+      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+      if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) && !IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) v6 = true;
+    }
+  }
+  freeifaddrs(list);
+  return !v4 && v6 ? AF_INET6 : AF_INET;
+}
 
 Resolver::~Resolver() {
   // Background refreshes still out: evdns calls them back (cancelled) later
@@ -173,16 +193,26 @@ Resolver::Entry& Resolver::store(const std::string& host, std::vector<Address> a
     e.version = next_version_++;
   }
   e.expires_us = now_us + ttl_us_;
-  if (inserted && cache_.size() > kMaxNames) trim(now_us);
+  if (inserted && cache_.size() > kMaxNames) trim(now_us, host);
   return cache_.find(host)->second;
 }
 
-void Resolver::trim(int64_t now_us) {
-  for (auto it = cache_.begin(); it != cache_.end() && cache_.size() > kMaxNames;) {
-    if (it->second.expires_us <= now_us && !it->second.refreshing) {
-      it = cache_.erase(it);
-    } else {
-      ++it;
+void Resolver::trim(int64_t now_us, const std::string& keep) {
+  // Down to 7/8 of the cap, so that a flood of new names pays one scan per
+  // kMaxNames/8 names, not one per name. Expired names go first; if that is
+  // not enough (every name fresh: more new names within a TTL than the
+  // cap), any others, in the map's order: a forgotten name is looked up
+  // again by its next call. Never `keep` (the name just stored: its caller
+  // answers from the entry), nor a name whose refresh is in flight (its
+  // Pending points at the entry's resolver, which ~Resolver must reach).
+  size_t target = kMaxNames - kMaxNames / 8;
+  for (int pass = 0; pass < 2 && cache_.size() > target; ++pass) {
+    for (auto it = cache_.begin(); it != cache_.end() && cache_.size() > target;) {
+      if (!it->second.refreshing && (pass == 1 || it->second.expires_us <= now_us) && it->first != keep) {
+        it = cache_.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
 }

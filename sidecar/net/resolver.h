@@ -33,10 +33,18 @@
 
 namespace mulligan::net {
 
+// The address family this host reaches others by: AF_INET when it has an
+// IPv4 address other than loopback, else AF_INET6 when it has an IPv6 one
+// (an IPv6-only pod), else AF_INET. For a name with addresses of both
+// families (upstream/endpoints.h keeps one family). Reads the interfaces
+// (getifaddrs) on every call: call it once, at start.
+int preferredFamily();
+
 class Resolver {
  public:
   static constexpr int64_t kDefaultTtlUs = 5'000'000;
-  // Names cached at most; beyond it expired names are forgotten first.
+  // Names cached at most: one more forgets an eighth of them, expired names
+  // first, then others (their next call looks them up again).
   static constexpr size_t kMaxNames = 4096;
 
   // Every address of a name (port 0, sorted, IPv4 first) and the version of
@@ -73,6 +81,8 @@ class Resolver {
 
   // Background refreshes started (for tests and the admin page).
   uint64_t refreshes() const { return refreshes_; }
+  // Names cached now (for tests).
+  size_t cachedNames() const { return cache_.size(); }
 
  private:
   friend class Request;
@@ -100,7 +110,8 @@ class Resolver {
   // Stores an answer for `host`; returns its entry.
   Entry& store(const std::string& host, std::vector<Address> addrs, int64_t now_us);
   void refreshed(const std::string& host, int err, std::vector<Address> addrs, int64_t started_us);
-  void trim(int64_t now_us);
+  // Forgets names down to 7/8 of kMaxNames, never `keep`.
+  void trim(int64_t now_us, const std::string& keep);
   static std::vector<Address> addresses(int err, evutil_addrinfo* res);
 
   evdns_base* dns_;

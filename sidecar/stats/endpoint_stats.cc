@@ -10,6 +10,20 @@ void EndpointStats::publish(const DestinationRows& d) {
   dests_[{d.service, d.destination}] = d;
 }
 
+void EndpointStats::remove(const std::string& service, const std::string& destination) {
+  std::lock_guard<std::mutex> lock(mu_);
+  dests_.erase({service, destination});
+}
+
+EndpointSetTotals collectEndpointSets(const std::vector<const EndpointStats*>& workers) {
+  EndpointSetTotals t;
+  for (const EndpointStats* w : workers) {
+    t.sets += w->sets.load(std::memory_order_relaxed);
+    t.forgotten += w->forgotten.load(std::memory_order_relaxed);
+  }
+  return t;
+}
+
 std::vector<DestinationRows> EndpointStats::snapshot() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<DestinationRows> out;

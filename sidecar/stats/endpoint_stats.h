@@ -11,10 +11,14 @@
 //
 // Memory: one row per address a name has, plus the addresses that left the
 // set after being ejected (their ejection count stays, so that
-// mulligan_outlier_ejections_total never goes backwards): bounded by the
-// pods a service ever had, not by traffic.
+// mulligan_outlier_ejections_total never goes backwards while the set
+// lives): bounded by the pods a service ever had, not by traffic. A set
+// the worker forgets (upstream/endpoints.h: the registry's cap and idle
+// sweep) takes its rows with it (remove()), so the rows are bounded by the
+// worker's sets, not by the names ever seen.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -42,8 +46,15 @@ class EndpointStats {
  public:
   // The worker: replaces the rows of (d.service, d.destination).
   void publish(const DestinationRows& d);
+  // The worker: the set of (service, destination) was forgotten.
+  void remove(const std::string& service, const std::string& destination);
   // Any thread: a copy of every destination's rows.
   std::vector<DestinationRows> snapshot() const;
+
+  // The worker's endpoint sets now, and forgotten so far (the worker
+  // writes, the admin reads: relaxed).
+  std::atomic<uint64_t> sets{0};
+  std::atomic<uint64_t> forgotten{0};
 
  private:
   mutable std::mutex mu_;
@@ -61,6 +72,13 @@ struct EndpointTotals {
   bool current = false;          // in the address set of any worker
   int64_t last_ejection_us = 0;  // the longest of the workers' latest ejections
 };
+
+// The workers' endpoint sets, summed.
+struct EndpointSetTotals {
+  uint64_t sets = 0;       // held now
+  uint64_t forgotten = 0;  // forgotten so far (cap, idle)
+};
+EndpointSetTotals collectEndpointSets(const std::vector<const EndpointStats*>& workers);
 
 // Sums the workers' rows; sorted by service, destination, address.
 std::vector<EndpointTotals> collectEndpoints(const std::vector<const EndpointStats*>& workers, int64_t now_us);

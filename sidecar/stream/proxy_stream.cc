@@ -191,7 +191,7 @@ void ProxyStream::pickDestination() {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (!connect_ && ctx_.endpoints()) {
     // Every address of the name; attempts spread over them (startAttempt).
-    endpoints_ = &ctx_.endpoints()->get(service_name_, host, port);
+    endpoints_ = ctx_.endpoints()->get(service_name_, host, port, now());
     resolving_ = ctx_.resolver()->resolveAll(
         host, now(),
         [this](const net::Resolver::Answer* answer, const char* error) { endpointsResolved(answer, error); });

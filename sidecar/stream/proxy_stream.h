@@ -211,7 +211,8 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   std::unique_ptr<net::Resolver::Request> resolving_;
   // A destination name's addresses (upstream/endpoints.h): each attempt
   // picks one, avoiding the ones in tried_; null: dest_ is the only one.
-  EndpointSet* endpoints_ = nullptr;
+  // Held (pinned) for the call: the worker's registry may forget sets.
+  EndpointSetRef endpoints_;
   TriedEndpoints tried_;
   AttemptsInFlight attempts_;
   // The attempt whose response head arrived (held or committed): the one

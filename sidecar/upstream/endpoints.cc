@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
+#include <utility>
 
 namespace mulligan::proxy {
 
@@ -29,12 +31,18 @@ void TriedEndpoints::add(uint32_t id) {
   ids_[n_++] = id;
 }
 
+EndpointSet::~EndpointSet() = default;
+
 void EndpointSet::update(const std::vector<net::Address>& addrs, uint64_t version) {
   if (version == version_ && !eps_.empty()) return;
   version_ = version;
+  // One address per pod (header comment): the family this host prefers,
+  // when the name has any.
+  bool any = std::any_of(addrs.begin(), addrs.end(), [&](const net::Address& a) { return a.family() == family_; });
   std::vector<Endpoint> next;
   next.reserve(addrs.size());
   for (const net::Address& a : addrs) {
+    if (any && a.family() != family_) continue;
     net::Address with_port = a;
     with_port.setPort(port_);
     auto old = std::find_if(eps_.begin(), eps_.end(), [&](const Endpoint& e) { return e.addr == with_port; });
@@ -140,21 +148,79 @@ void EndpointSet::publish() {
   sink_->publish(d);
 }
 
-EndpointSet& Endpoints::get(std::string_view service, std::string_view host, uint16_t port) {
+Endpoints::~Endpoints() {
+  // The worker frees its calls (and their EndpointSetRefs) first.
+  sets_.clear();
+}
+
+EndpointSetRef Endpoints::get(std::string_view service, std::string_view host, uint16_t port, int64_t now_us) {
+  if (now_us >= next_sweep_us_) {
+    next_sweep_us_ = now_us + kSweepEveryUs;
+    sweepIdle(now_us);
+  }
   key_.assign(service);
   key_ += '\n';
   key_ += host;
   key_ += ':';
   key_ += std::to_string(port);
   auto it = sets_.find(key_);
-  if (it != sets_.end()) return *it->second;
-  std::string destination = host.find(':') != std::string_view::npos
-                                ? "[" + std::string(host) + "]:" + std::to_string(port)
-                                : std::string(host) + ":" + std::to_string(port);
-  auto set = std::make_unique<EndpointSet>(std::string(service), std::move(destination), port, sink_);
-  EndpointSet& ref = *set;
-  sets_.emplace(key_, std::move(set));
-  return ref;
+  if (it == sets_.end()) {
+    if (sets_.size() >= max_sets_) evictLeastRecentlyUsed();
+    std::string destination = host.find(':') != std::string_view::npos
+                                  ? "[" + std::string(host) + "]:" + std::to_string(port)
+                                  : std::string(host) + ":" + std::to_string(port);
+    it = sets_
+             .emplace(key_,
+                      std::make_unique<EndpointSet>(std::string(service), std::move(destination), port, sink_, family_))
+             .first;
+    if (sink_) sink_->sets.store(sets_.size(), std::memory_order_relaxed);
+  }
+  EndpointSet& set = *it->second;
+  set.last_use_ = ++uses_;
+  set.last_use_us_ = now_us;
+  return EndpointSetRef(&set);
+}
+
+void Endpoints::forget(std::unordered_map<std::string, std::unique_ptr<EndpointSet>>::iterator it) {
+  if (sink_) sink_->remove(it->second->service(), it->second->destination());
+  sets_.erase(it);
+  ++forgotten_;
+  if (sink_) {
+    sink_->sets.store(sets_.size(), std::memory_order_relaxed);
+    sink_->forgotten.store(forgotten_, std::memory_order_relaxed);
+  }
+}
+
+void Endpoints::sweepIdle(int64_t now_us) {
+  for (auto it = sets_.begin(); it != sets_.end();) {
+    const EndpointSet& s = *it->second;
+    if (s.pins_ == 0 && s.last_use_us_ + kIdleUs <= now_us && s.ejectedCount(now_us) == 0) {
+      auto next = std::next(it);
+      forget(it);
+      it = next;
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Endpoints::evictLeastRecentlyUsed() {
+  // Down to 7/8 of the cap, least recently used first, never a held set.
+  size_t target = max_sets_ - max_sets_ / 8;
+  if (target >= max_sets_) target = max_sets_ - 1;
+  std::vector<std::pair<uint64_t, const std::string*>> free;
+  free.reserve(sets_.size());
+  for (const auto& [key, set] : sets_) {
+    if (set->pins_ == 0) free.emplace_back(set->last_use_, &key);
+  }
+  size_t excess = sets_.size() - target;
+  if (excess > free.size()) excess = free.size();
+  std::partial_sort(free.begin(), free.begin() + static_cast<std::ptrdiff_t>(excess), free.end());
+  // Keys copied out first: forget() erases the strings `free` points to.
+  std::vector<std::string> keys;
+  keys.reserve(excess);
+  for (size_t i = 0; i < excess; ++i) keys.push_back(*free[i].second);
+  for (const std::string& k : keys) forget(sets_.find(k));
 }
 
 }  // namespace mulligan::proxy

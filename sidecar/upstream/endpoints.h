@@ -47,10 +47,28 @@
 // `consecutive_failures` calls on each worker before all of them eject it
 // (a sidecar runs few workers: one by default).
 //
+// One address per pod: when a name has both IPv4 and IPv6 addresses (a
+// dual-stack headless Service answers each pod's A and AAAA record), the
+// set takes those of the host's preferred family only (net::
+// preferredFamily(): IPv4 unless the sidecar's pod has no IPv4 address),
+// and the other family's only when the name has none of the preferred one.
+// DNS does not say which A and AAAA records are the same pod, so keeping
+// both would give every pod two shares of the rotation, let a retry
+// "avoid" a pod by going to its other address, and count each pod twice
+// against max_ejected. This is Envoy's V4_PREFERRED lookup family (a
+// STRICT_DNS cluster with ALL makes each address a host: the double
+// count); gRPC keeps both and races them (happy eyeballs, RFC 8305) within
+// one subchannel, which needs the address pairs DNS does not give. IPv4
+// first matches resolve() (CONNECT) and pod networks, mostly IPv4.
+//
+// Bounded: a worker keeps at most Endpoints::kMaxSets sets (see Endpoints).
+//
 // Threading: the worker's thread only. What the admin shows is published to
 // the worker's stats::EndpointStats on the rare events (a new address set,
-// an ejection).
+// an ejection, a set forgotten).
 #pragma once
+
+#include <sys/socket.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -62,6 +80,7 @@
 
 #include "proto-free-config/policy.h"
 #include "sidecar/net/address.h"
+#include "sidecar/net/resolver.h"
 #include "sidecar/retry/outcome.h"
 #include "sidecar/stats/endpoint_stats.h"
 
@@ -95,6 +114,8 @@ class TriedEndpoints {
   size_t n_ = 0;
 };
 
+class EndpointSetRef;
+
 class EndpointSet {
  public:
   struct Endpoint {
@@ -107,13 +128,21 @@ class EndpointSet {
     int64_t last_ejection_us = 0;  // how long the latest ejection was (for the admin)
   };
 
-  EndpointSet(std::string service, std::string destination, uint16_t port, stats::EndpointStats* sink)
-      : service_(std::move(service)), destination_(std::move(destination)), port_(port), sink_(sink) {}
+  // `family`: the address family kept when a name has both (AF_INET or AF_INET6).
+  EndpointSet(std::string service, std::string destination, uint16_t port, stats::EndpointStats* sink,
+              int family = AF_INET)
+      : service_(std::move(service)), destination_(std::move(destination)), port_(port), sink_(sink), family_(family) {}
+
+  ~EndpointSet();
+  EndpointSet(const EndpointSet&) = delete;
+  EndpointSet& operator=(const EndpointSet&) = delete;
 
   // The resolver's answer version applied last (0 before any).
   uint64_t version() const { return version_; }
   // Applies a resolver answer (`addrs` with port 0) unless `version` is the
-  // one applied already. Addresses that stay keep their id and state.
+  // one applied already: its addresses of the set's family, or all when it
+  // has none of that family (the header comment). Addresses that stay keep
+  // their id and state.
   void update(const std::vector<net::Address>& addrs, uint64_t version);
 
   // An address for an attempt (the rules in the header comment); null only
@@ -128,14 +157,20 @@ class EndpointSet {
   size_t ejectedCount(int64_t now_us) const;
   const std::string& service() const { return service_; }
   const std::string& destination() const { return destination_; }
+  // Calls in flight holding the set (EndpointSetRef): the registry never
+  // forgets a set while one does.
+  uint32_t pins() const { return pins_; }
 
  private:
+  friend class EndpointSetRef;
+  friend class Endpoints;
   void publish();
 
   std::string service_;
   std::string destination_;
   uint16_t port_;
   stats::EndpointStats* sink_;  // null in unit tests
+  int family_;
   std::vector<Endpoint> eps_;
   // Addresses that left the set after being ejected: their counts stay
   // visible (and come back if the address does).
@@ -143,26 +178,99 @@ class EndpointSet {
   size_t cursor_ = 0;
   uint32_t next_id_ = 1;
   uint64_t version_ = 0;
+  uint32_t pins_ = 0;
+  uint64_t last_use_ = 0;    // Endpoints' use count at the last get(): least recently used first
+  int64_t last_use_us_ = 0;  // when (for the idle sweep)
+};
+
+// A call's hold on an EndpointSet: while it exists the registry does not
+// forget the set, so the pointer cannot dangle. A count in the set, not a
+// shared_ptr: one worker thread, no atomics on the request path. Moves,
+// does not copy.
+class EndpointSetRef {
+ public:
+  EndpointSetRef() = default;
+  explicit EndpointSetRef(EndpointSet* s) : s_(s) {
+    if (s_) ++s_->pins_;
+  }
+  EndpointSetRef(EndpointSetRef&& o) noexcept : s_(o.s_) { o.s_ = nullptr; }
+  EndpointSetRef& operator=(EndpointSetRef&& o) noexcept {
+    if (this != &o) {
+      release();
+      s_ = o.s_;
+      o.s_ = nullptr;
+    }
+    return *this;
+  }
+  EndpointSetRef(const EndpointSetRef&) = delete;
+  EndpointSetRef& operator=(const EndpointSetRef&) = delete;
+  ~EndpointSetRef() { release(); }
+
+  void release() {
+    if (s_) --s_->pins_;
+    s_ = nullptr;
+  }
+  EndpointSet* get() const { return s_; }
+  EndpointSet* operator->() const { return s_; }
+  EndpointSet& operator*() const { return *s_; }
+  explicit operator bool() const { return s_ != nullptr; }
+
+ private:
+  EndpointSet* s_ = nullptr;
 };
 
 // The worker's endpoint sets, by (service, host, port). A set is made the
-// first time its key is seen and lives as long as the worker (calls hold
-// pointers to it): bounded by the destination names the policies and
-// proxy-style requests use.
+// first time its key is seen. Policy services name few hosts, but
+// proxy-style requests (absolute-form, "GET http://any-host/") can name
+// any number: the registry is bounded.
+//
+//  - At most kMaxSets sets. Making one more forgets the least recently used
+//    sets that no call in flight holds (EndpointSetRef), an eighth of the cap
+//    at a time (so a flood of new names pays one sort per kMaxSets/8 names,
+//    not one per name). Sets held by calls are never forgotten: past the cap
+//    only by the calls in flight, themselves bounded by the connection and
+//    stream limits.
+//  - A set that no call used for kIdleUs, that no call holds and with no
+//    address ejected now, is forgotten too (checked at most every
+//    kSweepEveryUs, by the get() that finds the time has come: no timer).
+// A forgotten set's rows leave the admin (/stats "endpoints", /metrics
+// mulligan_outlier_*) and its outlier state is lost: its next call starts a
+// new set (with the resolver's cached addresses) whose addresses are all
+// healthy and whose ejection counts start at 0.
 class Endpoints {
  public:
-  explicit Endpoints(stats::EndpointStats* sink = nullptr) : sink_(sink) {}
+  static constexpr size_t kMaxSets = 1024;
+  static constexpr int64_t kIdleUs = 600'000'000;       // 10 minutes
+  static constexpr int64_t kSweepEveryUs = 60'000'000;  // 1 minute
+
+  // `family`: what a dual-stack name's sets keep (net::preferredFamily()).
+  explicit Endpoints(stats::EndpointStats* sink = nullptr, size_t max_sets = kMaxSets,
+                     int family = net::preferredFamily())
+      : sink_(sink), max_sets_(max_sets == 0 ? 1 : max_sets), family_(family) {}
+  ~Endpoints();
   Endpoints(const Endpoints&) = delete;
   Endpoints& operator=(const Endpoints&) = delete;
 
-  // `host` without brackets.
-  EndpointSet& get(std::string_view service, std::string_view host, uint16_t port);
+  // The set of (service, host, port), held for the caller. `host` without
+  // brackets. May forget other sets (above).
+  EndpointSetRef get(std::string_view service, std::string_view host, uint16_t port, int64_t now_us);
   size_t size() const { return sets_.size(); }
+  // Sets forgotten so far (the cap and the idle sweep).
+  uint64_t forgotten() const { return forgotten_; }
 
  private:
+  void sweepIdle(int64_t now_us);
+  void evictLeastRecentlyUsed();
+  void forget(std::unordered_map<std::string, std::unique_ptr<EndpointSet>>::iterator it);
+
   stats::EndpointStats* sink_;
+  size_t max_sets_;
+  int family_;
   std::unordered_map<std::string, std::unique_ptr<EndpointSet>> sets_;
   std::string key_;  // get()'s lookup key, reused
+  uint64_t uses_ = 0;
+  int64_t next_sweep_us_ = 0;
+  uint64_t forgotten_ = 0;
 };
 
 }  // namespace mulligan::proxy

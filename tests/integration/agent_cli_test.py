@@ -118,6 +118,25 @@ class AgentCliTest(Case):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("ok", r.stdout)
 
+    def test_check_counts_services_and_routes_in_english(self):
+        # Before: "ok (1 services, 1 routes)".
+        one = self.write("one.toml", GOOD.replace("{TIMEOUT}", "2s"))
+        r = self.run_cmd(self.agent, "check", "--policy", one)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, f"{one}: ok (1 service, 1 route)\n")
+        two = self.write("two.toml", GOOD.replace("{TIMEOUT}", "2s") + """
+  [[service.route]]
+  path_prefix = "/b/"
+
+[[service]]
+name = "users"
+hosts = ["users"]
+upstream = "127.0.0.1:9001"
+""")
+        r = self.run_cmd(self.agent, "check", "--policy", two)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, f"{two}: ok (2 services, 2 routes)\n")
+
     def test_check_reports_every_error_with_file_line_col(self):
         p = self.write("policy.toml", BROKEN)
         r = self.run_cmd(self.agent, "check", "--policy", p)

@@ -2,7 +2,14 @@
 // remembered); names and malformed strings are left to resolve().
 #include "sidecar/net/resolver.h"
 
+#include <event2/dns.h>
+#include <event2/event.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
 
 namespace mulligan::net {
 namespace {
@@ -64,6 +71,39 @@ TEST(ResolverTest, ANameWithoutADnsBaseFailsInline) {
   });
   EXPECT_EQ(req, nullptr);
   ASSERT_NE(why, nullptr);
+}
+
+// Names from an /etc/hosts-style file answer inline (evdns reads it first),
+// so every one is cached at once, all fresh (one instant, a TTL of 5 s).
+TEST(ResolverTest, ManyFreshNamesNeverGrowTheCachePastTheCap) {
+  char path[] = "/tmp/mulligan-resolver-hosts-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  FILE* f = fdopen(fd, "w");
+  constexpr size_t kNames = Resolver::kMaxNames + Resolver::kMaxNames / 2;
+  for (size_t i = 0; i < kNames; ++i) std::fprintf(f, "10.0.%zu.%zu h%zu.test\n", i / 250, i % 250 + 1, i);
+  std::fclose(f);
+  event_base* base = event_base_new();
+  evdns_base* dns = evdns_base_new(base, 0);
+  ASSERT_EQ(evdns_base_load_hosts(dns, path), 0);
+  ::unlink(path);
+  {
+    Resolver r(dns);
+    size_t answered = 0;
+    size_t most = 0;
+    for (size_t i = 0; i < kNames; ++i) {
+      auto req = r.resolveAll("h" + std::to_string(i) + ".test", 1'000'000,
+                              [&](const Resolver::Answer* a, const char*) { answered += a ? 1 : 0; });
+      EXPECT_EQ(req, nullptr);  // inline
+      most = std::max(most, r.cachedNames());
+    }
+    EXPECT_EQ(answered, kNames);
+    EXPECT_LE(most, Resolver::kMaxNames);
+    // Forgotten an eighth at a time, not down to nothing.
+    EXPECT_GT(r.cachedNames(), Resolver::kMaxNames / 2);
+  }
+  evdns_base_free(dns, 0);
+  event_base_free(base);
 }
 
 }  // namespace

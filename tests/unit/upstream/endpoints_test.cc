@@ -280,13 +280,141 @@ TEST(EndpointSetTest, TheAdminSeesEjectionsAndWhenTheyEnd) {
 }
 
 TEST(EndpointsTest, OneSetPerServiceAndDestination) {
+  core::FakeClock clock;
   Endpoints eps;
-  EndpointSet& a = eps.get("svc", "svc.test", 8080);
-  EXPECT_EQ(&eps.get("svc", "svc.test", 8080), &a);
-  EXPECT_NE(&eps.get("other", "svc.test", 8080), &a);
-  EXPECT_NE(&eps.get("svc", "svc.test", 8081), &a);
-  EXPECT_EQ(a.destination(), "svc.test:8080");
-  EXPECT_EQ(eps.get("", "fd00::1", 80).destination(), "[fd00::1]:80");
+  EndpointSetRef a = eps.get("svc", "svc.test", 8080, clock.nowUs());
+  EXPECT_EQ(eps.get("svc", "svc.test", 8080, clock.nowUs()).get(), a.get());
+  EXPECT_NE(eps.get("other", "svc.test", 8080, clock.nowUs()).get(), a.get());
+  EXPECT_NE(eps.get("svc", "svc.test", 8081, clock.nowUs()).get(), a.get());
+  EXPECT_EQ(a->destination(), "svc.test:8080");
+  EXPECT_EQ(eps.get("", "fd00::1", 80, clock.nowUs())->destination(), "[fd00::1]:80");
+}
+
+// The names of distinct proxy-style hosts: "host-17.test".
+std::string hostName(int i) { return "host-" + std::to_string(i) + ".test"; }
+
+TEST(EndpointsTest, ManyDistinctNamesNeverGrowTheRegistryOrTheAdminRowsPastTheCap) {
+  core::FakeClock clock;
+  stats::EndpointStats sink;
+  Endpoints eps(&sink);
+  for (int i = 0; i < 5000; ++i) {
+    EndpointSetRef set = eps.get("", hostName(i), 80, clock.nowUs());
+    set->update(addrs({"10.0.0.1"}), 1);  // it resolved: it has admin rows
+    clock.advance(1000);
+  }
+  EXPECT_LE(eps.size(), Endpoints::kMaxSets);
+  EXPECT_GT(eps.size(), Endpoints::kMaxSets / 2);
+  EXPECT_EQ(eps.forgotten(), 5000 - eps.size());
+  EXPECT_EQ(sink.snapshot().size(), eps.size());
+  EXPECT_EQ(sink.sets.load(), eps.size());
+  EXPECT_EQ(sink.forgotten.load(), eps.forgotten());
+  // The newest names are the ones kept.
+  bool newest_kept = false;
+  for (const auto& d : sink.snapshot()) newest_kept = newest_kept || d.destination == hostName(4999) + ":80";
+  EXPECT_TRUE(newest_kept);
+}
+
+TEST(EndpointsTest, OverTheCapTheLeastRecentlyUsedSetGoesFirst) {
+  core::FakeClock clock;
+  Endpoints eps(nullptr, 8);  // 8 sets; forgets down to 7 at a time
+  EndpointSet* first = eps.get("", hostName(0), 80, clock.nowUs()).get();
+  for (int i = 1; i < 8; ++i) eps.get("", hostName(i), 80, clock.nowUs());
+  // Name 0 used again: name 1 is now the least recently used.
+  EXPECT_EQ(eps.get("", hostName(0), 80, clock.nowUs()).get(), first);
+  EXPECT_EQ(eps.size(), 8u);
+  eps.get("", hostName(8), 80, clock.nowUs());
+  EXPECT_EQ(eps.size(), 8u);
+  EXPECT_EQ(eps.forgotten(), 1u);
+  EXPECT_EQ(eps.get("", hostName(0), 80, clock.nowUs()).get(), first);  // kept
+  EXPECT_EQ(eps.forgotten(), 1u);
+  eps.get("", hostName(1), 80, clock.nowUs());  // was forgotten: a new set, which forgets name 2
+  EXPECT_EQ(eps.forgotten(), 2u);
+}
+
+TEST(EndpointsTest, ASetACallHoldsIsNeverForgottenAndKeepsItsState) {
+  core::FakeClock clock;
+  stats::EndpointStats sink;
+  Endpoints eps(&sink, 4);
+  EndpointSetRef held = eps.get("", hostName(0), 8080, clock.nowUs());
+  held->update(addrs({"10.0.0.1", "10.0.0.2"}), 1);
+  fail(*held, "10.0.0.2", 1, outlier(1, 10 * kS), clock.nowUs());
+  for (int i = 1; i < 100; ++i) eps.get("", hostName(i), 80, clock.nowUs());
+  // Still the same, live set (ASan: no use after free) with its ejection.
+  EXPECT_EQ(held->endpoints().size(), 2u);
+  EXPECT_EQ(held->ejectedCount(clock.nowUs()), 1u);
+  EXPECT_EQ(held->pins(), 1u);
+  EXPECT_EQ(eps.get("", hostName(0), 8080, clock.nowUs()).get(), held.get());
+  EXPECT_LE(eps.size(), 4u);
+  // Every set held: the cap gives way (only calls in flight exceed it).
+  std::vector<EndpointSetRef> refs;
+  for (int i = 200; i < 210; ++i) refs.push_back(eps.get("", hostName(i), 80, clock.nowUs()));
+  EXPECT_EQ(eps.size(), 11u);
+  refs.clear();
+  held.release();
+  eps.get("", hostName(300), 80, clock.nowUs());
+  EXPECT_LE(eps.size(), 4u);
+  EXPECT_EQ(sink.snapshot().size(), 0u);  // the set with rows (name 0) went, and its rows with it
+}
+
+TEST(EndpointsTest, IdleSetsAreForgottenUnlessHeldOrEjecting) {
+  core::FakeClock clock;
+  stats::EndpointStats sink;
+  Endpoints eps(&sink);
+  eps.get("", "idle.test", 80, clock.nowUs())->update(addrs({"10.0.0.1"}), 1);
+  EndpointSetRef held = eps.get("", "held.test", 80, clock.nowUs());
+  {
+    EndpointSetRef e = eps.get("", "ejecting.test", 8080, clock.nowUs());
+    e->update(addrs({"10.0.0.1", "10.0.0.2"}), 1);
+    // An ejection that outlasts the idle time (max_ejection may be long).
+    fail(*e, "10.0.0.2", 1, outlier(1, Endpoints::kIdleUs + 5 * 60 * kS, Endpoints::kIdleUs * 2), clock.nowUs());
+  }
+  clock.advance(Endpoints::kIdleUs - kS);
+  eps.get("", "busy.test", 80, clock.nowUs());
+  EXPECT_EQ(eps.size(), 4u);  // nothing idle for kIdleUs yet
+  clock.advance(Endpoints::kSweepEveryUs);
+  eps.get("", "busy.test", 80, clock.nowUs());
+  EXPECT_EQ(eps.size(), 3u);  // idle.test went; held and ejecting stay
+  EXPECT_EQ(eps.forgotten(), 1u);
+  for (const auto& d : sink.snapshot()) EXPECT_NE(d.destination, "idle.test:80");
+  clock.advance(5 * 60 * kS);  // the ejection has ended
+  eps.get("", "busy.test", 80, clock.nowUs());
+  EXPECT_EQ(eps.size(), 2u);  // busy and held
+  EXPECT_EQ(sink.snapshot().size(), 0u);
+}
+
+TEST(EndpointSetTest, ADualStackNameCountsEachPodOnceByItsIpv4Address) {
+  core::FakeClock clock;
+  EndpointSet set("svc", "svc.test:8080", 8080, nullptr);
+  // Two pods, each with an A and an AAAA record.
+  std::vector<net::Address> both = addrs({"10.0.0.1", "10.0.0.2"});
+  for (const char* v6 : {"[fd00::1]:1", "[fd00::2]:1"}) {
+    net::Address a = *net::Address::parseNumeric(v6);
+    a.setPort(0);
+    both.push_back(a);
+  }
+  set.update(both, 1);
+  ASSERT_EQ(set.endpoints().size(), 2u);
+  EXPECT_EQ(set.endpoints()[0].addr.toString(), "10.0.0.1:8080");
+  EXPECT_EQ(set.endpoints()[1].addr.toString(), "10.0.0.2:8080");
+  // So one failing pod is 1 of 2 (max_ejected 0.5 lets it go) and a retry
+  // goes to the other pod, not to the same pod's other address.
+  fail(set, "10.0.0.1", 1, outlier(1), clock.nowUs());
+  EXPECT_EQ(set.ejectedCount(clock.nowUs()), 1u);
+  EXPECT_EQ(pickText(set, TriedEndpoints{}, clock.nowUs()), "10.0.0.2:8080");
+  // An IPv6-only name keeps its IPv6 addresses.
+  std::vector<net::Address> v6(both.begin() + 2, both.end());
+  set.update(v6, 2);
+  ASSERT_EQ(set.endpoints().size(), 2u);
+  EXPECT_EQ(set.endpoints()[0].addr.toString(), "[fd00::1]:8080");
+  // A sidecar in an IPv6-only pod (preferredFamily() AF_INET6) keeps the
+  // IPv6 ones of a dual-stack name, and IPv4 ones when there are no others.
+  EndpointSet v6pod("svc", "svc.test:8080", 8080, nullptr, AF_INET6);
+  v6pod.update(both, 1);
+  ASSERT_EQ(v6pod.endpoints().size(), 2u);
+  EXPECT_EQ(v6pod.endpoints()[1].addr.toString(), "[fd00::2]:8080");
+  v6pod.update(addrs({"10.0.0.1"}), 2);
+  ASSERT_EQ(v6pod.endpoints().size(), 1u);
+  EXPECT_EQ(v6pod.endpoints()[0].addr.toString(), "10.0.0.1:8080");
 }
 
 }  // namespace
