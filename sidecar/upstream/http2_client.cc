@@ -239,13 +239,20 @@ void Http2ClientSession::onInput() {
     goAway(offenceOf(rv), nghttp2_strerror(rv));
     return;
   }
-  // Attempts flush downstream at the end of each burst.
-  std::vector<Http2Attempt*> active;
-  active.reserve(streams_.size());
-  for (Http2Attempt* a = streams_.front(); a; a = streams_.next(a)) active.push_back(a);
-  for (Http2Attempt* a : active) {
-    if (attemptFor(a->streamId()) == a) a->onReadDone();
+  // Attempts flush downstream at the end of each burst. One attempt's
+  // onReadDone may end others (a hedge's losers), so they are found again
+  // by stream id, through nghttp2's user data that unlink() clears: a
+  // pointer to an attempt that went meanwhile is never read. Stream ids are
+  // never reused within a session. The id list is this thread's, kept
+  // between bursts (a nested burst, should one ever run, takes a new one).
+  static thread_local std::vector<int32_t> kept_ids;
+  std::vector<int32_t> ids = std::move(kept_ids);
+  ids.clear();
+  for (Http2Attempt* a = streams_.front(); a; a = streams_.next(a)) ids.push_back(a->streamId());
+  for (int32_t id : ids) {
+    if (Http2Attempt* a = attemptFor(id)) a->onReadDone();
   }
+  kept_ids = std::move(ids);
   flush();
 }
 
