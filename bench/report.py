@@ -248,8 +248,9 @@ class Report:
     # The issue 18 summary: Mulligan three ways against HAProxy, side by side.
     SUMMARY_CASES = [("h1-keepalive", "HTTP/1.1 keep-alive"), ("h2", "HTTP/2"),
                      ("h2-nghttpd", "HTTP/2, nghttpd upstream"), ("grpc", "gRPC unary")]
-    SUMMARY_HEAD = ["case", "pinning", "HAProxy req/s", "as shipped", "log off", "log off, `--io-uring off`",
-                    "p99 ms: HAProxy / shipped / log off / epoll"]
+    # One column per MULLIGANS entry, in its order (the rows are built from it).
+    SUMMARY_HEAD = ["case", "pinning", "HAProxy req/s", "as shipped", "every request logged", "log off",
+                    "log off, `--io-uring off`", "p99 ms: HAProxy / shipped / all logged / log off / epoll"]
 
     def summary_rows(self):
         rows = []
@@ -567,7 +568,8 @@ class Report:
             L.append("One worker thread each, in one run, medians over rounds; Mulligan's requests/s over HAProxy's "
                      "in the same case and mode (in brackets: the lowest and highest of the rounds, each round "
                      "against HAProxy's in that round). *As shipped*: default flags, the JSON access log on stdout, "
-                     "a FIFO read by another process (as a container runtime reads it); *log off*: "
+                     "a FIFO read by another process (as a container runtime reads it); *every request logged*: "
+                     "the same with `--access-log-filter all`; *log off*: "
                      "`--access-log off`; *epoll*: `--access-log off --io-uring off`, the path a pod runs under "
                      "Kubernetes' `RuntimeDefault` seccomp profile. *Pinned*: the load generator on CPU "
                      f"{m.get('cpu_load')}, the proxy on CPU {m.get('cpu_proxy')}, the upstream on CPU "
