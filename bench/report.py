@@ -5,7 +5,7 @@ usage: report.py RAW --out results.md [--png latency.png]
 
 RAW has one measurement per line (written by scripts/bench):
   RUN  case= target= pin= round= requests= duration_us= status= connect= read= write= timeout=
-       p50= p99= p999= (us) cpu_s= rss_kib=
+       p50= p99= p999= (us) cpu_s= rss_kib= [machine_busy_s= machine_idle_s= machine_steal_s=]
   DIST case= target= pin= round= P:US ...   latency percentiles of that run
   NA   case= target= reason=                a case a target cannot run
   FAIL case= target= pin= round=            the load generator gave no result
@@ -144,11 +144,17 @@ class Report:
                 "p50": r["p50"] / 1000, "p99": r["p99"] / 1000, "p999": r["p999"] / 1000,
                 "success": (req - r["status"]) / (req + errs) * 100 if req + errs else 0,
                 "cpu_us": r["cpu_s"] * 1e6 / req if req else None,
+                # The whole machine during the run (every process on every CPU):
+                # its busy CPU per request, and the share of CPU time idle.
+                "machine_us": r["machine_busy_s"] * 1e6 / req if req and "machine_busy_s" in r else None,
+                "idle_pct": (100 * r["machine_idle_s"] / (r["machine_busy_s"] + r["machine_idle_s"] + r["machine_steal_s"])
+                             if r.get("machine_busy_s", 0) + r.get("machine_idle_s", 0) > 0 else None),
                 "rss_kib": r.get("rss_kib"),
                 "requests": req, "errors": errs, "status": r["status"],
             }
         rs = [per_run(r) for r in runs]
-        out = {k: med([r[k] for r in rs]) for k in ("rps", "p50", "p99", "p999", "success", "cpu_us")}
+        out = {k: med([r[k] for r in rs]) for k in ("rps", "p50", "p99", "p999", "success", "cpu_us", "machine_us",
+                                                    "idle_pct")}
         out["by_round"] = {int(r["round"]): x for r, x in zip(runs, rs)}
         out["rss_kib"] = max((r["rss_kib"] or 0) for r in rs)
         out["min_success"] = min(r["success"] for r in rs)
@@ -274,6 +280,35 @@ class Report:
                 rows.append(cells)
         return rows
 
+    @staticmethod
+    def at_haproxys_idle(h, x):
+        """HAProxy's requests/s times (HAProxy's CPU + the rest) / (x's CPU +
+        the same rest): what x's CPU per request would reach if everything
+        else on the machine cost what it did in HAProxy's run and the CPUs
+        idled as much. None without the machine's figures."""
+        if not (h and x and h.get("machine_us") and h.get("cpu_us") and x.get("cpu_us")):
+            return None
+        rest = h["machine_us"] - h["cpu_us"]
+        return (h["cpu_us"] + rest) / (x["cpu_us"] + rest) if x["cpu_us"] + rest > 0 else None
+
+    CPU_HEAD = ["case", "pinning", "target", "requests/s", "proxy CPU µs/req", "rest of the machine µs/req",
+                "CPUs idle"]
+
+    def cpu_rows(self):
+        """Where the machine's CPUs went in each run of the summary cases."""
+        rows = []
+        for case, title in self.SUMMARY_CASES:
+            for pin in self.pins():
+                for t in ["direct", "floor", "haproxy"] + MULLIGANS:
+                    x = self.stats(case, f"{t}@{pin}")
+                    if not x or x.get("machine_us") is None:
+                        continue
+                    proxy = None if t == "direct" else x["cpu_us"]
+                    rest = x["machine_us"] - (proxy or 0)
+                    rows.append([title, pin, tname(t), fnum(x["rps"]), fnum(proxy, 1), fnum(rest, 1),
+                                 f"{x['idle_pct']:.0f}%" if x["idle_pct"] is not None else "—"])
+        return rows
+
     def summary_extra(self):
         """Lines under the summary table: idle RSS and propagation p99."""
         out = []
@@ -323,6 +358,16 @@ class Report:
             ratio_line("h2-nghttpd", "mulligan", "as shipped, HTTP/2 (nghttpd upstream)", 1.3)
             ratio_line("grpc", "mulligan", "as shipped, gRPC unary", 2.0)
             ratio_line("h1-keepalive", "mulligan-epoll", "`--io-uring off` (log off), HTTP/1.1 keep-alive", 1.2)
+            for case, name in (("h1-keepalive", "HTTP/1.1 keep-alive"), ("h2", "HTTP/2")):
+                h = st(case, "haproxy")
+                for t in ("floor", "mulligan", "mulligan-epoll"):
+                    x = st(case, t)
+                    b = self.at_haproxys_idle(h, x)
+                    if b is not None:
+                        out.append((f"[{pin}] (indicator, not a target) {name}: {tname(t)}'s CPU per request in "
+                                    "HAProxy's run", f"{b:.2f}× HAProxy",
+                                    "requests/s if the rest of the machine and its idle share were as in HAProxy's "
+                                    "run (see \"Where the CPUs went\")"))
             for case, name in (("h1-keepalive", "HTTP/1.1"), ("h2", "HTTP/2")):
                 a, b = st(case, "mulligan"), st(case, "mulligan-nolog")
                 if a and b:
@@ -592,6 +637,23 @@ class Report:
             L.append("|---|---|---|")
             for a, b, c in t18:
                 L.append(f"| {a} | {b} | {c} |")
+            L.append("")
+        cpu = self.cpu_rows()
+        if cpu:
+            L.append("## Where the CPUs went")
+            L.append("")
+            L.append("Per request, from /proc over each run (medians over rounds): the proxy's own CPU time, the rest "
+                     "of the machine's busy CPU time (the load generator, the upstream, the access log's reader and "
+                     "anything else running), and the share of the CPUs' time left idle. Requests/s is about "
+                     "(CPUs × (1 − idle)) / (proxy + rest): unpinned, the load generator and the upstream share the "
+                     "proxy's two CPUs and cost as much per request as a proxy does, so a cheaper proxy gains less "
+                     "than its own saving, and the scheduler's idle share moves requests/s as much as the proxy does. "
+                     "The targets' indicator lines apply each proxy's CPU per request to HAProxy's run.")
+            L.append("")
+            L.append("| " + " | ".join(self.CPU_HEAD) + " |")
+            L.append("|" + "---|" * len(self.CPU_HEAD))
+            for r in cpu:
+                L.append("| " + " | ".join(r) + " |")
             L.append("")
         L.append("## Machine and settings")
         L.append("")
