@@ -129,7 +129,8 @@ std::unique_ptr<Resolver::Request> Resolver::resolveAll(const std::string& host,
       // A failed name: the same error, no query, until it expires; then
       // this call looks it up again below (it may exist now) and waits.
       if (e.expires_us > now_us) {
-        cb(nullptr, e.error.c_str());
+        std::string error = e.error;  // (the callback may look up names that trim the cache)
+        cb(nullptr, error.c_str());
         return nullptr;
       }
     } else {
