@@ -41,7 +41,8 @@ namespace mulligan::policy {
 // - Never enforced by a request (replaced by a newer generation first, or
 //   refused): no observation; nor for a table published before the worker
 //   started (start-up, not propagation), nor one whose publish time the
-//   segment does not record (an agent older than the stamp).
+//   segment does not record (an agent older than the stamp, or a newer
+//   publish rewriting the stamp at the moment the table was loaded).
 struct Propagation {
   // Upper bounds in µs; one more bucket counts everything above the last.
   static constexpr int64_t kBoundsUs[] = {50, 100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000,
