@@ -15,12 +15,24 @@ int64_t unixUs() {
       .count();
 }
 
+// The clock requests' now_us comes from (event::monotonicNowUs):
+// CLOCK_MONOTONIC, which steady_clock reads too.
+int64_t monotonicUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 void PolicyStatus::recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us,
                                 int64_t published_unix_us, int64_t from_unix_us) {
   reloads_.fetch_add(1, std::memory_order_relaxed);
-  if (published_unix_us > 0) recordPropagation(t->generation(), unix_us, published_unix_us, from_unix_us);
+  if (published_unix_us > 0) {
+    // The two clocks are the same CLOCK_REALTIME (one kernel); a step of it
+    // between the two readings could make this negative: count it as 0.
+    recordPropagation(t->generation(), std::max<int64_t>(0, unix_us - std::max(from_unix_us, published_unix_us)),
+                      published_unix_us);
+  }
   std::lock_guard<std::mutex> lock(mu_);
   // Several workers load the same generation; report the newest (and the
   // time the first worker loaded it).
@@ -32,13 +44,7 @@ void PolicyStatus::recordLoaded(const std::shared_ptr<const pfc::Table>& t, int6
   }
 }
 
-void PolicyStatus::recordPropagation(uint64_t generation, int64_t loaded_unix_us, int64_t published_unix_us,
-                                     int64_t from_unix_us) {
-  if (from_unix_us < published_unix_us) from_unix_us = published_unix_us;
-  // The two clocks are the same CLOCK_REALTIME (one kernel); a step of it
-  // between the two readings could make this negative: count it as 0. So
-  // is a table loaded before the request that enforces it started.
-  int64_t us = std::max<int64_t>(0, loaded_unix_us - from_unix_us);
+void PolicyStatus::recordPropagation(uint64_t generation, int64_t us, int64_t published_unix_us) {
   size_t k = 0;
   while (k < std::size(Propagation::kBoundsUs) && us > Propagation::kBoundsUs[k]) ++k;
   std::lock_guard<std::mutex> lock(mu_);
@@ -129,16 +135,14 @@ void PolicyView::enforce(uint64_t g, int64_t now_us) {
     // Counted from the publish, or from this request's start when it came
     // later: until a request came, no request could be served the old
     // policy, so a worker idle in epoll_wait (every call in flight
-    // upstream, the client not sending) adds no propagation delay. The
-    // request started at `now_us` on the monotonic clock, which
-    // steady_clock reads too (CLOCK_MONOTONIC); moved onto the wall clock by
-    // the time it has taken since. A table loaded before that (by the
-    // tick) was waited for by nobody: 0.
-    int64_t unix_now = unixUs();
-    int64_t since_start_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                                 std::chrono::steady_clock::now().time_since_epoch()).count() - now_us;
-    int64_t from_us = std::max(unenforced_published_us_, unix_now - std::max<int64_t>(0, since_start_us));
-    status_->recordPropagation(table_->generation(), unenforced_loaded_us_, unenforced_published_us_, from_us);
+    // upstream, the client not sending) adds no propagation delay. On the
+    // monotonic clock, where the request started and the table was loaded
+    // (so a table the tick loaded before the request started is exactly
+    // 0: nobody waited for it); the publish stamp (wall clock) moved onto
+    // it by the two clocks' offset now.
+    int64_t published_mono = unenforced_published_us_ - (unixUs() - monotonicUs());
+    int64_t us = std::max<int64_t>(0, unenforced_loaded_us_ - std::max(published_mono, now_us));
+    status_->recordPropagation(table_->generation(), us, unenforced_published_us_);
   }
   unenforced_published_us_ = 0;
 }
@@ -167,8 +171,8 @@ pfc::Subscriber::Status PolicyView::load(uint64_t generation) {
       int64_t published_us = subscriber_->publishedUnixNs(table_->generation()) / 1000;
       if (published_us < created_unix_us_) published_us = 0;
       unenforced_published_us_ = published_us;
-      unenforced_loaded_us_ = unixUs();
-      status_->recordLoaded(table_, unenforced_loaded_us_);
+      unenforced_loaded_us_ = monotonicUs();
+      status_->recordLoaded(table_, unixUs());
       LOG_DEBUG("loaded policy generation %llu", static_cast<unsigned long long>(table_->generation()));
       break;
     }

@@ -59,16 +59,13 @@ struct Propagation {
 class PolicyStatus {
  public:
   // Called by views (any worker) when they load or refuse a generation.
-  // published_unix_us > 0 makes this load a propagation observation too
-  // (recordPropagation with the same times); 0 = a load only.
+  // published_unix_us > 0 makes this load a propagation observation too:
+  // from from_unix_us (or the publish, if later) to unix_us, at least 0.
   void recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us, int64_t published_unix_us = 0,
                     int64_t from_unix_us = 0);
   // One propagation observation (see Propagation): `generation`, published
-  // at published_unix_us (> 0), could be enforced from loaded_unix_us on;
-  // the delay counts from from_unix_us (the later of the publish and the
-  // first request's start; the publish when earlier or 0), never below 0.
-  void recordPropagation(uint64_t generation, int64_t loaded_unix_us, int64_t published_unix_us,
-                         int64_t from_unix_us);
+  // at published_unix_us, waited for `us` (>= 0).
+  void recordPropagation(uint64_t generation, int64_t us, int64_t published_unix_us);
   void recordRefused(uint64_t generation, const std::string& why, int64_t unix_ms);
 
   struct Snapshot {
@@ -151,7 +148,8 @@ class PolicyView {
   uint64_t enforced_generation_ = 0;
   uint64_t read_generation_ = 0;
   // table_'s propagation observation, while no request has enforced it: its
-  // publish time (0 = it gets none) and when it was loaded (unix µs).
+  // publish time (unix µs; 0 = it gets none) and when it was loaded
+  // (monotonic µs, the clock requests start by).
   int64_t unenforced_published_us_ = 0;
   int64_t unenforced_loaded_us_ = 0;
   // The start (monotonic µs) of the first request that saw a generation it
