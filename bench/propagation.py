@@ -17,10 +17,15 @@ Prints one line of key=value fields (milliseconds):
                                    (/stats policy.propagation.last_us, issue 18): from the agent's
                                    publish stamp in the segment (taken just before the generation
                                    is announced), or from the start of the first request after it
-                                   when that came later, to the worker loading the table for that
-                                   request, i.e. that request starting to enforce it.
+                                   when that came later, to the worker having the table loaded for
+                                   that request, i.e. that request starting to enforce it. Recorded
+                                   by the first request that enforces it; when the worker's idle
+                                   tick (250 ms) loaded the table before that request came, the
+                                   record is 0 (that request waited for nothing).
                                    inside_missing= counts publishes the sidecar has no record of
-                                   (an agent that does not stamp; the idle tick is a record too)
+                                   (only an agent that does not stamp; before the fix of issue 18's
+                                   "missed: 1 publishes without a record", a table the tick loaded
+                                   first got none)
   n=  p50_ms= p99_ms= max_ms=      publish returned -> the answer to the first request
                                    that saw the new policy (an upper bound: it includes
                                    that request's own round trip through the loaded sidecar)

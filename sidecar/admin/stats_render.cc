@@ -232,7 +232,7 @@ std::string statsJson(const StatsSnapshot& s) {
   }
   b += ",\"agent_refused\":" + agentRefusalJson(s.agent);  // the agent's last refused file
   {
-    // Publish (the agent's stamp) -> a worker loading it for a request
+    // Publish (the agent's stamp) -> a request able to enforce it
     // (policy::Propagation); buckets are per bucket, "le_us": null = above all.
     const policy::Propagation& p = s.policy.propagation;
     b += ",\"propagation\":{\"count\":" + std::to_string(p.count) + ",\"sum_us\":" + std::to_string(p.sum_us) +

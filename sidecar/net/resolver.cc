@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "sidecar/event/event_loop.h"
+
 namespace mulligan::net {
 namespace {
 
@@ -63,14 +65,22 @@ int preferredFamily() {
   return !v4 && v6 ? AF_INET6 : AF_INET;
 }
 
+Resolver::Resolver(evdns_base* dns, int64_t ttl_us, Clock clock)
+    : dns_(dns),
+      ttl_us_(ttl_us),
+      negative_ttl_us_(std::min(ttl_us, kNegativeTtlUs)),
+      clock_(clock ? clock : &event::monotonicNowUs) {}
+
 Resolver::~Resolver() {
-  // Background refreshes still out: evdns calls them back (cancelled) later
-  // or during evdns_base_free; they must find no resolver.
+  // Lookups still out: evdns calls them back (cancelled) later or during
+  // evdns_base_free; they must find no resolver.
   for (auto& [host, e] : cache_) {
     if (!e.refreshing) continue;
-    e.refreshing->refresher = nullptr;
+    e.refreshing->resolver = nullptr;
     if (e.refresh_req) evdns_getaddrinfo_cancel(e.refresh_req);
   }
+  // First lookups still out: their Requests (which outlive us) cancel them.
+  for (auto& [host, p] : lookups_) p->resolver = nullptr;
 }
 
 const Address* Resolver::numericHostPort(std::string_view host_port) {
@@ -115,24 +125,38 @@ std::unique_ptr<Resolver::Request> Resolver::resolveAll(const std::string& host,
   }
   if (auto it = cache_.find(host); it != cache_.end()) {
     Entry& e = it->second;
-    if (e.expires_us <= now_us && !e.refreshing && dns_) {
-      // Stale: this call (and every one until the answer) gets the set we
-      // have; one lookup refreshes it in the background.
-      auto* p = new Pending{nullptr, this, host, now_us};
-      bool answered = false;
-      evdns_getaddrinfo_request* req = lookup(p, &answered);
-      ++refreshes_;
-      if (!answered) {
-        // Looked up again: `it` may not survive an inline answer, but then
-        // `answered` is set and we are not here.
-        e.refreshing = p;
-        e.refresh_req = req;
+    if (!e.error.empty()) {
+      // A failed name: the same error, no query, until it expires; then
+      // this call looks it up again below (it may exist now) and waits.
+      if (e.expires_us > now_us) {
+        std::string error = e.error;  // (the callback may look up names that trim the cache)
+        cb(nullptr, error.c_str());
+        return nullptr;
       }
-      it = cache_.find(host);  // an inline answer may have replaced the entry
+    } else {
+      if (e.expires_us <= now_us && !e.refreshing && dns_) {
+        // Stale: this call (and every one until the answer) gets the set we
+        // have; one lookup refreshes it in the background.
+        auto* p = new Pending();
+        p->resolver = this;
+        p->refresh = true;
+        p->host = host;
+        p->started_us = now_us;
+        bool answered = false;
+        evdns_getaddrinfo_request* req = lookup(p, &answered);
+        ++refreshes_;
+        if (!answered) {
+          // Looked up again: `it` may not survive an inline answer, but then
+          // `answered` is set and we are not here.
+          e.refreshing = p;
+          e.refresh_req = req;
+        }
+        it = cache_.find(host);  // an inline answer may have replaced the entry
+      }
+      Answer a{&it->second.addrs, it->second.version};
+      cb(&a, nullptr);
+      return nullptr;
     }
-    Answer a{&it->second.addrs, it->second.version};
-    cb(&a, nullptr);
-    return nullptr;
   }
   if (!dns_) {
     cb(nullptr, "no DNS resolver configured");
@@ -141,11 +165,23 @@ std::unique_ptr<Resolver::Request> Resolver::resolveAll(const std::string& host,
   std::unique_ptr<Request> r(new Request());
   r->resolver_ = this;
   r->cb_ = std::move(cb);
-  r->pending_ = new Pending{r.get(), nullptr, host, now_us};
+  if (auto it = lookups_.find(host); it != lookups_.end()) {
+    // The name is being looked up already: wait for that answer.
+    r->pending_ = it->second;
+    it->second->owners.push_back(r.get());
+    return r;
+  }
+  auto* p = new Pending();
+  p->resolver = this;
+  p->host = host;
+  p->started_us = now_us;
+  p->owners.push_back(r.get());
+  r->pending_ = p;
+  lookups_[host] = p;
   bool answered = false;
-  evdns_getaddrinfo_request* req = lookup(r->pending_, &answered);
+  evdns_getaddrinfo_request* req = lookup(p, &answered);
   if (answered) return nullptr;  // e.g. /etc/hosts: `cb` has run
-  r->req_ = req;
+  p->req = req;
   return r;
 }
 
@@ -155,15 +191,14 @@ evdns_getaddrinfo_request* Resolver::lookup(Pending* p, bool* answered_inline) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
   hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
-  // Marks the Pending as in flight; onAnswer clears the flag through the
-  // owner or the entry before freeing it, so an inline answer shows here.
-  if (p->owner) p->owner->pending_ = p;
-  Request* owner = p->owner;
-  std::string host = p->host;  // `p` may be freed inline
-  bool refresh = p->refresher != nullptr;
+  // An inline answer frees `p`; it shows as the first owner's pending_
+  // cleared (a first lookup) or the entry no longer refreshing with `p`.
+  Request* owner = p->refresh ? nullptr : p->owners.front();
+  std::string host = p->host;
+  bool refresh = p->refresh;
   if (refresh) cache_[host].refreshing = p;
   evdns_getaddrinfo_request* req = evdns_getaddrinfo(dns_, host.c_str(), nullptr, &hints, &Resolver::onAnswer, p);
-  if (owner) {
+  if (!refresh) {
     *answered_inline = owner->pending_ == nullptr;
   } else {
     auto it = cache_.find(host);
@@ -192,9 +227,19 @@ Resolver::Entry& Resolver::store(const std::string& host, std::vector<Address> a
     e.addrs = std::move(addrs);
     e.version = next_version_++;
   }
+  e.error.clear();
   e.expires_us = now_us + ttl_us_;
   if (inserted && cache_.size() > kMaxNames) trim(now_us, host);
   return cache_.find(host)->second;
+}
+
+void Resolver::storeFailure(const std::string& host, const std::string& error, int64_t now_us) {
+  auto [it, inserted] = cache_.try_emplace(host);
+  Entry& e = it->second;
+  if (!inserted && e.error.empty()) return;  // its addresses stay (see refreshed())
+  e.error = error;
+  e.expires_us = now_us + negative_ttl_us_;
+  if (inserted && cache_.size() > kMaxNames) trim(now_us, host);
 }
 
 void Resolver::trim(int64_t now_us, const std::string& keep) {
@@ -233,34 +278,64 @@ void Resolver::refreshed(const std::string& host, int err, std::vector<Address> 
 }
 
 Resolver::Request::~Request() {
-  if (pending_) {
-    pending_->owner = nullptr;
-    if (req_) evdns_getaddrinfo_cancel(req_);
+  if (!pending_) return;
+  std::vector<Request*>& owners = pending_->owners;
+  owners.erase(std::find(owners.begin(), owners.end(), this));
+  if (!owners.empty() || !pending_->req) return;
+  // Nobody waits for the answer any more: cancel the query (evdns calls
+  // back with EVUTIL_EAI_CANCEL, which is cached as nothing). A later call
+  // starts a lookup of its own.
+  if (Resolver* r = pending_->resolver) {
+    auto it = r->lookups_.find(pending_->host);
+    if (it != r->lookups_.end() && it->second == pending_) r->lookups_.erase(it);
   }
+  evdns_getaddrinfo_cancel(pending_->req);
 }
 
 void Resolver::onAnswer(int err, evutil_addrinfo* res, void* arg) {
-  auto* pending = static_cast<Pending*>(arg);
+  std::unique_ptr<Pending> p(static_cast<Pending*>(arg));
+  p->req = nullptr;  // answered: a Request destroyed from here on cancels nothing
   std::vector<Address> addrs = addresses(err, res);
   if (res) evutil_freeaddrinfo(res);
-  std::unique_ptr<Pending> p(pending);
-  if (p->refresher) {
-    p->refresher->refreshed(p->host, err, std::move(addrs), p->started_us);
+  if (!p->resolver) {
+    for (Request* r : p->owners) r->pending_ = nullptr;  // (the resolver is gone)
     return;
   }
-  Request* r = p->owner;
-  if (!r) return;  // cancelled
-  r->pending_ = nullptr;
-  r->req_ = nullptr;
-  ListCallback cb = std::move(r->cb_);
+  if (p->refresh) {
+    p->resolver->refreshed(p->host, err, std::move(addrs), p->started_us);
+    return;
+  }
+  p->resolver->answered(p.get(), err, std::move(addrs));
+}
+
+void Resolver::answered(Pending* p, int err, std::vector<Address> addrs) {
+  if (auto it = lookups_.find(p->host); it != lookups_.end() && it->second == p) lookups_.erase(it);
+  if (err == EVUTIL_EAI_CANCEL) {
+    for (Request* r : p->owners) r->pending_ = nullptr;  // (none: the last one cancelled)
+    return;
+  }
+  std::string why;
+  Answer a{nullptr, 0};
+  std::vector<Address> answer;
   if (addrs.empty()) {
-    std::string why = "cannot resolve \"" + p->host + "\": " + (err ? evutil_gai_strerror(err) : "no usable address");
-    cb(nullptr, why.c_str());
-    return;
+    why = "cannot resolve \"" + p->host + "\": " + (err ? evutil_gai_strerror(err) : "no usable address");
+    // Timed from the answer, not the query: a timeout took seconds.
+    storeFailure(p->host, why, clock_());
+  } else {
+    Entry& e = store(p->host, std::move(addrs), p->started_us);
+    // A copy: a callback below may look up other names and trim the cache.
+    answer = e.addrs;
+    a = {&answer, e.version};
   }
-  Entry& e = r->resolver_->store(p->host, std::move(addrs), p->started_us);
-  Answer a{&e.addrs, e.version};
-  cb(&a, nullptr);
+  // One by one: a callback may destroy another waiting Request (it leaves
+  // `owners` then) or its own.
+  while (!p->owners.empty()) {
+    Request* r = p->owners.front();
+    p->owners.erase(p->owners.begin());
+    r->pending_ = nullptr;
+    ListCallback cb = std::move(r->cb_);
+    cb(a.addrs ? &a : nullptr, a.addrs ? nullptr : why.c_str());
+  }
 }
 
 }  // namespace mulligan::net

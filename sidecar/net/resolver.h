@@ -12,6 +12,14 @@
 // tried again a TTL later). evdns gives no record TTLs through
 // getaddrinfo, so the TTL is ours (--dns-ttl), as Envoy's dns_refresh_rate.
 //
+// A name whose lookup failed (NXDOMAIN, no address, SERVFAIL, a timeout) is
+// remembered too, for kNegativeTtlUs (at most --dns-ttl) from the answer:
+// calls in that time get the same error at once, with no query, so one
+// client looping on a bad name does not flood the pod's name server (RFC
+// 2308 §5 and §7, RFC 9520). After that the next call looks it up again and
+// waits for the answer, as a first call does. Calls that come while a
+// name's lookup is out wait for that lookup: one query, however many calls.
+//
 // Each answer carries a version, bumped whenever a name's address set
 // changes: an EndpointSet (upstream/endpoints.h) compares it to the one it
 // applied, and rebuilds only on a change.
@@ -43,6 +51,15 @@ int preferredFamily();
 class Resolver {
  public:
   static constexpr int64_t kDefaultTtlUs = 5'000'000;
+  // How long a failed lookup is answered from the cache (when --dns-ttl is
+  // not shorter). Short, because a failure is often transient (a server
+  // blip, a Service created a moment later: CoreDNS itself caches a
+  // cluster name's NXDOMAIN for its 5 s TTL) and the cost is failed calls;
+  // long enough that a looping client costs a name server one query per
+  // name and worker every 2 s instead of one per call. BIND caches SERVFAIL
+  // for 1 s, nscd a host's failure for 20 s; RFC 9520 asks for at least 1 s.
+  static constexpr int64_t kNegativeTtlUs = 2'000'000;
+  using Clock = int64_t (*)();
   // Names cached at most: one more forgets an eighth of them, expired names
   // first, then others (their next call looks them up again).
   static constexpr size_t kMaxNames = 4096;
@@ -58,7 +75,9 @@ class Resolver {
   // A pending lookup; destroying it cancels the callback.
   class Request;
 
-  explicit Resolver(evdns_base* dns, int64_t ttl_us = kDefaultTtlUs) : dns_(dns), ttl_us_(ttl_us) {}
+  // `clock` is what answers are timed by (the callers' now_us clock:
+  // event::monotonicNowUs unless a test scripts it).
+  explicit Resolver(evdns_base* dns, int64_t ttl_us = kDefaultTtlUs, Clock clock = nullptr);
   ~Resolver();
   Resolver(const Resolver&) = delete;
   Resolver& operator=(const Resolver&) = delete;
@@ -71,7 +90,8 @@ class Resolver {
   std::unique_ptr<Request> resolve(const std::string& host, uint16_t port, int64_t now_us, Callback cb);
   // Every address of the name `host` (see the header comment), inline when
   // cached (even past its TTL: then a background refresh starts) and null,
-  // else a Request and `cb` from the loop. An IP literal answers itself.
+  // else a Request and `cb` from the loop. An IP literal answers itself. A
+  // name that failed within kNegativeTtlUs gets that failure's error inline.
   std::unique_ptr<Request> resolveAll(const std::string& host, int64_t now_us, ListCallback cb);
   // The address of a numeric "host:port" ("[v6]:port" for IPv6), or null
   // when it names a host (or is malformed): then resolve() it. The last
@@ -86,18 +106,22 @@ class Resolver {
 
  private:
   friend class Request;
-  // What evdns calls back with. evdns always calls back exactly once, also
-  // after a cancel, so the Pending frees itself there. For a Request,
-  // `owner` is set (a cancelled Request clears it first); for a background
-  // refresh, `refresher` is (cleared by ~Resolver).
+  // One lookup, what evdns calls back with. evdns always calls back exactly
+  // once, also after a cancel, so the Pending frees itself there. A first
+  // lookup has the Requests waiting for it in `owners` (a destroyed Request
+  // leaves; the last one to leave cancels the lookup); a background refresh
+  // has none. `resolver` is cleared by ~Resolver.
   struct Pending {
-    Request* owner = nullptr;
-    Resolver* refresher = nullptr;
+    Resolver* resolver = nullptr;
+    bool refresh = false;
     std::string host;
     int64_t started_us = 0;
+    std::vector<Request*> owners;
+    evdns_getaddrinfo_request* req = nullptr;  // (first lookups; set once started)
   };
   struct Entry {
-    std::vector<Address> addrs;  // port 0, sorted
+    std::vector<Address> addrs;  // port 0, sorted; empty for a failed name
+    std::string error;           // a failed name: what its caller was told ("" = addresses)
     uint64_t version = 0;
     int64_t expires_us = 0;
     Pending* refreshing = nullptr;  // the background lookup in flight
@@ -109,6 +133,11 @@ class Resolver {
   evdns_getaddrinfo_request* lookup(Pending* p, bool* answered_inline);
   // Stores an answer for `host`; returns its entry.
   Entry& store(const std::string& host, std::vector<Address> addrs, int64_t now_us);
+  // Remembers that `host` failed with `error`, until now_us + the negative
+  // TTL; a name that has addresses keeps them (a refresh failure).
+  void storeFailure(const std::string& host, const std::string& error, int64_t now_us);
+  // A first lookup answered: cache it, then call every Request waiting.
+  void answered(Pending* p, int err, std::vector<Address> addrs);
   void refreshed(const std::string& host, int err, std::vector<Address> addrs, int64_t started_us);
   // Forgets names down to 7/8 of kMaxNames, never `keep`.
   void trim(int64_t now_us, const std::string& keep);
@@ -116,9 +145,13 @@ class Resolver {
 
   evdns_base* dns_;
   int64_t ttl_us_;
+  int64_t negative_ttl_us_;
+  Clock clock_;
   uint64_t next_version_ = 1;
   uint64_t refreshes_ = 0;
   std::unordered_map<std::string, Entry> cache_;
+  // First lookups in flight, by name: later calls join them.
+  std::unordered_map<std::string, Pending*> lookups_;
   // The last IP literal parsed, as an answer of its own (resolveAll).
   std::string last_literal_;
   std::vector<Address> last_literal_addrs_;
@@ -133,8 +166,7 @@ class Resolver::Request {
  private:
   friend class Resolver;
   Resolver* resolver_ = nullptr;
-  evdns_getaddrinfo_request* req_ = nullptr;
-  Pending* pending_ = nullptr;
+  Pending* pending_ = nullptr;  // the lookup waited for; null once answered
   ListCallback cb_;
 };
 

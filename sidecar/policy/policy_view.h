@@ -27,15 +27,22 @@ namespace mulligan::policy {
 
 // Policy propagation: from the agent publishing a generation (its stamp in
 // the segment, pfc::PublishStamp) — or from the start of the first request
-// after the publish, when that came later — to a worker loading it for that
-// request, which enforces it. Every request that started in that window got
-// the old table; before the first request came, none could (a worker idle
-// in epoll_wait, every call in flight upstream, is no delay). One observation
-// per worker and generation; published by /stats and /metrics. No
-// observation when no request was waiting: a table the idle tick loaded
-// first (no request came within its 250 ms), one published before the worker
-// started (start-up, not propagation), or one whose publish time the segment
-// does not record (an agent older than the stamp).
+// after the publish, when that came later — to the moment a request could
+// enforce it (the worker had loaded it). Every request that started in that
+// window got the old table; before the first request came, none could (a
+// worker idle in epoll_wait, every call in flight upstream, is no delay).
+// Recorded once per worker and generation, by the first request of that
+// worker that enforces it; published by /stats and /metrics.
+// - Loaded by that request: the time until the load.
+// - Loaded earlier by the worker's idle tick (every 250 ms), before any
+//   request came: 0 µs, since that request waited for nothing — unless an
+//   earlier request had found the table being rewritten (kTorn) and got the
+//   old one: then from that request's start to the tick's load.
+// - Never enforced by a request (replaced by a newer generation first, or
+//   refused): no observation; nor for a table published before the worker
+//   started (start-up, not propagation), nor one whose publish time the
+//   segment does not record (an agent older than the stamp, or a newer
+//   publish rewriting the stamp at the moment the table was loaded).
 struct Propagation {
   // Upper bounds in µs; one more bucket counts everything above the last.
   static constexpr int64_t kBoundsUs[] = {50, 100, 250, 500, 1'000, 2'500, 5'000, 10'000, 25'000,
@@ -52,20 +59,21 @@ struct Propagation {
 class PolicyStatus {
  public:
   // Called by views (any worker) when they load or refuse a generation.
-  // published_unix_us: when the agent published it, if this load is a
-  // propagation observation (see Propagation); 0 otherwise.
-  // from_unix_us: when the observation starts (the later of the publish and
-  // the first request's start; the publish when earlier or 0).
+  // published_unix_us > 0 makes this load a propagation observation too:
+  // from from_unix_us (or the publish, if later) to unix_us, at least 0.
   void recordLoaded(const std::shared_ptr<const pfc::Table>& t, int64_t unix_us, int64_t published_unix_us = 0,
                     int64_t from_unix_us = 0);
+  // One propagation observation (see Propagation): `generation`, published
+  // at published_unix_us, waited for `us` (>= 0).
+  void recordPropagation(uint64_t generation, int64_t us, int64_t published_unix_us);
   void recordRefused(uint64_t generation, const std::string& why, int64_t unix_ms);
 
   struct Snapshot {
     uint64_t loaded_generation = 0;  // 0 = none yet
     int64_t loaded_unix_ms = 0;
-    // The same instant in µs: when the first request after a publish loaded
-    // the table, i.e. when the policy started being enforced (what the
-    // propagation benchmark compares with `publish` returning).
+    // The same instant in µs: when a worker first loaded the table (the
+    // first request after the publish, or the idle tick when it came first),
+    // i.e. from when the policy could be enforced.
     int64_t loaded_unix_us = 0;
     uint64_t reloads = 0;            // successful loads, summed over workers
     uint64_t refused = 0;            // refused tables, summed over workers
@@ -105,22 +113,49 @@ class PolicyView {
   // The table to enforce for a request starting now (monotonic µs), or null
   // when none has been loaded. Holding the returned shared_ptr keeps that
   // snapshot alive for the request, whatever gets published meanwhile.
-  const std::shared_ptr<const pfc::Table>& current(int64_t now_us) { return check(now_us, /*for_request=*/true); }
+  // The cost per request: one acquire load and one compare, unless the
+  // generation changed since the last request.
+  const std::shared_ptr<const pfc::Table>& current(int64_t now_us) {
+    if (!subscriber_ && !openSubscriber(now_us)) return table_;
+    uint64_t g = subscriber_->generation();  // one acquire load
+    if (g != enforced_generation_ && g != 0) [[unlikely]] enforce(g, now_us);
+    return table_;
+  }
 
   // The same check for the idle tick and start-up: a newer table is loaded
-  // (so /ready and the admin endpoint stay current), but no request waited
-  // for it, so it is no propagation observation.
-  void refresh(int64_t now_us) { check(now_us, /*for_request=*/false); }
+  // (so /ready and the admin endpoint stay current). No request is served
+  // by it here: the first that is records its propagation (see Propagation).
+  void refresh(int64_t now_us);
 
  private:
-  const std::shared_ptr<const pfc::Table>& check(int64_t now_us, bool for_request);
-  void reload(uint64_t generation, bool for_request, int64_t now_us);
+  // Opens the segment, at most once a second after the first miss; false
+  // while it does not exist.
+  bool openSubscriber(int64_t now_us);
+  // A request sees generation g for the first time.
+  void enforce(uint64_t g, int64_t now_us);
+  // Reads (or takes from another worker) the table of generation g;
+  // kOk or a refusal leave read_generation_ = g. Returns the read's status.
+  pfc::Subscriber::Status load(uint64_t g);
 
   std::string shm_name_;
   PolicyStatus* status_;
   std::unique_ptr<pfc::Subscriber> subscriber_;
   std::shared_ptr<const pfc::Table> table_;
-  uint64_t seen_generation_ = 0;     // last generation loaded or refused
+  // The announced generation a request last dealt with (the fast path's
+  // compare) and the one the view last read or refused, by a request or
+  // the tick. They differ while the tick has loaded a generation that no
+  // request has enforced yet.
+  uint64_t enforced_generation_ = 0;
+  uint64_t read_generation_ = 0;
+  // table_'s propagation observation, while no request has enforced it: its
+  // publish time (unix µs; 0 = it gets none) and when it was loaded
+  // (monotonic µs, the clock requests start by).
+  int64_t unenforced_published_us_ = 0;
+  int64_t unenforced_loaded_us_ = 0;
+  // The start (monotonic µs) of the first request that saw a generation it
+  // could not have (the slot being rewritten), while that lasts.
+  bool waiting_ = false;
+  int64_t waiting_since_us_ = 0;
   int64_t next_open_attempt_us_ = 0; // retry opening a missing segment at most 1/s
   int64_t created_unix_us_;          // tables published before this are start-up loads
   bool warned_missing_ = false;

@@ -469,6 +469,33 @@ class EndpointsTest(Stack):
         for k in range(5):
             self.assertEqual(self.get(f"/r?k={k}")[1], new.ip)
 
+    # ------------------------------------------------------ failed names --
+
+    def test_a_missing_name_is_asked_once_per_2s_and_every_call_gets_the_same_502(self):
+        # Failed before the negative cache: every call asked the name server
+        # again (10 calls, 10 A queries), so a client looping on a bad name
+        # flooded it.
+        missing = "missing.test"
+        (b,) = self.backends(1)
+        self.publish(policy(b.port).replace(NAME, missing))
+        self.sidecar("--dns-ttl", "60s")
+        start = time.monotonic()
+        answers = [self.get(f"/neg?i={i}") for i in range(10)]
+        elapsed = time.monotonic() - start
+        first = answers[0][2]
+        self.assertTrue(first.startswith(b'no destination: cannot resolve "missing.test": '), first)
+        for status, _, body in answers:
+            self.assertEqual((status, body), (502, first))  # the same answer as the lookup's own
+        # A failure is remembered for 2 s: at most one query per 2 s the
+        # calls took (a bound that grows with them: no timing assumption).
+        self.assertLessEqual(self.dns.a_queries(missing), 1 + int(elapsed // 2) + 1)
+        records = wait_for(lambda: (lambda r: r if len(r) == 10 else None)(
+            [r for r in self.access_records() if "/neg?" in r["path"]]), what="10 access-log records")
+        self.assertEqual({(r["status"], r["sidecar_error"]) for r in records}, {(502, "dns")})
+        # Once the name exists, calls reach it (after at most the 2 s).
+        self.dns.set(missing, [b.ip])
+        wait_for(lambda: self.get("/neg-later")[0] == 200, timeout=20, what="calls to the name once it exists")
+
     # ------------------------------------------------------------ bounds --
 
     def test_many_proxy_style_names_never_grow_the_endpoint_sets_or_the_stats_rows_past_the_cap(self):

@@ -2,14 +2,20 @@
 // remembered); names and malformed strings are left to resolve().
 #include "sidecar/net/resolver.h"
 
+#include <arpa/inet.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <string>
+#include <vector>
 
 namespace mulligan::net {
 namespace {
@@ -104,6 +110,253 @@ TEST(ResolverTest, ManyFreshNamesNeverGrowTheCachePastTheCap) {
   }
   evdns_base_free(dns, 0);
   event_base_free(base);
+}
+
+// A name server of the test's own, on a UDP socket in the test's event loop
+// (evdns queries it for real): A queries for a name in `a` answer its
+// IPv4 address, AAAA queries answer nothing (NOERROR), any other name
+// NXDOMAIN — or SERVFAIL for every name while `servfail` is set. While
+// `hold` is set, queries are kept unanswered until release(). Counts the A
+// queries per name (lower case: evdns randomises the case, RFC draft 0x20).
+class TinyDns {
+ public:
+  explicit TinyDns(event_base* base) {
+    fd_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&sin), sizeof sin), 0);
+    socklen_t len = sizeof sin;
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&sin), &len);
+    port_ = ntohs(sin.sin_port);
+    ev_ = event_new(base, fd_, EV_READ | EV_PERSIST, &TinyDns::onRead, this);
+    event_add(ev_, nullptr);
+  }
+  ~TinyDns() {
+    event_free(ev_);
+    ::close(fd_);
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  int aQueries(const std::string& name) const {
+    auto it = a_queries_.find(name);
+    return it == a_queries_.end() ? 0 : it->second;
+  }
+  void release() {
+    hold = false;
+    for (auto& [q, peer] : held_) answer(q, peer);
+    held_.clear();
+  }
+
+  std::map<std::string, std::string> a;
+  bool servfail = false;
+  bool hold = false;
+
+ private:
+  static void onRead(evutil_socket_t, short, void* arg) { static_cast<TinyDns*>(arg)->read(); }
+  void read() {
+    for (;;) {
+      uint8_t buf[512];
+      sockaddr_in peer{};
+      socklen_t len = sizeof peer;
+      ssize_t n = ::recvfrom(fd_, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len);
+      if (n < 12) return;
+      std::vector<uint8_t> q(buf, buf + n);
+      auto [name, qtype, end] = question(q);
+      if (qtype == 1) ++a_queries_[name];
+      if (hold) {
+        held_.emplace_back(std::move(q), peer);
+      } else {
+        answer(q, peer);
+      }
+    }
+  }
+  static std::tuple<std::string, int, size_t> question(const std::vector<uint8_t>& q) {
+    std::string name;
+    size_t i = 12;
+    while (i < q.size() && q[i] != 0) {
+      if (!name.empty()) name += '.';
+      for (size_t k = 1; k <= q[i] && i + k < q.size(); ++k) name += static_cast<char>(std::tolower(q[i + k]));
+      i += 1 + q[i];
+    }
+    int qtype = i + 2 < q.size() ? (q[i + 1] << 8 | q[i + 2]) : 0;
+    return {name, qtype, std::min(i + 5, q.size())};
+  }
+  void answer(const std::vector<uint8_t>& q, const sockaddr_in& peer) {
+    auto [name, qtype, end] = question(q);
+    // The question as asked (evdns checks that the answer repeats it).
+    std::vector<uint8_t> r(q.begin(), q.begin() + end);
+    r[4] = 0, r[5] = 1;                                   // QDCOUNT 1
+    r[6] = r[7] = r[8] = r[9] = r[10] = r[11] = 0;        // no answers yet
+    auto it = a.find(name);
+    if (servfail) {
+      r[2] = 0x81, r[3] = 0x82;  // SERVFAIL
+    } else if (it == a.end()) {
+      r[2] = 0x81, r[3] = 0x83;  // NXDOMAIN
+    } else {
+      r[2] = 0x81, r[3] = 0x80;
+      if (qtype == 1) {
+        r[7] = 1;
+        const uint8_t rr[] = {0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4};
+        r.insert(r.end(), rr, rr + sizeof rr);
+        in_addr ip{};
+        inet_pton(AF_INET, it->second.c_str(), &ip);
+        const auto* b = reinterpret_cast<const uint8_t*>(&ip);
+        r.insert(r.end(), b, b + 4);
+      }
+    }
+    ::sendto(fd_, r.data(), r.size(), 0, reinterpret_cast<const sockaddr*>(&peer), sizeof peer);
+  }
+
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  event* ev_ = nullptr;
+  std::map<std::string, int> a_queries_;
+  std::vector<std::pair<std::vector<uint8_t>, sockaddr_in>> held_;
+};
+
+// The scripted clock the resolver times answers by (the calls' now_us).
+int64_t g_now_us = 0;
+int64_t scriptedNow() { return g_now_us; }
+
+// An event loop with an evdns base pointed at a TinyDns only.
+class ResolverDnsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = event_base_new();
+    dns_server_ = std::make_unique<TinyDns>(base_);
+    dns_ = evdns_base_new(base_, 0);
+    ASSERT_EQ(evdns_base_nameserver_ip_add(dns_, dns_server_->address().c_str()), 0);
+  }
+  void TearDown() override {
+    dns_server_.reset();
+    evdns_base_free(dns_, 1);
+    event_base_free(base_);
+  }
+  // One call at `now_us`: the loop runs until it is answered. Returns the
+  // error ("" = an address) and whether it was answered inline.
+  struct Result {
+    std::string error;
+    bool inline_answer = false;
+  };
+  Result call(Resolver& r, const std::string& host, int64_t now_us) {
+    bool done = false;
+    Result out;
+    g_now_us = now_us;
+    auto req = r.resolveAll(host, now_us, [&](const Resolver::Answer* a, const char* error) {
+      done = true;
+      out.error = a ? "" : (error ? error : "(null)");
+    });
+    out.inline_answer = done;
+    while (!done) event_base_loop(base_, EVLOOP_ONCE);
+    return out;
+  }
+
+  event_base* base_ = nullptr;
+  evdns_base* dns_ = nullptr;
+  std::unique_ptr<TinyDns> dns_server_;
+};
+
+// Failed before the negative cache: each call to a name that does not
+// exist sent its own query (10 calls, 10 A queries), so one client looping
+// on a bad name flooded the pod's name server.
+TEST_F(ResolverDnsTest, AMissingNameIsAskedOnceWithinTheNegativeTtl) {
+  Resolver r(dns_, 60'000'000, &scriptedNow);
+  Result first = call(r, "missing.test", 1'000'000);
+  EXPECT_FALSE(first.inline_answer);
+  EXPECT_EQ(first.error.rfind("cannot resolve \"missing.test\": ", 0), 0u) << first.error;
+  for (int i = 1; i < 10; ++i) {
+    Result again = call(r, "missing.test", 1'000'000 + i * 100'000);
+    EXPECT_TRUE(again.inline_answer);
+    EXPECT_EQ(again.error, first.error);  // the caller sees what the lookup said
+  }
+  EXPECT_EQ(dns_server_->aQueries("missing.test"), 1);
+  // After the negative TTL the name is asked again (it may exist now), and
+  // that call waits for the answer, as a first call does.
+  dns_server_->a["missing.test"] = "10.0.0.7";
+  Result later = call(r, "missing.test", 1'000'000 + Resolver::kNegativeTtlUs);
+  EXPECT_FALSE(later.inline_answer);
+  EXPECT_EQ(later.error, "");
+  EXPECT_EQ(dns_server_->aQueries("missing.test"), 2);
+}
+
+// SERVFAIL (and a timeout: the same path, with evdns' own error) is cached
+// as NXDOMAIN is; --dns-ttl shorter than the negative TTL bounds it.
+TEST_F(ResolverDnsTest, AServerFailureIsCachedNoLongerThanTheTtl) {
+  dns_server_->servfail = true;
+  Resolver r(dns_, 500'000, &scriptedNow);  // --dns-ttl 500ms
+  Result first = call(r, "flaky.test", 1'000'000);
+  EXPECT_NE(first.error, "");
+  // (evdns itself asks again after a SERVFAIL, within one lookup.)
+  int one_lookup = dns_server_->aQueries("flaky.test");
+  Result cached = call(r, "flaky.test", 1'499'999);
+  EXPECT_TRUE(cached.inline_answer);
+  EXPECT_EQ(cached.error, first.error);
+  EXPECT_EQ(dns_server_->aQueries("flaky.test"), one_lookup);
+  dns_server_->servfail = false;
+  dns_server_->a["flaky.test"] = "10.0.0.8";
+  EXPECT_EQ(call(r, "flaky.test", 1'500'000).error, "");
+  EXPECT_GT(dns_server_->aQueries("flaky.test"), one_lookup);
+}
+
+// Calls that arrive while a name's lookup is out wait for that lookup
+// instead of each sending their own.
+TEST_F(ResolverDnsTest, CallsInFlightOnOneNameShareOneQuery) {
+  Resolver r(dns_, 60'000'000, &scriptedNow);
+  dns_server_->hold = true;
+  g_now_us = 1'000'000;
+  std::vector<std::string> errors;
+  std::vector<std::unique_ptr<Resolver::Request>> reqs;
+  for (int i = 0; i < 5; ++i) {
+    reqs.push_back(r.resolveAll("gone.test", 1'000'000, [&](const Resolver::Answer* a, const char* error) {
+      errors.push_back(a ? "" : error);
+    }));
+    ASSERT_TRUE(reqs.back());
+  }
+  reqs[2].reset();  // one caller gives up: the others still get the answer
+  while (dns_server_->aQueries("gone.test") == 0) event_base_loop(base_, EVLOOP_ONCE);
+  dns_server_->release();
+  while (errors.size() < 4) event_base_loop(base_, EVLOOP_ONCE);
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  EXPECT_EQ(errors.size(), 4u);  // not the caller that gave up
+  EXPECT_EQ(dns_server_->aQueries("gone.test"), 1);
+  for (const std::string& e : errors) EXPECT_EQ(e.rfind("cannot resolve \"gone.test\"", 0), 0u) << e;
+}
+
+// When every caller gives up, the lookup is cancelled and nothing is
+// remembered: the next call asks again.
+TEST_F(ResolverDnsTest, ALookupEveryCallerGaveUpOnIsCancelledAndNotCached) {
+  Resolver r(dns_, 60'000'000, &scriptedNow);
+  dns_server_->hold = true;
+  g_now_us = 1'000'000;
+  bool called = false;
+  auto a = r.resolveAll("left.test", g_now_us, [&](const Resolver::Answer*, const char*) { called = true; });
+  auto b = r.resolveAll("left.test", g_now_us, [&](const Resolver::Answer*, const char*) { called = true; });
+  ASSERT_TRUE(a && b);
+  while (dns_server_->aQueries("left.test") == 0) event_base_loop(base_, EVLOOP_ONCE);
+  a.reset();
+  b.reset();
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  dns_server_->release();
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  EXPECT_FALSE(called);
+  EXPECT_EQ(r.cachedNames(), 0u);
+  Result next = call(r, "left.test", 1'000'001);
+  EXPECT_FALSE(next.inline_answer);
+  EXPECT_NE(next.error, "");
+  EXPECT_EQ(dns_server_->aQueries("left.test"), 2);
+}
+
+// Failed names count in the same bound as good ones.
+TEST_F(ResolverDnsTest, FailedNamesCountInTheCacheBound) {
+  Resolver r(dns_, 60'000'000, &scriptedNow);
+  constexpr size_t kNames = Resolver::kMaxNames + 100;
+  size_t most = 0;
+  for (size_t i = 0; i < kNames; ++i) {
+    call(r, "x" + std::to_string(i) + ".test", 1'000'000);
+    most = std::max(most, r.cachedNames());
+  }
+  EXPECT_LE(most, Resolver::kMaxNames);
+  EXPECT_GT(r.cachedNames(), Resolver::kMaxNames / 2);
 }
 
 }  // namespace

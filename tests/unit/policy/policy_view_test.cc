@@ -9,7 +9,9 @@
 #include <string>
 #include <thread>
 
+#include "proto-free-config/layout.h"
 #include "proto-free-config/publish.h"
+#include "proto-free-config/segment.h"
 #include "sidecar/policy/policy_view.h"
 #include "tests/unit/pfc/test_tables.h"
 
@@ -33,8 +35,20 @@ class PolicyViewTest : public ::testing::Test {
     return g;
   }
 
+  // The segment's header, writable: to hold a slot "being rewritten" or the
+  // announced generation back, as a writer caught mid-publish would.
+  pfc::SegmentHeader* header() {
+    if (!raw_) {
+      std::string err;
+      raw_ = pfc::Segment::open(name_, pfc::Segment::Mode::kReadWrite, &err);
+      EXPECT_TRUE(raw_) << err;
+    }
+    return reinterpret_cast<pfc::SegmentHeader*>(raw_->data());
+  }
+
   std::string name_;
   std::unique_ptr<pfc::Publisher> publisher_;
+  std::unique_ptr<pfc::Segment> raw_;
 };
 
 TEST_F(PolicyViewTest, WorkersShareOneSnapshotOfAGeneration) {
@@ -113,6 +127,129 @@ TEST_F(PolicyViewTest, PropagationOfARequestStartedBeforeThePublishCountsFromThe
   auto prop = status.snapshot().propagation;
   ASSERT_EQ(prop.count, 1u);
   EXPECT_LE(prop.last_us, std::chrono::duration_cast<std::chrono::microseconds>(after - before).count() + 2);  // (µs truncation)
+}
+
+// Issue 18, bench/propagation.py's "missed: 1 publishes without a record": the
+// worker's idle tick saw the new generation before any request did and
+// loaded it, and the requests after it found it loaded and recorded
+// nothing. The first request that enforces it records it, with 0 µs: it
+// started after the table was loaded, so nothing was waited for.
+TEST_F(PolicyViewTest, ATableTheIdleTickLoadedFirstIsRecordedByTheFirstRequestThatEnforcesIt) {
+  PolicyStatus status;
+  PolicyView view(name_, &status);
+  uint64_t g = publish(3);
+  view.refresh(steadyUs());  // the tick
+  EXPECT_EQ(status.snapshot().loaded_generation, g);
+  EXPECT_EQ(status.snapshot().propagation.count, 0u);  // no request has enforced it yet
+  ASSERT_TRUE(view.current(steadyUs()));               // a request
+  auto prop = status.snapshot().propagation;
+  ASSERT_EQ(prop.count, 1u);
+  EXPECT_EQ(prop.last_generation, g);
+  EXPECT_EQ(prop.last_us, 0);
+  EXPECT_GT(prop.last_published_unix_us, 0);
+  // Once per worker and generation: later requests and ticks add nothing.
+  view.current(steadyUs());
+  view.refresh(steadyUs());
+  view.current(steadyUs());
+  EXPECT_EQ(status.snapshot().propagation.count, 1u);
+  EXPECT_EQ(status.snapshot().reloads, 1u);
+}
+
+// A generation replaced before any request enforced it is no observation;
+// the one a request enforces is, whoever loaded it.
+TEST_F(PolicyViewTest, AGenerationSupersededBeforeAnyRequestSawItIsNotRecorded) {
+  PolicyStatus status;
+  PolicyView view(name_, &status);
+  publish(3);
+  view.refresh(steadyUs());
+  uint64_t g2 = publish(4);
+  view.refresh(steadyUs());
+  uint64_t g3 = publish(5);
+  ASSERT_EQ(view.current(steadyUs())->generation(), g3);  // the request loads g3 itself
+  auto prop = status.snapshot().propagation;
+  EXPECT_EQ(prop.count, 1u);
+  EXPECT_EQ(prop.last_generation, g3);
+  (void)g2;
+  // And one the tick loaded after another the request loaded.
+  uint64_t g4 = publish(6);
+  view.refresh(steadyUs());
+  ASSERT_EQ(view.current(steadyUs())->generation(), g4);
+  prop = status.snapshot().propagation;
+  EXPECT_EQ(prop.count, 2u);
+  EXPECT_EQ(prop.last_generation, g4);
+  EXPECT_EQ(prop.last_us, 0);
+}
+
+// Several workers: each records the generation once, when its own first
+// request enforces it — also the worker whose tick took the table another
+// worker's request had loaded.
+TEST_F(PolicyViewTest, EachWorkerRecordsAGenerationOnceWhenItsFirstRequestEnforcesIt) {
+  PolicyStatus status;
+  PolicyView a(name_, &status), b(name_, &status);
+  uint64_t g = publish(3);
+  ASSERT_TRUE(a.current(steadyUs()));
+  EXPECT_EQ(status.snapshot().propagation.count, 1u);
+  b.refresh(steadyUs());  // takes a's table
+  EXPECT_EQ(status.snapshot().propagation.count, 1u);
+  ASSERT_TRUE(b.current(steadyUs()));
+  auto prop = status.snapshot().propagation;
+  EXPECT_EQ(prop.count, 2u);
+  EXPECT_EQ(prop.last_generation, g);
+  EXPECT_EQ(prop.last_us, 0);
+  a.current(steadyUs());
+  b.current(steadyUs());
+  a.refresh(steadyUs());
+  EXPECT_EQ(status.snapshot().propagation.count, 2u);
+}
+
+// A request that found the slot being rewritten (kTorn) was served the old
+// table although the new one was published: the observation counts from
+// its start, whoever loads the table next (a later request or the tick).
+TEST_F(PolicyViewTest, ARequestThatFoundTheTableTornIsWaitedForUntilTheTableIsLoaded) {
+  for (bool tick_loads : {false, true}) {
+    SCOPED_TRACE(tick_loads ? "the tick loads it" : "a later request loads it");
+    PolicyStatus status;
+    PolicyView view(name_, &status);
+    uint64_t g = publish(3);
+    auto& seq = header()->slots[header()->active_slot.load()].seq;
+    uint64_t even = seq.load();
+    seq.store(even | 1);  // a writer mid-copy, as long as we look
+    int64_t waited_from = steadyUs();
+    EXPECT_FALSE(view.current(waited_from));  // torn: nothing to enforce yet
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_EQ(status.snapshot().propagation.count, 0u);
+    seq.store(even);
+    if (tick_loads) view.refresh(steadyUs());
+    ASSERT_TRUE(view.current(steadyUs()));
+    auto prop = status.snapshot().propagation;
+    ASSERT_EQ(prop.count, 1u);
+    EXPECT_EQ(prop.last_generation, g);
+    EXPECT_GE(prop.last_us, 50'000);  // at least the sleep
+    view.current(steadyUs());
+    EXPECT_EQ(status.snapshot().propagation.count, 1u);
+  }
+}
+
+// The agent stores the active slot before the new generation: a reader
+// between the two stores sees the old generation announced and copies the
+// new table. That table is recorded once, not again when the announcement
+// catches up.
+TEST_F(PolicyViewTest, ATableNewerThanTheAnnouncedGenerationIsRecordedOnce) {
+  PolicyStatus status;
+  PolicyView view(name_, &status);
+  publish(3);
+  ASSERT_TRUE(view.current(steadyUs()));
+  uint64_t g2 = publish(4);
+  uint64_t g3 = publish(5);
+  header()->generation.store(g2);  // g3's slot is active, its announcement not yet stored
+  ASSERT_EQ(view.current(steadyUs())->generation(), g3);
+  auto prop = status.snapshot().propagation;
+  EXPECT_EQ(prop.count, 2u);
+  EXPECT_EQ(prop.last_generation, g3);
+  header()->generation.store(g3);  // the announcement lands
+  ASSERT_EQ(view.current(steadyUs())->generation(), g3);
+  EXPECT_EQ(status.snapshot().propagation.count, 2u);
+  EXPECT_EQ(status.snapshot().reloads, 2u);
 }
 
 }  // namespace
