@@ -76,7 +76,8 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
                                                            [MULLIGAN_DNS_SERVER]
   --dns-ttl DUR         how long a name's addresses are used before they are
                         looked up again, in the background: calls go on with
-                        the old ones until the answer comes (default 5s)
+                        the old ones until the answer comes (default 5s);
+                        a failed lookup is remembered 2s (or this, if shorter)
                                                               [MULLIGAN_DNS_TTL]
   --help, --version
 
