@@ -32,8 +32,11 @@ Http2Attempt::~Http2Attempt() {
 void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
   // RFC 9113 §8.3.1: pseudo-headers first; §8.2.2: no connection-specific
   // fields, except TE: trailers (which gRPC requires).
-  // The fields are copied once, into fields_ (nghttp2 copies them again at
-  // the submit, which may come later: after the session's handshake).
+  // The fields are copied once, into fields_, which the session hands to
+  // nghttp2 without a copy at the submit (later, after the session's
+  // handshake, for a new connection). Names lower case: nghttp2 does not
+  // lower-case what it does not copy (the extra fields' names are
+  // lower-case constants, attempt_headers.h).
   fields_.clear();
   std::string_view authority = head.authority;
   if (authority.empty()) {
@@ -99,10 +102,7 @@ void Http2Attempt::flush() {
 }
 
 void Http2Attempt::submitted(int32_t stream_id) {
-  stream_id_ = stream_id;
-  // nghttp2 copied the fields: their storage serves the next head at once
-  // (a worker has many streams in flight, each would hold one more list).
-  HeaderStock::local().give(std::move(fields_));
+  stream_id_ = stream_id;  // (the session took the fields: nghttp2 reads them in place)
   markSent(event::monotonicNowUs());
   transitionTo(State::kAwaitingHeaders);  // the header timeout
 }

@@ -58,8 +58,10 @@ class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt, 256>, p
 
   // --- for Http2ClientSession ---
   // The request's fields, names lower-cased, pseudo-headers first (for
-  // nvOf and the submit).
+  // the submit), and the same taken by the session once submitted (nghttp2
+  // reads them in place until it packed the HEADERS frame).
   const HeaderList& requestFields() const { return fields_; }
+  HeaderList takeRequestFields() { return std::move(fields_); }
   bool hasBody() const { return has_body_; }
   int32_t streamId() const { return stream_id_; }
   void submitted(int32_t stream_id);
@@ -91,7 +93,7 @@ class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt, 256>, p
   bool reused_ = false;    // the stream went on an already open session
 
   // Request.
-  HeaderList fields_;        // names lower-cased; from HeaderStock, given back once submitted
+  HeaderList fields_;        // names lower-cased; from HeaderStock, the session's once submitted
   evbuffer* body_;           // request body not yet taken by nghttp2
   bool has_body_ = false;    // a body follows the HEADERS
   bool body_ended_ = false;  // endRequest() seen

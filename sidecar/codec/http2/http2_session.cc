@@ -30,6 +30,9 @@ struct Http2Trampolines {
     if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) s->guard_.onDataSent();
     return s->onFrameSend(frame);
   }
+  static int onFrameNotSend(nghttp2_session*, const nghttp2_frame* frame, int error, void* ud) {
+    return of(ud)->onFrameNotSend(frame, error);
+  }
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
     return of(ud)->onBeginHeaders(frame);
   }
@@ -69,6 +72,7 @@ nghttp2_session_callbacks* callbacks() {
     nghttp2_session_callbacks_new(&c);
     nghttp2_session_callbacks_set_on_begin_frame_callback(c, &Http2Trampolines::onBeginFrame);
     nghttp2_session_callbacks_set_on_frame_send_callback(c, &Http2Trampolines::onFrameSend);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(c, &Http2Trampolines::onFrameNotSend);
     nghttp2_session_callbacks_set_on_begin_headers_callback(c, &Http2Trampolines::onBeginHeaders);
     nghttp2_session_callbacks_set_on_header_callback(c, &Http2Trampolines::onHeader);
     nghttp2_session_callbacks_set_on_frame_recv_callback(c, &Http2Trampolines::onFrameRecv);
@@ -475,11 +479,25 @@ nghttp2_nv makeNv(std::string_view name, std::string_view value) {
                     NGHTTP2_NV_FLAG_NONE};
 }
 
-const nghttp2_nv* nvOf(const HeaderList& fields) {
+namespace {
+
+const nghttp2_nv* nvArray(const HeaderList& fields, uint8_t flags) {
   static thread_local std::vector<nghttp2_nv> nv;
   nv.clear();
-  for (const auto& [name, value] : fields) nv.push_back(makeNv(name, value));
+  for (const auto& [name, value] : fields) {
+    nghttp2_nv f = makeNv(name, value);
+    f.flags = flags;
+    nv.push_back(f);
+  }
   return nv.data();
+}
+
+}  // namespace
+
+const nghttp2_nv* nvOf(const HeaderList& fields) { return nvArray(fields, NGHTTP2_NV_FLAG_NONE); }
+
+const nghttp2_nv* nvOfInPlace(const HeaderList& fields) {
+  return nvArray(fields, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE);
 }
 
 Http2Fields::Http2Fields() : fields_(HeaderStock::local().takeList()) {}
