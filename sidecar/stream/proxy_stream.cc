@@ -614,7 +614,7 @@ void ProxyStream::commitHead(MessageHead& head, bool end_stream) {
     down_->upgradeToTunnel(responding_->releaseConnection());
     return;
   }
-  down_->writeHead(head, end_stream);
+  down_->writeHeadTaking(head, end_stream);  // (the head's fields are read no more here)
 }
 
 void ProxyStream::onAttemptBody(Attempt& a, const char* data, size_t len) {
