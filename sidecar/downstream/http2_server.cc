@@ -69,7 +69,7 @@ void sessionClosedOnThread() {
 // ====================================================== Http2ServerStream ==
 
 Http2ServerStream::Http2ServerStream(Http2ServerSession* session, int32_t id)
-    : session_(session), id_(id), out_(takeHttp2StreamBuffer()) {
+    : session_(session), id_(id) {
   streamOpenedOnThread();
   // The request's fields go into kept storage (the ProxyStream gives it back).
   head_.headers = HeaderStock::local().takeList();
@@ -78,7 +78,6 @@ Http2ServerStream::Http2ServerStream(Http2ServerSession* session, int32_t id)
 Http2ServerStream::~Http2ServerStream() {
   if (proxy_) proxy_->abort("HTTP/2 stream closed");
   proxy_.reset();
-  giveHttp2StreamBuffer(out_);
   HeaderStock& stock = HeaderStock::local();
   stock.give(std::move(trailers_));
   stock.give(std::move(resp_head_));  // if its frame never went out: nghttp2 is done with it (see resp_head_)
@@ -264,7 +263,7 @@ void Http2ServerStream::writeHeadTaking(MessageHead& head, bool end_stream) {
 
 void Http2ServerStream::writeBody(const char* data, size_t len) {
   if (closed_ || out_ended_ || len == 0) return;
-  evbuffer_add(out_, data, len);
+  out_.add(data, len);
   if (congested()) was_congested_ = true;
   nghttp2_session_resume_data(session_->session(), id_);
 }
@@ -325,7 +324,7 @@ void Http2ServerStream::localReply(const LocalReply& r) {
   bool empty = r.body.empty() || head_.method == "HEAD";
   submitHead(r.status, h, empty);
   if (!empty) {
-    evbuffer_add(out_, r.body.data(), r.body.size());
+    out_.add(r.body.data(), r.body.size());
     out_ended_ = true;
     nghttp2_session_resume_data(session_->session(), id_);
   }
@@ -339,9 +338,9 @@ void Http2ServerStream::upgradeToTunnel(bufferevent* upstream) {
 void Http2ServerStream::flush() { session_->scheduleFlush(); }
 
 ssize_t Http2ServerStream::readResponse(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers) {
-  ssize_t n = readBufferedBody(out_, out_ended_, !trailers_.empty(), buf, len, flags, submit_trailers);
+  ssize_t n = readStreamBody(out_, out_ended_, !trailers_.empty(), buf, len, flags, submit_trailers);
   if (n == NGHTTP2_ERR_DEFERRED) return n;
-  if (was_congested_ && evbuffer_get_length(out_) < kLowWater) {
+  if (was_congested_ && out_.length() < kLowWater) {
     was_congested_ = false;
     if (proxy_) proxy_->onDownstreamDrained();
   }

@@ -48,6 +48,7 @@
 #include "sidecar/stream/downstream.h"
 #include "sidecar/codec/http2/http2_limits.h"
 #include "sidecar/codec/http2/http2_session.h"
+#include "sidecar/codec/http2/stream_body.h"
 
 namespace mulligan::proxy {
 
@@ -100,7 +101,7 @@ class Http2ServerStream : public event::Deletable,
   void responseAborted() override;
   void localReply(const LocalReply& reply) override;
   void upgradeToTunnel(bufferevent* upstream) override;
-  bool congested() const override { return evbuffer_get_length(out_) >= kHighWater; }
+  bool congested() const override { return out_.length() >= kHighWater; }
   void flush() override;
   void requestBodyConsumed() override;
 
@@ -123,7 +124,7 @@ class Http2ServerStream : public event::Deletable,
   std::unique_ptr<ProxyStream> proxy_;
   size_t held_ = 0;  // request bytes not yet credited back to the app
 
-  evbuffer* out_;               // response body waiting for nghttp2
+  StreamBody out_;              // response body waiting for nghttp2
   bool head_submitted_ = false;
   // The response head's fields as nghttp2 reads them: submitted without a
   // copy (NGHTTP2_NV_FLAG_NO_COPY_NAME/VALUE), so they must outlive the

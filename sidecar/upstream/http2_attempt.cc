@@ -12,7 +12,7 @@
 
 namespace mulligan::proxy {
 Http2Attempt::Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, Timeouts timeouts)
-    : Attempt(worker->base(), owner, dest, timeouts), worker_(worker), body_(takeHttp2StreamBuffer()) {
+    : Attempt(worker->base(), owner, dest, timeouts), worker_(worker) {
   HeaderStock& stock = HeaderStock::local();
   fields_ = stock.takeList();
   head_.headers = stock.takeList();
@@ -20,7 +20,6 @@ Http2Attempt::Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Add
 
 Http2Attempt::~Http2Attempt() {
   if (session_) session_->detach(this, state() != State::kDone || !remote_ended_);
-  giveHttp2StreamBuffer(body_);
   // (The response head's list may have moved on with the head: then it is
   // empty and given back by whoever holds it, or freed.)
   HeaderStock& stock = HeaderStock::local();
@@ -64,7 +63,7 @@ void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
 
 void Http2Attempt::sendBody(const char* data, size_t len) {
   if (state() == State::kDone || !has_body_ || len == 0) return;
-  evbuffer_add(body_, data, len);
+  body_.add(data, len);
   if (session_ && stream_id_ > 0) session_->resumeData(stream_id_);
 }
 
@@ -215,9 +214,8 @@ void Http2Attempt::onSessionLost(const std::string& why, bool connect_failed, bo
 }
 
 ssize_t Http2Attempt::readBody(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers) {
-  int n = evbuffer_remove(body_, buf, len);
-  if (n < 0) n = 0;
-  if (evbuffer_get_length(body_) == 0 && body_ended_) {
+  size_t n = body_.remove(buf, len);
+  if (body_.empty() && body_ended_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (!trailers_.empty()) {
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -226,8 +224,8 @@ ssize_t Http2Attempt::readBody(uint8_t* buf, size_t len, uint32_t* flags, bool* 
   } else if (n == 0) {
     return NGHTTP2_ERR_DEFERRED;
   }
-  if (n > 0) requestDrained(static_cast<size_t>(n));
-  return n;
+  if (n > 0) requestDrained(n);
+  return static_cast<ssize_t>(n);
 }
 
 void Http2Attempt::onReadDone() {
@@ -249,7 +247,7 @@ void Http2Attempt::cancel() {
   }
   bool streaming = state() == State::kStreaming;
   transitionTo(State::kDone);
-  bool request_sent = !has_body_ || (body_ended_ && evbuffer_get_length(body_) == 0);
+  bool request_sent = !has_body_ || (body_ended_ && body_.empty());
   if (streaming && head_end_stream_ && request_sent) {
     detach(false);  // the response ended with its head: nothing to reset
     return;
@@ -269,7 +267,7 @@ void Http2Attempt::cancel() {
 }
 
 void Http2Attempt::cancelAsLoser() {
-  bool request_sent = !has_body_ || (body_ended_ && evbuffer_get_length(body_) == 0);
+  bool request_sent = !has_body_ || (body_ended_ && body_.empty());
   if (state() != State::kAwaitingHeaders || !session_ || stream_id_ <= 0 || !request_sent) {
     cancel();
     return;

@@ -24,6 +24,7 @@
 #include "sidecar/core/intrusive_list.h"
 #include "sidecar/core/recycled.h"
 #include "sidecar/net/address.h"
+#include "sidecar/codec/http2/stream_body.h"
 #include "sidecar/upstream/attempt.h"
 
 namespace mulligan::proxy {
@@ -53,7 +54,7 @@ class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt, 256>, p
   // rather than reset at once; otherwise as cancel().
   void cancelAsLoser() override;
   bufferevent* releaseConnection() override { return nullptr; }
-  size_t requestBacklog() const override { return evbuffer_get_length(body_); }
+  size_t requestBacklog() const override { return body_.length(); }
   bool reused() const override { return reused_; }
 
   // --- for Http2ClientSession ---
@@ -94,7 +95,7 @@ class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt, 256>, p
 
   // Request.
   HeaderList fields_;        // names lower-cased; from HeaderStock, the session's once submitted
-  evbuffer* body_;           // request body not yet taken by nghttp2
+  StreamBody body_;          // request body not yet taken by nghttp2
   bool has_body_ = false;    // a body follows the HEADERS
   bool body_ended_ = false;  // endRequest() seen
   HeaderList trailers_;

@@ -402,22 +402,6 @@ void Http2Session::submitTrailers(int32_t stream_id, const HeaderList& trailers)
   nghttp2_submit_trailer(session_, stream_id, p, nv.size());  // copies
 }
 
-ssize_t readBufferedBody(evbuffer* body, bool ended, bool has_trailers, uint8_t* buf, size_t len, uint32_t* flags,
-                         bool* submit_trailers) {
-  int n = evbuffer_remove(body, buf, len);
-  if (n < 0) n = 0;
-  if (evbuffer_get_length(body) == 0 && ended) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (has_trailers) {
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      *submit_trailers = true;
-    }
-  } else if (n == 0) {
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  return n;
-}
-
 uint64_t validatedContentLength(std::string_view value) {
   uint64_t n = 0;
   for (char c : value) n = n * 10 + static_cast<uint64_t>(c - '0');

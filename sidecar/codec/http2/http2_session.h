@@ -238,16 +238,6 @@ class Http2Session : public event::Deletable {
   int64_t read_timeout_us_ = 0;
 };
 
-// A data provider's read (Http2Session::readData) from a stream's buffered
-// body: up to `len` bytes of `body` into `buf`. Once the body `ended` and
-// all of it is read, NGHTTP2_DATA_FLAG_EOF — and, when `has_trailers`,
-// NGHTTP2_DATA_FLAG_NO_END_STREAM with *submit_trailers set (the caller
-// submits them: Http2Session::submitTrailers). Returns the bytes read, or
-// NGHTTP2_ERR_DEFERRED when none wait yet (resume the stream's data when
-// more arrive).
-ssize_t readBufferedBody(evbuffer* body, bool ended, bool has_trailers, uint8_t* buf, size_t len, uint32_t* flags,
-                         bool* submit_trailers);
-
 // A content-length value nghttp2 has already validated (digits only, RFC
 // 9113 §8.1.1), as a number.
 uint64_t validatedContentLength(std::string_view value);
