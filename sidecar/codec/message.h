@@ -57,6 +57,12 @@ struct MessageHead {
   uint64_t content_length = 0;
   bool upgrade = false;     // Upgrade request/101, or CONNECT
   bool needs_eof = false;   // response body delimited by close
+  // The head came over HTTP/2 (Http2Attempt): nghttp2 delivered only
+  // lower-case names (RFC 9113 §8.2.1) and no connection-specific fields
+  // (§8.2.2; its HTTP messaging checks refuse both), so an HTTP/2 writer
+  // need not lower-case or filter them again. (Http1Reader never sets it:
+  // its heads keep the default.)
+  bool from_http2 = false;
 };
 
 }  // namespace mulligan::proxy

@@ -255,10 +255,12 @@ void Http2ServerStream::writeHeadTaking(MessageHead& head, bool end_stream) {
   // The upstream's fields themselves become resp_head_: no copy (issue 18:
   // about 70 instructions a field). Names lower-cased in place (an HTTP/1
   // upstream's may not be); connection-specific ones are left out of what
-  // nghttp2 is given.
+  // nghttp2 is given. A head that came over HTTP/2 has neither (nghttp2
+  // checked it: MessageHead::from_http2): about 500 instructions a response
+  // less for a head of seven fields.
   resp_head_ = std::move(head.headers);
-  resp_head_.lowerNames();
-  submitRespHead(head.status, true, end_stream);
+  if (!head.from_http2) resp_head_.lowerNames();
+  submitRespHead(head.status, !head.from_http2, end_stream);
 }
 
 void Http2ServerStream::writeBody(const char* data, size_t len) {

@@ -153,6 +153,7 @@ void Http2Attempt::onHeadersEnd(bool end_stream) {
     }
     head_.reason = "";
     head_.version_minor = 1;
+    head_.from_http2 = true;  // (nghttp2 checked its names and fields)
     head_end_stream_ = end_stream;
     headArrived(head_, end_stream);
     if (end_stream) onRemoteEnd();
