@@ -152,6 +152,7 @@ void Http2ServerStream::onHeadersEnd(bool end_stream) {
   }
   head_.version_minor = 1;
   head_.body_follows = !end_stream;
+  head_.from_http2 = true;  // (nghttp2 checked its names and fields)
   proxy_ = std::make_unique<ProxyStream>(this, std::move(head_), event::monotonicNowUs());
   proxy_->start();
 }

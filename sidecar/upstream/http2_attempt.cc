@@ -45,6 +45,21 @@ void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
   fields_.emplace_back(":scheme", head.scheme.empty() ? std::string_view("http") : std::string_view(head.scheme));
   fields_.emplace_back(":authority", authority);
   fields_.emplace_back(":path", head.path);
+  if (head.from_http2) {
+    // Names already lower case, and no connection-specific field but TE,
+    // whose value nghttp2 let through only as "trailers" (RequestHead::from_http2).
+    for (const auto& [k, v] : head.headers) {
+      if (k == "te") {
+        fields_.emplace_back("te", "trailers");
+        continue;
+      }
+      if (k == "host" || replacedByAttemptHeaders(extra, k)) continue;
+      fields_.emplace_back(k, v);
+    }
+    for (retry::HeaderField f : extra) fields_.emplace_back(f.name, f.value);
+    has_body_ = head.body_follows;
+    return;
+  }
   HopByHopFilter hop(head.headers);
   static thread_local std::string scratch;  // a name lower-cased (HTTP/1 names may not be)
   for (const auto& [k, v] : head.headers) {

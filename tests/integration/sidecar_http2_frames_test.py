@@ -487,6 +487,27 @@ class Http2QueuedRequestHeadsTest(Stack):
             seen.setdefault(i, []).append(up_sid)
         return seen
 
+    def test_H2ToH2_RequestFieldsAreForwardedAsRfc9113SaysWithoutBeingLoweredOrFilteredAgain(self):
+        # A head that came over HTTP/2 skips the lower-casing and the
+        # connection-specific filter (nghttp2 checked both): Host still goes
+        # (:authority carries it), TE: trailers stays, the attempt's own
+        # x-envoy-attempt-count replaces the client's.
+        c = Client(self.outbound_port)
+        self.addCleanup(c.close)
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "h2"),
+                                  (":path", "/plain?id=1"), ("host", "h2"), ("te", "trailers"),
+                                  ("x-envoy-attempt-count", "99"), ("x-keep", "Kept As Sent")], end_stream=True)
+        c.flush()
+        c.pump(lambda ev: of(ev, h2.events.StreamEnded, sid))
+        head = next(h for h in dict(self.up.heads).values() if dict(h)[b":path"] == b"/plain?id=1")
+        names = [k for k, _ in head]
+        self.assertNotIn(b"host", names, head)
+        self.assertEqual([v for k, v in head if k == b"te"], [b"trailers"], head)
+        self.assertEqual([v for k, v in head if k == b"x-envoy-attempt-count"], [b"1"], head)
+        self.assertEqual([v for k, v in head if k == b"x-keep"], [b"Kept As Sent"], head)
+        self.assertEqual([k for k in names if k.startswith(b":")], [b":method", b":scheme", b":authority", b":path"])
+
     def test_H2ToH2_RequestHeadsQueuedBehindAStalledUpstreamKeepTheirFieldsThroughCancels(self):
         c = Client(self.outbound_port)
         self.addCleanup(c.close)
