@@ -38,6 +38,11 @@ struct RequestHead {
   bool upgrade = false;       // Upgrade request (WebSocket): forwarded, tunnelled on 101
   std::string absolute_host;  // absolute-form / CONNECT target host ("" = none)
   uint16_t absolute_port = 0;
+  // The head came over HTTP/2 (Http2ServerStream): nghttp2 delivered only
+  // lower-case names (RFC 9113 §8.2.1) and no connection-specific field but
+  // "te: trailers" (§8.2.2; its HTTP messaging checks refuse the rest), so
+  // an HTTP/2 writer need not lower-case or filter them again.
+  bool from_http2 = false;
 };
 
 // (Http1Reader::onMessageBegin resets every field: keep the two in step.)
@@ -57,6 +62,12 @@ struct MessageHead {
   uint64_t content_length = 0;
   bool upgrade = false;     // Upgrade request/101, or CONNECT
   bool needs_eof = false;   // response body delimited by close
+  // The head came over HTTP/2 (Http2Attempt): nghttp2 delivered only
+  // lower-case names (RFC 9113 §8.2.1) and no connection-specific fields
+  // (§8.2.2; its HTTP messaging checks refuse both), so an HTTP/2 writer
+  // need not lower-case or filter them again. (Http1Reader never sets it:
+  // its heads keep the default.)
+  bool from_http2 = false;
 };
 
 }  // namespace mulligan::proxy

@@ -48,6 +48,7 @@
 #include "sidecar/stream/downstream.h"
 #include "sidecar/codec/http2/http2_limits.h"
 #include "sidecar/codec/http2/http2_session.h"
+#include "sidecar/codec/http2/stream_body.h"
 
 namespace mulligan::proxy {
 
@@ -93,18 +94,23 @@ class Http2ServerStream : public event::Deletable,
   Protocol protocol() const override { return Protocol::kHttp2; }
   const std::optional<net::Address>& originalDst() const override;
   void writeHead(const MessageHead& head, bool end_stream) override;
+  void writeHeadTaking(MessageHead& head, bool end_stream) override;
   void writeBody(const char* data, size_t len) override;
   void writeTrailers(const HeaderList& trailers) override;
   void responseComplete() override;
   void responseAborted() override;
   void localReply(const LocalReply& reply) override;
   void upgradeToTunnel(bufferevent* upstream) override;
-  bool congested() const override { return evbuffer_get_length(out_) >= kHighWater; }
+  bool congested() const override { return out_.length() >= kHighWater; }
   void flush() override;
   void requestBodyConsumed() override;
 
  private:
+  // A head of our own (copied into resp_head_), then submitRespHead.
   void submitHead(int status, const HeaderList& headers, bool end_stream);
+  // Submits `status` and resp_head_ (`filter`: without its connection-specific
+  // fields) without a copy.
+  void submitRespHead(int status, bool filter, bool end_stream);
 
   Http2ServerSession* session_;
   int32_t id_;
@@ -118,17 +124,19 @@ class Http2ServerStream : public event::Deletable,
   std::unique_ptr<ProxyStream> proxy_;
   size_t held_ = 0;  // request bytes not yet credited back to the app
 
-  evbuffer* out_;               // response body waiting for nghttp2
+  StreamBody out_;              // response body waiting for nghttp2
   bool head_submitted_ = false;
   // The response head's fields as nghttp2 reads them: submitted without a
   // copy (NGHTTP2_NV_FLAG_NO_COPY_NAME/VALUE), so they must outlive the
-  // packing of the HEADERS frame (in nghttp2_session_mem_send). Written once,
+  // packing of the HEADERS frame (in nghttp2_session_mem_send). The
+  // upstream's own list, taken (writeHeadTaking), or a copy. Written once,
   // given back when that frame has gone out (onHeadSent: nghttp2 reads the
   // fields no more) or, at the latest, with the stream: nghttp2 packs it
   // only while the stream is open, and this stream is freed only after
   // nghttp2 closed it (onStreamClose) or with the session (whose
   // nghttp2_session_del packs nothing).
   HeaderList resp_head_;
+  char status_text_[12];        // resp_head_'s :status value, read in place as well
   bool out_ended_ = false;      // no more response data
   HeaderList trailers_;
   bool was_congested_ = false;

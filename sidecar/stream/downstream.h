@@ -62,6 +62,9 @@ class Downstream {
   // The response head (1xx excluded). `end_stream`: nothing follows (a
   // trailers-only gRPC response, or a response without a body).
   virtual void writeHead(const MessageHead& head, bool end_stream) = 0;
+  // As writeHead, from a head its caller is done with: the downstream may
+  // take head.headers (leaving it empty) instead of copying the fields.
+  virtual void writeHeadTaking(MessageHead& head, bool end_stream) { writeHead(head, end_stream); }
   virtual void writeBody(const char* data, size_t len) = 0;
   // Response trailers; the response ends with responseComplete().
   virtual void writeTrailers(const HeaderList& trailers) = 0;

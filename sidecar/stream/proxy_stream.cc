@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "sidecar/codec/header_stock.h"
+#include "sidecar/codec/http2/http2_memory.h"
 #include "sidecar/core/logging.h"
 #include "sidecar/retry/attempt_headers.h"
 
@@ -84,7 +85,7 @@ ProxyStream::~ProxyStream() {
   if (connect_bev_) bufferevent_free(connect_bev_);
   attempts_.clear();
   resolving_.reset();
-  if (replay_) evbuffer_free(replay_);
+  giveHttp2StreamBuffer(replay_);  // (drained: the next call's replay buffer)
   // The request's header storage serves the next request's head.
   HeaderStock& stock = HeaderStock::local();
   stock.give(std::move(req_.headers));
@@ -396,7 +397,10 @@ void ProxyStream::onRequestBody(const char* data, size_t len) {
   request_bytes_ += len;
   if (retry_) retry_->addRequestBodyBytes(len);
   if (state_ == State::kDone) return;  // answered already; the body is discarded
-  if (!replay_) replay_ = evbuffer_new();
+  // From the worker's stock of empty evbuffers (http2_memory.h: any
+  // protocol's body buffer may use it): evbuffer_new and evbuffer_free were
+  // a calloc and a free for every call with a body (issue 18: gRPC).
+  if (!replay_) replay_ = takeHttp2StreamBuffer();
   // Before the first attempt everything waits in replay_ (the first attempt
   // needs it whatever its size); afterwards replay_ keeps a copy only while
   // the body fits max_buffered_body, and the live attempt gets the bytes.
@@ -614,7 +618,7 @@ void ProxyStream::commitHead(MessageHead& head, bool end_stream) {
     down_->upgradeToTunnel(responding_->releaseConnection());
     return;
   }
-  down_->writeHead(head, end_stream);
+  down_->writeHeadTaking(head, end_stream);  // (the head's fields are read no more here)
 }
 
 void ProxyStream::onAttemptBody(Attempt& a, const char* data, size_t len) {

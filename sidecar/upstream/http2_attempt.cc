@@ -12,7 +12,7 @@
 
 namespace mulligan::proxy {
 Http2Attempt::Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, Timeouts timeouts)
-    : Attempt(worker->base(), owner, dest, timeouts), worker_(worker), body_(takeHttp2StreamBuffer()) {
+    : Attempt(worker->base(), owner, dest, timeouts), worker_(worker) {
   HeaderStock& stock = HeaderStock::local();
   fields_ = stock.takeList();
   head_.headers = stock.takeList();
@@ -20,7 +20,6 @@ Http2Attempt::Http2Attempt(UpstreamContext* worker, Owner* owner, const net::Add
 
 Http2Attempt::~Http2Attempt() {
   if (session_) session_->detach(this, state() != State::kDone || !remote_ended_);
-  giveHttp2StreamBuffer(body_);
   // (The response head's list may have moved on with the head: then it is
   // empty and given back by whoever holds it, or freed.)
   HeaderStock& stock = HeaderStock::local();
@@ -32,8 +31,11 @@ Http2Attempt::~Http2Attempt() {
 void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders& extra) {
   // RFC 9113 §8.3.1: pseudo-headers first; §8.2.2: no connection-specific
   // fields, except TE: trailers (which gRPC requires).
-  // The fields are copied once, into fields_ (nghttp2 copies them again at
-  // the submit, which may come later: after the session's handshake).
+  // The fields are copied once, into fields_, which the session hands to
+  // nghttp2 without a copy at the submit (later, after the session's
+  // handshake, for a new connection). Names lower case: nghttp2 does not
+  // lower-case what it does not copy (the extra fields' names are
+  // lower-case constants, attempt_headers.h).
   fields_.clear();
   std::string_view authority = head.authority;
   if (authority.empty()) {
@@ -43,6 +45,21 @@ void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
   fields_.emplace_back(":scheme", head.scheme.empty() ? std::string_view("http") : std::string_view(head.scheme));
   fields_.emplace_back(":authority", authority);
   fields_.emplace_back(":path", head.path);
+  if (head.from_http2) {
+    // Names already lower case, and no connection-specific field but TE,
+    // whose value nghttp2 let through only as "trailers" (RequestHead::from_http2).
+    for (const auto& [k, v] : head.headers) {
+      if (k == "te") {
+        fields_.emplace_back("te", "trailers");
+        continue;
+      }
+      if (k == "host" || replacedByAttemptHeaders(extra, k)) continue;
+      fields_.emplace_back(k, v);
+    }
+    for (retry::HeaderField f : extra) fields_.emplace_back(f.name, f.value);
+    has_body_ = head.body_follows;
+    return;
+  }
   HopByHopFilter hop(head.headers);
   static thread_local std::string scratch;  // a name lower-cased (HTTP/1 names may not be)
   for (const auto& [k, v] : head.headers) {
@@ -61,7 +78,7 @@ void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
 
 void Http2Attempt::sendBody(const char* data, size_t len) {
   if (state() == State::kDone || !has_body_ || len == 0) return;
-  evbuffer_add(body_, data, len);
+  body_.add(data, len);
   if (session_ && stream_id_ > 0) session_->resumeData(stream_id_);
 }
 
@@ -99,10 +116,7 @@ void Http2Attempt::flush() {
 }
 
 void Http2Attempt::submitted(int32_t stream_id) {
-  stream_id_ = stream_id;
-  // nghttp2 copied the fields: their storage serves the next head at once
-  // (a worker has many streams in flight, each would hold one more list).
-  HeaderStock::local().give(std::move(fields_));
+  stream_id_ = stream_id;  // (the session took the fields: nghttp2 reads them in place)
   markSent(event::monotonicNowUs());
   transitionTo(State::kAwaitingHeaders);  // the header timeout
 }
@@ -154,6 +168,7 @@ void Http2Attempt::onHeadersEnd(bool end_stream) {
     }
     head_.reason = "";
     head_.version_minor = 1;
+    head_.from_http2 = true;  // (nghttp2 checked its names and fields)
     head_end_stream_ = end_stream;
     headArrived(head_, end_stream);
     if (end_stream) onRemoteEnd();
@@ -215,9 +230,8 @@ void Http2Attempt::onSessionLost(const std::string& why, bool connect_failed, bo
 }
 
 ssize_t Http2Attempt::readBody(uint8_t* buf, size_t len, uint32_t* flags, bool* submit_trailers) {
-  int n = evbuffer_remove(body_, buf, len);
-  if (n < 0) n = 0;
-  if (evbuffer_get_length(body_) == 0 && body_ended_) {
+  size_t n = body_.remove(buf, len);
+  if (body_.empty() && body_ended_) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (!trailers_.empty()) {
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -226,8 +240,8 @@ ssize_t Http2Attempt::readBody(uint8_t* buf, size_t len, uint32_t* flags, bool* 
   } else if (n == 0) {
     return NGHTTP2_ERR_DEFERRED;
   }
-  if (n > 0) requestDrained(static_cast<size_t>(n));
-  return n;
+  if (n > 0) requestDrained(n);
+  return static_cast<ssize_t>(n);
 }
 
 void Http2Attempt::onReadDone() {
@@ -249,7 +263,7 @@ void Http2Attempt::cancel() {
   }
   bool streaming = state() == State::kStreaming;
   transitionTo(State::kDone);
-  bool request_sent = !has_body_ || (body_ended_ && evbuffer_get_length(body_) == 0);
+  bool request_sent = !has_body_ || (body_ended_ && body_.empty());
   if (streaming && head_end_stream_ && request_sent) {
     detach(false);  // the response ended with its head: nothing to reset
     return;
@@ -269,7 +283,7 @@ void Http2Attempt::cancel() {
 }
 
 void Http2Attempt::cancelAsLoser() {
-  bool request_sent = !has_body_ || (body_ended_ && evbuffer_get_length(body_) == 0);
+  bool request_sent = !has_body_ || (body_ended_ && body_.empty());
   if (state() != State::kAwaitingHeaders || !session_ || stream_id_ <= 0 || !request_sent) {
     cancel();
     return;

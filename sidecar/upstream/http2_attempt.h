@@ -24,6 +24,7 @@
 #include "sidecar/core/intrusive_list.h"
 #include "sidecar/core/recycled.h"
 #include "sidecar/net/address.h"
+#include "sidecar/codec/http2/stream_body.h"
 #include "sidecar/upstream/attempt.h"
 
 namespace mulligan::proxy {
@@ -53,13 +54,15 @@ class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt, 256>, p
   // rather than reset at once; otherwise as cancel().
   void cancelAsLoser() override;
   bufferevent* releaseConnection() override { return nullptr; }
-  size_t requestBacklog() const override { return evbuffer_get_length(body_); }
+  size_t requestBacklog() const override { return body_.length(); }
   bool reused() const override { return reused_; }
 
   // --- for Http2ClientSession ---
   // The request's fields, names lower-cased, pseudo-headers first (for
-  // nvOf and the submit).
+  // the submit), and the same taken by the session once submitted (nghttp2
+  // reads them in place until it packed the HEADERS frame).
   const HeaderList& requestFields() const { return fields_; }
+  HeaderList takeRequestFields() { return std::move(fields_); }
   bool hasBody() const { return has_body_; }
   int32_t streamId() const { return stream_id_; }
   void submitted(int32_t stream_id);
@@ -91,8 +94,8 @@ class Http2Attempt : public Attempt, public core::Recycled<Http2Attempt, 256>, p
   bool reused_ = false;    // the stream went on an already open session
 
   // Request.
-  HeaderList fields_;        // names lower-cased; from HeaderStock, given back once submitted
-  evbuffer* body_;           // request body not yet taken by nghttp2
+  HeaderList fields_;        // names lower-cased; from HeaderStock, the session's once submitted
+  StreamBody body_;          // request body not yet taken by nghttp2
   bool has_body_ = false;    // a body follows the HEADERS
   bool body_ended_ = false;  // endRequest() seen
   HeaderList trailers_;

@@ -113,6 +113,7 @@ class Http2ClientSession : public Http2Session {
 
   // nghttp2 callbacks (Http2Session's trampolines call these).
   int onFrameSend(const nghttp2_frame* frame) override;
+  int onFrameNotSend(const nghttp2_frame* frame, int error) override;
   int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value) override;
   int onFrameRecv(const nghttp2_frame* frame) override;
   int onDataChunk(int32_t stream_id, const uint8_t* data, size_t len) override;
@@ -157,6 +158,22 @@ class Http2ClientSession : public Http2Session {
   core::IntrusiveList<Http2Attempt> streams_;
   // Unlinks `a` (in streams_) and clears its stream's user data.
   void unlink(Http2Attempt* a);
+  // The fields of request HEADERS nghttp2 has not packed yet, in submit
+  // order: submitted in place (NGHTTP2_NV_FLAG_NO_COPY_*, nvOfInPlace), so
+  // nghttp2 reads them when it packs the frame, which may be after the
+  // attempt is gone (cancelled or orphaned with its HEADERS still queued:
+  // nghttp2 then drops the frame, or sends it, as it would a copy). Owned
+  // here, given back to the HeaderStock when the frame went out or was
+  // dropped (headDone, from on_frame_send / on_frame_not_send), else freed
+  // with the session (nghttp2_session_del packs nothing). Entries from
+  // queued_first_ on are live; a done one has stream id 0.
+  struct QueuedHead {
+    int32_t stream_id;
+    HeaderList fields;
+  };
+  std::vector<QueuedHead> queued_heads_;
+  size_t queued_first_ = 0;
+  void headDone(int32_t stream_id);
   // Streams left to finish (see orphan()): id and the time to reset it.
   std::vector<std::pair<int32_t, int64_t>> orphans_;
   event::Timer orphan_timer_;

@@ -5,6 +5,7 @@ a client's RST_STREAM and GOAWAY, and the sidecar's own GOAWAY when it
 drains — with the in-flight call finishing either way."""
 import signal
 import socket
+import threading
 import time
 import unittest
 
@@ -315,6 +316,276 @@ class Http2UpstreamLostTest(Stack):
             heads = of(c.events, h2.events.ResponseReceived, s)
             self.assertTrue(heads, f"stream {s}: {c.events}")
             self.assertNotEqual(dict(heads[0].headers)[b":status"], b"504")
+
+
+class StallingUpstream:
+    """An h2c upstream on python3-h2 in a thread of the test that, after
+    answering /warm (or after reading the first /held, which it answers only
+    once answer_held is set), stops reading its socket until resume(). Its
+    windows are as large as HTTP/2 allows, so what the sidecar sends it
+    (stall(): request bodies) backs up in the kernel's buffers (a few MB),
+    then in the sidecar's output (up to its high-water mark), then in
+    nghttp2's queue, where request HEADERS then wait unpacked. Records every
+    request's header list as it arrived, and answers each once it ended
+    (200, "ok")."""
+
+    def __init__(self):
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited by the accepted socket
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(8)
+        self.port = self.lsock.getsockname()[1]
+        self.heads = {}  # stream id -> [(name, value)] as received
+        self.paused = threading.Event()
+        self.resumed = threading.Event()
+        self.answer_held = threading.Event()
+        self.held = None  # the /held stream, unanswered
+        self.stop = threading.Event()
+        self.error = None
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def resume(self):
+        self.resumed.set()
+
+    def close(self):
+        self.stop.set()
+        self.resumed.set()
+        self.thread.join(10)
+        self.lsock.close()
+
+    def run(self):
+        try:
+            self.lsock.settimeout(0.1)
+            while not self.stop.is_set():
+                try:
+                    sock, _ = self.lsock.accept()
+                except socket.timeout:
+                    continue
+                with sock:
+                    self.serve(sock)
+                return
+        except Exception as e:  # reported by the test
+            self.error = repr(e)
+
+    def serve(self, sock):
+        conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=False))
+        conn.local_settings = h2.settings.Settings(client=False, initial_values={
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+        conn.initiate_connection()
+        conn.increment_flow_control_window(2**31 - 1 - 65535)  # the connection's window too
+        sock.sendall(conn.data_to_send())
+        sock.settimeout(0.1)
+
+        def answer(sid):
+            conn.send_headers(sid, [(":status", "200"), ("content-length", "2")])
+            conn.send_data(sid, b"ok", end_stream=True)
+            sock.sendall(conn.data_to_send())
+
+        while not self.stop.is_set():
+            if self.held is not None and self.answer_held.is_set():
+                answer(self.held)  # written while nothing is read
+                self.held = None
+            if self.paused.is_set() and not self.resumed.is_set():
+                self.resumed.wait(0.1)
+                continue
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not data:
+                return
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.RequestReceived):
+                    head = [(bytes(k), bytes(v)) for k, v in ev.headers]
+                    self.heads[ev.stream_id] = head
+                    path = dict(head).get(b":path", b"")
+                    if path.startswith(b"/held") and not self.paused.is_set():
+                        self.held = ev.stream_id
+                        self.paused.set()  # from now on, read nothing until resume()
+                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id != self.held:
+                    if dict(self.heads.get(ev.stream_id, [])).get(b":path") == b"/warm":
+                        self.paused.set()  # (before the answer: the test sees it paused once answered)
+                    answer(ev.stream_id)
+                elif isinstance(ev, h2.events.DataReceived):
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            out = conn.data_to_send()
+            if out:
+                sock.sendall(out)
+
+
+def pad(i):
+    """A header value of 2,000 bytes unique to request `i`."""
+    import hashlib
+    seed, out = str(i).encode(), b""
+    while len(out) < 2000:
+        seed = hashlib.sha256(seed).hexdigest().encode()
+        out += seed
+    return out[:2000]
+
+
+def send_get(c, i, path="/q"):
+    sid = c.conn.get_next_available_stream_id()
+    c.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "h2"),
+                              (":path", f"{path}?id={i}"), ("x-id", str(i)), ("x-pad", pad(i))], end_stream=True)
+    return sid
+
+
+def stall(c, first_id, streams=24, size=256 * 1024):
+    """POSTs `streams` bodies of `size` bytes (6 MiB: more than the kernel
+    buffers of a loopback connection hold) towards a StallingUpstream that
+    reads nothing: what the sidecar takes from here on waits in its own
+    output and in nghttp2. Returns {stream id: i}."""
+    sids = {}
+    chunk = b"b" * 16384
+    for k in range(streams):
+        i = first_id + k
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "POST"), (":scheme", "http"), (":authority", "h2"),
+                                  (":path", f"/body?id={i}"), ("x-id", str(i)), ("x-pad", pad(i))])
+        c.flush()
+        # The sidecar's credit: its SETTINGS, then WINDOW_UPDATEs as it
+        # takes the bodies (each at most its stream window).
+        c.pump(lambda ev: c.conn.local_flow_control_window(sid) >= size, timeout=30)
+        for at in range(0, size, len(chunk)):
+            c.conn.send_data(sid, chunk, end_stream=at + len(chunk) >= size)
+        c.flush()
+        sids[sid] = i
+    return sids
+
+
+@unittest.skipIf(h2 is None, "python3-h2 is not installed")
+class Http2QueuedRequestHeadsTest(Stack):
+    """The sidecar hands request heads to nghttp2 without a copy
+    (NGHTTP2_NV_FLAG_NO_COPY_*): the fields must stay, unchanged, until
+    nghttp2 packs the HEADERS frame, which for an upstream that does not
+    read comes long after the submit, after other requests (and the
+    attempts of cancelled calls) took and gave back header storage, and
+    after their attempts may be gone (issue 18)."""
+
+    def setUp(self):
+        super().setUp()
+        self.up = StallingUpstream()
+        self.addCleanup(self.up.close)
+        self.publish(policy(self.up.port))
+        self.start_sidecar()
+
+    def check_heads(self, heads):
+        """Each head the upstream got is one request's own fields (a hedge's
+        head is its call's again); returns {i: [upstream stream ids]}."""
+        seen = {}
+        for up_sid, head in heads.items():
+            fields = dict(head)
+            if fields[b":path"] == b"/warm":
+                continue
+            i = int(fields[b"x-id"])
+            self.assertTrue(fields[b":path"].endswith(f"?id={i}".encode()), head)
+            self.assertEqual(fields[b":authority"], b"h2", head)
+            self.assertEqual(fields[b"x-pad"], pad(i), f"request {i}: another request's bytes")
+            self.assertEqual([k for k, _ in head].count(b"x-pad"), 1, head)
+            seen.setdefault(i, []).append(up_sid)
+        return seen
+
+    def test_H2ToH2_RequestFieldsAreForwardedAsRfc9113SaysWithoutBeingLoweredOrFilteredAgain(self):
+        # A head that came over HTTP/2 skips the lower-casing and the
+        # connection-specific filter (nghttp2 checked both): Host still goes
+        # (:authority carries it), TE: trailers stays, the attempt's own
+        # x-envoy-attempt-count replaces the client's.
+        c = Client(self.outbound_port)
+        self.addCleanup(c.close)
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "h2"),
+                                  (":path", "/plain?id=1"), ("host", "h2"), ("te", "trailers"),
+                                  ("x-envoy-attempt-count", "99"), ("x-keep", "Kept As Sent")], end_stream=True)
+        c.flush()
+        c.pump(lambda ev: of(ev, h2.events.StreamEnded, sid))
+        head = next(h for h in dict(self.up.heads).values() if dict(h)[b":path"] == b"/plain?id=1")
+        names = [k for k, _ in head]
+        self.assertNotIn(b"host", names, head)
+        self.assertEqual([v for k, v in head if k == b"te"], [b"trailers"], head)
+        self.assertEqual([v for k, v in head if k == b"x-envoy-attempt-count"], [b"1"], head)
+        self.assertEqual([v for k, v in head if k == b"x-keep"], [b"Kept As Sent"], head)
+        self.assertEqual([k for k in names if k.startswith(b":")], [b":method", b":scheme", b":authority", b":path"])
+
+    def test_H2ToH2_RequestHeadsQueuedBehindAStalledUpstreamKeepTheirFieldsThroughCancels(self):
+        c = Client(self.outbound_port)
+        self.addCleanup(c.close)
+        warm = c.request("/warm")
+        c.pump(lambda ev: of(ev, h2.events.StreamEnded, warm))
+        self.assertTrue(self.up.paused.is_set())
+        sids = stall(c, 1000)
+        # Heads that wait in nghttp2's queue, unpacked.
+        sids.update({send_get(c, i): i for i in range(60)})
+        c.flush()
+        # Every other one of the later calls is cancelled by the client
+        # while its HEADERS wait upstream; new calls come after, taking
+        # header storage as their heads are built.
+        cancelled = {sid for sid, i in sids.items() if 20 <= i < 60 and i % 2 == 0}
+        for sid in sorted(cancelled):
+            c.conn.reset_stream(sid)
+        sids.update({send_get(c, i): i for i in range(60, 70)})
+        c.conn.ping(b"queued!!")
+        c.flush()
+        # The PING is answered after the frames before it were processed.
+        c.pump(lambda ev: of(ev, h2.events.PingAckReceived))
+        self.up.resume()
+        kept = [sid for sid in sids if sid not in cancelled]
+        c.pump(lambda ev: all(of(ev, h2.events.StreamEnded, s) for s in kept), timeout=60)
+        self.assertIsNone(self.up.error)
+        for sid in kept:
+            self.assertEqual(dict(of(c.events, h2.events.ResponseReceived, sid)[0].headers)[b":status"], b"200")
+        # What reached the upstream, each head as its client sent it.
+        seen = self.check_heads(dict(self.up.heads))
+        self.assertFalse({i: s for i, s in seen.items() if len(s) > 1}, "sent twice")
+        self.assertEqual({sids[s] for s in kept} - set(seen), set(), "kept calls missing upstream")
+
+
+@unittest.skipIf(h2 is None, "python3-h2 is not installed")
+class Http2QueuedLoserHeadTest(Stack):
+    """A hedge whose HEADERS still wait in nghttp2's queue when the first
+    attempt's answer wins: the loser is left to finish (no RST_STREAM: the
+    orphan rule) and freed, and its HEADERS go out later — with its own
+    fields, which the session must still hold (issue 18)."""
+
+    def setUp(self):
+        super().setUp()
+        self.up = StallingUpstream()
+        self.addCleanup(self.up.close)
+        # (fresh_connection off: the hedge goes on the one connection.)
+        self.publish(policy(self.up.port) + '[defaults]\nhedge = { delay = "1s", max_attempts = 2, '
+                     'max_extra_load = 1.0 }\n[defaults.retry]\nfresh_connection = false\n')
+        self.start_sidecar()
+
+    admin_stats = Http2FramesTest.admin_stats
+    check_heads = Http2QueuedRequestHeadsTest.check_heads
+
+    def test_H2ToH2_HedgeLoserFreedWhileItsHeadersWaitSendsItsOwnFieldsLater(self):
+        c = Client(self.outbound_port)
+        self.addCleanup(c.close)
+        held = send_get(c, 500, "/held")
+        c.flush()
+        wait_for(lambda: self.up.paused.is_set(), what="the upstream holding the first call")
+        # Bodies (not hedged: POST) that fill the connection upstream: the
+        # held call's hedge, a second on, queues behind them in nghttp2.
+        bodies = stall(c, 1000)
+        wait_for(lambda: self.admin_stats().get("hedges", 0) >= 1, what="the held call hedged")
+        # The first attempt's answer wins; its hedge is left to finish.
+        self.up.answer_held.set()
+        c.pump(lambda ev: of(ev, h2.events.StreamEnded, held), timeout=30)
+        self.assertEqual(dict(of(c.events, h2.events.ResponseReceived, held)[0].headers)[b":status"], b"200")
+        # New calls build their heads in header storage given back meanwhile.
+        later = [send_get(c, i) for i in range(100, 140)]
+        c.conn.ping(b"queued!!")
+        c.flush()
+        c.pump(lambda ev: of(ev, h2.events.PingAckReceived))
+        self.up.resume()
+        c.pump(lambda ev: all(of(ev, h2.events.StreamEnded, s) for s in list(bodies) + later), timeout=60)
+        self.assertIsNone(self.up.error)
+        seen = wait_for(lambda: len(self.check_heads(dict(self.up.heads)).get(500, [])) >= 2
+                        and self.check_heads(dict(self.up.heads)), timeout=30, what="the hedge's head upstream")
+        self.assertEqual(len(seen[500]), 2, "the held call and its hedge")
+        self.assertEqual((set(bodies.values()) | set(range(100, 140))) - set(seen), set())
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ struct Http2Trampolines {
     if (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) s->guard_.onDataSent();
     return s->onFrameSend(frame);
   }
+  static int onFrameNotSend(nghttp2_session*, const nghttp2_frame* frame, int error, void* ud) {
+    return of(ud)->onFrameNotSend(frame, error);
+  }
   static int onBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
     return of(ud)->onBeginHeaders(frame);
   }
@@ -69,6 +72,7 @@ nghttp2_session_callbacks* callbacks() {
     nghttp2_session_callbacks_new(&c);
     nghttp2_session_callbacks_set_on_begin_frame_callback(c, &Http2Trampolines::onBeginFrame);
     nghttp2_session_callbacks_set_on_frame_send_callback(c, &Http2Trampolines::onFrameSend);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(c, &Http2Trampolines::onFrameNotSend);
     nghttp2_session_callbacks_set_on_begin_headers_callback(c, &Http2Trampolines::onBeginHeaders);
     nghttp2_session_callbacks_set_on_header_callback(c, &Http2Trampolines::onHeader);
     nghttp2_session_callbacks_set_on_frame_recv_callback(c, &Http2Trampolines::onFrameRecv);
@@ -398,22 +402,6 @@ void Http2Session::submitTrailers(int32_t stream_id, const HeaderList& trailers)
   nghttp2_submit_trailer(session_, stream_id, p, nv.size());  // copies
 }
 
-ssize_t readBufferedBody(evbuffer* body, bool ended, bool has_trailers, uint8_t* buf, size_t len, uint32_t* flags,
-                         bool* submit_trailers) {
-  int n = evbuffer_remove(body, buf, len);
-  if (n < 0) n = 0;
-  if (evbuffer_get_length(body) == 0 && ended) {
-    *flags |= NGHTTP2_DATA_FLAG_EOF;
-    if (has_trailers) {
-      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      *submit_trailers = true;
-    }
-  } else if (n == 0) {
-    return NGHTTP2_ERR_DEFERRED;
-  }
-  return n;
-}
-
 uint64_t validatedContentLength(std::string_view value) {
   uint64_t n = 0;
   for (char c : value) n = n * 10 + static_cast<uint64_t>(c - '0');
@@ -475,11 +463,25 @@ nghttp2_nv makeNv(std::string_view name, std::string_view value) {
                     NGHTTP2_NV_FLAG_NONE};
 }
 
-const nghttp2_nv* nvOf(const HeaderList& fields) {
+namespace {
+
+const nghttp2_nv* nvArray(const HeaderList& fields, uint8_t flags) {
   static thread_local std::vector<nghttp2_nv> nv;
   nv.clear();
-  for (const auto& [name, value] : fields) nv.push_back(makeNv(name, value));
+  for (const auto& [name, value] : fields) {
+    nghttp2_nv f = makeNv(name, value);
+    f.flags = flags;
+    nv.push_back(f);
+  }
   return nv.data();
+}
+
+}  // namespace
+
+const nghttp2_nv* nvOf(const HeaderList& fields) { return nvArray(fields, NGHTTP2_NV_FLAG_NONE); }
+
+const nghttp2_nv* nvOfInPlace(const HeaderList& fields) {
+  return nvArray(fields, NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE);
 }
 
 Http2Fields::Http2Fields() : fields_(HeaderStock::local().takeList()) {}

@@ -109,6 +109,11 @@ class Http2Session : public event::Deletable {
   virtual int onBeginFrame(const nghttp2_frame_hd&) { return 0; }
   // A frame went out (the flood guard saw it first).
   virtual int onFrameSend(const nghttp2_frame*) { return 0; }
+  // A queued frame will never go out (`error`: why, an nghttp2 error code):
+  // a request's HEADERS whose stream was reset before it was sent, or that
+  // the session can no longer open (GOAWAY, closing). nghttp2 reads the
+  // frame's fields no more.
+  virtual int onFrameNotSend(const nghttp2_frame*, int /*error*/) { return 0; }
   virtual int onBeginHeaders(const nghttp2_frame*) { return 0; }
   virtual int onHeader(const nghttp2_frame* frame, std::string_view name, std::string_view value) = 0;
   virtual int onFrameRecv(const nghttp2_frame* frame) = 0;
@@ -233,16 +238,6 @@ class Http2Session : public event::Deletable {
   int64_t read_timeout_us_ = 0;
 };
 
-// A data provider's read (Http2Session::readData) from a stream's buffered
-// body: up to `len` bytes of `body` into `buf`. Once the body `ended` and
-// all of it is read, NGHTTP2_DATA_FLAG_EOF — and, when `has_trailers`,
-// NGHTTP2_DATA_FLAG_NO_END_STREAM with *submit_trailers set (the caller
-// submits them: Http2Session::submitTrailers). Returns the bytes read, or
-// NGHTTP2_ERR_DEFERRED when none wait yet (resume the stream's data when
-// more arrive).
-ssize_t readBufferedBody(evbuffer* body, bool ended, bool has_trailers, uint8_t* buf, size_t len, uint32_t* flags,
-                         bool* submit_trailers);
-
 // A content-length value nghttp2 has already validated (digits only, RFC
 // 9113 §8.1.1), as a number.
 uint64_t validatedContentLength(std::string_view value);
@@ -260,6 +255,13 @@ nghttp2_nv makeNv(std::string_view name, std::string_view value);
 // of this thread's that the next call reuses: valid until then, and while
 // `fields` is unchanged. Names go as they are (lower-case them on the way in).
 const nghttp2_nv* nvOf(const HeaderList& fields);
+// As nvOf, but the pairs say NGHTTP2_NV_FLAG_NO_COPY_NAME | _VALUE: nghttp2
+// keeps pointers into `fields` and reads them when it packs the HEADERS
+// frame, so `fields` must stay unchanged (and alive) until nghttp2 reports
+// that frame sent or not sent (on_frame_send / on_frame_not_send), or the
+// session is deleted. Names must be lower case already: nghttp2 lower-cases
+// only what it copies (RFC 9113 §8.2.1).
+const nghttp2_nv* nvOfInPlace(const HeaderList& fields);
 
 // Fields for one nghttp2 submit, names lower-cased as they are added. The
 // storage is a HeaderList from this thread's HeaderStock, given back at the

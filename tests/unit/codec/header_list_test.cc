@@ -30,6 +30,47 @@ TEST(HeaderListTest, KeepsFieldsInOrderWithDuplicatesAndEmptyValues) {
   EXPECT_EQ(l.back().second, "2");
 }
 
+TEST(HeaderListTest, EveryLengthOfNameAndValueIsCopiedExactly) {
+  // emplace_back copies short pieces with overlapping word loads (0-3, 4-7,
+  // 8-16 bytes) and longer ones with memcpy: every length on both sides,
+  // from non-repeating bytes, across the buffer's growth.
+  std::string src;
+  for (int i = 0; i < 64; ++i) src.push_back(static_cast<char>('!' + i));
+  HeaderList l;
+  Fields want;
+  for (size_t n = 0; n <= 40; ++n) {
+    for (size_t v = 0; v <= 40; v += 1) {
+      std::string name = src.substr(n % 7, n), value = src.substr(63 - v, v);
+      l.emplace_back(name, value);
+      want.emplace_back(name, value);
+    }
+  }
+  EXPECT_EQ(fieldsOf(l), want);
+}
+
+TEST(HeaderListTest, LowerNamesLowersEveryNameInPlaceAndNoValue) {
+  // Upper case anywhere in names of every length around the 8-byte steps.
+  HeaderList l;
+  Fields want;
+  for (size_t n = 1; n <= 20; ++n) {
+    for (size_t at = 0; at < n; ++at) {
+      std::string name(n, 'a'), value = "Value-" + std::to_string(n);
+      name[at] = 'Q';
+      l.emplace_back(name, value);
+      name[at] = 'q';
+      want.emplace_back(name, value);
+    }
+  }
+  l.emplace_back("Content-Type", "Text/HTML");
+  want.emplace_back("content-type", "Text/HTML");
+  l.emplace_back("x-already-lower", "MiXeD");
+  want.emplace_back("x-already-lower", "MiXeD");
+  l.emplace_back("@[`{", "z");  // the bytes next to the letters stay
+  want.emplace_back("@[`{", "z");
+  l.lowerNames();
+  EXPECT_EQ(fieldsOf(l), want);
+}
+
 TEST(HeaderListTest, NamesAndValuesBuiltFromPiecesAsAParserDeliversThem) {
   HeaderList l;
   l.startField();
