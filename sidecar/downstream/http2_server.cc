@@ -237,7 +237,12 @@ void Http2ServerStream::submitRespHead(int status, bool filter, bool end_stream)
       if (!hop.drops(k)) add(k, v);
     }
   } else {
-    for (const auto& [k, v] : resp_head_) add(k, v);
+    // Filtered already, or checked by nghttp2 (MessageHead::from_http2): no
+    // Connection field, no connection-specific one. What the sidecar drops
+    // beyond RFC 9113 §8.2.2 (isHopByHop: Trailer, Expect, ...) it still drops.
+    for (const auto& [k, v] : resp_head_) {
+      if (!isHopByHop(k)) add(k, v);
+    }
   }
   nghttp2_data_provider prd = Http2Session::dataProvider();
   int rv = nghttp2_submit_response(session_->session(), id_, nv.data(), nv.size(), end_stream ? nullptr : &prd);

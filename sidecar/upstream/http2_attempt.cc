@@ -48,12 +48,15 @@ void Http2Attempt::sendHead(const RequestHead& head, const retry::AttemptHeaders
   if (head.from_http2) {
     // Names already lower case, and no connection-specific field but TE,
     // whose value nghttp2 let through only as "trailers" (RequestHead::from_http2).
+    // What the sidecar drops beyond RFC 9113 §8.2.2 (Expect, Proxy-Authorization,
+    // Trailer, HTTP2-Settings: isHopByHop) it still drops; no Connection field
+    // can name others.
     for (const auto& [k, v] : head.headers) {
       if (k == "te") {
         fields_.emplace_back("te", "trailers");
         continue;
       }
-      if (k == "host" || replacedByAttemptHeaders(extra, k)) continue;
+      if (k == "host" || isHopByHop(k) || replacedByAttemptHeaders(extra, k)) continue;
       fields_.emplace_back(k, v);
     }
     for (retry::HeaderField f : extra) fields_.emplace_back(f.name, f.value);

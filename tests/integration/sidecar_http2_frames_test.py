@@ -379,7 +379,9 @@ class StallingUpstream:
         sock.settimeout(0.1)
 
         def answer(sid):
-            conn.send_headers(sid, [(":status", "200"), ("content-length", "2")])
+            # (trailer: a field the sidecar drops although HTTP/2 allows it)
+            conn.send_headers(sid, [(":status", "200"), ("content-length", "2"), ("trailer", "x-none"),
+                                    ("x-up", "Kept As Sent")])
             conn.send_data(sid, b"ok", end_stream=True)
             sock.sendall(conn.data_to_send())
 
@@ -497,12 +499,21 @@ class Http2QueuedRequestHeadsTest(Stack):
         sid = c.conn.get_next_available_stream_id()
         c.conn.send_headers(sid, [(":method", "GET"), (":scheme", "http"), (":authority", "h2"),
                                   (":path", "/plain?id=1"), ("host", "h2"), ("te", "trailers"),
-                                  ("x-envoy-attempt-count", "99"), ("x-keep", "Kept As Sent")], end_stream=True)
+                                  ("x-envoy-attempt-count", "99"), ("x-keep", "Kept As Sent"),
+                                  ("proxy-authorization", "Basic c2lkZWNhcjpvbmx5"), ("trailer", "x-none")],
+                            end_stream=True)
         c.flush()
-        c.pump(lambda ev: of(ev, h2.events.StreamEnded, sid))
+        events = c.pump(lambda ev: of(ev, h2.events.StreamEnded, sid))
         head = next(h for h in dict(self.up.heads).values() if dict(h)[b":path"] == b"/plain?id=1")
         names = [k for k, _ in head]
         self.assertNotIn(b"host", names, head)
+        # Meant for the sidecar / not forwarded by it, over HTTP/1 or HTTP/2 alike.
+        self.assertNotIn(b"proxy-authorization", names, head)
+        self.assertNotIn(b"trailer", names, head)
+        # The response the other way: the same fields dropped, the rest as sent.
+        resp = dict((bytes(k), bytes(v)) for k, v in of(events, h2.events.ResponseReceived, sid)[0].headers)
+        self.assertNotIn(b"trailer", resp, resp)
+        self.assertEqual(resp.get(b"x-up"), b"Kept As Sent", resp)
         self.assertEqual([v for k, v in head if k == b"te"], [b"trailers"], head)
         self.assertEqual([v for k, v in head if k == b"x-envoy-attempt-count"], [b"1"], head)
         self.assertEqual([v for k, v in head if k == b"x-keep"], [b"Kept As Sent"], head)
