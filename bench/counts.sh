@@ -19,6 +19,11 @@
 #   --strace   also strace -c -f: every system call per request in the
 #              keep-alive run, and per connection in a run of 2000
 #              connections of one request each (Connection: close, -c 1)
+#   --nstat    instead: TCP segments per request (nstat's TcpOutSegs,
+#              TcpExtDelayedACKs, TcpExtTCPPureAcksRx, TcpExtTCPAutoCorking...)
+#              of the whole keep-alive exchange (client, proxy, upstream), in a
+#              network namespace of its own (unshare -n: no other traffic
+#              counted; needs root).
 #   --callgrind  instead: user-space instructions per request, the proxy
 #              under valgrind --tool=callgrind, counted during the measured
 #              run only (perf's instructions:u needs hardware counters, which
@@ -34,7 +39,7 @@
 #              "nice -n -15") to see what the machine's scheduling adds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=build/bin N="" C=32 STRACE=0 CALLGRIND=0 PROP=0 PUBLISHES=200
+BIN=build/bin N="" C=32 STRACE=0 CALLGRIND=0 PROP=0 PUBLISHES=200 NSTAT=0
 targets=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -43,13 +48,18 @@ while [ $# -gt 0 ]; do
     --c) C=$2; shift 2 ;;
     --strace) STRACE=1; shift ;;
     --callgrind) CALLGRIND=1; shift ;;
+    --nstat) NSTAT=1; shift ;;
     --propagation) PROP=1; shift ;;
     --publishes) PUBLISHES=$2; shift 2 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || { sed -n '2,34p' "$0"; exit 2; }
+[ ${#targets[@]} -gt 0 ] || { sed -n '2,39p' "$0"; exit 2; }
+if [ "$NSTAT" = 1 ] && [ -z "${COUNTS_NETNS:-}" ]; then
+  # The counters are the namespace's: only this run's loopback traffic.
+  exec unshare -n env COUNTS_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" --bin "$BIN" --c "$C" ${N:+--n "$N"} --nstat "${targets[@]}"
+fi
 [ -n "$N" ] || { [ "$CALLGRIND" = 1 ] && N=5000 || N=30000; }
 
 tmp=$(mktemp -d)
@@ -168,6 +178,27 @@ if [ "$PROP" = 1 ]; then
       --publishes "$PUBLISHES")"
     curl -s "http://127.0.0.1:$admin/metrics" | grep '^mulligan_policy_propagation_seconds' | tr '\n' ' ' | sed "s/^/$t histogram: /"; echo
     kill "$hpid" 2>/dev/null || true; wait "$hpid" 2>/dev/null || true
+    kill "$PID"; wait "$PID" 2>/dev/null || true
+  done
+  exit 0
+fi
+if [ "$NSTAT" = 1 ]; then
+  export NSTAT_HISTORY="$tmp/nstat.history"
+  for t in "${targets[@]}"; do
+    start "$t"
+    sleep 0.5
+    load "$PORT" 2000 "$C"   # warm: pools, upstream connections
+    nstat -n
+    load "$PORT" "$N" "$C"
+    nstat > "$tmp/nstat.txt"
+    awk -v t="$t" -v n="$N" '
+      { v[$1] = $2 }
+      END {
+        printf "%s keepalive per request: TcpOutSegs=%.3f TcpInSegs=%.3f DelayedACKs=%.3f PureAcksRx=%.3f HPAcks=%.3f AutoCorking=%.3f TCPBacklogCoalesce=%.3f\n", t,
+          v["TcpOutSegs"] / n, v["TcpInSegs"] / n, v["TcpExtDelayedACKs"] / n, v["TcpExtTCPPureAcks"] / n + v["TcpExtTCPPureAcksRx"] / n,
+          v["TcpExtTCPHPAcks"] / n, v["TcpExtTCPAutoCorking"] / n, v["TcpExtTCPBacklogCoalesce"] / n
+      }' "$tmp/nstat.txt"
+    [ -z "${NSTAT_KEEP:-}" ] || cp "$tmp/nstat.txt" "$NSTAT_KEEP/nstat.$t.txt"
     kill "$PID"; wait "$PID" 2>/dev/null || true
   done
   exit 0

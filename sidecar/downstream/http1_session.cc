@@ -301,8 +301,9 @@ namespace {
 // request: curl -x, HTTP_PROXY) and CONNECT's authority-form name the
 // destination; the upstream gets origin-form. Fills `r`, a fresh head (in
 // the new ProxyStream: no copy or move of it afterwards); takes the fields
-// and the target out of `head`.
-void requestHeadFromHttp1(MessageHead& head, RequestHead& r) {
+// and the target out of `head`. `host_field`: where the Host field is among
+// them (Http1Reader::hostField).
+void requestHeadFromHttp1(MessageHead& head, size_t host_field, RequestHead& r) {
   r.method = std::move(head.method);
   r.headers = std::move(head.headers);
   r.version_minor = head.version_minor;
@@ -343,8 +344,9 @@ void requestHeadFromHttp1(MessageHead& head, RequestHead& r) {
   } else {
     r.path = std::move(target);
     // A kept buffer when the Host is long (HeaderStock): no malloc per request.
-    if (auto host = findHeader(r.headers, "host")) {
-      HeaderStock::append(r.authority, host->data(), host->size());
+    if (host_field < r.headers.size()) {
+      std::string_view host = r.headers[host_field].second;
+      HeaderStock::append(r.authority, host.data(), host.size());
     }
   }
 }
@@ -383,11 +385,12 @@ void Http1Session::onHead(MessageHead& head) {
 void Http1Session::deliverParsed() {
   if (MessageHead* head = std::exchange(parsed_.head, nullptr)) {
     if (worker().draining()) close_after_response_ = true;
-    auto expect = findHeader(head->headers, "expect");
-    bool expect_continue = expect && iequals(*expect, "100-continue");
+    // (The reader found the Expect and Host fields in its pass over them.)
+    size_t expect = reader_.expectField();
+    bool expect_continue = expect < head->headers.size() && iequals(head->headers[expect].second, "100-continue");
     stream_ = std::make_unique<ProxyStream>(this, event::monotonicNowUs());
     const RequestHead& req = stream_->request();
-    requestHeadFromHttp1(*head, stream_->request());
+    requestHeadFromHttp1(*head, reader_.hostField(), stream_->request());
     head_request_ = std::string_view(req.method) == "HEAD";
     version_minor_ = req.version_minor;
     keep_alive_ = req.keep_alive;

@@ -70,11 +70,11 @@ Http1Attempt::Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Add
     : Attempt(worker->base(), owner, dest, timeouts),
       worker_(worker),
       pool_key_(poolKey(dest)),
-      method_(method),
       pending_(PendingBufferStock::local().take()),
       reader_(Http1Reader::Mode::kResponse, this, Http1Reader::Limits{256 * 1024, 500}) {
   ring_ = worker->ioRing();
-  reader_.expectResponseTo(method_);
+  // (The method matters only here: no copy of it is kept per attempt.)
+  reader_.expectResponseTo(method);
 }
 
 Http1Attempt::~Http1Attempt() {

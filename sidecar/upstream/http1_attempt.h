@@ -123,7 +123,6 @@ class Http1Attempt : public Attempt,
   UpstreamContext* worker_;
   bool chunked_ = false;  // the request body is sent chunked
   std::string pool_key_;
-  std::string method_;
   int64_t idle_timeout_us_ = 0;
   bool forbid_reuse_ = false;
   // The connection while we hold it (connecting, or lent by the pool);

@@ -86,6 +86,8 @@ int Http1Reader::checkHead(llhttp_t* p) {
   size_t hosts = 0, lengths = 0, codings = 0;
   std::string_view host, coding;
   bool h2c = false;
+  host_field_ = expect_field_ = kNoField;
+  size_t index = 0;
   for (const auto& [name, value] : h.headers) {
     switch (name.size()) {
       case 0:
@@ -94,7 +96,11 @@ int Http1Reader::checkHead(llhttp_t* p) {
         if (iequals(name, "host")) {
           ++hosts;
           host = value;
+          host_field_ = index;
         }
+        break;
+      case 6:
+        if (expect_field_ == kNoField && mode_ == Mode::kRequest && iequals(name, "expect")) expect_field_ = index;
         break;
       case 7:
         if (mode_ == Mode::kRequest && iequals(name, "upgrade") && listHas(value, "h2c")) h2c = true;
@@ -111,6 +117,7 @@ int Http1Reader::checkHead(llhttp_t* p) {
       default:
         break;
     }
+    ++index;
   }
   // RFC 9112 §6.3: several Content-Length fields may be merged when equal;
   // nginx refuses them all, and so do we.

@@ -99,6 +99,13 @@ class Http1Reader {
   bool finishOnEof();
   // True between messages (nothing of a new message has been seen).
   bool idle() const { return !in_message_; }
+  // Requests, from Handler::onHead until the next message begins: where
+  // the head's Host field is among its fields, and its first Expect field
+  // (kNoField: none). checkHead's one pass over the fields finds them, so
+  // that the caller need not scan the fields again for them.
+  static constexpr size_t kNoField = SIZE_MAX;
+  size_t hostField() const { return host_field_; }
+  size_t expectField() const { return expect_field_; }
 
  private:
   static int onMessageBegin(llhttp_t* p);
@@ -179,6 +186,8 @@ class Http1Reader {
   char last_byte_ = 0;
   bool last_chunk_ = false;    // llhttp paused at the last chunk: check the trailer lines
   bool interim_done_ = false;  // a 1xx response completed: go on to the final one
+  size_t host_field_ = kNoField;    // see hostField()
+  size_t expect_field_ = kNoField;  // see expectField()
   Error user_error_ = Error::kNone;
   std::string user_why_;
 };

@@ -320,3 +320,46 @@ TEST(Http1ReaderTest, KeepAliveFollowsVersionAndConnectionHeader) {
 
 }  // namespace
 }  // namespace mulligan::proxy
+
+namespace mulligan::proxy {
+namespace {
+
+// hostField()/expectField() as the handler sees them, for each request head.
+struct FieldRecorder : Http1Reader::Handler {
+  Http1Reader* reader = nullptr;
+  std::vector<std::pair<size_t, size_t>> seen;  // (host, expect) per head
+  std::vector<MessageHead> heads;
+  void onHead(MessageHead& h) override {
+    seen.emplace_back(reader->hostField(), reader->expectField());
+    heads.push_back(h);
+  }
+  void onBody(const char*, size_t) override {}
+  void onTrailers(HeaderList&) override {}
+  void onComplete() override {}
+};
+
+TEST(Http1ReaderTest, HostAndExpectFieldsAreFoundForEachHead) {
+  for (size_t step : {size_t{1}, size_t{7}, size_t{4096}}) {
+    FieldRecorder rec;
+    Http1Reader r(Http1Reader::Mode::kRequest, &rec, {});
+    rec.reader = &r;
+    // Expect before Host, two Expect fields (the first counts, as
+    // findHeader's would), any case; then a head with neither (HTTP/1.0,
+    // no Host): nothing left over from the one before; then Host only.
+    feedAll(r,
+            "POST / HTTP/1.1\r\nx-a: 1\r\nEXPECT: 100-continue\r\nhOsT: app\r\nexpect: other\r\n"
+            "content-length: 0\r\n\r\n"
+            "GET / HTTP/1.0\r\nconnection: keep-alive\r\nx-b: 2\r\n\r\n"
+            "GET /z HTTP/1.1\r\nhost: b\r\nexpectation: no\r\n\r\n",
+            step);
+    ASSERT_EQ(rec.seen.size(), 3u) << step;
+    EXPECT_EQ(rec.seen[0], std::make_pair(size_t{2}, size_t{1})) << step;
+    EXPECT_EQ(rec.heads[0].headers[rec.seen[0].first].second, "app");
+    EXPECT_EQ(rec.heads[0].headers[rec.seen[0].second].second, "100-continue");
+    EXPECT_EQ(rec.seen[1], std::make_pair(Http1Reader::kNoField, Http1Reader::kNoField)) << step;
+    EXPECT_EQ(rec.seen[2], std::make_pair(size_t{0}, Http1Reader::kNoField)) << step;
+  }
+}
+
+}  // namespace
+}  // namespace mulligan::proxy
