@@ -309,7 +309,9 @@ class EndpointsTest(Stack):
         conn = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
         self.assertEqual(self.get("/warm", conn=conn)[0], 200)  # one pooled connection
         self.assertEqual(b.accepted, 1)
-        self.assertEqual(self.get("/x?fail_once=1", conn=conn)[0], 200)
+        got = self.get("/x?fail_once=1", conn=conn)
+        # (Seen once under load as a 503: say whose, and what the sidecar counted.)
+        self.assertEqual(got[0], 200, (got, b.seen, b.accepted, self.admin("/stats")))
         conn.close()
         return b
 
