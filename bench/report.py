@@ -82,6 +82,11 @@ def med(values):
     return statistics.median(values) if values else None
 
 
+def md_table(head, rows):
+    """A markdown table: the header line, its separator, one line per row."""
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
 def fnum(v, digits=0):
     if v is None:
         return "—"
@@ -621,10 +626,7 @@ class Report:
                      f"{m.get('cpu_upstream')}; "
                      "*unpinned*: the scheduler places every process.")
             L.append("")
-            L.append("| " + " | ".join(self.SUMMARY_HEAD) + " |")
-            L.append("|" + "---|" * len(self.SUMMARY_HEAD))
-            for r in summary:
-                L.append("| " + " | ".join(r) + " |")
+            L.extend(md_table(self.SUMMARY_HEAD, summary))
             L.append("")
             for line in self.summary_extra():
                 L.append(f"- {line}")
@@ -650,10 +652,7 @@ class Report:
                      "than its own saving, and the scheduler's idle share moves requests/s as much as the proxy does. "
                      "The targets' indicator lines apply each proxy's CPU per request to HAProxy's run.")
             L.append("")
-            L.append("| " + " | ".join(self.CPU_HEAD) + " |")
-            L.append("|" + "---|" * len(self.CPU_HEAD))
-            for r in cpu:
-                L.append("| " + " | ".join(r) + " |")
+            L.extend(md_table(self.CPU_HEAD, cpu))
             L.append("")
         L.append("## Machine and settings")
         L.append("")
@@ -712,10 +711,7 @@ class Report:
         if res:
             L.append("## Memory and CPU")
             L.append("")
-            L.append("| " + " | ".join(self.RES_HEAD) + " |")
-            L.append("|" + "---|" * len(self.RES_HEAD))
-            for r in res:
-                L.append("| " + " | ".join(r) + " |")
+            L.extend(md_table(self.RES_HEAD, res))
             L.append("")
             L.append("Idle RSS: right after start, policy loaded, no traffic. Per idle keep-alive connection: "
                      "(VmRSS with N more idle keep-alive connections, each having served one request − VmRSS before) / N, "
