@@ -181,7 +181,7 @@ class Resolver {
   // Names cached now (for tests).
   size_t cachedNames() const { return cache_.size(); }
   // The ai_family the next lookup asks for (familiesToAsk of the host's
-  // families as last read; for tests and the admin page).
+  // families as last read; for tests).
   int familyAsked() const { return family_asked_; }
   // Lookups started and not yet called back by evdns, by every Resolver
   // of the process (also those destroyed since): 0 after shutdownDns().
