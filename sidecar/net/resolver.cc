@@ -46,41 +46,83 @@ std::optional<Address> parseLiteral(const std::string& host) {
 
 }  // namespace
 
-int preferredFamily() {
-  ifaddrs* list = nullptr;
-  if (getifaddrs(&list) != 0) return AF_INET;
-  bool v4 = false;
-  bool v6 = false;
-  for (ifaddrs* i = list; i; i = i->ifa_next) {
+HostFamilies hostFamiliesOf(const ifaddrs* list) {
+  HostFamilies f;
+  for (const ifaddrs* i = list; i; i = i->ifa_next) {
     if (!i->ifa_addr) continue;
     if (i->ifa_addr->sa_family == AF_INET) {
-      const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
-      if ((ntohl(sin->sin_addr.s_addr) >> 24) != 127) v4 = true;
+      uint32_t a = ntohl(reinterpret_cast<const sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr);
+      if (a != 0 && (a >> 24) != 127) f.ipv4 = true;
     } else if (i->ifa_addr->sa_family == AF_INET6) {
-      const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
-      if (!IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) && !IN6_IS_ADDR_LINKLOCAL(&sin6->sin6_addr)) v6 = true;
+      const in6_addr& a = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr)->sin6_addr;
+      if (!IN6_IS_ADDR_LOOPBACK(&a) && !IN6_IS_ADDR_UNSPECIFIED(&a) && !IN6_IS_ADDR_LINKLOCAL(&a) &&
+          !IN6_IS_ADDR_MULTICAST(&a)) {
+        f.ipv6 = true;  // ULA (fc00::/7) included: see the header
+      }
     }
   }
-  freeifaddrs(list);
-  return !v4 && v6 ? AF_INET6 : AF_INET;
+  return f;
 }
 
-Resolver::Resolver(evdns_base* dns, int64_t ttl_us, Clock clock)
+HostFamilies hostFamilies() {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return {};
+  HostFamilies f = hostFamiliesOf(list);
+  freeifaddrs(list);
+  return f;
+}
+
+int familiesToAsk(HostFamilies f) {
+  if (f.ipv4 && !f.ipv6) return AF_INET;
+  if (f.ipv6 && !f.ipv4) return AF_INET6;
+  return AF_UNSPEC;
+}
+
+int preferredFamily() {
+  HostFamilies f = hostFamilies();
+  return !f.ipv4 && f.ipv6 ? AF_INET6 : AF_INET;
+}
+
+namespace {
+
+// Runs the callbacks due on `base` until none is (a callback may schedule
+// another: evdns finishing the other half of an A+AAAA lookup). Bounded,
+// should a callback keep rescheduling itself.
+void runDueCallbacks(event_base* base) {
+  for (int turn = 0; turn < 16 && event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE) > 0; ++turn) {
+    event_base_loop(base, EVLOOP_NONBLOCK);
+  }
+}
+
+}  // namespace
+
+void shutdownDns(event_base* base, evdns_base* dns) {
+  if (base) runDueCallbacks(base);
+  if (dns) evdns_base_free(dns, 0);
+}
+
+Resolver::Resolver(evdns_base* dns, int64_t ttl_us, Clock clock, Interfaces interfaces)
     : dns_(dns),
       ttl_us_(ttl_us),
       negative_ttl_us_(std::min(ttl_us, kNegativeTtlUs)),
-      clock_(clock ? clock : &event::monotonicNowUs) {}
+      clock_(clock ? clock : &event::monotonicNowUs),
+      interfaces_(interfaces ? interfaces : &hostFamilies) {
+  if (dns_) {
+    family_asked_ = familiesToAsk(interfaces_());
+    interfaces_read_us_ = clock_();
+  }
+}
 
 Resolver::~Resolver() {
-  // Lookups still out: evdns calls them back (cancelled) later or during
-  // evdns_base_free; they must find no resolver.
-  for (auto& [host, e] : cache_) {
-    if (!e.refreshing) continue;
-    e.refreshing->resolver = nullptr;
-    if (e.refresh_req) evdns_getaddrinfo_cancel(e.refresh_req);
+  // Lookups not called back yet (refreshes, first lookups whose Requests
+  // outlive us, cancelled ones): evdns calls them back later, from the loop
+  // (at shutdown: shutdownDns), and they must find no resolver. Those still
+  // out are cancelled: nobody is left to use their answer.
+  for (Pending* p : pending_) {
+    p->resolver = nullptr;
+    if (p->req) evdns_getaddrinfo_cancel(p->req);
+    p->req = nullptr;
   }
-  // First lookups still out: their Requests (which outlive us) cancel them.
-  for (auto& [host, p] : lookups_) p->resolver = nullptr;
 }
 
 const Address* Resolver::numericHostPort(std::string_view host_port) {
@@ -143,14 +185,9 @@ std::unique_ptr<Resolver::Request> Resolver::resolveAll(const std::string& host,
         p->host = host;
         p->started_us = now_us;
         bool answered = false;
-        evdns_getaddrinfo_request* req = lookup(p, &answered);
+        lookup(p, &answered);
         ++refreshes_;
-        if (!answered) {
-          // Looked up again: `it` may not survive an inline answer, but then
-          // `answered` is set and we are not here.
-          e.refreshing = p;
-          e.refresh_req = req;
-        }
+        // (lookup() marked the entry refreshing; an inline answer cleared it.)
         it = cache_.find(host);  // an inline answer may have replaced the entry
       }
       Answer a{&it->second.addrs, it->second.version};
@@ -179,24 +216,33 @@ std::unique_ptr<Resolver::Request> Resolver::resolveAll(const std::string& host,
   r->pending_ = p;
   lookups_[host] = p;
   bool answered = false;
-  evdns_getaddrinfo_request* req = lookup(p, &answered);
+  lookup(p, &answered);
   if (answered) return nullptr;  // e.g. /etc/hosts: `cb` has run
-  p->req = req;
   return r;
 }
 
+void Resolver::recheckInterfaces(int64_t now_us) {
+  if (now_us - interfaces_read_us_ < kInterfacesRecheckUs) return;
+  family_asked_ = familiesToAsk(interfaces_());
+  interfaces_read_us_ = now_us;
+}
+
 evdns_getaddrinfo_request* Resolver::lookup(Pending* p, bool* answered_inline) {
+  recheckInterfaces(p->started_us);
   evutil_addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
+  // The families this host can reach (familiesToAsk), decided here: NOT
+  // EVUTIL_AI_ADDRCONFIG, which would turn AF_UNSPEC into AF_INET on a host
+  // with IPv4 and only unique-local IPv6 (see the header) and skip AAAA.
+  hints.ai_family = family_asked_;
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_protocol = IPPROTO_TCP;
-  hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
   // An inline answer frees `p`; it shows as the first owner's pending_
   // cleared (a first lookup) or the entry no longer refreshing with `p`.
   Request* owner = p->refresh ? nullptr : p->owners.front();
   std::string host = p->host;
   bool refresh = p->refresh;
   if (refresh) cache_[host].refreshing = p;
+  pending_.insert(p);
   evdns_getaddrinfo_request* req = evdns_getaddrinfo(dns_, host.c_str(), nullptr, &hints, &Resolver::onAnswer, p);
   if (!refresh) {
     *answered_inline = owner->pending_ == nullptr;
@@ -204,6 +250,7 @@ evdns_getaddrinfo_request* Resolver::lookup(Pending* p, bool* answered_inline) {
     auto it = cache_.find(host);
     *answered_inline = it == cache_.end() || it->second.refreshing != p;
   }
+  if (!*answered_inline) p->req = req;
   return req;
 }
 
@@ -266,7 +313,6 @@ void Resolver::refreshed(const std::string& host, int err, std::vector<Address> 
   auto it = cache_.find(host);
   if (it == cache_.end()) return;
   it->second.refreshing = nullptr;
-  it->second.refresh_req = nullptr;
   if (addrs.empty()) {
     // The name's server failed us (or says it has none): keep serving the
     // last set rather than fail every call; ask again a TTL later.
@@ -290,11 +336,13 @@ Resolver::Request::~Request() {
     if (it != r->lookups_.end() && it->second == pending_) r->lookups_.erase(it);
   }
   evdns_getaddrinfo_cancel(pending_->req);
+  pending_->req = nullptr;  // (its callback comes from the loop: no second cancel, from ~Resolver)
 }
 
 void Resolver::onAnswer(int err, evutil_addrinfo* res, void* arg) {
   std::unique_ptr<Pending> p(static_cast<Pending*>(arg));
   p->req = nullptr;  // answered: a Request destroyed from here on cancels nothing
+  if (p->resolver) p->resolver->pending_.erase(p.get());
   std::vector<Address> addrs = addresses(err, res);
   if (res) evutil_freeaddrinfo(res);
   if (!p->resolver) {

@@ -128,14 +128,19 @@ Worker::~Worker() {
   deleter_.reset();
   h2pool_.reset();  // after the calls that used its sessions
   timer_queues_.reset();  // after the calls that armed them
-  resolver_.reset();
+  resolver_.reset();  // cancels its lookups still out (a refresh, a call's whose connection went above)
   drain_event_.reset();
   drain_deadline_.reset();
   policy_tick_.reset();
   if (drain_fd_ >= 0) ::close(drain_fd_);
-  if (dns_) evdns_base_free(dns_, 0);
   pool_.reset();  // its bufferevents must go before the base
   io_ring_.reset();  // after every reader detached
+  // Last before the base, with nothing else on it: evdns calls the
+  // cancelled lookups back from the loop, which shutdownDns runs once more
+  // (before, evdns_base_free(dns_, 0) dropped them uncalled, and their
+  // bookkeeping leaked at exit).
+  net::shutdownDns(base_, dns_);
+  dns_ = nullptr;
   event_base_free(base_);
 }
 
