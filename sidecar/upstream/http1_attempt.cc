@@ -71,10 +71,20 @@ Http1Attempt::Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Add
       worker_(worker),
       pool_key_(poolKey(dest)),
       pending_(PendingBufferStock::local().take()),
-      reader_(Http1Reader::Mode::kResponse, this, Http1Reader::Limits{256 * 1024, 500}) {
+      // (All the method matters for: no copy of it is kept per attempt.)
+      head_request_(method == "HEAD") {
   ring_ = worker->ioRing();
-  // (The method matters only here: no copy of it is kept per attempt.)
-  reader_.expectResponseTo(method);
+}
+
+void Http1Attempt::takeConnection(UpstreamConn* c) {
+  conn_ = c;
+  c->setUser(this);
+  // Whatever the last response on this connection left in the parser (one
+  // cut off by a cancel and drained by the pool, an error after it), this
+  // one is read by a parser as new: a reset, not a resume.
+  Http1Reader& r = c->reader();
+  r.reset(this);
+  if (head_request_) r.expectResponseTo("HEAD");
 }
 
 Http1Attempt::~Http1Attempt() {
@@ -114,8 +124,7 @@ void Http1Attempt::start() {
   // cap, where a pooled one is better than the overflow answer.
   bool fresh = freshConnection() && worker_->pool().reserve(pool_key_, &slot_);
   if (UpstreamConn* pooled = fresh ? nullptr : worker_->pool().take(pool_key_, &slot_)) {
-    conn_ = pooled;
-    conn_->setUser(this);
+    takeConnection(pooled);
     reused_ = true;
     worker_->counters().upstream_reused.add();
     connected();
@@ -135,8 +144,8 @@ void Http1Attempt::start() {
   // One UpstreamConn per TCP connection: its callbacks, write watermark and
   // (once connected) read event are set up here once, for every request the
   // connection will carry.
-  conn_ = new UpstreamConn(worker_->base(), bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE), this,
-                           worker_->ioRing());
+  takeConnection(new UpstreamConn(worker_->base(), bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE),
+                                  this, worker_->ioRing()));
   bufferevent_setwatermark(conn_->bev(), EV_WRITE, kRequestLowWater, 0);
   transitionTo(State::kConnecting);  // the connect timeout
   const net::Address& dest = destination();
@@ -394,7 +403,7 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
     if (!net::nextToParse(fresh, &fresh_len, in, &data, &len, &from_fresh)) return;
     got_bytes_ = true;
     responseActivity();
-    auto res = reader_.feed(data, len);
+    auto res = conn_->reader().feed(data, len);
     // Owners never destroy an attempt inside its callback, so `in` is still
     // ours. What the parser left of fresh bytes goes where unread bytes
     // belong (an upgrade's tunnel, the pool's checks, the next round).
@@ -463,7 +472,7 @@ void Http1Attempt::onClosed(bool eof) {
     return;
   }
   if (state() == State::kStreaming) {
-    if (eof && reader_.finishOnEof()) {
+    if (eof && conn_->reader().finishOnEof()) {
       // A close-delimited body ended; onComplete() already ran.
       return;
     }
