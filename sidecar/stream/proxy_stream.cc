@@ -435,6 +435,10 @@ void ProxyStream::onRequestTrailers(HeaderList& trailers) { request_trailers_ = 
 
 void ProxyStream::onRequestComplete() {
   request_complete_ = true;
+  // A request without a body was complete when it started (start()): its
+  // attempts have all of it, with nothing to end or flush. (Most requests:
+  // a virtual endRequest and flush per attempt saved.)
+  if (!req_.body_follows) return;
   if (state_ == State::kDone || !attempt_started_) return;
   attempts_.forEach([&](Attempt& a) {
     if (a.state() == Attempt::State::kDone) return;
