@@ -29,6 +29,7 @@
 // deleted, no bufferevent callback or enable change, no epoll_ctl.
 #pragma once
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
 #include <cstdint>
@@ -137,7 +138,11 @@ class Http1Attempt : public Attempt,
   // Its buffer comes from, and goes back to, the thread's HeaderStock.
   std::string head_out_;
   net::IoRing* ring_ = nullptr;  // the worker's (null: send(2) at once)
-  evbuffer* pending_;  // request body bytes queued before flush()
+  // Request body bytes queued before flush(); taken from the thread's stock
+  // with the first of them (most requests have no body): pending().
+  evbuffer* pending_ = nullptr;
+  evbuffer* pending();
+  size_t pendingLength() const { return pending_ ? evbuffer_get_length(pending_) : 0; }
   bool head_request_;  // a HEAD: the response has no body (the reader is told)
   ConnPool::Slot slot_;       // our claim on the destination's connection cap
   bool drain_on_cancel_ = false;  // cancelled after a reusable head: try to drain
