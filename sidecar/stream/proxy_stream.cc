@@ -368,7 +368,9 @@ void ProxyStream::startAttempt(bool hedge) {
     armHedgeTimer();  // a new round: its first attempt
   }
   // The body held in replay_ is the attempt's now: the app may send more.
-  down_->requestBodyConsumed();
+  // (Without a body there is no backlog to re-check: the downstream re-checks
+  // its own input whenever that changes.)
+  if (req_.body_follows) down_->requestBodyConsumed();
 }
 
 void ProxyStream::armHedgeTimer() {
@@ -459,7 +461,9 @@ void ProxyStream::onRequestComplete() {
   });
 }
 
-void ProxyStream::onAttemptRequestDrained(Attempt&, size_t) { down_->requestBodyConsumed(); }
+void ProxyStream::onAttemptRequestDrained(Attempt&, size_t) {
+  if (req_.body_follows) down_->requestBodyConsumed();  // (as at the end of startAttempt)
+}
 
 bool ProxyStream::maybeRetry(const retry::Outcome& o) {
   if (response_started_) retry_->responseStarted();
