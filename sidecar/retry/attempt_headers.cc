@@ -32,10 +32,17 @@ void AttemptHeaders::addNumber(std::string_view name, int64_t value) {
   assert(size_ < kMaxFields);
   if (size_ >= kMaxFields) return;
   // Digits straight into the slot; all our values are >= 0, and kMaxValue
-  // holds any int64.
-  char* end = std::to_chars(values_[size_], values_[size_] + kMaxValue, std::max<int64_t>(value, 0)).ptr;
+  // holds any int64. A single digit (an attempt number, nearly always)
+  // needs no conversion.
+  char* out = values_[size_];
+  if (value >= 0 && value < 10) {
+    out[0] = static_cast<char>('0' + value);
+    lens_[size_] = 1;
+  } else {
+    char* end = std::to_chars(out, out + kMaxValue, std::max<int64_t>(value, 0)).ptr;
+    lens_[size_] = static_cast<uint8_t>(end - out);
+  }
   names_[size_] = name;
-  lens_[size_] = static_cast<uint8_t>(end - values_[size_]);
   ++size_;
 }
 
@@ -46,16 +53,27 @@ AttemptHeaders attemptHeaders(const Deadline& d, const pfc::EffectivePolicy& p, 
   h.addNumber(kAttemptCountHeader, attempt_number);
   if (grpc && attempt_number > 1) h.addNumber(kGrpcPreviousAttemptsHeader, attempt_number - 1);
   if (!p.deadline.propagate) return h;
+  int64_t left = -1;
+  size_t budget = 0;  // x-timeout-budget's index, when set
   if (!d.none()) {
-    int64_t left = d.remaining(now_us);
+    left = d.remaining(now_us);
     if (grpc) h.add(kGrpcTimeoutHeader, formatGrpcTimeout(left - p.deadline.grpc_timeout_offset_us).view());
+    budget = h.size();
     h.addNumber(kTimeoutBudgetHeader, ceilMs(left));
     // Connect: the time left, as the caller's own connect-timeout-ms would
     // have said it (rounded up, at least 1).
     if (connect) h.addNumber(kConnectTimeoutHeader, ceilMs(left));
   }
   AttemptTimeout t = attemptTimeout(d, p, now_us);
-  if (t.kind) h.addNumber(kExpectedRqTimeoutHeader, ceilMs(t.us));
+  if (t.kind) {
+    if (t.us == left) {
+      // No shorter per-try timeout (most calls): the same number as the
+      // budget's, whose digits are copied rather than formatted again.
+      h.add(kExpectedRqTimeoutHeader, h[budget].value);
+    } else {
+      h.addNumber(kExpectedRqTimeoutHeader, ceilMs(t.us));
+    }
+  }
   return h;
 }
 

@@ -66,9 +66,7 @@ ProxyStream::ProxyStream(Downstream* downstream, int64_t start_us)
     : down_(downstream),
       ctx_(downstream->streamContext()),
       start_us_(start_us),
-      deadline_timer_(ctx_, &ProxyStream::deadlineFired, this),
-      backoff_timer_(ctx_, &ProxyStream::backoffFired, this),
-      hedge_timer_(ctx_, &ProxyStream::hedgeFired, this) {}
+      deadline_timer_(ctx_, &ProxyStream::deadlineFired, this) {}
 
 // The same, with the head moved in as it is constructed (not made empty and
 // then assigned: a call is made per request).
@@ -77,9 +75,23 @@ ProxyStream::ProxyStream(Downstream* downstream, RequestHead&& head, int64_t sta
       ctx_(downstream->streamContext()),
       start_us_(start_us),
       req_(std::move(head)),
-      deadline_timer_(ctx_, &ProxyStream::deadlineFired, this),
-      backoff_timer_(ctx_, &ProxyStream::backoffFired, this),
-      hedge_timer_(ctx_, &ProxyStream::hedgeFired, this) {}
+      deadline_timer_(ctx_, &ProxyStream::deadlineFired, this) {}
+
+CallTimer& ProxyStream::backoffTimer() {
+  if (!backoff_timer_) backoff_timer_.emplace(ctx_, &ProxyStream::backoffFired, this);
+  return *backoff_timer_;
+}
+
+CallTimer& ProxyStream::hedgeTimer() {
+  if (!hedge_timer_) hedge_timer_.emplace(ctx_, &ProxyStream::hedgeFired, this);
+  return *hedge_timer_;
+}
+
+void ProxyStream::cancelTimers() {
+  deadline_timer_.cancel();
+  if (backoff_timer_) backoff_timer_->cancel();
+  if (hedge_timer_) hedge_timer_->cancel();
+}
 
 ProxyStream::~ProxyStream() {
   if (connect_bev_) bufferevent_free(connect_bev_);
@@ -356,7 +368,9 @@ void ProxyStream::startAttempt(bool hedge) {
     armHedgeTimer();  // a new round: its first attempt
   }
   // The body held in replay_ is the attempt's now: the app may send more.
-  down_->requestBodyConsumed();
+  // (Without a body there is no backlog to re-check: the downstream re-checks
+  // its own input whenever that changes.)
+  if (req_.body_follows) down_->requestBodyConsumed();
 }
 
 void ProxyStream::armHedgeTimer() {
@@ -366,7 +380,7 @@ void ProxyStream::armHedgeTimer() {
   if (!delay) return;  // a quantile with too few samples yet: no hedge this round
   hedge_delay_us_ = *delay;
   // A fixed delay is one duration for many calls: the worker's timer queue.
-  hedge_timer_.armUs(hedge_delay_us_, policy_->hedge.delay_quantile_permille == 0);
+  hedgeTimer().armUs(hedge_delay_us_, policy_->hedge.delay_quantile_permille == 0);
 }
 
 void ProxyStream::onHedgeTimer() {
@@ -389,7 +403,7 @@ void ProxyStream::onHedgeTimer() {
   startAttempt(/*hedge=*/true);
   // The next hedge, one delay later, while fewer than max_attempts are out.
   if (state_ == State::kAttempting && attempts_.size() < policy_->hedge.max_attempts) {
-    hedge_timer_.armUs(hedge_delay_us_, policy_->hedge.delay_quantile_permille == 0);
+    hedgeTimer().armUs(hedge_delay_us_, policy_->hedge.delay_quantile_permille == 0);
   }
 }
 
@@ -435,6 +449,10 @@ void ProxyStream::onRequestTrailers(HeaderList& trailers) { request_trailers_ = 
 
 void ProxyStream::onRequestComplete() {
   request_complete_ = true;
+  // A request without a body was complete when it started (start()): its
+  // attempts have all of it, with nothing to end or flush. (Most requests:
+  // a virtual endRequest and flush per attempt saved.)
+  if (!req_.body_follows) return;
   if (state_ == State::kDone || !attempt_started_) return;
   attempts_.forEach([&](Attempt& a) {
     if (a.state() == Attempt::State::kDone) return;
@@ -443,7 +461,9 @@ void ProxyStream::onRequestComplete() {
   });
 }
 
-void ProxyStream::onAttemptRequestDrained(Attempt&, size_t) { down_->requestBodyConsumed(); }
+void ProxyStream::onAttemptRequestDrained(Attempt&, size_t) {
+  if (req_.body_follows) down_->requestBodyConsumed();  // (as at the end of startAttempt)
+}
 
 bool ProxyStream::maybeRetry(const retry::Outcome& o) {
   if (response_started_) retry_->responseStarted();
@@ -486,9 +506,9 @@ void ProxyStream::retryAfter(int64_t wait_us, std::string_view reason) {
   if (!retry_reasons_.empty()) retry_reasons_ += ",";
   retry_reasons_ += reason;
   retireAttempts();  // we walked away from their responses
-  hedge_timer_.cancel();
+  if (hedge_timer_) hedge_timer_->cancel();
   state_ = State::kBackoff;
-  backoff_timer_.armUs(wait_us);
+  backoffTimer().armUs(wait_us);
   // The body is in replay_ now; the downstream may send more.
   down_->requestBodyConsumed();
 }
@@ -566,7 +586,7 @@ void ProxyStream::onAttemptHead(Attempt& a, MessageHead& head, bool end_stream) 
   responding_ = &a;
   winner_ = attempts_.numberOf(&a);
   winner_hedge_ = attempts_.isHedge(&a);
-  hedge_timer_.cancel();
+  if (hedge_timer_) hedge_timer_->cancel();
   if (attempts_.size() > 1) {
     // The losers, still waiting for their heads: what they waited so far is
     // a lower bound of their latency, and the estimate keeps it (else the

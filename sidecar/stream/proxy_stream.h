@@ -175,6 +175,10 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   static void backoffFired(void* self);
   static void hedgeFired(void* self);
   int64_t now() const { return ctx_.clock().nowUs(); }
+  CallTimer& backoffTimer();
+  CallTimer& hedgeTimer();
+  // All three: the call ended.
+  void cancelTimers();
   void logAccess();
 
   Downstream* down_;
@@ -220,8 +224,11 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   Attempt* responding_ = nullptr;
   bufferevent* connect_bev_ = nullptr;
   CallTimer deadline_timer_;  // a policy deadline goes through the worker's queue
-  CallTimer backoff_timer_;
-  CallTimer hedge_timer_;
+  // Made when first armed: most calls never wait to retry or hedge, and
+  // then never construct, cancel or destroy them (backoffTimer(),
+  // hedgeTimer(); cancelTimers()).
+  std::optional<CallTimer> backoff_timer_;
+  std::optional<CallTimer> hedge_timer_;
   int64_t hedge_delay_us_ = 0;  // this round's hedge delay
 
   // Response.

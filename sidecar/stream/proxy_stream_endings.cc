@@ -22,9 +22,7 @@ int64_t unixMs() {
 void ProxyStream::endAborted() {
   sidecar_error_ = "response-aborted";
   state_ = State::kDone;
-  deadline_timer_.cancel();
-  backoff_timer_.cancel();
-  hedge_timer_.cancel();
+  cancelTimers();
   logAccess();
   down_->responseAborted();
 }
@@ -71,9 +69,7 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
   held_head_.reset();
   connect_hold_.reset();
   state_ = State::kDone;
-  deadline_timer_.cancel();
-  backoff_timer_.cancel();
-  hedge_timer_.cancel();
+  cancelTimers();
   LocalReply r;
   r.status = status;
   r.reason = reason;
@@ -107,9 +103,7 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
 void ProxyStream::finish() {
   if (state_ == State::kDone) return;
   state_ = State::kDone;
-  deadline_timer_.cancel();
-  backoff_timer_.cancel();
-  hedge_timer_.cancel();
+  cancelTimers();
   if (status_ >= 100 && status_ < 600) ctx_.counters().responses_by_class[status_ / 100].add();
   route_stats_->response(status_);
   logAccess();
@@ -120,9 +114,7 @@ void ProxyStream::abort(const char* why) {
   if (state_ == State::kDone) return;
   LOG_DEBUG("%s %s%s abandoned: %s", req_.method.c_str(), req_.authority.c_str(), req_.path.c_str(), why);
   state_ = State::kDone;
-  deadline_timer_.cancel();
-  backoff_timer_.cancel();
-  hedge_timer_.cancel();
+  cancelTimers();
   resolving_.reset();
   retireAttempts();
   if (!sidecar_error_.size()) sidecar_error_ = "downstream-closed";

@@ -31,8 +31,8 @@ std::string poolKey(const net::Address& a) {
   return k;
 }
 
-// Empty evbuffers for pending_, kept per thread: every attempt needs one,
-// and evbuffer_new/evbuffer_free are a calloc and a free per request
+// Empty evbuffers for pending_, kept per thread: every attempt with a
+// request body needs one, and evbuffer_new/evbuffer_free are a calloc and a free per request
 // (STYLE.md "Hot path"). A buffer is only kept empty and without callbacks
 // (pending_ never gets any), so a taken one is as good as a new one.
 class PendingBufferStock {
@@ -70,11 +70,25 @@ Http1Attempt::Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Add
     : Attempt(worker->base(), owner, dest, timeouts),
       worker_(worker),
       pool_key_(poolKey(dest)),
-      pending_(PendingBufferStock::local().take()),
-      reader_(Http1Reader::Mode::kResponse, this, Http1Reader::Limits{256 * 1024, 500}) {
+      // (All the method matters for: no copy of it is kept per attempt.)
+      head_request_(method == "HEAD") {
   ring_ = worker->ioRing();
-  // (The method matters only here: no copy of it is kept per attempt.)
-  reader_.expectResponseTo(method);
+}
+
+evbuffer* Http1Attempt::pending() {
+  if (!pending_) pending_ = PendingBufferStock::local().take();
+  return pending_;
+}
+
+void Http1Attempt::takeConnection(UpstreamConn* c) {
+  conn_ = c;
+  c->setUser(this);
+  // Whatever the last response on this connection left in the parser (one
+  // cut off by a cancel and drained by the pool, an error after it), this
+  // one is read by a parser as new: a reset, not a resume.
+  Http1Reader& r = c->reader();
+  r.reset(this);
+  if (head_request_) r.expectResponseTo("HEAD");
 }
 
 Http1Attempt::~Http1Attempt() {
@@ -84,7 +98,7 @@ Http1Attempt::~Http1Attempt() {
     // unless paused; the pool resumes it), or it closes here.
     if (complete_ && reusable_) {
       worker_->pool().put(conn_, std::move(slot_), idle_timeout_us_);
-    } else if (drain_on_cancel_ && reusable_ && head_out_.empty() && evbuffer_get_length(pending_) == 0 &&
+    } else if (drain_on_cancel_ && reusable_ && head_out_.empty() && pendingLength() == 0 &&
                evbuffer_get_length(bufferevent_get_output(conn_->bev())) == 0) {
       // Cancelled after a reusable head (a retried 503): keep the connection
       // if the response ends soon. Done here, after the last parse, so that
@@ -103,7 +117,7 @@ Http1Attempt::~Http1Attempt() {
     }
     conn_ = nullptr;
   }
-  PendingBufferStock::local().give(pending_);
+  if (pending_) PendingBufferStock::local().give(pending_);
   HeaderStock::local().giveString(std::move(head_out_));
 }
 
@@ -114,8 +128,7 @@ void Http1Attempt::start() {
   // cap, where a pooled one is better than the overflow answer.
   bool fresh = freshConnection() && worker_->pool().reserve(pool_key_, &slot_);
   if (UpstreamConn* pooled = fresh ? nullptr : worker_->pool().take(pool_key_, &slot_)) {
-    conn_ = pooled;
-    conn_->setUser(this);
+    takeConnection(pooled);
     reused_ = true;
     worker_->counters().upstream_reused.add();
     connected();
@@ -135,8 +148,8 @@ void Http1Attempt::start() {
   // One UpstreamConn per TCP connection: its callbacks, write watermark and
   // (once connected) read event are set up here once, for every request the
   // connection will carry.
-  conn_ = new UpstreamConn(worker_->base(), bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE), this,
-                           worker_->ioRing());
+  takeConnection(new UpstreamConn(worker_->base(), bufferevent_socket_new(worker_->base(), -1, BEV_OPT_CLOSE_ON_FREE),
+                                  this, worker_->ioRing()));
   bufferevent_setwatermark(conn_->bev(), EV_WRITE, kRequestLowWater, 0);
   transitionTo(State::kConnecting);  // the connect timeout
   const net::Address& dest = destination();
@@ -186,7 +199,7 @@ void Http1Attempt::connected() {
 
 void Http1Attempt::flush() {
   if (!conn_ || state() == State::kConnecting || state() == State::kDone) return;
-  if (ring_ && !head_out_.empty() && evbuffer_get_length(pending_) == 0 &&
+  if (ring_ && !head_out_.empty() && pendingLength() == 0 &&
       evbuffer_get_length(bufferevent_get_output(conn_->bev())) == 0) {
     // A request with no body yet (most): sent with the other sockets' at
     // the end of the iteration, if it is still all there is (bytesToSend).
@@ -198,7 +211,7 @@ void Http1Attempt::flush() {
 
 bool Http1Attempt::bytesToSend(int* fd, const char** data, size_t* len) {
   if (!conn_ || state() == State::kConnecting || state() == State::kDone || head_out_.empty() ||
-      evbuffer_get_length(pending_) != 0 || evbuffer_get_length(bufferevent_get_output(conn_->bev())) != 0) {
+      pendingLength() != 0 || evbuffer_get_length(bufferevent_get_output(conn_->bev())) != 0) {
     flushNow();  // a body came after the head, or the attempt ended: the usual way
     return false;
   }
@@ -221,11 +234,11 @@ void Http1Attempt::wrote(long result) {
 void Http1Attempt::flushNow() {
   if (ring_) ring_->forget(this);  // sent here instead
   if (!conn_ || state() == State::kConnecting || state() == State::kDone) return;
-  if (head_out_.empty() && evbuffer_get_length(pending_) == 0) return;
+  if (head_out_.empty() && pendingLength() == 0) return;
   bufferevent* bev = conn_->bev();
   evbuffer* queued = bufferevent_get_output(bev);
   if (!head_out_.empty()) {
-    if (evbuffer_get_length(queued) == 0 && evbuffer_get_length(pending_) == 0) {
+    if (evbuffer_get_length(queued) == 0 && pendingLength() == 0) {
       // A request with no body yet (most): one send() from the string, no
       // evbuffer chain. A failed send queues it all: the bufferevent's own
       // write then meets the error and reports it (onConnEvent).
@@ -236,7 +249,7 @@ void Http1Attempt::flushNow() {
       return;
     }
     // The head goes before the body bytes already in pending_.
-    evbuffer_prepend(pending_, head_out_.data(), head_out_.size());
+    evbuffer_prepend(pending(), head_out_.data(), head_out_.size());
     head_out_.clear();
   }
   if (evbuffer_get_length(queued) == 0) evbuffer_write(pending_, conn_->fd());
@@ -313,7 +326,7 @@ void Http1Attempt::endRequest(const HeaderList* trailers) {
 
 void Http1Attempt::send(const char* data, size_t len) {
   if (state() == State::kDone || len == 0) return;
-  evbuffer_add(pending_, data, len);
+  evbuffer_add(pending(), data, len);
 }
 
 void Http1Attempt::onFailed(retry::OutcomeKind kind) {
@@ -394,7 +407,7 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
     if (!net::nextToParse(fresh, &fresh_len, in, &data, &len, &from_fresh)) return;
     got_bytes_ = true;
     responseActivity();
-    auto res = reader_.feed(data, len);
+    auto res = conn_->reader().feed(data, len);
     // Owners never destroy an attempt inside its callback, so `in` is still
     // ours. What the parser left of fresh bytes goes where unread bytes
     // belong (an upgrade's tunnel, the pool's checks, the next round).
@@ -437,7 +450,7 @@ void Http1Attempt::readInput(const char* fresh, size_t fresh_len) {
 }
 
 size_t Http1Attempt::requestBacklog() const {
-  size_t n = head_out_.size() + evbuffer_get_length(pending_);
+  size_t n = head_out_.size() + pendingLength();
   if (conn_ && state() != State::kConnecting) n += evbuffer_get_length(bufferevent_get_output(conn_->bev()));
   return n;
 }
@@ -463,7 +476,7 @@ void Http1Attempt::onClosed(bool eof) {
     return;
   }
   if (state() == State::kStreaming) {
-    if (eof && reader_.finishOnEof()) {
+    if (eof && conn_->reader().finishOnEof()) {
       // A close-delimited body ended; onComplete() already ran.
       return;
     }

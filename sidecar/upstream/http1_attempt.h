@@ -17,7 +17,8 @@
 // pool and the connection reused, instead of a close and a new connect.
 //
 // I/O: the connection is an UpstreamConn (upstream_conn.h), made at connect
-// and kept with the TCP connection through the pool. Its bufferevent is used
+// and kept with the TCP connection through the pool, with its response
+// parser (reset when an attempt takes the connection). Its bufferevent is used
 // for connect and writes only. Reads go through the connection's one
 // persistent read event (added once, still added when the pool lends the
 // connection to us, left added when we give it back) and net::readForParse
@@ -28,6 +29,7 @@
 // deleted, no bufferevent callback or enable change, no epoll_ctl.
 #pragma once
 
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
 #include <cstdint>
@@ -119,6 +121,9 @@ class Http1Attempt : public Attempt,
 
   // Appends framed request bytes.
   void send(const char* data, size_t len);
+  // Makes `c` (new, or lent by the pool) ours: its events and its response
+  // parser, reset for this request's response (see UpstreamConn::reader).
+  void takeConnection(UpstreamConn* c);
 
   UpstreamContext* worker_;
   bool chunked_ = false;  // the request body is sent chunked
@@ -133,8 +138,12 @@ class Http1Attempt : public Attempt,
   // Its buffer comes from, and goes back to, the thread's HeaderStock.
   std::string head_out_;
   net::IoRing* ring_ = nullptr;  // the worker's (null: send(2) at once)
-  evbuffer* pending_;  // request body bytes queued before flush()
-  Http1Reader reader_;
+  // Request body bytes queued before flush(); taken from the thread's stock
+  // with the first of them (most requests have no body): pending().
+  evbuffer* pending_ = nullptr;
+  evbuffer* pending();
+  size_t pendingLength() const { return pending_ ? evbuffer_get_length(pending_) : 0; }
+  bool head_request_;  // a HEAD: the response has no body (the reader is told)
   ConnPool::Slot slot_;       // our claim on the destination's connection cap
   bool drain_on_cancel_ = false;  // cancelled after a reusable head: try to drain
   bool final_head_ = false;   // the final (non-1xx) response head was parsed

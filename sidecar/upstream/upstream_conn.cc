@@ -9,7 +9,12 @@
 namespace mulligan::proxy {
 
 UpstreamConn::UpstreamConn(event_base* base, bufferevent* bev, User* user, net::IoRing* ring)
-    : base_(base), bev_(bev), user_(user), ring_(ring), expiry_(base, [this] {
+    : base_(base),
+      bev_(bev),
+      user_(user),
+      ring_(ring),
+      reader_(Http1Reader::Mode::kResponse, nullptr, kResponseLimits),
+      expiry_(base, [this] {
         // Lent out when it fell due: the holder's business (the next put
         // sets a new expiry).
         if (pooled_ != Pooled::kNo) pool_->onExpired(this);

@@ -15,6 +15,10 @@
 //    changes no epoll interest (no epoll_ctl per request).
 //  - the pool's expiry timer (an event::ExpiryTimer: a put pushes it back
 //    without touching libevent) and list links, which only ConnPool touches.
+//  - the response parser (an Http1Reader), kept with the connection rather
+//    than made per request: only the holder that reads (an Http1Attempt)
+//    feeds it, and it reset()s it when it takes the connection, so nothing
+//    a cancelled or drained response left in it carries over.
 //
 // Every readiness and bufferevent event goes to the current holder, the
 // User set with setUser(): a hand-off is a pointer store. The holder reads
@@ -41,6 +45,7 @@
 
 #include <cstdint>
 
+#include "sidecar/codec/http1/http1_reader.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/io_ring.h"
 #include "sidecar/net/socket_read.h"
@@ -78,7 +83,13 @@ class UpstreamConn final : private net::IoRing::Reader {
   UpstreamConn(const UpstreamConn&) = delete;
   UpstreamConn& operator=(const UpstreamConn&) = delete;
 
+  // The limits of every upstream response head.
+  static constexpr Http1Reader::Limits kResponseLimits{256 * 1024, 500};
+
   bufferevent* bev() const { return bev_; }
+  // The connection's response parser (see the top). Its user calls
+  // reset(itself) when it takes the connection, before feeding it.
+  Http1Reader& reader() { return reader_; }
   // The socket (made by bufferevent_socket_connect, so known from
   // startWatching on; asked of the bufferevent before that).
   evutil_socket_t fd() const { return fd_ >= 0 ? fd_ : bufferevent_getfd(bev_); }
@@ -183,6 +194,7 @@ class UpstreamConn final : private net::IoRing::Reader {
   int ring_end_ = 1;          // 1: none; 0: EOF; < 0: -errno
   bool ring_kick_ = false;    // read_ev_ activated: the input holds unseen bytes
   bool* deleted_ = nullptr;   // set by the destructor while deliver() runs
+  Http1Reader reader_;
 
   // --- ConnPool's, untouched by anyone else ---
   Pooled pooled_ = Pooled::kNo;

@@ -56,10 +56,10 @@ std::string_view rawHeadBytes(const MessageHead& head) {
   return &head == t_raw_head ? t_raw_bytes : std::string_view();
 }
 
-Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
-    : mode_(mode), handler_(handler), limits_(limits) {
-  // One set of callbacks for every reader (llhttp keeps a pointer to it): a
-  // reader is made per upstream attempt, so not filled in each time.
+// One set of callbacks for every reader (llhttp keeps a pointer to it):
+// readers are made per connection and reset per upstream request, so it is
+// not filled in each time.
+const llhttp_settings_t* Http1Reader::settings() {
   static const llhttp_settings_t settings = [] {
     llhttp_settings_t st;
     llhttp_settings_init(&st);
@@ -76,8 +76,44 @@ Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
     st.on_chunk_header = &Http1Reader::onChunkHeader;
     return st;
   }();
-  llhttp_init(&parser_, mode == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
+  return &settings;
+}
+
+Http1Reader::Http1Reader(Mode mode, Handler* handler, Limits limits)
+    : mode_(mode), handler_(handler), limits_(limits) {
+  llhttp_init(&parser_, mode == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, settings());
   parser_.data = this;
+}
+
+void Http1Reader::reset(Handler* handler) {
+  handler_ = handler;
+  llhttp_init(&parser_, mode_ == Mode::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, settings());
+  parser_.data = this;
+  // Every field as a new reader has it (the header file's defaults).
+  in_headers_ = true;
+  in_message_ = false;
+  last_was_value_ = false;
+  msg_start_ = last_value_end_ = feed_end_ = feed_begin_ = nullptr;
+  value_complete_ = false;
+  prev_nonblank_ = 0;
+  head_request_ = false;
+  header_bytes_ = 0;
+  method_done_ = false;
+  llhttp_method_len_ = 0;
+  exec_base_ = 0;
+  exec_begin_ = nullptr;
+  url_at_ = UINT64_MAX;
+  url_len_ = 0;
+  version_seen_ = false;
+  scan_head_ = false;
+  start_line_seen_ = false;
+  line_len_ = 0;
+  last_byte_ = 0;
+  last_chunk_ = false;
+  interim_done_ = false;
+  host_field_ = expect_field_ = kNoField;
+  user_error_ = Error::kNone;
+  user_why_.clear();
 }
 
 void Http1Reader::expectResponseTo(std::string_view method) { head_request_ = method == "HEAD"; }

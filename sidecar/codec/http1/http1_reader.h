@@ -84,6 +84,15 @@ class Http1Reader {
   // Responses only: the request's method decides whether a body may follow
   // (HEAD: never), so tell the reader before feeding each response.
   void expectResponseTo(std::string_view method);
+  // Starts over as a new reader in the same mode and with the same limits
+  // would, reporting to `handler` from now on: the parser's state, the
+  // message in progress (or its error), the request line's offsets and
+  // the method to expect are all dropped; only the header storage is kept.
+  // For a reader that lives with its connection (an upstream HTTP/1
+  // connection's, UpstreamConn::reader()): each user resets it when it
+  // takes the connection, whatever the last one left — a response cut off
+  // by a cancel, a drained body, a framing error.
+  void reset(Handler* handler);
 
   struct Result {
     size_t consumed = 0;  // bytes used; the rest waits for resume()
@@ -108,6 +117,7 @@ class Http1Reader {
   size_t expectField() const { return expect_field_; }
 
  private:
+  static const llhttp_settings_t* settings();
   static int onMessageBegin(llhttp_t* p);
   static int onUrl(llhttp_t* p, const char* at, size_t len);
   static int onVersion(llhttp_t* p, const char* at, size_t len);
@@ -151,6 +161,8 @@ class Http1Reader {
   llhttp_t parser_;
   MessageHead head_;
   HeaderList trailers_;
+  // Every field below starts as reset() sets it (and a new one must be
+  // added there: Http1ReaderTest.ResetAtAnyPointReadsTheNextMessageAsANewReader).
   bool in_headers_ = true;   // false once the head is done (then fields are trailers)
   bool in_message_ = false;
   bool last_was_value_ = false;

@@ -363,3 +363,109 @@ TEST(Http1ReaderTest, HostAndExpectFieldsAreFoundForEachHead) {
 
 }  // namespace
 }  // namespace mulligan::proxy
+
+namespace mulligan::proxy {
+namespace {
+
+// Everything a handler and the caller see of a stream of messages, as text.
+struct Transcript : Http1Reader::Handler {
+  Http1Reader* reader = nullptr;
+  std::string log;
+  void onHead(MessageHead& h) override {
+    log += "head " + h.method + " " + h.target + " " + std::to_string(h.status) + " " + h.reason + " v" +
+           std::to_string(h.version_minor) + " ka" + std::to_string(h.keep_alive) + " ch" +
+           std::to_string(h.chunked) + " cl" + std::to_string(h.has_content_length) + "=" +
+           std::to_string(h.content_length) + " up" + std::to_string(h.upgrade) + " eof" +
+           std::to_string(h.needs_eof) + " host" + std::to_string(reader->hostField()) + " expect" +
+           std::to_string(reader->expectField()) + " raw" + std::to_string(rawHeadBytes(h).size()) + " [";
+    for (const auto& [k, v] : h.headers) log += std::string(k) + ":" + std::string(v) + ";";
+    log += "]\n";
+  }
+  void onBody(const char* d, size_t n) override { log += "body " + std::string(d, n) + "\n"; }
+  void onTrailers(HeaderList& t) override {
+    log += "trailers [";
+    for (const auto& [k, v] : t) log += std::string(k) + ":" + std::string(v) + ";";
+    log += "]\n";
+  }
+  void onComplete() override { log += "complete\n"; }
+};
+
+// Feeds `in` in pieces of `step` bytes (resuming after each message) and
+// logs each result; stops at an error. Then the peer closes.
+void play(Http1Reader& r, Transcript& t, const std::string& in, size_t step) {
+  size_t pos = 0;
+  while (pos < in.size()) {
+    size_t n = std::min(step, in.size() - pos);
+    auto res = r.feed(in.data() + pos, n);
+    t.log += "fed " + std::to_string(res.consumed) + " p" + std::to_string(res.paused) + " e" +
+             std::to_string(static_cast<int>(res.error)) + " " + res.why + "\n";
+    if (res.error != Http1Reader::Error::kNone) return;
+    if (res.consumed == 0 && !res.paused) return;
+    pos += res.consumed;
+    if (res.paused) r.resume();
+  }
+  t.log += "eof " + std::to_string(r.finishOnEof()) + "\n";
+}
+
+// A reader kept with its connection (UpstreamConn::reader) is reset by each
+// request that takes the connection. Whatever the previous user left in it
+// — a message cut anywhere, a HEAD expectation, an error, an interim
+// response, a trailer section, a pending upgrade — the next message must
+// read exactly as on a new reader: otherwise a response cut off by a cancel
+// (then drained by the pool) would swallow the next request's response as
+// the rest of its body, or hand its bytes over.
+TEST(Http1ReaderTest, ResetAtAnyPointReadsTheNextMessageAsANewReader) {
+  struct Case {
+    Http1Reader::Mode mode;
+    bool head;  // the previous user expected a response to HEAD
+    std::string before;
+  };
+  const std::string after_response =
+      "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nx-b: 2\r\n\r\nright"
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-t: 1\r\n\r\n";
+  const std::string after_request =
+      "GET http://h:8/x HTTP/1.1\r\nHost: h:8\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"
+      "FROB /y HTTP/1.1\r\nhost: z\r\n\r\n";
+  const std::vector<Case> cases = {
+      {Http1Reader::Mode::kResponse, false,
+       "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 40\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nwrong"},
+      {Http1Reader::Mode::kResponse, true, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"},
+      {Http1Reader::Mode::kResponse, false,
+       "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "4\r\nwron\r\n0\r\nx-old: 1\r\n\r\n"},
+      {Http1Reader::Mode::kResponse, false, "HTTP/1.1 200 OK\r\nbad\x01value: 1\r\n\r\n"},
+      {Http1Reader::Mode::kResponse, false, "HTTP/1.0 200 OK\r\n\r\nuntil the close"},
+      {Http1Reader::Mode::kResponse, false, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                            "Connection: upgrade\r\n\r\ntunnel bytes"},
+      {Http1Reader::Mode::kRequest, false,
+       "POST http://other:9/old HTTP/1.1\r\nHost: other:9\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nwrong\r\n0\r\n"
+       "x-old: 1\r\n\r\n"},
+      {Http1Reader::Mode::kRequest, false, "GET  /two-spaces HTTP/1.1\r\nHost: x\r\n\r\n"},
+  };
+  for (const Case& c : cases) {
+    const std::string& after = c.mode == Http1Reader::Mode::kResponse ? after_response : after_request;
+    Transcript fresh_t;
+    Http1Reader fresh(c.mode, &fresh_t, {});
+    fresh_t.reader = &fresh;
+    play(fresh, fresh_t, after, after.size());
+    ASSERT_NE(fresh_t.log.find("complete"), std::string::npos) << fresh_t.log;
+    for (size_t cut = 0; cut <= c.before.size(); ++cut) {
+      for (size_t step : {size_t{1}, size_t{4096}}) {
+        Transcript old_t;
+        Http1Reader r(c.mode, &old_t, {});
+        old_t.reader = &r;
+        if (c.head) r.expectResponseTo("HEAD");
+        play(r, old_t, c.before.substr(0, cut), step);  // (then its peer closes: one more state)
+        Transcript new_t;
+        new_t.reader = &r;
+        r.reset(&new_t);
+        play(r, new_t, after, after.size());
+        ASSERT_EQ(new_t.log, fresh_t.log) << "cut " << cut << " step " << step << " of:\n" << c.before;
+        EXPECT_EQ(old_t.log.find("right"), std::string::npos);  // nothing reached the old handler
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace mulligan::proxy

@@ -109,6 +109,31 @@ TEST(AttemptHeadersTest, ExpectedRqTimeoutIsTheSmallerOfPerTryAndWhatIsLeft) {
   EXPECT_EQ(h.find(kExpectedRqTimeoutHeader), "100");
 }
 
+// addNumber writes one digit without a conversion and the expected timeout
+// copies the budget's digits when they are the same number: every width and
+// both sides of each shortcut give what formatting the number gives.
+TEST(AttemptHeadersTest, NumbersOfEveryWidthAroundTheShortcuts) {
+  for (uint32_t n : {1u, 2u, 9u, 10u, 11u, 99u, 100u, 12345u}) {
+    pfc::EffectivePolicy p = policy(15 * kS);
+    Deadline d = computeDeadline(kStart, p, nullptr, nullptr);
+    AttemptHeaders h = attemptHeaders(d, p, kStart, n, true);
+    EXPECT_EQ(h.find(kAttemptCountHeader), std::to_string(n));
+    if (n > 1) {
+      EXPECT_EQ(h.find(kGrpcPreviousAttemptsHeader), std::to_string(n - 1));
+    }
+  }
+  for (int64_t left_us : {int64_t{1}, 999 * kMs, 1000 * kMs, 9 * kMs, 9 * kMs + 1, 10 * kMs, 123'456'789 * kMs}) {
+    for (int64_t per_try_us : {int64_t{0}, left_us, left_us - 1, left_us + 1, 5 * kMs}) {
+      pfc::EffectivePolicy p = policy(left_us, per_try_us > 0 ? per_try_us : 0);
+      Deadline d = computeDeadline(kStart, p, nullptr, nullptr);
+      AttemptHeaders h = attemptHeaders(d, p, kStart, 1, false);
+      int64_t expected = per_try_us > 0 && per_try_us < left_us ? per_try_us : left_us;
+      EXPECT_EQ(h.find(kTimeoutBudgetHeader), std::to_string(ceilMs(left_us))) << left_us << " " << per_try_us;
+      EXPECT_EQ(h.find(kExpectedRqTimeoutHeader), std::to_string(ceilMs(expected))) << left_us << " " << per_try_us;
+    }
+  }
+}
+
 TEST(AttemptHeadersTest, PerTryTimeoutAloneSetsOnlyTheExpectedTimeout) {
   pfc::EffectivePolicy p = policy(0, 300 * kMs);
   Deadline d = computeDeadline(kStart, p, nullptr, nullptr);
