@@ -15,6 +15,7 @@ The upstreams are small keep-alive HTTP/1.1 servers of this file (Backend),
 one per loopback address (127.0.0.2, 127.0.0.3, ...: all of 127/8 is
 loopback on Linux) on one port, each counting the connections it accepted
 and the requests it saw; HTTP/2 runs against mulligan-h2-upstream."""
+import errno
 import http.client
 import json
 import socket
@@ -201,6 +202,14 @@ class Backend:
         return sum(1 for p in self.paths() if marker in p)
 
     def close(self):
+        # shutdown() first: close() alone leaves a listener whose accept()
+        # is blocked in another thread listening (Linux keeps the socket
+        # while the call holds it), for the rest of the process — a later
+        # test's bind of 127.0.0.3:PORT could then fail with EADDRINUSE.
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
 
 
@@ -228,9 +237,19 @@ class EndpointsTest(Stack):
 
     def backends(self, n, first=2):
         """`n` backends on 127.0.0.{first}.. sharing one port."""
-        out = [Backend(f"127.0.0.{first}")]
-        for i in range(1, n):
-            out.append(Backend(f"127.0.0.{first + i}", out[0].port))
+        while True:
+            # The kernel picks a port free on the first address; another
+            # process may hold it on one of the others: then another port.
+            out = [Backend(f"127.0.0.{first}")]
+            try:
+                for i in range(1, n):
+                    out.append(Backend(f"127.0.0.{first + i}", out[0].port))
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE:
+                    raise
+                for b in out:
+                    b.close()
         for b in out:
             self.addCleanup(b.close)
         return out
