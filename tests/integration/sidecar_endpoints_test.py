@@ -238,8 +238,8 @@ class EndpointsTest(Stack):
     def backends(self, n, first=2):
         """`n` backends on 127.0.0.{first}.. sharing one port."""
         while True:
-            # The kernel picks a port free on the first address; another
-            # process may hold it on one of the others: then another port.
+            # The kernel picks a port free on the first address; a socket
+            # elsewhere may hold it on one of the others: then another port.
             out = [Backend(f"127.0.0.{first}")]
             try:
                 for i in range(1, n):
@@ -271,14 +271,15 @@ class EndpointsTest(Stack):
                            capture_output=True, text=True, timeout=20)
         return r.stdout
 
-    def diagnosis(self, got, *backends):
-        """What a failed call's evidence is: the response (status,
-        x-backend, body), each backend's (connection, path) list, the
-        sidecar's /stats, its access-log records and the end of its stderr."""
+    def diagnosis(self, got, marker, *backends):
+        """The evidence of a failed call (whose path has `marker`): the
+        response (status, x-backend, body), each backend's (connection,
+        path) list, the sidecar's /stats, its access-log records and the
+        end of its stderr."""
         with open(self.sidecar_err) as f:
             err = f.read()[-2000:]
         try:  # lines are written a moment after each response (harness.access_record)
-            records = wait_for(lambda: any("fail_once" in r["path"] for r in self.access_records()), timeout=5)
+            records = wait_for(lambda: any(marker in r["path"] for r in self.access_records()), timeout=5)
             records = self.access_records()
         except AssertionError:
             records = self.access_records()
@@ -350,7 +351,7 @@ class EndpointsTest(Stack):
         # counted, and what its access log says of each call — attempts,
         # retry_reasons, retry_refused, sidecar_error, upstream.)
         if got[0] != 200:
-            self.fail(self.diagnosis(got, b))
+            self.fail(self.diagnosis(got, "fail_once", b))
         conn.close()
         return b
 
