@@ -96,6 +96,21 @@ void runDueCallbacks(event_base* base) {
 
 }  // namespace
 
+evdns_base* newDnsBase(event_base* base, const std::string& server, bool* server_ok) {
+  *server_ok = true;
+  evdns_base* dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+  if (!dns) return nullptr;
+  evdns_base_set_option(dns, "timeout:", "2");
+  evdns_base_set_option(dns, "getaddrinfo-allow-skew:", "5");
+  if (!server.empty()) {
+    *server_ok = evdns_base_nameserver_ip_add(dns, server.c_str()) == 0;
+  } else if (evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, "/etc/resolv.conf") != 0) {
+    evdns_base_free(dns, 0);
+    dns = evdns_base_new(base, 0);
+  }
+  return dns;
+}
+
 void shutdownDns(event_base* base, evdns_base* dns) {
   if (base) runDueCallbacks(base);
   if (dns) evdns_base_free(dns, 0);

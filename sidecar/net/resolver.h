@@ -95,6 +95,23 @@ int familiesToAsk(HostFamilies f);
 // (getifaddrs) on every call: call it once, at start.
 int preferredFamily();
 
+// A worker's evdns_base: its name servers are those of /etc/resolv.conf
+// (as the app in the pod sees them), or only `server` ("IP" or "IP:port")
+// when it is not empty; `*server_ok` says whether `server` was usable. No
+// resolv.conf: no name server (numeric addresses still work).
+//
+// Retransmission (why not evdns's defaults): a pod with both families asks
+// A and AAAA at once (familiesToAsk), and once one has answered evdns waits
+// "getaddrinfo-allow-skew" for the other, then answers with what it has.
+// Its defaults wait 3 s there but send a lost query again only after 5 s
+// ("timeout"), so one lost A packet failed the lookup with the AAAA's
+// "no data" (502 "cannot resolve", and the same for every call during the
+// negative TTL). Here an unanswered query goes again after 2 s, and the
+// wait for the other family (5 s) outlasts two such sends. resolv.conf's
+// own "options timeout:/attempts:" (a pod's dnsConfig) are read after
+// these and win.
+evdns_base* newDnsBase(event_base* base, const std::string& server, bool* server_ok);
+
 // Frees `dns` with every lookup of ours called back first, so that
 // nothing of them is left behind (evdns_base_free alone leaks each lookup
 // still out: its evdns request, its deferred callback and our Pending).

@@ -41,15 +41,11 @@ Worker::Worker(int index, SharedState* shared)
       random_(static_cast<uint64_t>(event::monotonicNowUs()) * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(index)) {
   // Resolver: the system's /etc/resolv.conf, as the app in the pod sees it,
   // or only the --dns-server given (tests: a name server of their own).
-  if (shared->config.dns_server.empty()) {
-    dns_ = evdns_base_new(base_, EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-  } else {
-    dns_ = evdns_base_new(base_, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (dns_ && evdns_base_nameserver_ip_add(dns_, shared->config.dns_server.c_str()) != 0 && index == 0) {
-      LOG_WARN("--dns-server %s: not a usable name server address", shared->config.dns_server.c_str());
-    }
+  bool dns_server_ok = true;
+  dns_ = net::newDnsBase(base_, shared->config.dns_server, &dns_server_ok);
+  if (!dns_server_ok && index == 0) {
+    LOG_WARN("--dns-server %s: not a usable name server address", shared->config.dns_server.c_str());
   }
-  if (!dns_) dns_ = evdns_base_new(base_, 0);  // no resolv.conf: numeric addresses still work
   // Cross-thread wake-up through an eventfd: libevent's own thread support
   // (evthread_use_pthreads) would put a mutex on every event operation.
   drain_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

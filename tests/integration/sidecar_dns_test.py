@@ -104,6 +104,34 @@ upstream = "v6only.test:{backend.port}"
         self.assertEqual((r.status, r.getheader("x-backend")), (200, "fd00:10:244::5"), body)
         self.assertGreaterEqual(self.dns.aaaa_queries, 1)
 
+    def test_a_lost_a_query_is_sent_again_while_the_aaaa_answer_waits(self):
+        # A dual-stack pod asks A and AAAA at once. The AAAA answer (none:
+        # an IPv4-only name) comes back, the A query is lost. Before:
+        # libevent waited its "getaddrinfo-allow-skew" (3 s) for the A
+        # answer, shorter than its retransmission timeout (5 s), then
+        # answered the AAAA's "no data": 502 "cannot resolve", and every
+        # call for the next 2 s (the negative cache) got the same 502.
+        self.pod("10.244.0.5", "fd00:10:244::5")
+        backend = Backend("10.244.0.5")
+        self.addCleanup(backend.close)
+        self.dns.set("v4only.test", ["10.244.0.5"])
+        self.publish(f"""version = 1
+[[service]]
+name = "svc"
+hosts = ["svc"]
+upstream = "v4only.test:{backend.port}"
+""")
+        self.dns.drop_a(1)
+        self.sidecar()
+        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
+        c.request("GET", "/lost", headers={"Host": "svc"})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        self.assertEqual((r.status, r.getheader("x-backend")), (200, "10.244.0.5"), body)
+        self.assertEqual(self.dns.a_queries("v4only.test"), 1)  # the lost query, sent again: one lookup
+        self.assertGreaterEqual(self.dns.aaaa_queries, 1)
+
     def test_connect_to_a_dual_stack_name_from_an_ipv6_only_pod_goes_to_its_ipv6_address(self):
         # kind's IPv6-only pod: fd00:10:244::x and no IPv4 but loopback.
         self.pod("fd00:10:244::5")
