@@ -81,27 +81,38 @@ class PodAddressesTest(Stack):
     def sidecar(self):
         return self.start_sidecar("--dns-server", f"127.0.0.1:{self.dns.port}")
 
-    def test_an_aaaa_only_name_resolves_in_a_pod_with_ipv4_and_unique_local_ipv6(self):
-        # kind's dual-stack pod: 10.244.x.y and fd00:10:244::x.
-        self.pod("10.244.0.5", "fd00:10:244::5")
-        backend = Backend("fd00:10:244::5")
+    def service_at(self, name, backend_ip):
+        """A backend on `backend_ip`, `name` resolving to it, and service
+        "svc" publishing `name` as its upstream. Returns the backend."""
+        backend = Backend(backend_ip)
         self.addCleanup(backend.close)
-        self.dns.set("v6only.test", ["fd00:10:244::5"])
+        self.dns.set(name, [backend_ip])
         self.publish(f"""version = 1
 [[service]]
 name = "svc"
 hosts = ["svc"]
-upstream = "v6only.test:{backend.port}"
+upstream = "{name}:{backend.port}"
 """)
-        self.sidecar()
+        return backend
+
+    def get(self, path):
+        """(status, x-backend, body) of a GET to service "svc"."""
         c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
-        c.request("GET", "/ula", headers={"Host": "svc"})
+        c.request("GET", path, headers={"Host": "svc"})
         r = c.getresponse()
         body = r.read()
         c.close()
+        return r.status, r.getheader("x-backend"), body
+
+    def test_an_aaaa_only_name_resolves_in_a_pod_with_ipv4_and_unique_local_ipv6(self):
+        # kind's dual-stack pod: 10.244.x.y and fd00:10:244::x.
+        self.pod("10.244.0.5", "fd00:10:244::5")
+        self.service_at("v6only.test", "fd00:10:244::5")
+        self.sidecar()
+        status, backend, body = self.get("/ula")
         # Before: 502 "no destination: cannot resolve "v6only.test": ...",
         # and the name server never saw an AAAA query.
-        self.assertEqual((r.status, r.getheader("x-backend")), (200, "fd00:10:244::5"), body)
+        self.assertEqual((status, backend), (200, "fd00:10:244::5"), body)
         self.assertGreaterEqual(self.dns.aaaa_queries, 1)
 
     def test_a_lost_a_query_is_sent_again_while_the_aaaa_answer_waits(self):
@@ -112,23 +123,11 @@ upstream = "v6only.test:{backend.port}"
         # answered the AAAA's "no data": 502 "cannot resolve", and every
         # call for the next 2 s (the negative cache) got the same 502.
         self.pod("10.244.0.5", "fd00:10:244::5")
-        backend = Backend("10.244.0.5")
-        self.addCleanup(backend.close)
-        self.dns.set("v4only.test", ["10.244.0.5"])
-        self.publish(f"""version = 1
-[[service]]
-name = "svc"
-hosts = ["svc"]
-upstream = "v4only.test:{backend.port}"
-""")
+        self.service_at("v4only.test", "10.244.0.5")
         self.dns.drop_a(1)
         self.sidecar()
-        c = http.client.HTTPConnection("127.0.0.1", self.outbound_port, timeout=30)
-        c.request("GET", "/lost", headers={"Host": "svc"})
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        self.assertEqual((r.status, r.getheader("x-backend")), (200, "10.244.0.5"), body)
+        status, backend, body = self.get("/lost")
+        self.assertEqual((status, backend), (200, "10.244.0.5"), body)
         self.assertEqual(self.dns.a_queries("v4only.test"), 1)  # the lost query, sent again: one lookup
         self.assertGreaterEqual(self.dns.aaaa_queries, 1)
 
