@@ -117,7 +117,7 @@ upstream = "{name}:{backend.port}"
 
     def test_a_lost_a_query_is_sent_again_while_the_aaaa_answer_waits(self):
         # A dual-stack pod asks A and AAAA at once. The AAAA answer (none:
-        # an IPv4-only name) comes back, the A query is lost. Before:
+        # an IPv4-only name) comes back, the A answer is lost. Before:
         # libevent waited its "getaddrinfo-allow-skew" (3 s) for the A
         # answer, shorter than its retransmission timeout (5 s), then
         # answered the AAAA's "no data": 502 "cannot resolve", and every
@@ -128,7 +128,7 @@ upstream = "{name}:{backend.port}"
         self.sidecar()
         status, backend, body = self.get("/lost")
         self.assertEqual((status, backend), (200, "10.244.0.5"), body)
-        self.assertEqual(self.dns.a_queries("v4only.test"), 1)  # the lost query, sent again: one lookup
+        self.assertEqual(self.dns.a_queries("v4only.test"), 1)  # the query whose answer was lost, sent again: one lookup
         self.assertGreaterEqual(self.dns.aaaa_queries, 1)
 
     def test_connect_to_a_dual_stack_name_from_an_ipv6_only_pod_goes_to_its_ipv6_address(self):

@@ -36,8 +36,8 @@ class TinyDns:
     ({name: [IP...]}, TTL 1 s), AAAA queries its IPv6 ones (NOERROR, maybe
     empty), anything else NXDOMAIN. A name ending in a suffix given to
     set_suffix() answers that suffix's addresses. While `hold()` is on,
-    answers wait until `release()`. `drop_a(n)` loses the next n A queries
-    unanswered, as a lost UDP packet would."""
+    answers wait until `release()`. `drop_a(n)` leaves the next n A queries
+    unanswered, as if their answers were lost."""
 
     def __init__(self):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -91,9 +91,6 @@ class TinyDns:
                 continue
             name, qtype = self.question(data)
             with self.lock:
-                if qtype == 1 and self.a_to_drop > 0:
-                    self.a_to_drop -= 1
-                    continue  # lost on the way: never seen
                 # evdns sends an unanswered query again after its timeout,
                 # with the same id: a lookup, not a packet, is what counts.
                 if qtype == 1 and self.last_a_id.get(name) != data[:2]:
@@ -101,6 +98,9 @@ class TinyDns:
                     self.last_a_id[name] = data[:2]
                 if qtype == 28:
                     self.aaaa_queries += 1
+                if qtype == 1 and self.a_to_drop > 0:
+                    self.a_to_drop -= 1
+                    continue  # its answer is lost on the way back
                 if self.holding:
                     self.held.append((data, peer))
                     continue
