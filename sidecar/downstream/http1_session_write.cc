@@ -9,7 +9,6 @@
 #include <event2/buffer.h>
 #include <sys/socket.h>
 
-#include <charconv>
 #include <cstdio>
 
 #include "sidecar/codec/http1/head_format.h"
@@ -148,9 +147,7 @@ void Http1Session::writeHead(const MessageHead& head, bool) {
   std::string& out = direct ? inline_out_ : t_head_scratch;
   t_head_scratch.clear();
   HeadFormat f(out);
-  char status[12];
-  char* status_end = std::to_chars(status, status + sizeof status, head.status).ptr;
-  f.add("HTTP/1.1 ").add(std::string_view(status, static_cast<size_t>(status_end - status))).add(" ");
+  f.add("HTTP/1.1 ").number(static_cast<uint64_t>(head.status)).add(" ");
   f.add(head.reason).add("\r\n");
   HopByHopFilter hop(head.headers);
   for (const auto& [k, v] : head.headers) {

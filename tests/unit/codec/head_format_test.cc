@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
+#include <limits>
 #include <string>
+#include <vector>
 
 namespace mulligan::proxy {
 namespace {
@@ -48,6 +51,29 @@ TEST(HeadFormatTest, ManyFieldsGrowTheString) {
     }
   }
   EXPECT_EQ(out, want);
+}
+
+// Numbers are formatted straight into the string's room: every width from
+// one digit to twenty (the largest uint64_t), at offsets that put the end
+// of the room made for them on and around a growth step.
+TEST(HeadFormatTest, NumbersOfEveryWidthAtTheRoomsEdge) {
+  std::vector<uint64_t> values{0, 9, 10, 200, 404, 999, 1000};
+  for (uint64_t v = 10; v <= std::numeric_limits<uint64_t>::max() / 10; v *= 10) {
+    values.push_back(v - 1);
+    values.push_back(v);
+  }
+  values.push_back(std::numeric_limits<uint64_t>::max());
+  for (size_t prefix = 200; prefix < 300; ++prefix) {
+    for (uint64_t v : values) {
+      std::string out = piece(prefix, 'A');
+      std::string want = out + "HTTP/1.1 " + std::to_string(v) + " x-n: " + std::to_string(v) + "\r\n";
+      {
+        HeadFormat f(out);
+        f.add("HTTP/1.1 ").number(v).add(" ").field("x-n", v);
+      }
+      ASSERT_EQ(out, want) << "prefix " << prefix << " value " << v;
+    }
+  }
 }
 
 }  // namespace
