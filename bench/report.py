@@ -504,11 +504,26 @@ class Report:
                 "CPU µs per request, by case (first pinning mode)"]
 
     # ------------------------------------------------------------ output
+    # Busier than this before the run: other work shared the cores.
+    BUSY_BEFORE_PCT = 10.0
+
     def busy(self):
+        """True when other work ran as the benchmark began: the CPUs' busy
+        share sampled before the first run (raw files of older runs, without
+        it: the 1-minute load average, which lags)."""
         try:
+            if "busy_before_pct" in self.meta:
+                return float(self.meta["busy_before_pct"]) > self.BUSY_BEFORE_PCT
             return float(self.meta.get("load_before", 0)) > 0.5
         except ValueError:
             return False
+
+    def busy_why(self):
+        m = self.meta
+        if "busy_before_pct" in m:
+            return (f"{m['busy_before_pct']}% of the CPUs' time was in use in the 3 s before the first run "
+                    f"(load average {m.get('load_before')} before, {m.get('load_after')} after)")
+        return f"load average {m.get('load_before')} before, {m.get('load_after')} after"
 
     def hedge_rows(self):
         """The hedge case: (pin, row cells) without and with hedging, and the
@@ -618,7 +633,7 @@ class Report:
         if m.get("quick") == "1":
             warn.append("a `--quick` run (1 s per run, 1 round): it checks the harness, its figures are not results")
         if self.busy():
-            warn.append(f"the machine was busy (load average {m.get('load_before')} before, {m.get('load_after')} after): "
+            warn.append(f"the machine was busy ({self.busy_why()}): "
                         "other processes shared these cores, so the figures are noisy; re-measure on a quiet machine")
         for w in warn:
             L.append(f"> **Note:** {w}.")

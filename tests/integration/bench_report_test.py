@@ -23,12 +23,11 @@ def run_line(target, rps, cpu_us, busy_s, idle_s, steal_s, retries=None, round_=
 
 
 class BenchReportTest(unittest.TestCase):
-    def report(self, lines):
+    def report(self, lines, meta="load_before=0.1 load_after=0.1"):
         with tempfile.TemporaryDirectory() as d:
             raw = os.path.join(d, "raw.txt")
             with open(raw, "w") as f:
-                f.write("\n".join(lines + ["META cpus=2 load_before=0.1 load_after=0.1 max_steal_pct=10 "
-                                           "steal_retries=2"]) + "\n")
+                f.write("\n".join(lines + [f"META cpus=2 {meta} max_steal_pct=10 steal_retries=2"]) + "\n")
             out = os.path.join(d, "results.md")
             subprocess.run([sys.executable, REPORT, raw, "--out", out], check=True, capture_output=True, text=True)
             with open(out) as f:
@@ -74,6 +73,17 @@ class BenchReportTest(unittest.TestCase):
         shipped = self.row(text, "| [unpinned] as shipped, HTTP/1.1 keep-alive ≥ 1.3× HAProxy requests/s |")
         self.assertIn("missed: needs 18.2% more requests/s", shipped)
         self.assertNotIn("floor relay", shipped)
+
+    def test_busy_is_judged_by_the_cpus_before_the_run_not_the_lagging_load_average(self):
+        lines = [run_line("haproxy", 25000, 35.0, 1.9, 0.1, 0.0), run_line("mulligan", 30000, 25.0, 1.7, 0.3, 0.0)]
+        # An earlier benchmark's load average, but idle CPUs when this one began: quiet.
+        quiet = self.report(lines, meta="load_before=1.10 load_after=1.78 busy_before_pct=1.2")
+        self.assertNotIn("the machine was busy", quiet)
+        busy = self.report(lines, meta="load_before=0.2 load_after=1.9 busy_before_pct=46.0")
+        self.assertIn("the machine was busy (46.0% of the CPUs' time was in use in the 3 s before the first run", busy)
+        # Raw files of older runs have only the load average: it still decides.
+        older = self.report(lines, meta="load_before=1.10 load_after=1.78")
+        self.assertIn("the machine was busy (load average 1.10 before, 1.78 after)", older)
 
 
 if __name__ == "__main__":
