@@ -210,6 +210,24 @@ void ProxyStream::pickDestination() {
         [this](const net::Resolver::Answer* answer, const char* error) { endpointsResolved(answer, error); });
     return;
   }
+  if (connect_) {
+    // Every address of the name: a connect that fails goes on to the next.
+    resolving_ = ctx_.resolver()->resolveAll(host, now(), [this, port](const net::Resolver::Answer* answer,
+                                                                        const char* error) {
+      resolving_.reset();
+      if (!answer || answer->addrs->empty()) {
+        sidecar_error_ = "dns";
+        sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + (error ? error : "no address") + "\n",
+                       kGrpcUnavailable);
+        return;
+      }
+      connect_addrs_ = *answer->addrs;  // sorted: IPv4 first
+      for (net::Address& a : connect_addrs_) a.setPort(port);
+      connect_next_ = 1;
+      destinationResolved(connect_addrs_.front());
+    });
+    return;
+  }
   auto cb = [this](const net::Address* addr, const char* error) {
     resolving_.reset();
     if (!addr) {
@@ -266,7 +284,9 @@ void ProxyStream::destinationResolved(const net::Address& addr) {
 }
 
 void ProxyStream::startConnectTunnel() {
-  // CONNECT is not retried: a tunnel's bytes are opaque to us.
+  // CONNECT is not retried once the tunnel is up (its bytes are opaque to
+  // us); before that, a failed connect tries the name's next address
+  // (connectTunnelFailed).
   retry_->attemptStarted();
   ctx_.counters().upstream_connects.add();
   connect_bev_ = bufferevent_socket_new(ctx_.base(), -1, BEV_OPT_CLOSE_ON_FREE);
@@ -278,9 +298,19 @@ void ProxyStream::startConnectTunnel() {
   if (bufferevent_socket_connect(connect_bev_, dest_.sa(), static_cast<int>(dest_.len)) != 0) {
     bufferevent_free(connect_bev_);
     connect_bev_ = nullptr;
-    sidecar_error_ = "connect-failure";
-    sendLocalReply(502, "Bad Gateway", "CONNECT to " + dest_.toString() + " failed\n", kGrpcUnavailable);
+    connectTunnelFailed();  // (no route to this address's family, say)
   }
+}
+
+void ProxyStream::connectTunnelFailed() {
+  if (state_ == State::kDone) return;  // answered meanwhile (the deadline)
+  if (connect_next_ < connect_addrs_.size() && !deadline_.expired(now())) {
+    dest_ = connect_addrs_[connect_next_++];
+    startConnectTunnel();
+    return;
+  }
+  sidecar_error_ = "connect-failure";
+  sendLocalReply(502, "Bad Gateway", "CONNECT to " + dest_.toString() + " failed\n", kGrpcUnavailable);
 }
 
 void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) {
@@ -289,9 +319,7 @@ void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) 
     bufferevent_free(bev);
     self->connect_bev_ = nullptr;
     self->ctx_.counters().upstream_connect_failures.add();
-    self->sidecar_error_ = "connect-failure";
-    self->sendLocalReply(502, "Bad Gateway", "CONNECT to " + self->dest_.toString() + " failed\n",
-                         kGrpcUnavailable);
+    self->connectTunnelFailed();
     return;
   }
   bufferevent_set_timeouts(bev, nullptr, nullptr);

@@ -49,6 +49,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "proto-free-config/table_reader.h"
 #include "sidecar/core/recycled.h"
@@ -141,6 +142,9 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   void retireAttempts(const Attempt* keep = nullptr);
   // CONNECT: a plain TCP connection to the target, then a tunnel.
   void startConnectTunnel();
+  // A CONNECT's connect failed: the name's next address, if one is left,
+  // else 502.
+  void connectTunnelFailed();
   static void onConnectTunnelEvent(bufferevent* bev, short what, void* arg);
   void retryAfter(int64_t wait_us, std::string_view reason);
   // Considers a retry for `o`; true when one was scheduled.
@@ -223,6 +227,12 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // the client's response comes from. Null before.
   Attempt* responding_ = nullptr;
   bufferevent* connect_bev_ = nullptr;
+  // A CONNECT to a name: its addresses (port set) and the next to try when
+  // a connect fails. No bytes have gone either way before the tunnel is up,
+  // so another address is as safe as the first (as a client connecting to
+  // a name tries each). Empty: dest_ is the only one.
+  std::vector<net::Address> connect_addrs_;
+  size_t connect_next_ = 0;
   CallTimer deadline_timer_;  // a policy deadline goes through the worker's queue
   // Made when first armed: most calls never wait to retry or hedge, and
   // then never construct, cancel or destroy them (backoffTimer(),

@@ -131,6 +131,31 @@ upstream = "{name}:{backend.port}"
         self.assertEqual(self.dns.a_queries("v4only.test"), 1)  # the query whose answer was lost, sent again: one lookup
         self.assertGreaterEqual(self.dns.aaaa_queries, 1)
 
+    def connect(self, target):
+        """A CONNECT to `target` through the sidecar: (its answer's head, the socket)."""
+        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=30)
+        self.addCleanup(s.close)
+        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            head += chunk
+        return head, s
+
+    def assert_tunnel_reaches(self, s, backend, backend_ip):
+        """A GET through the tunnel `s` is answered by `backend`, on `backend_ip`."""
+        s.sendall(b"GET /tunnel HTTP/1.1\r\nHost: tunnel.test\r\n\r\n")
+        got = b""
+        while backend_ip.encode() not in got:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+        self.assertIn(b"x-backend: " + backend_ip.encode(), got)
+        self.assertIn("/tunnel", backend.paths())
+
     def test_connect_to_a_dual_stack_name_from_an_ipv6_only_pod_goes_to_its_ipv6_address(self):
         # kind's IPv6-only pod: fd00:10:244::x and no IPv4 but loopback.
         self.pod("fd00:10:244::5")
@@ -139,27 +164,39 @@ upstream = "{name}:{backend.port}"
         # 10.96.0.10 has no route in this namespace: a connect fails at once.
         self.dns.set("dual.test", ["10.96.0.10", "fd00:10:244::5"])
         self.sidecar()
-        s = socket.create_connection(("127.0.0.1", self.outbound_port), timeout=30)
-        self.addCleanup(s.close)
-        target = f"dual.test:{backend.port}"
-        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            head += chunk
+        head, s = self.connect(f"dual.test:{backend.port}")
         # Before: "HTTP/1.1 502" (the tunnel went to 10.96.0.10).
         self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
-        s.sendall(b"GET /tunnel HTTP/1.1\r\nHost: dual.test\r\n\r\n")
-        got = b""
-        while b"fd00:10:244::5" not in got:
+        self.assert_tunnel_reaches(s, backend, "fd00:10:244::5")
+
+    def test_connect_goes_on_to_the_names_next_address_when_a_connect_fails(self):
+        # Two addresses of one family; nothing listens on the first (sorted
+        # first: 10.244.0.5), so its connect is refused.
+        self.pod("10.244.0.5", "10.244.0.6")
+        backend = Backend("10.244.0.6")
+        self.addCleanup(backend.close)
+        self.dns.set("two.test", ["10.244.0.6", "10.244.0.5"])
+        self.sidecar()
+        head, s = self.connect(f"two.test:{backend.port}")
+        # Before: "HTTP/1.1 502" (CONNECT to 10.244.0.5:PORT failed): only the first address was tried.
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assert_tunnel_reaches(s, backend, "10.244.0.6")
+        rec = wait_for(lambda: [r for r in self.access_records() if r.get("method") == "CONNECT"], what="access log")
+        self.assertEqual(rec[-1]["attempts"], 2, rec[-1])
+
+    def test_connect_to_a_name_whose_every_address_refuses_is_502(self):
+        self.pod("10.244.0.5", "10.244.0.6")
+        self.dns.set("none.test", ["10.244.0.5", "10.244.0.6"])
+        self.sidecar()
+        got, s = self.connect("none.test:9")
+        self.assertTrue(got.startswith(b"HTTP/1.1 502"), got)
+        while b"failed" not in got:
             chunk = s.recv(4096)
             if not chunk:
                 break
             got += chunk
-        self.assertIn(b"x-backend: fd00:10:244::5", got)
-        self.assertIn("/tunnel", backend.paths())
+        # Both addresses tried, the last one named.
+        self.assertIn(b"CONNECT to 10.244.0.6:9 failed", got)
 
 
 def is_asan_build(path):

@@ -76,7 +76,9 @@ TEST(Http2MemoryTest, StreamBuffersComeBackEmptyAndWithinTheBound) {
   for (size_t i = 0; i < kHttp2StreamBuffersKept + 20; ++i) many.push_back(takeHttp2StreamBuffer());
   for (evbuffer* e : many) giveHttp2StreamBuffer(e);
   EXPECT_LE(http2StreamBuffersKept(), kHttp2StreamBuffersKept);
-  if (!MULLIGAN_RECYCLE) EXPECT_EQ(http2StreamBuffersKept(), 0u);
+  if (!MULLIGAN_RECYCLE) {
+    EXPECT_EQ(http2StreamBuffersKept(), 0u);
+  }
 }
 
 }  // namespace
