@@ -216,9 +216,7 @@ void ProxyStream::pickDestination() {
                                                                         const char* error) {
       resolving_.reset();
       if (!answer || answer->addrs->empty()) {
-        sidecar_error_ = "dns";
-        sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + (error ? error : "no address") + "\n",
-                       kGrpcUnavailable);
+        dnsFailed(error);
         return;
       }
       connect_addrs_ = *answer->addrs;  // sorted: IPv4 first
@@ -231,8 +229,7 @@ void ProxyStream::pickDestination() {
   auto cb = [this](const net::Address* addr, const char* error) {
     resolving_.reset();
     if (!addr) {
-      sidecar_error_ = "dns";
-      sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + error + "\n", kGrpcUnavailable);
+      dnsFailed(error);
       return;
     }
     destinationResolved(*addr);
@@ -240,12 +237,16 @@ void ProxyStream::pickDestination() {
   resolving_ = ctx_.resolver()->resolve(host, port, now(), cb);
 }
 
+void ProxyStream::dnsFailed(const char* error) {
+  sidecar_error_ = "dns";
+  sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + (error ? error : "no address") + "\n",
+                 kGrpcUnavailable);
+}
+
 void ProxyStream::endpointsResolved(const net::Resolver::Answer* answer, const char* error) {
   resolving_.reset();
   if (!answer || answer->addrs->empty()) {
-    sidecar_error_ = "dns";
-    sendLocalReply(502, "Bad Gateway", std::string("no destination: ") + (error ? error : "no address") + "\n",
-                   kGrpcUnavailable);
+    dnsFailed(error);
     return;
   }
   endpoints_->update(*answer->addrs, answer->version);

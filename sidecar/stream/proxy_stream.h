@@ -124,6 +124,8 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   void pickDestination();
   // The endpoint set's answer for a name: the loop check, then the first attempt.
   void endpointsResolved(const net::Resolver::Answer* answer, const char* error);
+  // The name did not resolve (`error`: why, or null): 502.
+  void dnsFailed(const char* error);
   // What an attempt's outcome says about its address (outlier ejection).
   void reportEndpoint(const Attempt& a, retry::OutcomeKind kind, int status = 0);
   void destinationResolved(const net::Address& addr);
