@@ -184,6 +184,18 @@ upstream = "{name}:{backend.port}"
         rec = wait_for(lambda: [r for r in self.access_records() if r.get("method") == "CONNECT"], what="access log")
         self.assertEqual(rec[-1]["attempts"], 2, rec[-1])
 
+    def test_connect_goes_on_past_an_address_it_has_no_route_to(self):
+        # 10.96.0.10 (sorted first) has no route in this namespace: its
+        # connect fails at once, inside the call that starts it.
+        self.pod("10.244.0.5")
+        backend = Backend("10.244.0.5")
+        self.addCleanup(backend.close)
+        self.dns.set("far.test", ["10.244.0.5", "10.96.0.10"])
+        self.sidecar()
+        head, s = self.connect(f"far.test:{backend.port}")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assert_tunnel_reaches(s, backend, "10.244.0.5")
+
     def test_connect_to_a_name_whose_every_address_refuses_is_502(self):
         self.pod("10.244.0.5", "10.244.0.6")
         self.dns.set("none.test", ["10.244.0.5", "10.244.0.6"])
