@@ -82,7 +82,7 @@ HostFamilies hostFamilies();
 //   IPv6 only          AF_INET6 (an IPv6-only pod: an A record's address
 //                      would fail to connect, and a CONNECT, which tries
 //                      the answer's addresses in order, IPv4 first, would
-//                      wait for it first);
+//                      try it first);
 //   neither            AF_UNSPEC (loopback only: test rigs, a pod whose
 //                      network is not up yet — ask rather than guess).
 // This is what RFC 3493's AI_ADDRCONFIG means ("only if ... configured on
@@ -179,10 +179,10 @@ class Resolver {
 
   // One address of `host` (a name or IP literal, IPv6 without brackets) with
   // `port`: the first of resolveAll's answer (IPv4 preferred: pod networks
-  // are mostly v4). For proxy-style requests (a CONNECT takes every address:
-  // resolveAll). Calls `cb` inline
-  // when the answer is known now (numeric or cached) and returns null;
-  // otherwise returns a Request and calls `cb` from the loop.
+  // are mostly v4). For proxy-style requests (a CONNECT takes every address,
+  // with resolveAll). Calls `cb` inline when the answer is known now
+  // (numeric or cached) and returns null; otherwise returns a Request and
+  // calls `cb` from the loop.
   std::unique_ptr<Request> resolve(const std::string& host, uint16_t port, int64_t now_us, Callback cb);
   // Every address of the name `host` (see the header comment), inline when
   // cached (even past its TTL: then a background refresh starts) and null,
