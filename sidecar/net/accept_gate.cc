@@ -41,8 +41,7 @@ double secondsSince(int64_t since_us) {
 }  // namespace
 
 AcceptGate::AcceptGate(event_base* base, std::string who, bool keep_spare, OnPause on_pause)
-    : base_(base),
-      who_(std::move(who)),
+    : who_(std::move(who)),
       on_pause_(std::move(on_pause)),
       want_spare_(keep_spare),
       spare_timer_(base, [this] { onSpareTimer(); }),

@@ -86,7 +86,6 @@ class AcceptGate {
   bool takeSpare();
   void apply();  // listeners enabled exactly when nothing stops them
 
-  event_base* base_;
   std::string who_;
   OnPause on_pause_;
   std::vector<evconnlistener*> listeners_;

@@ -122,7 +122,7 @@ bool IoRing::selfTest(io_uring* ring, io_uring_buf_ring* buffers, char* memory, 
 }
 
 IoRing::IoRing(event_base* base, io_uring* ring, io_uring_buf_ring* buffers, char* memory)
-    : base_(base), ring_(ring), buffers_(buffers), memory_(memory) {
+    : ring_(ring), buffers_(buffers), memory_(memory) {
   event_assign(&ring_ev_, base, ring_->ring_fd, EV_READ | EV_PERSIST, &IoRing::onRingReadable, this);
   event_add(&ring_ev_, nullptr);
   event_assign(&submit_ev_, base, -1, 0, &IoRing::onSubmit, this);

@@ -159,7 +159,6 @@ class IoRing {
     return (static_cast<uint64_t>(generation & 0x7fffffffu) << 32) | slot;
   }
 
-  event_base* base_;
   std::unique_ptr<io_uring> ring_;
   io_uring_buf_ring* buffers_;
   char* memory_;  // kBuffers * kBufferSize

@@ -69,7 +69,7 @@ struct PoolDestination {
   size_t open = 0;  // Slots outstanding, plus idle and draining connections
 };
 
-class ConnPool : private UpstreamConn::User {
+class ConnPool final : private UpstreamConn::User {
  public:
   struct Limits {
     size_t max_idle_per_destination = 64;

@@ -85,7 +85,9 @@ class HeadFormat {
   // so numbers are formatted in place, copyDecimal, never copied from one.)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Warray-bounds"
+#if !defined(__clang__)  // (a GCC warning clang does not know: it would warn about the pragma)
 #pragma GCC diagnostic ignored "-Wstringop-overread"
+#endif
   // Most pieces of a head are a few bytes to a few dozen (names, short
   // values): copied with fixed-size moves that the compiler inlines — two
   // overlapping ones cover any length between one size and the next —
