@@ -144,6 +144,18 @@ upstream = "{name}:{backend.port}"
             head += chunk
         return head, s
 
+    def assert_connect_tunnels(self, name, records, backend_ip):
+        """A backend on `backend_ip`, `name` resolving to `records`, a
+        sidecar: a CONNECT to the name is answered 200 and its tunnel reaches
+        that backend."""
+        backend = Backend(backend_ip)
+        self.addCleanup(backend.close)
+        self.dns.set(name, records)
+        self.sidecar()
+        head, s = self.connect(f"{name}:{backend.port}")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assert_tunnel_reaches(s, backend, backend_ip)
+
     def assert_tunnel_reaches(self, s, backend, backend_ip):
         """A GET through the tunnel `s` is answered by `backend`, on `backend_ip`."""
         s.sendall(b"GET /tunnel HTTP/1.1\r\nHost: tunnel.test\r\n\r\n")
@@ -159,28 +171,16 @@ upstream = "{name}:{backend.port}"
     def test_connect_to_a_dual_stack_name_from_an_ipv6_only_pod_goes_to_its_ipv6_address(self):
         # kind's IPv6-only pod: fd00:10:244::x and no IPv4 but loopback.
         self.pod("fd00:10:244::5")
-        backend = Backend("fd00:10:244::5")
-        self.addCleanup(backend.close)
         # 10.96.0.10 has no route in this namespace: a connect fails at once.
-        self.dns.set("dual.test", ["10.96.0.10", "fd00:10:244::5"])
-        self.sidecar()
-        head, s = self.connect(f"dual.test:{backend.port}")
         # Before: "HTTP/1.1 502" (the tunnel went to 10.96.0.10).
-        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
-        self.assert_tunnel_reaches(s, backend, "fd00:10:244::5")
+        self.assert_connect_tunnels("dual.test", ["10.96.0.10", "fd00:10:244::5"], "fd00:10:244::5")
 
     def test_connect_goes_on_to_the_names_next_address_when_a_connect_fails(self):
         # Two addresses of one family; nothing listens on the first (sorted
         # first: 10.244.0.5), so its connect is refused.
         self.pod("10.244.0.5", "10.244.0.6")
-        backend = Backend("10.244.0.6")
-        self.addCleanup(backend.close)
-        self.dns.set("two.test", ["10.244.0.6", "10.244.0.5"])
-        self.sidecar()
-        head, s = self.connect(f"two.test:{backend.port}")
         # Before: "HTTP/1.1 502" (CONNECT to 10.244.0.5:PORT failed): only the first address was tried.
-        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
-        self.assert_tunnel_reaches(s, backend, "10.244.0.6")
+        self.assert_connect_tunnels("two.test", ["10.244.0.6", "10.244.0.5"], "10.244.0.6")
         rec = wait_for(lambda: [r for r in self.access_records() if r.get("method") == "CONNECT"], what="access log")
         self.assertEqual(rec[-1]["attempts"], 2, rec[-1])
 
@@ -188,13 +188,7 @@ upstream = "{name}:{backend.port}"
         # 10.96.0.10 (sorted first) has no route in this namespace: its
         # connect fails at once, inside the call that starts it.
         self.pod("10.244.0.5")
-        backend = Backend("10.244.0.5")
-        self.addCleanup(backend.close)
-        self.dns.set("far.test", ["10.244.0.5", "10.96.0.10"])
-        self.sidecar()
-        head, s = self.connect(f"far.test:{backend.port}")
-        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
-        self.assert_tunnel_reaches(s, backend, "10.244.0.5")
+        self.assert_connect_tunnels("far.test", ["10.244.0.5", "10.96.0.10"], "10.244.0.5")
 
     def test_connect_to_a_name_whose_every_address_refuses_is_502(self):
         self.pod("10.244.0.5", "10.244.0.6")
