@@ -94,7 +94,7 @@ void ProxyStream::cancelTimers() {
 }
 
 ProxyStream::~ProxyStream() {
-  if (connect_bev_) bufferevent_free(connect_bev_);
+  abandonTunnelConnect();
   attempts_.clear();
   resolving_.reset();
   giveHttp2StreamBuffer(replay_);  // (drained: the next call's replay buffer)
@@ -312,6 +312,15 @@ void ProxyStream::connectTunnelFailed() {
   }
   sidecar_error_ = "connect-failure";
   sendLocalReply(502, "Bad Gateway", "CONNECT to " + dest_.toString() + " failed\n", kGrpcUnavailable);
+}
+
+void ProxyStream::abandonTunnelConnect() {
+  // A CONNECT's connect still under way ends with the call (its 504, the
+  // client gone), not when this object goes: nothing may reach the upstream
+  // after the answer, and a late "connected" must not open a tunnel behind it.
+  if (!connect_bev_) return;
+  bufferevent_free(connect_bev_);
+  connect_bev_ = nullptr;
 }
 
 void ProxyStream::onConnectTunnelEvent(bufferevent* bev, short what, void* arg) {

@@ -147,6 +147,7 @@ class ProxyStream : public event::Deletable, private Attempt::Owner, public core
   // A CONNECT's connect failed: the name's next address, if one is left,
   // else 502.
   void connectTunnelFailed();
+  void abandonTunnelConnect();
   static void onConnectTunnelEvent(bufferevent* bev, short what, void* arg);
   void retryAfter(int64_t wait_us, std::string_view reason);
   // Considers a retry for `o`; true when one was scheduled.

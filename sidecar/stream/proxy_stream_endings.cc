@@ -65,6 +65,7 @@ void ProxyStream::sendLocalReply(int status, std::string_view reason, std::strin
                                  int grpc_status, std::string_view overloaded) {
   if (state_ == State::kDone) return;
   retireAttempts();
+  abandonTunnelConnect();
   resolving_.reset();
   held_head_.reset();
   connect_hold_.reset();
@@ -117,6 +118,7 @@ void ProxyStream::abort(const char* why) {
   cancelTimers();
   resolving_.reset();
   retireAttempts();
+  abandonTunnelConnect();
   if (!sidecar_error_.size()) sidecar_error_ = "downstream-closed";
   logAccess();
 }

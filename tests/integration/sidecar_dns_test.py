@@ -190,6 +190,59 @@ upstream = "{name}:{backend.port}"
         self.pod("10.244.0.5")
         self.assert_connect_tunnels("far.test", ["10.244.0.5", "10.96.0.10"], "10.244.0.5")
 
+    def silent_listener(self, ip, port=0):
+        """A listener on ip:port whose accept queue is full: the kernel drops
+        every further SYN to it (no answer, no RST), so a connect to it hangs
+        as one to a dead host does. Returns it; accept() makes room again."""
+        lst = socket.socket(socket.AF_INET)
+        lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lst.bind((ip, port))
+        lst.listen(0)  # one connection fills it
+        self.addCleanup(lst.close)
+        filler = socket.create_connection(lst.getsockname(), timeout=5)
+        self.addCleanup(filler.close)
+        return lst
+
+    def test_connect_goes_on_past_an_address_whose_connect_times_out(self):
+        self.pod("10.244.0.5", "10.244.0.6")
+        backend = Backend("10.244.0.6")
+        self.addCleanup(backend.close)
+        self.silent_listener("10.244.0.5", backend.port)  # sorted first
+        self.dns.set("slow.test", ["10.244.0.6", "10.244.0.5"])
+        self.publish('version = 1\n[defaults]\nconnect_timeout = "300ms"\n')
+        self.sidecar()
+        t0 = time.monotonic()
+        head, s = self.connect(f"slow.test:{backend.port}")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200"), head)
+        self.assertGreaterEqual(time.monotonic() - t0, 0.3)  # 10.244.0.5's connect_timeout first
+        self.assert_tunnel_reaches(s, backend, "10.244.0.6")
+        rec = wait_for(lambda: [r for r in self.access_records() if r.get("method") == "CONNECT"], what="access log")
+        self.assertEqual(rec[-1]["attempts"], 2, rec[-1])
+
+    def test_a_connect_cut_off_by_the_request_timeout_is_abandoned(self):
+        # The one address does not answer within the request timeout: 504.
+        # The connect must end with it: a late answer (here, once the queue
+        # has room and the SYN is sent again) must not open a tunnel behind
+        # the 504, nor leave a connection to the upstream.
+        self.pod("10.244.0.5")
+        lst = self.silent_listener("10.244.0.5")
+        port = lst.getsockname()[1]
+        self.dns.set("dead.test", ["10.244.0.5"])
+        self.publish('version = 1\n[defaults]\nconnect_timeout = "10s"\nrequest_timeout = "300ms"\n')
+        self.sidecar()
+        head, s = self.connect(f"dead.test:{port}")
+        self.assertTrue(head.startswith(b"HTTP/1.1 504"), head)
+        lst.accept()[0].close()  # room for one: the SYN sent again would now be answered
+        lst.settimeout(2.5)  # past the first SYN retransmission (1 s after the first)
+        with self.assertRaises(socket.timeout, msg="a connection reached the upstream after the 504"):
+            lst.accept()[0].close()
+        s.settimeout(0.2)
+        try:
+            late = s.recv(4096)
+        except socket.timeout:
+            late = b""
+        self.assertNotIn(b"200", late)
+
     def test_connect_to_a_name_whose_every_address_refuses_is_502(self):
         self.pod("10.244.0.5", "10.244.0.6")
         self.dns.set("none.test", ["10.244.0.5", "10.244.0.6"])
