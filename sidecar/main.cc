@@ -71,6 +71,10 @@ constexpr const char* kUsage = R"(usage: mulligan-sidecar [options]
                         kernel allows it (default on; falls back to epoll,
                         saying so once, e.g. under a seccomp profile that
                         refuses io_uring)                    [MULLIGAN_IO_URING]
+  --aio on|off          on the epoll path, send what HTTP/1 sockets send in
+                        one loop iteration with one io_submit (Linux AIO,
+                        which RuntimeDefault seccomp allows) instead of one
+                        send(2) each (default on)                 [MULLIGAN_AIO]
   --dns-server ADDR:PORT the name server for upstream names, instead of the
                         system's (/etc/resolv.conf); a numeric address
                                                            [MULLIGAN_DNS_SERVER]
@@ -99,6 +103,7 @@ struct Flags {
   std::string log_level = "info";
   long long max_upstream_connections = 1024;
   std::string io_uring = "on";
+  std::string aio = "on";
   long long max_connections = -2;  // -2: not given (derived from RLIMIT_NOFILE)
   std::string request_header_timeout = "10s";
   std::string dns_server;
@@ -153,6 +158,7 @@ int parseFlags(int argc, char** argv, Flags* f) {
   f->max_upstream_connections =
       parseCount(envOr("MULLIGAN_MAX_UPSTREAM_CONNECTIONS", std::to_string(f->max_upstream_connections)).c_str());
   f->io_uring = envOr("MULLIGAN_IO_URING", f->io_uring);
+  f->aio = envOr("MULLIGAN_AIO", f->aio);
   if (const char* v = std::getenv("MULLIGAN_MAX_CONNECTIONS"); v && *v) f->max_connections = parseCount(v);
   f->request_header_timeout = envOr("MULLIGAN_REQUEST_HEADER_TIMEOUT", f->request_header_timeout);
   f->dns_server = envOr("MULLIGAN_DNS_SERVER", f->dns_server);
@@ -165,6 +171,7 @@ int parseFlags(int argc, char** argv, Flags* f) {
       {"log-level", required_argument, nullptr, 'L'},     {"help", no_argument, nullptr, 'h'},
       {"version", no_argument, nullptr, 'V'},             {"max-upstream-connections", required_argument, nullptr, 'm'},
       {"io-uring", required_argument, nullptr, 'u'},
+      {"aio", required_argument, nullptr, 'A'},
       {"max-connections", required_argument, nullptr, 'M'},
       {"request-header-timeout", required_argument, nullptr, 'H'},
       {"access-log-filter", required_argument, nullptr, 'F'},
@@ -188,6 +195,7 @@ int parseFlags(int argc, char** argv, Flags* f) {
       case 'L': f->log_level = optarg; break;
       case 'm': f->max_upstream_connections = parseCount(optarg); break;
       case 'u': f->io_uring = optarg; break;
+      case 'A': f->aio = optarg; break;
       case 'M': f->max_connections = parseCount(optarg); break;
       case 'H': f->request_header_timeout = optarg; break;
       case 'F': f->access_log_filter = optarg; break;
@@ -236,6 +244,10 @@ int parseFlags(int argc, char** argv, Flags* f) {
   }
   if (f->io_uring != "on" && f->io_uring != "off") {
     std::fprintf(stderr, "mulligan-sidecar: --io-uring must be on or off, not \"%s\"\n", f->io_uring.c_str());
+    return 2;
+  }
+  if (f->aio != "on" && f->aio != "off") {
+    std::fprintf(stderr, "mulligan-sidecar: --aio must be on or off, not \"%s\"\n", f->aio.c_str());
     return 2;
   }
   if (proxy::AccessLogFilter filter; !proxy::parseAccessLogFilter(f->access_log_filter, &filter)) {
@@ -318,6 +330,7 @@ int main(int argc, char** argv) {
   shared->config.workers = flags.workers;
   shared->config.max_upstream_connections = static_cast<size_t>(flags.max_upstream_connections);
   shared->config.io_uring = flags.io_uring == "on";
+  shared->config.aio = flags.aio == "on";
   shared->config.dns_server = flags.dns_server;
   shared->config.dns_ttl_us = *parseTimeout(flags.dns_ttl);
   shared->config.drain_timeout_us = static_cast<int64_t>(flags.drain_timeout_s * 1e6);

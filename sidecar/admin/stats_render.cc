@@ -195,6 +195,7 @@ std::string statsJson(const StatsSnapshot& s) {
   field("bad_requests", g.bad_requests);
   field("upstream_overflow", g.upstream_overflow);
   field("io_uring_workers", g.io_uring_workers);
+  field("aio_workers", g.aio_workers);
   field("accept_paused_resources", g.accept_paused_resources);
   field("accept_paused_max_connections", g.accept_paused_max_connections);
   field("accept_paused_workers", g.accept_paused_workers);
@@ -358,6 +359,10 @@ std::string metricsText(const StatsSnapshot& s) {
   global("mulligan_io_uring_workers", "gauge",
          "Workers whose HTTP/1 sockets receive and send through io_uring (0: epoll, see the log).",
          g.io_uring_workers);
+  global("mulligan_aio_workers", "gauge",
+         "Workers on the epoll path whose HTTP/1 sends go to the kernel in batches through Linux AIO "
+         "(0 there: one send(2) each, see the log).",
+         g.aio_workers);
   m.family("mulligan_accept_paused_total", "counter",
            "Episodes in which a worker stopped accepting: reason=\"resources\" when accept ran out of file "
            "descriptors or memory, reason=\"max-connections\" at --max-connections (clients wait in the backlog).");

@@ -33,10 +33,11 @@ Http1Session::Http1Session(Connection* conn, bufferevent* bev)
                &Http1Session::onReadable, this);
   ring_ = conn->worker().ioRing();
   if (ring_) slot_ = ring_->attach(this, fd_);
+  sends_ = conn->worker().sendBatch();
 }
 
 Http1Session::~Http1Session() {
-  if (ring_) ring_->forget(this);
+  if (sends_) sends_->forget(this);
   event_del(&read_ev_);  // added (epoll, lingering) or activated (kick: see updateInputHold)
   // Before the socket closes (bufferevent_free): detaching cancels the receive.
   if (ring_) ring_->detach(slot_);

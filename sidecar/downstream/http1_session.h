@@ -46,7 +46,7 @@ class Http1Session : public event::Deletable,
                      public Downstream,
                      private Http1Reader::Handler,
                      private net::IoRing::Reader,
-                     private net::IoRing::Writer {
+                     private net::SendBatch::Writer {
  public:
   static constexpr size_t kHighWater = 1 << 20;  // downstream output back-pressure
   static constexpr size_t kLowWater = 256 << 10;
@@ -95,8 +95,9 @@ class Http1Session : public event::Deletable,
   // Writes what is staged (one send or writev, no epoll change) when
   // nothing is queued before it; what the socket does not take is queued in
   // the bufferevent, which finishes it when the socket is writable. With
-  // the worker's io_uring a small burst goes at the end of the loop
-  // iteration, in one system call with every other connection's.
+  // the worker's send batch (io_uring, or Linux AIO on the epoll path) a
+  // small burst goes at the end of the loop iteration, in one system call
+  // with every other connection's.
   void flush() override;
   // The upstream took queued request body: reading the app may resume.
   void requestBodyConsumed() override { updateInputHold(); }
@@ -112,7 +113,7 @@ class Http1Session : public event::Deletable,
   // net::IoRing::Reader
   void onRecvData(const char* data, size_t len) override;
   void onRecvEnd(int result) override;
-  // net::IoRing::Writer: the batched send of inline_out_.
+  // net::SendBatch::Writer: the batched send of inline_out_.
   bool bytesToSend(int* fd, const char** data, size_t* len) override;
   void wrote(long result) override;
   // flush(), now: for whatever must come after the bytes are in the socket
@@ -183,6 +184,7 @@ class Http1Session : public event::Deletable,
   net::IoRing::Slot slot_ = 0;
   // Reading through ring_: lingering reads with read_ev_ (its timeout is the limit).
   bool readingByRing() const { return reading_ && ring_ && !lingering_; }
+  net::SendBatch* sends_ = nullptr;  // the worker's send batch (null: send(2) at once)
   bool input_held_ = false;  // reading paused for back-pressure (updateInputHold)
   evbuffer* staged_;
   // The current write burst while it is small — a response head and a small

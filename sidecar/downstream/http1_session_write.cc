@@ -3,7 +3,7 @@
 // unchanged, else formatted; a body by Content-Length or re-chunked; HEAD,
 // 204 and 304 without one; trailers after the last chunk; connection:
 // close), local replies and 100 Continue, and the write burst they go into
-// (inline_out_ and staged_, sent by flush() at once or in the io_uring's
+// (inline_out_ and staged_, sent by flush() at once or in the worker's send
 // batch). The request side — reading, parsing, timeouts, closing — is in
 // http1_session.cc.
 #include <event2/buffer.h>
@@ -41,11 +41,11 @@ evbuffer* Http1Session::stagedBuffer() {
 }
 
 void Http1Session::flush() {
-  if (ring_ && !inline_out_.empty() && bev_) {
+  if (sends_ && !inline_out_.empty() && bev_) {
     // A small burst (staged_ empty, see inline_out_): sent with the other
     // connections' at the end of the iteration, if it is still the only
     // thing to send then (bytesToSend).
-    ring_->sendSoon(this);
+    sends_->sendSoon(this);
     return;
   }
   flushNow();
@@ -75,7 +75,7 @@ void Http1Session::wrote(long result) {
 }
 
 void Http1Session::flushNow() {
-  if (ring_) ring_->forget(this);  // sent here instead
+  if (sends_) sends_->forget(this);  // sent here instead
   if (!bev_ || (inline_out_.empty() && evbuffer_get_length(staged_) == 0)) return;
   evbuffer* queued = bufferevent_get_output(bev_);
   if (evbuffer_get_length(queued) == 0) {

@@ -281,18 +281,18 @@ void IoRing::submit() {
 }
 
 void IoRing::sendSoon(Writer* writer) {
-  if (writer->send_state_ != Writer::SendState::kIdle) return;
-  writer->send_state_ = Writer::SendState::kQueued;
+  if (stateOf(writer) != SendState::kIdle) return;
+  stateOf(writer) = SendState::kQueued;
   writers_.push_back(writer);
   submitSoon();
 }
 
 void IoRing::forget(Writer* writer) {
-  if (writer->send_state_ == Writer::SendState::kIdle) return;
-  for (Writer*& w : writer->send_state_ == Writer::SendState::kQueued ? writers_ : sending_) {
+  if (stateOf(writer) == SendState::kIdle) return;
+  for (Writer*& w : stateOf(writer) == SendState::kQueued ? writers_ : sending_) {
     if (w == writer) w = nullptr;
   }
-  writer->send_state_ = Writer::SendState::kIdle;
+  stateOf(writer) = SendState::kIdle;
 }
 
 bool IoRing::prepareSends() {
@@ -307,7 +307,7 @@ bool IoRing::prepareSends() {
     const char* data;
     size_t len;
     if (!w) continue;
-    w->send_state_ = Writer::SendState::kIdle;  // asked: it may queue again from here on
+    stateOf(w) = SendState::kIdle;  // asked: it may queue again from here on
     if (!w->bytesToSend(&fd, &data, &len)) continue;
     io_uring_sqe* sqe = nextSqe();  // (the sends of a full queue complete in its submit)
     if (!sqe) {  // no room, the kernel refusing: the writer's slow way (its bufferevent)
@@ -316,7 +316,7 @@ bool IoRing::prepareSends() {
     }
     io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, kSendTag | sending_.size());
-    w->send_state_ = Writer::SendState::kSending;
+    stateOf(w) = SendState::kSending;
     sending_.push_back(w);
     any = true;
   }
@@ -341,7 +341,7 @@ void IoRing::finishSends() {
     if (id < sending_.size() && sending_[id]) {
       Writer* w = sending_[id];
       sending_[id] = nullptr;
-      w->send_state_ = Writer::SendState::kIdle;
+      stateOf(w) = SendState::kIdle;
       w->wrote(cqe->res);
     }
   }
@@ -387,7 +387,7 @@ void IoRing::complete(uint64_t user_data, int32_t res, uint32_t flags) {
     if (id < sending_.size() && sending_[id]) {
       Writer* w = sending_[id];
       sending_[id] = nullptr;
-      w->send_state_ = Writer::SendState::kIdle;
+      stateOf(w) = SendState::kIdle;
       w->wrote(res);
     }
     return;

@@ -35,13 +35,15 @@
 #include <string>
 #include <vector>
 
+#include "sidecar/net/send_batch.h"
+
 struct io_uring;
 struct io_uring_sqe;
 struct io_uring_buf_ring;
 
 namespace mulligan::net {
 
-class IoRing {
+class IoRing final : public SendBatch {
  public:
   // Whoever owns a socket that receives through the ring.
   class Reader {
@@ -56,27 +58,8 @@ class IoRing {
     ~Reader() = default;
   };
 
-  // Whoever sends on a socket through the ring's batch.
-  class Writer {
-   public:
-    // At the end of the loop iteration: the bytes to send now (`*fd`,
-    // `*data`, `*len`), which must stay put until wrote(); or false, when
-    // the writer has sent its bytes another way meanwhile (or has none).
-    virtual bool bytesToSend(int* fd, const char** data, size_t* len) = 0;
-    // What the socket took of them (0..len), or -errno: the writer queues
-    // the rest the slow way (its bufferevent).
-    virtual void wrote(long result) = 0;
-    // sendSoon() was called and bytesToSend() not yet.
-    bool sendQueued() const { return send_state_ == SendState::kQueued; }
-
-   protected:
-    ~Writer() = default;
-
-   private:
-    friend class IoRing;
-    enum class SendState : uint8_t { kIdle, kQueued, kSending };
-    SendState send_state_ = SendState::kIdle;
-  };
+  // Whoever sends on a socket through the ring's batch (net/send_batch.h).
+  using Writer = SendBatch::Writer;
 
   // Buffers in the pool and the size of each: a read takes one buffer, so a
   // message larger than kBufferSize arrives as several reads. The pool is
@@ -111,13 +94,10 @@ class IoRing {
   // Receives in flight (armed slots): for tests.
   size_t armedCount() const { return armed_; }
 
-  // Asks `writer` for its bytes at the end of this loop iteration and sends
-  // them with every other writer's, in one system call. Idempotent until
-  // the writer is asked.
-  void sendSoon(Writer* writer);
-  // `writer` is going away (or sends another way now): forget it. Cheap
-  // when it is not queued.
-  void forget(Writer* writer);
+  // SendBatch: the writers' bytes go with the iteration's arms and cancels,
+  // in one io_uring_enter.
+  void sendSoon(Writer* writer) override;
+  void forget(Writer* writer) override;
 
  private:
   struct SlotState {

@@ -21,6 +21,7 @@ void addGlobals(const WorkerCounters& w, GlobalTotals& g) {
   g.bad_requests += w.bad_requests.get();
   g.upstream_overflow += w.upstream_overflow.get();
   g.io_uring_workers += w.io_uring.get();
+  g.aio_workers += w.aio.get();
   g.accept_paused_resources += w.accept_paused_resources.get();
   g.accept_paused_max_connections += w.accept_paused_bound.get();
   if (w.accept_paused_resources_now.get() || w.accept_paused_bound_now.get()) ++g.accept_paused_workers;

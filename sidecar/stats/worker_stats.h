@@ -38,6 +38,7 @@ struct WorkerCounters {
   Counter upstream_overflow;  // calls answered 503: max upstream connections reached
   Counter bad_requests;     // 400 / 431 / 414 answered by us
   Counter io_uring;         // 1 while the worker's HTTP/1 sockets go through io_uring (net::IoRing)
+  Counter aio;              // 1 while the worker's HTTP/1 sends are batched through Linux AIO (net::AioSendBatch)
   // Accept pauses (net::AcceptGate): episodes, and 1 while one lasts.
   Counter accept_paused_resources;      // accept(2) failed: EMFILE, ENFILE, ENOBUFS, ENOMEM
   Counter accept_paused_resources_now;
@@ -71,6 +72,7 @@ struct GlobalTotals : CallTotals {
   uint64_t bad_requests = 0;
   uint64_t upstream_overflow = 0;  // calls refused at --max-upstream-connections
   uint64_t io_uring_workers = 0;   // workers whose HTTP/1 sockets go through io_uring
+  uint64_t aio_workers = 0;        // workers whose HTTP/1 sends are batched through Linux AIO
   uint64_t accept_paused_resources = 0;  // episodes: accept(2) out of descriptors or memory
   uint64_t accept_paused_max_connections = 0;  // episodes: --max-connections reached
   uint64_t accept_paused_workers = 0;    // workers not accepting now (either reason)

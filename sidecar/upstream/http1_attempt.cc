@@ -72,7 +72,7 @@ Http1Attempt::Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Add
       pool_key_(poolKey(dest)),
       // (All the method matters for: no copy of it is kept per attempt.)
       head_request_(method == "HEAD") {
-  ring_ = worker->ioRing();
+  sends_ = worker->sendBatch();
 }
 
 evbuffer* Http1Attempt::pending() {
@@ -92,7 +92,7 @@ void Http1Attempt::takeConnection(UpstreamConn* c) {
 }
 
 Http1Attempt::~Http1Attempt() {
-  if (ring_) ring_->forget(this);
+  if (sends_) sends_->forget(this);
   if (conn_) {
     // The pool takes the connection as it is (its read event still added
     // unless paused; the pool resumes it), or it closes here.
@@ -199,11 +199,11 @@ void Http1Attempt::connected() {
 
 void Http1Attempt::flush() {
   if (!conn_ || state() == State::kConnecting || state() == State::kDone) return;
-  if (ring_ && !head_out_.empty() && pendingLength() == 0 &&
+  if (sends_ && !head_out_.empty() && pendingLength() == 0 &&
       evbuffer_get_length(bufferevent_get_output(conn_->bev())) == 0) {
     // A request with no body yet (most): sent with the other sockets' at
     // the end of the iteration, if it is still all there is (bytesToSend).
-    ring_->sendSoon(this);
+    sends_->sendSoon(this);
     return;
   }
   flushNow();
@@ -232,7 +232,7 @@ void Http1Attempt::wrote(long result) {
 }
 
 void Http1Attempt::flushNow() {
-  if (ring_) ring_->forget(this);  // sent here instead
+  if (sends_) sends_->forget(this);  // sent here instead
   if (!conn_ || state() == State::kConnecting || state() == State::kDone) return;
   if (head_out_.empty() && pendingLength() == 0) return;
   bufferevent* bev = conn_->bev();

@@ -39,7 +39,7 @@
 #include "sidecar/core/recycled.h"
 #include "sidecar/event/event_loop.h"
 #include "sidecar/net/address.h"
-#include "sidecar/net/io_ring.h"
+#include "sidecar/net/send_batch.h"
 #include "sidecar/upstream/conn_pool.h"
 #include "sidecar/codec/fields.h"
 #include "sidecar/upstream/attempt.h"
@@ -56,7 +56,7 @@ class UpstreamContext;
 class Http1Attempt : public Attempt,
                      private Http1Reader::Handler,
                      private UpstreamConn::User,
-                     private net::IoRing::Writer,
+                     private net::SendBatch::Writer,
                      public core::Recycled<Http1Attempt> {
  public:
   Http1Attempt(UpstreamContext* worker, Owner* owner, const net::Address& dest, const std::string& method,
@@ -71,7 +71,7 @@ class Http1Attempt : public Attempt,
   void endRequest(const HeaderList* trailers) override;
   void start() override;
   // Writes what send() staged (optimistically, see Http1Session::flush;
-  // a lone request head goes in the worker's io_uring batch when it has one).
+  // a lone request head goes in the worker's send batch when it has one).
   void flush() override;
   // 0 = do not pool the connection.
   void setIdleTimeoutUs(int64_t us) override { idle_timeout_us_ = us; }
@@ -90,7 +90,7 @@ class Http1Attempt : public Attempt,
   bool reused() const override { return reused_; }
 
  private:
-  // net::IoRing::Writer: the batched send of head_out_.
+  // net::SendBatch::Writer: the batched send of head_out_.
   bool bytesToSend(int* fd, const char** data, size_t* len) override;
   void wrote(long result) override;
   void flushNow();
@@ -137,7 +137,7 @@ class Http1Attempt : public Attempt,
   // behind it (no evbuffer chain per request), else put ahead of pending_.
   // Its buffer comes from, and goes back to, the thread's HeaderStock.
   std::string head_out_;
-  net::IoRing* ring_ = nullptr;  // the worker's (null: send(2) at once)
+  net::SendBatch* sends_ = nullptr;  // the worker's (null: send(2) at once)
   // Request body bytes queued before flush(); taken from the thread's stock
   // with the first of them (most requests have no body): pending().
   evbuffer* pending_ = nullptr;

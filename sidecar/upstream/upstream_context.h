@@ -26,6 +26,7 @@ struct event_base;
 
 namespace mulligan::net {
 class IoRing;
+class SendBatch;
 }  // namespace mulligan::net
 
 namespace mulligan::event {
@@ -52,6 +53,9 @@ class UpstreamContext {
   Http2Pool& h2pool() { return *upstream_.h2pool; }
   // Hot sockets receive through it; null: with epoll (see net::IoRing).
   net::IoRing* ioRing() const { return upstream_.io_ring; }
+  // Hot sockets' small sends go through it at the end of the loop
+  // iteration: the io_uring, else Linux AIO; null: send(2) at once.
+  net::SendBatch* sendBatch() const { return upstream_.send_batch; }
   // The worker's timer queues (event/timer_queue.h), for the attempts'
   // phase timers; null: plain timers.
   event::TimerQueues* timerQueues() const { return upstream_.timer_queues; }
@@ -73,6 +77,7 @@ class UpstreamContext {
     ConnPool* pool = nullptr;
     Http2Pool* h2pool = nullptr;
     net::IoRing* io_ring = nullptr;
+    net::SendBatch* send_batch = nullptr;
     event::TimerQueues* timer_queues = nullptr;
     stats::WorkerCounters* counters = nullptr;
     event::DeferredDeleter* deleter = nullptr;

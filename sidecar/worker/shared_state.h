@@ -43,6 +43,10 @@ struct Config {
   // Receive on downstream HTTP/1 sockets through io_uring (net::IoRing)
   // when the kernel allows it; false: epoll only. --io-uring.
   bool io_uring = true;
+  // Where io_uring is not used: the HTTP/1 sends of one loop iteration go
+  // to the kernel in one io_submit (net::AioSendBatch); false: one send(2)
+  // each. --aio.
+  bool aio = true;
   // The name server for upstream names ("127.0.0.1:5353"); empty: the
   // system's (/etc/resolv.conf). --dns-server.
   std::string dns_server;

@@ -54,15 +54,7 @@ Worker::Worker(int index, SharedState* shared)
   drain_deadline_.reset(evtimer_new(base_, &Worker::onDrainDeadline, this));
   deleter_ = std::make_unique<event::DeferredDeleter>(base_);
   timer_queues_ = std::make_unique<event::TimerQueues>(base_);
-  // HTTP/1 sockets receive through io_uring where the kernel allows it.
-  if (shared->config.io_uring) {
-    std::string why;
-    io_ring_ = net::IoRing::create(base_, &why);
-    if (io_ring_) stats_.counters.io_uring.add();
-    if (!io_ring_ && index == 0) LOG_INFO("io_uring unavailable (%s): sockets use epoll and send(2)", why.c_str());
-  } else if (index == 0) {
-    LOG_INFO("io_uring off (--io-uring off): sockets use epoll and send(2)");
-  }
+  startSendPath(shared->config);
   resolver_ = std::make_unique<net::Resolver>(dns_, shared->config.dns_ttl_us);
   endpoints_ = std::make_unique<Endpoints>(&stats_.endpoints);
   max_connections_ = shared->config.max_connections;
@@ -85,6 +77,7 @@ Worker::Worker(int index, SharedState* shared)
                .pool = pool_.get(),
                .h2pool = h2pool_.get(),
                .io_ring = io_ring_.get(),
+               .send_batch = io_ring_ ? static_cast<net::SendBatch*>(io_ring_.get()) : aio_sends_.get(),
                .timer_queues = timer_queues_.get(),
                .counters = &stats_.counters,
                .deleter = deleter_.get(),
@@ -110,6 +103,30 @@ Worker::Worker(int index, SharedState* shared)
 
 StreamContext& Worker::streamContext() { return *stream_context_; }
 
+void Worker::startSendPath(const Config& cfg) {
+  // HTTP/1 sockets receive and send through io_uring where the kernel and
+  // the seccomp profile allow it; else they receive with epoll and their
+  // sends are batched through Linux AIO (what RuntimeDefault allows).
+  std::string no_ring = "io_uring off (--io-uring off)";
+  if (cfg.io_uring) {
+    std::string why;
+    io_ring_ = net::IoRing::create(base_, &why);
+    if (io_ring_) {
+      stats_.counters.io_uring.add();
+      return;
+    }
+    no_ring = "io_uring unavailable (" + why + ")";
+  }
+  std::string sends = "one send(2) each (--aio off)";
+  if (cfg.aio) {
+    std::string why;
+    aio_sends_ = net::AioSendBatch::create(base_, &why);
+    if (aio_sends_) stats_.counters.aio.add();
+    sends = aio_sends_ ? "batched through Linux AIO" : "one send(2) each (Linux AIO unavailable: " + why + ")";
+  }
+  if (index_ == 0) LOG_INFO("%s: sockets receive with epoll, sends %s", no_ring.c_str(), sends.c_str());
+}
+
 void Worker::onPolicyTick(evutil_socket_t, short, void* arg) {
   auto* w = static_cast<Worker*>(arg);
   w->policy_.refresh(event::monotonicNowUs());
@@ -131,6 +148,7 @@ Worker::~Worker() {
   if (drain_fd_ >= 0) ::close(drain_fd_);
   pool_.reset();  // its bufferevents must go before the base
   io_ring_.reset();  // after every reader detached
+  aio_sends_.reset();  // after every writer (connections, pool) went
   // Last before the base, with nothing else on it: evdns calls the
   // cancelled lookups back from the loop, which shutdownDns runs once more
   // (before, evdns_base_free(dns_, 0) dropped them uncalled, and their

@@ -21,6 +21,7 @@
 #include "sidecar/event/timer_queue.h"
 #include "sidecar/net/accept_gate.h"
 #include "sidecar/net/address.h"
+#include "sidecar/net/aio_send_batch.h"
 #include "sidecar/net/io_ring.h"
 #include "sidecar/net/resolver.h"
 #include "sidecar/policy/policy_view.h"
@@ -80,6 +81,9 @@ class Worker final : public DownstreamContext {
   static void onDrain(evutil_socket_t, short, void* arg);
   static void onDrainDeadline(evutil_socket_t, short, void* arg);
   static void onPolicyTick(evutil_socket_t, short, void* arg);
+  // io_ring_, else aio_sends_ (or neither), as the kernel and `cfg` allow;
+  // worker 0 logs which.
+  void startSendPath(const Config& cfg);
   void beginDrain();
   void maybeExit();
 
@@ -107,6 +111,7 @@ class Worker final : public DownstreamContext {
   std::unique_ptr<net::Resolver> resolver_;
   std::unique_ptr<Endpoints> endpoints_;  // after the resolver: calls hold its sets
   std::unique_ptr<net::IoRing> io_ring_;  // outlives every connection
+  std::unique_ptr<net::AioSendBatch> aio_sends_;  // without io_ring_; outlives every connection
   std::unique_ptr<event::TimerQueues> timer_queues_;  // outlives every call (freed after them)
   core::SplitMix64 random_;  // per worker: no shared state
   std::unique_ptr<WorkerStreamContext> stream_context_;

@@ -89,9 +89,13 @@ class Http1Test(Stack):
         # log and /stats report.
         with open(self.sidecar_err) as f:
             log = f.read()
-        epoll = "sockets use epoll" in log
+        epoll = "sockets receive with epoll" in log
         self.assertEqual(epoll, os.environ.get("MULLIGAN_IO_URING") == "off" or "io_uring unavailable" in log, log)
         self.assertEqual(stats["io_uring_workers"], 0 if epoll else 1)
+        aio = "sends batched through Linux AIO" in log
+        self.assertEqual(aio, epoll and os.environ.get("MULLIGAN_AIO") != "off" and "Linux AIO unavailable" not in log,
+                         log)
+        self.assertEqual(stats["aio_workers"], 1 if aio else 0)
 
     def test_post_without_idempotency_key_is_never_replayed(self):
         port, log = self.start_upstream()

@@ -1,9 +1,11 @@
 // net::IoRing. Receiving: bytes in order, EOF and resets reported once,
 // stop() hands over what had arrived, detach() drops a reader for good, the
 // pool running dry loses nothing, and one sweep never starves the rest of
-// the loop. Sending: queued writers go together at the end of the
+// the loop. Sending, for both send batches (net::SendBatch: IoRing's and
+// net::AioSendBatch's): queued writers go together at the end of the
 // iteration, a full socket takes part, forgotten or declining writers send
-// nothing, errors reach the writer.
+// nothing, errors reach the writer, more writers than one submit carries
+// all send.
 #include "sidecar/net/io_ring.h"
 
 #include <arpa/inet.h>
@@ -17,9 +19,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "sidecar/net/aio_send_batch.h"
 
 namespace mulligan::net {
 namespace {
@@ -90,16 +95,12 @@ struct Recorder : IoRing::Reader {
   }
 };
 
-class IoRingTest : public ::testing::Test {
+// A loop and the socket pairs a test made (closed after the test).
+template <typename Base>
+class LoopTest : public Base {
  protected:
-  void SetUp() override {
-    base_ = event_base_new();
-    std::string why;
-    ring_ = IoRing::create(base_, &why);
-    if (!ring_) GTEST_SKIP() << "io_uring unavailable here: " << why;
-  }
+  void SetUp() override { base_ = event_base_new(); }
   void TearDown() override {
-    ring_.reset();
     for (int fd : fds_) close(fd);
     event_base_free(base_);
   }
@@ -107,6 +108,22 @@ class IoRingTest : public ::testing::Test {
     tcpPair(out);
     fds_.push_back(out[0]);
     fds_.push_back(out[1]);
+  }
+  event_base* base_ = nullptr;
+  std::vector<int> fds_;
+};
+
+class IoRingTest : public LoopTest<::testing::Test> {
+ protected:
+  void SetUp() override {
+    LoopTest::SetUp();
+    std::string why;
+    ring_ = IoRing::create(base_, &why);
+    if (!ring_) GTEST_SKIP() << "io_uring unavailable here: " << why;
+  }
+  void TearDown() override {
+    ring_.reset();
+    LoopTest::TearDown();
   }
   // Runs the loop until `done` or 5 s (a hang fails, not blocks, the test).
   void runUntil(const std::function<bool()>& done) {
@@ -118,9 +135,7 @@ class IoRingTest : public ::testing::Test {
     ASSERT_TRUE(done());
   }
 
-  event_base* base_ = nullptr;
   std::unique_ptr<IoRing> ring_;
-  std::vector<int> fds_;
 };
 
 TEST_F(IoRingTest, BytesArriveInOrderAndEofEndsTheReceiveOnce) {
@@ -299,7 +314,36 @@ TEST_F(IoRingTest, OneSweepLeavesTheLoopItsTurn) {
   ring_->detach(sb);
 }
 
-struct Sender : IoRing::Writer {
+// The sends' tests, run on each batch: "io_uring" (IoRing) and "aio"
+// (AioSendBatch, the epoll path's).
+class SendBatchTest : public LoopTest<::testing::TestWithParam<std::string>> {
+ protected:
+  void SetUp() override {
+    LoopTest::SetUp();
+    std::string why;
+    if (GetParam() == "io_uring") {
+      ring_ = IoRing::create(base_, &why);
+      batch_ = ring_.get();
+    } else {
+      aio_ = AioSendBatch::create(base_, &why);
+      batch_ = aio_.get();
+    }
+    if (!batch_) GTEST_SKIP() << GetParam() << " unavailable here: " << why;
+  }
+  void TearDown() override {
+    ring_.reset();
+    aio_.reset();
+    LoopTest::TearDown();
+  }
+  std::unique_ptr<IoRing> ring_;
+  std::unique_ptr<AioSendBatch> aio_;
+  SendBatch* batch_ = nullptr;
+};
+
+INSTANTIATE_TEST_SUITE_P(Batches, SendBatchTest, ::testing::Values("io_uring", "aio"),
+                         [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
+
+struct Sender : SendBatch::Writer {
   int fd = -1;
   std::string bytes;
   bool decline = false;
@@ -346,7 +390,7 @@ std::string sentBefore(int from, int to) {
   return got.substr(0, got.size() - kMarker.size());
 }
 
-TEST_F(IoRingTest, QueuedWritersSendTogetherAtTheEndOfTheIteration) {
+TEST_P(SendBatchTest, QueuedWritersSendTogetherAtTheEndOfTheIteration) {
   int s[2], t[2];
   pair(s);
   pair(t);
@@ -355,8 +399,8 @@ TEST_F(IoRingTest, QueuedWritersSendTogetherAtTheEndOfTheIteration) {
   a.bytes = "response one";
   b.fd = t[0];
   b.bytes = "response two";
-  ring_->sendSoon(&a);
-  ring_->sendSoon(&b);
+  batch_->sendSoon(&a);
+  batch_->sendSoon(&b);
   EXPECT_EQ(drain(s[1]), "");  // nothing before the loop runs
   event_base_loop(base_, EVLOOP_NONBLOCK);
   EXPECT_EQ(a.asked, 1);
@@ -369,9 +413,13 @@ TEST_F(IoRingTest, QueuedWritersSendTogetherAtTheEndOfTheIteration) {
   EXPECT_EQ(recvExactly(t[1], 12), "response two");
   EXPECT_EQ(drain(s[1]), "");  // and nothing else: the sends completed in the submit
   EXPECT_EQ(drain(t[1]), "");
+  if (aio_) {
+    EXPECT_EQ(aio_->sends(), 2u);
+    EXPECT_EQ(aio_->submits(), 1u);  // both in one system call
+  }
 }
 
-TEST_F(IoRingTest, AFullSocketTakesPartAndSaysHowMuch) {
+TEST_P(SendBatchTest, AFullSocketTakesPartAndSaysHowMuch) {
   int s[2];
   pair(s);
   int small = 4096;
@@ -380,7 +428,7 @@ TEST_F(IoRingTest, AFullSocketTakesPartAndSaysHowMuch) {
   Sender a;
   a.fd = s[0];
   for (int i = 0; a.bytes.size() < (4u << 20); ++i) a.bytes += std::to_string(i) + ";";
-  ring_->sendSoon(&a);
+  batch_->sendSoon(&a);
   event_base_loop(base_, EVLOOP_NONBLOCK);
   ASSERT_EQ(a.results.size(), 1u);  // never left waiting for room
   long took = a.results[0];
@@ -393,7 +441,7 @@ TEST_F(IoRingTest, AFullSocketTakesPartAndSaysHowMuch) {
   EXPECT_EQ(drain(s[1]), "");
 }
 
-TEST_F(IoRingTest, ASocketWithNoRoomTakesNothingAndTheSendDoesNotWait) {
+TEST_P(SendBatchTest, ASocketWithNoRoomTakesNothingAndTheSendDoesNotWait) {
   int s[2];
   pair(s);
   std::string chunk(65536, 'f');
@@ -402,13 +450,13 @@ TEST_F(IoRingTest, ASocketWithNoRoomTakesNothingAndTheSendDoesNotWait) {
   Sender a;
   a.fd = s[0];
   a.bytes = "later";
-  ring_->sendSoon(&a);
+  batch_->sendSoon(&a);
   event_base_loop(base_, EVLOOP_NONBLOCK);
   ASSERT_EQ(a.results.size(), 1u);  // not parked in the kernel until there is room
   EXPECT_EQ(a.results[0], -EAGAIN);
 }
 
-TEST_F(IoRingTest, ForgottenOrDecliningWritersSendNothing) {
+TEST_P(SendBatchTest, ForgottenOrDecliningWritersSendNothing) {
   int s[2], t[2];
   pair(s);
   pair(t);
@@ -418,9 +466,9 @@ TEST_F(IoRingTest, ForgottenOrDecliningWritersSendNothing) {
   declines.fd = t[0];
   declines.bytes = "never either";
   declines.decline = true;
-  ring_->sendSoon(&gone);
-  ring_->sendSoon(&declines);
-  ring_->forget(&gone);
+  batch_->sendSoon(&gone);
+  batch_->sendSoon(&declines);
+  batch_->forget(&gone);
   event_base_loop(base_, EVLOOP_NONBLOCK);
   EXPECT_EQ(gone.asked, 0);
   EXPECT_EQ(declines.asked, 1);
@@ -430,7 +478,7 @@ TEST_F(IoRingTest, ForgottenOrDecliningWritersSendNothing) {
   EXPECT_EQ(sentBefore(t[0], t[1]), "");
 }
 
-TEST_F(IoRingTest, ASendToAResetPeerReportsTheError) {
+TEST_P(SendBatchTest, ASendToAResetPeerReportsTheError) {
   int s[2];
   pair(s);
   linger l{1, 0};
@@ -443,10 +491,35 @@ TEST_F(IoRingTest, ASendToAResetPeerReportsTheError) {
   Sender a;
   a.fd = s[0];
   a.bytes = "to nobody";
-  ring_->sendSoon(&a);
+  batch_->sendSoon(&a);
   event_base_loop(base_, EVLOOP_NONBLOCK);
   ASSERT_EQ(a.results.size(), 1u);
   EXPECT_TRUE(a.results[0] == -ECONNRESET || a.results[0] == -EPIPE) << a.results[0];
+}
+
+TEST_P(SendBatchTest, MoreWritersThanOneSubmitCarriesAllSendInOrder) {
+  // AioSendBatch submits at most kEntries at a time; IoRing's queue holds
+  // 256 entries.
+  constexpr size_t kWriters = 300;
+  std::vector<std::array<int, 2>> pairs(kWriters);
+  std::vector<Sender> senders(kWriters);
+  for (size_t i = 0; i < kWriters; ++i) {
+    pair(pairs[i].data());
+    if (HasFatalFailure()) return;
+    senders[i].fd = pairs[i][0];
+    senders[i].bytes = "answer " + std::to_string(i);
+    batch_->sendSoon(&senders[i]);
+  }
+  event_base_loop(base_, EVLOOP_NONBLOCK);
+  for (size_t i = 0; i < kWriters; ++i) {
+    ASSERT_EQ(senders[i].results.size(), 1u) << i;
+    EXPECT_EQ(senders[i].results[0], static_cast<long>(senders[i].bytes.size())) << i;
+    EXPECT_EQ(recvExactly(pairs[i][1], senders[i].bytes.size()), senders[i].bytes) << i;
+  }
+  if (aio_) {
+    EXPECT_EQ(aio_->sends(), kWriters);
+    EXPECT_EQ(aio_->submits(), (kWriters + AioSendBatch::kEntries - 1) / AioSendBatch::kEntries);
+  }
 }
 
 }  // namespace
