@@ -181,18 +181,22 @@ void AioSendBatch::submit() {
   }
   now.clear();
   if (writers_.empty()) writers_.swap(now);  // keep the capacity
-  ptrs_.resize(iocbs_.size());
-  for (size_t i = 0; i < iocbs_.size(); ++i) ptrs_[i] = &iocbs_[i];
   for (size_t first = 0; first < iocbs_.size(); first += kChunk) {
-    submitChunk(first, std::min(kChunk, iocbs_.size() - first));
+    // A writer gone since it was asked (forget() cleared its entry) sends
+    // nothing: its bytes and descriptor may be gone too.
+    ptrs_.clear();
+    for (size_t i = first; i < std::min(first + kChunk, iocbs_.size()); ++i) {
+      if (sending_[i]) ptrs_.push_back(&iocbs_[i]);
+    }
+    submitChunk();
   }
   sending_.clear();
 }
 
-void AioSendBatch::submitChunk(size_t first, size_t n) {
+void AioSendBatch::submitChunk() {
   size_t submitted = 0;
-  for (size_t off = first; off < first + n;) {
-    long r = ioSubmit(ctx_, static_cast<long>(first + n - off), ptrs_.data() + off);
+  for (size_t off = 0; off < ptrs_.size();) {
+    long r = ioSubmit(ctx_, static_cast<long>(ptrs_.size() - off), ptrs_.data() + off);
     if (r > 0) {
       ++submits_;
       sends_ += static_cast<uint64_t>(r);
@@ -209,7 +213,7 @@ void AioSendBatch::submitChunk(size_t first, size_t n) {
       LOG_WARN("io_submit refused a send (%s): that connection's bytes went the usual way; said once",
                std::strerror(err));
     }
-    handOver(iocbs_[off].aio_data, err == EAGAIN ? 0 : -err);
+    handOver(ptrs_[off]->aio_data, err == EAGAIN ? 0 : -err);
     ++off;
   }
   // Every submitted send has completed by now (a socket write does not
@@ -230,7 +234,7 @@ void AioSendBatch::submitChunk(size_t first, size_t n) {
   }
   // Never seen: what is still out counts as failed (the writer's
   // bufferevent then meets the connection's state itself).
-  for (size_t id = first; id < first + n; ++id) handOver(id, -EIO);
+  for (const iocb* cb : ptrs_) handOver(cb->aio_data, -EIO);
 }
 
 void AioSendBatch::handOver(uint64_t id, long result) {

@@ -67,8 +67,8 @@ class AioSendBatch final : public SendBatch {
   AioSendBatch(event_base* base, aio_context_t ctx);
   static void onSubmit(evutil_socket_t, short, void* arg);
   void submit();
-  // Submits iocbs_[0..n) (by ptrs_), handing each writer its result.
-  void submitChunk(size_t first, size_t n);
+  // Submits ptrs_ (at most kEntries), handing each writer its result.
+  void submitChunk();
   // Hands the completions in the ring to their writers; returns how many.
   size_t reap();
   // Send `id`'s result to its writer, unless forgotten or handed over.
