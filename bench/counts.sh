@@ -8,8 +8,10 @@
 #
 # usage: bench/counts.sh [--bin DIR] [--n N] [--c 32] [--strace | --callgrind |
 #                        --propagation [--publishes 200]] TARGET...
-#   TARGET: haproxy | epoll | uring | epoll-notable | epoll-all | uring-notable | uring-all
-#           (epoll = --io-uring off --access-log off; uring = --access-log off;
+#   TARGET: haproxy | epoll | epoll-send | uring | epoll-notable | epoll-all | uring-notable | uring-all
+#           (epoll = --io-uring off --access-log off, its sends batched through
+#           Linux AIO; epoll-send = the same with --aio off, one send(2) each;
+#           uring = --access-log off;
 #           -notable / -all: the access log as shipped, on stdout into a FIFO
 #           read by dd, with that --access-log-filter)
 #   (default)  read/write-family calls per request (/proc/PID/task/*/io
@@ -51,11 +53,11 @@ while [ $# -gt 0 ]; do
     --nstat) NSTAT=1; shift ;;
     --propagation) PROP=1; shift ;;
     --publishes) PUBLISHES=$2; shift 2 ;;
-    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,41p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
 done
-[ ${#targets[@]} -gt 0 ] || { sed -n '2,39p' "$0"; exit 2; }
+[ ${#targets[@]} -gt 0 ] || { sed -n '2,41p' "$0"; exit 2; }
 if [ "$NSTAT" = 1 ] && [ -z "${COUNTS_NETNS:-}" ]; then
   # The counters are the namespace's: only this run's loopback traffic.
   exec unshare -n env COUNTS_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" --bin "$BIN" --c "$C" ${N:+--n "$N"} --nstat "${targets[@]}"
@@ -139,6 +141,7 @@ CFG
       local i; for i in $(seq 100); do [ "$(readlink /proc/$PID/exe)" != "$(readlink -f "$(command -v python3)")" ] && break; sleep 0.05; done
       return ;;
     epoll) args+=(--io-uring off --access-log off) ;;
+    epoll-send) args+=(--io-uring off --aio off --access-log off) ;;
     uring) args+=(--access-log off) ;;
     epoll-notable) args+=(--io-uring off) ;;
     epoll-all) args+=(--io-uring off --access-log-filter all) ;;
