@@ -162,25 +162,13 @@ void AioSendBatch::onSubmit(evutil_socket_t, short, void* arg) { static_cast<Aio
 
 void AioSendBatch::submit() {
   submit_pending_ = false;
-  // Writers asked now may queue again (one that sends another way
-  // meanwhile); those wait for the next submit.
-  std::vector<Writer*> now;
-  now.swap(writers_);
   iocbs_.clear();
   sending_.clear();
-  for (Writer* w : now) {
-    int fd;
-    const char* data;
-    size_t len;
-    if (!w) continue;
-    stateOf(w) = SendState::kIdle;  // asked: it may queue again from here on
-    if (!w->bytesToSend(&fd, &data, &len)) continue;
+  askQueued(writers_, [&](Writer* w, int fd, const char* data, size_t len) {
     iocbs_.push_back(writeIocb(fd, data, len, sending_.size()));
     stateOf(w) = SendState::kSending;
     sending_.push_back(w);
-  }
-  now.clear();
-  if (writers_.empty()) writers_.swap(now);  // keep the capacity
+  });
   for (size_t first = 0; first < iocbs_.size(); first += kChunk) {
     // A writer gone since it was asked (forget() cleared its entry) sends
     // nothing: its bytes and descriptor may be gone too.

@@ -297,31 +297,19 @@ void IoRing::forget(Writer* writer) {
 
 bool IoRing::prepareSends() {
   if (writers_.empty()) return false;
-  // Writers asked now may queue more (a writer that sends another way
-  // meanwhile); those wait for the next submit.
-  std::vector<Writer*> now;
-  now.swap(writers_);
   bool any = false;
-  for (Writer* w : now) {
-    int fd;
-    const char* data;
-    size_t len;
-    if (!w) continue;
-    stateOf(w) = SendState::kIdle;  // asked: it may queue again from here on
-    if (!w->bytesToSend(&fd, &data, &len)) continue;
+  askQueued(writers_, [&](Writer* w, int fd, const char* data, size_t len) {
     io_uring_sqe* sqe = nextSqe();  // (the sends of a full queue complete in its submit)
     if (!sqe) {  // no room, the kernel refusing: the writer's slow way (its bufferevent)
       w->wrote(0);
-      continue;
+      return;
     }
     io_uring_prep_send(sqe, fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     io_uring_sqe_set_data64(sqe, kSendTag | sending_.size());
     stateOf(w) = SendState::kSending;
     sending_.push_back(w);
     any = true;
-  }
-  now.clear();
-  if (writers_.empty()) writers_.swap(now);  // keep the capacity
+  });
   return any;
 }
 

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 namespace mulligan::net {
 
@@ -59,6 +60,27 @@ class SendBatch {
   // The implementations' view of a writer's state.
   using SendState = Writer::SendState;
   static SendState& stateOf(Writer* w) { return w->send_state_; }
+
+  // Asks each writer queued since the last submit (`queued`: emptied, its
+  // capacity kept) for its bytes, once: `take(writer, fd, data, len)` for
+  // each that still has some, which must send them or hand the writer its
+  // result. A writer asked may queue again meanwhile (one that sends
+  // another way); it waits for the next submit.
+  template <typename Take>
+  static void askQueued(std::vector<Writer*>& queued, Take&& take) {
+    std::vector<Writer*> now;
+    now.swap(queued);
+    for (Writer* w : now) {
+      int fd;
+      const char* data;
+      size_t len;
+      if (!w) continue;  // forgotten
+      w->send_state_ = SendState::kIdle;  // asked: it may queue again from here on
+      if (w->bytesToSend(&fd, &data, &len)) take(w, fd, data, len);
+    }
+    now.clear();
+    if (queued.empty()) queued.swap(now);
+  }
 };
 
 }  // namespace mulligan::net

@@ -54,7 +54,7 @@ Worker::Worker(int index, SharedState* shared)
   drain_deadline_.reset(evtimer_new(base_, &Worker::onDrainDeadline, this));
   deleter_ = std::make_unique<event::DeferredDeleter>(base_);
   timer_queues_ = std::make_unique<event::TimerQueues>(base_);
-  startSendPath(shared->config);
+  chooseIoPath(shared->config);
   resolver_ = std::make_unique<net::Resolver>(dns_, shared->config.dns_ttl_us);
   endpoints_ = std::make_unique<Endpoints>(&stats_.endpoints);
   max_connections_ = shared->config.max_connections;
@@ -103,7 +103,7 @@ Worker::Worker(int index, SharedState* shared)
 
 StreamContext& Worker::streamContext() { return *stream_context_; }
 
-void Worker::startSendPath(const Config& cfg) {
+void Worker::chooseIoPath(const Config& cfg) {
   // HTTP/1 sockets receive and send through io_uring where the kernel and
   // the seccomp profile allow it; else they receive with epoll and their
   // sends are batched through Linux AIO (what RuntimeDefault allows).

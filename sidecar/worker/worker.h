@@ -83,7 +83,7 @@ class Worker final : public DownstreamContext {
   static void onPolicyTick(evutil_socket_t, short, void* arg);
   // io_ring_, else aio_sends_ (or neither), as the kernel and `cfg` allow;
   // worker 0 logs which.
-  void startSendPath(const Config& cfg);
+  void chooseIoPath(const Config& cfg);
   void beginDrain();
   void maybeExit();
 

@@ -364,6 +364,19 @@ struct Sender : SendBatch::Writer {
   }
 };
 
+// Socket pairs for `senders` (as many), each sender writing "answer <i>" to
+// its pair's [0], all queued in `batch` in order.
+void queueWriters(SendBatch* batch, std::vector<std::array<int, 2>>& pairs, std::vector<Sender>& senders,
+                  const std::function<void(int*)>& make_pair) {
+  for (size_t i = 0; i < senders.size(); ++i) {
+    make_pair(pairs[i].data());
+    if (::testing::Test::HasFatalFailure()) return;
+    senders[i].fd = pairs[i][0];
+    senders[i].bytes = "answer " + std::to_string(i);
+    batch->sendSoon(&senders[i]);
+  }
+}
+
 // Everything waiting in `fd` now (non-blocking).
 std::string drain(int fd) {
   std::string got;
@@ -507,13 +520,8 @@ TEST_P(SendBatchTest, MoreWritersThanOneSubmitCarriesAllSendInOrder) {
   constexpr size_t kWriters = 300;
   std::vector<std::array<int, 2>> pairs(kWriters);
   std::vector<Sender> senders(kWriters);
-  for (size_t i = 0; i < kWriters; ++i) {
-    pair(pairs[i].data());
-    if (HasFatalFailure()) return;
-    senders[i].fd = pairs[i][0];
-    senders[i].bytes = "answer " + std::to_string(i);
-    batch_->sendSoon(&senders[i]);
-  }
+  queueWriters(batch_, pairs, senders, [this](int* p) { pair(p); });
+  if (HasFatalFailure()) return;
   event_base_loop(base_, EVLOOP_NONBLOCK);
   for (size_t i = 0; i < kWriters; ++i) {
     ASSERT_EQ(senders[i].results.size(), 1u) << i;
@@ -534,13 +542,8 @@ TEST_P(SendBatchTest, AWriterGoneWhileAnEarlierSubmitIsHandedOverSendsNothing) {
   constexpr size_t kWriters = AioSendBatch::kEntries + 8;
   std::vector<std::array<int, 2>> pairs(kWriters);
   std::vector<Sender> senders(kWriters);
-  for (size_t i = 0; i < kWriters; ++i) {
-    pair(pairs[i].data());
-    if (HasFatalFailure()) return;
-    senders[i].fd = pairs[i][0];
-    senders[i].bytes = "answer " + std::to_string(i);
-    batch_->sendSoon(&senders[i]);
-  }
+  queueWriters(batch_, pairs, senders, [this](int* p) { pair(p); });
+  if (HasFatalFailure()) return;
   Sender& gone = senders[kWriters - 1];  // in the second submit
   senders[0].on_wrote = [&] { batch_->forget(&gone); };
   event_base_loop(base_, EVLOOP_NONBLOCK);
