@@ -108,10 +108,9 @@ bool selfTest(aio_context_t ctx, std::string* why) {
 }  // namespace
 
 std::unique_ptr<AioSendBatch> AioSendBatch::create(event_base* base, std::string* why) {
-  // (Not readable: io_setup's own limit still holds.)
   long long used = fsSysctl("aio-nr");
   long long max = fsSysctl("aio-max-nr");
-  if (used >= 0 && max > 0 && static_cast<double>(used + kEntries) > kMaxShareOfNode * static_cast<double>(max)) {
+  if (!nodeHasRoom(used, max)) {
     *why = "the node's AIO contexts hold " + std::to_string(used) + " of fs.aio-max-nr " + std::to_string(max) +
            ": left to the applications";
     return nullptr;
@@ -128,6 +127,11 @@ std::unique_ptr<AioSendBatch> AioSendBatch::create(event_base* base, std::string
     return nullptr;
   }
   return std::unique_ptr<AioSendBatch>(new AioSendBatch(base, ctx));
+}
+
+bool AioSendBatch::nodeHasRoom(long long used, long long max) {
+  if (used < 0 || max <= 0) return true;
+  return static_cast<double>(used + kEntries) <= kMaxShareOfNode * static_cast<double>(max);
 }
 
 AioSendBatch::AioSendBatch(event_base* base, aio_context_t ctx) : ctx_(ctx) {

@@ -62,6 +62,10 @@ class AioSendBatch final : public SendBatch {
   // share of fs.aio-max-nr: sidecars in every pod must not crowd out the
   // applications that need AIO.
   static constexpr double kMaxShareOfNode = 0.5;
+  // Whether the node leaves room for our context: `used` of `max` AIO
+  // events taken (fs.aio-nr, fs.aio-max-nr; -1: unreadable, then yes: the
+  // kernel's own limit still holds).
+  static bool nodeHasRoom(long long used, long long max);
 
  private:
   AioSendBatch(event_base* base, aio_context_t ctx);

@@ -6,6 +6,7 @@ skips through need_tool() / need_module(), whose reason names the Debian
 package that would provide what is missing, so that scripts/test can fail
 when that package is one scripts/lib/deps.sh installs. A missing binary of
 ours is a failure, never a skip: the build is broken."""
+import http.client
 import json
 import os
 import shutil
@@ -186,6 +187,14 @@ class Stack(Case):
         p = self.write("policy.toml", policy_text)
         r = self.run_cmd(binary("mulligan-agent"), "publish", "--policy", p, "--shm", self.shm)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def admin(self, route):
+        """The body of a GET of `route` on the sidecar's admin endpoint."""
+        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=20)
+        c.request("GET", route)
+        body = c.getresponse().read().decode()
+        c.close()
+        return body
 
     def start_sidecar(self, *extra, prefix=()):
         """The sidecar with `extra` flags; `prefix`: a command it runs under

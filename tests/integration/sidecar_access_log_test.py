@@ -90,13 +90,6 @@ class AccessLogTest(Stack):
             c.close()
         return r.status
 
-    def admin(self, route):
-        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=20)
-        c.request("GET", route)
-        body = c.getresponse().read().decode()
-        c.close()
-        return body
-
     def dropped_metric(self):
         for line in self.admin("/metrics").splitlines():
             if line.startswith("mulligan_access_log_dropped_total "):

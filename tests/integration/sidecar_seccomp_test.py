@@ -37,15 +37,8 @@ upstream = "127.0.0.1:{port}"
         conn.close()
         with open(self.sidecar_err) as f:
             log = f.read()
-        stats = json.loads(self.curl_admin("/stats"))
+        stats = json.loads(self.admin("/stats"))
         return log, stats
-
-    def curl_admin(self, path):
-        c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=30)
-        c.request("GET", path)
-        body = c.getresponse().read().decode()
-        c.close()
-        return body
 
     def test_a_profile_refusing_io_uring_gets_epoll_with_sends_batched_through_aio(self):
         # RuntimeDefault's case.

@@ -274,5 +274,14 @@ TEST_P(AioSubmitsTest, AWriterGoneWhileAnEarlierSubmitIsHandedOverSendsNothing) 
 }
 
 
+TEST(AioSendBatchTest, TakesAContextOnlyWhileTheNodeHasOverHalfItsAioEventsFree) {
+  // fs.aio-max-nr is the node's, shared with every pod's applications.
+  EXPECT_TRUE(AioSendBatch::nodeHasRoom(0, 65536));
+  EXPECT_TRUE(AioSendBatch::nodeHasRoom(32768 - AioSendBatch::kEntries, 65536));
+  EXPECT_FALSE(AioSendBatch::nodeHasRoom(32768 - AioSendBatch::kEntries + 1, 65536));
+  EXPECT_FALSE(AioSendBatch::nodeHasRoom(65536, 65536));
+  EXPECT_TRUE(AioSendBatch::nodeHasRoom(-1, -1));  // /proc unreadable: io_setup's own limit decides
+}
+
 }  // namespace
 }  // namespace mulligan::net
